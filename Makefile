@@ -1,0 +1,71 @@
+# swg-operator developer entry points. `make help` lists them.
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+LOCAL := .local
+KUBECONFIG_LOCAL := $(abspath $(LOCAL)/kubeconfig)
+CLUSTER := $(PY) -m e2e.cluster
+PYTEST := $(PY) -m pytest
+
+.PHONY: help
+help: ## List the targets with one line each
+	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
+
+.PHONY: deps
+deps: ## Install missing Debian packages (apt) the tools and tests need
+	@hack/install-apt.sh
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $@
+
+.PHONY: setup
+setup: deps $(VENV)/.installed ## Install what is missing: apt packages, .venv, cached Go-built binaries
+	@e2e/cluster/build-binaries.sh all
+
+.PHONY: cluster-up
+cluster-up: setup ## Start the local control plane (etcd, kube-apiserver, controllers, kwok)
+	$(CLUSTER) up --dir $(LOCAL)
+
+.PHONY: cluster-down
+cluster-down: ## Stop the local control plane and every process it started
+	@if [ -x $(PY) ]; then $(CLUSTER) down --dir $(LOCAL); fi
+
+.PHONY: up
+up: cluster-up ## Everything: control plane, CRDs, operator, sample tenants
+	@echo
+	@echo "Control plane is up. Use it with:"
+	@echo "  export KUBECONFIG=$(KUBECONFIG_LOCAL)"
+	@echo "  $$($(CLUSTER) kubectl-path) get nodes"
+
+.PHONY: down
+down: cluster-down ## Stop everything `make up` started
+
+.PHONY: lint
+lint: $(VENV)/.installed ## ruff (lint + format check), mypy --strict, import-linter
+	$(VENV)/bin/ruff check operator tests e2e
+	$(VENV)/bin/ruff format --check operator tests e2e
+	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
+
+.PHONY: fmt
+fmt: $(VENV)/.installed ## Format and auto-fix the code
+	$(VENV)/bin/ruff format operator tests e2e
+	$(VENV)/bin/ruff check --fix operator tests e2e
+
+.PHONY: test-unit
+test-unit: $(VENV)/.installed ## Fast tier: tests/ (no cluster)
+	$(PYTEST) tests
+
+.PHONY: test-e2e
+test-e2e: setup ## Cluster tier: e2e/ against the local control plane (or $$SWG_E2E_KUBECONFIG)
+	$(PYTEST) e2e -m "not dataplane"
+
+.PHONY: test
+test: setup lint test-unit test-e2e ## Install what is missing, then lint and every test tier

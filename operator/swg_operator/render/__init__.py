@@ -1,0 +1,1 @@
+"""swg_operator.render."""
