@@ -1,0 +1,252 @@
+"""`SecureWebGateway.spec`: what a customer's contract declares.
+
+The models are the single source of truth: the CRD's schema is generated from them, and the
+operator validates every resource it reads with them again (the API server may run an older CRD).
+Cross-field rules live in `model_validator`s here and as CEL rules in the CRD (see `api.crd`);
+the message of each names the field it is about.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Annotated, Literal
+
+from pydantic import Field, model_validator
+
+from swg_operator.api.base import CamelModel
+from swg_operator.api.types import (
+    ByteQuantity,
+    CategoryName,
+    Cidr,
+    DisplayText,
+    DnsLabel,
+    Domain,
+    Email,
+    IcapUrl,
+    LabelValue,
+    RbacSubjectName,
+    ServiceCode,
+    TimeZoneName,
+    UrlRegex,
+    cidr_is_catch_all,
+)
+
+MAX_LIST = 1000  # entries per inline list; larger lists belong in the category catalogue
+
+
+def _unique(values: tuple[str, ...], field: str) -> None:
+    seen: set[str] = set()
+    for value in values:
+        if value in seen:
+            raise ValueError(f"{field}: duplicate entry {value!r}")
+        seen.add(value)
+
+
+class Sizing(CamelModel):
+    """Declared capacity: the ResourceQuota and replicas are computed from these."""
+
+    endpoints: Annotated[int, Field(ge=1, le=1_000_000, description="Declared client terminals.")]
+    requests_per_second: Annotated[
+        int, Field(ge=1, le=1_000_000, description="Declared peak requests per second.")
+    ]
+
+
+class Clients(CamelModel):
+    """Who may use the proxy."""
+
+    allowed_cidrs: Annotated[
+        tuple[Cidr, ...],
+        Field(
+            min_length=1,
+            max_length=256,
+            alias="allowedCIDRs",
+            description="Client networks allowed to reach the proxy (canonical CIDRs).",
+        ),
+    ]
+    allow_any_client: bool = Field(
+        default=False,
+        description="Must be true to list a catch-all CIDR (0.0.0.0/0 or ::/0) in allowedCIDRs.",
+    )
+
+    @model_validator(mode="after")
+    def _catch_all_needs_consent(self) -> Clients:
+        _unique(self.allowed_cidrs, "clients.allowedCIDRs")
+        if not self.allow_any_client and any(cidr_is_catch_all(c) for c in self.allowed_cidrs):
+            raise ValueError(
+                "clients.allowedCIDRs: a catch-all CIDR opens the proxy to every address; "
+                "set clients.allowAnyClient: true to allow it"
+            )
+        return self
+
+
+class DomainList(CamelModel):
+    domains: Annotated[tuple[Domain, ...], Field(max_length=MAX_LIST)] = ()
+
+
+class DenyList(CamelModel):
+    domains: Annotated[tuple[Domain, ...], Field(max_length=MAX_LIST)] = ()
+    url_regex: Annotated[
+        tuple[UrlRegex, ...],
+        Field(max_length=MAX_LIST, description="Squid url_regex entries (POSIX extended, ASCII)."),
+    ] = ()
+
+
+class FilterPolicy(CamelModel):
+    """A named rule set for a group of clients, applied before the tenant-wide rules."""
+
+    name: DnsLabel
+    source_cidrs: Annotated[
+        tuple[Cidr, ...], Field(min_length=1, max_length=256, alias="sourceCIDRs")
+    ]
+    blocked_categories: Annotated[tuple[CategoryName, ...], Field(max_length=256)] = ()
+    allow: DomainList = DomainList()
+    deny: DenyList = DenyList()
+
+
+class UrlFiltering(CamelModel):
+    blocked_categories: Annotated[
+        tuple[CategoryName, ...],
+        Field(max_length=256, description="Category names from the platform's URL catalogue."),
+    ] = ()
+    allow: DomainList = DomainList()
+    deny: DenyList = DenyList()
+    policies: Annotated[tuple[FilterPolicy, ...], Field(max_length=64)] = ()
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> UrlFiltering:
+        _unique(tuple(p.name for p in self.policies), "urlFiltering.policies[].name")
+        _unique(self.blocked_categories, "urlFiltering.blockedCategories")
+        return self
+
+
+class ConfigMapRef(CamelModel):
+    name: DnsLabel
+
+
+class SecretRef(CamelModel):
+    name: DnsLabel
+
+
+class Antivirus(CamelModel):
+    enabled: bool = True
+    max_scan_size: ByteQuantity = Field(
+        default="50Mi", description="Bodies larger than this are not scanned (and are logged)."
+    )
+    fail_open: bool = Field(
+        default=False,
+        description="When the scanner is down: false blocks traffic (5xx), true lets it pass "
+        "unscanned and logs that it was not scanned.",
+    )
+    custom_signatures: ConfigMapRef | None = Field(
+        default=None,
+        description="ConfigMap in the tenant namespace with ClamAV signature files "
+        "(*.ndb, *.hsb, *.ldb) to load in addition to the platform's database.",
+    )
+
+
+class Bypass(CamelModel):
+    """Destinations that skip URL filtering and anti-virus scanning."""
+
+    domains: Annotated[tuple[Domain, ...], Field(max_length=MAX_LIST)] = ()
+    cidrs: Annotated[tuple[Cidr, ...], Field(max_length=256, alias="CIDRs")] = ()
+
+
+class DoNotInspect(CamelModel):
+    domains: Annotated[tuple[Domain, ...], Field(max_length=MAX_LIST)] = ()
+    categories: Annotated[tuple[CategoryName, ...], Field(max_length=256)] = ()
+
+
+class HttpsInspection(CamelModel):
+    """TLS inspection ("HTTPS decode") with a per-tenant CA that never leaves its namespace."""
+
+    enabled: bool = False
+    do_not_inspect: DoNotInspect = DoNotInspect()
+    ca_secret: SecretRef | None = Field(
+        default=None,
+        description="kubernetes.io/tls Secret in the tenant namespace holding the CA; "
+        "when absent the operator generates one there.",
+    )
+
+
+class Sandbox(CamelModel):
+    """Send files to an external analysis service over ICAP."""
+
+    enabled: bool = False
+    icap_url: IcapUrl | None = Field(default=None, alias="icapURL")
+
+    @model_validator(mode="after")
+    def _url_when_enabled(self) -> Sandbox:
+        if self.enabled and self.icap_url is None:
+            raise ValueError("options.sandbox.icapURL: required when options.sandbox.enabled")
+        return self
+
+
+class Options(CamelModel):
+    bypass: Bypass = Bypass()
+    https_inspection: HttpsInspection = HttpsInspection()
+    sandbox: Sandbox = Sandbox()
+
+
+class LogStorage(CamelModel):
+    size: Annotated[str, Field(pattern=r"^(auto|[0-9]+(Ki|Mi|Gi|Ti))$", max_length=32)] = "auto"
+    storage_class_name: DnsLabel | None = None
+
+
+class Logs(CamelModel):
+    retention_days: Annotated[int, Field(ge=1, le=90)] = Field(
+        default=90, description="Calendar days kept, today included."
+    )
+    time_zone: TimeZoneName = Field(
+        default="UTC", description="Display time zone (IANA name); storage is always UTC."
+    )
+    storage: LogStorage = LogStorage()
+
+
+class Placement(CamelModel):
+    region: LabelValue | None = Field(
+        default=None,
+        description="Pins every pod and volume of the tenant to nodes of this "
+        "topology.kubernetes.io/region (data residency).",
+    )
+
+
+class Admin(CamelModel):
+    kind: Literal["User", "Group"]
+    name: RbacSubjectName
+
+
+class Cancellation(CamelModel):
+    purge_after_days: Annotated[int, Field(ge=0, le=90)] = Field(
+        default=90, description="Days between cancellation (deletion) and the purge."
+    )
+    legal_hold: bool = Field(
+        default=False, description="Postpones the purge while true; shown in status."
+    )
+    legal_hold_reason: DisplayText | None = None
+
+
+class Phase(StrEnum):
+    PENDING = "Pending"
+    PROVISIONING = "Provisioning"
+    READY = "Ready"
+    DEGRADED = "Degraded"
+    SUSPENDED = "Suspended"
+    CANCELLED = "Cancelled"
+    PURGING = "Purging"
+    PURGED = "Purged"
+
+
+class SecureWebGatewaySpec(CamelModel):
+    service_code: ServiceCode = Field(description="Contract/service code, e.g. SWG-0001234.")
+    display_name: DisplayText | None = None
+    contacts: Annotated[tuple[Email, ...], Field(max_length=16)] = ()
+    sizing: Sizing
+    clients: Clients
+    url_filtering: UrlFiltering = UrlFiltering()
+    antivirus: Antivirus = Antivirus()
+    options: Options = Options()
+    logs: Logs = Logs()
+    placement: Placement = Placement()
+    admins: Annotated[tuple[Admin, ...], Field(max_length=64)] = ()
+    suspended: bool = False
+    cancellation: Cancellation = Cancellation()

@@ -1,0 +1,72 @@
+"""Constrained string types shared by the API models.
+
+Every string that can reach a Squid or c-icap config file is constrained by a pattern that admits
+no whitespace, no control character, no quote and no comment marker, so no spec value can end a
+line or start a directive. The same patterns are emitted into the CRD, so the API server refuses
+bad values at `kubectl apply` and the operator validates them again when it reads a resource.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import Annotated
+
+from pydantic import AfterValidator, Field, StringConstraints
+
+# One DNS label, RFC 1123.
+DNS_LABEL_PATTERN = r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"
+# A hostname, lowercase ASCII (IDNA-encoded), optionally with a leading dot meaning "and every
+# subdomain" (Squid dstdomain semantics).
+DOMAIN_PATTERN = (
+    r"^\.?([a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?\.)*[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"
+)
+# Printable ASCII without space, not starting with '#': one line of a Squid ACL file.
+URL_REGEX_PATTERN = r"^[!-\"$-~][!-~]*$"
+# URL category names as in the common blacklist directory layout (e.g. social_networks).
+CATEGORY_PATTERN = r"^[a-z0-9]([-a-z0-9_]{0,61}[a-z0-9])?$"
+SERVICE_CODE_PATTERN = r"^[A-Z0-9][A-Z0-9-]{2,31}$"
+EMAIL_PATTERN = r"^[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,63}$"
+# Free text shown to people (never written to a config file): no control characters.
+DISPLAY_TEXT_PATTERN = r"^[^\x00-\x1f\x7f]*$"
+# Kubernetes resource quantity for bytes (binary or decimal suffix).
+QUANTITY_PATTERN = r"^[0-9]+(\.[0-9]+)?(Ki|Mi|Gi|Ti|k|M|G|T)?$"
+IANA_TZ_PATTERN = r"^(UTC|[A-Z][A-Za-z_]+(/[A-Za-z0-9_+-]+){1,2})$"
+ICAP_URL_PATTERN = r"^icaps?://[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?(:[0-9]{1,5})?(/[A-Za-z0-9._~-]*)*$"
+LABEL_VALUE_PATTERN = r"^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$"
+RBAC_SUBJECT_PATTERN = r"^[^\x00-\x1f\x7f\s]([^\x00-\x1f\x7f]{0,251}[^\x00-\x1f\x7f\s])?$"
+
+
+def _canonical_cidr(value: str) -> str:
+    """Accept only a canonical network (host bits zero), as the CRD's CEL rule does."""
+    try:
+        network = ipaddress.ip_network(value, strict=True)
+    except ValueError as exc:
+        raise ValueError(f"{value!r} is not a valid CIDR with host bits zero: {exc}") from None
+    if str(network) != value:
+        raise ValueError(f"{value!r} is not in canonical form; write {str(network)!r}")
+    return value
+
+
+DnsLabel = Annotated[str, StringConstraints(pattern=DNS_LABEL_PATTERN, max_length=63)]
+Domain = Annotated[str, StringConstraints(pattern=DOMAIN_PATTERN, min_length=1, max_length=254)]
+UrlRegex = Annotated[str, StringConstraints(pattern=URL_REGEX_PATTERN, max_length=1024)]
+CategoryName = Annotated[str, StringConstraints(pattern=CATEGORY_PATTERN, max_length=63)]
+ServiceCode = Annotated[str, StringConstraints(pattern=SERVICE_CODE_PATTERN)]
+Email = Annotated[str, StringConstraints(pattern=EMAIL_PATTERN, max_length=254)]
+DisplayText = Annotated[str, StringConstraints(pattern=DISPLAY_TEXT_PATTERN, max_length=256)]
+ByteQuantity = Annotated[str, StringConstraints(pattern=QUANTITY_PATTERN, max_length=32)]
+TimeZoneName = Annotated[str, StringConstraints(pattern=IANA_TZ_PATTERN, max_length=64)]
+IcapUrl = Annotated[str, StringConstraints(pattern=ICAP_URL_PATTERN, max_length=512)]
+LabelValue = Annotated[str, StringConstraints(pattern=LABEL_VALUE_PATTERN, max_length=63)]
+RbacSubjectName = Annotated[str, StringConstraints(pattern=RBAC_SUBJECT_PATTERN, max_length=253)]
+Cidr = Annotated[
+    str,
+    StringConstraints(max_length=43, pattern=r"^[0-9a-fA-F:.]+/[0-9]{1,3}$"),
+    AfterValidator(_canonical_cidr),
+    Field(json_schema_extra={"x-swg-cidr": True}),
+]
+
+
+def cidr_is_catch_all(value: str) -> bool:
+    """True for a CIDR that matches every address of its family (0.0.0.0/0, ::/0)."""
+    return ipaddress.ip_network(value, strict=False).prefixlen == 0
