@@ -59,6 +59,10 @@ fmt: $(VENV)/.installed ## Format and auto-fix the code
 	$(VENV)/bin/ruff format operator tests e2e
 	$(VENV)/bin/ruff check --fix operator tests e2e
 
+.PHONY: crds
+crds: $(VENV)/.installed ## Regenerate crds/ from the API models (swg-operator crd)
+	$(VENV)/bin/swg-operator crd -o crds/swg.dev_securewebgateways.yaml
+
 .PHONY: test-unit
 test-unit: $(VENV)/.installed ## Fast tier: tests/ (no cluster)
 	$(PYTEST) tests

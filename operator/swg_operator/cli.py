@@ -18,7 +18,9 @@ from swg_operator import __version__
 Command = Callable[[argparse.Namespace], int]
 
 # One line per subcommand module; keep sorted.
-SUBCOMMAND_MODULES: tuple[str, ...] = ()
+SUBCOMMAND_MODULES: tuple[str, ...] = (
+    "swg_operator.commands.crd",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -51,7 +51,7 @@ DnsLabel = Annotated[str, StringConstraints(pattern=DNS_LABEL_PATTERN, max_lengt
 Domain = Annotated[str, StringConstraints(pattern=DOMAIN_PATTERN, min_length=1, max_length=254)]
 UrlRegex = Annotated[str, StringConstraints(pattern=URL_REGEX_PATTERN, max_length=1024)]
 CategoryName = Annotated[str, StringConstraints(pattern=CATEGORY_PATTERN, max_length=63)]
-ServiceCode = Annotated[str, StringConstraints(pattern=SERVICE_CODE_PATTERN)]
+ServiceCode = Annotated[str, StringConstraints(pattern=SERVICE_CODE_PATTERN, max_length=32)]
 Email = Annotated[str, StringConstraints(pattern=EMAIL_PATTERN, max_length=254)]
 DisplayText = Annotated[str, StringConstraints(pattern=DISPLAY_TEXT_PATTERN, max_length=256)]
 ByteQuantity = Annotated[str, StringConstraints(pattern=QUANTITY_PATTERN, max_length=32)]

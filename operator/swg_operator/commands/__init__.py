@@ -1,0 +1,1 @@
+"""`swg-operator` subcommands, one module each (see `swg_operator.cli`)."""
