@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -11,7 +12,7 @@ import pytest
 import yaml
 from pydantic import Field
 
-from swg_operator.api import crd as crd_module
+from swg_operator import naming
 from swg_operator.api import spec as spec_module
 from swg_operator.api import status as status_module
 from swg_operator.api.base import CamelModel
@@ -331,11 +332,13 @@ def test_cross_field_rules_name_their_field() -> None:
                 assert target in rule["message"], path
 
 
-def test_tenant_name_is_limited_at_the_root() -> None:
-    rules = [r["rule"] for r in _root()["x-kubernetes-validations"]]
-    assert f"size(self.metadata.name) <= {crd_module.MAX_TENANT_NAME}" in rules
-    assert any("matches(" in r for r in rules)
-    assert len("swg-") + crd_module.MAX_TENANT_NAME <= 63
+def test_tenant_name_is_limited_so_the_namespace_is_exactly_swg_name() -> None:
+    name = _root()["properties"]["metadata"]["properties"]["name"]
+    longest = "a" * name["maxLength"]
+    assert naming.tenant_namespace(longest) == f"swg-{longest}"
+    assert naming.tenant_label_value(longest) == longest
+    assert re.fullmatch(name["pattern"].strip("^$"), "acme-corp")
+    assert not re.fullmatch(name["pattern"].strip("^$"), "acme.corp")
 
 
 # --- defaults agree with the models ----------------------------------------------------------

@@ -26,9 +26,10 @@ JsonSchema = dict[str, Any]
 
 CIDR_MARKER: Final = "x-swg-cidr"
 
-# Tenant names become the namespace `swg-<name>` and prefix child object names, each a DNS label
-# (63 characters); 50 leaves room for the prefix and a suffix.
-MAX_TENANT_NAME: Final = 50
+# A tenant's name is a DNS label short enough that its namespace is exactly `swg-<name>` (a DNS
+# label of at most 63 characters) and that it is a valid `swg.dev/tenant` label value as is:
+# naming.tenant_namespace then never needs its digest fallback (tests/test_crd.py checks).
+MAX_TENANT_NAME: Final = 63 - len("swg-")
 TENANT_NAME_PATTERN: Final = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 
 # Keywords a structural schema may carry, besides the x-kubernetes-* extensions.
@@ -286,19 +287,20 @@ def _minimal_default(value: Any, schema: Mapping[str, Any]) -> Any:
     return value
 
 
-def _tenant_name_rules(max_length: int) -> list[JsonSchema]:
-    return [
-        cel_rule(
-            f"size(self.metadata.name) <= {max_length}",
-            f"metadata.name: at most {max_length} characters "
-            "(it names the tenant namespace swg-<name> and its objects)",
-        ),
-        cel_rule(
-            f"self.metadata.name.matches('{TENANT_NAME_PATTERN}')",
-            "metadata.name: must be a DNS label (lowercase letters, digits and '-', no dots): "
-            "it names the tenant namespace swg-<name>",
-        ),
-    ]
+def _metadata_schema(max_name_length: int) -> JsonSchema:
+    """The API server allows a CRD to restrict only `metadata.name` and `generateName`; plain
+    schema keywords (not CEL) make its errors name `metadata.name` itself."""
+    return {
+        "type": "object",
+        "properties": {
+            "name": {
+                "type": "string",
+                "maxLength": max_name_length,
+                "pattern": TENANT_NAME_PATTERN,
+                "description": "The tenant's name: a DNS label; its namespace is swg-<name>.",
+            },
+        },
+    }
 
 
 def _printer_columns() -> list[JsonSchema]:
@@ -342,11 +344,10 @@ def custom_resource_definition(*, max_name_length: int = MAX_TENANT_NAME) -> Jso
         "properties": {
             "apiVersion": {"type": "string"},
             "kind": {"type": "string"},
-            "metadata": {"type": "object"},
+            "metadata": _metadata_schema(max_name_length),
             "spec": spec,
             "status": status,
         },
-        "x-kubernetes-validations": _tenant_name_rules(max_name_length),
     }
     return {
         "apiVersion": "apiextensions.k8s.io/v1",
