@@ -56,8 +56,8 @@ class CapacityError(ValueError):
 # Quantities
 # ------------------------------------------------------------------------------------------------
 
-_CPU_QUANTITY = re.compile(r"(?P<n>[0-9]{1,7})(?P<m>m?)")
-_BYTES_QUANTITY = re.compile(r"(?P<n>[0-9]{1,13})(?P<unit>Ki|Mi|Gi|Ti)?")
+_CPU_QUANTITY = re.compile(r"(?P<n>[0-9]{1,18})(?P<m>m?)")
+_BYTES_QUANTITY = re.compile(r"(?P<n>[0-9]{1,18})(?P<unit>Ki|Mi|Gi|Ti)?")
 _BINARY_UNITS: Final = {"": 1, "Ki": KIB, "Mi": MIB, "Gi": GIB, "Ti": 1024 * GIB}
 
 

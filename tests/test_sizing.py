@@ -1,0 +1,669 @@
+"""The sizing model: exact hand-derived examples, properties over every valid input, and the
+capacity data file's validation."""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+from typing import Any
+
+import pytest
+import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from swg_operator import cli
+from swg_operator.sizing import (
+    CICAP,
+    CLAMD,
+    GIB,
+    HA_MIN_REPLICAS,
+    LOGSTORE,
+    MIB,
+    SQUID,
+    Capacity,
+    CapacityError,
+    ClamavDatabase,
+    SizingPlan,
+    compute_sizing,
+    cpu_quantity,
+    memory_quantity,
+    parse_capacity,
+    parse_cpu_quantity,
+    parse_memory_quantity,
+)
+from swg_operator.sizing_io import PACKAGED_CAPACITY, load_capacity
+
+PACKAGED = load_capacity()
+
+# The constants the hand-derived examples below use, pinned here so that calibrating
+# data/capacity.yaml does not silently change what these examples prove.
+PINNED = Capacity(
+    target_utilisation_percent=50,
+    cpu_limit_percent=200,
+    memory_limit_percent=150,
+    max_surge_percent=25,
+    disruption_budget_percent=25,
+    quota_headroom_percent=10,
+    quota_spare_pods=2,
+    proxy_rps_per_core=11_000,
+    proxy_cpu_min=100,
+    proxy_cpu_max=1000,
+    proxy_memory_base=64 * MIB,
+    connections_per_endpoint=4,
+    memory_per_connection=64 * 1024,
+    max_connections_per_replica=16_384,
+    acl_entry_memory=128,
+    antivirus_rps_per_core=1250,
+    antivirus_cpu_min=200,
+    antivirus_cpu_max=2000,
+    icap_cpu_share_percent=25,
+    icap_memory_base=64 * MIB,
+    icap_memory_per_core=128 * MIB,
+    clamd_database_memory_full=1280 * MIB,
+    clamd_database_memory_custom=64 * MIB,
+    clamd_scan_memory_per_core=256 * MIB,
+    logstore_lines_per_core=20_000,
+    logstore_cpu_min=100,
+    logstore_cpu_max=4000,
+    logstore_memory=128 * MIB,
+    access_log_line_bytes=512,
+    antivirus_log_line_bytes=256,
+    compression_ratio_percent=15,
+    uncompressed_log_days=2,
+    log_volume_headroom_percent=20,
+    init_container_cpu=100,
+    init_container_memory=64 * MIB,
+    provenance={},
+)
+
+CPU_QUANTITY = re.compile(r"^[0-9]+m?$")
+MEMORY_QUANTITY = re.compile(r"^[0-9]+(Ki|Mi|Gi|Ti)?$")
+
+
+def _plan(endpoints: int, rps: int, **kwargs: Any) -> SizingPlan:
+    arguments: dict[str, Any] = {
+        "retention_days": 90,
+        "antivirus_enabled": True,
+        "capacity": PINNED,
+    }
+    arguments.update(kwargs)
+    return compute_sizing(endpoints=endpoints, requests_per_second=rps, **arguments)
+
+
+def _resources(plan: SizingPlan, workload: str, container: str) -> dict[str, Any]:
+    return plan.workloads()[workload].containers[container].to_kubernetes()
+
+
+# ------------------------------------------------------------------------------------------------
+# Exact examples, derived by hand from PINNED. Notation: ceil(a/b); "r16" = rounded up to 16 MiB.
+# ------------------------------------------------------------------------------------------------
+
+
+def test_small_customer_50_endpoints_20_rps() -> None:
+    plan = _plan(50, 20)
+    # Proxy CPU needed = ceil(20 * 1000 m / (11,000 req/s/core * 50%)) = 4m -> 50m step -> floor
+    # 100m; limit 2x = 200m. Connections 50 * 4 = 200; replicas = max(2, ceil(4/1000),
+    # ceil(200/16384)) = 2. Memory = 64Mi + 200 * 64Ki = 76.5Mi -> r16 80Mi; limit 120 -> 128Mi.
+    assert plan.proxy.replicas == 2
+    assert _resources(plan, "proxy", SQUID) == {
+        "requests": {"cpu": "100m", "memory": "80Mi"},
+        "limits": {"cpu": "200m", "memory": "128Mi"},
+    }
+    # Surge ceil(2 * 25%) = 1, maxUnavailable 0; PDB maxUnavailable max(1, floor(0.5)) = 1.
+    assert (plan.proxy.max_surge, plan.proxy.max_unavailable) == (1, 0)
+    assert (plan.proxy.pdb_max_unavailable, plan.proxy.pdb_min_available) == (1, 1)
+    # Anti-virus CPU needed = ceil(20 * 1000 / (1250 * 50%)) = 32m -> floor 200m, split 25/75:
+    # c-icap 50m (limit 100m), clamd 150m (limit 300m).
+    # c-icap memory 64Mi + 50m * 128Mi/core = 70.4Mi -> 80Mi; limit 120 -> 128Mi.
+    # clamd memory 1280Mi + 150m * 256Mi/core = 1318.4Mi -> 1328Mi; limit + 1280Mi = 2608Mi.
+    assert plan.antivirus is not None
+    assert plan.antivirus.replicas == 2
+    assert _resources(plan, "antivirus", CICAP) == {
+        "requests": {"cpu": "50m", "memory": "80Mi"},
+        "limits": {"cpu": "100m", "memory": "128Mi"},
+    }
+    assert _resources(plan, "antivirus", CLAMD) == {
+        "requests": {"cpu": "150m", "memory": "1328Mi"},
+        "limits": {"cpu": "300m", "memory": "2608Mi"},
+    }
+    # Log store: 40 lines/s -> ceil(40 * 1000 / (20,000 * 50%)) = 4m -> floor 100m.
+    assert plan.log_store.replicas == 1
+    assert plan.log_store.pdb_max_unavailable is None
+    assert _resources(plan, "logStore", LOGSTORE) == {
+        "requests": {"cpu": "100m", "memory": "128Mi"},
+        "limits": {"cpu": "200m", "memory": "192Mi"},
+    }
+    # Log volume: 20 req/s * (512 + 256) B * 86,400 s = 1,327,104,000 B/day;
+    # x (2 raw days + 90 days x 15%) = x 15.5 -> 20,570,112,000; x 1.2 -> 24,684,134,400 B
+    # = 22.99 GiB -> 23Gi.
+    assert plan.log_volume == 23 * GIB
+    # Quota: pods in a rollout = replicas + 2 x surge: proxy 4, anti-virus 4, log store 3;
+    # + 2 spare = 13.
+    # requests.cpu = (4x100 + 4x200 + 3x100 + 2x100) x 1.1 = 1870 -> 1900m
+    # limits.cpu = (4x200 + 4x400 + 3x200 + 2x200) x 1.1 = 3740 -> 3800m
+    # requests.memory = (4x80 + 4x1408 + 3x128 + 2x64)Mi x 1.1 = 7110.4 -> r64 7168Mi = 7Gi
+    # limits.memory = (4x128 + 4x2736 + 3x192 + 2x96)Mi x 1.1 = 13446.4 -> r64 13504Mi
+    assert plan.quota.hard() == {
+        "requests.cpu": "1900m",
+        "limits.cpu": "3800m",
+        "requests.memory": "7Gi",
+        "limits.memory": "13504Mi",
+        "pods": "13",
+        "requests.storage": "23Gi",
+        "persistentvolumeclaims": "1",
+    }
+    assert plan.limit_range.spec() == {
+        "limits": [
+            {
+                "type": "Container",
+                "default": {"cpu": "200m", "memory": "96Mi"},
+                "defaultRequest": {"cpu": "100m", "memory": "64Mi"},
+                "max": {"cpu": "300m", "memory": "2608Mi"},
+            }
+        ]
+    }
+
+
+def test_medium_customer_500_endpoints_200_rps() -> None:
+    plan = _plan(500, 200)
+    # Proxy: ceil(200,000/550) = 37m -> 100m. Memory 64Mi + 2000 x 64Ki = 189Mi -> 192Mi;
+    # limit 288Mi.
+    assert plan.proxy.replicas == 2
+    assert _resources(plan, "proxy", SQUID)["requests"] == {"cpu": "100m", "memory": "192Mi"}
+    assert _resources(plan, "proxy", SQUID)["limits"] == {"cpu": "200m", "memory": "288Mi"}
+    # Anti-virus: ceil(200,000/62.5) = 320m -> 350m; c-icap ceil(87.5) -> 100m, clamd
+    # ceil(262.5) -> 300m. c-icap memory 64 + 12.8 -> 80Mi; clamd 1280 + 76.8 -> 1360Mi,
+    # limit 2640Mi.
+    assert plan.antivirus is not None
+    assert _resources(plan, "antivirus", CICAP)["requests"] == {"cpu": "100m", "memory": "80Mi"}
+    assert _resources(plan, "antivirus", CLAMD) == {
+        "requests": {"cpu": "300m", "memory": "1360Mi"},
+        "limits": {"cpu": "600m", "memory": "2640Mi"},
+    }
+    # Log volume: 200 x 768 x 86,400 x 15.5 x 1.2 = 246,841,344,000 B = 229.9 GiB -> 230Gi.
+    assert plan.log_volume == 230 * GIB
+    # requests.cpu (4x100 + 4x400 + 3x100 + 200) x 1.1 = 2750 -> 2800m
+    # limits.cpu (4x200 + 4x800 + 3x200 + 400) x 1.1 = 5500m
+    # requests.memory (4x192 + 4x1440 + 3x128 + 128) x 1.1 = 7744Mi
+    # limits.memory (4x288 + 4x2768 + 3x192 + 192) x 1.1 = 14291.2 -> 14336Mi = 14Gi
+    assert plan.quota.hard() == {
+        "requests.cpu": "2800m",
+        "limits.cpu": "5500m",
+        "requests.memory": "7744Mi",
+        "limits.memory": "14Gi",
+        "pods": "13",
+        "requests.storage": "230Gi",
+        "persistentvolumeclaims": "1",
+    }
+
+
+def test_large_customer_50000_endpoints_20000_rps() -> None:
+    plan = _plan(50_000, 20_000)
+    # Proxy CPU needed ceil(2e9/550,000) = 3637m -> 4 replicas by CPU; 200,000 connections
+    # -> ceil(200,000/16,384) = 13 replicas: connections decide. Each replica at its maximum:
+    # 1 core, 64Mi + 16,384 x 64Ki = 1088Mi (limit 1632Mi).
+    assert plan.proxy.replicas == 13
+    assert _resources(plan, "proxy", SQUID) == {
+        "requests": {"cpu": "1", "memory": "1088Mi"},
+        "limits": {"cpu": "1", "memory": "1632Mi"},
+    }
+    # Surge ceil(13 x 25%) = 4; PDB maxUnavailable floor(3.25) = 3, minAvailable 10.
+    assert (plan.proxy.max_surge, plan.proxy.pdb_max_unavailable) == (4, 3)
+    assert plan.proxy.pdb_min_available == 10
+    # Anti-virus needed 32,000m -> 16 replicas of 2 cores (c-icap 500m, clamd 1500m).
+    # c-icap memory 64 + 64 = 128Mi; clamd 1280 + 384 = 1664Mi, limit 2944Mi.
+    assert plan.antivirus is not None
+    assert (plan.antivirus.replicas, plan.antivirus.max_surge) == (16, 4)
+    assert _resources(plan, "antivirus", CICAP)["requests"] == {"cpu": "500m", "memory": "128Mi"}
+    assert _resources(plan, "antivirus", CLAMD) == {
+        "requests": {"cpu": "1500m", "memory": "1664Mi"},
+        "limits": {"cpu": "1500m", "memory": "2944Mi"},
+    }
+    # Log store: 40,000 lines/s -> 4000m, its maximum.
+    assert _resources(plan, "logStore", LOGSTORE)["requests"]["cpu"] == "4"
+    # Log volume: 100x the small customer's bytes: 24,684,134,400,000 B = 22,988.6 GiB.
+    assert plan.log_volume == 22_989 * GIB
+    # Pods: proxy 13 + 8, anti-virus 16 + 8, log store 3, spare 2 = 50.
+    # requests.cpu (21x1000 + 24x2000 + 3x4000 + 200) x 1.1 = 89,320 -> 89,400m
+    # limits.memory (21x1632 + 24x3136 + 3x192 + 192)Mi x 1.1 = 121,334.4 -> 121,344Mi
+    hard = plan.quota.hard()
+    assert (hard["pods"], hard["requests.cpu"], hard["limits.memory"]) == (
+        "50",
+        "89400m",
+        "121344Mi",
+    )
+
+
+def test_without_antivirus_and_one_day_of_logs() -> None:
+    plan = _plan(50, 20, antivirus_enabled=False, retention_days=1)
+    assert plan.antivirus is None
+    assert "antivirus" not in plan.to_dict()["workloads"]
+    # 20 x 512 x 86,400 = 884,736,000 B/day x (2 + 0.15) x 1.2 = 2,282,618,880 B -> 3Gi.
+    assert plan.log_volume == 3 * GIB
+    # Pods: proxy 4 + log store 3 + 2 spare.
+    assert plan.quota.pods == 9
+
+
+def test_custom_signature_database_lowers_the_clamd_floor() -> None:
+    full = _plan(50, 20)
+    custom = _plan(50, 20, clamav_database=ClamavDatabase.CUSTOM)
+    assert custom.antivirus is not None
+    # 64Mi + 38.4Mi scan memory -> 112Mi; limit + 64Mi reload copy = 176Mi.
+    assert _resources(custom, "antivirus", CLAMD)["requests"]["memory"] == "112Mi"
+    assert _resources(custom, "antivirus", CLAMD)["limits"]["memory"] == "176Mi"
+    assert custom.quota.limits_memory < full.quota.limits_memory
+
+
+def test_filter_list_entries_add_squid_memory() -> None:
+    # 1,000,000 entries x 128 B = 122.07Mi on top of 76.5Mi -> 198.57Mi -> 208Mi.
+    plan = _plan(50, 20, acl_entries=1_000_000)
+    assert _resources(plan, "proxy", SQUID)["requests"]["memory"] == "208Mi"
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        ({"endpoints": 0}, "endpoints"),
+        ({"endpoints": 1_000_001}, "endpoints"),
+        ({"requests_per_second": 0}, "requests_per_second"),
+        ({"retention_days": 91}, "retention_days"),
+        ({"retention_days": True}, "retention_days"),
+        ({"acl_entries": -1}, "acl_entries"),
+    ],
+)
+def test_inputs_out_of_bounds_are_refused(arguments: dict[str, Any], message: str) -> None:
+    values: dict[str, Any] = {
+        "endpoints": 10,
+        "requests_per_second": 10,
+        "retention_days": 90,
+        "antivirus_enabled": True,
+        "capacity": PINNED,
+    }
+    values.update(arguments)
+    with pytest.raises(ValueError, match=message):
+        compute_sizing(**values)
+
+
+# ------------------------------------------------------------------------------------------------
+# Properties over every valid input, with the packaged constants
+# ------------------------------------------------------------------------------------------------
+
+endpoints_st = st.integers(min_value=1, max_value=1_000_000)
+rps_st = st.integers(min_value=1, max_value=1_000_000)
+retention_st = st.integers(min_value=1, max_value=90)
+databases_st = st.sampled_from(list(ClamavDatabase))
+
+
+def _metrics(plan: SizingPlan) -> dict[str, int]:
+    """Every number that must not shrink when the declared load grows."""
+    out = {
+        "log_volume": plan.log_volume,
+        "quota.requests_cpu": plan.quota.requests_cpu,
+        "quota.limits_cpu": plan.quota.limits_cpu,
+        "quota.requests_memory": plan.quota.requests_memory,
+        "quota.limits_memory": plan.quota.limits_memory,
+        "quota.pods": plan.quota.pods,
+        "quota.requests_storage": plan.quota.requests_storage,
+        "limit_range.max_cpu": plan.limit_range.max_cpu,
+        "limit_range.max_memory": plan.limit_range.max_memory,
+    }
+    for name, workload in plan.workloads().items():
+        out[f"{name}.replicas"] = workload.replicas
+        out[f"{name}.max_surge"] = workload.max_surge
+        pod = workload.pod
+        for field in ("cpu_request", "cpu_limit", "memory_request", "memory_limit"):
+            out[f"{name}.pod.{field}"] = getattr(pod, field)
+            out[f"{name}.total.{field}"] = workload.replicas * getattr(pod, field)
+        for container, res in workload.containers.items():
+            for field in ("cpu_request", "cpu_limit", "memory_request", "memory_limit"):
+                out[f"{name}.{container}.{field}"] = getattr(res, field)
+    return out
+
+
+def _assert_not_smaller(smaller: SizingPlan, larger: SizingPlan) -> None:
+    low, high = _metrics(smaller), _metrics(larger)
+    assert low.keys() == high.keys()
+    shrunk = {key: (low[key], high[key]) for key in low if low[key] > high[key]}
+    assert not shrunk, shrunk
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    endpoints=st.tuples(endpoints_st, endpoints_st).map(sorted),
+    rps=rps_st,
+    retention=retention_st,
+    antivirus=st.booleans(),
+    database=databases_st,
+)
+def test_monotonic_in_endpoints(
+    endpoints: list[int], rps: int, retention: int, antivirus: bool, database: ClamavDatabase
+) -> None:
+    common: dict[str, Any] = {
+        "requests_per_second": rps,
+        "retention_days": retention,
+        "antivirus_enabled": antivirus,
+        "capacity": PACKAGED,
+        "clamav_database": database,
+    }
+    _assert_not_smaller(
+        compute_sizing(endpoints=endpoints[0], **common),
+        compute_sizing(endpoints=endpoints[1], **common),
+    )
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    endpoints=endpoints_st,
+    rps=st.tuples(rps_st, rps_st).map(sorted),
+    retention=retention_st,
+    antivirus=st.booleans(),
+    database=databases_st,
+)
+def test_monotonic_in_requests_per_second(
+    endpoints: int, rps: list[int], retention: int, antivirus: bool, database: ClamavDatabase
+) -> None:
+    common: dict[str, Any] = {
+        "endpoints": endpoints,
+        "retention_days": retention,
+        "antivirus_enabled": antivirus,
+        "capacity": PACKAGED,
+        "clamav_database": database,
+    }
+    _assert_not_smaller(
+        compute_sizing(requests_per_second=rps[0], **common),
+        compute_sizing(requests_per_second=rps[1], **common),
+    )
+
+
+@settings(max_examples=100, deadline=None)
+@given(endpoints=endpoints_st, rps=rps_st, retention=st.tuples(retention_st, retention_st))
+def test_log_volume_monotonic_in_retention(
+    endpoints: int, rps: int, retention: tuple[int, int]
+) -> None:
+    low, high = sorted(retention)
+    plans = [
+        compute_sizing(
+            endpoints=endpoints,
+            requests_per_second=rps,
+            retention_days=days,
+            antivirus_enabled=True,
+            capacity=PACKAGED,
+        )
+        for days in (low, high)
+    ]
+    assert plans[0].log_volume <= plans[1].log_volume
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    endpoints=endpoints_st,
+    rps=rps_st,
+    retention=retention_st,
+    antivirus=st.booleans(),
+    database=databases_st,
+    acl_entries=st.integers(min_value=0, max_value=5_000_000),
+)
+def test_every_plan_is_consistent(
+    endpoints: int,
+    rps: int,
+    retention: int,
+    antivirus: bool,
+    database: ClamavDatabase,
+    acl_entries: int,
+) -> None:
+    capacity = PACKAGED
+    plan = compute_sizing(
+        endpoints=endpoints,
+        requests_per_second=rps,
+        retention_days=retention,
+        antivirus_enabled=antivirus,
+        capacity=capacity,
+        clamav_database=database,
+        acl_entries=acl_entries,
+    )
+    # HA floor.
+    assert plan.proxy.replicas >= HA_MIN_REPLICAS
+    if antivirus:
+        assert plan.antivirus is not None
+        assert plan.antivirus.replicas >= HA_MIN_REPLICAS
+    else:
+        assert plan.antivirus is None
+
+    workloads = list(plan.workloads().values())
+    # The quota covers a rolling update of every workload (log store and init containers
+    # included): replicas + surge pods at their limits, and also the old pods still terminating.
+    quota = plan.quota
+    for field, hard in (
+        ("cpu_request", quota.requests_cpu),
+        ("cpu_limit", quota.limits_cpu),
+        ("memory_request", quota.requests_memory),
+        ("memory_limit", quota.limits_memory),
+    ):
+        during_update = sum((w.replicas + w.max_surge) * getattr(w.pod, field) for w in workloads)
+        assert during_update <= hard, field
+        with_terminating = sum(w.pods_during_rollout * getattr(w.pod, field) for w in workloads)
+        assert with_terminating <= hard, field
+        for w in workloads:
+            assert getattr(w.pod, field) >= getattr(w.init_container, field)
+    assert sum(w.replicas + 2 * w.max_surge for w in workloads) <= quota.pods
+    assert quota.requests_storage >= plan.log_volume
+    for w in workloads:
+        assert w.max_unavailable == 0
+        assert w.max_surge >= 1
+        if w.pdb_max_unavailable is not None:
+            assert 1 <= w.pdb_max_unavailable < w.replicas
+
+    # Every container passes the LimitRange and has limits at least its requests.
+    for w in workloads:
+        for res in (*w.containers.values(), w.init_container):
+            assert 0 < res.cpu_request <= res.cpu_limit <= plan.limit_range.max_cpu
+            assert 0 < res.memory_request <= res.memory_limit <= plan.limit_range.max_memory
+
+    # The plan serves the declared load at the utilisation target.
+    squid = plan.proxy.containers[SQUID]
+    served = plan.proxy.replicas * squid.cpu_request * capacity.proxy_rps_per_core
+    assert served * capacity.target_utilisation_percent >= rps * 1000 * 100
+    connections = endpoints * capacity.connections_per_endpoint
+    assert plan.proxy.replicas * capacity.max_connections_per_replica >= connections
+    if plan.antivirus is not None:
+        scan_cpu = sum(r.cpu_request for r in plan.antivirus.containers.values())
+        served = plan.antivirus.replicas * scan_cpu * capacity.antivirus_rps_per_core
+        assert served * capacity.target_utilisation_percent >= rps * 1000 * 100
+
+    # The log volume holds the retained days and is a whole number of GiB.
+    assert plan.log_volume % GIB == 0
+    assert (
+        plan.log_volume
+        >= rps
+        * capacity.access_log_line_bytes
+        * 86_400
+        * (capacity.uncompressed_log_days * 100 + retention * capacity.compression_ratio_percent)
+        // 100
+    )
+
+    # Quantities are Kubernetes quantity strings that read back to the same integers.
+    document = plan.to_dict()
+    json.dumps(document)
+    for key, value in quota.hard().items():
+        if key in ("pods", "persistentvolumeclaims"):
+            assert value.isdigit()
+        elif key.endswith("cpu"):
+            assert CPU_QUANTITY.match(value), value
+        else:
+            assert MEMORY_QUANTITY.match(value), value
+    for w in workloads:
+        for res in (*w.containers.values(), w.init_container):
+            rendered = res.to_kubernetes()
+            for kind in ("requests", "limits"):
+                assert parse_cpu_quantity(rendered[kind]["cpu"]) in (
+                    res.cpu_request,
+                    res.cpu_limit,
+                )
+                assert MEMORY_QUANTITY.match(rendered[kind]["memory"])
+
+
+@given(st.integers(min_value=1, max_value=10**9))
+def test_quantities_read_back(value: int) -> None:
+    assert parse_cpu_quantity(cpu_quantity(value)) == value
+    assert parse_memory_quantity(memory_quantity(value)) == value
+
+
+def test_quantity_strings() -> None:
+    assert cpu_quantity(500) == "500m"
+    assert cpu_quantity(2000) == "2"
+    assert memory_quantity(768 * MIB) == "768Mi"
+    assert memory_quantity(20 * GIB) == "20Gi"
+    assert memory_quantity(1536 * MIB) == "1536Mi"
+    assert memory_quantity(100) == "100"
+
+
+# ------------------------------------------------------------------------------------------------
+# The capacity data file
+# ------------------------------------------------------------------------------------------------
+
+
+def _packaged_document() -> dict[str, Any]:
+    from importlib import resources
+
+    text = resources.files("swg_operator").joinpath(PACKAGED_CAPACITY).read_text("utf-8")
+    document = yaml.safe_load(text)
+    assert isinstance(document, dict)
+    return document
+
+
+def test_packaged_capacity_is_provisional_with_provenance_for_every_constant() -> None:
+    assert PACKAGED.provisional
+    document = _packaged_document()
+    assert set(PACKAGED.provenance) == set(document["constants"])
+    for key, provenance in PACKAGED.provenance.items():
+        for text in (provenance.date, provenance.machine, provenance.description, provenance.note):
+            assert text, key
+    trial = PACKAGED.provenance["proxyRequestsPerSecondPerCore"]
+    assert trial.source == "dataplane-trial-2026-11-26"
+    assert trial.provisional
+    assert PACKAGED.proxy_rps_per_core == 11_000
+    assert PACKAGED.clamd_database_memory_full >= 1200 * MIB
+
+
+def _broken(mutate: Any) -> dict[str, Any]:
+    document = copy.deepcopy(_packaged_document())
+    mutate(document)
+    return document
+
+
+@pytest.mark.parametrize(
+    ("mutate", "message"),
+    [
+        (lambda d: d["constants"].pop("proxyRequestsPerSecondPerCore"), "missing"),
+        (lambda d: d["constants"].update(madeUp={"value": 1}), "unknown key.*madeUp"),
+        (lambda d: d.update(schemaVersion=2), "schemaVersion"),
+        (
+            lambda d: d["constants"]["proxyMemoryBase"].update(value="64MB"),
+            "proxyMemoryBase.value",
+        ),
+        (
+            lambda d: d["constants"]["proxyCpuMin"].update(value=100),
+            "proxyCpuMin.value",
+        ),
+        (
+            lambda d: d["constants"]["targetUtilisationPercent"].update(value=0),
+            "targetUtilisationPercent.value: 0 is outside",
+        ),
+        (
+            lambda d: d["constants"]["maxSurgePercent"].update(kind="count"),
+            "maxSurgePercent.kind",
+        ),
+        (
+            lambda d: d["constants"]["connectionsPerEndpoint"].update(value="4"),
+            "connectionsPerEndpoint.value",
+        ),
+        (
+            lambda d: d["constants"]["quotaSparePods"].update(value=True),
+            "quotaSparePods.value",
+        ),
+        (
+            lambda d: d["constants"]["proxyCpuMin"].update(source="nowhere"),
+            "proxyCpuMin.source",
+        ),
+        (lambda d: d["sources"]["design-decision"].pop("machine"), "design-decision: missing"),
+        (
+            lambda d: d["constants"]["proxyCpuMin"].update(value="2"),
+            "proxyCpuMin exceeds proxyCpuMaxPerReplica",
+        ),
+        (lambda d: d.update(constants=[]), "constants: expected a mapping"),
+    ],
+)
+def test_malformed_capacity_is_refused_naming_the_key(mutate: Any, message: str) -> None:
+    with pytest.raises(CapacityError, match=message):
+        parse_capacity(_broken(mutate), origin="capacity.yaml")
+
+
+def test_capacity_file_from_a_path(tmp_path: Any) -> None:
+    path = tmp_path / "capacity.yaml"
+    document = _packaged_document()
+    document["constants"]["proxyRequestsPerSecondPerCore"]["value"] = 5500
+    path.write_text(yaml.safe_dump(document))
+    assert load_capacity(path).proxy_rps_per_core == 5500
+    path.write_text("constants: [")
+    with pytest.raises(CapacityError, match=str(path)):
+        load_capacity(path)
+
+
+# ------------------------------------------------------------------------------------------------
+# The command
+# ------------------------------------------------------------------------------------------------
+
+
+def test_sizing_command_json(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["sizing", "--endpoints", "500", "--rps", "200", "-o", "json"]) == 0
+    document = json.loads(capsys.readouterr().out)
+    expected = compute_sizing(
+        endpoints=500,
+        requests_per_second=200,
+        retention_days=90,
+        antivirus_enabled=True,
+        capacity=PACKAGED,
+    ).to_dict()
+    assert document == expected
+    assert document["provisional"] is True
+
+
+def test_sizing_command_table(capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["sizing", "--endpoints", "50", "--rps", "20", "--no-antivirus", "--retention-days", "7"]
+    assert cli.main(argv) == 0
+    out = capsys.readouterr().out
+    assert "PROVISIONAL" in out
+    assert "7 days of logs, anti-virus off" in out
+    assert "squid" in out
+    assert "clamd" not in out
+    assert "ResourceQuota" in out
+    assert "Log volume" in out
+
+
+def test_sizing_command_markdown_several_sizes(capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["sizing", "--endpoints", "50", "--rps", "20", "--endpoints", "500", "--rps", "200"]
+    assert cli.main([*argv, "-o", "markdown"]) == 0
+    rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| ")]
+    assert len(rows) == 4  # header, alignment, two sizes
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["sizing", "--endpoints", "0", "--rps", "10"],
+        ["sizing", "--endpoints", "10", "--rps", "10", "--retention-days", "91"],
+        ["sizing", "--endpoints", "10"],
+    ],
+)
+def test_sizing_command_refuses_bad_arguments(argv: list[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        cli.main(argv)
+    assert exc.value.code == 2
+
+
+def test_sizing_command_unpaired_sizes(capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["sizing", "--endpoints", "10", "--endpoints", "20", "--rps", "10"]
+    assert cli.main(argv) == 2
+    assert "pairs" in capsys.readouterr().err
