@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field
 
@@ -32,6 +32,20 @@ class OperatorSettings(CamelModel):
     dns_namespace: DnsLabel = "kube-system"
     dns_pod_label: str = "k8s-app=kube-dns"
     proxy_port: int = 3128
+    proxy_service_type: Literal["ClusterIP", "NodePort", "LoadBalancer"] = Field(
+        default="LoadBalancer",
+        description="Type of each tenant's proxy Service. LoadBalancer and NodePort Services "
+        "keep the client's source address (externalTrafficPolicy Local) so that the "
+        "NetworkPolicy on clients.allowedCIDRs can judge it.",
+    )
+    api_server_cidrs: Annotated[
+        tuple[Cidr, ...],
+        Field(
+            description="Networks the kube-apiserver reaches pods from. The log store admits "
+            "them on its HTTP port: tenant admins download logs through the API server's "
+            "service proxy. Empty: only in-namespace traffic reaches the log store."
+        ),
+    ] = ()
     test_allowed_loopback: Annotated[
         tuple[Cidr, ...],
         Field(
