@@ -104,7 +104,7 @@ class Rootfs:
         return self.entry / "manifest.json"
 
     def exists(self) -> bool:
-        return self.manifest.is_file() and (self.root / "usr" / "sbin" / "squid").exists()
+        return self.manifest.is_file() and os.path.lexists(self.root / "usr" / "sbin" / "squid")
 
     def versions(self) -> dict[str, str]:
         data = json.loads(self.manifest.read_text(encoding="utf-8"))

@@ -1,0 +1,86 @@
+"""Test certificates made with the openssl command line: an origin CA with one server
+certificate for every test name, and a tenant inspection CA (what the operator's Secret holds)."""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class TestPki:
+    origin_ca_cert: Path
+    origin_cert: Path
+    origin_key: Path
+    # The tenant's inspection CA, laid out as the Secret is mounted (tls.crt / tls.key).
+    inspection_dir: Path
+
+    @property
+    def inspection_ca_cert(self) -> Path:
+        return self.inspection_dir / "tls.crt"
+
+
+def _openssl(*args: str) -> None:
+    proc = subprocess.run(["openssl", *args], capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        raise RuntimeError(f"openssl {args[0]} failed: {proc.stderr.strip()}")
+
+
+def _ca(cert: Path, key: Path, subject: str) -> None:
+    _openssl(
+        "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-sha256", "-days", "30",
+        "-subj", subject, "-keyout", str(key), "-out", str(cert),
+        "-addext", "basicConstraints=critical,CA:TRUE",
+        "-addext", "keyUsage=critical,keyCertSign,cRLSign",
+    )  # fmt: skip
+
+
+def make_pki(directory: Path, names: Iterable[str]) -> TestPki:
+    directory.mkdir(parents=True, exist_ok=True)
+    origin_ca_cert, origin_ca_key = directory / "origin-ca.crt", directory / "origin-ca.key"
+    _ca(origin_ca_cert, origin_ca_key, "/O=swg-operator tests/CN=Test Origin CA")
+
+    sans = sorted({f"DNS:{n}" for name in names for n in (name, f"*.{name}")})
+    ext = directory / "origin.ext"
+    ext.write_text(
+        "basicConstraints=CA:FALSE\n"
+        "keyUsage=critical,digitalSignature,keyEncipherment\n"
+        "extendedKeyUsage=serverAuth\n"
+        f"subjectAltName={','.join([*sans, 'IP:127.0.0.2'])}\n"
+    )
+    origin_key, origin_csr = directory / "origin.key", directory / "origin.csr"
+    origin_cert = directory / "origin.crt"
+    _openssl(
+        "req", "-new", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=origin.test",
+        "-keyout", str(origin_key), "-out", str(origin_csr),
+    )  # fmt: skip
+    _openssl(
+        "x509", "-req", "-in", str(origin_csr), "-CA", str(origin_ca_cert),
+        "-CAkey", str(origin_ca_key), "-CAcreateserial", "-days", "30", "-sha256",
+        "-extfile", str(ext), "-out", str(origin_cert),
+    )  # fmt: skip
+
+    inspection = directory / "inspection"
+    inspection.mkdir(exist_ok=True)
+    _ca(
+        inspection / "tls.crt",
+        inspection / "tls.key",
+        "/O=Test Tenant/CN=Test Tenant Inspection CA",
+    )
+    for path in (origin_key, inspection / "tls.key"):
+        path.chmod(0o644)  # read by the non-root daemons through a read-only bind mount
+    return TestPki(origin_ca_cert, origin_cert, origin_key, inspection)
+
+
+def subject_of(pem: str, *, field: str = "issuer") -> str:
+    """``issuer`` or ``subject`` of the first PEM certificate in ``pem``, one line."""
+    proc = subprocess.run(
+        ["openssl", "x509", "-noout", f"-{field}", "-nameopt", "oneline"],
+        input=pem,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return proc.stdout.strip()

@@ -1,0 +1,397 @@
+"""One data-plane stack: clamd, c-icap and Squid from a directory of configuration files, run
+from the trixie rootfs the way the images run them, plus a test origin, in a loopback-only
+network namespace.
+
+How each daemon is started (what a pod gives its containers, reproduced with chroot):
+
+* ``nsenter --net`` puts it in the stack's namespace;
+* ``unshare --mount`` gives it a private mount namespace, in which the configuration directory
+  is bind-mounted read-only at ``/etc/swg/conf``, the pod's state directory read-write at
+  ``/var/lib/swg``, the inspection CA at ``/etc/swg/tls``, the images' entrypoint scripts at
+  ``/usr/local/bin``, and ``/proc``, a tmpfs ``/dev/shm`` and ``/tmp`` are mounted. The mounts
+  exist only in that namespace: they disappear with the daemon, whatever happens to the session;
+* ``chroot --userspec=10001:10001`` runs the image's entrypoint as the images' non-root user.
+
+The test names resolve through Squid's default ``hosts_file`` (``/etc/hosts``, provided by the
+harness), and the origin CA is the only CA in the rootfs's system bundle, as the public CAs are
+in production. The proxy and the anti-virus pod get separate state directories, as separate
+pods get separate emptyDirs; clamd and c-icap share one, as their two containers do.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import shlex
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Unpack
+
+from e2e.dataplane import client
+from e2e.dataplane.netns import NetNamespace
+from e2e.dataplane.origin import Origin
+from e2e.dataplane.payloads import Payload
+from e2e.dataplane.pki import TestPki, make_pki
+
+REPO = Path(__file__).resolve().parents[2]
+ENTRYPOINTS = {
+    "swg-proxy-entrypoint": REPO / "images" / "proxy" / "entrypoint.sh",
+    "swg-antivirus-entrypoint": REPO / "images" / "antivirus" / "entrypoint.sh",
+}
+UID = GID = 10001  # the images' user (images/*/Dockerfile)
+CONF = "/etc/swg/conf"
+STATE = "/var/lib/swg"
+TLS = "/etc/swg/tls"
+ORIGIN_ADDRESS = "127.0.0.2"
+
+# Names every stack resolves to the origin unless told otherwise.
+DEFAULT_TEST_NAMES = (
+    "clean.test",
+    "www.clean.test",
+    "casino.test",
+    "www.casino.test",
+    "poker.test",
+    "malware.test",
+    "www.malware.test",
+    "bypass.test",
+    "www.bypass.test",
+    "allowed.test",
+    "denied.test",
+    "noinspect.test",
+)
+
+
+class DaemonStartError(RuntimeError):
+    pass
+
+
+@dataclass(frozen=True)
+class DaemonSpec:
+    name: str
+    pod: str  # which state directory (one per pod)
+    argv: tuple[str, ...]
+
+
+DAEMONS = {
+    "clamd": DaemonSpec("clamd", "antivirus", ("/usr/local/bin/swg-antivirus-entrypoint", "clamd")),
+    "c-icap": DaemonSpec(
+        "c-icap", "antivirus", ("/usr/local/bin/swg-antivirus-entrypoint", "c-icap")
+    ),
+    "squid": DaemonSpec("squid", "proxy", ("/usr/local/bin/swg-proxy-entrypoint",)),
+}
+
+
+class Daemon:
+    def __init__(self, spec: DaemonSpec, process: subprocess.Popen[bytes], log: Path) -> None:
+        self.spec = spec
+        self.process = process
+        self.log = log
+
+    @property
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def log_tail(self, lines: int = 30) -> str:
+        text = self.log.read_text(errors="replace") if self.log.exists() else ""
+        return "\n".join(text.splitlines()[-lines:])
+
+    def stop(self, *, timeout: float = 60.0) -> float:
+        """SIGTERM, wait; SIGKILL the process group after ``timeout``. Returns seconds taken."""
+        started = time.monotonic()
+        if self.alive:
+            with contextlib.suppress(ProcessLookupError):
+                self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait(timeout=10)
+        # helpers (Squid's certificate generators) share the process group
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGKILL)
+        return time.monotonic() - started
+
+
+def _directive(conf: Path, name: str) -> list[str]:
+    """Arguments of every ``name`` line of a Squid / c-icap / clamd style configuration file."""
+    found: list[str] = []
+    for line in conf.read_text().splitlines():
+        parts = line.split()
+        if parts and parts[0] == name:
+            found.append(" ".join(parts[1:]))
+    return found
+
+
+def _host_port(value: str, default_host: str = "127.0.0.1") -> tuple[str, int]:
+    match = re.fullmatch(r"(?:\[?([0-9a-fA-F.:]+?)\]?:)?(\d+)", value.split()[0])
+    if not match:
+        raise ValueError(f"cannot read an address from {value!r}")
+    return match.group(1) or default_host, int(match.group(2))
+
+
+def _copy_tree(src: Path, dst: Path) -> None:
+    """Copy with modes the non-root daemons can read (0755 directories, 0644 files)."""
+    dst.mkdir(parents=True, exist_ok=True)
+    dst.chmod(0o755)
+    for item in sorted(src.iterdir()):
+        if item.is_dir():
+            _copy_tree(item, dst / item.name)
+        else:
+            shutil.copyfile(item, dst / item.name)
+            (dst / item.name).chmod(0o644)
+
+
+def _unix_ping(path: Path) -> bool:
+    # Through /proc/self/fd so that long temporary paths fit in sun_path.
+    try:
+        dir_fd = os.open(path.parent, os.O_PATH)
+    except FileNotFoundError:
+        return False
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+            sock.settimeout(2)
+            sock.connect(f"/proc/self/fd/{dir_fd}/{path.name}")
+            sock.sendall(b"zPING\0")
+            return sock.recv(16).startswith(b"PONG")
+    except OSError:
+        return False
+    finally:
+        os.close(dir_fd)
+
+
+def _tcp_open(address: tuple[str, int]) -> bool:
+    try:
+        with socket.create_connection(address, timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+class DataplaneStack:
+    """Start with :meth:`start`; always :meth:`close` (the fixtures do)."""
+
+    def __init__(
+        self,
+        *,
+        rootfs: Path,
+        conf_dir: Path,
+        workdir: Path,
+        payloads: Mapping[str, Payload],
+        label: str = "stack",
+        names: Iterable[str] = DEFAULT_TEST_NAMES,
+        extra_hosts: Mapping[str, str] | None = None,
+        daemons: Sequence[str] = ("clamd", "c-icap", "squid"),
+    ) -> None:
+        self.rootfs = rootfs
+        self.label = label
+        self.workdir = workdir
+        self.conf = workdir / "conf"
+        self.payloads = dict(payloads)
+        self.names = tuple(dict.fromkeys(names))
+        self.hosts = {name: ORIGIN_ADDRESS for name in self.names} | dict(extra_hosts or {})
+        self.wanted = tuple(daemons)
+        self.daemons: dict[str, Daemon] = {}
+        self.netns: NetNamespace | None = None
+        self.origin: Origin | None = None
+        workdir.mkdir(parents=True, exist_ok=True)
+        _copy_tree(conf_dir, self.conf)
+        self.pki: TestPki = make_pki(workdir / "pki", self.hosts)
+        self.proxy_address = _host_port(_directive(self.conf / "squid.conf", "http_port")[0])
+        icap_port = _directive(self.conf / "c-icap.conf", "Port") if "c-icap" in daemons else []
+        self.icap_address = _host_port(icap_port[0]) if icap_port else None
+        sockets = _directive(self.conf / "clamd.conf", "LocalSocket") if "clamd" in daemons else []
+        self.clamd_socket = self.host_path("antivirus", sockets[0]) if sockets else None
+
+    # ------------------------------------------------------------------ paths
+    def state_dir(self, pod: str) -> Path:
+        return self.workdir / "state" / pod
+
+    def host_path(self, pod: str, chroot_path: str) -> Path:
+        """Where a path under /var/lib/swg of one pod's daemons is on the host."""
+        relative = Path(chroot_path).relative_to(STATE)
+        return self.state_dir(pod) / relative
+
+    @property
+    def proxy(self) -> str:
+        host, port = self.proxy_address
+        return f"{host}:{port}"
+
+    # ------------------------------------------------------------------ lifecycle
+    def start(self) -> DataplaneStack:
+        try:
+            self._prepare()
+            self.netns = NetNamespace.create(self.label)
+            self.origin = Origin(
+                self.netns, self.payloads, cert=self.pki.origin_cert, key=self.pki.origin_key
+            )
+            for name in ("clamd", "c-icap", "squid"):
+                if name in self.wanted:
+                    self.start_daemon(name)
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def _prepare(self) -> None:
+        for mount_point in (CONF, STATE, TLS):
+            (self.rootfs / mount_point.lstrip("/")).mkdir(parents=True, exist_ok=True)
+        (self.workdir / "logs").mkdir(exist_ok=True)
+        bin_dir = self.workdir / "bin"
+        bin_dir.mkdir(exist_ok=True)
+        bin_dir.chmod(0o755)
+        for name, source in ENTRYPOINTS.items():
+            shutil.copyfile(source, bin_dir / name)
+            (bin_dir / name).chmod(0o755)
+        tls = self.workdir / "tls"
+        _copy_tree(self.pki.inspection_dir, tls)
+        etc = self.workdir / "etc"
+        etc.mkdir(exist_ok=True)
+        hosts = ["127.0.0.1 localhost", "::1 localhost"]
+        hosts += [f"{address} {name}" for name, address in sorted(self.hosts.items())]
+        (etc / "hosts").write_text("\n".join(hosts) + "\n")
+        # Unknown names fail on loopback at once instead of waiting for a resolver.
+        (etc / "resolv.conf").write_text("nameserver 127.0.0.1\noptions timeout:1 attempts:1\n")
+        shutil.copyfile(self.pki.origin_ca_cert, etc / "ca-certificates.crt")
+        for path in etc.iterdir():
+            path.chmod(0o644)
+        for pod in ("proxy", "antivirus"):
+            state = self.state_dir(pod)
+            state.mkdir(parents=True, exist_ok=True)
+            os.chown(state, UID, GID)
+            state.chmod(0o750)
+
+    def _argv(self, spec: DaemonSpec) -> list[str]:
+        root = self.rootfs
+        etc = self.workdir / "etc"
+        binds = [
+            ("-o", "bind,ro", self.conf, CONF),
+            ("-o", "bind", self.state_dir(spec.pod), STATE),
+            ("-o", "bind,ro", self.workdir / "tls", TLS),
+            ("-o", "bind,ro", self.workdir / "bin", "/usr/local/bin"),
+            ("-o", "bind,ro", etc / "hosts", "/etc/hosts"),
+            ("-o", "bind,ro", etc / "resolv.conf", "/etc/resolv.conf"),
+            ("-o", "bind,ro", etc / "ca-certificates.crt", "/etc/ssl/certs/ca-certificates.crt"),
+        ]
+        q = shlex.quote
+        lines = ["set -eu"]
+        lines += [
+            f"mount {o} {flags} {q(str(src))} {q(str(root) + dst)}" for o, flags, src, dst in binds
+        ]
+        lines += [
+            f"mount -t proc proc {q(str(root / 'proc'))}",
+            f"mount -t tmpfs -o mode=1777,size=256m tmpfs {q(str(root / 'dev/shm'))}",
+            f"mount -t tmpfs -o mode=1777,size=256m tmpfs {q(str(root / 'tmp'))}",
+        ]
+        env = {
+            "PATH": "/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+            "HOME": STATE,
+            "LANG": "C.UTF-8",
+            "TZ": "UTC",
+            "SWG_CONF_DIR": CONF,
+            "SWG_STATE_DIR": STATE,
+            "SWG_CLAMD_WAIT_SECONDS": "30",
+        }
+        chroot = [
+            "chroot", f"--userspec={UID}:{GID}", f"--groups={GID}", str(root),
+            "/usr/bin/env", "-i", *(f"{k}={v}" for k, v in env.items()), *spec.argv,
+        ]  # fmt: skip
+        lines.append("cd / && exec " + " ".join(q(a) for a in chroot))
+        assert self.netns is not None
+        return self.netns.argv(["unshare", "--mount", "--", "sh", "-c", "\n".join(lines)])
+
+    def start_daemon(self, name: str, *, timeout: float = 60.0) -> Daemon:
+        spec = DAEMONS[name]
+        log = self.workdir / "logs" / f"{name}.log"
+        with log.open("ab") as out:
+            process = subprocess.Popen(
+                self._argv(spec),
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        daemon = Daemon(spec, process, log)
+        self.daemons[name] = daemon
+        self._wait_ready(daemon, timeout=timeout)
+        return daemon
+
+    def _ready(self, name: str) -> bool:
+        assert self.netns is not None
+        if name == "clamd":
+            return self.clamd_socket is not None and _unix_ping(self.clamd_socket)
+        address = self.icap_address if name == "c-icap" else self.proxy_address
+        assert address is not None
+        return self.netns.call(lambda: _tcp_open(address))
+
+    def _wait_ready(self, daemon: Daemon, *, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if not daemon.alive:
+                raise DaemonStartError(
+                    f"{daemon.spec.name} exited with {daemon.process.returncode} while starting; "
+                    f"{daemon.log}:\n{daemon.log_tail()}"
+                )
+            if self._ready(daemon.spec.name):
+                return
+            time.sleep(0.05)
+        raise DaemonStartError(
+            f"{daemon.spec.name} not ready after {timeout}s; {daemon.log}:\n{daemon.log_tail()}"
+        )
+
+    def stop_daemon(self, name: str, *, timeout: float = 60.0) -> float:
+        daemon = self.daemons.pop(name)
+        return daemon.stop(timeout=timeout)
+
+    def close(self) -> None:
+        for name in ("squid", "c-icap", "clamd"):
+            if name in self.daemons:
+                with contextlib.suppress(Exception):
+                    self.stop_daemon(name, timeout=30)
+        if self.origin is not None:
+            self.origin.close()
+            self.origin = None
+        if self.netns is not None:
+            self.netns.delete()
+            self.netns = None
+
+    # ------------------------------------------------------------------ traffic
+    def request(self, url: str, **options: Unpack[client.CurlOptions]) -> client.Response:
+        """curl through this stack's Squid, inside the namespace (see client.curl)."""
+        assert self.netns is not None
+        return client.curl(self.netns, url, proxy=self.proxy, **options)
+
+    def direct(self, url: str, **options: Unpack[client.CurlOptions]) -> client.Response:
+        """curl straight to the origin, inside the namespace (baselines)."""
+        assert self.netns is not None
+        return client.curl(self.netns, url, proxy=None, **options)
+
+    # ------------------------------------------------------------------ logs
+    def read_log(self, pod: str, chroot_path: str) -> str:
+        path = self.host_path(pod, chroot_path)
+        return path.read_text(errors="replace") if path.exists() else ""
+
+    def json_log(self, chroot_path: str, *, pod: str = "proxy") -> list[dict[str, object]]:
+        return [json.loads(line) for line in self.read_log(pod, chroot_path).splitlines() if line]
+
+    def wait_for_log(
+        self, pod: str, chroot_path: str, pattern: str, *, timeout: float = 10.0
+    ) -> str:
+        """The first line matching ``pattern`` (regex), polling until ``timeout``."""
+        regex = re.compile(pattern)
+        deadline = time.monotonic() + timeout
+        while True:
+            for line in self.read_log(pod, chroot_path).splitlines():
+                if regex.search(line):
+                    return line
+            if time.monotonic() > deadline:
+                raise AssertionError(f"no line matching {pattern!r} in {chroot_path} ({pod})")
+            time.sleep(0.05)

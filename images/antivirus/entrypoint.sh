@@ -1,0 +1,88 @@
+#!/bin/sh
+# Entrypoint of the anti-virus image. One image, two containers in the same pod, each running one
+# daemon in the foreground as its main process:
+#
+#   swg-antivirus-entrypoint clamd     the ClamAV daemon, listening on a unix socket
+#   swg-antivirus-entrypoint c-icap    the ICAP server whose virus_scan module asks clamd
+#
+# Both containers mount the same writable emptyDir at $SWG_STATE_DIR: c-icap reaches clamd
+# through the unix socket there and passes spooled bodies by file descriptor, so neither
+# daemon needs the other's files. Any other command is run as is (for example `clamdscan`).
+#
+# Layout (the operator renders the configuration to match it):
+#   $SWG_CONF_DIR   read-only: c-icap.conf, virus_scan.conf, clamd_mod.conf, clamd.conf and
+#                   the tenant's custom signature files (*.ndb, *.hsb, ...)        (ConfigMap)
+#   $SWG_STATE_DIR  writable:  clamd/ (socket, tmp), clamav/db/ (signatures),
+#                   c-icap/ (tmp, logs, pid, control socket)                        (emptyDir)
+#   /tmp            writable                                                        (emptyDir)
+# The root filesystem can be read-only. The image runs as UID/GID 10001.
+set -eu
+
+conf_dir=${SWG_CONF_DIR:-/etc/swg/conf}
+state_dir=${SWG_STATE_DIR:-/var/lib/swg}
+db_dir=${SWG_CLAMAV_DB_DIR:-$state_dir/clamav/db}
+clamd_socket=${SWG_CLAMD_SOCKET:-$state_dir/clamd/clamd.sock}
+# How long c-icap waits for clamd's socket: clamd loads its signatures first (a full public
+# database takes tens of seconds), and c-icap's clamd module checks clamd when it starts.
+clamd_wait=${SWG_CLAMD_WAIT_SECONDS:-120}
+
+log() { printf 'swg-antivirus-entrypoint: %s\n' "$*" >&2; }
+
+need_file() {
+    if [ ! -r "$1" ]; then
+        log "missing configuration file $1"
+        exit 64
+    fi
+}
+
+# Custom signatures are copied, not linked: clamd's SelfCheck reloads when the database
+# directory changes, and a freshclam sidecar may add the public database beside them.
+install_signatures() {
+    mkdir -p "$db_dir"
+    found=0
+    for sig in "$conf_dir"/*.ndb "$conf_dir"/*.hsb "$conf_dir"/*.hdb "$conf_dir"/*.ldb \
+        "$conf_dir"/*.cdb "$conf_dir"/*.ign2 "$conf_dir"/*.fp "$conf_dir"/*.sfp \
+        "$conf_dir"/*.msb "$conf_dir"/*.mdb "$conf_dir"/*.yar "$conf_dir"/*.yara; do
+        [ -f "$sig" ] || continue
+        cp "$sig" "$db_dir/${sig##*/}.tmp"
+        mv "$db_dir/${sig##*/}.tmp" "$db_dir/${sig##*/}"
+        found=$((found + 1))
+    done
+    log "installed $found custom signature file(s) into $db_dir"
+}
+
+run_clamd() {
+    need_file "$conf_dir/clamd.conf"
+    mkdir -p "$state_dir/clamd/tmp"
+    install_signatures
+    exec /usr/sbin/clamd --foreground --config-file="$conf_dir/clamd.conf"
+}
+
+run_c_icap() {
+    need_file "$conf_dir/c-icap.conf"
+    mkdir -p "$state_dir/c-icap/tmp" "$state_dir/c-icap/logs"
+    # A stale pid file or control socket from a previous run in the same emptyDir would stop
+    # c-icap from starting.
+    rm -f "$state_dir/c-icap/c-icap.pid" "$state_dir/c-icap/c-icap.ctl"
+    tries=$((clamd_wait * 5))
+    while [ ! -S "$clamd_socket" ]; do
+        if [ "$tries" -le 0 ]; then
+            log "clamd socket $clamd_socket absent after ${clamd_wait}s; starting c-icap anyway"
+            break
+        fi
+        sleep 0.2
+        tries=$((tries - 1))
+    done
+    exec /usr/bin/c-icap -N -f "$conf_dir/c-icap.conf"
+}
+
+command=${1:-}
+case "$command" in
+    clamd) run_clamd ;;
+    c-icap) run_c_icap ;;
+    "")
+        log "usage: swg-antivirus-entrypoint clamd|c-icap|COMMAND [ARGS...]"
+        exit 64
+        ;;
+    *) exec "$@" ;;
+esac
