@@ -401,3 +401,11 @@ def test_crd_identity() -> None:
     assert crd["spec"]["names"]["shortNames"] == ["swg"]
     assert _version()["subresources"] == {"status": {}}
     assert _version()["name"] == "v1alpha1"
+
+
+def test_docs_name_every_spec_field() -> None:
+    doc = (REPO_ROOT / "docs" / "api.md").read_text()
+    for path, node in walk_schema(_spec_schema()):
+        leaf = path.rsplit(".", 1)[-1].removesuffix("[]")
+        if leaf and not (node.get("type") == "object" and "properties" in node):
+            assert f"{leaf}" in doc, f"docs/api.md does not mention spec{path}"
