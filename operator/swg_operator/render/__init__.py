@@ -1,1 +1,156 @@
-"""swg_operator.render."""
+"""The pure rendering core: (spec, catalogue, settings, capacity) -> every object of a tenant.
+
+`render_tenant` returns the complete desired state of one tenant as plain dicts in apply order
+(Namespace first, pods last), plus the data-plane config files and the sizing plan it used. It
+does no I/O and reads no clock: the operator's reconcile loop applies and prunes its output, and
+`swg-operator render` writes it to files. A spec that validated but cannot be honoured (an
+unknown category, an unreachable sandbox) raises `RenderError` with a condition reason.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Any
+
+from swg_operator import naming
+from swg_operator.api import OperatorSettings, SecureWebGatewaySpec
+from swg_operator.catalogue import Catalogue
+from swg_operator.naming import Component
+from swg_operator.render import namespace, network, quota, rbac, services
+from swg_operator.render.checks import acl_entry_count, check_categories, check_sandbox
+from swg_operator.render.configmaps import (
+    ConfigTooLargeError,
+    WorkloadConfig,
+    files_by_component,
+    workload_config,
+)
+from swg_operator.render.context import Lifecycle, Tenant
+from swg_operator.render.dataplane import render_dataplane_files
+from swg_operator.render.errors import CONFIG_TOO_LARGE, RenderError
+from swg_operator.render.logstore import log_volume_claim, logstore_deployment
+from swg_operator.render.workloads import (
+    antivirus_deployment,
+    inspection_ca_secret_name,
+    proxy_deployment,
+)
+from swg_operator.sizing import Capacity, SizingPlan, compute_sizing
+
+__all__ = [
+    "Lifecycle",
+    "RenderError",
+    "TenantManifests",
+    "effective_lifecycle",
+    "inspection_ca_secret_name",
+    "render_tenant",
+]
+
+
+@dataclass(frozen=True)
+class TenantManifests:
+    namespace: str  # the tenant namespace name
+    objects: tuple[dict[str, Any], ...]  # every desired object, plain dicts, in apply order
+    config_files: Mapping[str, str]  # rendered data-plane files (for `render -o DIR` and tests)
+    sizing: SizingPlan
+
+
+def effective_lifecycle(spec: SecureWebGatewaySpec, lifecycle: Lifecycle) -> Lifecycle:
+    """`spec.suspended` suspends an active tenant; a cancelled tenant stays cancelled."""
+    if lifecycle is Lifecycle.ACTIVE and spec.suspended:
+        return Lifecycle.SUSPENDED
+    return lifecycle
+
+
+def _workload_configs(
+    tenant: Tenant, files: Mapping[str, str], components: tuple[Component, ...]
+) -> dict[Component, WorkloadConfig]:
+    """Each workload's ConfigMaps; the proxy and the anti-virus always get one (their pods
+    mount it), the log store only when it has files."""
+    grouped = files_by_component(files)
+    wanted: dict[Component, dict[str, str]] = {
+        c: grouped.get(c, {}) for c in components if c is not Component.LOGSTORE
+    }
+    if Component.LOGSTORE in grouped:
+        wanted[Component.LOGSTORE] = grouped[Component.LOGSTORE]
+    try:
+        return {c: workload_config(tenant, c, f) for c, f in wanted.items()}
+    except ConfigTooLargeError as exc:
+        raise RenderError(CONFIG_TOO_LARGE, (f"spec.urlFiltering: {exc}",)) from None
+
+
+def render_tenant(
+    name: str,
+    spec: SecureWebGatewaySpec,
+    *,
+    catalogue: Catalogue,
+    settings: OperatorSettings,
+    capacity: Capacity,
+    lifecycle: Lifecycle = Lifecycle.ACTIVE,
+) -> TenantManifests:
+    """Every object tenant `name` needs, in apply order.
+
+    `capacity` holds the sizing model's constants (`sizing_io.load_capacity()` reads the packaged
+    ones). `lifecycle`: SUSPENDED scales the proxy and the anti-virus to zero and keeps the log
+    store; CANCELLED does the same and removes every client and internet traffic path and the
+    proxy Service, keeping the log store, its volume and the admins' access for export.
+    Raises `RenderError` for what validation could not judge.
+    """
+    check_categories(spec, catalogue)
+    check_sandbox(spec, settings)
+    files = render_dataplane_files(spec, catalogue=catalogue, settings=settings)
+    sizing = compute_sizing(
+        endpoints=spec.sizing.endpoints,
+        requests_per_second=spec.sizing.requests_per_second,
+        retention_days=spec.logs.retention_days,
+        antivirus_enabled=spec.antivirus.enabled,
+        capacity=capacity,
+        acl_entries=acl_entry_count(spec, catalogue),
+    )
+    tenant = Tenant(
+        name=name,
+        spec=spec,
+        settings=settings,
+        sizing=sizing,
+        lifecycle=effective_lifecycle(spec, lifecycle),
+        namespace=naming.tenant_namespace(name),
+    )
+    components = (
+        (Component.PROXY, Component.ANTIVIRUS, Component.LOGSTORE)
+        if tenant.antivirus_enabled
+        else (Component.PROXY, Component.LOGSTORE)
+    )
+    configs = _workload_configs(tenant, files, components)
+
+    objects: list[dict[str, Any]] = [namespace.namespace(tenant)]
+    objects += namespace.service_accounts(tenant, components)
+    objects += [quota.resource_quota(tenant), quota.limit_range(tenant)]
+    objects += network.network_policies(tenant)
+    objects += [rbac.reader_role(tenant), *rbac.admin_bindings(tenant)]
+    for config in configs.values():
+        objects += config.config_maps
+    objects.append(log_volume_claim(tenant))
+
+    objects.append(services.logstore_service(tenant))
+    if tenant.antivirus_enabled:
+        objects.append(services.antivirus_service(tenant))
+    if tenant.lifecycle is not Lifecycle.CANCELLED:
+        objects.append(services.proxy_service(tenant))
+
+    objects.append(logstore_deployment(tenant, configs.get(Component.LOGSTORE)))
+    if tenant.antivirus_enabled and sizing.antivirus is not None:
+        objects.append(antivirus_deployment(tenant, configs[Component.ANTIVIRUS]))
+    objects.append(proxy_deployment(tenant, configs[Component.PROXY]))
+
+    budgets = [services.disruption_budget(tenant, Component.PROXY, sizing.proxy)]
+    if sizing.antivirus is not None and tenant.antivirus_enabled:
+        budgets.append(services.disruption_budget(tenant, Component.ANTIVIRUS, sizing.antivirus))
+    budgets.append(services.disruption_budget(tenant, Component.LOGSTORE, sizing.log_store))
+    objects += [b for b in budgets if b is not None]
+
+    return TenantManifests(
+        namespace=tenant.namespace,
+        objects=tuple(objects),
+        config_files=MappingProxyType(dict(files)),
+        sizing=sizing,
+    )

@@ -1,0 +1,81 @@
+"""Judgements on a valid spec that need the catalogue or the operator's settings."""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Iterator
+
+from swg_operator.api import OperatorSettings, SecureWebGatewaySpec
+from swg_operator.catalogue import Catalogue
+from swg_operator.render.errors import SANDBOX_UNREACHABLE, UNKNOWN_CATEGORY, RenderError
+from swg_operator.render.network import ALWAYS_EXCLUDED
+
+_ICAP_HOST = re.compile(r"^icaps?://(?P<host>[^:/]+)")
+
+
+def category_references(spec: SecureWebGatewaySpec) -> Iterator[tuple[str, str]]:
+    """(field path, category name) of every category the spec names."""
+    filtering = spec.url_filtering
+    for i, name in enumerate(filtering.blocked_categories):
+        yield f"spec.urlFiltering.blockedCategories[{i}]", name
+    for p, policy in enumerate(filtering.policies):
+        for i, name in enumerate(policy.blocked_categories):
+            yield f"spec.urlFiltering.policies[{p}].blockedCategories[{i}]", name
+    for i, name in enumerate(spec.options.https_inspection.do_not_inspect.categories):
+        yield f"spec.options.httpsInspection.doNotInspect.categories[{i}]", name
+
+
+def check_categories(spec: SecureWebGatewaySpec, catalogue: Catalogue) -> None:
+    problems = tuple(
+        f"{path}: category {name!r} is not in the URL catalogue"
+        for path, name in category_references(spec)
+        if name not in catalogue
+    )
+    if problems:
+        raise RenderError(UNKNOWN_CATEGORY, problems)
+
+
+def check_sandbox(spec: SecureWebGatewaySpec, settings: OperatorSettings) -> None:
+    """An ICAP sandbox named by an address inside the cluster's networks (or a link-local or
+    loopback one) is unreachable: tenant egress never enters them. One named by host name is
+    reached through the internet egress rule."""
+    sandbox = spec.options.sandbox
+    if not sandbox.enabled or sandbox.icap_url is None:
+        return
+    match = _ICAP_HOST.match(sandbox.icap_url)
+    if match is None:
+        return
+    try:
+        address = ipaddress.ip_address(match["host"])
+    except ValueError:
+        return
+    for cidr in (*settings.cluster_cidrs, *ALWAYS_EXCLUDED):
+        network = ipaddress.ip_network(cidr, strict=False)
+        if address.version == network.version and address in network:
+            raise RenderError(
+                SANDBOX_UNREACHABLE,
+                (
+                    f"spec.options.sandbox.icapURL: {address} is inside {network}, which tenant "
+                    "traffic never reaches; name an external analysis service",
+                ),
+            )
+
+
+def acl_entry_count(spec: SecureWebGatewaySpec, catalogue: Catalogue) -> int:
+    """Entries of every URL-filter list the proxy loads (the sizing model's memory input):
+    each category counted once, plus the spec's own lists."""
+    count = catalogue.entry_count(
+        name for _, name in category_references(spec) if name in catalogue
+    )
+    filtering = spec.url_filtering
+    lists = [filtering.allow.domains, filtering.deny.domains, filtering.deny.url_regex]
+    for policy in filtering.policies:
+        lists += [policy.allow.domains, policy.deny.domains, policy.deny.url_regex]
+    options = spec.options
+    lists += [
+        options.bypass.domains,
+        options.bypass.cidrs,
+        options.https_inspection.do_not_inspect.domains,
+    ]
+    return count + sum(len(entries) for entries in lists)

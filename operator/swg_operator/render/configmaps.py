@@ -1,0 +1,116 @@
+"""ConfigMaps carrying the data-plane config files, and the digest that rolls pods on a change.
+
+`render_dataplane_files` returns one flat mapping of file name -> text; each file belongs to the
+workload that reads it, decided by its name (anti-virus daemons' files start with their daemon's
+name). A workload's files go into one ConfigMap, or several when they exceed what one ConfigMap
+holds (large URL lists); the pods mount them all into one directory through a projected volume.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, Final
+
+from swg_operator import naming
+from swg_operator.naming import Component
+from swg_operator.render.context import Tenant, manifest
+
+# File name prefixes of the anti-virus pod's config (c-icap and its modules, clamd).
+ANTIVIRUS_FILE_PREFIXES: Final = ("c-icap", "clamd", "virus_scan", "antivirus")
+LOGSTORE_FILE_PREFIXES: Final = ("logstore",)
+
+# A ConfigMap's data is limited to 1 MiB; keep clear of it for keys and metadata.
+CONFIG_MAP_BUDGET_BYTES: Final = 900 * 1024
+_KEY = re.compile(r"^[-._a-zA-Z0-9]{1,253}$")
+
+
+class ConfigTooLargeError(ValueError):
+    """One config file is larger than a ConfigMap can hold."""
+
+
+class ConfigKeyError(ValueError):
+    """A config file name is not a valid ConfigMap key."""
+
+
+def file_component(file_name: str) -> Component:
+    """The workload that reads `file_name`."""
+    if file_name.startswith(ANTIVIRUS_FILE_PREFIXES):
+        return Component.ANTIVIRUS
+    if file_name.startswith(LOGSTORE_FILE_PREFIXES):
+        return Component.LOGSTORE
+    return Component.PROXY
+
+
+def files_by_component(files: Mapping[str, str]) -> dict[Component, dict[str, str]]:
+    grouped: dict[Component, dict[str, str]] = {}
+    for file_name in sorted(files):
+        if not _KEY.match(file_name) or file_name in (".", ".."):
+            raise ConfigKeyError(f"config file {file_name!r} is not a valid ConfigMap key")
+        grouped.setdefault(file_component(file_name), {})[file_name] = files[file_name]
+    return grouped
+
+
+def config_digest(files: Mapping[str, str], *, references: Iterable[str] = ()) -> str:
+    """Digest of a workload's config text and the names of the other objects it mounts."""
+    document = json.dumps(
+        {"files": dict(sorted(files.items())), "references": sorted(references)},
+        sort_keys=True,
+        ensure_ascii=False,
+    )
+    return hashlib.sha256(document.encode("utf-8")).hexdigest()[:16]
+
+
+def _chunks(files: Mapping[str, str]) -> list[dict[str, str]]:
+    """Pack files (in name order) into as few ConfigMaps as the size budget allows."""
+    chunks: list[dict[str, str]] = [{}]
+    used = 0
+    for file_name in sorted(files):
+        size = len(file_name) + len(files[file_name].encode("utf-8"))
+        if size > CONFIG_MAP_BUDGET_BYTES:
+            raise ConfigTooLargeError(
+                f"config file {file_name!r} is {size} bytes; a ConfigMap holds at most "
+                f"{CONFIG_MAP_BUDGET_BYTES}: move large URL lists into fewer categories"
+            )
+        if chunks[-1] and used + size > CONFIG_MAP_BUDGET_BYTES:
+            chunks.append({})
+            used = 0
+        chunks[-1][file_name] = files[file_name]
+        used += size
+    return chunks
+
+
+def chunk_name(component: Component, index: int) -> str:
+    base = naming.config_map_name(component)
+    return base if index == 0 else f"{base}-{index + 1}"
+
+
+@dataclass(frozen=True)
+class WorkloadConfig:
+    """The ConfigMaps of one workload and the digest of their content."""
+
+    component: Component
+    config_maps: tuple[dict[str, Any], ...]
+    files: Mapping[str, str]
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(str(cm["metadata"]["name"]) for cm in self.config_maps)
+
+
+def workload_config(
+    tenant: Tenant, component: Component, files: Mapping[str, str]
+) -> WorkloadConfig:
+    config_maps = tuple(
+        manifest(
+            "v1",
+            "ConfigMap",
+            tenant.metadata(chunk_name(component, index), component=component),
+            data=chunk,
+        )
+        for index, chunk in enumerate(_chunks(files))
+    )
+    return WorkloadConfig(component=component, config_maps=config_maps, files=dict(files))

@@ -1,0 +1,92 @@
+"""What every object builder of one tenant needs, in one frozen value, and the contract with the
+data-plane images (ports, paths, user id) that the builders and the config text share."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any, Final
+
+from swg_operator import labels
+from swg_operator.api import OperatorSettings, SecureWebGatewaySpec
+from swg_operator.naming import Component
+from swg_operator.sizing import SizingPlan
+
+# Ports (the proxy port comes from OperatorSettings.proxy_port).
+ICAP_PORT: Final = 1344
+LOGSTORE_HTTP_PORT: Final = 8080  # log export (and HTTP ingest)
+LOGSTORE_INGEST_PORT: Final = 5140  # line-oriented TCP ingest (Squid's `access_log tcp://`)
+PROXY_PORT_NAME: Final = "proxy"
+ICAP_PORT_NAME: Final = "icap"
+LOGSTORE_HTTP_PORT_NAME: Final = "http"
+LOGSTORE_INGEST_PORT_NAME: Final = "ingest"
+
+# The images' runtime contract (images/*/Dockerfile).
+RUN_AS_ID: Final = 10001
+CONF_DIR: Final = "/etc/swg/conf"
+TLS_DIR: Final = "/etc/swg/tls"
+STATE_DIR: Final = "/var/lib/swg"
+# Private emptyDirs of each pod, not the node's shared directories.
+TMP_DIR: Final = "/tmp"  # noqa: S108
+SHM_DIR: Final = "/dev/shm"  # noqa: S108
+
+
+class Lifecycle(StrEnum):
+    """Which part of the service runs: the operator picks it from the resource's state."""
+
+    ACTIVE = "Active"
+    SUSPENDED = "Suspended"  # proxy and anti-virus at zero replicas; logs kept and exportable
+    CANCELLED = "Cancelled"  # as suspended, and no client or internet traffic path at all
+
+
+@dataclass(frozen=True)
+class Tenant:
+    """One tenant as the object builders see it."""
+
+    name: str
+    spec: SecureWebGatewaySpec
+    settings: OperatorSettings
+    sizing: SizingPlan
+    lifecycle: Lifecycle
+    namespace: str
+
+    @property
+    def serving(self) -> bool:
+        """True while the proxy should carry traffic."""
+        return self.lifecycle is Lifecycle.ACTIVE
+
+    @property
+    def antivirus_enabled(self) -> bool:
+        return self.spec.antivirus.enabled and self.sizing.antivirus is not None
+
+    def labels(self, component: Component | None = None) -> dict[str, str]:
+        if component is None:
+            return labels.tenant_labels(self.name, service_code=self.spec.service_code)
+        return labels.component_labels(self.name, component, service_code=self.spec.service_code)
+
+    def selector(self, component: Component) -> dict[str, str]:
+        return labels.component_selector(self.name, component)
+
+    def metadata(
+        self,
+        name: str,
+        *,
+        component: Component | None = None,
+        annotations: dict[str, str] | None = None,
+    ) -> dict[str, Any]:
+        """`metadata` of a namespaced object of the tenant."""
+        meta: dict[str, Any] = {
+            "name": name,
+            "namespace": self.namespace,
+            "labels": self.labels(component),
+        }
+        if annotations:
+            meta["annotations"] = annotations
+        return meta
+
+
+def manifest(
+    api_version: str, kind: str, metadata: dict[str, Any], **fields: Any
+) -> dict[str, Any]:
+    """A Kubernetes object as a plain dict, in the usual key order."""
+    return {"apiVersion": api_version, "kind": kind, "metadata": metadata, **fields}

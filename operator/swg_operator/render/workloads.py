@@ -1,0 +1,214 @@
+"""The proxy (Squid) and anti-virus (c-icap + clamd) Deployments."""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Final
+
+from swg_operator import naming
+from swg_operator.api import SecureWebGatewaySpec
+from swg_operator.naming import Component
+from swg_operator.render.configmaps import WorkloadConfig, config_digest
+from swg_operator.render.context import (
+    CONF_DIR,
+    ICAP_PORT,
+    ICAP_PORT_NAME,
+    PROXY_PORT_NAME,
+    SHM_DIR,
+    STATE_DIR,
+    TLS_DIR,
+    TMP_DIR,
+    Tenant,
+)
+from swg_operator.render.pods import (
+    container_security_context,
+    deployment,
+    empty_dir,
+    exec_probes,
+    mount,
+    pod_spec,
+    projected_config_volume,
+    rolling_update,
+    tcp_probes,
+)
+from swg_operator.sizing import CICAP, CLAMD, SQUID, WorkloadPlan
+
+SQUID_CONF: Final = "squid.conf"
+# Squid's own default when squid.conf does not set shutdown_lifetime.
+SQUID_DEFAULT_SHUTDOWN_SECONDS: Final = 30
+# Endpoints are removed asynchronously: keep accepting connections this long after SIGTERM is
+# due, so that no client is sent to a proxy that already closed its port.
+PROXY_PRE_STOP_SECONDS: Final = 5
+# Squid exits about a second after shutdown_lifetime (images/proxy/Dockerfile): margin on top.
+PROXY_SHUTDOWN_MARGIN_SECONDS: Final = 5
+ANTIVIRUS_GRACE_SECONDS: Final = 30
+
+_SHUTDOWN_LIFETIME = re.compile(
+    r"^[ \t]*shutdown_lifetime[ \t]+([0-9]{1,6})[ \t]*([a-z]*)[ \t]*(?:#.*)?$", re.MULTILINE
+)
+_TIME_UNITS: Final = {
+    "": 1,
+    "second": 1,
+    "seconds": 1,
+    "sec": 1,
+    "minute": 60,
+    "minutes": 60,
+    "min": 60,
+}
+
+
+def squid_shutdown_seconds(squid_conf: str) -> int:
+    """shutdown_lifetime of a squid.conf (the last one wins, as in Squid), in seconds."""
+    matches = _SHUTDOWN_LIFETIME.findall(squid_conf)
+    if not matches:
+        return SQUID_DEFAULT_SHUTDOWN_SECONDS
+    value, unit = matches[-1]
+    return int(value) * _TIME_UNITS.get(unit, 1)
+
+
+def proxy_grace_seconds(squid_conf: str) -> int:
+    return (
+        PROXY_PRE_STOP_SECONDS + squid_shutdown_seconds(squid_conf) + PROXY_SHUTDOWN_MARGIN_SECONDS
+    )
+
+
+def inspection_ca_secret_name(spec: SecureWebGatewaySpec) -> str | None:
+    """The Secret (tls.crt, tls.key) in the tenant namespace that the proxy mounts its
+    HTTPS-inspection CA from: the one the spec names, or the one the operator generates
+    (`naming.inspection_ca_secret_name()`); None when inspection is off. The renderer only
+    references it: the key never leaves the tenant namespace and is never rendered."""
+    inspection = spec.options.https_inspection
+    if not inspection.enabled:
+        return None
+    if inspection.ca_secret is not None:
+        return inspection.ca_secret.name
+    return naming.inspection_ca_secret_name()
+
+
+def _replicas(tenant: Tenant, plan: WorkloadPlan) -> int:
+    return plan.replicas if tenant.serving else 0
+
+
+def proxy_deployment(tenant: Tenant, config: WorkloadConfig) -> dict[str, Any]:
+    plan = tenant.sizing.proxy
+    ca_secret = inspection_ca_secret_name(tenant.spec)
+    mounts = [
+        mount("config", CONF_DIR, read_only=True),
+        mount("state", STATE_DIR),
+        mount("shm", SHM_DIR),
+        mount("tmp", TMP_DIR),
+    ]
+    volumes = [
+        projected_config_volume("config", config.names),
+        empty_dir("state", size_limit="2Gi"),
+        empty_dir("shm", size_limit="64Mi", memory=True),
+        empty_dir("tmp", size_limit="256Mi"),
+    ]
+    if ca_secret is not None:
+        mounts.insert(1, mount("inspection-ca", TLS_DIR, read_only=True))
+        volumes.insert(
+            1,
+            {"name": "inspection-ca", "secret": {"secretName": ca_secret, "defaultMode": 0o440}},
+        )
+    squid = {
+        "name": SQUID,
+        "image": tenant.settings.images.proxy,
+        "imagePullPolicy": tenant.settings.images.pull_policy,
+        "ports": [
+            {
+                "name": PROXY_PORT_NAME,
+                "containerPort": tenant.settings.proxy_port,
+                "protocol": "TCP",
+            }
+        ],
+        "resources": plan.containers[SQUID].to_kubernetes(),
+        "securityContext": container_security_context(),
+        **tcp_probes(PROXY_PORT_NAME, startup_seconds=60),
+        "lifecycle": {"preStop": {"sleep": {"seconds": PROXY_PRE_STOP_SECONDS}}},
+        "volumeMounts": mounts,
+    }
+    squid_conf = config.files.get(SQUID_CONF, "")
+    pod = pod_spec(
+        tenant,
+        Component.PROXY,
+        containers=[squid],
+        volumes=volumes,
+        grace_seconds=proxy_grace_seconds(squid_conf),
+        spread=True,
+    )
+    references = [f"secret/{ca_secret}"] if ca_secret else []
+    return deployment(
+        tenant,
+        Component.PROXY,
+        replicas=_replicas(tenant, plan),
+        strategy=rolling_update(plan.max_surge, plan.max_unavailable),
+        pod=pod,
+        digest=config_digest(config.files, references=references),
+    )
+
+
+def _custom_signatures(tenant: Tenant) -> tuple[str, ...]:
+    ref = tenant.spec.antivirus.custom_signatures
+    return (ref.name,) if ref is not None else ()
+
+
+def antivirus_deployment(tenant: Tenant, config: WorkloadConfig) -> dict[str, Any]:
+    plan = tenant.sizing.antivirus
+    if plan is None:
+        raise ValueError("antivirus_deployment: the sizing plan has no anti-virus workload")
+    image = tenant.settings.images.antivirus
+    pull = tenant.settings.images.pull_policy
+    mounts = [
+        mount("config", CONF_DIR, read_only=True),
+        mount("state", STATE_DIR),
+        mount("tmp", TMP_DIR),
+    ]
+    signatures = _custom_signatures(tenant)
+    c_icap = {
+        "name": CICAP,
+        "image": image,
+        "imagePullPolicy": pull,
+        "args": ["c-icap"],
+        "ports": [{"name": ICAP_PORT_NAME, "containerPort": ICAP_PORT, "protocol": "TCP"}],
+        "resources": plan.containers[CICAP].to_kubernetes(),
+        "securityContext": container_security_context(),
+        # c-icap waits up to 120 s for clamd's socket before it listens.
+        **tcp_probes(ICAP_PORT_NAME, startup_seconds=180),
+        "volumeMounts": mounts,
+    }
+    clamd = {
+        "name": CLAMD,
+        "image": image,
+        "imagePullPolicy": pull,
+        "args": ["clamd"],
+        "resources": plan.containers[CLAMD].to_kubernetes(),
+        "securityContext": container_security_context(),
+        # clamd listens on a unix socket only; clamdscan asks it for a PONG. Loading a full
+        # public signature database takes minutes on a small node.
+        **exec_probes(
+            ["clamdscan", "--ping", "1", f"--config-file={CONF_DIR}/clamd.conf"],
+            startup_seconds=300,
+        ),
+        "volumeMounts": mounts,
+    }
+    pod = pod_spec(
+        tenant,
+        Component.ANTIVIRUS,
+        containers=[c_icap, clamd],
+        volumes=[
+            projected_config_volume("config", (*config.names, *signatures)),
+            # Shared by both containers: clamd's socket, spooled bodies, the signature database.
+            empty_dir("state", size_limit="4Gi"),
+            empty_dir("tmp", size_limit="256Mi"),
+        ],
+        grace_seconds=ANTIVIRUS_GRACE_SECONDS,
+        spread=True,
+    )
+    return deployment(
+        tenant,
+        Component.ANTIVIRUS,
+        replicas=_replicas(tenant, plan),
+        strategy=rolling_update(plan.max_surge, plan.max_unavailable),
+        pod=pod,
+        digest=config_digest(config.files, references=[f"configmap/{name}" for name in signatures]),
+    )
