@@ -15,4 +15,6 @@ class CamelModel(BaseModel):
         populate_by_name=True,
         alias_generator=to_camel,
         str_strip_whitespace=False,
+        # Attribute docstrings become field descriptions (and so `kubectl explain` text).
+        use_attribute_docstrings=True,
     )

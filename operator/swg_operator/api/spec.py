@@ -80,11 +80,17 @@ class Clients(CamelModel):
 
 
 class DomainList(CamelModel):
+    """Domains matched with Squid dstdomain semantics."""
+
     domains: Annotated[tuple[Domain, ...], Field(max_length=MAX_LIST)] = ()
+    """Hostnames; a leading dot means the domain and every subdomain."""
 
 
 class DenyList(CamelModel):
+    """Destinations refused."""
+
     domains: Annotated[tuple[Domain, ...], Field(max_length=MAX_LIST)] = ()
+    """Hostnames; a leading dot means the domain and every subdomain."""
     url_regex: Annotated[
         tuple[UrlRegex, ...],
         Field(max_length=MAX_LIST, description="Squid url_regex entries (POSIX extended, ASCII)."),
@@ -95,22 +101,32 @@ class FilterPolicy(CamelModel):
     """A named rule set for a group of clients, applied before the tenant-wide rules."""
 
     name: DnsLabel
+    """Unique name of the policy (a DNS label)."""
     source_cidrs: Annotated[
         tuple[Cidr, ...], Field(min_length=1, max_length=256, alias="sourceCIDRs")
     ]
+    """Client networks the policy applies to (canonical CIDRs)."""
     blocked_categories: Annotated[tuple[CategoryName, ...], Field(max_length=256)] = ()
+    """Category names from the platform URL catalogue."""
     allow: DomainList = DomainList()
+    """Destinations always allowed for this group."""
     deny: DenyList = DenyList()
+    """Destinations always refused for this group."""
 
 
 class UrlFiltering(CamelModel):
+    """URL filtering: blocked categories, allow and deny lists, per-group policies."""
+
     blocked_categories: Annotated[
         tuple[CategoryName, ...],
         Field(max_length=256, description="Category names from the platform's URL catalogue."),
     ] = ()
     allow: DomainList = DomainList()
+    """Destinations always allowed."""
     deny: DenyList = DenyList()
+    """Destinations always refused."""
     policies: Annotated[tuple[FilterPolicy, ...], Field(max_length=64)] = ()
+    """Named rule sets for groups of clients, applied first; names are unique."""
 
     @model_validator(mode="after")
     def _unique_names(self) -> UrlFiltering:
@@ -120,15 +136,24 @@ class UrlFiltering(CamelModel):
 
 
 class ConfigMapRef(CamelModel):
+    """A ConfigMap in the tenant namespace."""
+
     name: DnsLabel
+    """Name of the ConfigMap."""
 
 
 class SecretRef(CamelModel):
+    """A Secret in the tenant namespace."""
+
     name: DnsLabel
+    """Name of the Secret."""
 
 
 class Antivirus(CamelModel):
+    """Anti-virus scanning of downloads (c-icap + ClamAV)."""
+
     enabled: bool = True
+    """Scan responses for malware."""
     max_scan_size: ByteQuantity = Field(
         default="50Mi", description="Bodies larger than this are not scanned (and are logged)."
     )
@@ -148,18 +173,25 @@ class Bypass(CamelModel):
     """Destinations that skip URL filtering and anti-virus scanning."""
 
     domains: Annotated[tuple[Domain, ...], Field(max_length=MAX_LIST)] = ()
+    """Hostnames; a leading dot means the domain and every subdomain."""
     cidrs: Annotated[tuple[Cidr, ...], Field(max_length=256, alias="CIDRs")] = ()
+    """Destination networks (canonical CIDRs)."""
 
 
 class DoNotInspect(CamelModel):
+    """Destinations never decrypted."""
+
     domains: Annotated[tuple[Domain, ...], Field(max_length=MAX_LIST)] = ()
+    """Hostnames; a leading dot means the domain and every subdomain."""
     categories: Annotated[tuple[CategoryName, ...], Field(max_length=256)] = ()
+    """Category names from the platform URL catalogue (e.g. banking)."""
 
 
 class HttpsInspection(CamelModel):
     """TLS inspection ("HTTPS decode") with a per-tenant CA that never leaves its namespace."""
 
     enabled: bool = False
+    """Decrypt and inspect HTTPS with the tenant CA."""
     do_not_inspect: DoNotInspect = DoNotInspect()
     ca_secret: SecretRef | None = Field(
         default=None,
@@ -172,7 +204,9 @@ class Sandbox(CamelModel):
     """Send files to an external analysis service over ICAP."""
 
     enabled: bool = False
+    """Send downloaded files to the analysis service."""
     icap_url: IcapUrl | None = Field(default=None, alias="icapURL")
+    """ICAP service URL (icap:// or icaps://); required when enabled."""
 
     @model_validator(mode="after")
     def _url_when_enabled(self) -> Sandbox:
@@ -182,17 +216,25 @@ class Sandbox(CamelModel):
 
 
 class Options(CamelModel):
+    """Service options: bypass, HTTPS inspection, sandbox."""
+
     bypass: Bypass = Bypass()
     https_inspection: HttpsInspection = HttpsInspection()
     sandbox: Sandbox = Sandbox()
 
 
 class LogStorage(CamelModel):
+    """The log volume."""
+
     size: Annotated[str, Field(pattern=r"^(auto|[0-9]+(Ki|Mi|Gi|Ti))$", max_length=32)] = "auto"
+    """Volume size (e.g. 20Gi), or auto: sized from requestsPerSecond and retentionDays."""
     storage_class_name: DnsLabel | None = None
+    """StorageClass of the volume; the cluster default when absent."""
 
 
 class Logs(CamelModel):
+    """Access, URL-filter, anti-virus and sandbox logs, downloadable by the admins."""
+
     retention_days: Annotated[int, Field(ge=1, le=90)] = Field(
         default=90, description="Calendar days kept, today included."
     )
@@ -203,6 +245,8 @@ class Logs(CamelModel):
 
 
 class Placement(CamelModel):
+    """Where the tenant runs and keeps its data."""
+
     region: LabelValue | None = Field(
         default=None,
         description="Pins every pod and volume of the tenant to nodes of this "
@@ -211,11 +255,17 @@ class Placement(CamelModel):
 
 
 class Admin(CamelModel):
+    """A customer admin: read access to the tenant's status and logs."""
+
     kind: Literal["User", "Group"]
+    """User or Group, as in an RBAC subject."""
     name: RbacSubjectName
+    """User or group name as the cluster authenticates it."""
 
 
 class Cancellation(CamelModel):
+    """What happens when the contract is cancelled (the resource is deleted)."""
+
     purge_after_days: Annotated[int, Field(ge=0, le=90)] = Field(
         default=90, description="Days between cancellation (deletion) and the purge."
     )
@@ -223,6 +273,7 @@ class Cancellation(CamelModel):
         default=False, description="Postpones the purge while true; shown in status."
     )
     legal_hold_reason: DisplayText | None = None
+    """Why the legal hold is set (shown to people)."""
 
 
 class Phase(StrEnum):
@@ -239,7 +290,9 @@ class Phase(StrEnum):
 class SecureWebGatewaySpec(CamelModel):
     service_code: ServiceCode = Field(description="Contract/service code, e.g. SWG-0001234.")
     display_name: DisplayText | None = None
+    """Customer name shown to people."""
     contacts: Annotated[tuple[Email, ...], Field(max_length=16)] = ()
+    """Email addresses for change and incident notices."""
     sizing: Sizing
     clients: Clients
     url_filtering: UrlFiltering = UrlFiltering()
@@ -248,5 +301,7 @@ class SecureWebGatewaySpec(CamelModel):
     logs: Logs = Logs()
     placement: Placement = Placement()
     admins: Annotated[tuple[Admin, ...], Field(max_length=64)] = ()
+    """Customer admins: read access to the tenant's status and logs."""
     suspended: bool = False
+    """Stop serving traffic while keeping configuration and logs."""
     cancellation: Cancellation = Cancellation()
