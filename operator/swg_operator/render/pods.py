@@ -62,30 +62,47 @@ def mount(name: str, path: str, *, read_only: bool = False) -> dict[str, Any]:
 def tcp_probes(port: str, *, startup_seconds: int) -> dict[str, Any]:
     """Startup, readiness and liveness probes on a TCP port. The startup probe gives the daemon
     `startup_seconds` before liveness may restart it."""
-    check = {"tcpSocket": {"port": port}}
     return {
-        "startupProbe": {**check, "periodSeconds": 5, "failureThreshold": -(-startup_seconds // 5)},
-        "readinessProbe": {**check, "periodSeconds": 5, "timeoutSeconds": 2, "failureThreshold": 2},
-        "livenessProbe": {**check, "periodSeconds": 10, "timeoutSeconds": 3, "failureThreshold": 3},
+        "startupProbe": {
+            "tcpSocket": {"port": port},
+            "periodSeconds": 5,
+            "failureThreshold": -(-startup_seconds // 5),
+        },
+        "readinessProbe": {
+            "tcpSocket": {"port": port},
+            "periodSeconds": 5,
+            "timeoutSeconds": 2,
+            "failureThreshold": 2,
+        },
+        "livenessProbe": {
+            "tcpSocket": {"port": port},
+            "periodSeconds": 10,
+            "timeoutSeconds": 3,
+            "failureThreshold": 3,
+        },
     }
 
 
 def exec_probes(command: list[str], *, startup_seconds: int) -> dict[str, Any]:
-    check = {"exec": {"command": command}}
     return {
         "startupProbe": {
-            **check,
+            "exec": {"command": list(command)},
             "periodSeconds": 5,
             "timeoutSeconds": 4,
             "failureThreshold": -(-startup_seconds // 5),
         },
         "readinessProbe": {
-            **check,
+            "exec": {"command": list(command)},
             "periodSeconds": 10,
             "timeoutSeconds": 4,
             "failureThreshold": 2,
         },
-        "livenessProbe": {**check, "periodSeconds": 20, "timeoutSeconds": 8, "failureThreshold": 3},
+        "livenessProbe": {
+            "exec": {"command": list(command)},
+            "periodSeconds": 20,
+            "timeoutSeconds": 8,
+            "failureThreshold": 3,
+        },
     }
 
 
@@ -107,17 +124,16 @@ def affinity(tenant: Tenant, component: Component, *, spread: bool) -> dict[str,
             }
         }
     if spread:
-        selector = {"matchLabels": tenant.selector(component)}
         out["podAntiAffinity"] = {
             "preferredDuringSchedulingIgnoredDuringExecution": [
                 {
-                    "weight": 100,
-                    "podAffinityTerm": {"labelSelector": selector, "topologyKey": HOSTNAME_LABEL},
-                },
-                {
-                    "weight": 50,
-                    "podAffinityTerm": {"labelSelector": selector, "topologyKey": ZONE_LABEL},
-                },
+                    "weight": weight,
+                    "podAffinityTerm": {
+                        "labelSelector": {"matchLabels": tenant.selector(component)},
+                        "topologyKey": topology,
+                    },
+                }
+                for weight, topology in ((100, HOSTNAME_LABEL), (50, ZONE_LABEL))
             ]
         }
     return out or None
