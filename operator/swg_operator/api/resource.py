@@ -38,7 +38,5 @@ def parse_spec(spec: Mapping[str, Any]) -> SecureWebGatewaySpec:
     try:
         return SecureWebGatewaySpec.model_validate(dict(spec))
     except ValidationError as exc:
-        problems = tuple(
-            f"{_field_path(tuple(err['loc']))}: {err['msg']}" for err in exc.errors()
-        )
+        problems = tuple(f"{_field_path(tuple(err['loc']))}: {err['msg']}" for err in exc.errors())
         raise SpecError(problems) from None

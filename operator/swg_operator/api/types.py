@@ -17,9 +17,7 @@ from pydantic import AfterValidator, Field, StringConstraints
 DNS_LABEL_PATTERN = r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"
 # A hostname, lowercase ASCII (IDNA-encoded), optionally with a leading dot meaning "and every
 # subdomain" (Squid dstdomain semantics).
-DOMAIN_PATTERN = (
-    r"^\.?([a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?\.)*[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"
-)
+DOMAIN_PATTERN = r"^\.?([a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?\.)*[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"
 # Printable ASCII without space, not starting with '#': one line of a Squid ACL file.
 URL_REGEX_PATTERN = r"^[!-\"$-~][!-~]*$"
 # URL category names as in the common blacklist directory layout (e.g. social_networks).
@@ -31,7 +29,9 @@ DISPLAY_TEXT_PATTERN = r"^[^\x00-\x1f\x7f]*$"
 # Kubernetes resource quantity for bytes (binary or decimal suffix).
 QUANTITY_PATTERN = r"^[0-9]+(\.[0-9]+)?(Ki|Mi|Gi|Ti|k|M|G|T)?$"
 IANA_TZ_PATTERN = r"^(UTC|[A-Z][A-Za-z_]+(/[A-Za-z0-9_+-]+){1,2})$"
-ICAP_URL_PATTERN = r"^icaps?://[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?(:[0-9]{1,5})?(/[A-Za-z0-9._~-]*)*$"
+ICAP_URL_PATTERN = (
+    r"^icaps?://[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?(:[0-9]{1,5})?(/[A-Za-z0-9._~-]*)*$"
+)
 LABEL_VALUE_PATTERN = r"^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$"
 RBAC_SUBJECT_PATTERN = r"^[^\x00-\x1f\x7f\s]([^\x00-\x1f\x7f]{0,251}[^\x00-\x1f\x7f\s])?$"
 
