@@ -5,7 +5,13 @@ python -m e2e.cluster kubectl-path|helm-path
 """
 
 from e2e.cluster.binaries import Binaries, BinariesMissingError
-from e2e.cluster.client import Cluster, KubectlError, service_account_kubeconfig, wait_until
+from e2e.cluster.client import (
+    Cluster,
+    KubectlError,
+    service_account_kubeconfig,
+    unique_name,
+    wait_until,
+)
 from e2e.cluster.controlplane import ControlPlane, ControlPlaneError
 from e2e.cluster.nodes import NODES, REGION_LABEL, ZONE_LABEL, KwokNode
 
@@ -21,5 +27,6 @@ __all__ = [
     "KubectlError",
     "KwokNode",
     "service_account_kubeconfig",
+    "unique_name",
     "wait_until",
 ]

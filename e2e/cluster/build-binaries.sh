@@ -113,24 +113,42 @@ GO
   log "etcd $ETCD_VERSION built into $out"
 }
 
+# kwok's own stage files, relative to the module's kustomize/stage/ folder. The "fast" pod stages
+# are self-contained (the "general" ones wait for a pod-create stage); the volume stages bind PVCs
+# of the `kwok-volume` StorageClass to fake PVs, so workloads with volumes start too.
+KWOK_STAGES=(
+  node/fast/node-initialize.yaml
+  node/heartbeat-with-lease/node-heartbeat-with-lease.yaml
+  pod/fast/pod-ready.yaml
+  pod/fast/pod-complete.yaml
+  pod/fast/pod-delete.yaml
+  volume/fast/pvc-provision.yaml
+  volume/fast/pv-bind.yaml
+  volume/fast/pvc-delete.yaml
+  volume/fast/pv-delete.yaml
+)
+
 build_kwok() {
   local out="$CACHE/bin/kwok-$KWOK_VERSION"
-  if have "$out" kwok stages.yaml; then log "kwok $KWOK_VERSION cached in $out"; return; fi
-  mkdir -p "$out.tmp"
-  log "building kwok $KWOK_VERSION"
-  CGO_ENABLED=0 GOBIN="$out.tmp" go install -trimpath -ldflags "-s -w" "sigs.k8s.io/kwok/cmd/kwok@$KWOK_VERSION"
+  local header="# kwok $KWOK_VERSION stages: ${KWOK_STAGES[*]}"
+  if have "$out" kwok && [ "$(head -n1 "$out/stages.yaml" 2>/dev/null)" = "$header" ]; then
+    log "kwok $KWOK_VERSION cached in $out"; return
+  fi
+  mkdir -p "$out"
+  if ! have "$out" kwok; then
+    log "building kwok $KWOK_VERSION"
+    CGO_ENABLED=0 GOBIN="$out" go install -trimpath -ldflags "-s -w" "sigs.k8s.io/kwok/cmd/kwok@$KWOK_VERSION"
+  fi
   local dir
   dir=$(go mod download -json "sigs.k8s.io/kwok@$KWOK_VERSION" | python3 -c 'import json,sys; print(json.load(sys.stdin)["Dir"])')
   local stage
-  : > "$out.tmp/stages.yaml"
-  for stage in node-initialize node-heartbeat-with-lease pod-ready pod-complete pod-delete; do
-    local f
-    f=$(find "$dir/kustomize/stage" -name "$stage.yaml" | head -n1)
-    [ -n "$f" ] || { log "kwok stage $stage not found under $dir/kustomize/stage"; exit 1; }
-    { echo "---"; cat "$f"; } >> "$out.tmp/stages.yaml"
+  echo "$header" > "$out/stages.yaml.tmp"
+  for stage in "${KWOK_STAGES[@]}"; do
+    [ -f "$dir/kustomize/stage/$stage" ] || { log "kwok stage $stage not found in $dir"; exit 1; }
+    { echo "---"; cat "$dir/kustomize/stage/$stage"; } >> "$out/stages.yaml.tmp"
   done
-  rm -rf "$out"; mv "$out.tmp" "$out"
-  log "kwok $KWOK_VERSION built into $out"
+  mv "$out/stages.yaml.tmp" "$out/stages.yaml"
+  log "kwok $KWOK_VERSION and its stages are in $out"
 }
 
 build_helm() {

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import secrets
 import subprocess
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -33,9 +35,11 @@ def wait_until(
     timeout: float,
     what: str,
     interval: float = 0.25,
+    describe: Callable[[], object] | None = None,
 ) -> T:
     """Call `probe` until it returns something truthy and return that; TimeoutError after
-    `timeout` seconds, naming `what` and the last value seen (so a failure says why)."""
+    `timeout` seconds, naming `what` and the last value seen, or what `describe()` returns
+    (so a failure says why)."""
     deadline = time.monotonic() + timeout
     last: T | None = None
     while True:
@@ -43,8 +47,15 @@ def wait_until(
         if last:
             return last
         if time.monotonic() >= deadline:
-            raise TimeoutError(f"{what}: not reached within {timeout:.0f}s (last seen: {last!r})")
+            seen = describe() if describe is not None else last
+            raise TimeoutError(f"{what}: not reached within {timeout:.0f}s (last seen: {seen!r})")
         time.sleep(interval)
+
+
+def unique_name(prefix: str, *, max_length: int = 40) -> str:
+    """A DNS-label name no other test or run uses: `<prefix>-<6 hex digits>`."""
+    stem = re.sub(r"[^a-z0-9-]+", "-", prefix.lower()).strip("-")[: max_length - 7].rstrip("-")
+    return f"{stem or 'e2e'}-{secrets.token_hex(3)}"
 
 
 def _clean_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:

@@ -51,7 +51,8 @@ ADMISSION_PLUGINS = (
 )
 SA_ISSUER = "https://kubernetes.default.svc.cluster.local"
 CLUSTER_NAME = "swg-local"
-DEFAULT_STORAGE_CLASS = "standard"
+# kwok's volume stages provision and bind PVCs of this class (fake hostPath PVs, nothing on disk).
+DEFAULT_STORAGE_CLASS = "kwok-volume"
 LOG_TAIL_LINES = 25
 
 
@@ -432,6 +433,10 @@ class ControlPlane(Cluster):
             f"--etcd-servers=http://127.0.0.1:{ports.etcd_client}",
             "--bind-address=127.0.0.1",
             "--advertise-address=127.0.0.1",
+            # Endpoints may not hold loopback addresses, and no pod could reach the API server
+            # anyway: leave the `kubernetes` Service without endpoints instead of failing to
+            # write them every ten seconds.
+            "--endpoint-reconciler-type=none",
             f"--secure-port={ports.apiserver}",
             f"--cert-dir={self.pki_dir}",
             f"--tls-cert-file={pki.apiserver.cert}",
@@ -458,6 +463,8 @@ class ControlPlane(Cluster):
             f"--tls-cert-file={serving.cert}",
             f"--tls-private-key-file={serving.key}",
             f"--client-ca-file={pki.ca.cert}",
+            # There is no front proxy (requestheader) CA to look up from kube-system.
+            "--authentication-skip-lookup=true",
             "--leader-elect=false",
             "--profiling=false",
         ]
@@ -500,7 +507,7 @@ class ControlPlane(Cluster):
         ]
 
     def _default_storage_class(self) -> dict[str, Any]:
-        # PVCs get a class like on kind, but nothing provisions volumes: they stay Pending.
+        # The class kwok's pvc-provision stage acts on; default, so PVCs without a class bind.
         return {
             "apiVersion": "storage.k8s.io/v1",
             "kind": "StorageClass",
@@ -508,8 +515,9 @@ class ControlPlane(Cluster):
                 "name": DEFAULT_STORAGE_CLASS,
                 "annotations": {"storageclass.kubernetes.io/is-default-class": "true"},
             },
-            "provisioner": "swg.dev/no-provisioner",
-            "volumeBindingMode": "WaitForFirstConsumer",
+            "provisioner": "kwok.x-k8s.io/volume",
+            "reclaimPolicy": "Delete",
+            "volumeBindingMode": "Immediate",
         }
 
     def _nodes_ready(self) -> bool:

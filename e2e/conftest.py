@@ -1,0 +1,140 @@
+"""Fixtures of the e2e tier: a real cluster, fresh namespaces, ServiceAccount credentials.
+
+Public API (keep it small; operator tests build on it):
+
+``cluster`` (session) -> ``e2e.cluster.Cluster``
+    The cluster under test. By default a local control plane (etcd, kube-apiserver,
+    kube-controller-manager, kube-scheduler, kwok with three Nodes in two regions) started once
+    per session in ``.local/e2e-cluster`` (override with $SWG_E2E_CLUSTER_DIR) and stopped at the
+    end; it is then an ``e2e.cluster.ControlPlane`` and ``cluster.local`` is True. With
+    $SWG_E2E_KUBECONFIG set, that existing cluster (kind, ...) is used and nothing is started.
+    Use ``cluster.kubectl(*args, input=None, check=True)``, ``cluster.kubectl_json(*args)``,
+    ``cluster.apply(*manifests, namespace=None)`` (server-side apply), ``cluster.helm(*args)``,
+    ``cluster.kubeconfig``, ``cluster.kubectl_path``, ``cluster.helm_path``.
+
+``make_namespace(prefix=None, *, labels=None) -> str``
+    Creates a namespace with a unique name (the test's name by default), waits for its
+    ``default`` ServiceAccount (pods are refused before it exists) and deletes it after the test.
+
+``namespace`` -> str
+    ``make_namespace()`` for tests that need just one.
+
+``as_service_account(namespace, name, *, create=True) -> Cluster``
+    The same cluster seen as ServiceAccount ``namespace/name`` (created unless create=False),
+    through a token from the TokenRequest API in a kubeconfig of its own (``.kubeconfig``):
+    for least-privilege checks.
+
+Plain helpers for anything else: ``e2e.cluster.unique_name(prefix)`` and
+``e2e.cluster.wait_until(probe, timeout=..., what=...)`` (poll with a deadline, no sleeps).
+Mark tests that use these with ``pytest.mark.cluster``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
+
+import pytest
+
+from e2e.cluster import (
+    Binaries,
+    BinariesMissingError,
+    Cluster,
+    ControlPlane,
+    ControlPlaneError,
+    service_account_kubeconfig,
+    unique_name,
+    wait_until,
+)
+from e2e.cluster.binaries import find_tool
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+NAMESPACE_READY_TIMEOUT = 60.0
+
+
+def _external_cluster(kubeconfig: Path) -> Cluster:
+    bins = Binaries.from_cache()
+    kubectl = find_tool(bins.kubectl, "kubectl")
+    if kubectl is None:
+        pytest.fail("no kubectl: run `make setup` or put kubectl on PATH", pytrace=False)
+    external = Cluster(kubeconfig, kubectl=kubectl, helm=find_tool(bins.helm, "helm"))
+    ready = external.kubectl("get", "--raw", "/readyz", check=False)
+    if ready.stdout.strip() != "ok":
+        pytest.fail(f"cluster of {kubeconfig} is not ready: {ready.stderr}", pytrace=False)
+    return external
+
+
+@pytest.fixture(scope="session")
+def cluster() -> Iterator[Cluster]:
+    """The cluster under test (see the module docstring)."""
+    external = os.environ.get("SWG_E2E_KUBECONFIG")
+    if external:
+        yield _external_cluster(Path(external).expanduser().resolve())
+        return
+    state_dir = Path(os.environ.get("SWG_E2E_CLUSTER_DIR") or REPO_ROOT / ".local" / "e2e-cluster")
+    plane = ControlPlane(state_dir)
+    try:
+        plane.start()
+    except (BinariesMissingError, ControlPlaneError) as err:
+        pytest.fail(f"local control plane did not start: {err}", pytrace=False)
+    try:
+        yield plane
+    finally:
+        plane.stop()
+
+
+@pytest.fixture
+def make_namespace(
+    cluster: Cluster, request: pytest.FixtureRequest
+) -> Iterator[Callable[..., str]]:
+    """Factory of fresh namespaces, deleted (without waiting) after the test."""
+    created: list[str] = []
+
+    def make(prefix: str | None = None, *, labels: Mapping[str, str] | None = None) -> str:
+        name = unique_name(prefix or request.node.name.removeprefix("test_").replace("_", "-"))
+        cluster.apply(
+            {
+                "apiVersion": "v1",
+                "kind": "Namespace",
+                "metadata": {"name": name, "labels": {"swg.dev/e2e": "true", **(labels or {})}},
+            }
+        )
+        created.append(name)
+        wait_until(
+            lambda: (
+                cluster.kubectl(
+                    "get", "serviceaccount", "default", "-n", name, check=False
+                ).returncode
+                == 0
+            ),
+            timeout=NAMESPACE_READY_TIMEOUT,
+            what=f"ServiceAccount {name}/default",
+        )
+        return name
+
+    yield make
+    for name in created:
+        cluster.kubectl(
+            "delete", "namespace", name, "--ignore-not-found", "--wait=false", check=False
+        )
+
+
+@pytest.fixture
+def namespace(make_namespace: Callable[..., str]) -> str:
+    """One fresh namespace for the test."""
+    return make_namespace()
+
+
+@pytest.fixture
+def as_service_account(cluster: Cluster, tmp_path: Path) -> Callable[..., Cluster]:
+    """Factory: the cluster seen through a ServiceAccount token (see the module docstring)."""
+
+    def make(namespace: str, name: str, *, create: bool = True) -> Cluster:
+        path = tmp_path / f"{namespace}.{name}.kubeconfig"
+        kubeconfig = service_account_kubeconfig(
+            cluster, namespace=namespace, name=name, path=path, create=create
+        )
+        return cluster.with_kubeconfig(kubeconfig)
+
+    return make
