@@ -1,0 +1,103 @@
+"""Cancellation deadline math. Pure: the clocks are passed in.
+
+The deadline is computed from the API server's `deletionTimestamp` (the server's clock) and
+stamped into status the first time the deletion is seen; a stamped deadline is kept (so a later
+edit of `purgeAfterDays` cannot move it), but never beyond 90 days after the cancellation.
+
+When is the purge due? Two clock modes, chosen at operator start (docs/operator.md):
+
+* ``server`` (default): due when the API server's clock, read from the Date header of a fresh
+  response (truncated to the second, so never ahead of the server), has reached `purgeAt`. The
+  deadline and the check use the same clock, so the operator's own clock being behind or ahead,
+  by minutes or by months, can neither purge early nor late; it only decides when to look again.
+* ``local``: due when the operator's clock has passed `purgeAt` plus a safety margin (default
+  10 minutes, larger than any sane NTP error). An explicit, logged opt-in for clusters whose API
+  server time cannot be read and for the shifted-clock test (faketime); every purge receipt
+  records which mode decided it.
+"""
+
+from __future__ import annotations
+
+import datetime
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Final
+
+MAX_PURGE_DAYS: Final = 90
+UTC: Final = datetime.UTC
+
+
+class ClockMode(StrEnum):
+    SERVER = "server"
+    LOCAL = "local"
+
+
+def parse_time(text: str) -> datetime.datetime:
+    """An RFC 3339 timestamp as the API server writes it (`2025-01-02T03:04:05Z`), as UTC."""
+    value = datetime.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value.astimezone(UTC)
+
+
+def format_time(value: datetime.datetime) -> str:
+    """RFC 3339 UTC, to the second (the API server's own precision)."""
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@dataclass(frozen=True)
+class Deadline:
+    cancelled_at: datetime.datetime
+    purge_at: datetime.datetime
+
+
+def purge_deadline(
+    *, deletion_timestamp: str, purge_after_days: int, stamped_purge_at: str | None = None
+) -> Deadline:
+    """`cancelledAt` = the deletion timestamp; `purgeAt` = the stamped value when there is one,
+    else cancelledAt + purgeAfterDays; never later than 90 days after the cancellation."""
+    cancelled_at = parse_time(deletion_timestamp)
+    latest = cancelled_at + datetime.timedelta(days=MAX_PURGE_DAYS)
+    if stamped_purge_at:
+        purge_at = parse_time(stamped_purge_at)
+    else:
+        days = max(0, min(purge_after_days, MAX_PURGE_DAYS))
+        purge_at = cancelled_at + datetime.timedelta(days=days)
+    return Deadline(cancelled_at=cancelled_at, purge_at=min(purge_at, latest))
+
+
+@dataclass(frozen=True)
+class DueCheck:
+    due: bool
+    wait_seconds: float  # when to look again if not due
+    reason: str  # CamelCase, for logs and status
+    skew_seconds: float | None  # local minus server clock, when the server's was read
+
+
+def check_due(
+    deadline: Deadline,
+    *,
+    local_now: datetime.datetime,
+    server_now: datetime.datetime | None,
+    mode: ClockMode = ClockMode.SERVER,
+    local_margin: datetime.timedelta = datetime.timedelta(minutes=10),
+    legal_hold: bool = False,
+    max_wait: float = 3600.0,
+) -> DueCheck:
+    """Is the purge due now? If not, how long to wait before asking again (at most
+    `max_wait`, so a lifted legal hold or a corrected clock is noticed in time)."""
+    skew = None if server_now is None else (local_now - server_now).total_seconds()
+    if legal_hold:
+        return DueCheck(False, max_wait, "LegalHold", skew)
+    if mode is ClockMode.SERVER:
+        if server_now is None:
+            return DueCheck(False, min(60.0, max_wait), "ServerTimeUnknown", skew)
+        remaining = (deadline.purge_at - server_now).total_seconds()
+        if remaining <= 0:
+            return DueCheck(True, 0.0, "DeadlineReached", skew)
+        # +1 s: the Date header is truncated to the second.
+        return DueCheck(False, min(remaining + 1.0, max_wait), "WaitingForDeadline", skew)
+    remaining = (deadline.purge_at + local_margin - local_now).total_seconds()
+    if remaining <= 0:
+        return DueCheck(True, 0.0, "DeadlineReachedLocalClock", skew)
+    return DueCheck(False, min(remaining, max_wait), "WaitingForDeadline", skew)

@@ -1,0 +1,383 @@
+"""The one reconcile of a tenant: create, update, resume, drift and cancellation all call it.
+
+It renders the whole desired state, observes what exists under the tenant's ownership labels,
+applies the difference (server-side apply, one field manager), prunes what is no longer wanted,
+posts an Event for every change, and writes the status only when it changed. Errors come in
+three kinds (STYLE.md 8): a spec the operator cannot honour becomes `Stalled` and is not retried
+until the spec changes; a transient API error (409, 429, 5xx, no answer) raises
+`TransientError` for the caller to retry with backoff; anything else is a bug: logged loudly,
+`Degraded`, re-raised.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+import logging
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from swg_operator import __version__, metrics
+from swg_operator.api import (
+    KIND,
+    CancellationStatus,
+    ComputedSizing,
+    OperatorSettings,
+    SecureWebGatewaySpec,
+    SecureWebGatewayStatus,
+    SpecError,
+    parse_spec,
+)
+from swg_operator.catalogue import (
+    CATEGORY_LABEL,
+    Catalogue,
+    CatalogueError,
+    catalogue_from_configmaps,
+)
+from swg_operator.kube import OWNED_KINDS, KubeApi, KubeApiError, kind_of
+from swg_operator.kube.kinds import NAMESPACE, TENANT
+from swg_operator.labels import selector_string
+from swg_operator.naming import Component, service_name, tenant_namespace
+from swg_operator.reconcile.lifecycle import ClockMode, Deadline, format_time, purge_deadline
+from swg_operator.reconcile.plan import ObjectKey, Plan, key_of, plan_changes
+from swg_operator.reconcile.status import (
+    Facts,
+    compute_status,
+    read_status,
+    status_changed,
+    status_patch,
+    summarise,
+)
+from swg_operator.render import Lifecycle, RenderError, TenantManifests, render_tenant
+from swg_operator.sizing import Capacity, SizingPlan
+from swg_operator.sizing_io import load_capacity
+
+logger = logging.getLogger("swg_operator.reconcile")
+
+
+class TransientError(Exception):
+    """The API server could not serve the reconcile now; retry with backoff."""
+
+
+def utcnow() -> datetime.datetime:
+    return datetime.datetime.now(datetime.UTC)
+
+
+@dataclass(frozen=True)
+class PurgePolicy:
+    """How the purge deadline is judged (see `reconcile.lifecycle`)."""
+
+    clock: ClockMode = ClockMode.SERVER
+    local_margin: datetime.timedelta = datetime.timedelta(minutes=10)
+    max_wait: float = 3600.0
+
+
+@dataclass
+class Context:
+    """What every reconcile needs; built once when the operator starts."""
+
+    kube: KubeApi
+    settings: OperatorSettings
+    purge: PurgePolicy = PurgePolicy()
+    capacity: Capacity = field(default_factory=load_capacity)
+    clock: Callable[[], datetime.datetime] = utcnow
+    version: str = __version__
+    _locks: dict[str, asyncio.Lock] = field(default_factory=dict)
+
+    def lock(self, tenant: str) -> asyncio.Lock:
+        """One reconcile per tenant at a time, whichever handler asked for it."""
+        return self._locks.setdefault(tenant, asyncio.Lock())
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What a reconcile did, for the handlers and the tests."""
+
+    tenant: str
+    status: SecureWebGatewayStatus
+    result: str  # ok, invalid_spec
+    writes: int  # objects applied or pruned
+    status_written: bool
+    manifests: TenantManifests | None = None
+    deadline: Deadline | None = None
+
+
+def _lifecycle(body: Mapping[str, Any]) -> Lifecycle:
+    if body.get("metadata", {}).get("deletionTimestamp"):
+        return Lifecycle.CANCELLED
+    if body.get("spec", {}).get("suspended"):
+        return Lifecycle.SUSPENDED
+    return Lifecycle.ACTIVE
+
+
+def computed_sizing(sizing: SizingPlan) -> ComputedSizing:
+    hard = sizing.quota.hard()
+    return ComputedSizing(
+        proxy_replicas=sizing.proxy.replicas,
+        antivirus_replicas=sizing.antivirus.replicas if sizing.antivirus is not None else 0,
+        quota_cpu=hard.get("limits.cpu", hard.get("requests.cpu", "")),
+        quota_memory=hard.get("limits.memory", hard.get("requests.memory", "")),
+        log_storage=sizing.to_dict()["logVolume"],
+    )
+
+
+async def load_catalogue(kube: KubeApi, settings: OperatorSettings) -> Catalogue:
+    items = await kube.list_labelled(
+        kind_of({"apiVersion": "v1", "kind": "ConfigMap"}),
+        selector=CATEGORY_LABEL,
+        namespace=settings.operator_namespace,
+    )
+    return catalogue_from_configmaps(items)
+
+
+async def observe(kube: KubeApi, tenant: str, namespaces: Sequence[str]) -> list[dict[str, Any]]:
+    """Every object labelled as the tenant's: its Namespace, and each owned kind in
+    `namespaces` (skipped for namespaces that do not exist: nothing can be in them)."""
+    selector = selector_string(tenant)
+    found = await kube.list_labelled(NAMESPACE, selector=selector)
+    existing = {obj["metadata"]["name"] for obj in found}
+    for namespace in namespaces:
+        if namespace not in existing:
+            continue
+        for kind in OWNED_KINDS:
+            if kind.namespaced:
+                found += await kube.list_labelled(kind, selector=selector, namespace=namespace)
+    return found
+
+
+async def observe_everywhere(kube: KubeApi, tenant: str) -> list[dict[str, Any]]:
+    """Every object labelled as the tenant's in the whole cluster (for the purge)."""
+    selector = selector_string(tenant)
+    found: list[dict[str, Any]] = []
+    for kind in OWNED_KINDS:
+        found += await kube.list_labelled(kind, selector=selector)
+    return found
+
+
+async def _guard(call: Awaitable[Any]) -> Any:
+    """Turn transient API errors into `TransientError`; let the others through."""
+    try:
+        return await call
+    except KubeApiError as exc:
+        if exc.transient:
+            raise TransientError(str(exc)) from exc
+        raise
+
+
+async def execute(kube: KubeApi, plan: Plan) -> dict[ObjectKey, dict[str, Any]]:
+    """Apply then prune; return the applied objects as the API server stored them."""
+    stored: dict[ObjectKey, dict[str, Any]] = {}
+    for obj in plan.apply:
+        stored[key_of(obj)] = await _guard(kube.apply(obj))
+    for key in plan.prune:
+        kind = kind_of({"apiVersion": key.api_version, "kind": key.kind})
+        await _guard(kube.delete(kind, key.name, namespace=key.namespace))
+    return stored
+
+
+async def announce(
+    kube: KubeApi,
+    body: Mapping[str, Any],
+    plan: Plan,
+    *,
+    drift: bool,
+) -> None:
+    """Kubernetes Events on the tenant for every change (ISO/IEC 27017 12.1.2 change notice).
+    With `drift` (the spec did not change since the last reconcile), missing objects were
+    restored and changed ones reverted."""
+    name = body["metadata"]["name"]
+    groups = (
+        ("Restored" if drift else "Created", plan.created, "created"),
+        ("Reverted" if drift else "Updated", plan.updated, "updated"),
+        ("Pruned", plan.prune, "pruned"),
+    )
+    for reason, keys, action in groups:
+        if not keys:
+            continue
+        metrics.CHILD_CHANGES.labels(action=action).inc(len(keys))
+        if drift and reason in ("Restored", "Reverted"):
+            for key in keys:
+                metrics.DRIFT_REPAIRS.labels(kind=key.kind).inc()
+        verb = {
+            "Restored": "Restored (deleted by hand)",
+            "Reverted": "Reverted (changed by hand)",
+        }.get(reason, reason)
+        message = f"{verb} {len(keys)} object(s): {summarise(keys)}"
+        logger.info("%s for %s %s: %s", reason, KIND, name, message)
+        try:
+            await kube.post_event(regarding=body, reason=reason, message=message)
+        except KubeApiError as exc:  # the change is made; a lost notice must not undo it
+            logger.warning("Failed to post the %s Event of %s %s: %s", reason, KIND, name, exc)
+
+
+async def write_status(
+    kube: KubeApi, body: Mapping[str, Any], status: SecureWebGatewayStatus
+) -> bool:
+    """Patch the status subresource only when it differs from the stored one."""
+    stored = body.get("status") or {}
+    if not status_changed(status, stored):
+        return False
+    await _guard(kube.patch_status(TENANT, body["metadata"]["name"], status_patch(status, stored)))
+    return True
+
+
+def _proxy_endpoint(namespace: str, settings: OperatorSettings) -> str:
+    return f"{service_name(Component.PROXY)}.{namespace}.svc:{settings.proxy_port}"
+
+
+def _cancellation(
+    body: Mapping[str, Any],
+    spec: SecureWebGatewaySpec | None,
+    previous: SecureWebGatewayStatus | None,
+) -> tuple[Deadline, CancellationStatus]:
+    stamped = previous.cancellation if previous is not None else None
+    days = spec.cancellation.purge_after_days if spec is not None else 90
+    hold = spec.cancellation.legal_hold if spec is not None else False
+    deadline = purge_deadline(
+        deletion_timestamp=body["metadata"]["deletionTimestamp"],
+        purge_after_days=days,
+        stamped_purge_at=stamped.purge_at if stamped is not None else None,
+    )
+    status = CancellationStatus(
+        cancelled_at=format_time(deadline.cancelled_at),
+        purge_at=format_time(deadline.purge_at),
+        legal_hold=hold,
+        purged_at=stamped.purged_at if stamped is not None else None,
+        receipt=stamped.receipt if stamped is not None else None,
+    )
+    return deadline, status
+
+
+async def reconcile(body: Mapping[str, Any], *, ctx: Context) -> Outcome:
+    """Bring tenant `body` to its desired state; see the module docstring."""
+    name = body["metadata"]["name"]
+    started = asyncio.get_running_loop().time()
+    result = "error"
+    try:
+        outcome = await _reconcile(body, ctx=ctx)
+        result = outcome.result
+        metrics.record_phase(name, outcome.status.phase)
+        return outcome
+    except TransientError:
+        result = "transient"
+        metrics.RECONCILE_ERRORS.labels(kind="transient").inc()
+        raise
+    except Exception as exc:
+        metrics.RECONCILE_ERRORS.labels(kind="bug").inc()
+        logger.exception("Failed to reconcile %s %s: %r", KIND, name, exc)
+        await _report_bug(body, ctx=ctx, error=f"{type(exc).__name__}: {exc}")
+        raise
+    finally:
+        metrics.RECONCILES.labels(result=result).inc()
+        metrics.RECONCILE_SECONDS.labels(result=result).observe(
+            asyncio.get_running_loop().time() - started
+        )
+
+
+async def _report_bug(body: Mapping[str, Any], *, ctx: Context, error: str) -> None:
+    previous = read_status(body.get("status"))
+    facts = Facts(
+        generation=int(body["metadata"].get("generation", 0)),
+        mode=_lifecycle(body),
+        error=error[:1000],
+        namespace=previous.namespace if previous else None,
+        proxy_endpoint=previous.proxy_endpoint if previous else None,
+        cancellation=previous.cancellation if previous else None,
+    )
+    status = compute_status(facts, previous=previous, now=format_time(ctx.clock()))
+    try:
+        await write_status(ctx.kube, body, status)
+        metrics.record_phase(body["metadata"]["name"], status.phase)
+    except Exception as exc:  # the original error is what matters; this one is only logged
+        logger.warning(
+            "Failed to write the Degraded status of %s %s: %r", KIND, body["metadata"]["name"], exc
+        )
+
+
+async def _reconcile(body: Mapping[str, Any], *, ctx: Context) -> Outcome:
+    meta = body["metadata"]
+    name: str = meta["name"]
+    generation = int(meta.get("generation", 0))
+    previous = read_status(body.get("status"))
+    lifecycle = _lifecycle(body)
+    now = format_time(ctx.clock())
+    namespace = tenant_namespace(name)
+
+    spec: SecureWebGatewaySpec | None = None
+    problems: tuple[str, ...] = ()
+    manifests: TenantManifests | None = None
+    try:
+        spec = parse_spec(body.get("spec") or {})
+        catalogue = await _guard(load_catalogue(ctx.kube, ctx.settings))
+        manifests = render_tenant(
+            name,
+            spec,
+            catalogue=catalogue,
+            settings=ctx.settings,
+            capacity=ctx.capacity,
+            lifecycle=lifecycle,
+        )
+    except (SpecError, RenderError) as exc:
+        problems = exc.problems
+    except CatalogueError as exc:
+        problems = (f"spec.urlFiltering: the platform's URL catalogue is unusable: {exc}",)
+
+    deadline: Deadline | None = None
+    cancellation = previous.cancellation if previous else None
+    if lifecycle is Lifecycle.CANCELLED:
+        deadline, cancellation = _cancellation(body, spec, previous)
+
+    if problems and lifecycle is not Lifecycle.CANCELLED:
+        logger.warning(
+            "Stalled %s %s: the spec cannot be honoured: %s", KIND, name, "; ".join(problems)
+        )
+        metrics.RECONCILE_ERRORS.labels(kind="invalid_spec").inc()
+        facts = Facts(
+            generation=generation,
+            mode=lifecycle,
+            spec_problems=problems,
+            namespace=previous.namespace if previous else None,
+            proxy_endpoint=previous.proxy_endpoint if previous else None,
+        )
+        status = compute_status(facts, previous=previous, now=now)
+        written = await write_status(ctx.kube, body, status)
+        return Outcome(name, status, "invalid_spec", 0, written)
+
+    # A cancelled tenant whose spec no longer renders still stops its traffic: everything but
+    # the retained objects (Namespace, log store volume) is pruned.
+    desired = manifests.objects if manifests is not None else ()
+    namespaces = sorted(
+        {
+            namespace,
+            *(o["metadata"].get("namespace") for o in desired if o["metadata"].get("namespace")),
+        }
+    )
+    observed = await _guard(observe(ctx.kube, name, namespaces))
+    plan = plan_changes(desired, observed)
+    stored = await execute(ctx.kube, plan)
+    # Same generation as last time: nobody changed the spec, so any write repairs drift.
+    drift = previous is not None and previous.observed_generation == generation
+    await announce(ctx.kube, body, plan, drift=drift)
+
+    pruned = set(plan.prune)
+    current = [stored.get(key_of(o), o) for o in observed if key_of(o) not in pruned]
+    current += [obj for key, obj in stored.items() if key not in {key_of(o) for o in observed}]
+    facts = Facts(
+        generation=generation,
+        mode=lifecycle,
+        desired=tuple(desired),
+        current=tuple(current),
+        antivirus_enabled=spec.antivirus.enabled if spec is not None else False,
+        namespace=namespace,
+        proxy_endpoint=_proxy_endpoint(namespace, ctx.settings)
+        if lifecycle is not Lifecycle.CANCELLED
+        else None,
+        sizing=computed_sizing(manifests.sizing) if manifests is not None else None,
+        cancellation=cancellation,
+    )
+    status = compute_status(facts, previous=previous, now=now)
+    written = await write_status(ctx.kube, body, status)
+    if written and (previous is None or previous.phase != status.phase):
+        logger.info("Moved %s %s to phase %s", KIND, name, status.phase)
+    return Outcome(name, status, "ok", plan.writes, written, manifests, deadline)

@@ -1,0 +1,199 @@
+"""Desired x observed -> what to apply and what to prune. Pure: no I/O, no clock.
+
+An object is applied when it is missing, when its content differs from the desired manifest
+(drift: edited by hand), or when the desired manifest itself changed since the last apply (its
+digest, stamped on the object as an annotation, differs: this catches fields the desired state
+dropped, which a subset comparison cannot see). Everything else is left alone, so a tenant whose
+objects are as desired costs no API write.
+
+Pruning: everything observed under the tenant's ownership labels that the desired state does
+not contain is deleted, except the Namespace and the log store's volume claim, which only the
+purge removes (a spec change must never destroy the customer's logs).
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+from typing import Any, Final, NamedTuple
+
+from swg_operator.naming import log_volume_claim_name
+
+APPLIED_DIGEST_ANNOTATION: Final = "swg.dev/applied-digest"
+
+
+class ObjectKey(NamedTuple):
+    api_version: str
+    kind: str
+    namespace: str | None
+    name: str
+
+    def __str__(self) -> str:
+        where = f"{self.namespace}/" if self.namespace else ""
+        return f"{self.kind}/{where}{self.name}"
+
+
+def key_of(obj: Mapping[str, Any]) -> ObjectKey:
+    meta = obj.get("metadata", {})
+    return ObjectKey(
+        str(obj.get("apiVersion", "")),
+        str(obj.get("kind", "")),
+        meta.get("namespace") or None,
+        str(meta.get("name", "")),
+    )
+
+
+def manifest_digest(obj: Mapping[str, Any]) -> str:
+    """Digest of a desired manifest, ignoring its own digest annotation."""
+    clean = copy.deepcopy(dict(obj))
+    annotations = clean.get("metadata", {}).get("annotations")
+    if isinstance(annotations, dict):
+        annotations.pop(APPLIED_DIGEST_ANNOTATION, None)
+        if not annotations:
+            clean["metadata"].pop("annotations")
+    canonical = json.dumps(clean, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()[:20]
+
+
+def with_digest(obj: Mapping[str, Any]) -> dict[str, Any]:
+    """A copy of `obj` carrying its manifest digest as an annotation."""
+    stamped = copy.deepcopy(dict(obj))
+    meta = stamped.setdefault("metadata", {})
+    meta.setdefault("annotations", {})[APPLIED_DIGEST_ANNOTATION] = manifest_digest(obj)
+    return stamped
+
+
+_QUANTITY = re.compile(
+    r"^([+-]?[0-9]+(?:\.[0-9]*)?|[+-]?\.[0-9]+)([eE][+-]?[0-9]+|Ki|Mi|Gi|Ti|Pi|Ei|m|k|M|G|T|P|E)?$"
+)
+_SUFFIX: Final = {
+    None: Decimal(1),
+    "m": Decimal("0.001"),
+    "k": Decimal(10) ** 3,
+    "M": Decimal(10) ** 6,
+    "G": Decimal(10) ** 9,
+    "T": Decimal(10) ** 12,
+    "P": Decimal(10) ** 15,
+    "E": Decimal(10) ** 18,
+    "Ki": Decimal(2) ** 10,
+    "Mi": Decimal(2) ** 20,
+    "Gi": Decimal(2) ** 30,
+    "Ti": Decimal(2) ** 40,
+    "Pi": Decimal(2) ** 50,
+    "Ei": Decimal(2) ** 60,
+}
+
+
+def _quantity(value: str) -> Decimal | None:
+    match = _QUANTITY.match(value)
+    if match is None:
+        return None
+    number, suffix = match.groups()
+    try:
+        if suffix and suffix[0] in "eE":
+            return Decimal(number + suffix)
+        return Decimal(number) * _SUFFIX[suffix]
+    except InvalidOperation:
+        return None
+
+
+def _scalar_equal(want: Any, have: Any) -> bool:
+    if want == have and type(want) is type(have):
+        return True
+    if isinstance(want, str) and isinstance(have, str):
+        # The API server canonicalises quantities ("1000m" is stored as "1").
+        left, right = _quantity(want), _quantity(have)
+        return left is not None and left == right
+    if isinstance(want, bool) or isinstance(have, bool):
+        return False
+    if isinstance(want, int | float) and isinstance(have, int | float):
+        return want == have
+    return False
+
+
+def contains(want: Any, have: Any) -> bool:
+    """True when every field of `want` is in `have` with an equal value (lists compare item by
+    item and must have the same length; fields the server added to `have` are ignored)."""
+    if isinstance(want, Mapping):
+        return isinstance(have, Mapping) and all(
+            key in have and contains(value, have[key]) for key, value in want.items()
+        )
+    if isinstance(want, list | tuple):
+        return (
+            isinstance(have, list | tuple)
+            and len(want) == len(have)
+            and all(contains(w, h) for w, h in zip(want, have, strict=True))
+        )
+    return _scalar_equal(want, have)
+
+
+def is_retained(key: ObjectKey) -> bool:
+    """Objects only the purge may delete: the tenant's Namespace and its log store claim."""
+    if key.kind == "Namespace":
+        return True
+    return key.kind == "PersistentVolumeClaim" and key.name == log_volume_claim_name()
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What one reconcile writes: `apply` in the renderer's order, then `prune`."""
+
+    apply: tuple[dict[str, Any], ...]
+    created: tuple[ObjectKey, ...]  # missing now
+    updated: tuple[ObjectKey, ...]  # present, but not as desired
+    prune: tuple[ObjectKey, ...]
+    unchanged: tuple[ObjectKey, ...]
+
+    @property
+    def writes(self) -> int:
+        return len(self.apply) + len(self.prune)
+
+
+def is_current(desired: Mapping[str, Any], observed: Mapping[str, Any] | None) -> bool:
+    """True when `observed` is what applying `desired` (with its digest) would leave."""
+    if observed is None or observed.get("metadata", {}).get("deletionTimestamp"):
+        return False
+    stamped = with_digest(desired)
+    return contains(stamped, observed)
+
+
+def plan_changes(
+    desired: Sequence[Mapping[str, Any]],
+    observed: Iterable[Mapping[str, Any]],
+    *,
+    purge: bool = False,
+) -> Plan:
+    """Compare `desired` (render order) with `observed` (listed by ownership label).
+
+    With `purge`, nothing is applied and everything observed is pruned, the retained objects too.
+    """
+    seen = {key_of(obj): obj for obj in observed}
+    if purge:
+        return Plan(apply=(), created=(), updated=(), prune=tuple(seen), unchanged=())
+    apply: list[dict[str, Any]] = []
+    created: list[ObjectKey] = []
+    updated: list[ObjectKey] = []
+    unchanged: list[ObjectKey] = []
+    wanted: set[ObjectKey] = set()
+    for obj in desired:
+        key = key_of(obj)
+        wanted.add(key)
+        current = seen.get(key)
+        if is_current(obj, current):
+            unchanged.append(key)
+            continue
+        apply.append(with_digest(obj))
+        (created if current is None else updated).append(key)
+    prune = tuple(key for key in seen if key not in wanted and not is_retained(key))
+    return Plan(
+        apply=tuple(apply),
+        created=tuple(created),
+        updated=tuple(updated),
+        prune=prune,
+        unchanged=tuple(unchanged),
+    )

@@ -1,0 +1,247 @@
+"""Cancellation and purge of a tenant (DESIGN.md 5, ISO/IEC 27017 CLD 8.1.5).
+
+Deleting a `SecureWebGateway` is the customer's cancellation. The finalizer `swg.dev/purge` keeps
+the resource while this module: stops traffic at once (the CANCELLED render, through the one
+reconcile), stamps `cancelledAt`/`purgeAt` into status, waits (no busy loop: the caller sleeps
+until the next check) until the purge is due by the API server's clock and no legal hold is set,
+then deletes the tenant's namespace and everything labelled for it elsewhere, writes a purge
+receipt that outlives the resource, and only then lets the finalizer go.
+
+Crash safety: `phase: Purging` is written before the first deletion and the receipt (with the
+inventory) before the namespace goes, so a restart in the middle continues the purge instead of
+re-creating objects, and the receipt's inventory is the union of what every attempt saw.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from swg_operator import metrics
+from swg_operator.api import KIND, Phase, SecureWebGatewayStatus, parse_spec
+from swg_operator.kube import KubeApiError, kind_of
+from swg_operator.kube.kinds import CONFIG_MAP, NAMESPACE
+from swg_operator.labels import MANAGED_BY, MANAGED_BY_KEY
+from swg_operator.naming import label_value, tenant_label_value, tenant_namespace
+from swg_operator.reconcile.lifecycle import ClockMode, Deadline, DueCheck, check_due, format_time
+from swg_operator.reconcile.loop import (
+    Context,
+    TransientError,
+    _guard,
+    observe_everywhere,
+    reconcile,
+    write_status,
+)
+from swg_operator.reconcile.plan import key_of
+from swg_operator.reconcile.status import read_status
+
+logger = logging.getLogger("swg_operator.purge")
+
+RECEIPT_LABEL = "swg.dev/purge-receipt"
+RECEIPT_TENANT_LABEL = "swg.dev/purged-tenant"
+PURGE_PHASES = (Phase.PURGING, Phase.PURGED)
+
+
+class NotYet(Exception):  # noqa: N818 - a signal to wait, not a failure
+    """The tenant is not done: look again in `delay` seconds (the caller sleeps, no polling)."""
+
+    def __init__(self, delay: float, reason: str) -> None:
+        super().__init__(f"{reason}; next check in {delay:.0f}s")
+        self.delay = delay
+        self.reason = reason
+
+
+def receipt_name(body: Mapping[str, Any]) -> str:
+    meta = body["metadata"]
+    return f"purge-{meta['name']}-{str(meta.get('uid', ''))[:8]}".rstrip("-")
+
+
+_pending: set[str] = set()
+
+
+def _set_pending(tenant: str, pending: bool) -> None:
+    if pending:
+        _pending.add(tenant)
+    else:
+        _pending.discard(tenant)
+    metrics.PURGES_PENDING.set(len(_pending))
+
+
+async def cancel_and_purge(body: Mapping[str, Any], *, ctx: Context) -> SecureWebGatewayStatus:
+    """Drive a tenant marked for deletion: raises `NotYet` until the purge is complete; returns
+    the final status when the finalizer may go."""
+    name = body["metadata"]["name"]
+    previous = read_status(body.get("status"))
+    if previous is None or previous.phase not in PURGE_PHASES:
+        outcome = await reconcile(body, ctx=ctx)  # stops traffic, stamps the deadline
+        assert outcome.deadline is not None
+        body = {
+            **body,
+            "status": outcome.status.model_dump(mode="json", by_alias=True, exclude_none=True),
+        }
+        check = await due_check(body, outcome.deadline, ctx=ctx)
+        if not check.due:
+            _set_pending(name, True)
+            logger.info(
+                "Deferred the purge of %s %s until %s (%s; local minus server clock: %s s)",
+                KIND,
+                name,
+                outcome.status.cancellation and outcome.status.cancellation.purge_at,
+                check.reason,
+                "unknown" if check.skew_seconds is None else f"{check.skew_seconds:.0f}",
+            )
+            raise NotYet(check.wait_seconds, check.reason)
+        logger.info(
+            "Started the purge of %s %s (%s, clock mode %s)",
+            KIND,
+            name,
+            check.reason,
+            ctx.purge.clock,
+        )
+    return await purge(body, ctx=ctx)
+
+
+async def due_check(body: Mapping[str, Any], deadline: Deadline, *, ctx: Context) -> DueCheck:
+    try:
+        server_now = await ctx.kube.server_time()
+    except KubeApiError as exc:
+        logger.warning("Failed to read the API server's clock: %s", exc)
+        server_now = None
+    try:
+        hold = parse_spec(body.get("spec") or {}).cancellation.legal_hold
+    except ValueError:
+        hold = False
+    check = check_due(
+        deadline,
+        local_now=ctx.clock(),
+        server_now=server_now,
+        mode=ctx.purge.clock,
+        local_margin=ctx.purge.local_margin,
+        legal_hold=hold,
+        max_wait=ctx.purge.max_wait,
+    )
+    if check.skew_seconds is not None:
+        metrics.CLOCK_SKEW.set(check.skew_seconds)
+    return check
+
+
+async def purge(body: Mapping[str, Any], *, ctx: Context) -> SecureWebGatewayStatus:
+    """Delete everything of the tenant, write the receipt, and return the `Purged` status."""
+    name = body["metadata"]["name"]
+    kube = ctx.kube
+    previous = read_status(body.get("status"))
+    if previous is None or previous.cancellation is None:
+        raise NotYet(1.0, "Waiting for the cancellation to be stamped into status")
+    if previous.phase is not Phase.PURGING:
+        purging = previous.model_copy(update={"phase": Phase.PURGING})
+        await write_status(kube, body, purging)
+        body = {**body, "status": purging.model_dump(mode="json", by_alias=True, exclude_none=True)}
+        previous = purging
+    metrics.record_phase(name, Phase.PURGING)
+
+    namespace = tenant_namespace(name)
+    found = await _guard(observe_everywhere(kube, name))
+    inventory = sorted({str(key_of(obj)) for obj in found})
+    receipt = await _write_receipt(body, inventory=inventory, ctx=ctx, completed_at=None)
+
+    for obj in found:
+        key = key_of(obj)
+        if key.namespace == namespace or obj["metadata"].get("deletionTimestamp"):
+            continue  # the namespace's deletion takes everything inside it
+        if key.kind == "Namespace" and key.name == namespace:
+            continue
+        await _guard(kube.delete(kind_of(obj), key.name, namespace=key.namespace))
+    ns = await _guard(kube.get(NAMESPACE, namespace))
+    if ns is not None and not ns["metadata"].get("deletionTimestamp"):
+        await _guard(kube.delete(NAMESPACE, namespace))
+    leftovers = [str(key_of(o)) for o in await _guard(observe_everywhere(kube, name))]
+    if await _guard(kube.get(NAMESPACE, namespace)) is not None or leftovers:
+        raise NotYet(5.0, f"Waiting for namespace {namespace} and {len(leftovers)} object(s) to go")
+
+    completed = format_time(await _server_or_local_time(ctx))
+    receipt = await _write_receipt(body, inventory=inventory, ctx=ctx, completed_at=completed)
+    message = (
+        f"Purged every object of the tenant ({len(receipt['inventory'])} listed, namespace "
+        f"{namespace} with everything in it) at {completed}; receipt ConfigMap "
+        f"{ctx.settings.operator_namespace}/{receipt_name(body)}; operator {ctx.version}"
+    )
+    try:
+        await kube.post_event(regarding=body, reason="Purged", message=message)
+    except KubeApiError as exc:
+        logger.warning("Failed to post the Purged Event of %s %s: %s", KIND, name, exc)
+    assert previous.cancellation is not None
+    final = previous.model_copy(
+        update={
+            "phase": Phase.PURGED,
+            "cancellation": previous.cancellation.model_copy(
+                update={"purged_at": completed, "receipt": receipt_name(body)}
+            ),
+        }
+    )
+    try:
+        await write_status(kube, body, final)
+    except (KubeApiError, TransientError) as exc:  # the receipt is the record; status is a courtesy
+        logger.warning("Failed to write the Purged status of %s %s: %s", KIND, name, exc)
+    metrics.PURGES_DONE.inc()
+    metrics.record_phase(name, None)
+    _set_pending(name, False)
+    logger.info("Purged %s %s: %s", KIND, name, message)
+    return final
+
+
+async def _server_or_local_time(ctx: Context) -> Any:
+    if ctx.purge.clock is ClockMode.SERVER:
+        try:
+            return await ctx.kube.server_time()
+        except KubeApiError:
+            pass
+    return ctx.clock()
+
+
+async def _write_receipt(
+    body: Mapping[str, Any], *, inventory: list[str], ctx: Context, completed_at: str | None
+) -> dict[str, Any]:
+    """Create or update the receipt; its inventory only grows (a restart sees less)."""
+    namespace = ctx.settings.operator_namespace
+    name = receipt_name(body)
+    existing = await _guard(ctx.kube.get(CONFIG_MAP, name, namespace=namespace))
+    data = dict((existing or {}).get("data") or {})
+    before = json.loads(data.get("inventory.json", "[]"))
+    merged = sorted({*before, *inventory})
+    status = read_status(body.get("status"))
+    cancellation = status.cancellation if status is not None else None
+    meta = body["metadata"]
+    record = {
+        "tenant": meta["name"],
+        "tenantUID": str(meta.get("uid", "")),
+        "serviceCode": str((body.get("spec") or {}).get("serviceCode", "")),
+        "cancelledAt": cancellation.cancelled_at if cancellation else "",
+        "purgeAt": cancellation.purge_at if cancellation else "",
+        "startedAt": data.get("startedAt") or format_time(ctx.clock()),
+        "completedAt": completed_at or "",
+        "state": "Completed" if completed_at else "Purging",
+        "operatorVersion": ctx.version,
+        "clockMode": str(ctx.purge.clock),
+        "deleted": f"namespace {tenant_namespace(meta['name'])} and everything in it; "
+        "every object labelled swg.dev/tenant for it in the cluster",
+        "inventory.json": json.dumps(merged, indent=1),
+    }
+    manifest = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {
+            "name": name,
+            "namespace": namespace,
+            "labels": {
+                MANAGED_BY_KEY: MANAGED_BY,
+                RECEIPT_LABEL: "true",
+                RECEIPT_TENANT_LABEL: tenant_label_value(meta["name"]),
+                "swg.dev/service-code": label_value(record["serviceCode"] or "none"),
+            },
+        },
+        "data": record,
+    }
+    await _guard(ctx.kube.apply(manifest))
+    return {"inventory": merged, **record}
