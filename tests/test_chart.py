@@ -1,0 +1,463 @@
+"""The Helm chart without a cluster: lint, rendering, hardening, values schema, settings contract.
+
+The helm binary is the one the control plane's build script caches; it is built here when
+missing, as `make setup` would.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from collections.abc import Iterator, Mapping
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from e2e.cluster.binaries import BUILD_SCRIPT, Binaries
+
+from swg_operator.api import OperatorSettings
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+CHART = REPO_ROOT / "charts" / "swg-operator"
+GENERATED_CRDS = REPO_ROOT / "crds"
+RELEASE = "swg"
+NAMESPACE = "swg-system"
+DIGEST = "sha256:" + "ab" * 32
+
+# Every optional part switched on: the templates must render and lint in this mode too.
+EVERYTHING_ON = {
+    "metrics.serviceMonitor.enabled": "true",
+    "metrics.prometheusRule.enabled": "true",
+    "image.digest": DIGEST,
+    "networkPolicy.apiServer.cidrs[0]": "192.0.2.10/32",
+}
+
+
+@cache
+def helm() -> Path:
+    binaries = Binaries.from_cache()
+    if not binaries.helm.exists():
+        subprocess.run([str(BUILD_SCRIPT), "helm"], check=True)
+    return binaries.helm
+
+
+def kube_version() -> str:
+    return Binaries.from_cache().kubernetes_version
+
+
+def run_helm(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run(
+        [str(helm()), *args], capture_output=True, text=True, check=False, timeout=120
+    )
+    if check and result.returncode != 0:
+        raise AssertionError(f"helm {' '.join(args)} exited {result.returncode}:\n{result.stderr}")
+    return result
+
+
+def set_args(values: Mapping[str, str]) -> list[str]:
+    return [arg for key, value in values.items() for arg in ("--set", f"{key}={value}")]
+
+
+@cache
+def _render(values: tuple[tuple[str, str], ...], include_crds: bool) -> str:
+    extra = ["--include-crds"] if include_crds else []
+    return run_helm(
+        "template",
+        RELEASE,
+        str(CHART),
+        "--namespace",
+        NAMESPACE,
+        "--kube-version",
+        kube_version(),
+        *extra,
+        *set_args(dict(values)),
+    ).stdout
+
+
+def render(
+    values: Mapping[str, str] | None = None, *, include_crds: bool = False
+) -> list[dict[str, Any]]:
+    text = _render(tuple(sorted((values or {}).items())), include_crds)
+    return [doc for doc in yaml.safe_load_all(text) if doc]
+
+
+def by_kind(docs: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
+    return [d for d in docs if d["kind"] == kind]
+
+
+def one(docs: list[dict[str, Any]], kind: str) -> dict[str, Any]:
+    found = by_kind(docs, kind)
+    assert len(found) == 1, f"expected one {kind}, found {len(found)}"
+    return found[0]
+
+
+def pod_specs(docs: list[dict[str, Any]]) -> Iterator[tuple[str, dict[str, Any]]]:
+    for doc in docs:
+        if doc["kind"] == "Pod":
+            yield doc["metadata"]["name"], doc["spec"]
+        elif doc["kind"] in ("Deployment", "StatefulSet", "Job"):
+            yield doc["metadata"]["name"], doc["spec"]["template"]["spec"]
+
+
+# --- lint and render ---------------------------------------------------------------------------
+
+
+def test_lint_strict_default_values() -> None:
+    result = run_helm("lint", "--strict", str(CHART), "--kube-version", kube_version())
+    assert "0 chart(s) failed" in result.stdout
+
+
+def test_lint_strict_with_every_option_on() -> None:
+    result = run_helm(
+        "lint", "--strict", str(CHART), "--kube-version", kube_version(), *set_args(EVERYTHING_ON)
+    )
+    assert "0 chart(s) failed" in result.stdout
+
+
+def test_default_render_has_the_operator_objects() -> None:
+    kinds = sorted(d["kind"] for d in render())
+    assert kinds == sorted(
+        [
+            "ClusterKopfPeering",
+            "ClusterRole",
+            "ClusterRoleBinding",
+            "ConfigMap",
+            "CustomResourceDefinition",
+            "Deployment",
+            "NetworkPolicy",
+            "Pod",
+            "Role",
+            "RoleBinding",
+            "Service",
+            "ServiceAccount",
+        ]
+    )
+
+
+def test_every_object_is_labelled_and_namespaced_objects_are_in_the_release_namespace() -> None:
+    cluster_scoped = {"ClusterRole", "ClusterRoleBinding", "CustomResourceDefinition"}
+    cluster_scoped |= {"ClusterKopfPeering"}
+    for doc in render(EVERYTHING_ON):
+        meta = doc["metadata"]
+        labels = meta.get("labels", {})
+        assert labels.get("app.kubernetes.io/instance") == RELEASE, meta["name"]
+        assert labels.get("app.kubernetes.io/part-of") == "swg-operator", meta["name"]
+        if doc["kind"] in cluster_scoped:
+            assert "namespace" not in meta, f"{doc['kind']} {meta['name']}"
+        else:
+            assert meta.get("namespace") == NAMESPACE, f"{doc['kind']} {meta['name']}"
+
+
+# --- the operator's Deployment -----------------------------------------------------------------
+
+
+def test_one_replica_replaced_not_rolled() -> None:
+    deployment = one(render(), "Deployment")
+    assert deployment["spec"]["replicas"] == 1
+    assert deployment["spec"]["strategy"] == {"type": "Recreate"}
+
+
+def test_probes_hit_healthz_on_the_health_port_value() -> None:
+    docs = render({"health.port": "9090"})
+    container = one(docs, "Deployment")["spec"]["template"]["spec"]["containers"][0]
+    assert container["ports"] == [{"name": "http", "containerPort": 9090, "protocol": "TCP"}]
+    for probe in ("livenessProbe", "readinessProbe"):
+        assert container[probe]["httpGet"] == {"path": "/healthz", "port": "http"}
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert env["SWG_HEALTH_PORT"] == "9090"
+    service = one(docs, "Service")
+    assert service["spec"]["ports"][0]["port"] == 9090
+
+
+def test_every_pod_passes_the_restricted_pod_security_standard() -> None:
+    specs = dict(pod_specs(render(EVERYTHING_ON)))
+    assert len(specs) == 2  # the operator and the `helm test` pod
+    for name, spec in specs.items():
+        pod_sc = spec.get("securityContext", {})
+        assert pod_sc.get("runAsNonRoot") is True, name
+        assert pod_sc.get("seccompProfile", {}).get("type") == "RuntimeDefault", name
+        assert not spec.get("hostNetwork")
+        assert not spec.get("hostPID")
+        assert not spec.get("hostIPC")
+        for volume in spec.get("volumes", []):
+            assert "hostPath" not in volume, name
+        for container in spec["containers"] + spec.get("initContainers", []):
+            sc = container["securityContext"]
+            assert sc["allowPrivilegeEscalation"] is False, name
+            assert sc["readOnlyRootFilesystem"] is True, name
+            assert sc["capabilities"] == {"drop": ["ALL"]}, name
+            assert sc.get("privileged") is not True, name
+            assert "limits" in container["resources"]
+            assert "requests" in container["resources"]
+
+
+def test_only_the_operator_pod_mounts_a_service_account_token() -> None:
+    docs = render()
+    assert one(docs, "ServiceAccount")["automountServiceAccountToken"] is False
+    specs = dict(pod_specs(docs))
+    operator = one(docs, "Deployment")["metadata"]["name"]
+    for name, spec in specs.items():
+        assert spec["automountServiceAccountToken"] is (name == operator), name
+
+
+def test_settings_change_rolls_the_operator_pod() -> None:
+    def checksum(values: Mapping[str, str]) -> str:
+        deployment = one(render(values), "Deployment")
+        return str(
+            deployment["spec"]["template"]["metadata"]["annotations"]["swg.dev/settings-checksum"]
+        )
+
+    assert checksum({}) != checksum({"dataplane.proxyPort": "8128"})
+
+
+# --- images ------------------------------------------------------------------------------------
+
+
+def test_images_default_to_the_app_version_and_pin_a_digest_when_given() -> None:
+    app_version = yaml.safe_load((CHART / "Chart.yaml").read_text())["appVersion"]
+    container = one(render(), "Deployment")["spec"]["template"]["spec"]["containers"][0]
+    assert container["image"] == f"ghcr.io/swg-operator/operator:{app_version}"
+    pinned = one(render({"image.digest": DIGEST, "image.tag": "1.2.3"}), "Deployment")
+    image = pinned["spec"]["template"]["spec"]["containers"][0]["image"]
+    assert image == f"ghcr.io/swg-operator/operator:1.2.3@{DIGEST}"
+
+
+# --- the settings contract with the operator ---------------------------------------------------
+
+
+def settings_of(docs: list[dict[str, Any]]) -> OperatorSettings:
+    config_map = one(docs, "ConfigMap")
+    return OperatorSettings.model_validate_json(config_map["data"]["settings.json"])
+
+
+def test_settings_document_is_a_valid_operator_settings() -> None:
+    settings = settings_of(render())
+    assert settings.operator_namespace == NAMESPACE
+    assert settings.images.proxy.startswith("ghcr.io/swg-operator/proxy:")
+
+
+def test_every_settings_field_comes_from_a_value() -> None:
+    """A field the operator adds to OperatorSettings must get a chart value (or be listed here
+    with the reason it has none)."""
+    not_from_values = {"testAllowedLoopback": "test-only: the data-plane tier's loopback origin"}
+    config_map = one(render(), "ConfigMap")
+    rendered = set(json.loads(config_map["data"]["settings.json"]))
+    fields = {f.alias or name for name, f in OperatorSettings.model_fields.items()}
+    assert rendered | set(not_from_values) == fields
+
+
+def test_dataplane_values_reach_the_settings() -> None:
+    settings = settings_of(
+        render(
+            {
+                "dataplane.images.proxy.tag": "9.9.9",
+                "dataplane.images.proxy.digest": DIGEST,
+                "dataplane.clusterCIDRs[0]": "10.244.0.0/16",
+                "dataplane.proxyPort": "8128",
+            }
+        )
+    )
+    assert settings.images.proxy == f"ghcr.io/swg-operator/proxy:9.9.9@{DIGEST}"
+    assert settings.cluster_cidrs == ("10.244.0.0/16",)
+    assert settings.proxy_port == 8128
+
+
+# --- CRDs --------------------------------------------------------------------------------------
+
+
+def generated_crds() -> dict[str, dict[str, Any]]:
+    crds = {}
+    for path in sorted(GENERATED_CRDS.glob("*.yaml")):
+        for doc in yaml.safe_load_all(path.read_text()):
+            if doc and doc.get("kind") == "CustomResourceDefinition":
+                crds[doc["metadata"]["name"]] = doc
+    return crds
+
+
+def test_rendered_crds_are_the_generated_ones_plus_release_metadata() -> None:
+    generated = generated_crds()
+    assert generated, "crds/ holds no CustomResourceDefinition"
+    rendered = {d["metadata"]["name"]: d for d in by_kind(render(), "CustomResourceDefinition")}
+    assert set(rendered) == set(generated)
+    for name, crd in rendered.items():
+        meta = crd["metadata"]
+        assert meta["annotations"]["helm.sh/resource-policy"] == "keep"
+        assert meta["labels"]["app.kubernetes.io/managed-by"] == "Helm"
+        source = generated[name]
+        assert {k: v for k, v in crd.items() if k != "metadata"} == {
+            k: v for k, v in source.items() if k != "metadata"
+        }, f"{name}: the rendered spec differs from crds/"
+        for key, value in source["metadata"].get("labels", {}).items():
+            assert meta["labels"][key] == value
+
+
+def test_crds_can_be_left_to_the_user_or_not_kept() -> None:
+    assert not by_kind(render({"crds.install": "false"}), "CustomResourceDefinition")
+    crds = by_kind(render({"crds.keep": "false"}), "CustomResourceDefinition")
+    assert crds
+    for crd in crds:
+        assert "helm.sh/resource-policy" not in crd["metadata"].get("annotations", {})
+
+
+def test_peering_crd_is_installed_before_the_templates() -> None:
+    """kopf's peering CRD sits in the chart's crds/ folder: Helm creates it first, so the
+    ClusterKopfPeering object can be part of the same release."""
+    with_crds = render(include_crds=True)
+    names = {d["metadata"]["name"] for d in by_kind(with_crds, "CustomResourceDefinition")}
+    assert "clusterkopfpeerings.kopf.dev" in names
+    peering = one(render(), "ClusterKopfPeering")
+    assert peering["metadata"]["name"] == "swg-operator"
+    deployment = one(render(), "Deployment")
+    env = {
+        e["name"]: e.get("value")
+        for e in deployment["spec"]["template"]["spec"]["containers"][0]["env"]
+    }
+    assert env["SWG_PEERING"] == "swg-operator"
+    assert not by_kind(render({"peering.enabled": "false"}), "ClusterKopfPeering")
+
+
+# --- NetworkPolicy -----------------------------------------------------------------------------
+
+
+def test_operator_egress_is_the_api_server_and_dns_only() -> None:
+    policy = one(render(), "NetworkPolicy")["spec"]
+    assert policy["policyTypes"] == ["Ingress", "Egress"]
+    api, dns = policy["egress"]
+    assert {p["port"] for p in api["ports"]} == {443, 6443}
+    assert "to" not in api  # nothing to look up without a cluster: any address, API ports only
+    assert {(p["port"], p["protocol"]) for p in dns["ports"]} == {(53, "UDP"), (53, "TCP")}
+    (peer,) = dns["to"]
+    assert peer["namespaceSelector"] == {
+        "matchLabels": {"kubernetes.io/metadata.name": "kube-system"}
+    }
+    pinned = one(render({"networkPolicy.apiServer.cidrs[0]": "192.0.2.10/32"}), "NetworkPolicy")
+    assert pinned["spec"]["egress"][0]["to"] == [{"ipBlock": {"cidr": "192.0.2.10/32"}}]
+
+
+def test_operator_ingress_is_the_health_port_from_monitoring_and_the_test_pod() -> None:
+    (rule,) = one(render(), "NetworkPolicy")["spec"]["ingress"]
+    assert rule["ports"] == [{"port": "http", "protocol": "TCP"}]
+    monitoring, test_pod = rule["from"]
+    assert monitoring == {
+        "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}
+    }
+    assert test_pod["podSelector"]["matchLabels"]["app.kubernetes.io/component"] == "test"
+    test_pods = [d for d in render() if d["kind"] == "Pod"]
+    assert test_pods[0]["metadata"]["labels"]["app.kubernetes.io/component"] == "test"
+
+
+# --- monitoring --------------------------------------------------------------------------------
+
+
+def test_monitoring_objects_are_opt_in() -> None:
+    default = render()
+    assert not by_kind(default, "ServiceMonitor")
+    assert not by_kind(default, "PrometheusRule")
+    docs = render(EVERYTHING_ON)
+    monitor = one(docs, "ServiceMonitor")
+    assert monitor["spec"]["endpoints"][0]["port"] == "http"
+    assert monitor["spec"]["endpoints"][0]["path"] == "/metrics"
+
+
+def test_every_alert_says_what_to_do() -> None:
+    rule = one(render(EVERYTHING_ON), "PrometheusRule")
+    alerts = [r for group in rule["spec"]["groups"] for r in group["rules"] if "alert" in r]
+    assert len(alerts) >= 4
+    for alert in alerts:
+        annotations = alert["annotations"]
+        assert annotations["summary"], alert["alert"]
+        assert len(annotations["runbook"]) > 80, f"{alert['alert']}: the runbook says too little"
+        assert alert["labels"]["severity"] in ("warning", "critical")
+
+
+# --- values.schema.json ------------------------------------------------------------------------
+
+
+BAD_VALUES = [
+    ("unknown top-level key", {"replicas": "2"}),
+    ("unknown nested key", {"image.registry": "example.org"}),
+    ("digest that is not sha256", {"image.digest": "sha256:abc"}),
+    ("tag with a space", {"image.tag": "1 2"}),
+    ("pull policy", {"image.pullPolicy": "Sometimes"}),
+    ("health port below 1024", {"health.port": "80"}),
+    ("health port not a number", {"health.port": "http"}),
+    ("cluster CIDR", {"dataplane.clusterCIDRs[0]": "10.0.0.0"}),
+    ("log level", {"logLevel": "verbose"}),
+    ("peering name", {"peering.name": "Not_A_Name"}),
+    ("API server port", {"networkPolicy.apiServer.ports[0]": "70000"}),
+    ("probe period", {"health.livenessProbe.periodSeconds": "0"}),
+    ("crds.install not a boolean", {"crds.install": "maybe"}),
+    ("alert threshold", {"metrics.prometheusRule.tenantNotReadyMinutes": "0"}),
+    ("scrape interval", {"metrics.serviceMonitor.interval": "soon"}),
+]
+
+
+@pytest.mark.parametrize(("what", "values"), BAD_VALUES, ids=[b[0] for b in BAD_VALUES])
+def test_values_schema_rejects(what: str, values: dict[str, str]) -> None:
+    result = run_helm(
+        "template",
+        RELEASE,
+        str(CHART),
+        "--kube-version",
+        kube_version(),
+        *set_args(values),
+        check=False,
+    )
+    assert result.returncode != 0, f"{what}: accepted"
+    assert "values don't meet the specifications of the schema" in result.stderr, result.stderr
+
+
+def _schema() -> dict[str, Any]:
+    return json.loads((CHART / "values.schema.json").read_text())
+
+
+def _leaves(values: Any, path: tuple[str, ...] = ()) -> Iterator[tuple[str, ...]]:
+    if isinstance(values, dict) and values:
+        for key, value in values.items():
+            yield from _leaves(value, (*path, key))
+    else:
+        yield path
+
+
+def test_schema_describes_every_value() -> None:
+    schema = _schema()
+    values = yaml.safe_load((CHART / "values.yaml").read_text())
+    for path in _leaves(values):
+        node = schema
+        for i, key in enumerate(path):
+            properties = node.get("properties")
+            if properties is None:
+                # A free-form map (labels, annotations, selectors): its own schema governs it.
+                assert node.get("type") == "object"
+                assert node.get("additionalProperties") is not False
+                break
+            assert key in properties, f"values.yaml {'.'.join(path[: i + 1])} is not in the schema"
+            node = properties[key]
+
+
+def test_schema_objects_refuse_unknown_keys() -> None:
+    free_form = {
+        "global",
+        "affinity",
+        "annotations",
+        "labels",
+        "nodeSelector",
+        "podAnnotations",
+        "podLabels",
+        "podSelector",
+        "matchLabels",
+    }
+
+    def walk(node: Mapping[str, Any], name: str) -> None:
+        if node.get("type") == "object" and "properties" in node:
+            assert node.get("additionalProperties") is False, f"{name} accepts unknown keys"
+        for key, child in node.get("properties", {}).items():
+            if key not in free_form:
+                walk(child, key)
+        items = node.get("items")
+        if isinstance(items, dict) and name not in ("extraEnv", "tolerations"):
+            walk(items, f"{name}[]")
+
+    walk(_schema(), "values")
