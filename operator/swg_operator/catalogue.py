@@ -50,9 +50,12 @@ _LABEL = r"[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?"
 _HOSTNAME = re.compile(rf"(?:{_LABEL}\.)+(?:[a-z]{{2,63}}|xn--[a-z0-9-]{{1,59}})")
 _IPV4 = re.compile(r"[0-9]{1,3}(?:\.[0-9]{1,3}){3}")
 _SCHEME = re.compile(r"(?i:https?)://")
+_OTHER_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*:/")
 _PORT = re.compile(r":[0-9]{1,5}")
 # RFC 3986 path and query characters, minus the quote; '%' only as a valid escape.
 _PATH = re.compile(r"(?:[A-Za-z0-9\-._~!$&()*+,;=:@/?]|%[0-9A-Fa-f]{2})*")
+# Printable ASCII without whitespace, quotes, backslash or '#': needs no closer look.
+_PLAIN = re.compile(r"[!$-&(-\[\]-_a-~]*")
 _QUOTES: Final = frozenset("\"'`\u2018\u2019\u201c\u201d")
 # POSIX extended regular expression metacharacters (Squid's url_regex dialect).
 _ERE_SPECIAL: Final = frozenset(".[]()*+?{}|^$\\")
@@ -95,6 +98,8 @@ def _show(text: str, limit: int = 80) -> str:
 
 def _refuse_unsafe_characters(raw: str) -> None:
     """The characters that could end an ACL line or start a directive, with a precise reason."""
+    if _PLAIN.fullmatch(raw):
+        return
     for char in raw:
         if char.isspace():
             raise ValueError(f"contains whitespace ({char!a})")
@@ -109,12 +114,17 @@ def _refuse_unsafe_characters(raw: str) -> None:
 
 
 def _check_punycode(domain: str) -> None:
+    if "xn--" not in domain:
+        return
     for label in domain.split("."):
         if label.startswith("xn--"):
             try:
-                label[4:].encode("ascii").decode("punycode")
+                decoded = label[4:].encode("ascii").decode("punycode")
+                valid = decoded.encode("idna").decode("ascii") == label
             except UnicodeError:
-                raise ValueError(f"label {label!r} is not valid punycode") from None
+                valid = False
+            if not valid:
+                raise ValueError(f"label {label!r} is not valid punycode")
 
 
 def parse_domain(raw: str) -> str:
@@ -172,6 +182,8 @@ def parse_url(raw: str) -> str:
     scheme = _SCHEME.match(text)
     if scheme:
         text = text[scheme.end() :]
+    elif _OTHER_SCHEME.match(text):
+        raise ValueError("is not an http:// or https:// URL")
     slash = text.find("/")
     authority, path = (text, "/") if slash < 0 else (text[:slash], text[slash:])
     port = ""
@@ -251,6 +263,14 @@ class Category:
             urls=tuple(sorted({parse_url(u) for u in urls})),
             description=parse_description(description),
         )
+
+    @classmethod
+    def of_canonical(
+        cls, name: str, domains: Iterable[str], urls: Iterable[str], description: str = ""
+    ) -> Category:
+        """A Category from entries already in canonical form (as parse_entries returns them),
+        de-duplicated and sorted here; validated once more by the constructor."""
+        return cls(name, tuple(sorted(set(domains))), tuple(sorted(set(urls))), description)
 
     def __len__(self) -> int:
         return len(self.domains) + len(self.urls)
@@ -542,9 +562,7 @@ def read_configmaps(
             errors.append(CatalogueIssue(chosen[0].where, str(exc), name))
         issues += errors
         if not errors:
-            categories.append(
-                Category.build(name, domains=domains, urls=urls, description=description)
-            )
+            categories.append(Category.of_canonical(name, domains, urls, description))
     return Catalogue.of(categories), tuple(issues)
 
 

@@ -74,9 +74,7 @@ def _read_category(directory: Path) -> tuple[Category | None, list[CatalogueIssu
     for other in sorted(files.keys() - {DOMAINS_KEY, URLS_KEY, DESCRIPTION_FILE}):
         if not other.startswith(".") and other not in IGNORED_FILES:
             issues.append(CatalogueIssue(str(files[other]), "not imported", name, "warning"))
-    category = Category.build(
-        name, domains=lists["domains"], urls=lists["urls"], description=description
-    )
+    category = Category.of_canonical(name, lists["domains"], lists["urls"], description)
     return category, issues
 
 
