@@ -5,9 +5,10 @@ Public API (keep it small; operator tests build on it):
 ``cluster`` (session) -> ``e2e.cluster.Cluster``
     The cluster under test. By default a local control plane (etcd, kube-apiserver,
     kube-controller-manager, kube-scheduler, kwok with three Nodes in two regions) started once
-    per session in ``.local/e2e-cluster`` (override with $SWG_E2E_CLUSTER_DIR) and stopped at the
-    end; it is then an ``e2e.cluster.ControlPlane`` and ``cluster.local`` is True. With
-    $SWG_E2E_KUBECONFIG set, that existing cluster (kind, ...) is used and nothing is started.
+    per session in ``.local/e2e-clusters/<pytest pid>`` (so concurrent sessions never share one;
+    override with $SWG_E2E_CLUSTER_DIR) and stopped at the end, its logs kept until a later
+    session tidies up; it is then an ``e2e.cluster.ControlPlane`` and ``cluster.local`` is True.
+    With $SWG_E2E_KUBECONFIG set, that existing cluster (kind, ...) is used; nothing starts.
     Use ``cluster.kubectl(*args, input=None, check=True)``, ``cluster.kubectl_json(*args)``,
     ``cluster.apply(*manifests, namespace=None)`` (server-side apply), ``cluster.helm(*args)``,
     ``cluster.kubeconfig``, ``cluster.kubectl_path``, ``cluster.helm_path``.
@@ -31,7 +32,9 @@ Mark tests that use these with ``pytest.mark.cluster``.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
@@ -65,6 +68,31 @@ def _external_cluster(kubeconfig: Path) -> Cluster:
     return external
 
 
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _session_state_dir() -> Path:
+    """A state dir of this session's own; those of finished sessions are stopped and removed."""
+    configured = os.environ.get("SWG_E2E_CLUSTER_DIR")
+    if configured:
+        return Path(configured)
+    root = REPO_ROOT / ".local" / "e2e-clusters"
+    if root.is_dir():
+        for old in root.iterdir():
+            if old.name.isdigit() and not _pid_alive(int(old.name)):
+                with contextlib.suppress(ControlPlaneError):
+                    ControlPlane(old).stop()
+                shutil.rmtree(old, ignore_errors=True)
+    return root / str(os.getpid())
+
+
 @pytest.fixture(scope="session")
 def cluster() -> Iterator[Cluster]:
     """The cluster under test (see the module docstring)."""
@@ -72,8 +100,7 @@ def cluster() -> Iterator[Cluster]:
     if external:
         yield _external_cluster(Path(external).expanduser().resolve())
         return
-    state_dir = Path(os.environ.get("SWG_E2E_CLUSTER_DIR") or REPO_ROOT / ".local" / "e2e-cluster")
-    plane = ControlPlane(state_dir)
+    plane = ControlPlane(_session_state_dir())
     try:
         plane.start()
     except (BinariesMissingError, ControlPlaneError) as err:
@@ -82,6 +109,7 @@ def cluster() -> Iterator[Cluster]:
         yield plane
     finally:
         plane.stop()
+        shutil.rmtree(plane.work_dir, ignore_errors=True)  # certificates and etcd data
 
 
 @pytest.fixture
