@@ -6,10 +6,12 @@ needs it.
 * `proxy-ingress-clients`: the proxy port, from `clients.allowedCIDRs` only.
 * `proxy-egress`: the proxy may reach the anti-virus (ICAP), the log store and the internet:
   0.0.0.0/0 and ::/0 minus the cluster's networks (settings.cluster_cidrs), link-local addresses
-  (cloud metadata), loopback and IPv4-mapped IPv6. Another tenant's pods live in the cluster's
-  networks, so no tenant can reach another. External ICAP services (the sandbox option) are
-  reached through this rule whether named by address or host name (NetworkPolicy cannot name
-  hosts); one inside the cluster's networks is unreachable by design (see `render.errors`).
+  (cloud metadata) and loopback. Another tenant's pods live in the cluster's networks, so no
+  tenant can reach another. (IPv4-mapped IPv6 cannot be written in a NetworkPolicy; such a
+  connection leaves the pod as IPv4 and meets the IPv4 rule.) External ICAP services (the
+  sandbox option) are reached through this rule whether named by address or host name
+  (NetworkPolicy cannot name hosts); an address inside the cluster's networks is refused by
+  `render.checks.check_sandbox`.
 * `antivirus`: ICAP from the proxy only; egress to the log store only.
 * `logstore`: log lines from the proxy and the anti-virus; export (HTTP) also from the API
   server's networks (settings.api_server_cidrs), which carry the admins' service-proxy requests.
@@ -42,7 +44,6 @@ ALWAYS_EXCLUDED: Final = (
     "127.0.0.0/8",  # loopback
     "169.254.0.0/16",  # link-local, cloud metadata (169.254.169.254)
     "::1/128",  # loopback
-    "::ffff:0:0/96",  # IPv4-mapped: would reach IPv4 destinations around the IPv4 rule
     "fe80::/10",  # link-local
     "fd00:ec2::254/128",  # cloud metadata over IPv6
 )
