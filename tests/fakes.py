@@ -1,0 +1,174 @@
+"""An in-memory `KubeApi` for unit tests: enough of the API server's behaviour to test the
+reconcile loop (server-side apply by field manager, label selectors, namespace cascade, status
+subresource, Events, a settable clock), no network and no mock.patch."""
+
+from __future__ import annotations
+
+import copy
+import datetime
+import itertools
+from collections.abc import Mapping
+from typing import Any
+
+from swg_operator.kube import KubeApiError, ResourceKind, kind_of
+from swg_operator.kube.api import EventType
+
+Key = tuple[str, str, str | None, str]
+
+
+def _key(obj: Mapping[str, Any]) -> Key:
+    meta = obj["metadata"]
+    return (obj["apiVersion"], obj["kind"], meta.get("namespace") or None, meta["name"])
+
+
+def _matches(labels: Mapping[str, str], selector: str) -> bool:
+    for term in filter(None, selector.split(",")):
+        key, sep, value = term.partition("=")
+        if key not in labels or (sep and labels[key] != value):
+            return False
+    return True
+
+
+class FakeKube:
+    """Objects keyed by (apiVersion, kind, namespace, name); every write is counted."""
+
+    def __init__(self, *, now: datetime.datetime | None = None) -> None:
+        self.objects: dict[Key, dict[str, Any]] = {}
+        self.events: list[dict[str, Any]] = []
+        self.writes: list[tuple[str, str]] = []  # (verb, "Kind/ns/name")
+        self.server_now = now or datetime.datetime(2026, 1, 1, tzinfo=datetime.UTC)
+        self.fail_next: list[KubeApiError] = []
+        # Kinds whose deletion "kills the operator" right after it happened (once each).
+        self.crash_after_delete: set[str] = set()
+        self._uids = itertools.count(1)
+
+    # --- helpers for tests ---------------------------------------------------------------------
+
+    def put(self, obj: Mapping[str, Any]) -> dict[str, Any]:
+        """Store `obj` as if created by someone else (no write counted)."""
+        stored = copy.deepcopy(dict(obj))
+        meta = stored.setdefault("metadata", {})
+        meta.setdefault("uid", f"uid-{next(self._uids)}")
+        meta.setdefault("generation", 1)
+        self.objects[_key(stored)] = stored
+        return stored
+
+    def find(self, kind: str, name: str, namespace: str | None = None) -> dict[str, Any] | None:
+        for (_, k, ns, n), obj in self.objects.items():
+            if k == kind and n == name and ns == namespace:
+                return obj
+        return None
+
+    def _maybe_fail(self) -> None:
+        if self.fail_next:
+            raise self.fail_next.pop(0)
+
+    # --- KubeApi -------------------------------------------------------------------------------
+
+    async def apply(self, obj: Mapping[str, Any]) -> dict[str, Any]:
+        self._maybe_fail()
+        kind_of(obj)  # unknown kinds are a bug, as with the real adapter
+        key = _key(obj)
+        namespace = key[2]
+        if namespace is not None and ("v1", "Namespace", None, namespace) not in self.objects:
+            raise KubeApiError(404, f"namespaces {namespace!r} not found", reason="NotFound")
+        self.writes.append(("apply", f"{key[1]}/{key[2] or ''}/{key[3]}"))
+        before = self.objects.get(key)
+        stored = copy.deepcopy(dict(obj))
+        meta = stored["metadata"]
+        if before is None:
+            meta["uid"] = f"uid-{next(self._uids)}"
+            meta["generation"] = 1
+        else:
+            meta["uid"] = before["metadata"]["uid"]
+            changed = before.get("spec") != stored.get("spec")
+            meta["generation"] = before["metadata"].get("generation", 1) + int(changed)
+            if "status" in before:
+                stored["status"] = before["status"]
+        self.objects[key] = stored
+        return copy.deepcopy(stored)
+
+    async def list_labelled(
+        self, kind: ResourceKind, *, selector: str, namespace: str | None = None
+    ) -> list[dict[str, Any]]:
+        self._maybe_fail()
+        found = []
+        for (api_version, k, ns, _), obj in self.objects.items():
+            if (api_version, k) != (kind.api_version, kind.kind):
+                continue
+            if namespace is not None and kind.namespaced and ns != namespace:
+                continue
+            if _matches(obj["metadata"].get("labels") or {}, selector):
+                found.append(copy.deepcopy(obj))
+        return found
+
+    async def get(
+        self, kind: ResourceKind, name: str, *, namespace: str | None = None
+    ) -> dict[str, Any] | None:
+        self._maybe_fail()
+        obj = self.objects.get((kind.api_version, kind.kind, namespace, name))
+        return copy.deepcopy(obj) if obj is not None else None
+
+    async def delete(self, kind: ResourceKind, name: str, *, namespace: str | None = None) -> bool:
+        self._maybe_fail()
+        key = (kind.api_version, kind.kind, namespace, name)
+        if key not in self.objects:
+            return False
+        self.writes.append(("delete", f"{kind.kind}/{namespace or ''}/{name}"))
+        del self.objects[key]
+        if kind.kind == "Namespace":  # the namespace controller, instantly
+            for other in [k for k in self.objects if k[2] == name]:
+                del self.objects[other]
+        if kind.kind in self.crash_after_delete:
+            self.crash_after_delete.discard(kind.kind)
+            raise KubeApiError(0, f"connection lost after deleting {kind.kind} {name}")
+        return True
+
+    async def patch_status(self, kind: ResourceKind, name: str, status: Mapping[str, Any]) -> None:
+        self._maybe_fail()
+        obj = self.objects[(kind.api_version, kind.kind, None, name)]
+        self.writes.append(("status", f"{kind.kind}//{name}"))
+        merged = dict(obj.get("status") or {})
+        for field, value in status.items():
+            if value is None:
+                merged.pop(field, None)
+            else:
+                merged[field] = copy.deepcopy(value)
+        obj["status"] = merged
+
+    async def post_event(
+        self,
+        *,
+        regarding: Mapping[str, Any],
+        reason: str,
+        message: str,
+        type_: EventType = "Normal",
+    ) -> None:
+        self.events.append(
+            {
+                "name": regarding["metadata"]["name"],
+                "reason": reason,
+                "message": message,
+                "type": type_,
+            }
+        )
+
+    async def server_time(self) -> datetime.datetime:
+        self._maybe_fail()
+        return self.server_now
+
+
+def make_available(kube: FakeKube) -> None:
+    """Play the Deployment controller and kubelet: every Deployment rolled out and available."""
+    for obj in kube.objects.values():
+        if obj["kind"] != "Deployment":
+            continue
+        replicas = obj["spec"].get("replicas", 1)
+        obj["status"] = {
+            "observedGeneration": obj["metadata"]["generation"],
+            "replicas": replicas,
+            "updatedReplicas": replicas,
+            "availableReplicas": replicas,
+            "readyReplicas": replicas,
+            "conditions": [{"type": "Available", "status": "True"}],
+        }

@@ -1,0 +1,206 @@
+"""The one reconcile, end to end in memory: the real renderer, the in-memory `KubeApi` fake."""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import datetime
+from typing import Any
+
+import pytest
+
+from fakes import FakeKube, make_available
+from swg_operator.api import OperatorSettings
+from swg_operator.kube import KubeApiError
+from swg_operator.kube.kinds import TENANT
+from swg_operator.reconcile.loop import Context, PurgePolicy, TransientError, reconcile
+from swg_operator.reconcile.purge import NotYet, cancel_and_purge, receipt_name
+
+SETTINGS = OperatorSettings()
+NOW = datetime.datetime(2026, 1, 1, 12, 0, tzinfo=datetime.UTC)
+
+
+def tenant(name: str = "acme", **spec: Any) -> dict[str, Any]:
+    body = {
+        "apiVersion": "swg.dev/v1alpha1",
+        "kind": "SecureWebGateway",
+        "metadata": {"name": name, "uid": "1234abcd-0000", "generation": 1},
+        "spec": {
+            "serviceCode": "SWG-0001",
+            "sizing": {"endpoints": 50, "requestsPerSecond": 20},
+            "clients": {"allowedCIDRs": ["192.0.2.0/24"]},
+            **spec,
+        },
+    }
+    return body
+
+
+def setup(body: dict[str, Any]) -> tuple[FakeKube, Context]:
+    kube = FakeKube(now=NOW)
+    kube.put(
+        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": SETTINGS.operator_namespace}}
+    )
+    kube.put(body)
+    return kube, Context(kube=kube, settings=SETTINGS, clock=lambda: NOW)
+
+
+def run(coro: Any) -> Any:
+    return asyncio.run(coro)
+
+
+def fresh(kube: FakeKube, name: str = "acme") -> dict[str, Any]:
+    obj = kube.find("SecureWebGateway", name)
+    assert obj is not None
+    return copy.deepcopy(obj)
+
+
+def children(kube: FakeKube) -> set[str]:
+    return {f"{k}/{n}" for (_, k, ns, n) in kube.objects if ns == "swg-acme"}
+
+
+def test_create_then_ready_then_idle_costs_no_write() -> None:
+    kube, ctx = setup(tenant())
+    outcome = run(reconcile(fresh(kube), ctx=ctx))
+    assert outcome.result == "ok"
+    assert outcome.writes > 10
+    assert kube.find("Namespace", "swg-acme") is not None
+    assert {"Deployment/proxy", "Deployment/antivirus"} <= children(kube)
+    assert fresh(kube)["status"]["phase"] == "Provisioning"
+    assert [e["reason"] for e in kube.events] == ["Created"]
+    make_available(kube)
+    run(reconcile(fresh(kube), ctx=ctx))
+    assert fresh(kube)["status"]["phase"] == "Ready"
+    kube.writes.clear()
+    run(reconcile(fresh(kube), ctx=ctx))
+    assert kube.writes == []  # an idle tenant: zero API writes
+
+
+def test_drift_is_restored_and_announced() -> None:
+    kube, ctx = setup(tenant())
+    run(reconcile(fresh(kube), ctx=ctx))
+    make_available(kube)
+    run(reconcile(fresh(kube), ctx=ctx))
+    policy = next(k for k in kube.objects if k[1] == "NetworkPolicy")
+    del kube.objects[policy]
+    quota = kube.find("ResourceQuota", "tenant-quota", "swg-acme")
+    assert quota is not None
+    quota["spec"]["hard"]["limits.cpu"] = "999"
+    kube.events.clear()
+    run(reconcile(fresh(kube), ctx=ctx))
+    assert policy in kube.objects
+    assert (
+        kube.find("ResourceQuota", "tenant-quota", "swg-acme")["spec"]["hard"]["limits.cpu"]
+        != "999"
+    )
+    assert {e["reason"] for e in kube.events} == {"Restored", "Reverted"}
+
+
+def test_antivirus_off_prunes_and_on_restores() -> None:
+    kube, ctx = setup(tenant())
+    run(reconcile(fresh(kube), ctx=ctx))
+    body = fresh(kube)
+    body["spec"]["antivirus"] = {"enabled": False}
+    body["metadata"]["generation"] = 2
+    kube.objects[(TENANT.api_version, TENANT.kind, None, "acme")] = copy.deepcopy(body)
+    run(reconcile(body, ctx=ctx))
+    assert "Deployment/antivirus" not in children(kube)
+    assert "PersistentVolumeClaim/logstore-data" in children(kube)
+    assert "Pruned" in {e["reason"] for e in kube.events}
+    body = fresh(kube)
+    body["spec"]["antivirus"] = {"enabled": True}
+    body["metadata"]["generation"] = 3
+    run(reconcile(body, ctx=ctx))
+    assert "Deployment/antivirus" in children(kube)
+
+
+def test_invalid_spec_is_stalled_without_a_write_to_children() -> None:
+    body = tenant(sizing={"endpoints": 0, "requestsPerSecond": 1})
+    kube, ctx = setup(body)
+    outcome = run(reconcile(fresh(kube), ctx=ctx))
+    assert outcome.result == "invalid_spec"
+    stalled = next(c for c in fresh(kube)["status"]["conditions"] if c["type"] == "Stalled")
+    assert stalled["status"] == "True"
+    assert "spec.sizing.endpoints" in stalled["message"]
+    assert [w for w in kube.writes if w[0] != "status"] == []
+
+
+def test_transient_errors_surface_for_backoff() -> None:
+    kube, ctx = setup(tenant())
+    kube.fail_next.append(KubeApiError(429, "slow down", reason="TooManyRequests"))
+    with pytest.raises(TransientError):
+        run(reconcile(fresh(kube), ctx=ctx))
+
+
+def test_suspend_scales_to_zero_and_keeps_the_log_store() -> None:
+    kube, ctx = setup(tenant(suspended=True))
+    run(reconcile(fresh(kube), ctx=ctx))
+    make_available(kube)
+    run(reconcile(fresh(kube), ctx=ctx))
+    assert kube.find("Deployment", "proxy", "swg-acme")["spec"]["replicas"] == 0
+    assert fresh(kube)["status"]["phase"] == "Suspended"
+    assert kube.find("PersistentVolumeClaim", "logstore-data", "swg-acme") is not None
+
+
+def _cancel(kube: FakeKube, days: int) -> dict[str, Any]:
+    body = fresh(kube)
+    body["spec"]["cancellation"] = {"purgeAfterDays": days}
+    body["metadata"]["deletionTimestamp"] = "2026-01-01T12:00:00Z"
+    body["metadata"]["generation"] += 1
+    kube.objects[(TENANT.api_version, TENANT.kind, None, "acme")] = copy.deepcopy(body)
+    return body
+
+
+def test_cancellation_waits_by_the_server_clock_then_purges_with_a_receipt() -> None:
+    kube, ctx = setup(tenant())
+    run(reconcile(fresh(kube), ctx=ctx))
+    _cancel(kube, 90)
+    # The operator's clock is 91 days ahead; the API server's is not: nothing happens.
+    ctx.clock = lambda: NOW + datetime.timedelta(days=91)
+    with pytest.raises(NotYet):
+        run(cancel_and_purge(fresh(kube), ctx=ctx))
+    status = fresh(kube)["status"]
+    assert status["phase"] == "Cancelled"
+    assert status["cancellation"]["purgeAt"] == "2026-04-01T12:00:00Z"
+    assert "Service/proxy" not in children(kube)  # traffic stopped
+    assert "PersistentVolumeClaim/logstore-data" in children(kube)  # logs kept
+    kube.server_now = NOW + datetime.timedelta(days=90, seconds=1)
+    final = run(cancel_and_purge(fresh(kube), ctx=ctx))
+    assert final.phase == "Purged"
+    assert children(kube) == set()
+    assert kube.find("Namespace", "swg-acme") is None
+    receipt = kube.find("ConfigMap", receipt_name(fresh(kube)), SETTINGS.operator_namespace)
+    assert receipt is not None
+    assert receipt["data"]["state"] == "Completed"
+    assert "Deployment/swg-acme/proxy" in receipt["data"]["inventory.json"]
+    assert "Purged" in {e["reason"] for e in kube.events}
+
+
+def test_local_clock_mode_purges_by_the_local_clock_after_the_margin() -> None:
+    kube, ctx = setup(tenant())
+    run(reconcile(fresh(kube), ctx=ctx))
+    _cancel(kube, 90)
+    ctx.purge = PurgePolicy(clock="local")  # type: ignore[arg-type]
+    ctx.clock = lambda: NOW + datetime.timedelta(days=90, minutes=5)
+    with pytest.raises(NotYet):
+        run(cancel_and_purge(fresh(kube), ctx=ctx))
+    ctx.clock = lambda: NOW + datetime.timedelta(days=91)
+    assert run(cancel_and_purge(fresh(kube), ctx=ctx)).phase == "Purged"
+
+
+def test_a_purge_interrupted_after_the_namespace_went_completes_without_recreating() -> None:
+    kube, ctx = setup(tenant())
+    run(reconcile(fresh(kube), ctx=ctx))
+    _cancel(kube, 0)
+    kube.server_now = NOW + datetime.timedelta(seconds=1)
+    # The first attempt dies right after the namespace was deleted, before the receipt.
+    kube.crash_after_delete.add("Namespace")
+    with pytest.raises(TransientError):
+        run(cancel_and_purge(fresh(kube), ctx=ctx))
+    assert fresh(kube)["status"]["phase"] == "Purging"
+    assert kube.find("Namespace", "swg-acme") is None
+    final = run(cancel_and_purge(fresh(kube), ctx=ctx))
+    assert final.phase == "Purged"
+    assert kube.find("Namespace", "swg-acme") is None
+    receipt = kube.find("ConfigMap", receipt_name(fresh(kube)), SETTINGS.operator_namespace)
+    assert receipt is not None
+    assert "Deployment/swg-acme/proxy" in receipt["data"]["inventory.json"]
