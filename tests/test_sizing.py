@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 import json
 import re
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -667,3 +668,28 @@ def test_sizing_command_unpaired_sizes(capsys: pytest.CaptureFixture[str]) -> No
     argv = ["sizing", "--endpoints", "10", "--endpoints", "20", "--rps", "10"]
     assert cli.main(argv) == 2
     assert "pairs" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------------------------------------
+# docs/sizing.md
+# ------------------------------------------------------------------------------------------------
+
+DOC = Path(__file__).resolve().parent.parent / "docs" / "sizing.md"
+
+
+def test_doc_table_is_what_the_command_prints(capsys: pytest.CaptureFixture[str]) -> None:
+    text = DOC.read_text()
+    match = re.search(
+        r"<!-- generated-by: swg-operator (?P<argv>[^>]*?) -->\n(?P<table>.*?)<!-- end generated",
+        text,
+        re.DOTALL,
+    )
+    assert match is not None
+    assert cli.main(match["argv"].split()) == 0
+    assert capsys.readouterr().out == match["table"], "regenerate the table in docs/sizing.md"
+
+
+def test_doc_names_every_constant() -> None:
+    text = DOC.read_text()
+    missing = [key for key in PACKAGED.provenance if f"`{key}`" not in text]
+    assert not missing
