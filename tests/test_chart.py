@@ -165,8 +165,7 @@ def test_probes_hit_healthz_on_the_health_port_value() -> None:
     assert container["ports"] == [{"name": "http", "containerPort": 9090, "protocol": "TCP"}]
     for probe in ("livenessProbe", "readinessProbe"):
         assert container[probe]["httpGet"] == {"path": "/healthz", "port": "http"}
-    env = {e["name"]: e.get("value") for e in container["env"]}
-    assert env["SWG_HEALTH_PORT"] == "9090"
+    assert "--metrics-address=0.0.0.0:9090" in container["args"]
     service = one(docs, "Service")
     assert service["spec"]["ports"][0]["port"] == 9090
 
@@ -310,12 +309,13 @@ def test_peering_crd_is_installed_before_the_templates() -> None:
     peering = one(render(), "ClusterKopfPeering")
     assert peering["metadata"]["name"] == "swg-operator"
     deployment = one(render(), "Deployment")
-    env = {
-        e["name"]: e.get("value")
-        for e in deployment["spec"]["template"]["spec"]["containers"][0]["env"]
-    }
-    assert env["SWG_PEERING"] == "swg-operator"
-    assert not by_kind(render({"peering.enabled": "false"}), "ClusterKopfPeering")
+    assert (
+        "--peering=swg-operator" in deployment["spec"]["template"]["spec"]["containers"][0]["args"]
+    )
+    standalone = render({"peering.enabled": "false"})
+    assert not by_kind(standalone, "ClusterKopfPeering")
+    args = one(standalone, "Deployment")["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert "--standalone" in args
 
 
 # --- NetworkPolicy -----------------------------------------------------------------------------
@@ -461,3 +461,18 @@ def test_schema_objects_refuse_unknown_keys() -> None:
             walk(items, f"{name}[]")
 
     walk(_schema(), "values")
+
+
+def test_operator_arguments_are_accepted_by_swg_operator_run() -> None:
+    """The Deployment's args parse with the operator's own command line, for every mode."""
+    from swg_operator.cli import build_parser
+
+    for values in ({}, {"peering.enabled": "false", "logLevel": "debug"}):
+        container = one(render(values), "Deployment")["spec"]["template"]["spec"]["containers"][0]
+        args = build_parser().parse_args(container["args"])
+        assert args.command == "run"
+        assert str(args.settings) == "/etc/swg-operator/settings.json"
+        mount = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}["settings"]
+        assert str(args.settings).startswith(mount + "/")
+        assert args.verbose is (values.get("logLevel") == "debug")
+        assert (args.peering is None) is (values.get("peering.enabled") == "false")

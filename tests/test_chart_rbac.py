@@ -1,0 +1,319 @@
+"""The chart's RBAC is exactly what the operator's code uses: no more, no less, no wildcard.
+
+What the operator needs is derived, not listed by hand:
+* the reconcile loop and the purge run end to end against the in-memory `KubeApi` fake, wrapped
+  in a recorder that notes every request as (API group, resource, verb, scope);
+* the kopf handlers are registered as `swg-operator run` registers them, and every resource kopf
+  then watches (list + watch) or changes (patch: finalizers, annotations) is read off the registry;
+* kopf's own machinery (peering, CRD observation, Events) is the one fixed part, named below.
+
+The rendered ClusterRole and Role must grant each of those, and nothing else.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import datetime
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import kopf
+import pytest
+
+from fakes import FakeKube, make_available
+from swg_operator.api import OperatorSettings
+from swg_operator.handlers import RunOptions, register
+from swg_operator.kube import ResourceKind
+from swg_operator.kube.kinds import EVENT, OWNED_KINDS, TENANT
+from swg_operator.naming import reader_role_name
+from swg_operator.reconcile.loop import Context, PurgePolicy, reconcile
+from swg_operator.reconcile.purge import NotYet, cancel_and_purge
+from test_chart import one, render
+
+SETTINGS = OperatorSettings(operator_namespace="swg-system")
+NOW = datetime.datetime(2026, 1, 1, 12, 0, tzinfo=datetime.UTC)
+CLUSTER = "cluster"  # cluster-scoped, all namespaces, or a tenant's (created at run time)
+OWN = "own-namespace"  # the operator's namespace only
+
+# Withheld although the code uses it: reading Secrets is reading customer data (the HTTPS
+# inspection CA key) and every other Secret of the cluster (ISO/IEC 27017 15.1.1).
+WITHHELD = {("", "secrets", "list"), ("", "secrets", "delete")}
+
+
+@dataclass(frozen=True, order=True)
+class Need:
+    group: str
+    resource: str
+    verb: str
+    scope: str = CLUSTER
+    name: str = ""  # a resourceNames restriction, when the grant may be limited to one name
+
+
+def _group(kind: ResourceKind) -> str:
+    return kind.api_version.rpartition("/")[0]
+
+
+class RecordingKube:
+    """Forwards to `FakeKube` and notes the RBAC need of every call."""
+
+    def __init__(self, inner: FakeKube, operator_namespace: str) -> None:
+        self.inner = inner
+        self.needs: set[Need] = set()
+        self._own = operator_namespace
+
+    def _note(self, kind: ResourceKind, verb: str, namespace: str | None, suffix: str = "") -> None:
+        scope = OWN if namespace == self._own else CLUSTER
+        self.needs.add(Need(_group(kind), kind.plural + suffix, verb, scope))
+
+    async def apply(self, obj: Mapping[str, Any]) -> dict[str, Any]:
+        from swg_operator.kube import kind_of
+
+        kind = kind_of(obj)
+        namespace = obj["metadata"].get("namespace")
+        # Server-side apply is a PATCH that creates when absent: both verbs are checked.
+        self._note(kind, "create", namespace)
+        self._note(kind, "patch", namespace)
+        if kind.kind == "Role":
+            # Writing a Role that grants rights the operator does not hold, and binding it.
+            name = obj["metadata"]["name"]
+            self.needs.add(Need("rbac.authorization.k8s.io", "roles", "escalate", CLUSTER, name))
+        if kind.kind == "RoleBinding":
+            ref = obj["roleRef"]
+            self.needs.add(
+                Need(
+                    "rbac.authorization.k8s.io",
+                    ref["kind"].lower() + "s",
+                    "bind",
+                    CLUSTER,
+                    ref["name"],
+                )
+            )
+        return await self.inner.apply(obj)
+
+    async def list_labelled(
+        self, kind: ResourceKind, *, selector: Mapping[str, str], namespace: str | None = None
+    ) -> list[dict[str, Any]]:
+        self._note(kind, "list", namespace)
+        return await self.inner.list_labelled(kind, selector=selector, namespace=namespace)
+
+    async def get(
+        self, kind: ResourceKind, name: str, *, namespace: str | None = None
+    ) -> dict[str, Any] | None:
+        self._note(kind, "get", namespace)
+        return await self.inner.get(kind, name, namespace=namespace)
+
+    async def delete(self, kind: ResourceKind, name: str, *, namespace: str | None = None) -> bool:
+        self._note(kind, "delete", namespace)
+        return await self.inner.delete(kind, name, namespace=namespace)
+
+    async def patch_status(self, kind: ResourceKind, name: str, status: Mapping[str, Any]) -> None:
+        self._note(kind, "patch", None, "/status")
+        await self.inner.patch_status(kind, name, status)
+
+    async def post_event(self, **kwargs: Any) -> None:
+        self._note(EVENT, "create", None)
+        await self.inner.post_event(**kwargs)
+
+    async def server_time(self) -> datetime.datetime:
+        return await self.inner.server_time()  # GET /version: open to every authenticated user
+
+
+def tenant(name: str, **spec: Any) -> dict[str, Any]:
+    return {
+        "apiVersion": "swg.dev/v1alpha1",
+        "kind": "SecureWebGateway",
+        "metadata": {"name": name, "uid": f"{name}-uid-0001", "generation": 1},
+        "spec": {
+            "serviceCode": "SWG-0001",
+            "sizing": {"endpoints": 50, "requestsPerSecond": 20},
+            "clients": {"allowedCIDRs": ["192.0.2.0/24"]},
+            **spec,
+        },
+    }
+
+
+def _fresh(kube: FakeKube, name: str) -> dict[str, Any]:
+    found = kube.find("SecureWebGateway", name)
+    assert found is not None
+    return copy.deepcopy(found)
+
+
+async def _lifecycle(kube: FakeKube, recorder: RecordingKube) -> None:
+    """Every path of the loop: create, available, spec changes with pruning, admins, HTTPS
+    inspection, suspension, cancellation and purge."""
+    ctx = Context(kube=recorder, settings=SETTINGS, clock=lambda: NOW)  # type: ignore[arg-type]
+    name = "acme"
+    kube.put(
+        tenant(
+            name,
+            admins=[{"kind": "User", "name": "alice@example.com"}],
+            options={"httpsInspection": {"enabled": True}},
+            cancellation={"purgeAfterDays": 0},
+        )
+    )
+    await reconcile(_fresh(kube, name), ctx=ctx)
+    make_available(kube)
+    await reconcile(_fresh(kube, name), ctx=ctx)
+    body = _fresh(kube, name)
+    body["spec"]["antivirus"] = {"enabled": False}
+    body["spec"]["admins"] = []
+    body["spec"]["suspended"] = True
+    body["metadata"]["generation"] = 2
+    kube.put(body)
+    await reconcile(_fresh(kube, name), ctx=ctx)
+    body = _fresh(kube, name)
+    body["metadata"]["deletionTimestamp"] = "2026-01-01T12:00:00Z"
+    body["metadata"]["finalizers"] = ["swg.dev/purge"]
+    kube.put(body)
+    for _ in range(10):
+        try:
+            await cancel_and_purge(_fresh(kube, name), ctx=ctx)
+        except NotYet:
+            continue
+        break
+
+
+def code_needs() -> set[Need]:
+    kube = FakeKube(now=NOW)
+    kube.put(
+        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": SETTINGS.operator_namespace}}
+    )
+    recorder = RecordingKube(kube, SETTINGS.operator_namespace)
+    asyncio.run(_lifecycle(kube, recorder))
+    needs = set(recorder.needs)
+    # observe() lists every owned kind and the prune deletes whatever labelled object the
+    # desired state does not contain, of any owned kind (an object left by an older version, or
+    # labelled by hand): list and delete for each, whether or not this scenario met one.
+    for kind in OWNED_KINDS:
+        needs.add(Need(_group(kind), kind.plural, "list"))
+        needs.add(Need(_group(kind), kind.plural, "delete"))
+    needs |= kopf_needs()
+    return needs
+
+
+def kopf_needs(peering: str = "swg-operator") -> set[Need]:
+    registry = kopf.OperatorRegistry()
+    register(registry, RunOptions(settings=SETTINGS, purge=PurgePolicy()))
+    needs: set[Need] = set()
+    watched = [
+        *registry._indexing.get_all_handlers(),
+        *registry._watching.get_all_handlers(),
+        *registry._spawning.get_all_handlers(),
+        *registry._changing.get_all_handlers(),
+    ]
+    for handler in watched:
+        selector = handler.selector
+        assert selector is not None
+        for verb in ("list", "watch"):
+            needs.add(Need(selector.group or "", str(selector.plural or selector.any_name), verb))
+    for handler in registry._changing.get_all_handlers():
+        # Finalizer and progress annotations on the object itself.
+        selector = handler.selector
+        assert selector is not None
+        needs.add(Need(selector.group or "", str(selector.any_name), "patch"))
+    # kopf's machinery: CRD observation, peering keep-alive, its own Events.
+    needs |= {
+        Need("apiextensions.k8s.io", "customresourcedefinitions", "list"),
+        Need("apiextensions.k8s.io", "customresourcedefinitions", "watch"),
+        Need("kopf.dev", "clusterkopfpeerings", "list"),
+        Need("kopf.dev", "clusterkopfpeerings", "watch"),
+        Need("kopf.dev", "clusterkopfpeerings", "patch", CLUSTER, peering),
+        Need("", "events", "create"),
+    }
+    # The requeue path reads the tenant by name (handlers.requeued).
+    needs.add(Need(_group(TENANT), TENANT.plural, "get"))
+    return needs
+
+
+def granted(docs: list[dict[str, Any]]) -> set[Need]:
+    out: set[Need] = set()
+    for doc, scope in ((one(docs, "ClusterRole"), CLUSTER), (one(docs, "Role"), OWN)):
+        for rule in doc["rules"]:
+            names = rule.get("resourceNames") or [""]
+            for group in rule["apiGroups"]:
+                for resource in rule["resources"]:
+                    for verb in rule["verbs"]:
+                        for name in names:
+                            out.add(Need(group, resource, verb, scope, name))
+    return out
+
+
+def covered(need: Need, grants: Iterable[Need]) -> bool:
+    for grant in grants:
+        if (grant.group, grant.resource, grant.verb) != (need.group, need.resource, need.verb):
+            continue
+        if grant.scope == OWN and need.scope != OWN:
+            continue
+        if grant.name and grant.name != need.name:
+            continue
+        return True
+    return False
+
+
+def test_no_wildcards_and_escalation_only_by_name() -> None:
+    for doc in render():
+        for rule in doc.get("rules", []) if doc["kind"] in ("ClusterRole", "Role") else []:
+            for field in ("apiGroups", "resources", "verbs", "resourceNames"):
+                assert "*" not in rule.get(field, []), f"{doc['kind']}: wildcard in {field}"
+            assert "nonResourceURLs" not in rule
+            if {"escalate", "bind", "impersonate"} & set(rule["verbs"]):
+                assert rule.get("resourceNames"), f"unrestricted {rule['verbs']}"
+                assert "impersonate" not in rule["verbs"]
+
+
+def test_escalate_and_bind_cover_only_the_tenant_reader_role() -> None:
+    grants = granted(render())
+    assert {g.name for g in grants if g.verb in ("escalate", "bind")} == {reader_role_name()}
+
+
+def test_every_need_of_the_code_is_granted() -> None:
+    grants = granted(render())
+    missing = sorted(
+        n
+        for n in code_needs()
+        if not covered(n, grants) and (n.group, n.resource, n.verb) not in WITHHELD
+    )
+    assert not missing, "the operator's code needs rights the chart does not grant:\n" + "\n".join(
+        map(str, missing)
+    )
+
+
+def test_every_grant_is_needed_by_the_code() -> None:
+    needs = code_needs()
+    grants = granted(render())
+    unused = sorted(g for g in grants if not any(covered(n, [g]) for n in needs))
+    assert not unused, "the chart grants rights no code uses:\n" + "\n".join(map(str, unused))
+    cluster = {g for g in grants if g.scope == CLUSTER}
+    redundant = sorted(
+        g
+        for g in grants
+        if g.scope == OWN and covered(Need(g.group, g.resource, g.verb, OWN), cluster)
+    )
+    assert not redundant, f"the Role repeats what the ClusterRole grants: {redundant}"
+
+
+def test_nothing_grants_reading_secrets_or_tenant_logs() -> None:
+    forbidden = {
+        "secrets",
+        "pods/log",
+        "pods/exec",
+        "pods/attach",
+        "pods/portforward",
+        "pods/proxy",
+    }
+    forbidden |= {"services/proxy", "nodes/proxy"}
+    for grant in granted(render()):
+        assert grant.resource not in forbidden, grant
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="reconcile.loop.observe()/observe_everywhere() list Secrets by label (Secret is in "
+    "kube.kinds.OWNED_KINDS) although the renderer never writes one; the chart withholds "
+    "`list secrets` (it would read every Secret of the cluster). Remove this marker and "
+    "WITHHELD once the operator stops listing Secrets.",
+)
+def test_the_operator_code_reads_no_secrets() -> None:
+    assert not [n for n in code_needs() if n.resource == "secrets"]
