@@ -29,7 +29,7 @@ from swg_operator.render.configmaps import (
 from swg_operator.render.context import Lifecycle, Tenant
 from swg_operator.render.dataplane import render_dataplane_files
 from swg_operator.render.errors import CONFIG_TOO_LARGE, RenderError
-from swg_operator.render.logstore import log_volume_claim, logstore_deployment
+from swg_operator.render.logstore import check_log_storage, log_volume_claim, logstore_deployment
 from swg_operator.render.workloads import (
     antivirus_deployment,
     inspection_ca_secret_name,
@@ -98,6 +98,7 @@ def render_tenant(
     """
     check_categories(spec, catalogue)
     check_sandbox(spec, settings)
+    check_log_storage(spec)
     files = render_dataplane_files(spec, catalogue=catalogue, settings=settings)
     sizing = compute_sizing(
         endpoints=spec.sizing.endpoints,

@@ -9,6 +9,7 @@ from typing import Final
 UNKNOWN_CATEGORY: Final = "UnknownCategory"
 SANDBOX_UNREACHABLE: Final = "SandboxUnreachable"
 CONFIG_TOO_LARGE: Final = "ConfigTooLarge"
+INVALID_LOG_STORAGE: Final = "InvalidLogStorage"
 
 
 class RenderError(ValueError):

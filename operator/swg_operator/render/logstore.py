@@ -15,6 +15,7 @@ from __future__ import annotations
 from typing import Any, Final
 
 from swg_operator import naming
+from swg_operator.api import SecureWebGatewaySpec
 from swg_operator.naming import Component
 from swg_operator.render.configmaps import WorkloadConfig, config_digest
 from swg_operator.render.context import (
@@ -28,6 +29,7 @@ from swg_operator.render.context import (
     Tenant,
     manifest,
 )
+from swg_operator.render.errors import INVALID_LOG_STORAGE, RenderError
 from swg_operator.render.pods import (
     container_security_context,
     deployment,
@@ -37,9 +39,14 @@ from swg_operator.render.pods import (
     projected_config_volume,
     tcp_probes,
 )
-from swg_operator.sizing import LOGSTORE, memory_quantity, parse_memory_quantity
+from swg_operator.sizing import GIB, KIB, LOGSTORE, MIB, memory_quantity
 
 LOGSTORE_GRACE_SECONDS: Final = 30
+
+
+_STORAGE_UNITS: Final = {"Ki": KIB, "Mi": MIB, "Gi": GIB, "Ti": 1024 * GIB}
+MIN_LOG_VOLUME_BYTES: Final = GIB
+MAX_LOG_VOLUME_BYTES: Final = 1024 * 1024 * GIB  # 1 PiB
 
 
 def log_volume_bytes(tenant: Tenant) -> int:
@@ -47,7 +54,20 @@ def log_volume_bytes(tenant: Tenant) -> int:
     size = tenant.spec.logs.storage.size
     if size == "auto":
         return tenant.sizing.log_volume
-    return parse_memory_quantity(size)
+    return int(size[:-2]) * _STORAGE_UNITS[size[-2:]]
+
+
+def check_log_storage(spec: SecureWebGatewaySpec) -> None:
+    """A declared log volume size must be one a storage class can provision."""
+    size = spec.logs.storage.size
+    if size == "auto":
+        return
+    requested = int(size[:-2]) * _STORAGE_UNITS[size[-2:]]
+    if not MIN_LOG_VOLUME_BYTES <= requested <= MAX_LOG_VOLUME_BYTES:
+        raise RenderError(
+            INVALID_LOG_STORAGE,
+            (f"spec.logs.storage.size: {size} is outside 1Gi..1024Ti; use auto or a size within",),
+        )
 
 
 def log_volume_claim(tenant: Tenant) -> dict[str, Any]:
