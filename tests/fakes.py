@@ -41,6 +41,7 @@ class FakeKube:
         # Kinds whose deletion "kills the operator" right after it happened (once each).
         self.crash_after_delete: set[str] = set()
         self._uids = itertools.count(1)
+        self._versions = itertools.count(1)
 
     # --- helpers for tests ---------------------------------------------------------------------
 
@@ -52,6 +53,14 @@ class FakeKube:
         meta.setdefault("generation", 1)
         self.objects[_key(stored)] = stored
         return stored
+
+    def edit(self, kind: str, name: str, namespace: str | None = None) -> dict[str, Any]:
+        """The stored object for a test to change by hand, as `kubectl edit` would (a new
+        resourceVersion)."""
+        obj = self.find(kind, name, namespace)
+        assert obj is not None, f"{kind} {namespace}/{name} does not exist"
+        obj["metadata"]["resourceVersion"] = str(next(self._versions))
+        return obj
 
     def find(self, kind: str, name: str, namespace: str | None = None) -> dict[str, Any] | None:
         for (_, k, ns, n), obj in self.objects.items():
@@ -85,6 +94,7 @@ class FakeKube:
             meta["generation"] = before["metadata"].get("generation", 1) + int(changed)
             if "status" in before:
                 stored["status"] = before["status"]
+        meta["resourceVersion"] = str(next(self._versions))
         self.objects[key] = stored
         return copy.deepcopy(stored)
 

@@ -156,3 +156,11 @@ def test_an_object_being_deleted_is_not_current() -> None:
     assert is_current(desired, stored)
     stored["metadata"]["deletionTimestamp"] = "2026-01-01T00:00:00Z"
     assert not is_current(desired, stored)
+
+
+def test_empty_desired_values_match_fields_the_server_dropped() -> None:
+    want = {"spec": {"podSelector": {}, "ingress": [], "egress": None, "types": ["Ingress"]}}
+    assert contains(want, {"spec": {"podSelector": {}, "types": ["Ingress"]}})
+    assert not contains(
+        want, {"spec": {"podSelector": {}, "ingress": [{"from": []}], "types": ["Ingress"]}}
+    )

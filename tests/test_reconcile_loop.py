@@ -82,8 +82,7 @@ def test_drift_is_restored_and_announced() -> None:
     run(reconcile(fresh(kube), ctx=ctx))
     policy = next(k for k in kube.objects if k[1] == "NetworkPolicy")
     del kube.objects[policy]
-    quota = kube.find("ResourceQuota", "tenant-quota", "swg-acme")
-    assert quota is not None
+    quota = kube.edit("ResourceQuota", "tenant-quota", "swg-acme")
     quota["spec"]["hard"]["limits.cpu"] = "999"
     kube.events.clear()
     run(reconcile(fresh(kube), ctx=ctx))

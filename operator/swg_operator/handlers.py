@@ -81,7 +81,7 @@ def register(registry: kopf.OperatorRegistry, options: RunOptions) -> None:
         context: Context = state["ctx"]
         return context
 
-    @kopf.on.startup(registry=registry)
+    @kopf.on.startup(registry=registry, id="startup")
     async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
         configure_kopf(settings, options)
         kube = HttpKubeApi(login())
@@ -103,22 +103,22 @@ def register(registry: kopf.OperatorRegistry, options: RunOptions) -> None:
                 options.purge.local_margin,
             )
 
-    @kopf.on.cleanup(registry=registry)
+    @kopf.on.cleanup(registry=registry, id="cleanup")
     async def cleanup(**_: Any) -> None:
         await state["queue"].close()
         state["heartbeat"].cancel()
         await state["metrics"].cleanup()
         await state["ctx"].kube.close()
 
-    @kopf.on.login(registry=registry)
+    @kopf.on.login(registry=registry, id="login")
     def credentials(**_: Any) -> kopf.ConnectionInfo:
         return login()
 
-    @kopf.index(*SWG, registry=registry)
+    @kopf.index(*SWG, registry=registry, id="tenant_names")
     def tenant_names(name: str, **_: Any) -> dict[str, str]:
         return {tenant_label_value(name): name}
 
-    @kopf.index(*SWG, registry=registry)
+    @kopf.index(*SWG, registry=registry, id="tenants_by_category")
     def tenants_by_category(name: str, spec: Mapping[str, Any], **_: Any) -> dict[str, str]:
         return {category: name for category in _categories(spec)}
 
@@ -136,9 +136,9 @@ def register(registry: kopf.OperatorRegistry, options: RunOptions) -> None:
                     f"Failed ({type(exc).__name__}); retrying", delay=backoff(retry + 3)
                 ) from exc
 
-    @kopf.on.resume(*SWG, registry=registry, retries=options.handler_retries)
-    @kopf.on.create(*SWG, registry=registry, retries=options.handler_retries)
-    @kopf.on.update(*SWG, registry=registry, retries=options.handler_retries)
+    @kopf.on.resume(*SWG, registry=registry, id="reconcile", retries=options.handler_retries)
+    @kopf.on.create(*SWG, registry=registry, id="reconcile", retries=options.handler_retries)
+    @kopf.on.update(*SWG, registry=registry, id="reconcile", retries=options.handler_retries)
     async def on_change(body: kopf.Body, retry: int, **_: Any) -> None:
         await run(body, retry)
 
@@ -149,13 +149,14 @@ def register(registry: kopf.OperatorRegistry, options: RunOptions) -> None:
             registry=registry,
             interval=options.resync_seconds,
             initial_delay=options.resync_seconds,
+            id="resync",
         )
         async def resync(body: kopf.Body, **_: Any) -> None:
             if not body["metadata"].get("deletionTimestamp"):
                 state["queue"].request(body["metadata"]["name"])
 
     # Unlimited retries: giving up would keep the finalizer forever; the purge must complete.
-    @kopf.on.delete(*SWG, registry=registry, retries=None)
+    @kopf.on.delete(*SWG, registry=registry, id="purge", retries=None)
     async def on_delete(body: kopf.Body, retry: int, **_: Any) -> None:
         name = body["metadata"]["name"]
         async with ctx().lock(name):
@@ -185,7 +186,7 @@ def register(registry: kopf.OperatorRegistry, options: RunOptions) -> None:
             except TransientError as exc:
                 raise RetryLater(str(exc)) from exc
 
-    def child_event(**kwargs: Any) -> None:
+    async def child_event(**kwargs: Any) -> None:
         if kwargs["type"] is None:
             return  # the initial listing: resume handlers cover existing tenants
         labels: Mapping[str, str] = kwargs["labels"]
@@ -201,9 +202,11 @@ def register(registry: kopf.OperatorRegistry, options: RunOptions) -> None:
         if kind is SECRET:
             continue  # never watch every Secret in the cluster; the resync repairs them
         group, _, version = kind.api_version.rpartition("/")
-        kopf.on.event(group, version, kind.plural, registry=registry, labels=owned)(child_event)
+        kopf.on.event(
+            group, version, kind.plural, registry=registry, labels=owned, id=f"drift-{kind.plural}"
+        )(child_event)
 
-    def category_event(**kwargs: Any) -> None:
+    async def category_event(**kwargs: Any) -> None:
         if kwargs["type"] is None or kwargs["namespace"] != options.settings.operator_namespace:
             return
         category = kwargs["labels"].get(CATEGORY_LABEL, "")
@@ -212,9 +215,10 @@ def register(registry: kopf.OperatorRegistry, options: RunOptions) -> None:
             logger.info("Queued %s %s: URL category %s changed", KIND, name, category)
             state["queue"].request(name)
 
-    kopf.on.event("", "v1", "configmaps", registry=registry, labels={CATEGORY_LABEL: kopf.PRESENT})(
-        category_event
-    )
+    catalogue_labels: dict[str, Any] = {CATEGORY_LABEL: kopf.PRESENT}
+    kopf.on.event(
+        "", "v1", "configmaps", registry=registry, labels=catalogue_labels, id="catalogue"
+    )(category_event)
 
 
 def _categories(spec: Mapping[str, Any]) -> set[str]:

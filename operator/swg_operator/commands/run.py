@@ -107,6 +107,10 @@ def run(args: argparse.Namespace) -> int:
     )
     kopf.configure(verbose=args.verbose, log_format=kopf.LogFormat.FULL)
     logging.getLogger("swg_operator").setLevel(logging.DEBUG if args.verbose else logging.INFO)
+    if not args.verbose:
+        # kopf logs every watch-event handler call at INFO ("Handler 'drift-...' succeeded"):
+        # our own log lines say what changed; kopf's warnings and errors still show.
+        logging.getLogger("kopf.objects").setLevel(logging.WARNING)
     registry = kopf.OperatorRegistry()
     register(registry, options)
     kopf_settings = kopf.OperatorSettings()

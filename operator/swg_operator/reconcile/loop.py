@@ -40,7 +40,13 @@ from swg_operator.kube.kinds import NAMESPACE, TENANT
 from swg_operator.labels import selector_string
 from swg_operator.naming import Component, service_name, tenant_namespace
 from swg_operator.reconcile.lifecycle import ClockMode, Deadline, format_time, purge_deadline
-from swg_operator.reconcile.plan import ObjectKey, Plan, key_of, plan_changes
+from swg_operator.reconcile.plan import (
+    ObjectKey,
+    Plan,
+    applied_version,
+    key_of,
+    plan_changes,
+)
 from swg_operator.reconcile.status import (
     Facts,
     compute_status,
@@ -84,6 +90,8 @@ class Context:
     clock: Callable[[], datetime.datetime] = utcnow
     version: str = __version__
     _locks: dict[str, asyncio.Lock] = field(default_factory=dict)
+    # Per object: (digest applied, resourceVersion answered); see `plan_changes`.
+    applied: dict[ObjectKey, tuple[str, str]] = field(default_factory=dict)
 
     def lock(self, tenant: str) -> asyncio.Lock:
         """One reconcile per tenant at a time, whichever handler asked for it."""
@@ -165,14 +173,20 @@ async def _guard(call: Awaitable[Any]) -> Any:
         raise
 
 
-async def execute(kube: KubeApi, plan: Plan) -> dict[ObjectKey, dict[str, Any]]:
-    """Apply then prune; return the applied objects as the API server stored them."""
+async def execute(
+    kube: KubeApi, plan: Plan, applied: dict[ObjectKey, tuple[str, str]]
+) -> dict[ObjectKey, dict[str, Any]]:
+    """Apply then prune; return the applied objects as the API server stored them, and
+    remember in `applied` what was applied."""
     stored: dict[ObjectKey, dict[str, Any]] = {}
     for obj in plan.apply:
-        stored[key_of(obj)] = await _guard(kube.apply(obj))
+        key = key_of(obj)
+        stored[key] = await _guard(kube.apply(obj))
+        applied[key] = applied_version(obj, stored[key])
     for key in plan.prune:
         kind = kind_of({"apiVersion": key.api_version, "kind": key.kind})
         await _guard(kube.delete(kind, key.name, namespace=key.namespace))
+        applied.pop(key, None)
     return stored
 
 
@@ -354,8 +368,8 @@ async def _reconcile(body: Mapping[str, Any], *, ctx: Context) -> Outcome:
         }
     )
     observed = await _guard(observe(ctx.kube, name, namespaces))
-    plan = plan_changes(desired, observed)
-    stored = await execute(ctx.kube, plan)
+    plan = plan_changes(desired, observed, applied=ctx.applied)
+    stored = await execute(ctx.kube, plan, ctx.applied)
     # Same generation as last time: nobody changed the spec, so any write repairs drift.
     drift = previous is not None and previous.observed_generation == generation
     await announce(ctx.kube, body, plan, drift=drift)

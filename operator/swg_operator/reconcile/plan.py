@@ -116,14 +116,23 @@ def _scalar_equal(want: Any, have: Any) -> bool:
     return False
 
 
+def _empty(value: Any) -> bool:
+    """The API server drops empty lists, maps and nulls: they match an absent field."""
+    return value is None or (isinstance(value, Mapping | list | tuple) and not value)
+
+
 def contains(want: Any, have: Any) -> bool:
     """True when every field of `want` is in `have` with an equal value (lists compare item by
-    item and must have the same length; fields the server added to `have` are ignored)."""
+    item and must have the same length; fields the server added to `have` are ignored, and empty
+    values match absent ones)."""
     if isinstance(want, Mapping):
         return isinstance(have, Mapping) and all(
-            key in have and contains(value, have[key]) for key, value in want.items()
+            contains(value, have[key]) if key in have else _empty(value)
+            for key, value in want.items()
         )
     if isinstance(want, list | tuple):
+        if have is None and not want:
+            return True
         return (
             isinstance(have, list | tuple)
             and len(want) == len(have)
@@ -162,16 +171,28 @@ def is_current(desired: Mapping[str, Any], observed: Mapping[str, Any] | None) -
     return contains(stamped, observed)
 
 
+def applied_version(desired: Mapping[str, Any], stored: Mapping[str, Any]) -> tuple[str, str]:
+    """What to remember after applying `desired`: its digest and the stored resourceVersion."""
+    return manifest_digest(desired), str(stored.get("metadata", {}).get("resourceVersion", ""))
+
+
 def plan_changes(
     desired: Sequence[Mapping[str, Any]],
     observed: Iterable[Mapping[str, Any]],
     *,
     purge: bool = False,
+    applied: Mapping[ObjectKey, tuple[str, str]] | None = None,
 ) -> Plan:
     """Compare `desired` (render order) with `observed` (listed by ownership label).
 
+    `applied` remembers, per object, the digest last applied and the resourceVersion the server
+    answered with: an object nobody touched since (same version) and whose desired manifest is
+    the same is current even where the server normalises a field the comparison cannot see
+    through, so such a quirk never turns into an apply on every reconcile.
+
     With `purge`, nothing is applied and everything observed is pruned, the retained objects too.
     """
+    remembered = applied or {}
     seen = {key_of(obj): obj for obj in observed}
     if purge:
         return Plan(apply=(), created=(), updated=(), prune=tuple(seen), unchanged=())
@@ -184,7 +205,8 @@ def plan_changes(
         key = key_of(obj)
         wanted.add(key)
         current = seen.get(key)
-        if is_current(obj, current):
+        untouched = current is not None and remembered.get(key) == applied_version(obj, current)
+        if untouched or is_current(obj, current):
             unchanged.append(key)
             continue
         apply.append(with_digest(obj))
