@@ -1,0 +1,140 @@
+"""`python -m swg_operator.logstore serve|ship`: the log store and its shipping sidecar.
+
+    serve  --root DIR --tenant NAME --service-code CODE --retention-days N
+           [--host 0.0.0.0] [--http-port 8080] [--ingest-port 8081]
+    ship   --store http://logstore:8081 --source KIND=PATH ... [--state-dir DIR]
+
+Every option also reads an environment variable (SWG_LOGSTORE_ROOT, SWG_TENANT,
+SWG_SERVICE_CODE, SWG_RETENTION_DAYS, SWG_LOGSTORE_URL, SWG_SHIP_SOURCES as
+`KIND=PATH,KIND=PATH`, SWG_SHIPPER_STATE_DIR), so the pod spec can use either.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from swg_operator.logstore.formats import SHIPPER_STATE_DIR, SOURCE_PATHS, SourceKind
+from swg_operator.logstore.retention import MAX_RETENTION_DAYS, MIN_RETENTION_DAYS
+
+DEFAULT_ROOT = "/var/lib/swg-logstore"
+HTTP_PORT = 8080
+INGEST_PORT = 8081
+
+
+def _env(name: str, default: str | None = None) -> str | None:
+    return os.environ.get(name, default)
+
+
+def _retention(text: str) -> int:
+    value = int(text)
+    if not MIN_RETENTION_DAYS <= value <= MAX_RETENTION_DAYS:
+        raise argparse.ArgumentTypeError(
+            f"{value} is outside {MIN_RETENTION_DAYS}..{MAX_RETENTION_DAYS}"
+        )
+    return value
+
+
+def _source(text: str) -> tuple[SourceKind, Path]:
+    kind, sep, path = text.partition("=")
+    try:
+        source_kind = SourceKind(kind)
+    except ValueError:
+        choices = ", ".join(k.value for k in SourceKind)
+        raise argparse.ArgumentTypeError(f"{kind!r}: expected one of {choices}") from None
+    return source_kind, Path(path if sep else SOURCE_PATHS[source_kind])
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m swg_operator.logstore")
+    sub = parser.add_subparsers(dest="command", required=True)
+    serve = sub.add_parser("serve", help="run the tenant's log store")
+    serve.add_argument(
+        "--root", type=Path, default=Path(_env("SWG_LOGSTORE_ROOT", DEFAULT_ROOT) or "")
+    )
+    serve.add_argument("--tenant", default=_env("SWG_TENANT"), required=_env("SWG_TENANT") is None)
+    serve.add_argument(
+        "--service-code",
+        default=_env("SWG_SERVICE_CODE"),
+        required=_env("SWG_SERVICE_CODE") is None,
+    )
+    serve.add_argument(
+        "--retention-days",
+        type=_retention,
+        default=_retention(_env("SWG_RETENTION_DAYS", "90") or "90"),
+    )
+    serve.add_argument("--host", default=_env("SWG_LOGSTORE_HOST", "0.0.0.0"))  # noqa: S104
+    serve.add_argument("--http-port", type=int, default=HTTP_PORT)
+    serve.add_argument("--ingest-port", type=int, default=INGEST_PORT)
+    serve.add_argument("--maintenance-interval", type=float, default=60.0)
+    ship = sub.add_parser("ship", help="ship the pod's raw log files to the log store")
+    ship.add_argument(
+        "--store", default=_env("SWG_LOGSTORE_URL"), required=_env("SWG_LOGSTORE_URL") is None
+    )
+    env_sources = [s for s in (_env("SWG_SHIP_SOURCES") or "").split(",") if s]
+    ship.add_argument(
+        "--source",
+        type=_source,
+        action="append",
+        default=[_source(s) for s in env_sources] or None,
+        required=not env_sources,
+        metavar="KIND[=PATH]",
+        help="a raw log to ship: " + ", ".join(k.value for k in SourceKind),
+    )
+    ship.add_argument(
+        "--state-dir",
+        type=Path,
+        default=Path(_env("SWG_SHIPPER_STATE_DIR", SHIPPER_STATE_DIR) or ""),
+    )
+    ship.add_argument("--batch-bytes", type=int, default=1024 * 1024)
+    ship.add_argument("--poll-interval", type=float, default=0.2)
+    ship.add_argument("--linger", type=float, default=3.0)
+    ship.add_argument("--timeout", type=float, default=30.0)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.command == "serve":
+        from swg_operator.logstore.server import serve  # aiohttp only where it is needed
+        from swg_operator.logstore.store import LogStore, StoreConfig
+
+        store = LogStore(
+            StoreConfig(
+                root=args.root,
+                tenant=args.tenant,
+                service_code=args.service_code,
+                retention_days=args.retention_days,
+            )
+        )
+        asyncio.run(
+            serve(
+                store,
+                host=args.host,
+                http_port=args.http_port,
+                ingest_port=args.ingest_port,
+                maintenance_interval=args.maintenance_interval,
+            )
+        )
+        return 0
+    from swg_operator.logstore.shipper import Shipper, Source, StoreClient
+
+    args.state_dir.mkdir(parents=True, exist_ok=True)
+    sources = [Source(kind, path, args.state_dir) for kind, path in args.source]
+    shipper = Shipper(
+        sources, StoreClient(args.store, timeout=args.timeout), batch_bytes=args.batch_bytes
+    )
+    print(
+        f"Shipper started for {', '.join(f'{s.kind.value}={s.path}' for s in sources)}",
+        file=sys.stderr,
+        flush=True,
+    )
+    return shipper.run(poll_interval=args.poll_interval, linger=args.linger)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

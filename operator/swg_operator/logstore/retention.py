@@ -1,0 +1,50 @@
+"""Which days of logs a tenant keeps: the last `retentionDays` calendar days, today included.
+
+Days are UTC calendar days of the record timestamps (the retention clock). On day D with N
+retention days the store holds D-(N-1) .. D and nothing older. Days after D (a node clock ahead
+of the store's) are kept: they are not old. A change of N applies on the next sweep and never
+touches a day that is still inside the window.
+
+Pure: `today` (or `now`) is always an argument.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import UTC, date, datetime, timedelta
+from typing import Final
+
+MIN_RETENTION_DAYS: Final = 1
+MAX_RETENTION_DAYS: Final = 90
+
+
+def utc_day(now: datetime) -> date:
+    """The retention clock's day of `now` (an aware datetime)."""
+    if now.tzinfo is None:
+        raise ValueError("now must be timezone-aware")
+    return now.astimezone(UTC).date()
+
+
+def first_retained_day(*, today: date, retention_days: int) -> date:
+    if not MIN_RETENTION_DAYS <= retention_days <= MAX_RETENTION_DAYS:
+        raise ValueError(
+            f"retention_days {retention_days} is outside {MIN_RETENTION_DAYS}..{MAX_RETENTION_DAYS}"
+        )
+    return today - timedelta(days=retention_days - 1)
+
+
+def is_retained(day: date, *, today: date, retention_days: int) -> bool:
+    return day >= first_retained_day(today=today, retention_days=retention_days)
+
+
+def expired_days(days: Iterable[date], *, today: date, retention_days: int) -> list[date]:
+    """The days among `days` to delete, oldest first."""
+    first = first_retained_day(today=today, retention_days=retention_days)
+    return sorted({day for day in days if day < first})
+
+
+def closable_days(days: Iterable[date], *, now: datetime, grace: timedelta) -> list[date]:
+    """Days whose files can be compressed: the day ended at least `grace` ago (records of a
+    day still arrive for a while after midnight: shippers catch up, pods drain)."""
+    cutoff = utc_day(now - grace)
+    return sorted({day for day in days if day < cutoff})

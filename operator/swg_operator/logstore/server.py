@@ -1,0 +1,229 @@
+"""The log store's HTTP side (aiohttp): two listeners on two ports.
+
+* `http` (downloads; the port the Kubernetes API server's service proxy reaches):
+  `GET /v1/logs?type=access&from=YYYY-MM-DD&to=YYYY-MM-DD[&format=ndjson|tar]`,
+  `GET /v1/days?type=access`, `GET /healthz`, `GET /metrics`.
+* `ingest` (records from the shippers in the proxy and anti-virus pods only; NetworkPolicy
+  admits nothing else): `POST /v1/ingest`, `GET /healthz`.
+
+Separate ports keep the two audiences apart: a customer admin's `services/proxy` right is for
+GET on the `http` port; shippers never need downloads. File work runs in threads so a large
+download does not stall ingestion.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import signal
+import sys
+from collections.abc import Callable, Iterator
+from dataclasses import asdict
+from datetime import UTC, date, datetime
+from typing import Final
+
+from aiohttp import web
+
+from swg_operator.logstore.formats import LogType
+from swg_operator.logstore.retention import utc_day
+from swg_operator.logstore.store import (
+    Batch,
+    BatchError,
+    DaySnapshot,
+    LogStore,
+    ndjson_chunks,
+    tar_chunks,
+)
+
+Clock = Callable[[], datetime]
+MAX_BATCH_BYTES: Final = 32 * 1024 * 1024
+HOP_BYTES: Final = 512 * 1024  # bytes read per worker-thread hop while streaming
+STORE_KEY: Final = web.AppKey("store", LogStore)
+CLOCK_KEY: Final[web.AppKey[Clock]] = web.AppKey("clock")
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def _error(status: int, message: str) -> web.Response:
+    return web.json_response({"error": message}, status=status)
+
+
+def _take(chunks: Iterator[bytes]) -> bytes:
+    """Up to HOP_BYTES of the next chunks (b"" at the end)."""
+    out: list[bytes] = []
+    size = 0
+    for chunk in chunks:
+        out.append(chunk)
+        size += len(chunk)
+        if size >= HOP_BYTES:
+            break
+    return b"".join(out)
+
+
+def _log_type(request: web.Request) -> LogType:
+    value = request.query.get("type", "")
+    try:
+        return LogType(value)
+    except ValueError:
+        choices = ", ".join(t.value for t in LogType)
+        raise web.HTTPBadRequest(text=f"type: expected one of {choices}") from None
+
+
+def _day(request: web.Request, name: str, default: date) -> date:
+    value = request.query.get(name)
+    if value is None:
+        return default
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise web.HTTPBadRequest(text=f"{name}: expected a date YYYY-MM-DD") from None
+
+
+# --- handlers ---------------------------------------------------------------------------------
+
+
+async def healthz(request: web.Request) -> web.Response:
+    store = request.app[STORE_KEY]
+    return web.json_response({"status": "ok", "tenant": store.config.tenant})
+
+
+async def metrics(request: web.Request) -> web.Response:
+    store = request.app[STORE_KEY]
+    lines = []
+    for name, value in asdict(store.counters).items():
+        metric = f"swg_logstore_{name}_total"
+        lines += [f"# TYPE {metric} counter", f"{metric} {value}"]
+    return web.Response(text="\n".join(lines) + "\n", content_type="text/plain")
+
+
+async def list_days(request: web.Request) -> web.Response:
+    store = request.app[STORE_KEY]
+    log_type = _log_type(request)
+    days = await asyncio.to_thread(store.day_sizes, log_type)
+    return web.json_response({"type": log_type.value, "days": days})
+
+
+async def download(request: web.Request) -> web.StreamResponse:
+    store = request.app[STORE_KEY]
+    log_type = _log_type(request)
+    today = utc_day(request.app[CLOCK_KEY]())
+    last = _day(request, "to", today)
+    first = _day(request, "from", last)
+    if first > last:
+        raise web.HTTPBadRequest(text="from: must not be after to")
+    form = request.query.get("format", "ndjson")
+    if form not in ("ndjson", "tar"):
+        raise web.HTTPBadRequest(text="format: expected ndjson or tar")
+    snapshots: list[DaySnapshot] = await asyncio.to_thread(store.snapshot, log_type, first, last)
+    try:
+        stem = f"{store.config.tenant}-{log_type.value}-{first.isoformat()}-{last.isoformat()}"
+        response = web.StreamResponse(
+            headers={
+                "Content-Type": "application/x-ndjson" if form == "ndjson" else "application/x-tar",
+                "Content-Disposition": f'attachment; filename="{stem}.{form}"',
+                "X-SWG-Days": str(len(snapshots)),
+                "X-SWG-Stored-Bytes": str(sum(p.size for s in snapshots for p in s.parts)),
+                "Cache-Control": "no-store",
+            }
+        )
+        if form == "ndjson":
+            response.enable_compression()  # gzip when the client accepts it
+        await response.prepare(request)
+        chunks = ndjson_chunks(snapshots) if form == "ndjson" else tar_chunks(snapshots)
+        while data := await asyncio.to_thread(_take, chunks):
+            await response.write(data)
+        await response.write_eof()
+        return response
+    finally:
+        for snap in snapshots:
+            snap.close()
+
+
+async def ingest(request: web.Request) -> web.Response:
+    store = request.app[STORE_KEY]
+    if request.content_length is not None and request.content_length > MAX_BATCH_BYTES:
+        return _error(413, f"batch larger than {MAX_BATCH_BYTES} bytes")
+    try:
+        body = json.loads(await request.read())
+        batch = Batch.from_json(body)
+    except (ValueError, BatchError) as err:
+        return _error(400, str(err))
+    try:
+        result = await asyncio.to_thread(store.ingest, batch, now=request.app[CLOCK_KEY]())
+    except OSError as err:
+        print(f"Log store failed to write a batch of {batch.stream}: {err}", file=sys.stderr)
+        return _error(503, "the log store could not write the batch; retry")
+    return web.json_response(asdict(result))
+
+
+# --- applications -----------------------------------------------------------------------------
+
+
+def download_app(store: LogStore, *, clock: Clock = utcnow) -> web.Application:
+    app = web.Application()
+    app[STORE_KEY] = store
+    app[CLOCK_KEY] = clock
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/metrics", metrics)
+    app.router.add_get("/v1/days", list_days)
+    app.router.add_get("/v1/logs", download)
+    return app
+
+
+def ingest_app(store: LogStore, *, clock: Clock = utcnow) -> web.Application:
+    app = web.Application(client_max_size=MAX_BATCH_BYTES)
+    app[STORE_KEY] = store
+    app[CLOCK_KEY] = clock
+    app.router.add_get("/healthz", healthz)
+    app.router.add_post("/v1/ingest", ingest)
+    return app
+
+
+async def maintain_forever(store: LogStore, *, clock: Clock, interval: float) -> None:
+    while True:
+        try:
+            await asyncio.to_thread(store.maintain, now=clock())
+        except OSError as err:
+            print(f"Log store maintenance failed: {err}", file=sys.stderr)
+        await asyncio.sleep(interval)
+
+
+async def serve(
+    store: LogStore,
+    *,
+    host: str,
+    http_port: int,
+    ingest_port: int,
+    clock: Clock = utcnow,
+    maintenance_interval: float = 60.0,
+) -> None:
+    """Run both listeners and the maintenance loop until SIGTERM or SIGINT."""
+    runners = [web.AppRunner(download_app(store, clock=clock), access_log=None)]
+    runners.append(web.AppRunner(ingest_app(store, clock=clock), access_log=None))
+    for runner, port in zip(runners, (http_port, ingest_port), strict=True):
+        await runner.setup()
+        await web.TCPSite(runner, host, port, shutdown_timeout=5).start()
+    print(
+        f"Log store of tenant {store.config.tenant} listened on {host}:{http_port} (http) "
+        f"and {host}:{ingest_port} (ingest)",
+        file=sys.stderr,
+        flush=True,
+    )
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    maintenance = asyncio.create_task(
+        maintain_forever(store, clock=clock, interval=maintenance_interval)
+    )
+    try:
+        await stop.wait()
+    finally:
+        maintenance.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await maintenance
+        for runner in runners:
+            await runner.cleanup()

@@ -1,0 +1,495 @@
+"""The log store's files: exactly-once ingestion, daily segments, compression, retention, reads.
+
+Exactly once. Every shipper reads one raw log file as a *stream* (an id it makes when it first
+sees that file) and sends records with the byte offset where their source line ends. The store
+keeps, per stream, the highest offset it has stored (`state/streams.json`): a record at or
+below it is a duplicate of something already stored and is skipped. So at-least-once shipping
+(a shipper resends whatever it has no acknowledgement for) becomes exactly-once storage,
+whatever the records contain.
+
+Crash safety. Writing a batch is: write `state/intent.json` (the stream, the offset the batch
+reaches and the size of every file it will append to), append and fsync the segments, then
+replace `streams.json` (the commit point) and remove the intent. Opening the store after a
+crash finds the intent: if `streams.json` already has the batch's offset the batch is whole;
+if not, the segments are cut back to their recorded sizes and the shipper's retry writes the
+batch again. Compressed files appear by rename after fsync; directories are deleted by rename
+first. No state is kept in memory that the files do not also hold.
+
+Thread-safe: one lock orders ingestion, sealing, deletion and read snapshots; compression runs
+outside it on a sealed segment that nothing appends to any more.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gzip
+import io
+import json
+import os
+import re
+import shutil
+import tarfile
+import tempfile
+import threading
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from pathlib import Path
+from typing import IO, Any, Final
+
+from swg_operator.logstore import layout
+from swg_operator.logstore.formats import LogType
+from swg_operator.logstore.layout import Segment, SegmentState
+from swg_operator.logstore.records import (
+    MalformedLineError,
+    Record,
+    encode,
+    finalise,
+    record_day,
+    validate,
+)
+from swg_operator.logstore.retention import (
+    closable_days,
+    expired_days,
+    first_retained_day,
+    is_retained,
+    utc_day,
+)
+
+CHUNK: Final = 64 * 1024
+STREAM_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")
+STATE_VERSION: Final = 1
+# Streams idle this long after the retention window are forgotten (their records are gone).
+STREAM_MEMORY_DAYS: Final = 7
+
+
+class BatchError(ValueError):
+    """A batch the store refuses as a whole (the sender has a bug)."""
+
+
+@dataclass(frozen=True)
+class StoreConfig:
+    root: Path
+    tenant: str
+    service_code: str
+    retention_days: int
+    close_grace: timedelta = timedelta(minutes=10)
+
+
+@dataclass(frozen=True)
+class Batch:
+    """Records of one stream, each with the offset where its source line ends, and the offset
+    the batch reaches (`to`: past its last line, including lines that made no record)."""
+
+    stream: str
+    to: int
+    records: Sequence[tuple[int, Record]]
+
+    @staticmethod
+    def from_json(body: Any) -> Batch:
+        if not isinstance(body, dict):
+            raise BatchError("a batch is a JSON object")
+        stream, to, items = body.get("stream"), body.get("to"), body.get("records", [])
+        if not isinstance(stream, str) or not STREAM_ID.match(stream):
+            raise BatchError("stream: expected an id of 1-128 [A-Za-z0-9._:-]")
+        if not isinstance(to, int) or isinstance(to, bool) or to < 0:
+            raise BatchError("to: expected a non-negative integer")
+        if not isinstance(items, list):
+            raise BatchError("records: expected a list")
+        records: list[tuple[int, Record]] = []
+        previous = -1
+        for item in items:
+            if not isinstance(item, dict):
+                raise BatchError("records[]: expected objects {off, record}")
+            offset, record = item.get("off"), item.get("record")
+            if not isinstance(offset, int) or isinstance(offset, bool):
+                raise BatchError("records[].off: expected an integer")
+            if offset < previous or offset > to:
+                raise BatchError("records[].off: offsets must not decrease or pass `to`")
+            if not isinstance(record, dict):
+                raise BatchError("records[].record: expected an object")
+            try:
+                records.append((offset, validate(record)))
+            except MalformedLineError as err:
+                raise BatchError(f"records[].record: {err}") from None
+            previous = offset
+        return Batch(stream=stream, to=to, records=records)
+
+
+@dataclass(frozen=True)
+class IngestResult:
+    acked: int
+    stored: int
+    duplicates: int
+    expired: int
+
+
+@dataclass
+class Counters:
+    stored: int = 0
+    duplicates: int = 0
+    expired: int = 0
+    batches: int = 0
+    compressed_segments: int = 0
+    deleted_days: int = 0
+    recovered_batches: int = 0
+
+
+@dataclass(frozen=True)
+class Part:
+    """A readable piece of a day: an open file, how many bytes of it belong to the snapshot,
+    and whether those bytes are gzip."""
+
+    file: IO[bytes]
+    size: int
+    compressed: bool
+
+
+@dataclass
+class DaySnapshot:
+    log_type: LogType
+    day: date
+    parts: list[Part] = field(default_factory=list)
+
+    def close(self) -> None:
+        for part in self.parts:
+            part.file.close()
+
+
+# --- file helpers ---------------------------------------------------------------------------
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_json_atomic(path: Path, value: object) -> None:
+    """Replace `path` with `value` as JSON: temporary file, fsync, rename, fsync directory."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as out:
+            out.write(json.dumps(value, separators=(",", ":"), sort_keys=True).encode())
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    _fsync_dir(path.parent)
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_bytes())
+    except FileNotFoundError:
+        return None
+
+
+# --- the store ------------------------------------------------------------------------------
+
+
+class LogStore:
+    def __init__(self, config: StoreConfig) -> None:
+        self.config = config
+        self.root = config.root
+        self.counters = Counters()
+        self._lock = threading.Lock()
+        self._state_dir = self.root / layout.STATE_DIR
+        self._streams_path = self._state_dir / layout.STREAMS_FILE
+        self._intent_path = self._state_dir / layout.INTENT_FILE
+        self._state_dir.mkdir(parents=True, exist_ok=True)
+        for log_type in LogType:
+            (self.root / log_type.value).mkdir(exist_ok=True)
+        self._streams: dict[str, dict[str, Any]] = {}
+        self._recover()
+
+    # ------------------------------------------------------------------ recovery
+    def _recover(self) -> None:
+        for leftover in self._state_dir.glob(".*.tmp"):
+            leftover.unlink()
+        state = _read_json(self._streams_path) or {}
+        self._streams = dict(state.get("streams", {}))
+        intent = _read_json(self._intent_path)
+        if intent is not None:
+            acked = self._acked(str(intent["stream"]))
+            if acked < int(intent["to"]):
+                for name, size in intent["files"].items():
+                    path = Path(name)
+                    if int(size) < 0:
+                        path.unlink(missing_ok=True)
+                    elif path.exists():
+                        os.truncate(path, int(size))
+                        with path.open("rb") as synced:
+                            os.fsync(synced.fileno())
+                self.counters.recovered_batches += 1
+            self._intent_path.unlink()
+            _fsync_dir(self._state_dir)
+        for log_type in LogType:
+            type_dir = self.root / log_type.value
+            for child in type_dir.iterdir():
+                if child.name.startswith(layout.DELETING_PREFIX):
+                    shutil.rmtree(child, ignore_errors=True)
+                elif child.is_dir():
+                    self._recover_day(child)
+
+    @staticmethod
+    def _recover_day(directory: Path) -> None:
+        for leftover in directory.glob("*.tmp"):
+            leftover.unlink()
+        segments = [layout.parse_segment(p) for p in directory.iterdir()]
+        closed = {s.seq for s in segments if s is not None and s.compressed}
+        for segment in segments:
+            # A raw segment beside its complete compressed copy: the crash came between the
+            # rename of the copy and the removal of the raw file.
+            if segment is not None and not segment.compressed and segment.seq in closed:
+                segment.path.unlink()
+
+    def _acked(self, stream: str) -> int:
+        entry = self._streams.get(stream)
+        return int(entry["offset"]) if entry else 0
+
+    # ------------------------------------------------------------------ ingestion
+    def ingest(self, batch: Batch, *, now: datetime) -> IngestResult:
+        today = utc_day(now)
+        with self._lock:
+            acked = self._acked(batch.stream)
+            if batch.to <= acked:
+                self.counters.duplicates += len(batch.records)
+                return IngestResult(acked=acked, stored=0, duplicates=len(batch.records), expired=0)
+            fresh = [(off, rec) for off, rec in batch.records if off > acked]
+            duplicates = len(batch.records) - len(fresh)
+            lines: dict[Path, list[bytes]] = {}
+            targets: dict[tuple[LogType, date], Path] = {}
+            expired = 0
+            for _, record in fresh:
+                final = finalise(
+                    record, tenant=self.config.tenant, service_code=self.config.service_code
+                )
+                day = record_day(final)
+                if not is_retained(day, today=today, retention_days=self.config.retention_days):
+                    expired += 1
+                    continue
+                key = (LogType(str(final["type"])), day)
+                if key not in targets:
+                    targets[key] = self._append_target(*key)
+                lines.setdefault(targets[key], []).append(encode(final))
+            try:
+                self._write(batch.stream, batch.to, lines)
+                self._streams[batch.stream] = {"offset": batch.to, "seen": today.isoformat()}
+                self._save_streams()
+                self._intent_path.unlink(missing_ok=True)
+            except BaseException:
+                # Whatever reached the disk is judged the way a restart judges it.
+                self._recover()
+                raise
+            stored = sum(len(v) for v in lines.values())
+            self.counters.stored += stored
+            self.counters.duplicates += duplicates
+            self.counters.expired += expired
+            self.counters.batches += 1
+            return IngestResult(
+                acked=batch.to, stored=stored, duplicates=duplicates, expired=expired
+            )
+
+    def _append_target(self, log_type: LogType, day: date) -> Path:
+        """The open segment of a day, or the name of a new one after the last segment."""
+        directory = layout.day_dir(self.root, log_type, day)
+        segments = layout.readable_segments(list(directory.iterdir())) if directory.exists() else []
+        if segments and segments[-1].state is SegmentState.OPEN:
+            return segments[-1].path
+        seq = segments[-1].seq + 1 if segments else 1
+        return layout.segment_path(directory, seq, SegmentState.OPEN)
+
+    def _write(self, stream: str, to: int, lines: dict[Path, list[bytes]]) -> None:
+        if not lines:
+            return
+        sizes = {str(p): (p.stat().st_size if p.exists() else -1) for p in lines}
+        write_json_atomic(self._intent_path, {"stream": stream, "to": to, "files": sizes})
+        new_dirs: set[Path] = set()
+        for path, chunk in lines.items():
+            if sizes[str(path)] < 0:
+                if not path.parent.exists():
+                    path.parent.mkdir(parents=True)
+                    new_dirs.add(path.parent.parent)
+                new_dirs.add(path.parent)
+            with path.open("ab") as out:
+                out.write(b"".join(chunk))
+                out.flush()
+                os.fsync(out.fileno())
+        for directory in new_dirs:
+            _fsync_dir(directory)
+
+    def _save_streams(self) -> None:
+        write_json_atomic(self._streams_path, {"version": STATE_VERSION, "streams": self._streams})
+
+    def acked(self, stream: str) -> int:
+        with self._lock:
+            return self._acked(stream)
+
+    # ------------------------------------------------------------------ maintenance
+    def days(self, log_type: LogType) -> list[date]:
+        type_dir = self.root / log_type.value
+        found = [layout.parse_day(p.name) for p in type_dir.iterdir() if p.is_dir()]
+        return sorted(d for d in found if d is not None)
+
+    def maintain(self, *, now: datetime) -> None:
+        """Delete days out of the retention window, then compress the segments of days that
+        ended more than `close_grace` ago. Call it periodically (and at start)."""
+        today = utc_day(now)
+        with self._lock:
+            for log_type in LogType:
+                for day in expired_days(
+                    self.days(log_type), today=today, retention_days=self.config.retention_days
+                ):
+                    self._delete_day(log_type, day)
+            first = first_retained_day(today=today, retention_days=self.config.retention_days)
+            forget = (first - timedelta(days=STREAM_MEMORY_DAYS)).isoformat()
+            stale = [s for s, e in self._streams.items() if str(e.get("seen", "")) < forget]
+            if stale:
+                for stream in stale:
+                    del self._streams[stream]
+                self._save_streams()
+            sealed = self._seal_closable(now)
+        for segment in sealed:
+            self._compress(segment)
+
+    def _delete_day(self, log_type: LogType, day: date) -> None:
+        directory = layout.day_dir(self.root, log_type, day)
+        doomed = directory.with_name(f"{layout.DELETING_PREFIX}{day.isoformat()}")
+        os.replace(directory, doomed)
+        _fsync_dir(directory.parent)
+        shutil.rmtree(doomed)
+        self.counters.deleted_days += 1
+
+    def _seal_closable(self, now: datetime) -> list[Segment]:
+        sealed: list[Segment] = []
+        for log_type in LogType:
+            for day in closable_days(self.days(log_type), now=now, grace=self.config.close_grace):
+                directory = layout.day_dir(self.root, log_type, day)
+                for segment in layout.readable_segments(list(directory.iterdir())):
+                    if segment.state is SegmentState.CLOSED:
+                        continue
+                    if segment.state is SegmentState.OPEN:
+                        target = layout.segment_path(directory, segment.seq, SegmentState.SEALED)
+                        os.replace(segment.path, target)
+                        _fsync_dir(directory)
+                        segment = Segment(segment.seq, SegmentState.SEALED, target)
+                    sealed.append(segment)
+        return sealed
+
+    def _compress(self, segment: Segment) -> None:
+        directory = segment.path.parent
+        target = layout.segment_path(directory, segment.seq, SegmentState.CLOSED)
+        tmp = target.with_name(target.name + ".tmp")
+        with segment.path.open("rb") as source, tmp.open("wb") as raw:
+            with gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=6, mtime=0) as out:
+                shutil.copyfileobj(source, out, CHUNK)
+            raw.flush()
+            os.fsync(raw.fileno())
+        os.replace(tmp, target)
+        _fsync_dir(directory)
+        segment.path.unlink()
+        self.counters.compressed_segments += 1
+
+    # ------------------------------------------------------------------ reading
+    def snapshot(self, log_type: LogType, first: date, last: date) -> list[DaySnapshot]:
+        """Open every segment of the days `first`..`last` (inclusive) that have records. The
+        files stay readable whatever happens to them afterwards (compression, retention);
+        open segments are read up to their size now: whole records only."""
+        days: list[DaySnapshot] = []
+        with self._lock:
+            for day in self.days(log_type):
+                if not first <= day <= last:
+                    continue
+                directory = layout.day_dir(self.root, log_type, day)
+                snap = DaySnapshot(log_type, day)
+                for segment in layout.readable_segments(list(directory.iterdir())):
+                    handle = segment.path.open("rb")
+                    size = os.fstat(handle.fileno()).st_size
+                    snap.parts.append(Part(handle, size, segment.compressed))
+                if snap.parts:
+                    days.append(snap)
+        return days
+
+    def day_sizes(self, log_type: LogType) -> list[dict[str, object]]:
+        with self._lock:
+            out: list[dict[str, object]] = []
+            for day in self.days(log_type):
+                segments = layout.readable_segments(
+                    list(layout.day_dir(self.root, log_type, day).iterdir())
+                )
+                out.append(
+                    {
+                        "day": day.isoformat(),
+                        "bytes": sum(s.path.stat().st_size for s in segments),
+                        "compressed": all(s.compressed for s in segments),
+                    }
+                )
+            return out
+
+
+# --- download bodies (generators of byte chunks; the caller closes the snapshots) -------------
+
+
+def _raw_chunks(part: Part) -> Iterator[bytes]:
+    part.file.seek(0)
+    remaining = part.size
+    while remaining > 0:
+        chunk = part.file.read(min(CHUNK, remaining))
+        if not chunk:
+            return
+        remaining -= len(chunk)
+        yield chunk
+
+
+def ndjson_chunks(days: Sequence[DaySnapshot]) -> Iterator[bytes]:
+    """The records of the snapshots as NDJSON, day after day, in stored order."""
+    for snap in days:
+        for part in snap.parts:
+            if part.compressed:
+                part.file.seek(0)
+                with gzip.GzipFile(fileobj=part.file, mode="rb") as unzipped:
+                    while chunk := unzipped.read(CHUNK):
+                        yield chunk
+            else:
+                yield from _raw_chunks(part)
+
+
+def _day_gzip(snap: DaySnapshot) -> IO[bytes]:
+    """One day as a gzip file: compressed segments as they are (gzip members concatenate),
+    open ones compressed now."""
+    out: IO[bytes] = tempfile.SpooledTemporaryFile(max_size=8 * 1024 * 1024)  # noqa: SIM115
+    for part in snap.parts:
+        if part.compressed:
+            for chunk in _raw_chunks(part):
+                out.write(chunk)
+        else:
+            with gzip.GzipFile(fileobj=out, mode="wb", compresslevel=6, mtime=0) as zipped:
+                for chunk in _raw_chunks(part):
+                    zipped.write(chunk)
+    out.seek(0)
+    return out
+
+
+def tar_chunks(days: Sequence[DaySnapshot]) -> Iterator[bytes]:
+    """A tar stream with one `<type>/<type>-<day>.jsonl.gz` member per day."""
+    for snap in days:
+        with _day_gzip(snap) as body:
+            size = body.seek(0, io.SEEK_END)
+            body.seek(0)
+            info = tarfile.TarInfo(layout.download_name(snap.log_type, snap.day))
+            info.size = size
+            info.mode = 0o644
+            info.mtime = 0
+            yield info.tobuf(format=tarfile.PAX_FORMAT)
+            while chunk := body.read(CHUNK):
+                yield chunk
+            if size % tarfile.BLOCKSIZE:
+                yield b"\0" * (tarfile.BLOCKSIZE - size % tarfile.BLOCKSIZE)
+    yield b"\0" * (2 * tarfile.BLOCKSIZE)
