@@ -26,8 +26,9 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 .PHONY: setup
-setup: deps $(VENV)/.installed ## Install what is missing: apt packages, .venv, cached Go-built binaries
+setup: deps $(VENV)/.installed ## Install what is missing: apt packages, .venv, cached Go-built binaries, analysers
 	@e2e/cluster/build-binaries.sh all
+	@hack/install-analyzers.sh all
 
 .PHONY: cluster-up
 cluster-up: setup ## Start the local control plane (etcd, kube-apiserver, controllers, kwok)
