@@ -96,7 +96,7 @@ def ready_pods(cluster: Cluster, namespace: str, app: str, count: int) -> list[d
         ]
         return ready if len(ready) == count else None
 
-    def describe() -> list[tuple[str, str | None, list[Any]]]:
+    def describe() -> list[tuple[str, str | None, object]]:
         return [
             (p["metadata"]["name"], p["spec"].get("nodeName"), p.get("status", {})) for p in seen
         ]
