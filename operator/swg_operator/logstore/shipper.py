@@ -191,7 +191,10 @@ class Source:
         return state, position, records, lines
 
     def acknowledge(self, state: StreamState, acked: int) -> None:
+        # The offset is saved before the hole is punched: a restart must never read from an
+        # offset inside a hole. The saved `punched` may lag; punching again is harmless.
         state.offset = max(state.offset, acked)
+        _save(self.state_path, state)
         aligned = state.offset - state.offset % HOLE_ALIGN
         if self._can_punch and aligned > state.punched:
             with contextlib.suppress(FileNotFoundError):
@@ -204,7 +207,6 @@ class Source:
                             self._can_punch = False
                 finally:
                     os.close(fd)
-        _save(self.state_path, state)
 
 
 class StoreClient:
