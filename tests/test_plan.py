@@ -164,3 +164,21 @@ def test_empty_desired_values_match_fields_the_server_dropped() -> None:
     assert not contains(
         want, {"spec": {"podSelector": {}, "ingress": [{"from": []}], "types": ["Ingress"]}}
     )
+
+
+def test_an_existing_volume_claim_keeps_its_size_and_class() -> None:
+    desired = desired_state()
+    observed = as_stored(desired)
+    claim = next(o for o in observed if o["kind"] == "PersistentVolumeClaim")
+    claim["spec"]["storageClassName"] = "kwok-local"
+    claim["spec"]["volumeName"] = "pv-1"
+    bigger = copy.deepcopy(desired)
+    wanted = next(o for o in bigger if o["kind"] == "PersistentVolumeClaim")
+    wanted["spec"]["resources"]["requests"]["storage"] = "50Gi"
+    plan = plan_changes(bigger, observed)
+    for applied in plan.apply:  # at most once, to take over the fields the server filled in
+        assert applied["spec"]["resources"]["requests"]["storage"] == "10Gi"
+        assert applied["spec"]["storageClassName"] == "kwok-local"
+    fresh = plan_changes(bigger, [o for o in observed if o["kind"] != "PersistentVolumeClaim"])
+    applied = next(o for o in fresh.apply if o["kind"] == "PersistentVolumeClaim")
+    assert applied["spec"]["resources"]["requests"]["storage"] == "50Gi"

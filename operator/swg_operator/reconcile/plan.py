@@ -148,6 +148,26 @@ def is_retained(key: ObjectKey) -> bool:
     return key.kind == "PersistentVolumeClaim" and key.name == log_volume_claim_name()
 
 
+def keep_fixed_fields(
+    desired: Mapping[str, Any], observed: Mapping[str, Any] | None
+) -> dict[str, Any]:
+    """`desired` with the fields the API server will not change on an existing object taken
+    from `observed`: a bound volume claim keeps its size and class (many storage classes cannot
+    expand, none can shrink; a larger size from the sizing model applies to new claims only)."""
+    out = copy.deepcopy(dict(desired))
+    if observed is None or desired.get("kind") != "PersistentVolumeClaim":
+        return out
+    have = observed.get("spec", {})
+    spec = out.setdefault("spec", {})
+    for field in ("storageClassName", "volumeName", "accessModes", "volumeMode"):
+        if field in have:
+            spec[field] = copy.deepcopy(have[field])
+    storage = have.get("resources", {}).get("requests", {}).get("storage")
+    if storage is not None:
+        spec.setdefault("resources", {}).setdefault("requests", {})["storage"] = storage
+    return out
+
+
 @dataclass(frozen=True)
 class Plan:
     """What one reconcile writes: `apply` in the renderer's order, then `prune`."""
@@ -201,10 +221,11 @@ def plan_changes(
     updated: list[ObjectKey] = []
     unchanged: list[ObjectKey] = []
     wanted: set[ObjectKey] = set()
-    for obj in desired:
-        key = key_of(obj)
+    for wanted_obj in desired:
+        key = key_of(wanted_obj)
         wanted.add(key)
         current = seen.get(key)
+        obj = keep_fixed_fields(wanted_obj, current)
         untouched = current is not None and remembered.get(key) == applied_version(obj, current)
         if untouched or is_current(obj, current):
             unchanged.append(key)

@@ -1,0 +1,278 @@
+"""The operator as a real process (`swg-operator run`) for the e2e tier and `make up`.
+
+Each `OperatorProcess` runs in its own session (so SIGKILL reaches only it), logs to a file,
+serves /metrics and /healthz on a free loopback port, and can run under a shifted clock through
+Debian's `faketime` (libfaketime: the process's clock is moved; the API server's is not).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import urllib.error
+import urllib.request
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from e2e.cluster import Cluster, wait_until
+from e2e.cluster.processes import free_ports
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+STARTUP_TIMEOUT = 60.0
+_SAMPLE = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})?\s+(\S+)$")
+
+
+class OperatorProcess:
+    def __init__(
+        self,
+        cluster: Cluster,
+        *,
+        log_path: Path,
+        operator_namespace: str = "swg-system",
+        args: Sequence[str] = (),
+        clock_offset: str | None = None,
+        metrics_port: int | None = None,
+    ) -> None:
+        self.cluster = cluster
+        self.log_path = log_path
+        self.operator_namespace = operator_namespace
+        self.args = tuple(args)
+        self.clock_offset = clock_offset  # e.g. "+91d": run under `faketime -f +91d`
+        self.port = metrics_port or free_ports(1)[0]
+        self.proc: subprocess.Popen[bytes] | None = None
+        self._log_start = 0
+
+    @property
+    def argv(self) -> list[str]:
+        argv = [
+            sys.executable,
+            "-m",
+            "swg_operator.cli",
+            "run",
+            f"--metrics-address=127.0.0.1:{self.port}",
+            f"--operator-namespace={self.operator_namespace}",
+            *self.args,
+        ]
+        if self.clock_offset:
+            faketime = shutil.which("faketime")
+            if faketime is None:
+                raise FileNotFoundError("faketime is not installed: run `make deps`")
+            argv = [faketime, "-f", self.clock_offset, *argv]
+        return argv
+
+    def start(self) -> OperatorProcess:
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        self._log_start = self.log_path.stat().st_size if self.log_path.exists() else 0
+        env = {k: v for k, v in os.environ.items() if not k.startswith("FAKETIME")}
+        env["KUBECONFIG"] = str(self.cluster.kubeconfig)
+        env["PYTHONUNBUFFERED"] = "1"
+        with self.log_path.open("ab") as log:
+            self.proc = subprocess.Popen(
+                self.argv,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                env=env,
+                cwd=REPO_ROOT,
+            )
+        wait_until(
+            self._healthy, timeout=STARTUP_TIMEOUT, what=f"operator /healthz ({self.log_path})"
+        )
+        return self
+
+    def _healthy(self) -> bool:
+        if self.proc is not None and self.proc.poll() is not None:
+            raise RuntimeError(
+                f"the operator exited with {self.proc.returncode}:\n{self.log_tail()}"
+            )
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/healthz", timeout=2) as r:
+                return bool(r.status == 200)
+        except (urllib.error.URLError, OSError):
+            return False
+
+    def metrics(self) -> dict[str, float]:
+        """Every sample of /metrics as {'name{labels}': value}."""
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/metrics", timeout=5) as r:
+            text = r.read().decode()
+        samples = {}
+        for line in text.splitlines():
+            match = _SAMPLE.match(line)
+            if match:
+                samples[match.group(1) + (match.group(2) or "")] = float(match.group(3))
+        return samples
+
+    def log_text(self) -> str:
+        """What this run wrote to the log."""
+        with self.log_path.open("rb") as log:
+            log.seek(self._log_start)
+            return log.read().decode(errors="replace")
+
+    def log_tail(self, lines: int = 40) -> str:
+        return "\n".join(self.log_text().splitlines()[-lines:])
+
+    def stop(self, timeout: float = 20.0) -> None:
+        """SIGTERM (kopf stops gracefully), SIGKILL after `timeout`."""
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        os.killpg(self.proc.pid, signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
+
+    def kill(self) -> None:
+        """SIGKILL: the operator dies wherever it is, as on a node crash."""
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait(timeout=10)
+
+    def __enter__(self) -> OperatorProcess:
+        return self.start()
+
+    def __exit__(self, *_: object) -> None:
+        self.stop()
+
+
+# --- what the tests and `make up` need around the operator -----------------------------------
+
+CRD_DIR = REPO_ROOT / "crds"
+CATALOGUE_DIR = REPO_ROOT / "examples" / "catalogue"
+
+
+def install_prerequisites(cluster: Cluster, *, operator_namespace: str = "swg-system") -> None:
+    """The CRD (Established), the operator's namespace and the sample URL catalogue."""
+    cluster.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(CRD_DIR))
+    cluster.kubectl(
+        "wait", "--for=condition=Established", "crd/securewebgateways.swg.dev", "--timeout=60s"
+    )
+    cluster.apply(
+        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": operator_namespace}}
+    )
+    catalogue = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "swg_operator.cli",
+            "catalogue",
+            "import",
+            "-n",
+            operator_namespace,
+            str(CATALOGUE_DIR),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=REPO_ROOT,
+    ).stdout
+    cluster.kubectl("apply", "--server-side", "-f", "-", input=catalogue)
+
+
+# --- helpers of the operator tests ---------------------------------------------------------------
+
+OWNED_KINDS = (
+    "namespaces,serviceaccounts,configmaps,secrets,services,persistentvolumeclaims,"
+    "resourcequotas,limitranges,deployments.apps,statefulsets.apps,"
+    "networkpolicies.networking.k8s.io,poddisruptionbudgets.policy,"
+    "roles.rbac.authorization.k8s.io,rolebindings.rbac.authorization.k8s.io"
+)
+
+
+def tenant_manifest(name: str, **spec: object) -> dict[str, object]:
+    return {
+        "apiVersion": "swg.dev/v1alpha1",
+        "kind": "SecureWebGateway",
+        "metadata": {"name": name},
+        "spec": {
+            "serviceCode": "SWG-E2E-0001",
+            "sizing": {"endpoints": 50, "requestsPerSecond": 20},
+            "clients": {"allowedCIDRs": ["192.0.2.0/24"]},
+            **spec,
+        },
+    }
+
+
+def get_tenant(cluster: Cluster, name: str) -> dict[str, Any] | None:
+    found = cluster.kubectl("get", "swg", name, "-o", "json", check=False)
+    return json.loads(found.stdout) if found.returncode == 0 else None
+
+
+def condition(body: Mapping[str, Any] | None, kind: str) -> dict[str, Any]:
+    for c in ((body or {}).get("status") or {}).get("conditions", []):
+        if c["type"] == kind:
+            return dict(c)
+    return {}
+
+
+def wait_phase(
+    cluster: Cluster, name: str, phase: str, *, generation: int | None = None, timeout: float = 90
+) -> dict[str, Any]:
+    """The tenant once its status shows `phase` (for `generation` when given)."""
+
+    def probe() -> dict[str, Any] | None:
+        body = get_tenant(cluster, name)
+        status = (body or {}).get("status") or {}
+        if status.get("phase") != phase:
+            return None
+        if generation is not None and status.get("observedGeneration") != generation:
+            return None
+        return body
+
+    return wait_until(probe, timeout=timeout, what=f"tenant {name} in phase {phase}")
+
+
+def labelled_objects(cluster: Cluster, name: str) -> set[str]:
+    """Every object in the cluster labelled as tenant `name`'s: {"Kind/namespace/name"}."""
+    listed = cluster.kubectl_json(
+        "get",
+        OWNED_KINDS,
+        "-A",
+        "-l",
+        f"app.kubernetes.io/managed-by=swg-operator,swg.dev/tenant={name}",
+    )
+    return {
+        f"{o['kind']}/{o['metadata'].get('namespace', '')}/{o['metadata']['name']}"
+        for o in listed["items"]
+    }
+
+
+def tenant_events(cluster: Cluster, name: str) -> list[dict[str, Any]]:
+    listed = cluster.kubectl_json(
+        "get",
+        "events",
+        "-A",
+        "--field-selector",
+        f"involvedObject.kind=SecureWebGateway,involvedObject.name={name}",
+    )
+    return list(listed["items"])
+
+
+def wait_event(
+    cluster: Cluster, name: str, reason: str, text: str, *, timeout: float = 60
+) -> dict[str, Any]:
+    def probe() -> dict[str, Any] | None:
+        for event in tenant_events(cluster, name):
+            if event.get("reason") == reason and text in event.get("message", ""):
+                return event
+        return None
+
+    return wait_until(probe, timeout=timeout, what=f"Event {reason} mentioning {text!r} on {name}")
+
+
+def forget_tenant(cluster: Cluster, name: str) -> None:
+    """Test cleanup: drop the tenant without its purge (finalizer removed by hand)."""
+    cluster.kubectl("delete", "swg", name, "--wait=false", "--ignore-not-found", check=False)
+    cluster.kubectl(
+        "patch", "swg", name, "--type=merge", "-p", '{"metadata":{"finalizers":null}}', check=False
+    )
+    cluster.kubectl(
+        "delete", "namespace", f"swg-{name}", "--wait=false", "--ignore-not-found", check=False
+    )

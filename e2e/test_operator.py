@@ -1,0 +1,244 @@
+"""The operator as a process against a real API server: create, change, drift, suspend.
+
+Each test starts its own `swg-operator run` (one operator at a time against the cluster), uses
+its own tenant name, and polls with deadlines. Pods are simulated by kwok: Deployments become
+Available without a kubelet, which is what the status conditions are computed from.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from e2e.cluster import Cluster, unique_name, wait_until
+from e2e.operator_process import (
+    OperatorProcess,
+    condition,
+    forget_tenant,
+    get_tenant,
+    install_prerequisites,
+    labelled_objects,
+    tenant_manifest,
+    wait_event,
+    wait_phase,
+)
+
+pytestmark = pytest.mark.cluster
+
+LOGS = Path(__file__).resolve().parents[1] / ".local" / "logs" / "e2e"
+
+
+@pytest.fixture(scope="module")
+def prepared(cluster: Cluster) -> Cluster:
+    install_prerequisites(cluster)
+    return cluster
+
+
+@pytest.fixture
+def operator(prepared: Cluster, request: pytest.FixtureRequest) -> Iterator[OperatorProcess]:
+    process = OperatorProcess(prepared, log_path=LOGS / f"{request.node.name}.log")
+    with process:
+        yield process
+
+
+@pytest.fixture
+def tenant_name(prepared: Cluster, request: pytest.FixtureRequest) -> Iterator[str]:
+    name = unique_name(request.node.name.removeprefix("test_")[:20])
+    yield name
+    forget_tenant(prepared, name)
+
+
+def names(objects: set[str], kind: str) -> set[str]:
+    return {o.split("/")[2] for o in objects if o.startswith(f"{kind}/")}
+
+
+def deployment(cluster: Cluster, ns: str, name: str) -> dict[str, object]:
+    result = cluster.kubectl_json("get", "deployment", name, "-n", ns)
+    assert isinstance(result, dict)
+    return result
+
+
+def patch_spec(cluster: Cluster, name: str, spec: dict[str, object]) -> None:
+    cluster.kubectl("patch", "swg", name, "--type=merge", "-p", json.dumps({"spec": spec}))
+
+
+def test_create_change_and_prune(
+    prepared: Cluster, operator: OperatorProcess, tenant_name: str
+) -> None:
+    cluster, name, ns = prepared, tenant_name, f"swg-{tenant_name}"
+    cluster.apply(tenant_manifest(name))
+    body = wait_phase(cluster, name, "Ready", generation=1)
+    for kind in (
+        "Ready",
+        "SpecValid",
+        "Isolated",
+        "QuotaApplied",
+        "ProxyAvailable",
+        "AntivirusAvailable",
+    ):
+        assert condition(body, kind)["status"] == "True", (kind, condition(body, kind))
+        assert condition(body, kind)["observedGeneration"] == 1
+    assert condition(body, "Reconciling")["status"] == "False"
+    assert condition(body, "Stalled")["status"] == "False"
+    assert body["status"]["proxyEndpoint"] == f"proxy.{ns}.svc:3128"
+    objects = labelled_objects(cluster, name)
+    assert names(objects, "Namespace") == {ns}
+    assert names(objects, "Deployment") == {"proxy", "antivirus", "logstore"}
+    assert {"default-deny", "proxy-ingress-clients"} <= names(objects, "NetworkPolicy")
+    assert names(objects, "ResourceQuota") == {"tenant-quota"}
+    assert names(objects, "LimitRange") == {"tenant-limits"}
+    assert names(objects, "PersistentVolumeClaim") == {"logstore-data"}
+    assert {"proxy", "antivirus", "logstore"} <= names(objects, "Service")
+    wait_event(cluster, name, "Created", f"Namespace/{ns}")
+    ready_since = condition(body, "Ready")["lastTransitionTime"]
+
+    # Sizing: the quota follows the declared load.
+    quota_before = cluster.kubectl_json("get", "resourcequota", "tenant-quota", "-n", ns)["spec"]
+    patch_spec(cluster, name, {"sizing": {"endpoints": 5000, "requestsPerSecond": 2000}})
+    body = wait_phase(cluster, name, "Ready", generation=2, timeout=120)
+    quota_after = cluster.kubectl_json("get", "resourcequota", "tenant-quota", "-n", ns)["spec"]
+    assert quota_after != quota_before
+    assert (
+        body["status"]["sizing"]["proxyReplicas"]
+        == deployment(cluster, ns, "proxy")["spec"]["replicas"]
+    )  # type: ignore[index]
+    assert all(c["observedGeneration"] == 2 for c in body["status"]["conditions"])
+    wait_event(cluster, name, "Updated", "ResourceQuota")
+
+    # Lists: the config changes, so the pod template's config digest changes (pods roll).
+    digest = "swg.dev/config-digest"
+    before = deployment(cluster, ns, "proxy")["spec"]["template"]["metadata"]["annotations"][digest]  # type: ignore[index]
+    patch_spec(cluster, name, {"urlFiltering": {"deny": {"domains": [".blocked.example"]}}})
+    wait_phase(cluster, name, "Ready", generation=3, timeout=120)
+    after = deployment(cluster, ns, "proxy")["spec"]["template"]["metadata"]["annotations"][digest]  # type: ignore[index]
+    assert after != before
+
+    # Anti-virus off: its objects are pruned, the tenant stays Ready; on: they come back.
+    patch_spec(cluster, name, {"antivirus": {"enabled": False}})
+    body = wait_phase(cluster, name, "Ready", generation=4, timeout=120)
+    assert condition(body, "AntivirusAvailable")["reason"] == "Disabled"
+    objects = labelled_objects(cluster, name)
+    assert "antivirus" not in names(objects, "Deployment")
+    assert "antivirus" not in names(objects, "Service")
+    assert names(objects, "PersistentVolumeClaim") == {"logstore-data"}
+    wait_event(cluster, name, "Pruned", "Deployment/" + ns + "/antivirus")
+    patch_spec(cluster, name, {"antivirus": {"enabled": True}})
+    body = wait_phase(cluster, name, "Ready", generation=5, timeout=120)
+    assert "antivirus" in names(labelled_objects(cluster, name), "Deployment")
+    assert condition(body, "AntivirusAvailable")["status"] == "True"
+    assert condition(body, "SpecValid")["lastTransitionTime"] <= ready_since
+
+
+def test_invalid_spec_is_stalled_naming_the_field(
+    prepared: Cluster, operator: OperatorProcess, tenant_name: str
+) -> None:
+    cluster, name = prepared, tenant_name
+    # The CRD accepts any category name; only the operator knows the catalogue.
+    cluster.apply(tenant_manifest(name, urlFiltering={"blockedCategories": ["no-such-category"]}))
+    body = wait_until(
+        lambda: (
+            (b := get_tenant(cluster, name))
+            and condition(b, "Stalled").get("status") == "True"
+            and b
+        ),
+        timeout=60,
+        what="Stalled",
+    )
+    assert "spec.urlFiltering" in condition(body, "Stalled")["message"]
+    assert condition(body, "SpecValid")["status"] == "False"
+    assert body["status"]["observedGeneration"] == 1
+    patch_spec(cluster, name, {"urlFiltering": {"blockedCategories": ["malware"]}})
+    body = wait_phase(cluster, name, "Ready", generation=2, timeout=120)
+    assert condition(body, "SpecValid")["status"] == "True"
+
+
+def test_drift_is_repaired_and_announced(
+    prepared: Cluster, operator: OperatorProcess, tenant_name: str
+) -> None:
+    cluster, name, ns = prepared, tenant_name, f"swg-{tenant_name}"
+    cluster.apply(tenant_manifest(name))
+    wait_phase(cluster, name, "Ready", generation=1)
+    expected = labelled_objects(cluster, name)
+
+    cluster.kubectl("delete", "networkpolicy", "default-deny", "-n", ns)
+    wait_event(cluster, name, "Restored", f"NetworkPolicy/{ns}/default-deny")
+    assert f"NetworkPolicy/{ns}/default-deny" in labelled_objects(cluster, name)
+
+    quota = cluster.kubectl_json("get", "resourcequota", "tenant-quota", "-n", ns)["spec"]["hard"]
+    cluster.kubectl(
+        "patch",
+        "resourcequota",
+        "tenant-quota",
+        "-n",
+        ns,
+        "--type=merge",
+        "-p",
+        '{"spec":{"hard":{"pods":"999"}}}',
+    )
+    wait_event(cluster, name, "Reverted", f"ResourceQuota/{ns}/tenant-quota")
+    restored = cluster.kubectl_json("get", "resourcequota", "tenant-quota", "-n", ns)["spec"][
+        "hard"
+    ]
+    assert restored["pods"] == quota["pods"]
+
+    cluster.kubectl("delete", "service", "proxy", "-n", ns)
+    wait_event(cluster, name, "Restored", f"Service/{ns}/proxy")
+    body = wait_phase(cluster, name, "Ready", generation=1)
+    assert labelled_objects(cluster, name) == expected
+    assert body["status"]["observedGeneration"] == 1
+    metrics = operator.metrics()
+    assert metrics['swg_operator_drift_repairs_total{kind="NetworkPolicy"}'] >= 1
+    assert metrics['swg_operator_drift_repairs_total{kind="Service"}'] >= 1
+
+
+def test_an_idle_tenant_costs_no_api_write(
+    prepared: Cluster, operator: OperatorProcess, tenant_name: str
+) -> None:
+    """A full reconcile of a tenant whose objects are as desired writes nothing (the metric
+    counts only the operator adapter's requests; kopf's own bookkeeping is not in it)."""
+    cluster, name = prepared, tenant_name
+    cluster.apply(tenant_manifest(name))
+    wait_phase(cluster, name, "Ready", generation=1)
+
+    def writes() -> float:
+        return sum(
+            v
+            for k, v in operator.metrics().items()
+            if k.startswith("swg_operator_api_requests_total") and 'verb="get"' not in k
+        )
+
+    def ok_reconciles() -> float:
+        return operator.metrics().get('swg_operator_reconciles_total{result="ok"}', 0.0)
+
+    seen: list[float] = []
+
+    def settled() -> float | None:  # two equal readings in a row: nothing is being written
+        seen.append(writes())
+        return seen[-1] if len(seen) > 1 and seen[-1] == seen[-2] else None
+
+    before = wait_until(settled, timeout=60, what="writes settle", interval=2.0)
+    reconciles = ok_reconciles()
+    cluster.kubectl("label", "swg", name, "e2e.swg.dev/touched=yes")  # an update event
+    wait_until(lambda: ok_reconciles() > reconciles, timeout=30, what="a reconcile ran")
+    assert writes() == before
+
+
+def test_suspend_and_resume(prepared: Cluster, operator: OperatorProcess, tenant_name: str) -> None:
+    cluster, name, ns = prepared, tenant_name, f"swg-{tenant_name}"
+    cluster.apply(tenant_manifest(name))
+    wait_phase(cluster, name, "Ready", generation=1)
+    patch_spec(cluster, name, {"suspended": True})
+    body = wait_phase(cluster, name, "Suspended", generation=2)
+    assert condition(body, "Ready")["reason"] == "Suspended"
+    assert deployment(cluster, ns, "proxy")["spec"]["replicas"] == 0  # type: ignore[index]
+    assert deployment(cluster, ns, "antivirus")["spec"]["replicas"] == 0  # type: ignore[index]
+    assert "logstore-data" in names(labelled_objects(cluster, name), "PersistentVolumeClaim")
+    patch_spec(cluster, name, {"suspended": False})
+    body = wait_phase(cluster, name, "Ready", generation=3, timeout=120)
+    assert (
+        deployment(cluster, ns, "proxy")["spec"]["replicas"]
+        == body["status"]["sizing"]["proxyReplicas"]
+    )  # type: ignore[index]
