@@ -21,6 +21,7 @@ Command = Callable[[argparse.Namespace], int]
 SUBCOMMAND_MODULES: tuple[str, ...] = (
     "swg_operator.commands.catalogue",
     "swg_operator.commands.crd",
+    "swg_operator.commands.logs",
     "swg_operator.commands.render",
     "swg_operator.commands.run",
     "swg_operator.commands.sizing",

@@ -1,12 +1,13 @@
 """`python -m swg_operator.logstore serve|ship`: the log store and its shipping sidecar.
 
-    serve  --root DIR --tenant NAME --service-code CODE --retention-days N
-           [--host 0.0.0.0] [--http-port 8080] [--ingest-port 8081]
-    ship   --store http://logstore:8081 --source KIND=PATH ... [--state-dir DIR]
+    serve  [--root DIR] --tenant NAME --service-code CODE [--retention-days N]
+           [--host 0.0.0.0] [--http-port 8080] [--ingest-port 5140]
+    ship   --store http://logstore:5140 --source KIND[=PATH] ... [--state-dir DIR]
 
-Every option also reads an environment variable (SWG_LOGSTORE_ROOT, SWG_TENANT,
-SWG_SERVICE_CODE, SWG_RETENTION_DAYS, SWG_LOGSTORE_URL, SWG_SHIP_SOURCES as
-`KIND=PATH,KIND=PATH`, SWG_SHIPPER_STATE_DIR), so the pod spec can use either.
+Every option has an environment variable, so the pod spec can use either:
+SWG_STATE_DIR (the volume; records go to $SWG_STATE_DIR/logs, or SWG_LOGSTORE_ROOT),
+SWG_TENANT, SWG_SERVICE_CODE, SWG_LOG_RETENTION_DAYS, SWG_HTTP_PORT, SWG_INGEST_PORT;
+SWG_LOGSTORE_URL, SWG_SHIP_SOURCES (`KIND[=PATH],...`), SWG_SHIPPER_STATE_DIR.
 """
 
 from __future__ import annotations
@@ -21,9 +22,10 @@ from pathlib import Path
 from swg_operator.logstore.formats import SHIPPER_STATE_DIR, SOURCE_PATHS, SourceKind
 from swg_operator.logstore.retention import MAX_RETENTION_DAYS, MIN_RETENTION_DAYS
 
-DEFAULT_ROOT = "/var/lib/swg-logstore"
+# The image contract shared with render.context (tests/test_logstore_plugin.py checks it).
+STATE_DIR = "/var/lib/swg"
 HTTP_PORT = 8080
-INGEST_PORT = 8081
+INGEST_PORT = 5140
 
 
 def _env(name: str, default: str | None = None) -> str | None:
@@ -53,9 +55,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m swg_operator.logstore")
     sub = parser.add_subparsers(dest="command", required=True)
     serve = sub.add_parser("serve", help="run the tenant's log store")
-    serve.add_argument(
-        "--root", type=Path, default=Path(_env("SWG_LOGSTORE_ROOT", DEFAULT_ROOT) or "")
-    )
+    state_dir = _env("SWG_STATE_DIR", STATE_DIR) or STATE_DIR
+    root = _env("SWG_LOGSTORE_ROOT") or f"{state_dir}/logs"
+    serve.add_argument("--root", type=Path, default=Path(root))
     serve.add_argument("--tenant", default=_env("SWG_TENANT"), required=_env("SWG_TENANT") is None)
     serve.add_argument(
         "--service-code",
@@ -65,11 +67,13 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--retention-days",
         type=_retention,
-        default=_retention(_env("SWG_RETENTION_DAYS", "90") or "90"),
+        default=_retention(_env("SWG_LOG_RETENTION_DAYS") or _env("SWG_RETENTION_DAYS") or "90"),
     )
     serve.add_argument("--host", default=_env("SWG_LOGSTORE_HOST", "0.0.0.0"))  # noqa: S104
-    serve.add_argument("--http-port", type=int, default=HTTP_PORT)
-    serve.add_argument("--ingest-port", type=int, default=INGEST_PORT)
+    serve.add_argument("--http-port", type=int, default=int(_env("SWG_HTTP_PORT") or HTTP_PORT))
+    serve.add_argument(
+        "--ingest-port", type=int, default=int(_env("SWG_INGEST_PORT") or INGEST_PORT)
+    )
     serve.add_argument("--maintenance-interval", type=float, default=60.0)
     ship = sub.add_parser("ship", help="ship the pod's raw log files to the log store")
     ship.add_argument(

@@ -1,0 +1,115 @@
+"""`kubectl swg logs` (and `swg-operator logs`): download a tenant's logs as its admin.
+
+    kubectl swg logs TENANT [--type access|urlfilter|antivirus|sandbox]
+                            [--from YYYY-MM-DD] [--to YYYY-MM-DD] [--format ndjson|tar]
+                            [-o FILE] [--kubeconfig PATH] [--context NAME] [--server URL]
+
+Dates are UTC calendar days (the retention clock), both included; `--to` defaults to today
+and `--from` to `--to`. The caller's own kubeconfig identity is used; see docs/logs.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+from swg_operator.logstore.formats import LogType
+
+
+def _day(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date YYYY-MM-DD") from None
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("tenant", metavar="TENANT", help="the SecureWebGateway's name")
+    parser.add_argument(
+        "--type",
+        dest="log_type",
+        choices=[t.value for t in LogType],
+        default=LogType.ACCESS.value,
+        help="which log (default: access)",
+    )
+    parser.add_argument("--from", dest="first", type=_day, help="first UTC day (default: --to)")
+    parser.add_argument("--to", dest="last", type=_day, help="last UTC day (default: today)")
+    parser.add_argument(
+        "--format",
+        dest="form",
+        choices=["ndjson", "tar"],
+        default="ndjson",
+        help="ndjson: one record per line; tar: one <type>-<day>.jsonl.gz per day",
+    )
+    parser.add_argument("-o", "--output", type=Path, help="write to FILE instead of stdout")
+    parser.add_argument("--kubeconfig", help="kubeconfig file (default: $KUBECONFIG, ~/.kube)")
+    parser.add_argument("--context", help="kubeconfig context (default: the current one)")
+    parser.add_argument(
+        "--server",
+        help="talk to a log store at this URL directly (port-forward), not via the API server",
+    )
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
+    parser.set_defaults(handler=run)
+
+
+def add_parser(subparsers: Any) -> None:
+    configure(
+        subparsers.add_parser(
+            "logs",
+            help="download a tenant's logs (as one of its declared admins)",
+            description=__doc__,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    from swg_operator.logstore.download import DownloadError, LogQuery, Progress, download
+
+    last = args.last or datetime.now(UTC).date()
+    first = args.first or last
+    if first > last:
+        print("error: --from is after --to", file=sys.stderr)
+        return 2
+    if args.output is None and args.form == "tar" and sys.stdout.isatty():
+        print("error: a tar download needs -o FILE (stdout is a terminal)", file=sys.stderr)
+        return 2
+    query = LogQuery(
+        tenant=args.tenant, log_type=LogType(args.log_type), first=first, last=last, form=args.form
+    )
+    progress = None
+    if not args.quiet:
+        progress = Progress(write=sys.stderr.write, interactive=sys.stderr.isatty())
+    try:
+        download(
+            query,
+            output=args.output,
+            kubeconfig=args.kubeconfig,
+            context=args.context,
+            server=args.server,
+            progress=progress,
+        )
+    except DownloadError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def kubectl_main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `kubectl-swg` plugin executable."""
+    parser = argparse.ArgumentParser(
+        prog="kubectl swg", description="swg-operator's kubectl plugin."
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    add_parser(sub)
+    args = parser.parse_args(argv)
+    code: int = args.handler(args)
+    return code
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(kubectl_main())

@@ -1,0 +1,227 @@
+"""The client half of `kubectl swg logs`: download a tenant's logs with the caller's own
+cluster identity, through the API server's service proxy to the tenant's log store.
+
+    GET /api/v1/namespaces/<swg-tenant>/services/logstore:http/proxy/v1/logs?type=..&from=..&to=..
+
+The API server authenticates the caller (their kubeconfig: certificate, token, exec plugin)
+and authorises `get` on `services/proxy` for that one Service; the operator gives a tenant's
+declared admins exactly that in their tenant's namespace (render.rbac). Nothing else is
+needed, and an admin of another tenant gets 403 from the API server itself.
+
+`--server URL` talks to a log store directly instead (port-forward, tests).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+from typing import IO, Final
+from urllib.parse import urlencode
+
+import httpx2 as httpx
+
+from swg_operator.logstore.formats import LogType
+from swg_operator.naming import Component, service_name, tenant_namespace
+
+SERVICE_PORT_NAME: Final = "http"
+LOGS_PATH: Final = "/v1/logs"
+TIMEOUT_SECONDS: Final = 30.0
+
+
+class DownloadError(RuntimeError):
+    """The download failed; the message says why in the user's terms."""
+
+
+@dataclass(frozen=True)
+class LogQuery:
+    tenant: str
+    log_type: LogType
+    first: date
+    last: date
+    form: str = "ndjson"  # or "tar"
+
+    def query_string(self) -> str:
+        return urlencode(
+            {
+                "type": self.log_type.value,
+                "from": self.first.isoformat(),
+                "to": self.last.isoformat(),
+                "format": self.form,
+            }
+        )
+
+
+def service_proxy_path(query: LogQuery) -> str:
+    """The API server path of the download (relative to the cluster's server URL)."""
+    namespace = tenant_namespace(query.tenant)
+    service = service_name(Component.LOGSTORE)
+    return (
+        f"/api/v1/namespaces/{namespace}/services/{service}:{SERVICE_PORT_NAME}/proxy"
+        f"{LOGS_PATH}?{query.query_string()}"
+    )
+
+
+def direct_path(query: LogQuery) -> str:
+    return f"{LOGS_PATH}?{query.query_string()}"
+
+
+def explain(status: int, body: str, query: LogQuery) -> str:
+    """What an error status means for someone downloading logs."""
+    namespace = tenant_namespace(query.tenant)
+    detail = body.strip().replace("\n", " ")[:300]
+    if status == 401:
+        return "the cluster did not accept your credentials (401); log in again"
+    if status == 403:
+        return (
+            f"your identity may not download the logs of tenant {query.tenant!r} (403): only "
+            f"the admins declared in its spec may (services/proxy in namespace {namespace}). "
+            f"{detail}"
+        )
+    if status == 404:
+        return f"no log store found for tenant {query.tenant!r} in namespace {namespace} (404)"
+    if status in (502, 503):
+        return f"the log store of tenant {query.tenant!r} is not reachable now ({status}); retry"
+    return f"the download failed with HTTP {status}: {detail}"
+
+
+# --- progress -------------------------------------------------------------------------------
+
+
+def _size(count: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if count < 1024 or unit == "GiB":
+            return f"{count:.1f} {unit}" if unit != "B" else f"{int(count)} B"
+        count /= 1024
+    raise AssertionError("unreachable")
+
+
+@dataclass
+class Progress:
+    """Download progress for stderr: bytes, records, rate, and the day being received (NDJSON
+    records start with their timestamp). `clock` is injected; `write` gets finished lines or,
+    on a terminal, lines that overwrite themselves."""
+
+    write: Callable[[str], object]
+    clock: Callable[[], float] = time.monotonic
+    days: int | None = None
+    interactive: bool = False
+    interval: float = 0.25
+    received: int = 0
+    records: int = 0
+    day: str | None = None
+    _started: float = field(default=0.0, init=False)
+    _shown: float = field(default=0.0, init=False)
+    _seen_days: set[str] = field(default_factory=set, init=False)
+
+    def start(self) -> None:
+        self._started = self._shown = self.clock()
+
+    def update(self, chunk: bytes) -> None:
+        self.received += len(chunk)
+        self.records += chunk.count(b"\n")
+        start = chunk.rfind(b'{"ts":"')
+        if start >= 0 and len(chunk) >= start + 17:
+            self.day = chunk[start + 7 : start + 17].decode("ascii", errors="replace")
+            self._seen_days.add(self.day)
+        now = self.clock()
+        if self.interactive and now - self._shown >= self.interval:
+            self._shown = now
+            self.write("\r" + self.line(now))
+
+    def line(self, now: float) -> str:
+        elapsed = max(now - self._started, 1e-6)
+        parts = [f"{_size(self.received)}", f"{self.records:,} records"]
+        if self.day is not None:
+            of = f"/{self.days}" if self.days is not None else ""
+            parts.append(f"day {self.day} ({len(self._seen_days)}{of})")
+        parts.append(f"{_size(self.received / elapsed)}/s")
+        return "received " + ", ".join(parts)
+
+    def finish(self) -> None:
+        self.write(("\r" if self.interactive else "") + self.line(self.clock()) + "\n")
+
+
+# --- the transfer ---------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def _output(path: Path | None) -> Iterator[IO[bytes]]:
+    """stdout, or FILE written as FILE.part and renamed only when the download is complete."""
+    if path is None:
+        yield sys.stdout.buffer
+        sys.stdout.buffer.flush()
+        return
+    partial = path.with_name(path.name + ".part")
+    try:
+        with partial.open("wb") as out:
+            yield out
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(partial, path)
+    finally:
+        partial.unlink(missing_ok=True)
+
+
+def download(
+    query: LogQuery,
+    *,
+    output: Path | None,
+    kubeconfig: str | None = None,
+    context: str | None = None,
+    server: str | None = None,
+    progress: Progress | None = None,
+) -> int:
+    """Stream the logs to `output` (stdout when None); the bytes written."""
+    client = _client(kubeconfig=kubeconfig, context=context, server=server)
+    path = direct_path(query) if server else service_proxy_path(query)
+    last = b""
+    try:
+        with client, client.stream("GET", path) as response:
+            if response.status_code != 200:
+                raise DownloadError(explain(response.status_code, response.read().decode(), query))
+            if progress is not None:
+                days = response.headers.get("X-SWG-Days")
+                progress.days = int(days) if days and days.isdigit() else None
+                progress.start()
+            with _output(output) as out:
+                for chunk in response.iter_bytes():
+                    out.write(chunk)
+                    last = chunk[-1:] or last
+                    if progress is not None:
+                        progress.update(chunk)
+                if query.form == "ndjson" and last not in (b"", b"\n"):
+                    raise DownloadError("the download ended in the middle of a record; retry")
+    except httpx.HTTPError as err:
+        raise DownloadError(f"the download was interrupted: {err}") from err
+    if progress is not None:
+        progress.finish()
+    return progress.received if progress is not None else 0
+
+
+def _client(*, kubeconfig: str | None, context: str | None, server: str | None) -> httpx.Client:
+    """An HTTP client for the API server as the kubeconfig's user (lightkube reads the
+    kubeconfig: certificates, tokens, exec plugins), or for a log store URL."""
+    timeout = httpx.Timeout(TIMEOUT_SECONDS, read=None)
+    if server:
+        return httpx.Client(base_url=server, timeout=timeout)
+    from lightkube.config import client_adapter
+    from lightkube.config.kubeconfig import KubeConfig
+    from lightkube.core.exceptions import ConfigError
+
+    try:
+        config = KubeConfig.from_file(kubeconfig) if kubeconfig else KubeConfig.from_env()
+        single = config.get(context_name=context)
+    except ConfigError as err:
+        raise DownloadError(f"no usable kubeconfig: {err}") from err
+    if single is None:
+        raise DownloadError(f"context {context!r} is not in the kubeconfig")
+    client: httpx.Client = client_adapter.Client(
+        single, client_adapter.ConnectionParams(timeout=timeout)
+    )
+    return client
