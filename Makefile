@@ -74,3 +74,10 @@ test-e2e: setup ## Cluster tier: e2e/ against the local control plane (or $$SWG_
 
 .PHONY: test
 test: setup lint test-unit test-e2e ## Install what is missing, then lint and every test tier
+
+.PHONY: bench-dataplane
+bench-dataplane: setup ## Data-plane benchmark (root; loopback-only namespaces): bench/results/dataplane-<date>.json
+	timeout 1800 $(PY) -m bench.dataplane $(BENCH_ARGS)
+
+.PHONY: bench
+bench: bench-dataplane ## Every benchmark (bench-* targets)
