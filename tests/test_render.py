@@ -478,3 +478,18 @@ def test_large_lists_are_split_over_several_config_maps() -> None:
 
     with pytest.raises(ConfigTooLargeError):
         workload_config(tenant, Component.PROXY, {"huge.list": "x" * (CONFIG_MAP_BUDGET_BYTES + 1)})
+
+
+def test_a_cancelled_tenant_renders_even_when_its_categories_left_the_catalogue() -> None:
+    """Stopping the traffic and keeping the logs exportable must never depend on a catalogue
+    that changed after the cancellation."""
+    spec = minimal_spec(
+        urlFiltering={"blockedCategories": ["malware", "retired-category"]},
+        options={"sandbox": {"enabled": True, "icapURL": "icap://10.1.2.3/respmod"}},
+    )
+    with pytest.raises(RenderError):
+        render("retired", spec)
+    manifests = render("retired", spec, lifecycle=Lifecycle.CANCELLED)
+    assert replicas(manifests) == {"proxy": 0, "antivirus": 0, "logstore": 1}
+    assert has(manifests, "PersistentVolumeClaim", "logstore-data")
+    assert "category-malware.domains.0.list" in manifests.config_files

@@ -19,7 +19,12 @@ from swg_operator.api import OperatorSettings, SecureWebGatewaySpec
 from swg_operator.catalogue import Catalogue
 from swg_operator.naming import Component
 from swg_operator.render import namespace, network, quota, rbac, services
-from swg_operator.render.checks import acl_entry_count, check_categories, check_sandbox
+from swg_operator.render.checks import (
+    acl_entry_count,
+    check_categories,
+    check_sandbox,
+    stopped_service_spec,
+)
 from swg_operator.render.configmaps import (
     ConfigTooLargeError,
     WorkloadConfig,
@@ -93,9 +98,12 @@ def render_tenant(
     `capacity` holds the sizing model's constants (`sizing_io.load_capacity()` reads the packaged
     ones). `lifecycle`: SUSPENDED scales the proxy and the anti-virus to zero and keeps the log
     store; CANCELLED does the same and removes every client and internet traffic path and the
-    proxy Service, keeping the log store, its volume and the admins' access for export.
+    proxy Service, keeping the log store, its volume and the admins' access for export; it
+    renders even when categories have left the catalogue since (the proxy runs no replica).
     Raises `RenderError` for what validation could not judge.
     """
+    if lifecycle is Lifecycle.CANCELLED:
+        spec = stopped_service_spec(spec, catalogue)
     check_categories(spec, catalogue)
     check_sandbox(spec, settings)
     check_log_storage(spec)

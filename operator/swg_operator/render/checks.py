@@ -79,3 +79,42 @@ def acl_entry_count(spec: SecureWebGatewaySpec, catalogue: Catalogue) -> int:
         options.https_inspection.do_not_inspect.domains,
     ]
     return count + sum(len(entries) for entries in lists)
+
+
+def stopped_service_spec(spec: SecureWebGatewaySpec, catalogue: Catalogue) -> SecureWebGatewaySpec:
+    """The spec a cancelled tenant is rendered from: categories the catalogue no longer has and
+    the sandbox are dropped, so that a catalogue change after the cancellation can never keep
+    the operator from stopping the traffic and keeping the logs exportable. The proxy runs no
+    replica then, so its filter configuration serves nobody."""
+
+    def known(names: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(name for name in names if name in catalogue)
+
+    filtering = spec.url_filtering
+    options = spec.options
+    inspection = options.https_inspection
+    return spec.model_copy(
+        update={
+            "url_filtering": filtering.model_copy(
+                update={
+                    "blocked_categories": known(filtering.blocked_categories),
+                    "policies": tuple(
+                        p.model_copy(update={"blocked_categories": known(p.blocked_categories)})
+                        for p in filtering.policies
+                    ),
+                }
+            ),
+            "options": options.model_copy(
+                update={
+                    "sandbox": type(options.sandbox)(),
+                    "https_inspection": inspection.model_copy(
+                        update={
+                            "do_not_inspect": inspection.do_not_inspect.model_copy(
+                                update={"categories": known(inspection.do_not_inspect.categories)}
+                            )
+                        }
+                    ),
+                }
+            ),
+        }
+    )
