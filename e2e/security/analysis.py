@@ -14,9 +14,13 @@ from __future__ import annotations
 
 import copy
 import ipaddress
+import json
+import os
+import shutil
 import subprocess
 import tempfile
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -151,3 +155,97 @@ def nca_edges(objects: Sequence[dict[str, Any]]) -> list[Edge]:
     if not edges:
         raise AnalysisError("nca reported no connection at all")
     return edges
+
+
+# --- checkov -----------------------------------------------------------------------------------
+
+# No call home: no guideline/policy download from the vendor's platform, no version check on
+# PyPI. Where the machine allows it (root, or user namespaces), checkov also runs in a network
+# namespace of its own with no interface but loopback, so nothing can leave.
+CHECKOV_ENV = {"BC_SKIP_MAPPING": "TRUE", "CKV_SKIP_PACKAGE_UPDATE_CHECK": "true"}
+
+
+@dataclass(frozen=True)
+class CheckovFinding:
+    check_id: str
+    check_name: str
+    resource: str  # Kind.namespace.name ("default" for cluster-scoped objects)
+    file: str
+
+    def __str__(self) -> str:
+        return f"{self.check_id} {self.resource} ({self.file}): {self.check_name}"
+
+
+@dataclass(frozen=True)
+class CheckovReport:
+    passed: tuple[CheckovFinding, ...]
+    failed: tuple[CheckovFinding, ...]
+    skipped: tuple[CheckovFinding, ...]
+    parsing_errors: tuple[str, ...]
+    resource_count: int
+    version: str
+
+    @property
+    def resources(self) -> set[str]:
+        return {f.resource for f in (*self.passed, *self.failed, *self.skipped)}
+
+
+def _offline_prefix() -> list[str]:
+    unshare = shutil.which("unshare")
+    if unshare is None:
+        return []
+    probe = subprocess.run([unshare, "--net", "true"], capture_output=True, check=False)
+    if probe.returncode == 0:
+        return [unshare, "--net"]
+    probe = subprocess.run([unshare, "-rn", "true"], capture_output=True, check=False)
+    return [unshare, "-rn"] if probe.returncode == 0 else []
+
+
+def run_checkov(directory: Path) -> CheckovReport:
+    """checkov's Kubernetes checks over every YAML file in `directory`."""
+    tool = analyzer("checkov")
+    args = [
+        *_offline_prefix(),
+        str(tool.path),
+        "--directory",
+        str(directory),
+        "--framework",
+        "kubernetes",
+        "--skip-download",
+        "--compact",
+        "--output",
+        "json",
+    ]
+    result = subprocess.run(
+        args,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=ANALYSIS_TIMEOUT,
+        env={**os.environ, **CHECKOV_ENV},
+    )
+    # Exit 1 means "some check failed"; anything else but 0 is checkov itself failing.
+    if result.returncode not in (0, 1):
+        raise AnalysisError(f"checkov exited {result.returncode}:\n{result.stderr[-3000:]}")
+    try:
+        document = json.loads(result.stdout)
+    except json.JSONDecodeError:
+        raise AnalysisError(f"checkov printed no JSON:\n{result.stdout[-2000:]}") from None
+    if isinstance(document, list):  # one entry per framework
+        raise AnalysisError(f"checkov ran {len(document)} frameworks, expected kubernetes only")
+
+    def findings(key: str) -> tuple[CheckovFinding, ...]:
+        return tuple(
+            CheckovFinding(c["check_id"], c["check_name"], c["resource"], c["file_path"])
+            for c in document.get("results", {}).get(key, [])
+        )
+
+    summary = document["summary"]
+    return CheckovReport(
+        passed=findings("passed_checks"),
+        failed=findings("failed_checks"),
+        skipped=findings("skipped_checks"),
+        parsing_errors=tuple(document.get("results", {}).get("parsing_errors", [])),
+        resource_count=summary["resource_count"],
+        version=summary["checkov_version"],
+    )
