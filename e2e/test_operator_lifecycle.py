@@ -1,0 +1,209 @@
+"""Cancellation, purge and crashes, with the operator as a process against a real API server.
+
+The shifted-clock test runs the operator under Debian's `faketime` (libfaketime moves the clock
+of the operator process only; the API server keeps the real time). How it passes by design:
+by default the purge deadline is judged by the API server's clock (the Date header of a fresh
+response), so an operator whose clock is 91 days ahead still purges nothing: the test shows it.
+The same shifted operator started with the explicit `--purge-clock=local` (logged as a warning
+and recorded in the receipt) trusts its own clock plus a 10 minute margin, and purges.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from e2e.cluster import Cluster, unique_name, wait_until
+from e2e.operator_process import (
+    OperatorProcess,
+    forget_tenant,
+    get_tenant,
+    install_prerequisites,
+    labelled_objects,
+    tenant_manifest,
+    wait_event,
+    wait_phase,
+)
+
+pytestmark = pytest.mark.cluster
+
+LOGS = Path(__file__).resolve().parents[1] / ".local" / "logs" / "e2e"
+OPERATOR_NS = "swg-system"
+
+
+@pytest.fixture(scope="module")
+def prepared(cluster: Cluster) -> Cluster:
+    install_prerequisites(cluster, operator_namespace=OPERATOR_NS)
+    return cluster
+
+
+@pytest.fixture
+def tenant_name(prepared: Cluster, request: pytest.FixtureRequest) -> Iterator[str]:
+    name = unique_name(request.node.name.removeprefix("test_")[:20])
+    yield name
+    forget_tenant(prepared, name)
+
+
+@pytest.fixture
+def new_operator(prepared: Cluster, request: pytest.FixtureRequest) -> Iterator[Any]:
+    """Factory of operator processes for this test (all stopped at the end)."""
+    started: list[OperatorProcess] = []
+
+    def make(*args: str, clock_offset: str | None = None) -> OperatorProcess:
+        for other in started:
+            other.stop()
+        process = OperatorProcess(
+            prepared,
+            log_path=LOGS / f"{request.node.name}.log",
+            args=args,
+            clock_offset=clock_offset,
+        )
+        started.append(process.start())
+        return process
+
+    yield make
+    for process in started:
+        process.stop()
+
+
+def receipt(cluster: Cluster, name: str) -> dict[str, Any] | None:
+    listed = cluster.kubectl_json(
+        "get", "configmap", "-n", OPERATOR_NS, "-l", f"swg.dev/purged-tenant={name}"
+    )
+    items = listed["items"]
+    return items[0] if items else None
+
+
+def gone(cluster: Cluster, name: str) -> bool:
+    namespace = cluster.kubectl("get", "namespace", f"swg-{name}", check=False)
+    return get_tenant(cluster, name) is None and namespace.returncode != 0
+
+
+def assert_purged(cluster: Cluster, name: str, *, clock_mode: str = "server") -> dict[str, Any]:
+    assert gone(cluster, name)
+    assert labelled_objects(cluster, name) == set()
+    record = receipt(cluster, name)
+    assert record is not None, "no purge receipt"
+    data = record["data"]
+    assert data["state"] == "Completed"
+    assert data["completedAt"] >= data["purgeAt"]
+    assert data["clockMode"] == clock_mode
+    inventory = json.loads(data["inventory.json"])
+    assert f"Namespace/swg-{name}" in inventory
+    assert f"PersistentVolumeClaim/swg-{name}/logstore-data" in inventory
+    assert data["operatorVersion"]
+    return record
+
+
+def test_cancellation_with_zero_days_purges_and_leaves_a_receipt(
+    prepared: Cluster, new_operator: Any, tenant_name: str
+) -> None:
+    cluster, name = prepared, tenant_name
+    new_operator()
+    cluster.apply(tenant_manifest(name, cancellation={"purgeAfterDays": 0}))
+    wait_phase(cluster, name, "Ready", generation=1)
+    cluster.kubectl("delete", "swg", name, "--wait=false")
+    wait_until(lambda: gone(cluster, name), timeout=120, what=f"tenant {name} purged")
+    record = assert_purged(cluster, name)
+    assert record["data"]["cancelledAt"] == record["data"]["purgeAt"]
+    wait_event(cluster, name, "Purged", record["metadata"]["name"])
+
+
+def test_ninety_days_purges_nothing_early_even_under_a_shifted_clock(
+    prepared: Cluster, new_operator: Any, tenant_name: str
+) -> None:
+    cluster, name, ns = prepared, tenant_name, f"swg-{tenant_name}"
+    # Look at the deadline every 2 s instead of hourly, so each step below is seen quickly.
+    recheck = "--purge-recheck-seconds=2"
+    new_operator(recheck)
+    cluster.apply(tenant_manifest(name))  # purgeAfterDays defaults to 90
+    wait_phase(cluster, name, "Ready", generation=1)
+    cluster.kubectl("delete", "swg", name, "--wait=false")
+    body = wait_phase(cluster, name, "Cancelled")
+    cancellation = body["status"]["cancellation"]
+    assert cancellation["cancelledAt"] == body["metadata"]["deletionTimestamp"]
+    assert cancellation["purgeAt"] > cancellation["cancelledAt"]
+    # Traffic stopped at once; the logs stay exportable.
+    objects = labelled_objects(cluster, name)
+    assert f"Service/{ns}/proxy" not in objects
+    assert f"PersistentVolumeClaim/{ns}/logstore-data" in objects
+    assert "swg.dev/purge" in body["metadata"]["finalizers"]
+
+    # A restart changes nothing: the deadline is in status and recomputed the same way.
+    operator = new_operator(recheck)
+    wait_until(
+        lambda: "Deferred the purge" in operator.log_text(), timeout=60, what="deadline checked"
+    )
+    again = get_tenant(cluster, name)
+    assert again is not None
+    assert again["status"]["cancellation"] == cancellation
+    assert labelled_objects(cluster, name) == objects
+
+    # 91 days ahead, default clock mode: the API server's clock says not yet.
+    shifted = new_operator(recheck, clock_offset="+91d")
+    wait_until(
+        lambda: shifted.metrics().get("swg_operator_clock_skew_seconds", 0) > 90 * 86400,
+        timeout=60,
+        what="the shifted operator measured its clock against the API server's",
+    )
+    wait_until(lambda: "Deferred the purge" in shifted.log_text(), timeout=60, what="deferred")
+    assert get_tenant(cluster, name) is not None
+    assert labelled_objects(cluster, name) == objects
+    assert receipt(cluster, name) is None
+
+    # 91 days ahead, with the explicit local-clock opt-in: the purge happens.
+    new_operator(recheck, "--purge-clock=local", clock_offset="+91d")
+    wait_until(lambda: gone(cluster, name), timeout=180, what=f"tenant {name} purged")
+    assert_purged(cluster, name, clock_mode="local")
+
+
+def test_sigkill_while_creating_converges_without_duplicates_or_orphans(
+    prepared: Cluster, new_operator: Any, tenant_name: str
+) -> None:
+    cluster, name, ns = prepared, tenant_name, f"swg-{tenant_name}"
+    operator = new_operator()
+    cluster.apply(tenant_manifest(name))
+    # Kill it as soon as the first objects exist, in the middle of applying the rest.
+    wait_until(
+        lambda: cluster.kubectl("get", "namespace", ns, check=False).returncode == 0,
+        timeout=60,
+        interval=0.05,
+        what="namespace created",
+    )
+    operator.kill()
+    partial = labelled_objects(cluster, name)
+    new_operator()
+    wait_phase(cluster, name, "Ready", generation=1, timeout=120)
+    objects = labelled_objects(cluster, name)
+    assert partial <= objects
+    # Exactly the desired set: one of each, nothing left over from the interrupted run.
+    assert len([o for o in objects if o.startswith("Deployment/")]) == 3
+    assert len([o for o in objects if o.startswith("Namespace/")]) == 1
+    names = [o.split("/")[2] for o in objects if o.startswith("Deployment/")]
+    assert sorted(names) == ["antivirus", "logstore", "proxy"]
+    pods = cluster.kubectl_json("get", "replicasets", "-n", ns)["items"]
+    assert len({rs["metadata"]["ownerReferences"][0]["name"] for rs in pods}) == 3
+
+
+def test_sigkill_while_purging_completes_after_restart(
+    prepared: Cluster, new_operator: Any, tenant_name: str
+) -> None:
+    cluster, name = prepared, tenant_name
+    operator = new_operator()
+    cluster.apply(tenant_manifest(name, cancellation={"purgeAfterDays": 0}))
+    wait_phase(cluster, name, "Ready", generation=1)
+    cluster.kubectl("delete", "swg", name, "--wait=false")
+
+    def purging() -> bool:
+        body = get_tenant(cluster, name)
+        return body is None or (body.get("status") or {}).get("phase") == "Purging"
+
+    wait_until(purging, timeout=60, interval=0.05, what="purge started")
+    operator.kill()
+    new_operator()
+    wait_until(lambda: gone(cluster, name), timeout=120, what=f"tenant {name} purged")
+    assert_purged(cluster, name)
