@@ -40,13 +40,16 @@ cluster-down: ## Stop the local control plane and every process it started
 
 .PHONY: up
 up: cluster-up ## Everything: control plane, CRDs, operator, sample tenants
+	$(PY) -m e2e.operator_process up --dir $(LOCAL)
 	@echo
 	@echo "Control plane is up. Use it with:"
 	@echo "  export KUBECONFIG=$(KUBECONFIG_LOCAL)"
 	@echo "  $$($(CLUSTER) kubectl-path) get nodes"
 
 .PHONY: down
-down: cluster-down ## Stop everything `make up` started
+down: ## Stop everything `make up` started
+	@if [ -x $(PY) ]; then $(PY) -m e2e.operator_process down --dir $(LOCAL); fi
+	@$(MAKE) --no-print-directory cluster-down
 
 .PHONY: lint
 lint: $(VENV)/.installed ## ruff (lint + format check), mypy --strict, import-linter

@@ -21,7 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from e2e.cluster import Cluster, wait_until
-from e2e.cluster.processes import free_ports
+from e2e.cluster.processes import ProcessRecord, free_ports, is_alive, start_ticks
+from e2e.cluster.processes import stop as stop_processes
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 STARTUP_TIMEOUT = 60.0
@@ -276,3 +277,93 @@ def forget_tenant(cluster: Cluster, name: str) -> None:
     cluster.kubectl(
         "delete", "namespace", f"swg-{name}", "--wait=false", "--ignore-not-found", check=False
     )
+
+
+# --- `make up` / `make down`: the operator in the background ----------------------------------
+
+EXAMPLE_TENANTS = REPO_ROOT / "examples" / "tenants"
+MAKE_UP_METRICS_PORT = 8080
+
+
+def _port_or_free(port: int) -> int:
+    """`port` when nothing listens on it, else any free loopback port."""
+    import socket
+
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return free_ports(1)[0]
+    return port
+
+
+def _pid_file(state_dir: Path) -> Path:
+    return state_dir / "operator.pid"
+
+
+def _running(state_dir: Path) -> ProcessRecord | None:
+    path = _pid_file(state_dir)
+    if not path.exists():
+        return None
+    record = ProcessRecord.from_json(json.loads(path.read_text()))
+    return record if is_alive(record) else None
+
+
+def up(state_dir: Path, *, timeout: float = 180.0) -> int:
+    """CRD, catalogue, the operator in the background, the example tenants, wait for Ready."""
+    from e2e.cluster import ControlPlane
+
+    plane = ControlPlane(state_dir)
+    install_prerequisites(plane)
+    log_path = state_dir / "logs" / "operator.log"
+    if _running(state_dir) is None:
+        operator = OperatorProcess(
+            plane, log_path=log_path, metrics_port=_port_or_free(MAKE_UP_METRICS_PORT)
+        )
+        operator.start()
+        assert operator.proc is not None
+        ticks = start_ticks(operator.proc.pid)
+        record = ProcessRecord(
+            "swg-operator", operator.proc.pid, ticks if ticks is not None else -1
+        )
+        _pid_file(state_dir).write_text(json.dumps(record.to_json()))
+        print(f"Operator started (pid {record.pid}); log: {log_path}")
+        print(f"Metrics: http://127.0.0.1:{operator.port}/metrics")
+    else:
+        print(f"Operator already running; log: {log_path}")
+    plane.kubectl("apply", "-f", str(EXAMPLE_TENANTS))
+    names = [
+        item["metadata"]["name"]
+        for item in plane.kubectl_json("get", "-f", str(EXAMPLE_TENANTS))["items"]
+    ]
+    for name in names:
+        wait_phase(plane, name, "Ready", timeout=timeout)
+    print(plane.kubectl("get", "swg").stdout, end="")
+    return 0
+
+
+def down(state_dir: Path) -> int:
+    record = _running(state_dir)
+    if record is not None:
+        left = stop_processes([record])
+        if left:
+            print(f"Operator (pid {record.pid}) did not stop", file=sys.stderr)
+            return 1
+        print(f"Operator (pid {record.pid}) stopped")
+    _pid_file(state_dir).unlink(missing_ok=True)
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m e2e.operator_process")
+    parser.add_argument("action", choices=("up", "down"))
+    parser.add_argument("--dir", type=Path, default=REPO_ROOT / ".local")
+    args = parser.parse_args(argv)
+    state_dir = args.dir.resolve()
+    return up(state_dir) if args.action == "up" else down(state_dir)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
