@@ -13,18 +13,27 @@ Public API:
     ``path``, ``size``, ``sha256``, ``infected``. The origin serves them at ``/files/<name>``.
 
 ``start_dataplane(conf_dir, *, label="stack", names=DEFAULT_TEST_NAMES, extra_hosts=None,
-daemons=("clamd", "c-icap", "squid")) -> DataplaneStack`` (session factory)
+daemons=("clamd", "c-icap", "squid"), extra_conf=()) -> DataplaneStack`` (session factory)
     Copies ``conf_dir`` (a directory of rendered configuration files: squid.conf, list files,
     ERR_* pages, c-icap.conf, virus_scan.conf, clamd_mod.conf, clamd.conf, signature files) and
     starts a stack from it in a namespace of its own: the configuration is mounted at
     ``/etc/swg/conf``, state at ``/var/lib/swg``, a fresh inspection CA at ``/etc/swg/tls``
-    (tls.crt, tls.key); ``names`` resolve to the origin (127.0.0.2) via ``/etc/hosts``. Every
+    (tls.crt, tls.key); ``names`` resolve to the origin (127.0.0.2) via ``/etc/hosts``, the
+    Service names ``antivirus`` and ``logstore`` to 127.0.0.1, ``extra_hosts`` as given;
+    ``extra_conf`` files are copied into the configuration directory too. Every
     stack is stopped at the end of the session; ``stack.close()`` stops one earlier.
     On the stack: ``request(url, method=, upload=, cacert=, insecure=, source=, headers=,
     timeout=)`` (curl through Squid), ``direct(url, ...)`` (curl to the origin),
     ``origin.uploads()``, ``origin.requests()``, ``pki.inspection_ca_cert``,
     ``pki.origin_ca_cert``, ``stop_daemon(name)``, ``start_daemon(name)``,
     ``json_log(path)``, ``read_log(pod, path)``, ``wait_for_log(pod, path, regex)``.
+
+``render_tenant(tenant_yaml, *, settings=TENANT_SETTINGS, catalogue=TENANT_CATALOGUE) -> Path``
+(session factory)
+    Runs ``swg-operator render`` on a SecureWebGateway file and returns its ``config/``
+    directory: exactly the files the operator would put in the tenant's ConfigMaps. Pass it to
+    ``start_dataplane`` with ``extra_conf=TENANT_SIGNATURES`` (the signature ConfigMaps the
+    anti-virus pod projects beside them).
 
 ``trial_dataplane`` (session) -> ``DataplaneStack``
     A stack from ``testdata/trial`` (the configuration the data-plane trial proved), which the
@@ -38,6 +47,8 @@ from __future__ import annotations
 import atexit
 import os
 import shutil
+import subprocess
+import sys
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Protocol
@@ -49,6 +60,10 @@ from e2e.dataplane.payloads import Payload, write_payloads
 from e2e.dataplane.stack import DEFAULT_TEST_NAMES, DataplaneStack
 
 TESTDATA = Path(__file__).parent / "testdata"
+TENANT_DATA = TESTDATA / "tenant"
+TENANT_SETTINGS = TENANT_DATA / "settings.yaml"
+TENANT_CATALOGUE = TENANT_DATA / "catalogue"
+TENANT_SIGNATURES = tuple(sorted((TENANT_DATA / "signatures").iterdir()))
 
 
 class StartDataplane(Protocol):
@@ -60,7 +75,14 @@ class StartDataplane(Protocol):
         names: Iterable[str] = ...,
         extra_hosts: Mapping[str, str] | None = ...,
         daemons: Sequence[str] = ...,
+        extra_conf: Iterable[Path] = ...,
     ) -> DataplaneStack: ...
+
+
+class RenderTenant(Protocol):
+    def __call__(
+        self, tenant_yaml: Path, *, settings: Path = ..., catalogue: Path = ...
+    ) -> Path: ...
 
 
 @pytest.fixture(scope="session")
@@ -100,6 +122,7 @@ def start_dataplane(
         names: Iterable[str] = DEFAULT_TEST_NAMES,
         extra_hosts: Mapping[str, str] | None = None,
         daemons: Sequence[str] = ("clamd", "c-icap", "squid"),
+        extra_conf: Iterable[Path] = (),
     ) -> DataplaneStack:
         stack = DataplaneStack(
             rootfs=dataplane_rootfs,
@@ -110,6 +133,7 @@ def start_dataplane(
             names=names,
             extra_hosts=extra_hosts,
             daemons=daemons,
+            extra_conf=extra_conf,
         )
         stacks.append(stack)
         return stack.start()
@@ -119,6 +143,23 @@ def start_dataplane(
     finally:
         close_all()
         atexit.unregister(close_all)
+
+
+@pytest.fixture(scope="session")
+def render_tenant(tmp_path_factory: pytest.TempPathFactory) -> RenderTenant:
+    def render(
+        tenant_yaml: Path, *, settings: Path = TENANT_SETTINGS, catalogue: Path = TENANT_CATALOGUE
+    ) -> Path:
+        out = tmp_path_factory.mktemp(f"render-{tenant_yaml.stem}")
+        argv = [sys.executable, "-m", "swg_operator.cli", "render", str(tenant_yaml)]
+        argv += ["-o", str(out), "--overwrite", "--settings", str(settings)]
+        argv += ["--catalogue", str(catalogue)]
+        proc = subprocess.run(argv, capture_output=True, text=True, check=False)
+        if proc.returncode != 0:
+            pytest.fail(f"swg-operator render {tenant_yaml.name} failed:\n{proc.stderr}")
+        return out / "config"
+
+    return render
 
 
 @pytest.fixture(scope="session")

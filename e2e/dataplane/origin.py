@@ -1,5 +1,7 @@
 """The test origin: HTTP on port 80 and HTTPS on port 443 of every 127.0.0.0/8 address of a
-loopback-only namespace, serving the payload files and accepting uploads.
+loopback-only namespace, serving the payload files and accepting uploads; and a DNS responder on
+127.0.0.1:53 that answers NXDOMAIN to every query, so that a name missing from the hosts file
+fails at once (as with a real resolver) instead of after Squid's 30 s DNS timeout.
 
 Routes (the same for every Host name):
   GET  /files/<name>   a payload file
@@ -12,7 +14,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import socket
 import ssl
+import struct
 import threading
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -118,6 +122,28 @@ class _Handler(BaseHTTPRequestHandler):
         self._upload()
 
 
+def _nxdomain(query: bytes) -> bytes | None:
+    """The NXDOMAIN answer to a DNS query (header flags: response, RD copied, RA, RCODE 3)."""
+    if len(query) < 12:
+        return None
+    ident, flags, qdcount = struct.unpack("!HHH", query[:6])
+    if flags & 0x8000:  # a response, not a query
+        return None
+    header = struct.pack("!HHHHHH", ident, 0x8183 | (flags & 0x0100), qdcount, 0, 0, 0)
+    return header + query[12:]
+
+
+def _serve_nxdomain(sock: socket.socket) -> None:
+    while True:
+        try:
+            query, peer = sock.recvfrom(4096)
+        except OSError:
+            return
+        answer = _nxdomain(query)
+        if answer is not None:
+            sock.sendto(answer, peer)
+
+
 class Origin:
     """Both listeners, running on daemon threads of the test process inside ``netns``."""
 
@@ -128,20 +154,24 @@ class Origin:
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         context.load_cert_chain(cert, key)
 
-        def bind() -> tuple[_Server, _Server]:
+        def bind() -> tuple[_Server, _Server, socket.socket]:
             http = _Server(("0.0.0.0", 80), _Handler)
             https = _Server(("0.0.0.0", 443), _Handler)
             # The handshake happens on the handler thread, not in the accept loop.
             https.socket = context.wrap_socket(
                 https.socket, server_side=True, do_handshake_on_connect=False
             )
-            return http, https
+            dns = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            dns.bind(("127.0.0.1", 53))
+            return http, https, dns
 
         # The listening sockets are created in the namespace; accepted connections stay there.
-        self._servers = netns.call(bind)
+        http, https, self._dns = netns.call(bind)
+        self._servers = (http, https)
         for server in self._servers:
             server.state = self.state
             threading.Thread(target=server.serve_forever, daemon=True).start()
+        threading.Thread(target=_serve_nxdomain, args=(self._dns,), daemon=True).start()
 
     def uploads(self) -> list[Upload]:
         with self.state.lock:
@@ -152,6 +182,7 @@ class Origin:
             return list(self.state.requests)
 
     def close(self) -> None:
+        self._dns.close()
         for server in self._servers:
             server.shutdown()
             server.server_close()

@@ -14,6 +14,9 @@ from pathlib import Path
 
 MIB = 1024 * 1024
 
+# A project-made test sample: the tenant's custom signature (testdata/tenant/signatures) names it.
+CUSTOM_SAMPLE_MARKER = b"SWG-OPERATOR-TEST-SAMPLE-7f3c9a"
+
 # The 68-byte EICAR anti-virus test file, stored reversed.
 _EICAR_REVERSED = "*H+H$!ELIF-TSET-SURIVITNA-DRADNATS-RACIE$}7)CC7)^P(45XZP\\4[PA@%P!O5X"
 EICAR = _EICAR_REVERSED[::-1].encode("ascii")
@@ -52,6 +55,10 @@ def contents() -> dict[str, tuple[bytes, bool]]:
         "eicar.zip": (_zip_of("eicar.com", EICAR), True),
         # EICAR in the middle of a 1.5 MiB body: only a scan of the whole body finds it.
         "eicar-embedded-1.5MiB.bin": (big[: len(big) // 2] + EICAR + big[len(big) // 2 :], True),
+        "custom-sample.bin": (
+            _random_bytes(100 * 1024, seed=9) + CUSTOM_SAMPLE_MARKER + _random_bytes(1024, seed=10),
+            True,
+        ),
     }
 
 

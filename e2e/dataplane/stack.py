@@ -53,6 +53,8 @@ TLS = "/etc/swg/tls"
 ORIGIN_ADDRESS = "127.0.0.2"
 
 # Names every stack resolves to the origin unless told otherwise.
+# Service names of the tenant namespace, as the pods resolve them: here, the loopback listeners.
+DEFAULT_SERVICE_HOSTS = {"antivirus": "127.0.0.1", "logstore": "127.0.0.1"}
 DEFAULT_TEST_NAMES = (
     "clean.test",
     "www.clean.test",
@@ -90,25 +92,34 @@ DAEMONS = {
 
 
 class Daemon:
-    def __init__(self, spec: DaemonSpec, process: subprocess.Popen[bytes], log: Path) -> None:
+    """A running daemon; its stdout and stderr go to ``<logs>/<name>.out`` and ``.err``."""
+
+    def __init__(
+        self, spec: DaemonSpec, process: subprocess.Popen[bytes], stdout: Path, stderr: Path
+    ) -> None:
         self.spec = spec
         self.process = process
-        self.log = log
+        self.stdout = stdout
+        self.stderr = stderr
 
     @property
     def alive(self) -> bool:
         return self.process.poll() is None
 
     def log_tail(self, lines: int = 30) -> str:
-        text = self.log.read_text(errors="replace") if self.log.exists() else ""
-        return "\n".join(text.splitlines()[-lines:])
+        parts = []
+        for path in (self.stderr, self.stdout):
+            text = path.read_text(errors="replace") if path.exists() else ""
+            parts.append(f"--- {path.name}\n" + "\n".join(text.splitlines()[-lines:]))
+        return "\n".join(parts)
 
-    def stop(self, *, timeout: float = 60.0) -> float:
-        """SIGTERM, wait; SIGKILL the process group after ``timeout``. Returns seconds taken."""
+    def stop(self, *, timeout: float = 60.0, sig: signal.Signals = signal.SIGTERM) -> float:
+        """Send ``sig`` (SIGTERM: the graceful stop Kubernetes does), wait; SIGKILL the process
+        group after ``timeout``. Returns the seconds it took."""
         started = time.monotonic()
         if self.alive:
             with contextlib.suppress(ProcessLookupError):
-                self.process.send_signal(signal.SIGTERM)
+                self.process.send_signal(sig)
             try:
                 self.process.wait(timeout=timeout)
             except subprocess.TimeoutExpired:
@@ -190,6 +201,7 @@ class DataplaneStack:
         names: Iterable[str] = DEFAULT_TEST_NAMES,
         extra_hosts: Mapping[str, str] | None = None,
         daemons: Sequence[str] = ("clamd", "c-icap", "squid"),
+        extra_conf: Iterable[Path] = (),
     ) -> None:
         self.rootfs = rootfs
         self.label = label
@@ -197,13 +209,20 @@ class DataplaneStack:
         self.conf = workdir / "conf"
         self.payloads = dict(payloads)
         self.names = tuple(dict.fromkeys(names))
-        self.hosts = {name: ORIGIN_ADDRESS for name in self.names} | dict(extra_hosts or {})
+        self.hosts = (
+            {name: ORIGIN_ADDRESS for name in self.names}
+            | DEFAULT_SERVICE_HOSTS
+            | dict(extra_hosts or {})
+        )
         self.wanted = tuple(daemons)
         self.daemons: dict[str, Daemon] = {}
         self.netns: NetNamespace | None = None
         self.origin: Origin | None = None
         workdir.mkdir(parents=True, exist_ok=True)
         _copy_tree(conf_dir, self.conf)
+        for path in extra_conf:  # what other ConfigMaps project beside it (signatures)
+            shutil.copyfile(path, self.conf / path.name)
+            (self.conf / path.name).chmod(0o644)
         self.pki: TestPki = make_pki(workdir / "pki", self.hosts)
         self.proxy_address = _host_port(_directive(self.conf / "squid.conf", "http_port")[0])
         icap_port = _directive(self.conf / "c-icap.conf", "Port") if "c-icap" in daemons else []
@@ -270,6 +289,7 @@ class DataplaneStack:
             state.chmod(0o750)
 
     def _argv(self, spec: DaemonSpec) -> list[str]:
+        """nsenter + unshare + mounts + chroot: ``spec.argv`` as a container of ``spec.pod``."""
         root = self.rootfs
         etc = self.workdir / "etc"
         binds = [
@@ -308,18 +328,36 @@ class DataplaneStack:
         assert self.netns is not None
         return self.netns.argv(["unshare", "--mount", "--", "sh", "-c", "\n".join(lines)])
 
+    def run_in_pod(
+        self, pod: str, argv: Sequence[str], *, timeout: float = 60.0
+    ) -> subprocess.CompletedProcess[str]:
+        """Run a command as a container of ``pod`` would (probes, ``squid -k parse``)."""
+        return subprocess.run(
+            self._argv(DaemonSpec(f"{pod}-exec", pod, tuple(argv))),
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+
     def start_daemon(self, name: str, *, timeout: float = 60.0) -> Daemon:
         spec = DAEMONS[name]
-        log = self.workdir / "logs" / f"{name}.log"
-        with log.open("ab") as out:
+        logs = self.workdir / "logs"
+        stdout, stderr = logs / f"{name}.out", logs / f"{name}.err"
+        for path in (stdout, stderr):
+            path.touch()
+            # Daemons reopen /dev/stdout and /dev/stderr (Squid's logs): as their own files.
+            os.chown(path, UID, GID)
+        with stdout.open("ab") as out, stderr.open("ab") as err:
             process = subprocess.Popen(
                 self._argv(spec),
                 stdin=subprocess.DEVNULL,
                 stdout=out,
-                stderr=subprocess.STDOUT,
+                stderr=err,
                 start_new_session=True,
             )
-        daemon = Daemon(spec, process, log)
+        daemon = Daemon(spec, process, stdout, stderr)
         self.daemons[name] = daemon
         self._wait_ready(daemon, timeout=timeout)
         return daemon
@@ -337,25 +375,29 @@ class DataplaneStack:
         while time.monotonic() < deadline:
             if not daemon.alive:
                 raise DaemonStartError(
-                    f"{daemon.spec.name} exited with {daemon.process.returncode} while starting; "
-                    f"{daemon.log}:\n{daemon.log_tail()}"
+                    f"{daemon.spec.name} exited with {daemon.process.returncode} while starting:\n"
+                    f"{daemon.log_tail()}"
                 )
             if self._ready(daemon.spec.name):
                 return
             time.sleep(0.05)
         raise DaemonStartError(
-            f"{daemon.spec.name} not ready after {timeout}s; {daemon.log}:\n{daemon.log_tail()}"
+            f"{daemon.spec.name} not ready after {timeout}s:\n{daemon.log_tail()}"
         )
 
-    def stop_daemon(self, name: str, *, timeout: float = 60.0) -> float:
+    def stop_daemon(
+        self, name: str, *, timeout: float = 60.0, sig: signal.Signals = signal.SIGTERM
+    ) -> float:
+        """Stop one daemon (SIGTERM by default, as the kubelet does); seconds it took."""
         daemon = self.daemons.pop(name)
-        return daemon.stop(timeout=timeout)
+        return daemon.stop(timeout=timeout, sig=sig)
 
     def close(self) -> None:
         for name in ("squid", "c-icap", "clamd"):
             if name in self.daemons:
+                # SIGINT: Squid stops at once instead of waiting for shutdown_lifetime.
                 with contextlib.suppress(Exception):
-                    self.stop_daemon(name, timeout=30)
+                    self.stop_daemon(name, timeout=2, sig=signal.SIGINT)
         if self.origin is not None:
             self.origin.close()
             self.origin = None
@@ -375,6 +417,28 @@ class DataplaneStack:
         return client.curl(self.netns, url, proxy=None, **options)
 
     # ------------------------------------------------------------------ logs
+    def stdout_lines(self, daemon: str) -> list[str]:
+        """What a daemon printed on stdout so far (Squid: the access log)."""
+        path = self.workdir / "logs" / f"{daemon}.out"
+        return path.read_text(errors="replace").splitlines() if path.exists() else []
+
+    def access_log(self) -> list[dict[str, object]]:
+        """The JSON lines of Squid's stdout."""
+        return [json.loads(line) for line in self.stdout_lines("squid") if line.startswith("{")]
+
+    def wait_for_access_log(self, pattern: str, *, timeout: float = 10.0) -> dict[str, object]:
+        """The first access log entry whose JSON text matches ``pattern`` (regex)."""
+        regex = re.compile(pattern)
+        deadline = time.monotonic() + timeout
+        while True:
+            for line in self.stdout_lines("squid"):
+                if line.startswith("{") and regex.search(line):
+                    entry: dict[str, object] = json.loads(line)
+                    return entry
+            if time.monotonic() > deadline:
+                raise AssertionError(f"no access log line matching {pattern!r}")
+            time.sleep(0.05)
+
     def read_log(self, pod: str, chroot_path: str) -> str:
         path = self.host_path(pod, chroot_path)
         return path.read_text(errors="replace") if path.exists() else ""

@@ -58,6 +58,12 @@ run_clamd() {
     exec /usr/sbin/clamd --foreground --config-file="$conf_dir/clamd.conf"
 }
 
+# c-icap runs as a child of this script, which watches clamd: when clamd stops answering
+# (SWG_CLAMD_WATCH_FAILURES pings in a row, one every SWG_CLAMD_WATCH_SECONDS), c-icap is
+# stopped and the container exits. Squid then finds the scanner down and applies the tenant's
+# choice (icap_service bypass=): fail closed, or fail open with "not scanned" in its access
+# log. Without this, c-icap would keep answering (errors, or unscanned passes) while clamd is
+# gone. SWG_CLAMD_WATCH_FAILURES=0 disables the watch.
 run_c_icap() {
     need_file "$conf_dir/c-icap.conf"
     mkdir -p "$state_dir/c-icap/tmp" "$state_dir/c-icap/logs"
@@ -73,7 +79,38 @@ run_c_icap() {
         sleep 0.2
         tries=$((tries - 1))
     done
-    exec /usr/bin/c-icap -N -f "$conf_dir/c-icap.conf"
+
+    watch_failures=${SWG_CLAMD_WATCH_FAILURES:-3}
+    watch_seconds=${SWG_CLAMD_WATCH_SECONDS:-2}
+    if [ "$watch_failures" -le 0 ]; then
+        exec /usr/bin/c-icap -N -f "$conf_dir/c-icap.conf"
+    fi
+    /usr/bin/c-icap -N -f "$conf_dir/c-icap.conf" &
+    child=$!
+    trap 'kill -TERM "$child" 2>/dev/null' TERM INT
+    failures=0
+    watchdog_stop=0
+    while kill -0 "$child" 2>/dev/null; do
+        # sleep in the background: a signal interrupts `wait` at once, not `sleep`
+        sleep "$watch_seconds" &
+        wait $! || true
+        if clamdscan --ping 1 --config-file="$conf_dir/clamd.conf" >/dev/null 2>&1; then
+            failures=0
+        else
+            failures=$((failures + 1))
+        fi
+        if [ "$failures" -ge "$watch_failures" ] && [ "$watchdog_stop" -eq 0 ]; then
+            log "clamd did not answer $failures pings; stopping c-icap (the scanner is down)"
+            watchdog_stop=1
+            kill -TERM "$child" 2>/dev/null || true
+        fi
+    done
+    status=0
+    wait "$child" || status=$?
+    if [ "$watchdog_stop" -eq 1 ]; then
+        exit 69
+    fi
+    exit "$status"
 }
 
 command=${1:-}

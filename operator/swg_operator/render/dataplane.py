@@ -1,17 +1,402 @@
-"""Data-plane config text (squid.conf, ACL files, c-icap and clamd config) for one tenant.
+"""Data-plane config text (squid.conf, ACL list files, block page, c-icap and clamd config) for
+one tenant.
 
-PLACEHOLDER until the data-plane templates land: same signature, minimal output.
+Pure: the spec, the URL catalogue and the operator's settings in, file name -> text out. The
+files follow the images' layout (`render.context`: configuration in CONF_DIR, state in STATE_DIR,
+the inspection CA in TLS_DIR) and are what the data-plane test tier runs Squid, c-icap and
+clamd with (e2e/dataplane). Names decide which workload gets a file (`render.configmaps`):
+c-icap*, clamd*, virus_scan* go to the anti-virus pod, the rest to the proxy.
+
+Every value that reaches a file is constrained by the API models' patterns or by the catalogue's
+validation, and the templates are rendered with StrictUndefined: a missing value is an error,
+never an empty directive.
 """
 
 from __future__ import annotations
 
+import ipaddress
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from decimal import ROUND_CEILING, Decimal
+from typing import Final
+
+import jinja2
+
 from swg_operator.api import OperatorSettings, SecureWebGatewaySpec
-from swg_operator.catalogue import Catalogue
+from swg_operator.api.spec import DenyList, DomainList
+from swg_operator.catalogue import Catalogue, squid_dstdomain_lines, squid_url_regex_lines
+from swg_operator.naming import Component, service_name
+from swg_operator.render.context import CONF_DIR, ICAP_PORT, STATE_DIR, TLS_DIR
+from swg_operator.render.network import ALWAYS_EXCLUDED
+
+# Squid's shutdown_lifetime: open transfers get this long after SIGTERM (the proxy Deployment's
+# grace period is derived from it, render.workloads.proxy_grace_seconds).
+SHUTDOWN_SECONDS: Final = 10
+# Largest list file: ConfigMaps hold about 1 MiB, and several files share one.
+LIST_FILE_BYTES: Final = 256 * 1024
+# clamd cannot scan files over 2 GB.
+CLAMD_MAX_BYTES: Final = 2000 * 1024 * 1024
+CLAMD_MIN_BYTES: Final = 25 * 1024 * 1024
+CLAMD_SOCKET: Final = f"{STATE_DIR}/clamd/clamd.sock"
+CLAMAV_DB_DIR: Final = f"{STATE_DIR}/clamav/db"
+ICAP_SERVICE_PATH: Final = "avscan"  # the virus_scan alias in virus_scan.conf
+BLOCK_PAGE: Final = "ERR_SWG_BLOCKED"
+# Squid keeps IPv4 addresses as IPv4-mapped IPv6 internally: a `dst ::ffff:0:0/96` ACL would
+# match every IPv4 destination. The IPv4 ranges themselves are listed, so it is left out.
+_NOT_FOR_SQUID: Final = frozenset({"::ffff:0:0/96"})
+
+_QUANTITY = re.compile(r"^(?P<n>[0-9]+(?:\.[0-9]+)?)(?P<unit>Ki|Mi|Gi|Ti|k|M|G|T)?$")
+_UNITS: Final = {
+    "": 1,
+    "k": 10**3,
+    "M": 10**6,
+    "G": 10**9,
+    "T": 10**12,
+    "Ki": 2**10,
+    "Mi": 2**20,
+    "Gi": 2**30,
+    "Ti": 2**40,
+}
+
+_ENV = jinja2.Environment(
+    loader=jinja2.PackageLoader("swg_operator.render", "templates"),
+    undefined=jinja2.StrictUndefined,
+    autoescape=False,  # noqa: S701 - config text, not HTML; values are pattern-constrained
+    trim_blocks=True,
+    lstrip_blocks=True,
+    keep_trailing_newline=True,
+)
+
+
+def quantity_bytes(quantity: str) -> int:
+    """A Kubernetes byte quantity ("50Mi", "1.5G", "1024") in bytes, rounded up."""
+    match = _QUANTITY.match(quantity)
+    if match is None:
+        raise ValueError(f"{quantity!r} is not a byte quantity")
+    exact = Decimal(match["n"]) * _UNITS[match["unit"] or ""]
+    return int(exact.to_integral_value(rounding=ROUND_CEILING))
+
+
+@dataclass(frozen=True)
+class AclFiles:
+    """One Squid ACL read from one or more list files (Squid merges same-name lines)."""
+
+    name: str
+    type: str  # dstdomain | url_regex | ssl::server_name
+    files: tuple[str, ...]
+    comment: str
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One `http_access` line and the annotation it records."""
+
+    action: str  # allow | deny
+    match: tuple[str, ...]
+    tag: str
+    notes: str
+
+
+@dataclass(frozen=True)
+class Policy:
+    name: str
+    src_acl: str
+    cidrs: tuple[str, ...]
+
+
+def _chunks(lines: Sequence[str]) -> list[str]:
+    """List file texts of at most LIST_FILE_BYTES each (one line never splits)."""
+    chunks: list[str] = []
+    current: list[str] = []
+    used = 0
+    for line in lines:
+        size = len(line) + 1
+        if current and used + size > LIST_FILE_BYTES:
+            chunks.append("".join(current))
+            current, used = [], 0
+        current.append(line + "\n")
+        used += size
+    if current:
+        chunks.append("".join(current))
+    return chunks
+
+
+class _Builder:
+    """Collects list files and the ACLs that read them."""
+
+    def __init__(self) -> None:
+        self.files: dict[str, str] = {}
+        self.acls: list[AclFiles] = []
+
+    def list_files(self, lines: Sequence[str], *, stem: str) -> tuple[str, ...]:
+        """Write `lines` to `<stem>.<n>.list` files; their names (none when `lines` is empty)."""
+        chunks = _chunks(lines)
+        names = tuple(f"{stem}.{index}.list" for index in range(len(chunks)))
+        self.files.update(zip(names, chunks, strict=True))
+        return names
+
+    def acl(
+        self, name: str, acl_type: str, lines: Sequence[str], *, stem: str, comment: str
+    ) -> bool:
+        """Add ACL `name` over `lines`; False when empty (an empty ACL never matches, so its
+        rules are left out)."""
+        names = self.list_files(lines, stem=stem)
+        if names:
+            self.acls.append(AclFiles(name, acl_type, names, comment))
+        return bool(names)
+
+    def reuse(self, name: str, acl_type: str, like: str, comment: str) -> None:
+        """Another ACL (of another type) over the files of ACL `like`."""
+        files = next(acl.files for acl in self.acls if acl.name == like)
+        self.acls.append(AclFiles(name, acl_type, files, comment))
+
+
+def _category_acls(
+    builder: _Builder, catalogue: Catalogue, names: Iterable[str]
+) -> dict[str, tuple[str, ...]]:
+    """ACLs of each named category; category name -> the ACL names that match it."""
+    out: dict[str, tuple[str, ...]] = {}
+    for index, name in enumerate(sorted(set(names))):
+        category = catalogue[name]
+        acls: list[str] = []
+        stem = f"category-{name}"
+        if builder.acl(
+            f"swg_c{index}_dom",
+            "dstdomain",
+            squid_dstdomain_lines(category.domains),
+            stem=f"{stem}.domains",
+            comment=f"category {name}: domains",
+        ):
+            acls.append(f"swg_c{index}_dom")
+        if builder.acl(
+            f"swg_c{index}_url",
+            "url_regex",
+            squid_url_regex_lines(category.urls),
+            stem=f"{stem}.urls",
+            comment=f"category {name}: URLs",
+        ):
+            acls.append(f"swg_c{index}_url")
+        out[name] = tuple(acls)
+    return out
+
+
+def _list_rules(
+    builder: _Builder,
+    *,
+    prefix: str,
+    stem: str,
+    where: str,
+    allow: DomainList,
+    deny: DenyList,
+    categories: Sequence[str],
+    category_acls: dict[str, tuple[str, ...]],
+    scope: tuple[str, ...],
+    policy: str,
+) -> list[Rule]:
+    """Allow list, deny list, deny regexes and blocked categories, in that order, for the
+    clients `scope` matches (all clients when empty)."""
+    rules: list[Rule] = []
+    policy_note = f" policy={policy}" if policy else ""
+    if builder.acl(
+        f"{prefix}_allow",
+        "dstdomain",
+        squid_dstdomain_lines(allow.domains),
+        stem=f"{stem}allow.domains",
+        comment=f"{where}.allow.domains",
+    ):
+        rules.append(
+            Rule(
+                "allow",
+                (*scope, f"{prefix}_allow"),
+                f"{prefix}_tag_allow",
+                f"category=allow-list decision=allow{policy_note}",
+            )
+        )
+    if builder.acl(
+        f"{prefix}_deny",
+        "dstdomain",
+        squid_dstdomain_lines(deny.domains),
+        stem=f"{stem}deny.domains",
+        comment=f"{where}.deny.domains",
+    ):
+        rules.append(
+            Rule(
+                "deny",
+                (*scope, f"{prefix}_deny"),
+                f"{prefix}_tag_deny",
+                f"category=deny-list decision=block{policy_note}",
+            )
+        )
+    if builder.acl(
+        f"{prefix}_regex",
+        "url_regex",
+        list(deny.url_regex),
+        stem=f"{stem}deny.regex",
+        comment=f"{where}.deny.urlRegex",
+    ):
+        rules.append(
+            Rule(
+                "deny",
+                (*scope, f"{prefix}_regex"),
+                f"{prefix}_tag_regex",
+                f"category=deny-regex decision=block{policy_note}",
+            )
+        )
+    for name in categories:
+        for acl in category_acls[name]:
+            rules.append(
+                Rule(
+                    "deny",
+                    (*scope, acl),
+                    f"{prefix}_tag_{acl.removeprefix('swg_')}",
+                    f"category={name} decision=block{policy_note}",
+                )
+            )
+    return rules
+
+
+def _squid_cidrs(cidrs: Iterable[str]) -> list[str]:
+    """The networks collapsed: Squid keeps ACL addresses in a splay tree and, when one network
+    contains another, warns and IGNORES THE WIDER ONE. IPv4 first, then IPv6."""
+    v4: list[ipaddress.IPv4Network] = []
+    v6: list[ipaddress.IPv6Network] = []
+    for cidr in cidrs:
+        if cidr in _NOT_FOR_SQUID:
+            continue
+        network = ipaddress.ip_network(cidr, strict=False)
+        if isinstance(network, ipaddress.IPv4Network):
+            v4.append(network)
+        else:
+            v6.append(network)
+    collapsed = [*ipaddress.collapse_addresses(v4), *ipaddress.collapse_addresses(v6)]
+    return [str(network) for network in collapsed]
 
 
 def render_dataplane_files(
     spec: SecureWebGatewaySpec, *, catalogue: Catalogue, settings: OperatorSettings
 ) -> dict[str, str]:
-    """Return every data-plane config file of the tenant: file name -> text."""
-    del catalogue
-    return {"squid.conf": f"http_port {settings.proxy_port}\n# {spec.service_code}\n"}
+    """Return every data-plane config file of the tenant: file name -> text.
+
+    The caller has checked that every category the spec names is in `catalogue`
+    (`render.checks.check_categories`).
+    """
+    filtering = spec.url_filtering
+    builder = _Builder()
+    inspection = spec.options.https_inspection
+    policy_categories = [c for p in filtering.policies for c in p.blocked_categories]
+    category_acls = _category_acls(
+        builder, catalogue, [*filtering.blocked_categories, *policy_categories]
+    )
+
+    policies: list[Policy] = []
+    rules: list[Rule] = []
+    for index, policy in enumerate(filtering.policies):
+        src = f"swg_p{index}_src"
+        policies.append(Policy(policy.name, src, tuple(_squid_cidrs(policy.source_cidrs))))
+        rules += _list_rules(
+            builder,
+            prefix=f"swg_p{index}",
+            stem=f"policy-{policy.name}.",
+            where=f"spec.urlFiltering.policies[{index}]",
+            allow=policy.allow,
+            deny=policy.deny,
+            categories=sorted(set(policy.blocked_categories)),
+            category_acls=category_acls,
+            scope=(src,),
+            policy=policy.name,
+        )
+    rules += _list_rules(
+        builder,
+        prefix="swg_t",
+        stem="tenant-",
+        where="spec.urlFiltering",
+        allow=filtering.allow,
+        deny=filtering.deny,
+        categories=sorted(set(filtering.blocked_categories)),
+        category_acls=category_acls,
+        scope=(),
+        policy="",
+    )
+
+    bypass = spec.options.bypass
+    bypass_acls: list[str] = []
+    bypass_sni_acl = ""
+    if builder.acl(
+        "swg_bypass_dom",
+        "dstdomain",
+        squid_dstdomain_lines(bypass.domains),
+        stem="bypass.domains",
+        comment="spec.options.bypass.domains",
+    ):
+        bypass_acls.append("swg_bypass_dom")
+        if inspection.enabled:
+            bypass_sni_acl = "swg_bypass_sni"
+            builder.reuse(
+                bypass_sni_acl, "ssl::server_name", "swg_bypass_dom", "bypass domains by TLS SNI"
+            )
+    if bypass.cidrs:
+        bypass_acls.append("swg_bypass_dst")
+
+    no_inspect_files: tuple[str, ...] = ()
+    if inspection.enabled:
+        domains = list(inspection.do_not_inspect.domains)
+        for name in inspection.do_not_inspect.categories:
+            domains += catalogue[name].domains
+        no_inspect_files = builder.list_files(
+            squid_dstdomain_lines(domains), stem="no-inspect.domains"
+        )
+
+    antivirus = spec.antivirus
+    max_scan_bytes = quantity_bytes(antivirus.max_scan_size)
+    sandbox = spec.options.sandbox
+    sandbox_url = sandbox.icap_url if sandbox.enabled and sandbox.icap_url else ""
+    visible_hostname = f"{spec.service_code.lower()}.swg"
+    common = {
+        "service_code": spec.service_code,
+        "visible_hostname": visible_hostname,
+        "conf_dir": CONF_DIR,
+        "state_dir": STATE_DIR,
+        "tls_dir": TLS_DIR,
+    }
+    squid_conf = _ENV.get_template("squid.conf.j2").render(
+        **common,
+        shutdown_seconds=SHUTDOWN_SECONDS,
+        proxy_port=settings.proxy_port,
+        inspection=inspection.enabled,
+        allowed_cidrs=_squid_cidrs(spec.clients.allowed_cidrs),
+        forbidden_dst=_squid_cidrs((*ALWAYS_EXCLUDED, *settings.cluster_cidrs)),
+        test_loopback=_squid_cidrs(settings.test_allowed_loopback),
+        acls=builder.acls,
+        policies=policies,
+        rules=rules,
+        has_bypass=bool(bypass_acls),
+        bypass_acls=bypass_acls,
+        bypass_cidrs=_squid_cidrs(bypass.cidrs),
+        bypass_sni_acl=bypass_sni_acl,
+        no_inspect_files=no_inspect_files,
+        antivirus=antivirus.enabled,
+        fail_open=antivirus.fail_open,
+        icap_bypass="on" if antivirus.fail_open else "off",
+        icap_url=f"icap://{service_name(Component.ANTIVIRUS)}:{ICAP_PORT}/{ICAP_SERVICE_PATH}",
+        sandbox_url=sandbox_url,
+        resp_service="swg_resp_chain" if sandbox_url else "swg_av_resp",
+    )
+    files = dict(builder.files)
+    files["squid.conf"] = squid_conf
+    files[BLOCK_PAGE] = _ENV.get_template(f"{BLOCK_PAGE}.j2").render(**common)
+    if antivirus.enabled:
+        clamd_bytes = min(max(max_scan_bytes, CLAMD_MIN_BYTES), CLAMD_MAX_BYTES)
+        context = {
+            **common,
+            "icap_port": ICAP_PORT,
+            "clamd_socket": CLAMD_SOCKET,
+            "db_dir": CLAMAV_DB_DIR,
+            "max_scan_bytes": max_scan_bytes,
+            "pass_on_error": "on" if antivirus.fail_open else "off",
+            "clamd_max_bytes": clamd_bytes,
+            "clamd_scan_bytes": min(clamd_bytes * 4, CLAMD_MAX_BYTES),
+        }
+        for name in ("c-icap.conf", "clamd_mod.conf", "virus_scan.conf", "clamd.conf"):
+            files[name] = _ENV.get_template(f"{name}.j2").render(**context)
+    return files
