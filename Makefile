@@ -75,8 +75,16 @@ test-unit: $(VENV)/.installed ## Fast tier: tests/ (no cluster)
 test-e2e: setup ## Cluster tier: e2e/ against the local control plane (or $$SWG_E2E_KUBECONFIG)
 	$(PYTEST) e2e -m "not dataplane"
 
+.PHONY: rootfs
+rootfs: deps ## Build (or reuse) the cached Debian 13 rootfs of the data-plane tier (root, ~1 min)
+	$(PYTHON) -m e2e.dataplane.rootfs build
+
+.PHONY: test-dataplane
+test-dataplane: setup rootfs ## Data-plane tier: Squid, c-icap, clamd from rendered config (root)
+	$(PYTEST) e2e/dataplane -m dataplane
+
 .PHONY: test
-test: setup lint test-unit test-e2e ## Install what is missing, then lint and every test tier
+test: setup lint test-unit test-e2e test-dataplane ## Install what is missing, then lint and every test tier
 
 .PHONY: bench-dataplane
 bench-dataplane: setup ## Data-plane benchmark (root; loopback-only namespaces): bench/results/dataplane-<date>.json
