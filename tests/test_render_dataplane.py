@@ -1,0 +1,271 @@
+"""render_dataplane_files: what the data-plane config text says, without running the daemons
+(e2e/dataplane runs them from the same output)."""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from swg_operator.api import OperatorSettings, SecureWebGatewaySpec, parse_spec
+from swg_operator.catalogue import Catalogue, Category
+from swg_operator.render.configmaps import files_by_component
+from swg_operator.render.dataplane import (
+    LIST_FILE_BYTES,
+    SHUTDOWN_SECONDS,
+    quantity_bytes,
+    render_dataplane_files,
+)
+from swg_operator.render.workloads import squid_shutdown_seconds
+
+CATALOGUE = Catalogue.of(
+    [
+        Category.build("gambling", domains=["casino.test", "poker.test", "www.casino.test"]),
+        Category.build("malware", domains=["malware.test"], urls=["bad.test/path/"]),
+        Category.build("social_networks", domains=["social.test"]),
+    ]
+)
+SETTINGS = OperatorSettings()
+
+
+def spec(**overrides: Any) -> SecureWebGatewaySpec:
+    raw: dict[str, Any] = {
+        "serviceCode": "SWG-0000042",
+        "sizing": {"endpoints": 10, "requestsPerSecond": 10},
+        "clients": {"allowedCIDRs": ["198.51.100.0/24"]},
+    }
+    raw.update(overrides)
+    return parse_spec(raw)
+
+
+def directives(text: str, name: str) -> list[str]:
+    return [line for line in text.splitlines() if line.split(" ", 1)[0] == name]
+
+
+def test_minimal_tenant_gets_proxy_and_antivirus_files() -> None:
+    files = render_dataplane_files(spec(), catalogue=CATALOGUE, settings=SETTINGS)
+    assert {"squid.conf", "ERR_SWG_BLOCKED", "c-icap.conf", "virus_scan.conf"} <= set(files)
+    assert {"clamd.conf", "clamd_mod.conf"} <= set(files)
+    grouped = files_by_component(files)  # every name is a valid ConfigMap key
+    assert set(grouped[next(iter(grouped))]) <= set(files)
+    squid = files["squid.conf"]
+    assert "acl swg_clients src 198.51.100.0/24" in squid
+    assert directives(squid, "http_port") == ["http_port 3128"]
+    assert "ssl_bump" not in squid
+    assert squid_shutdown_seconds(squid) == SHUTDOWN_SECONDS
+
+
+def test_antivirus_disabled_renders_no_icap_and_no_antivirus_files() -> None:
+    files = render_dataplane_files(
+        spec(antivirus={"enabled": False}), catalogue=CATALOGUE, settings=SETTINGS
+    )
+    assert "icap_service" not in files["squid.conf"]
+    assert not any(name.startswith(("c-icap", "clamd", "virus_scan")) for name in files)
+
+
+@pytest.mark.parametrize(
+    ("fail_open", "bypass", "pass_on_error"), [(False, "off", "off"), (True, "on", "on")]
+)
+def test_fail_open_decides_icap_bypass_and_pass_on_error(
+    fail_open: bool, bypass: str, pass_on_error: str
+) -> None:
+    files = render_dataplane_files(
+        spec(antivirus={"failOpen": fail_open}), catalogue=CATALOGUE, settings=SETTINGS
+    )
+    services = directives(files["squid.conf"], "icap_service")
+    assert len(services) == 2
+    assert all(f" bypass={bypass} " in line for line in services)
+    assert all(line.endswith("icap://antivirus:1344/avscan") for line in services)
+    assert f"virus_scan.PassOnError {pass_on_error}" in files["virus_scan.conf"]
+    assert "virus_scan.SendPercentData 0" in files["virus_scan.conf"]
+
+
+def test_forbidden_destinations_are_collapsed_so_squid_ignores_none() -> None:
+    # Squid ignores the WIDER of two nested networks in one ACL: fd00:ec2::254 (metadata) inside
+    # fd00::/8 (a cluster network) would switch off fd00::/8. No nesting may remain.
+    files = render_dataplane_files(spec(), catalogue=CATALOGUE, settings=SETTINGS)
+    (line,) = [
+        acl for acl in directives(files["squid.conf"], "acl") if " swg_forbidden_dst " in acl
+    ]
+    networks = [ipaddress.ip_network(n) for n in line.split()[3:]]
+    for a in networks:
+        for b in networks:
+            if a is not b and a.version == b.version:
+                assert not a.subnet_of(b), f"{a} inside {b}"  # type: ignore[arg-type]
+    text = " ".join(line.split()[3:])
+    for required in ("127.0.0.0/8", "169.254.0.0/16", "10.0.0.0/8", "fd00::/8", "::1/128"):
+        assert required in text
+    assert "::ffff:0:0/96" not in text  # would match every IPv4 address in Squid
+
+
+def test_test_loopback_setting_is_the_only_exception() -> None:
+    files = render_dataplane_files(spec(), catalogue=CATALOGUE, settings=SETTINGS)
+    assert "swg_test_origin" not in files["squid.conf"]
+    test_settings = OperatorSettings(test_allowed_loopback=("127.0.0.2/32",))
+    files = render_dataplane_files(spec(), catalogue=CATALOGUE, settings=test_settings)
+    assert "acl swg_test_origin dst 127.0.0.2/32" in files["squid.conf"]
+    assert "http_access deny swg_forbidden_dst !swg_test_origin" in files["squid.conf"]
+
+
+def test_rules_come_in_order_bypass_policy_allow_deny_categories() -> None:
+    files = render_dataplane_files(
+        spec(
+            urlFiltering={
+                "blockedCategories": ["gambling", "malware"],
+                "allow": {"domains": ["www.casino.test"]},
+                "deny": {"domains": ["denied.test"], "urlRegex": ["^https?://[^/]+/x/"]},
+                "policies": [
+                    {
+                        "name": "kids",
+                        "sourceCIDRs": ["198.51.100.0/26"],
+                        "blockedCategories": ["social_networks"],
+                    }
+                ],
+            },
+            options={"bypass": {"domains": ["bypass.test"], "CIDRs": ["192.0.2.0/24"]}},
+        ),
+        catalogue=CATALOGUE,
+        settings=SETTINGS,
+    )
+    access = directives(files["squid.conf"], "http_access")
+    order = [
+        "deny !Safe_ports",
+        "deny CONNECT !SSL_ports",
+        "deny !swg_clients",
+        "deny swg_forbidden_dst",
+        "allow swg_bypass ",
+        "deny swg_p0_src swg_c2_dom",
+        "allow swg_t_allow",
+        "deny swg_t_deny",
+        "deny swg_t_regex",
+        "deny swg_c0_dom",
+        "deny swg_c1_dom",
+        "deny swg_c1_url",
+        "allow swg_clients",
+        "deny all",
+    ]
+    positions = [
+        next(i for i, line in enumerate(access) if f"http_access {o}" in line) for o in order
+    ]
+    assert positions == sorted(positions)
+    squid = files["squid.conf"]
+    assert "category=social_networks decision=block policy=kids" in squid
+    assert "acl swg_bypass any-of swg_bypass_dom swg_bypass_dst" in squid
+    # every block rule's annotation is on the block page's deny_info
+    (deny_info,) = directives(squid, "deny_info")
+    for line in access:
+        if line.startswith("http_access deny") and "_tag_" in line:
+            assert line.split()[-1] in deny_info.split()
+
+
+def test_acl_files_hold_catalogue_lines_and_are_referenced() -> None:
+    files = render_dataplane_files(
+        spec(urlFiltering={"blockedCategories": ["gambling", "malware"]}),
+        catalogue=CATALOGUE,
+        settings=SETTINGS,
+    )
+    # www.casino.test is covered by .casino.test (Squid would warn and drop one)
+    assert files["category-gambling.domains.0.list"] == ".casino.test\n.poker.test\n"
+    (url_line,) = files["category-malware.urls.0.list"].splitlines()
+    assert url_line.startswith("^https?://")
+    assert "bad\\.test" in url_line
+    assert "/path/" in url_line
+    referenced = set(re.findall(r'"/etc/swg/conf/([^"]+)"', files["squid.conf"]))
+    lists = {name for name in files if name.endswith(".list")}
+    assert lists == referenced
+
+
+def test_large_categories_are_split_into_bounded_files() -> None:
+    domains = [f"host{i:06d}.big.example" for i in range(40_000)]
+    catalogue = Catalogue.of([Category.build("big", domains=domains)])
+    files = render_dataplane_files(
+        spec(urlFiltering={"blockedCategories": ["big"]}), catalogue=catalogue, settings=SETTINGS
+    )
+    parts = sorted(name for name in files if name.startswith("category-big.domains."))
+    assert len(parts) > 1
+    assert all(len(files[name].encode()) <= LIST_FILE_BYTES for name in parts)
+    assert sum(files[name].count("\n") for name in parts) == len(domains)
+    acl_lines = [line for line in directives(files["squid.conf"], "acl") if " swg_c0_dom " in line]
+    assert len(acl_lines) == len(parts)  # Squid merges same-name ACL lines
+
+
+def test_https_inspection_bumps_except_do_not_inspect_and_bypass() -> None:
+    files = render_dataplane_files(
+        spec(
+            options={
+                "bypass": {"domains": ["bypass.test"]},
+                "httpsInspection": {
+                    "enabled": True,
+                    "doNotInspect": {"domains": ["bank.test"], "categories": ["gambling"]},
+                },
+            }
+        ),
+        catalogue=CATALOGUE,
+        settings=SETTINGS,
+    )
+    squid = files["squid.conf"]
+    (port,) = directives(squid, "http_port")
+    assert "ssl-bump tls-cert=/etc/swg/tls/tls.crt tls-key=/etc/swg/tls/tls.key" in port
+    assert directives(squid, "ssl_bump") == [
+        "ssl_bump peek swg_step1",
+        "ssl_bump splice swg_no_inspect",
+        "ssl_bump splice swg_bypass_sni",
+        "ssl_bump splice swg_bypass",
+        "ssl_bump bump all",
+    ]
+    assert files["no-inspect.domains.0.list"] == ".bank.test\n.casino.test\n.poker.test\n"
+
+
+def test_max_scan_size_reaches_c_icap_and_clamd() -> None:
+    files = render_dataplane_files(
+        spec(antivirus={"maxScanSize": "200Mi"}), catalogue=CATALOGUE, settings=SETTINGS
+    )
+    assert f"virus_scan.MaxObjectSize {200 * 2**20}" in files["virus_scan.conf"]
+    assert f"MaxFileSize {200 * 2**20}" in files["clamd.conf"]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [("50Mi", 50 * 2**20), ("1.5G", 1_500_000_000), ("1024", 1024), ("0.5Ki", 512), ("1k", 1000)],
+)
+def test_quantity_bytes(text: str, expected: int) -> None:
+    assert quantity_bytes(text) == expected
+
+
+@settings(max_examples=50, deadline=None)
+@given(
+    st.lists(st.from_regex(r"\A[a-z][a-z0-9]{0,10}\.(test|example)\Z"), min_size=0, max_size=5),
+    st.booleans(),
+    st.booleans(),
+)
+def test_every_line_is_a_directive_comment_or_blank(
+    deny: list[str], inspection: bool, fail_open: bool
+) -> None:
+    files = render_dataplane_files(
+        spec(
+            urlFiltering={"deny": {"domains": sorted(set(deny))}},
+            antivirus={"failOpen": fail_open},
+            options={"httpsInspection": {"enabled": inspection}},
+        ),
+        catalogue=CATALOGUE,
+        settings=SETTINGS,
+    )
+    known = {
+        line.split()[0]
+        for line in files["squid.conf"].splitlines()
+        if line.strip() and not line.startswith("#")
+    }
+    assert known <= {
+        "pid_filename", "cache_log", "coredump_dir", "netdb_filename", "pinger_enable",
+        "logfile_rotate", "shutdown_lifetime", "visible_hostname", "httpd_suppress_version_string",
+        "forwarded_for", "via", "max_filedescriptors", "dns_defnames", "cache", "cache_mem",
+        "maximum_object_size_in_memory", "http_port", "sslcrtd_program", "sslcrtd_children",
+        "sslproxy_cert_error", "acl", "http_access", "error_directory", "deny_info", "ssl_bump",
+        "icap_enable", "icap_preview_enable", "icap_preview_size", "icap_persistent_connections",
+        "icap_send_client_ip", "icap_service_failure_limit", "icap_service_revival_delay",
+        "icap_service", "adaptation_access", "adaptation_service_chain", "logformat", "access_log",
+    }  # fmt: skip
