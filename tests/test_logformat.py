@@ -408,3 +408,34 @@ def test_request_id_is_a_stable_digest() -> None:
 def test_validate_refuses_records_of_the_wrong_shape(record: dict[str, object]) -> None:
     with pytest.raises(MalformedLineError):
         records.validate(record)
+
+
+@pytest.mark.parametrize(
+    ("notes", "expected"),
+    [
+        (("allow", "allow-list", "-"), ("allow", "allow-domain", None, True)),
+        (("block", "deny-list", "-"), ("block", "deny-domain", None, True)),
+        (("block", "deny-regex", "-"), ("block", "deny-regex", None, True)),
+        (("allow-noscan", "bypass", "-"), ("bypass", "bypass-domain", None, True)),
+        (("block", "restricted-destination", "-"), ("block", "restricted", None, True)),
+        (("block", "gambling", "-"), ("block", "category", "gambling", True)),
+        (("allow", "uncategorized", "-"), ("allow", "default", None, False)),
+        (("block", "gambling", "category"), ("block", "category", "gambling", True)),
+    ],
+)
+def test_template_annotation_spellings(
+    notes: tuple[str, str, str], expected: tuple[str, str, str | None, bool]
+) -> None:
+    """The data-plane templates' annotations (category names a list when no `list` is set)."""
+    decision, category, matched = notes
+    line = (
+        SQUID_CLEAN.replace('"decision":"allow"', f'"decision":"{decision}"')
+        .replace('"category":"-"', f'"category":"{category}"')
+        .replace('"list":"default"', f'"list":"{matched}"')
+        .replace('"policy":"tenant"', '"policy":"-"')
+    )
+    produced = records.parse_line(SourceKind.SQUID_ACCESS, line)
+    access = produced[0]
+    assert (access["decision"], access["list"], access["category"]) == expected[:3]
+    assert access["policy"] == "tenant"
+    assert (len(produced) == 2) is expected[3]

@@ -99,7 +99,22 @@ class MatchedList(StrEnum):
     ALLOW_DOMAIN = "allow-domain"  # urlFiltering.allow.domains (or a policy's)
     BYPASS_DOMAIN = "bypass-domain"  # options.bypass.domains
     BYPASS_CIDR = "bypass-cidr"  # options.bypass.CIDRs
+    RESTRICTED = "restricted"  # the gateway's own guard: loopback, link-local, cluster networks
     DEFAULT = "default"  # no rule matched: the tenant's default allow
+
+
+# Spellings of the `category` annotation that name a list rather than a catalogue category
+# (what the data-plane templates wrote before they set `list`): the list they stand for.
+PSEUDO_CATEGORIES: Final[dict[str, MatchedList]] = {
+    "allow-list": MatchedList.ALLOW_DOMAIN,
+    "deny-list": MatchedList.DENY_DOMAIN,
+    "deny-regex": MatchedList.DENY_REGEX,
+    "url-regex": MatchedList.DENY_REGEX,
+    "bypass": MatchedList.BYPASS_DOMAIN,
+    "restricted-destination": MatchedList.RESTRICTED,
+    "uncategorized": MatchedList.DEFAULT,
+}
+DECISION_ALIASES: Final[dict[str, Decision]] = {"allow-noscan": Decision.BYPASS}
 
 
 TENANT_POLICY: Final = "tenant"  # `policy` annotation of the tenant-wide rules

@@ -23,7 +23,10 @@ from urllib.parse import urlsplit
 
 from swg_operator.logstore.formats import (
     CICAP_FIELDS,
+    DECISION_ALIASES,
+    PSEUDO_CATEGORIES,
     RECORD_VERSION,
+    TENANT_POLICY,
     Decision,
     LogType,
     MatchedList,
@@ -182,8 +185,7 @@ def squid_access_records(line: str) -> list[Record]:
     url = _text(raw.get("url"))
     squid_status = _text(raw.get("squid"))
     status = _int(raw.get("status")) or None
-    decision = _first(raw.get("decision"))
-    matched = _first(raw.get("list"))
+    decision, matched, category = _filter_notes(raw)
     if decision is None and squid_status is not None and squid_status.startswith("TCP_DENIED"):
         decision = "deny"  # refused by access control (client address, port), not by a filter
     verdict, signature = _access_verdict(raw)
@@ -207,9 +209,9 @@ def squid_access_records(line: str) -> list[Record]:
         "squidStatus": squid_status,
         "contentType": _text(raw.get("ctype")),
         "decision": decision or Decision.ALLOW.value,
-        "category": _first(raw.get("category")),
+        "category": category,
         "list": matched,
-        "policy": _first(raw.get("policy")),
+        "policy": _first(raw.get("policy")) or (TENANT_POLICY if decision else None),
         "av": verdict,
         "avSignature": signature,
         "tls": _text(raw.get("bump")),
@@ -233,6 +235,22 @@ def squid_access_records(line: str) -> list[Record]:
             }
         )
     return records
+
+
+def _filter_notes(raw: Mapping[str, object]) -> tuple[str | None, str | None, str | None]:
+    """(decision, list, category) from the annotations; a `category` that names a list (the
+    templates' older spelling) is read as that list."""
+    decision = _first(raw.get("decision"))
+    if decision is not None and decision in DECISION_ALIASES:
+        decision = DECISION_ALIASES[decision].value
+    matched = _first(raw.get("list"))
+    category = _first(raw.get("category"))
+    if category is not None and category in PSEUDO_CATEGORIES:
+        matched = matched or PSEUDO_CATEGORIES[category].value
+        category = None
+    elif category is not None and matched is None:
+        matched = MatchedList.CATEGORY.value
+    return decision, matched, category
 
 
 def _is_filter_decision(decision: str | None, matched: str | None) -> bool:
