@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections import Counter
 from typing import Any
 
@@ -29,8 +30,9 @@ from swg_operator.render.configmaps import (
     workload_config,
 )
 from swg_operator.render.context import Tenant
+from swg_operator.render.shipper import SHIPPER
 from swg_operator.render.workloads import proxy_deployment, squid_shutdown_seconds
-from swg_operator.sizing import parse_cpu_quantity, parse_memory_quantity
+from swg_operator.sizing import MIB, Resources, parse_cpu_quantity, parse_memory_quantity
 
 MINIMAL_OBJECTS = [
     ("Namespace", "swg-minimal"),
@@ -138,14 +140,16 @@ def test_every_container_is_hardened_and_sized(example: str) -> None:
         pod = deployment["spec"]["template"]["spec"]
         assert pod["securityContext"]["runAsNonRoot"] is True
         assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
-        assert {c["name"] for c in pod["containers"]} == set(plan.containers)
-        for container in pod["containers"]:
+        sidecars = pod.get("initContainers", [])
+        assert {c["name"] for c in [*pod["containers"], *sidecars]} == set(plan.containers)
+        for container in [*pod["containers"], *pod.get("initContainers", [])]:
             security = container["securityContext"]
             assert security["allowPrivilegeEscalation"] is False
             assert security["readOnlyRootFilesystem"] is True
             assert security["capabilities"] == {"drop": ["ALL"]}
             assert container["resources"] == plan.containers[container["name"]].to_kubernetes()
-            assert {"startupProbe", "readinessProbe", "livenessProbe"} <= container.keys()
+            if container not in sidecars:
+                assert {"startupProbe", "readinessProbe", "livenessProbe"} <= container.keys()
             mounted = {m["mountPath"] for m in container["volumeMounts"]}
             assert "/tmp" in mounted
         assert CONFIG_DIGEST_ANNOTATION in deployment["spec"]["template"]["metadata"]["annotations"]
@@ -251,7 +255,10 @@ def test_quota_covers_a_rolling_update_of_every_deployment(example: str) -> None
         rolling = spec["strategy"].get("rollingUpdate", {"maxSurge": 1})
         pods = spec["replicas"] + 2 * rolling["maxSurge"]
         used["pods"] += pods
-        for container in spec["template"]["spec"]["containers"]:
+        pod = spec["template"]["spec"]
+        # Native sidecars (restartPolicy Always) run beside the containers: their requests add.
+        sidecars = [c for c in pod.get("initContainers", []) if c.get("restartPolicy") == "Always"]
+        for container in [*pod["containers"], *sidecars]:
             for kind in ("requests", "limits"):
                 for resource, value in container["resources"][kind].items():
                     used[f"{kind}.{resource}"] += pods * _quantity(resource, value)
@@ -265,7 +272,8 @@ def test_limit_range_admits_every_container(example: str) -> None:
     manifests = render_example(example)
     limits = find(manifests, "LimitRange", "tenant-limits")["spec"]["limits"][0]
     for template in pod_templates(manifests):
-        for container in template["spec"]["containers"]:
+        pod = template["spec"]
+        for container in [*pod["containers"], *pod.get("initContainers", [])]:
             for resource, value in container["resources"]["limits"].items():
                 assert _quantity(resource, value) <= _quantity(resource, limits["max"][resource])
 
@@ -493,3 +501,42 @@ def test_a_cancelled_tenant_renders_even_when_its_categories_left_the_catalogue(
     assert replicas(manifests) == {"proxy": 0, "antivirus": 0, "logstore": 1}
     assert has(manifests, "PersistentVolumeClaim", "logstore-data")
     assert "category-malware.domains.0.list" in manifests.config_files
+
+
+def test_log_store_gets_its_tenant_and_retention() -> None:
+    logstore = find(render_example("full"), "Deployment", "logstore")["spec"]["template"]["spec"]
+    (container,) = logstore["containers"]
+    assert container["args"] == ["serve"]
+    env = {e["name"]: e["value"] for e in container["env"]}
+    assert env["SWG_TENANT"] == "example-corp"
+    assert env["SWG_SERVICE_CODE"] == "SWG-0001234"
+    assert env["SWG_LOG_RETENTION_DAYS"] == "60"
+    assert env["SWG_STATE_DIR"] == "/var/lib/swg"
+
+
+def test_a_sized_shipper_runs_as_a_native_sidecar_that_drains_last() -> None:
+    """The sizing plan decides: a `shipper` container in a workload's plan becomes a native
+    sidecar with those resources (and so counts in the quota like any container)."""
+    base = _tenant()
+    shipper = Resources(
+        cpu_request=50, cpu_limit=100, memory_request=32 * MIB, memory_limit=48 * MIB
+    )
+    proxy_plan = dataclasses.replace(
+        base.sizing.proxy, containers={**base.sizing.proxy.containers, SHIPPER: shipper}
+    )
+    tenant = dataclasses.replace(base, sizing=dataclasses.replace(base.sizing, proxy=proxy_plan))
+    config = workload_config(tenant, Component.PROXY, {"squid.conf": "shutdown_lifetime 10\n"})
+
+    without = proxy_deployment(base, config)["spec"]["template"]["spec"]
+    assert "initContainers" not in without
+    pod = proxy_deployment(tenant, config)["spec"]["template"]["spec"]
+    (sidecar,) = pod["initContainers"]
+    assert sidecar["restartPolicy"] == "Always"
+    assert sidecar["args"] == ["ship"]
+    assert sidecar["resources"] == shipper.to_kubernetes()
+    env = {e["name"]: e["value"] for e in sidecar["env"]}
+    assert env["SWG_LOGSTORE_URL"] == "http://logstore:5140"
+    assert env["SWG_SHIP_SOURCES"] == "squid-access"
+    assert {"name": "state", "mountPath": "/var/lib/swg"} in sidecar["volumeMounts"]
+    assert [c["name"] for c in pod["containers"]] == ["squid"]
+    assert pod["terminationGracePeriodSeconds"] == without["terminationGracePeriodSeconds"] + 10

@@ -5,9 +5,10 @@ their logs until the purge. A Deployment with a separate PersistentVolumeClaim (
 StatefulSet): the claim can grow with the sizing (a StatefulSet's claim template is immutable)
 and it is an object the operator lists, keeps and purges explicitly.
 
-Image contract (swg-operator logstore image): writes under $SWG_STATE_DIR (the volume), serves
-export over HTTP on `LOGSTORE_HTTP_PORT` and takes log lines on `LOGSTORE_INGEST_PORT`; retention
-and display time zone come from the environment. Timestamps are stored in UTC.
+Image contract (the logstore image, `python -m swg_operator.logstore serve|ship`): writes under
+$SWG_STATE_DIR (the volume), serves downloads over HTTP on `LOGSTORE_HTTP_PORT` and takes
+records from the shippers on `LOGSTORE_INGEST_PORT`; tenant, service code and retention come from
+the environment. Timestamps are stored in UTC.
 """
 
 from __future__ import annotations
@@ -93,6 +94,9 @@ def log_volume_claim(tenant: Tenant) -> dict[str, Any]:
 def _environment(tenant: Tenant) -> list[dict[str, str]]:
     logs = tenant.spec.logs
     return [
+        {"name": "SWG_TENANT", "value": tenant.name},
+        {"name": "SWG_SERVICE_CODE", "value": tenant.spec.service_code},
+        {"name": "SWG_STATE_DIR", "value": STATE_DIR},
         {"name": "SWG_LOG_RETENTION_DAYS", "value": str(logs.retention_days)},
         {"name": "SWG_LOG_DISPLAY_TIME_ZONE", "value": logs.time_zone},
         {"name": "SWG_HTTP_PORT", "value": str(LOGSTORE_HTTP_PORT)},
@@ -119,6 +123,7 @@ def logstore_deployment(tenant: Tenant, config: WorkloadConfig | None) -> dict[s
         "name": LOGSTORE,
         "image": tenant.settings.images.logstore,
         "imagePullPolicy": tenant.settings.images.pull_policy,
+        "args": ["serve"],
         "ports": [
             {
                 "name": LOGSTORE_HTTP_PORT_NAME,

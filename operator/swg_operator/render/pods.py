@@ -147,6 +147,7 @@ def pod_spec(
     volumes: list[dict[str, Any]],
     grace_seconds: int,
     spread: bool,
+    init_containers: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     spec: dict[str, Any] = {
         "serviceAccountName": naming.service_account_name(component),
@@ -155,6 +156,7 @@ def pod_spec(
         "enableServiceLinks": False,
         "securityContext": pod_security_context(),
         "terminationGracePeriodSeconds": grace_seconds,
+        **({"initContainers": init_containers} if init_containers else {}),
         "containers": containers,
         "volumes": volumes,
     }

@@ -31,6 +31,7 @@ from swg_operator.render.pods import (
     rolling_update,
     tcp_probes,
 )
+from swg_operator.render.shipper import drain_seconds, shipper_sidecars
 from swg_operator.sizing import CICAP, CLAMD, SQUID, WorkloadPlan
 
 SQUID_CONF: Final = "squid.conf"
@@ -66,9 +67,14 @@ def squid_shutdown_seconds(squid_conf: str) -> int:
     return int(value) * _TIME_UNITS.get(unit, 1)
 
 
-def proxy_grace_seconds(squid_conf: str) -> int:
+def proxy_grace_seconds(squid_conf: str, *, drain: int = 0) -> int:
+    """Pre-stop pause, Squid's shutdown_lifetime and a margin, then `drain` seconds for a log
+    shipper sidecar, which is stopped after Squid."""
     return (
-        PROXY_PRE_STOP_SECONDS + squid_shutdown_seconds(squid_conf) + PROXY_SHUTDOWN_MARGIN_SECONDS
+        PROXY_PRE_STOP_SECONDS
+        + squid_shutdown_seconds(squid_conf)
+        + PROXY_SHUTDOWN_MARGIN_SECONDS
+        + drain
     )
 
 
@@ -128,12 +134,14 @@ def proxy_deployment(tenant: Tenant, config: WorkloadConfig) -> dict[str, Any]:
         "volumeMounts": mounts,
     }
     squid_conf = config.files.get(SQUID_CONF, "")
+    sidecars = shipper_sidecars(tenant, Component.PROXY, plan)
     pod = pod_spec(
         tenant,
         Component.PROXY,
+        init_containers=sidecars,
         containers=[squid],
         volumes=volumes,
-        grace_seconds=proxy_grace_seconds(squid_conf),
+        grace_seconds=proxy_grace_seconds(squid_conf, drain=drain_seconds(sidecars)),
         spread=True,
     )
     references = [f"secret/{ca_secret}"] if ca_secret else []
@@ -191,9 +199,11 @@ def antivirus_deployment(tenant: Tenant, config: WorkloadConfig) -> dict[str, An
         ),
         "volumeMounts": mounts,
     }
+    sidecars = shipper_sidecars(tenant, Component.ANTIVIRUS, plan)
     pod = pod_spec(
         tenant,
         Component.ANTIVIRUS,
+        init_containers=sidecars,
         containers=[c_icap, clamd],
         volumes=[
             projected_config_volume("config", (*config.names, *signatures)),
@@ -201,7 +211,7 @@ def antivirus_deployment(tenant: Tenant, config: WorkloadConfig) -> dict[str, An
             empty_dir("state", size_limit="4Gi"),
             empty_dir("tmp", size_limit="256Mi"),
         ],
-        grace_seconds=ANTIVIRUS_GRACE_SECONDS,
+        grace_seconds=ANTIVIRUS_GRACE_SECONDS + drain_seconds(sidecars),
         spread=True,
     )
     return deployment(
