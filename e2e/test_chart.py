@@ -1,0 +1,747 @@
+"""The Helm chart on a real API server, as a platform team installs it, and the operator running
+with nothing but the chart's ServiceAccount.
+
+On the local control plane the chart gets a control plane of its own (started by this module):
+its release owns cluster-wide objects (the CRD, a ClusterRole, the peering object) and the
+operator it runs reconciles every tenant it sees, so sharing the session's cluster with other
+modules would let each disturb the other. Pods are simulated by kwok there: the operator image
+never runs, so the operator runs as a local process authenticated with a token of the chart's
+ServiceAccount, which proves the chart's RBAC sufficient.
+
+On an external cluster ($SWG_E2E_KUBECONFIG, e.g. kind through hack/e2e-kind.sh) the chart is
+installed in its own release; the tests that need the operator itself use the release named by
+$SWG_E2E_CHART_RELEASE ("namespace/name", installed by hack/e2e-kind.sh with real images) and
+are skipped without it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from e2e.cluster import (
+    Cluster,
+    ControlPlane,
+    ControlPlaneError,
+    service_account_kubeconfig,
+    unique_name,
+    wait_until,
+)
+
+pytestmark = pytest.mark.cluster
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+CHART = REPO_ROOT / "charts" / "swg-operator"
+HEALTH_LUA = REPO_ROOT / "deploy/argocd/resource_customizations/swg.dev/SecureWebGateway/health.lua"
+CRD_NAME = "securewebgateways.swg.dev"
+READY_TIMEOUT = 180.0
+PURGE_TIMEOUT = 180.0
+
+
+@dataclass
+class Release:
+    cluster: Cluster
+    name: str
+    namespace: str
+    install_output: str
+    owned: bool  # installed by this module (uninstalled at the end)
+
+    @property
+    def fullname(self) -> str:
+        return self.name if "swg-operator" in self.name else f"{self.name}-swg-operator"
+
+    def helm(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        return self.cluster.helm(*args, "--namespace", self.namespace, check=check)
+
+    def manifest(self) -> list[dict[str, Any]]:
+        text = self.helm("get", "manifest", self.name).stdout
+        return [d for d in yaml.safe_load_all(text) if d]
+
+    def settings_json(self) -> str:
+        config_map = self.cluster.kubectl_json(
+            "get", "configmap", f"{self.fullname}-settings", "-n", self.namespace
+        )
+        return str(config_map["data"]["settings.json"])
+
+
+# --- fixtures ----------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def chart_cluster(cluster: Cluster) -> Iterator[Cluster]:
+    """A control plane for this module alone when the session's is local; else the cluster."""
+    if not cluster.local:
+        yield cluster
+        return
+    plane = ControlPlane(REPO_ROOT / ".local" / "e2e-chart")
+    try:
+        plane.start()
+    except ControlPlaneError as err:
+        pytest.fail(f"the chart's control plane did not start: {err}", pytrace=False)
+    try:
+        yield plane
+    finally:
+        plane.stop()
+
+
+def _adopt_crd(cluster: Cluster, release: str, namespace: str) -> None:
+    """A CRD applied before the chart (kubectl apply --server-side -f crds/) is adopted by the
+    release, the way docs/install.md tells users to."""
+    found = cluster.kubectl("get", "crd", CRD_NAME, "--ignore-not-found", "-o", "name").stdout
+    if not found.strip():
+        return
+    cluster.kubectl("label", "crd", CRD_NAME, "app.kubernetes.io/managed-by=Helm", "--overwrite")
+    cluster.kubectl(
+        "annotate",
+        "crd",
+        CRD_NAME,
+        f"meta.helm.sh/release-name={release}",
+        f"meta.helm.sh/release-namespace={namespace}",
+        "--overwrite",
+    )
+
+
+@pytest.fixture(scope="module")
+def release(chart_cluster: Cluster) -> Iterator[Release]:
+    """The chart installed into a namespace enforcing Pod Security `restricted`, as NOTES.txt's
+    reader would: `helm install` and nothing else."""
+    name = unique_name("swg")
+    namespace = unique_name("swg-system")
+    chart_cluster.apply(
+        {
+            "apiVersion": "v1",
+            "kind": "Namespace",
+            "metadata": {
+                "name": namespace,
+                "labels": {
+                    "pod-security.kubernetes.io/enforce": "restricted",
+                    "pod-security.kubernetes.io/warn": "restricted",
+                },
+            },
+        }
+    )
+    _adopt_crd(chart_cluster, name, namespace)
+    result = chart_cluster.helm(
+        "install", name, str(CHART), "--namespace", namespace, "--wait", "--timeout", "3m"
+    )
+    installed = Release(chart_cluster, name, namespace, result.stdout, owned=True)
+    try:
+        yield installed
+    finally:
+        chart_cluster.helm("uninstall", name, "--namespace", namespace, "--wait", check=False)
+        chart_cluster.kubectl("delete", "namespace", namespace, "--wait=false", check=False)
+
+
+@pytest.fixture(scope="module")
+def operator_release(chart_cluster: Cluster, release: Release) -> Release:
+    """The release whose operator reconciles tenants: this module's on the local control plane
+    (the operator then runs as a local process), the one hack/e2e-kind.sh installed elsewhere."""
+    if chart_cluster.local:
+        return release
+    named = os.environ.get("SWG_E2E_CHART_RELEASE")
+    if not named:
+        pytest.skip("external cluster without $SWG_E2E_CHART_RELEASE: no operator to test")
+    namespace, _, name = named.partition("/")
+    return Release(chart_cluster, name, namespace, "", owned=False)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class OperatorProcess:
+    process: subprocess.Popen[bytes] | None
+    log: Path | None
+    sa_cluster: Cluster
+
+    def log_text(self) -> str:
+        return self.log.read_text(errors="replace") if self.log and self.log.exists() else ""
+
+
+@pytest.fixture(scope="module")
+def operator(
+    operator_release: Release, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[OperatorProcess]:
+    """`swg-operator run` with a kubeconfig holding a token of the chart's ServiceAccount."""
+    rel = operator_release
+    work = tmp_path_factory.mktemp("chart-operator")
+    sa_kubeconfig = service_account_kubeconfig(
+        rel.cluster,
+        namespace=rel.namespace,
+        name=rel.fullname,
+        path=work / "operator.kubeconfig",
+        create=False,
+    )
+    sa_cluster = rel.cluster.with_kubeconfig(sa_kubeconfig)
+    if not rel.owned:  # the release's own pod runs the operator
+        yield OperatorProcess(None, None, sa_cluster)
+        return
+    settings = work / "settings.json"
+    settings.write_text(rel.settings_json())
+    port = _free_port()
+    log = work / "operator.log"
+    command = [
+        str(Path(sys.executable).with_name("swg-operator")),
+        "run",
+        f"--settings={settings}",
+        f"--metrics-address=127.0.0.1:{port}",
+        "--peering=swg-operator",
+        "--resync-seconds=60",
+    ]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KUBERNETES_")}
+    env.update(KUBECONFIG=str(sa_kubeconfig), SWG_OPERATOR_NAMESPACE=rel.namespace)
+    with log.open("wb") as out:
+        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env)
+    running = OperatorProcess(process, log, sa_cluster)
+
+    def healthy() -> bool:
+        if process.poll() is not None:
+            raise AssertionError(f"the operator exited {process.returncode}:\n{running.log_text()}")
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as response:
+                return bool(response.status == 200)
+        except OSError:
+            return False
+
+    try:
+        wait_until(healthy, timeout=60, what="the operator's /healthz")
+        yield running
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+# --- the chart on the server -------------------------------------------------------------------
+
+
+def test_template_output_passes_server_side_validation(release: Release) -> None:
+    """Everything `helm template` renders, with every optional part that needs no third-party
+    CRD switched on, is accepted by the API server (schemas, admission, strict fields)."""
+    rendered = release.cluster.helm(
+        "template",
+        release.name,
+        str(CHART),
+        "--namespace",
+        release.namespace,
+        "--include-crds",
+        "--kube-version",
+        release.cluster.server_version(),
+        "--set",
+        "image.digest=sha256:" + "ab" * 32,
+        "--set",
+        "networkPolicy.apiServer.cidrs[0]=192.0.2.10/32",
+    ).stdout
+    release.cluster.kubectl(
+        "apply",
+        "--dry-run=server",
+        "--server-side",
+        "--force-conflicts",
+        "--validate=strict",
+        "--field-manager=swg-e2e-dry-run",
+        "-f",
+        "-",
+        input=rendered,
+    )
+
+
+def test_install_is_deployed_and_the_operator_pod_is_admitted_as_restricted(
+    release: Release,
+) -> None:
+    status = json.loads(release.helm("status", release.name, "-o", "json").stdout)
+    assert status["info"]["status"] == "deployed"
+    deployment = release.cluster.kubectl_json(
+        "get", "deployment", release.fullname, "-n", release.namespace
+    )
+    assert deployment["status"].get("availableReplicas") == 1
+    crd = release.cluster.kubectl_json("get", "crd", CRD_NAME)
+    assert crd["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
+    assert release.cluster.kubectl_json("get", "clusterkopfpeering", "swg-operator")
+
+
+def _notes_tenant(notes: str) -> dict[str, Any]:
+    """The tenant example NOTES.txt shows, as the reader would save it."""
+    block = re.search(r"^( +)apiVersion: swg\.dev/v1alpha1\n(?:\1.*\n|\n)+", notes, re.M)
+    assert block, "NOTES.txt shows no tenant example"
+    indent = len(block.group(1))
+    text = "\n".join(line[indent:] for line in block.group(0).splitlines())
+    document = yaml.safe_load(text.split("\n\n   then", 1)[0])
+    assert isinstance(document, dict)
+    return document
+
+
+def test_notes_tell_the_next_steps_and_their_example_tenant_is_valid(release: Release) -> None:
+    notes = release.install_output
+    for step in ("kubectl get swg", "kubectl apply -f tenant.yaml", "docs/install.md"):
+        assert step in notes
+    tenant = _notes_tenant(notes)
+    release.cluster.kubectl("apply", "--dry-run=server", "-f", "-", input=yaml.safe_dump(tenant))
+
+
+def test_helm_test_hook(release: Release) -> None:
+    """`helm test` asks /healthz through the Service. kwok never runs a bare pod to completion,
+    so on the local control plane the hook pod is only checked to be admitted."""
+    if release.cluster.local:
+        hooks = [
+            d for d in yaml.safe_load_all(release.helm("get", "hooks", release.name).stdout) if d
+        ]
+        (pod,) = [h for h in hooks if h["kind"] == "Pod"]
+        release.cluster.kubectl(
+            "apply",
+            "--dry-run=server",
+            "-n",
+            release.namespace,
+            "-f",
+            "-",
+            input=yaml.safe_dump(pod),
+        )
+        return
+    release.helm("test", release.name, "--timeout", "2m")
+
+
+def test_upgrade_rolls_the_operator_and_upgrades_the_crd(release: Release, tmp_path: Path) -> None:
+    """`helm upgrade` applies a changed CRD (Helm would not for crds/) and a settings change
+    replaces the operator pod; upgrading back restores both."""
+    cluster = release.cluster
+    before = cluster.kubectl_json("get", "deployment", release.fullname, "-n", release.namespace)
+    changed = tmp_path / "swg-operator"
+    shutil.copytree(CHART, changed, symlinks=False)  # files/crds: the generated files themselves
+    (crd_file,) = (changed / "files" / "crds").glob("*.yaml")
+    crd = yaml.safe_load(crd_file.read_text())
+    column = {"name": "UpgradeProbe", "type": "string", "jsonPath": ".metadata.uid"}
+    crd["spec"]["versions"][0]["additionalPrinterColumns"].append(column)
+    crd_file.write_text(yaml.safe_dump(crd, sort_keys=False))
+
+    def columns() -> list[str]:
+        stored = cluster.kubectl_json("get", "crd", CRD_NAME)
+        return [c["name"] for c in stored["spec"]["versions"][0]["additionalPrinterColumns"]]
+
+    release.helm(
+        "upgrade",
+        release.name,
+        str(changed),
+        "--reuse-values",
+        "--set",
+        "dataplane.proxyPort=8128",
+        "--wait",
+        "--timeout",
+        "3m",
+    )
+    assert "UpgradeProbe" in columns()
+    after = cluster.kubectl_json("get", "deployment", release.fullname, "-n", release.namespace)
+    annotation = "swg.dev/settings-checksum"
+    assert (
+        after["spec"]["template"]["metadata"]["annotations"][annotation]
+        != before["spec"]["template"]["metadata"]["annotations"][annotation]
+    )
+    assert '"proxyPort": 8128' in release.settings_json()
+    history = json.loads(release.helm("history", release.name, "-o", "json").stdout)
+    assert history[-1]["status"] == "deployed"
+
+    release.helm(
+        "upgrade",
+        release.name,
+        str(CHART),
+        "--reuse-values",
+        "--set",
+        "dataplane.proxyPort=3128",
+        "--wait",
+        "--timeout",
+        "3m",
+    )
+    assert "UpgradeProbe" not in columns()
+    assert '"proxyPort": 3128' in release.settings_json()
+
+
+# --- the operator with the chart's ServiceAccount ----------------------------------------------
+
+
+def _tenant(name: str, **spec: Any) -> dict[str, Any]:
+    return {
+        "apiVersion": "swg.dev/v1alpha1",
+        "kind": "SecureWebGateway",
+        "metadata": {"name": name},
+        "spec": {
+            "serviceCode": "SWG-0000001",
+            "sizing": {"endpoints": 50, "requestsPerSecond": 20},
+            "clients": {"allowedCIDRs": ["203.0.113.0/24"]},
+            "admins": [{"kind": "User", "name": "admin@example.com"}],
+            "cancellation": {"purgeAfterDays": 0},
+            **spec,
+        },
+    }
+
+
+def _status(cluster: Cluster, name: str) -> dict[str, Any] | None:
+    found = cluster.kubectl("get", "swg", name, "-o", "json", "--ignore-not-found").stdout
+    return json.loads(found) if found.strip() else None
+
+
+def _condition(obj: dict[str, Any] | None, kind: str) -> str | None:
+    for condition in (obj or {}).get("status", {}).get("conditions", []):
+        if condition["type"] == kind:
+            return str(condition["status"])
+    return None
+
+
+def _lua_health(obj: dict[str, Any]) -> dict[str, str]:
+    from lupa import lua51
+
+    lua = lua51.LuaRuntime(unpack_returned_tuples=True)
+    lua.globals().obj = lua.table_from(obj, recursive=True)
+    result = lua.execute(HEALTH_LUA.read_text())
+    return {"status": str(result["status"]), "message": str(result["message"])}
+
+
+def _argo_health(obj: dict[str, Any]) -> dict[str, str]:
+    """What Argo CD shows: an object being deleted is "Progressing: Pending deletion" before any
+    health check runs (gitops-engine); otherwise health.lua decides."""
+    if obj["metadata"].get("deletionTimestamp"):
+        return {"status": "Progressing", "message": "Pending deletion"}
+    return _lua_health(obj)
+
+
+def _capture(obj: dict[str, Any], case: str) -> None:
+    """With $SWG_ARGOCD_CAPTURE_DIR set, keep the live object for Argo CD's testdata."""
+    target = os.environ.get("SWG_ARGOCD_CAPTURE_DIR")
+    if not target:
+        return
+    keep = {
+        k: v
+        for k, v in obj["metadata"].items()
+        if k in ("name", "generation", "deletionTimestamp", "finalizers", "creationTimestamp")
+    }
+    document = {
+        "apiVersion": obj["apiVersion"],
+        "kind": obj["kind"],
+        "metadata": keep,
+        "spec": obj["spec"],
+        "status": obj.get("status"),
+    }
+    Path(target).mkdir(parents=True, exist_ok=True)
+    (Path(target) / f"{case}.yaml").write_text(yaml.safe_dump(document, sort_keys=False))
+
+
+# The chart withholds these although the operator's code still uses them: listing Secrets reads
+# every Secret of the cluster (tests/test_chart_rbac.py, WITHHELD). Until the operator stops
+# listing Secrets, the lifecycle test grants them on the side, so that it proves every other
+# right of the chart sufficient, and the strict xfail below tracks the gap.
+WITHHELD_RULES = [{"apiGroups": [""], "resources": ["secrets"], "verbs": ["list", "delete"]}]
+
+
+@pytest.fixture
+def withheld_grant(operator_release: Release) -> Iterator[None]:
+    cluster = operator_release.cluster
+    name = unique_name("swg-e2e-withheld")
+    meta = {"name": name, "labels": {"swg.dev/e2e": "true"}}
+    cluster.apply(
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "ClusterRole",
+            "metadata": meta,
+            "rules": WITHHELD_RULES,
+        },
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "ClusterRoleBinding",
+            "metadata": meta,
+            "roleRef": {
+                "apiGroup": "rbac.authorization.k8s.io",
+                "kind": "ClusterRole",
+                "name": name,
+            },
+            "subjects": [
+                {
+                    "kind": "ServiceAccount",
+                    "name": operator_release.fullname,
+                    "namespace": operator_release.namespace,
+                }
+            ],
+        },
+    )
+    try:
+        yield
+    finally:
+        cluster.kubectl("delete", "clusterrolebinding,clusterrole", name, "--ignore-not-found")
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="the operator lists Secrets in every tenant namespace (reconcile.loop.observe) and "
+    "the chart does not grant it (ISO/IEC 27017 15.1.1); see tests/test_chart_rbac.py",
+)
+def test_operator_with_only_the_chart_rbac_makes_a_tenant_ready(
+    operator_release: Release, operator: OperatorProcess
+) -> None:
+    cluster = operator_release.cluster
+    name = unique_name("chart-only")
+    cluster.apply(_tenant(name))
+
+    def outcome() -> str | None:
+        obj = _status(cluster, name)
+        if _condition(obj, "Ready") == "True":
+            return "ready"
+        for condition in (obj or {}).get("status", {}).get("conditions", []):
+            if condition["type"] == "Stalled" and "forbidden" in condition.get("message", ""):
+                return f"refused: {condition['message']}"
+        return None
+
+    try:
+        result = wait_until(outcome, timeout=READY_TIMEOUT, what=f"{name} Ready or refused")
+        assert result == "ready", result
+    finally:
+        cluster.kubectl("delete", "swg", name, "--wait=false", check=False)
+
+
+@pytest.mark.usefixtures("withheld_grant")
+def test_operator_with_the_chart_service_account_reconciles_cancels_and_purges(
+    operator_release: Release, operator: OperatorProcess
+) -> None:
+    """A tenant becomes Ready, is suspended and resumed, and is cancelled and purged by the
+    operator holding only the chart's RBAC; each live status meets the Argo CD health check."""
+    cluster = operator_release.cluster
+    log_start = len(operator.log_text())
+    name = unique_name("chart-tenant")
+    cluster.apply(_tenant(name))
+    seen_first = wait_until(
+        lambda: (s := _status(cluster, name)) and s.get("status") and s,
+        timeout=60,
+        what=f"first status of {name}",
+    )
+    _capture(seen_first, "live-first-status")
+    assert _lua_health(seen_first)["status"] in ("Progressing", "Healthy")
+
+    ready = wait_until(
+        lambda: (s := _status(cluster, name)) and _condition(s, "Ready") == "True" and s,
+        timeout=READY_TIMEOUT,
+        what=f"{name} Ready (operator log:\n{operator.log_text()[-3000:]})",
+    )
+    _capture(ready, "live-ready")
+    assert _lua_health(ready)["status"] == "Healthy"
+    namespace = ready["status"]["namespace"]
+    assert cluster.kubectl_json("get", "deployment", "proxy", "-n", namespace)
+    assert cluster.kubectl_json("get", "rolebindings", "-n", namespace)["items"]
+
+    cluster.kubectl("patch", "swg", name, "--type=merge", "-p", '{"spec":{"suspended":true}}')
+    suspended = wait_until(
+        lambda: (
+            (s := _status(cluster, name))
+            and s["status"].get("phase") == "Suspended"
+            and s["status"].get("observedGeneration") == s["metadata"]["generation"]
+            and s
+        ),
+        timeout=READY_TIMEOUT,
+        what=f"{name} Suspended",
+    )
+    _capture(suspended, "live-suspended")
+    assert _lua_health(suspended)["status"] == "Suspended"
+    cluster.kubectl("patch", "swg", name, "--type=merge", "-p", '{"spec":{"suspended":false}}')
+    wait_until(
+        lambda: (
+            (s := _status(cluster, name))
+            and _condition(s, "Ready") == "True"
+            and s["status"].get("observedGeneration") == s["metadata"]["generation"]
+        ),
+        timeout=READY_TIMEOUT,
+        what=f"{name} Ready again",
+    )
+
+    cluster.kubectl("delete", "swg", name, "--wait=false")
+    wait_until(
+        lambda: _status(cluster, name) is None,
+        timeout=PURGE_TIMEOUT,
+        what=f"{name} purged (operator log:\n{operator.log_text()[-3000:]})",
+    )
+    assert not cluster.kubectl(
+        "get", "namespace", namespace, "--ignore-not-found", "-o", "name"
+    ).stdout.strip()
+    receipts = cluster.kubectl_json(
+        "get", "configmaps", "-n", operator_release.namespace, "-l", "swg.dev/purge-receipt=true"
+    )["items"]
+    assert any(r["data"].get("tenant") == name for r in receipts)
+    if operator.process is not None:
+        log = operator.log_text()[log_start:]
+        assert "Forbidden" not in log, log[-3000:]
+
+
+@pytest.mark.usefixtures("withheld_grant")
+def test_operator_reports_a_spec_it_cannot_honour_as_degraded(
+    operator_release: Release, operator: OperatorProcess
+) -> None:
+    """An unknown URL category passes the CRD (the catalogue is the operator's to judge): the
+    operator marks the tenant Stalled, and Argo CD shows Degraded."""
+    cluster = operator_release.cluster
+    name = unique_name("chart-stalled")
+    cluster.apply(_tenant(name, urlFiltering={"blockedCategories": ["no-such-category"]}))
+    try:
+        stalled = wait_until(
+            lambda: (s := _status(cluster, name)) and _condition(s, "Stalled") == "True" and s,
+            timeout=READY_TIMEOUT,
+            what=f"{name} Stalled",
+        )
+        _capture(stalled, "live-stalled")
+        assert _lua_health(stalled)["status"] == "Degraded"
+    finally:
+        cluster.kubectl("delete", "swg", name, "--wait=false", check=False)
+
+
+@pytest.mark.usefixtures("withheld_grant")
+def test_a_cancelled_tenant_waits_for_its_purge_and_shows_so(
+    operator_release: Release, operator: OperatorProcess
+) -> None:
+    """Cancelled with a purge date ahead: traffic stops, the tenant stays; health.lua says
+    Suspended, Argo CD shows Progressing "Pending deletion" (docs/argocd.md)."""
+    cluster = operator_release.cluster
+    name = unique_name("chart-cancelled")
+    cluster.apply(_tenant(name, cancellation={"purgeAfterDays": 30}))
+    try:
+        wait_until(
+            lambda: _condition(_status(cluster, name), "Ready") == "True",
+            timeout=READY_TIMEOUT,
+            what=f"{name} Ready",
+        )
+        cluster.kubectl("delete", "swg", name, "--wait=false")
+        cancelled = wait_until(
+            lambda: (
+                (s := _status(cluster, name))
+                and s["status"].get("phase") == "Cancelled"
+                and (s["status"].get("cancellation") or {}).get("purgeAt")
+                and s
+            ),
+            timeout=READY_TIMEOUT,
+            what=f"{name} Cancelled",
+        )
+        _capture(cancelled, "live-cancelled")
+        assert _lua_health(cancelled)["status"] == "Suspended"
+        assert _argo_health(cancelled) == {"status": "Progressing", "message": "Pending deletion"}
+    finally:
+        # The purge is 30 days away: release the tenant by hand so nothing outlives the test.
+        cluster.kubectl(
+            "patch",
+            "swg",
+            name,
+            "--type=merge",
+            "-p",
+            '{"metadata":{"finalizers":null}}',
+            check=False,
+        )
+        cluster.kubectl("delete", "namespace", f"swg-{name}", "--wait=false", check=False)
+
+
+# --- what the ServiceAccount may not do (ISO/IEC 27017 15.1.1) --------------------------------
+
+
+CANNOT = [
+    ("get", "secrets", "kube-system"),
+    ("list", "secrets", "kube-system"),
+    ("list", "secrets", None),
+    ("watch", "secrets", None),
+    ("get", "pods/log", None),
+    ("create", "pods/exec", None),
+    ("create", "pods/attach", None),
+    ("create", "pods/portforward", None),
+    ("get", "services/proxy", None),
+    ("get", "pods/proxy", None),
+    ("get", "nodes/proxy", None),
+    ("create", "pods", None),
+    ("create", "serviceaccounts/token", None),
+    ("create", "clusterrolebindings", None),
+    ("escalate", "clusterroles", None),
+    ("bind", "clusterroles", None),
+    ("impersonate", "users", None),
+    ("delete", "customresourcedefinitions", None),
+    ("*", "*", None),
+]
+
+
+@pytest.mark.parametrize(
+    ("verb", "resource", "namespace"),
+    CANNOT,
+    ids=[f"{v} {r} {n or 'any'}" for v, r, n in CANNOT],
+)
+def test_service_account_cannot(
+    operator: OperatorProcess, verb: str, resource: str, namespace: str | None
+) -> None:
+    # `can-i VERB TYPE/NAME` reads "pods/log" as the pod named log: subresources go apart.
+    kind, _, subresource = resource.partition("/")
+    args = ["auth", "can-i", verb, kind]
+    if subresource:
+        args.append(f"--subresource={subresource}")
+    args += ["-n", namespace] if namespace else ["--all-namespaces"]
+    result = operator.sa_cluster.kubectl(*args, check=False)
+    assert result.stdout.strip() == "no", f"the operator's ServiceAccount can {verb} {resource}"
+
+
+def test_can_i_answers_yes_for_a_right_the_operator_holds(
+    operator: OperatorProcess,
+) -> None:
+    """Control for the checks above: the same can-i calls answer yes where a right exists."""
+    result = operator.sa_cluster.kubectl(
+        "auth", "can-i", "create", "deployments", "-n", "swg-x", check=False
+    )
+    assert result.stdout.strip() == "yes"
+
+
+def test_service_account_may_write_only_the_tenant_reader_role_beyond_its_rights(
+    operator: OperatorProcess,
+) -> None:
+    can = operator.sa_cluster.kubectl
+    assert (
+        can(
+            "auth", "can-i", "escalate", "roles/tenant-reader", "-n", "swg-x", check=False
+        ).stdout.strip()
+        == "yes"
+    )
+    assert (
+        can("auth", "can-i", "escalate", "roles/other", "-n", "swg-x", check=False).stdout.strip()
+        == "no"
+    )
+    assert (
+        can(
+            "auth", "can-i", "bind", "roles/tenant-reader", "-n", "swg-x", check=False
+        ).stdout.strip()
+        == "yes"
+    )
+    assert (
+        can("auth", "can-i", "bind", "clusterroles/cluster-admin", check=False).stdout.strip()
+        == "no"
+    )
+
+
+def test_can_i_list_matches_the_chart(operator_release: Release, operator: OperatorProcess) -> None:
+    """`kubectl auth can-i --list` in a tenant namespace: no wildcard, no Secret, no log."""
+    listing = operator.sa_cluster.kubectl("auth", "can-i", "--list", "-n", "swg-probe").stdout
+    rows = [line.split() for line in listing.splitlines()[1:] if line.strip()]
+    resources = {row[0] for row in rows}
+    assert "*.*" not in resources
+    assert not {"secrets", "pods/log", "services/proxy", "pods/exec"} & resources
+    assert {"deployments.apps", "networkpolicies.networking.k8s.io", "namespaces"} <= resources
+
+
+def test_uninstall_keeps_the_crd_and_the_tenants(chart_cluster: Cluster, release: Release) -> None:
+    """Runs last in this module: `helm uninstall` removes the operator and keeps the CRD."""
+    release.helm("uninstall", release.name, "--wait")
+    assert chart_cluster.kubectl_json("get", "crd", CRD_NAME)
+    gone = chart_cluster.kubectl(
+        "get", "clusterrole", release.fullname, "--ignore-not-found", "-o", "name"
+    ).stdout
+    assert not gone.strip()
