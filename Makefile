@@ -92,3 +92,19 @@ bench-dataplane: setup ## Data-plane benchmark (root; loopback-only namespaces):
 
 .PHONY: bench
 bench: bench-dataplane ## Every benchmark (bench-* targets)
+
+.PHONY: chart-lint
+chart-lint: $(VENV)/.installed ## helm lint --strict of the chart, hadolint of the images, shellcheck of hack/e2e-kind.sh
+	@e2e/cluster/build-binaries.sh helm
+	"$$($(CLUSTER) helm-path)" lint --strict charts/swg-operator \
+		--kube-version "$$($(PY) -c 'from e2e.cluster.binaries import pinned_versions as v; print(v()["K8S_VERSION"])')"
+	$(VENV)/bin/hadolint --failure-threshold error images/*/Dockerfile
+	shellcheck hack/e2e-kind.sh
+
+.PHONY: images
+images: ## docker build of every image (needs a Docker engine: none on the project's machines)
+	hack/e2e-kind.sh images
+
+.PHONY: e2e-kind
+e2e-kind: setup ## e2e/ on kind with real pods and enforced NetworkPolicy (needs Docker; see docs/install.md)
+	hack/e2e-kind.sh all

@@ -23,6 +23,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -117,7 +118,15 @@ def _adopt_crd(cluster: Cluster, release: str, namespace: str) -> None:
 @pytest.fixture(scope="module")
 def release(chart_cluster: Cluster) -> Iterator[Release]:
     """The chart installed into a namespace enforcing Pod Security `restricted`, as NOTES.txt's
-    reader would: `helm install` and nothing else."""
+    reader would: `helm install` and nothing else. On an external cluster where
+    hack/e2e-kind.sh installed the chart ($SWG_E2E_CHART_RELEASE), that release: a second one
+    would compete for the CRD and the peering object."""
+    named = os.environ.get("SWG_E2E_CHART_RELEASE")
+    if named and not chart_cluster.local:
+        namespace, _, name = named.partition("/")
+        notes = chart_cluster.helm("status", name, "--namespace", namespace).stdout
+        yield Release(chart_cluster, name, namespace, notes, owned=False)
+        return
     name = unique_name("swg")
     namespace = unique_name("swg-system")
     chart_cluster.apply(
@@ -149,13 +158,9 @@ def release(chart_cluster: Cluster) -> Iterator[Release]:
 def operator_release(chart_cluster: Cluster, release: Release) -> Release:
     """The release whose operator reconciles tenants: this module's on the local control plane
     (the operator then runs as a local process), the one hack/e2e-kind.sh installed elsewhere."""
-    if chart_cluster.local:
+    if chart_cluster.local or not release.owned:
         return release
-    named = os.environ.get("SWG_E2E_CHART_RELEASE")
-    if not named:
-        pytest.skip("external cluster without $SWG_E2E_CHART_RELEASE: no operator to test")
-    namespace, _, name = named.partition("/")
-    return Release(chart_cluster, name, namespace, "", owned=False)
+    pytest.skip("external cluster without $SWG_E2E_CHART_RELEASE: no operator image to run")
 
 
 def _free_port() -> int:
@@ -739,9 +744,86 @@ def test_can_i_list_matches_the_chart(operator_release: Release, operator: Opera
 
 def test_uninstall_keeps_the_crd_and_the_tenants(chart_cluster: Cluster, release: Release) -> None:
     """Runs last in this module: `helm uninstall` removes the operator and keeps the CRD."""
+    if not release.owned:
+        pytest.skip("the release belongs to hack/e2e-kind.sh")
     release.helm("uninstall", release.name, "--wait")
     assert chart_cluster.kubectl_json("get", "crd", CRD_NAME)
     gone = chart_cluster.kubectl(
         "get", "clusterrole", release.fullname, "--ignore-not-found", "-o", "name"
     ).stdout
     assert not gone.strip()
+
+
+# --- real traffic (kind: real pods) ------------------------------------------------------------
+
+
+def _host_address_towards(address: str) -> str:
+    """This machine's source address on the route to `address` (a kind node)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        probe.connect((address, 9))
+        return str(probe.getsockname()[0])
+
+
+@pytest.mark.usefixtures("withheld_grant")
+def test_real_traffic_through_a_tenant_proxy(
+    operator_release: Release, operator: OperatorProcess, tmp_path: Path
+) -> None:
+    """On kind (real pods, NetworkPolicy enforced): a client inside allowedCIDRs fetches from an
+    origin through its tenant's proxy, and a URL the tenant denies is refused by Squid."""
+    import http.server
+    import threading
+
+    cluster = operator_release.cluster
+    if cluster.local:
+        pytest.skip("kwok simulates pods: proxy traffic is the data-plane tier's (e2e/dataplane)")
+    node_ip = cluster.kubectl(
+        "get",
+        "nodes",
+        "-l",
+        "!node-role.kubernetes.io/control-plane",
+        "-o",
+        'jsonpath={.items[0].status.addresses[?(@.type=="InternalIP")].address}',
+    ).stdout.strip()
+    client_ip = _host_address_towards(node_ip)
+    (tmp_path / "hello").write_text("hello through the gateway\n")
+    (tmp_path / "blocked-page").write_text("must not arrive\n")
+
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    def handler(*args: Any, **kwargs: Any) -> Quiet:
+        return Quiet(*args, directory=str(tmp_path), **kwargs)
+
+    origin = http.server.ThreadingHTTPServer((client_ip, 0), handler)
+    threading.Thread(target=origin.serve_forever, daemon=True).start()
+    name = unique_name("chart-traffic")
+    cluster.apply(
+        _tenant(
+            name,
+            clients={"allowedCIDRs": [f"{client_ip}/32"]},
+            urlFiltering={"deny": {"urlRegex": ["blocked-page"]}},
+        )
+    )
+    try:
+        ready = wait_until(
+            lambda: (s := _status(cluster, name)) and _condition(s, "Ready") == "True" and s,
+            timeout=600,
+            what=f"{name} Ready",
+        )
+        service = cluster.kubectl_json(
+            "get", "service", "proxy", "-n", ready["status"]["namespace"]
+        )
+        node_port = service["spec"]["ports"][0]["nodePort"]
+        proxy = urllib.request.ProxyHandler({"http": f"http://{node_ip}:{node_port}"})
+        opener = urllib.request.build_opener(proxy)
+        base = f"http://{client_ip}:{origin.server_address[1]}"
+        with opener.open(f"{base}/hello", timeout=30) as response:
+            assert response.status == 200
+            assert response.read() == b"hello through the gateway\n"
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            opener.open(f"{base}/blocked-page", timeout=30)
+        assert refused.value.code == 403
+    finally:
+        origin.shutdown()
+        cluster.kubectl("delete", "swg", name, "--wait=false", check=False)
