@@ -214,3 +214,16 @@ def test_the_sandbox_lacks_what_argo_cd_lacks() -> None:
     env["obj"] = lua.table_from({"x": 1})
     lua.globals().setfenv(probe, env)
     assert probe() is True
+
+
+def test_argocd_cm_snippet_carries_the_same_script() -> None:
+    snippet = yaml.safe_load((REPO_ROOT / "deploy/argocd/argocd-cm.yaml").read_text())
+    key = "resource.customizations.health.swg.dev_SecureWebGateway"
+    assert snippet["data"][key] == HEALTH_LUA.read_text()
+
+
+def test_example_applications_use_server_side_apply() -> None:
+    for name in ("application-operator.yaml", "application-tenants.yaml"):
+        app = yaml.safe_load((REPO_ROOT / "deploy/argocd" / name).read_text())
+        assert app["kind"] == "Application"
+        assert "ServerSideApply=true" in app["spec"]["syncPolicy"]["syncOptions"]

@@ -283,6 +283,7 @@ def test_rendered_crds_are_the_generated_ones_plus_release_metadata() -> None:
     for name, crd in rendered.items():
         meta = crd["metadata"]
         assert meta["annotations"]["helm.sh/resource-policy"] == "keep"
+        assert meta["annotations"]["argocd.argoproj.io/sync-options"] == "Prune=false,Delete=false"
         assert meta["labels"]["app.kubernetes.io/managed-by"] == "Helm"
         source = generated[name]
         assert {k: v for k, v in crd.items() if k != "metadata"} == {
