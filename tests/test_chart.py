@@ -392,6 +392,10 @@ BAD_VALUES = [
     ("crds.install not a boolean", {"crds.install": "maybe"}),
     ("alert threshold", {"metrics.prometheusRule.tenantNotReadyMinutes": "0"}),
     ("scrape interval", {"metrics.serviceMonitor.interval": "soon"}),
+    ("proxy Service type", {"dataplane.proxyServiceType": "ExternalName"}),
+    ("API server CIDR", {"dataplane.apiServerCIDRs[0]": "api.example.com"}),
+    ("negative resync", {"resyncSeconds": "-1"}),
+    ("dataplane image digest", {"dataplane.images.proxy.digest": "latest"}),
 ]
 
 
