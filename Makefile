@@ -87,7 +87,7 @@ test-dataplane: setup rootfs ## Data-plane tier: Squid, c-icap, clamd from rende
 test: setup lint test-unit test-e2e test-dataplane ## Install what is missing, then lint and every test tier
 
 .PHONY: bench-dataplane
-bench-dataplane: setup ## Data-plane benchmark (root; loopback-only namespaces): bench/results/dataplane-<date>.json
+bench-dataplane: deps $(VENV)/.installed ## Data-plane benchmark (root; loopback-only namespaces): bench/results/dataplane-<date>.json
 	timeout 1800 $(PY) -m bench.dataplane $(BENCH_ARGS)
 
 .PHONY: bench
