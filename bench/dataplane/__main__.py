@@ -92,11 +92,15 @@ def lifecycle(stack: run.Stack) -> dict[str, Any]:
     """Start-up, reconfigure and idle memory of one stack's daemons (before any load)."""
     facts: dict[str, Any] = {}
     if not stack.tenant.antivirus:
-        facts["squidStartSeconds"] = round(run.squid_restart_seconds(stack), 3)
+        seconds, cpu = run.squid_restart(stack)
+        facts["squidStartSeconds"] = round(seconds, 3)
+        facts["squidStartCpuSeconds"] = round(cpu, 2)
     run.check_stack(stack)
     facts["memoryIdle"] = run.daemon_memory(stack)
     if not stack.tenant.antivirus:
-        facts["squidReconfigureSeconds"] = round(run.squid_reconfigure_seconds(stack), 3)
+        seconds, cpu = run.squid_reconfigure(stack)
+        facts["squidReconfigureSeconds"] = round(seconds, 3)
+        facts["squidReconfigureCpuSeconds"] = round(cpu, 2)
         run.check_stack(stack)
         facts["memoryAfterReconfigure"] = run.daemon_memory(stack)
     return facts

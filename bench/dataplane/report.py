@@ -90,7 +90,11 @@ def derived(
             "case": largest.name,
             "aclEntries": largest.acl_entries,
             "squidStartSeconds": facts.get(largest.name, {}).get("squidStartSeconds"),
+            "squidStartCpuSeconds": facts.get(largest.name, {}).get("squidStartCpuSeconds"),
             "squidReconfigureSeconds": facts.get(largest.name, {}).get("squidReconfigureSeconds"),
+            "squidReconfigureCpuSeconds": facts.get(largest.name, {}).get(
+                "squidReconfigureCpuSeconds"
+            ),
             "squidIdleRssBytes": _rss(facts, largest.name, "squid", "memoryIdle"),
         }
     return out
@@ -102,6 +106,14 @@ def _mib(value: int | None) -> str:
 
 def _ratio(value: float | None) -> str:
     return "-" if value is None else f"{value:.2f}"
+
+
+def _timing(facts: Mapping[str, Any], key: str) -> str:
+    seconds = facts.get(f"{key}Seconds")
+    if seconds is None:
+        return "-"
+    cpu = facts.get(f"{key}CpuSeconds")
+    return f"{seconds}" if cpu is None else f"{seconds} ({cpu})"
 
 
 def markdown(results: Mapping[str, Any]) -> str:
@@ -136,8 +148,8 @@ def markdown(results: Mapping[str, Any]) -> str:
     lines += [
         "**Daemons** (Squid restarted and reconfigured with each catalogue, before any load)",
         "",
-        "| tenant | ACL entries | Squid start s | Squid reconfigure s | Squid RSS idle MiB "
-        "| Squid peak RSS MiB | RSS after load MiB |",
+        "| tenant | ACL entries | Squid start s (CPU s) | Squid reconfigure s (CPU s) "
+        "| RSS idle MiB | peak RSS MiB | RSS after load MiB |",
         "| --- | --- | --- | --- | --- | --- | --- |",
     ]
     for name, facts in results["daemons"].items():
@@ -145,12 +157,12 @@ def markdown(results: Mapping[str, Any]) -> str:
         for daemon, idle in facts.get("memoryIdle", {}).items():
             after = facts.get("memoryAfterLoad", {}).get(daemon, {})
             peak = facts.get("memoryAfterReconfigure", idle).get(daemon, idle)
-            start = facts.get("squidStartSeconds") if daemon == "squid" else None
-            reconf = facts.get("squidReconfigureSeconds") if daemon == "squid" else None
-            label = name if daemon == "squid" else f"{name} ({daemon})"
+            squid = daemon == "squid"
+            start = _timing(facts, "squidStart") if squid else "-"
+            reconf = _timing(facts, "squidReconfigure") if squid else "-"
+            label = name if squid else f"{name} ({daemon})"
             lines.append(
-                f"| {label} | {entries:,} | {'-' if start is None else start} "
-                f"| {'-' if reconf is None else reconf} | {_mib(idle.get('rssBytes'))} "
+                f"| {label} | {entries:,} | {start} | {reconf} | {_mib(idle.get('rssBytes'))} "
                 f"| {_mib(peak.get('peakRssBytes'))} | {_mib(after.get('rssBytes'))} |"
             )
     return "\n".join(lines) + "\n"
