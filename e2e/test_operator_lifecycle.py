@@ -111,6 +111,7 @@ def test_cancellation_with_zero_days_purges_and_leaves_a_receipt(
     record = assert_purged(cluster, name)
     assert record["data"]["cancelledAt"] == record["data"]["purgeAt"]
     wait_event(cluster, name, "Purged", record["metadata"]["name"])
+    wait_event(cluster, name, "Cancelled", "traffic stopped")
 
 
 def test_ninety_days_purges_nothing_early_even_under_a_shifted_clock(

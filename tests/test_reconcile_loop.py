@@ -162,6 +162,9 @@ def test_cancellation_waits_by_the_server_clock_then_purges_with_a_receipt() -> 
     assert status["cancellation"]["purgeAt"] == "2026-04-01T12:00:00Z"
     assert "Service/proxy" not in children(kube)  # traffic stopped
     assert "PersistentVolumeClaim/logstore-data" in children(kube)  # logs kept
+    cancelled = [e for e in kube.events if e["reason"] == "Cancelled"]
+    assert len(cancelled) == 1
+    assert "2026-04-01T12:00:00Z" in cancelled[0]["message"]
     kube.server_now = NOW + datetime.timedelta(days=90, seconds=1)
     final = run(cancel_and_purge(fresh(kube), ctx=ctx))
     assert final.phase == "Purged"

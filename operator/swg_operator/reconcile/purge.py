@@ -77,6 +77,16 @@ async def cancel_and_purge(body: Mapping[str, Any], *, ctx: Context) -> SecureWe
     if previous is None or previous.phase not in PURGE_PHASES:
         outcome = await reconcile(body, ctx=ctx)  # stops traffic, stamps the deadline
         assert outcome.deadline is not None
+        stamped = outcome.status.cancellation
+        if stamped is not None and (previous is None or previous.cancellation is None):
+            await _notify(
+                body,
+                "Cancelled",
+                f"Cancelled at {stamped.cancelled_at}: traffic stopped, logs kept for export; "
+                f"purge due at {stamped.purge_at}"
+                + (" (postponed by a legal hold)" if stamped.legal_hold else ""),
+                ctx=ctx,
+            )
         body = {
             **body,
             "status": outcome.status.model_dump(mode="json", by_alias=True, exclude_none=True),
@@ -101,6 +111,16 @@ async def cancel_and_purge(body: Mapping[str, Any], *, ctx: Context) -> SecureWe
             ctx.purge.clock,
         )
     return await purge(body, ctx=ctx)
+
+
+async def _notify(body: Mapping[str, Any], reason: str, message: str, *, ctx: Context) -> None:
+    logger.info("%s %s %s: %s", reason, KIND, body["metadata"]["name"], message)
+    try:
+        await ctx.kube.post_event(regarding=body, reason=reason, message=message)
+    except KubeApiError as exc:
+        logger.warning(
+            "Failed to post the %s Event of %s: %s", reason, body["metadata"]["name"], exc
+        )
 
 
 async def due_check(body: Mapping[str, Any], deadline: Deadline, *, ctx: Context) -> DueCheck:
