@@ -21,7 +21,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal
 
-from swg_operator.api.types import CATEGORY_PATTERN
+from swg_operator.api.types import CATEGORY_PATTERN, check_punycode
 
 CATEGORY_LABEL: Final = "swg.dev/url-category"
 SHARD_LABEL: Final = "swg.dev/url-category-shard"
@@ -113,20 +113,6 @@ def _refuse_unsafe_characters(raw: str) -> None:
             raise ValueError("contains a backslash")
 
 
-def _check_punycode(domain: str) -> None:
-    if "xn--" not in domain:
-        return
-    for label in domain.split("."):
-        if label.startswith("xn--"):
-            try:
-                decoded = label[4:].encode("ascii").decode("punycode")
-                valid = decoded.encode("idna").decode("ascii") == label
-            except UnicodeError:
-                valid = False
-            if not valid:
-                raise ValueError(f"label {label!r} is not valid punycode")
-
-
 def parse_domain(raw: str) -> str:
     """Validate one domain entry and return its canonical form.
 
@@ -164,7 +150,7 @@ def parse_domain(raw: str) -> str:
             "is not a domain name (labels of a-z, 0-9, '-', '_' separated by dots, "
             "ending in an alphabetic or xn-- top-level domain)"
         )
-    _check_punycode(text)
+    check_punycode(text)
     return text
 
 

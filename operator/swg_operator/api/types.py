@@ -17,9 +17,11 @@ from pydantic import AfterValidator, Field, StringConstraints
 DNS_LABEL_PATTERN = r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"
 # A hostname, lowercase ASCII (IDNA-encoded), optionally with a leading dot meaning "and every
 # subdomain" (Squid dstdomain semantics).
-DOMAIN_PATTERN = r"^\.?([a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?\.)*[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"
-# Printable ASCII without space, not starting with '#': one line of a Squid ACL file.
-URL_REGEX_PATTERN = r"^[!-\"$-~][!-~]*$"
+# The top-level label starts with a letter (alphabetic or xn--), so no entry is a bare number.
+DOMAIN_PATTERN = r"^\.?([a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?\.)*[a-z]([-a-z0-9]{0,61}[a-z0-9])?$"
+# Printable ASCII without space, '#' or quotes: one line of a Squid ACL file. URLs a proxy sees
+# carry no fragment and no raw quote, so nothing useful is lost.
+URL_REGEX_PATTERN = r"^[!$-&(-~]+$"
 # URL category names as in the common blacklist directory layout (e.g. social_networks).
 CATEGORY_PATTERN = r"^[a-z0-9]([-a-z0-9_]{0,61}[a-z0-9])?$"
 SERVICE_CODE_PATTERN = r"^[A-Z0-9][A-Z0-9-]{2,31}$"
@@ -36,6 +38,20 @@ LABEL_VALUE_PATTERN = r"^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$"
 RBAC_SUBJECT_PATTERN = r"^[^\x00-\x1f\x7f\s]([^\x00-\x1f\x7f]{0,251}[^\x00-\x1f\x7f\s])?$"
 
 
+def check_punycode(domain: str) -> str:
+    """Refuse an `xn--` label that is not the IDNA encoding of a name (the pattern cannot tell)."""
+    for label in domain.split("."):
+        if label.startswith("xn--"):
+            try:
+                decoded = label[4:].encode("ascii").decode("punycode")
+                valid = decoded.encode("idna").decode("ascii") == label
+            except UnicodeError:
+                valid = False
+            if not valid:
+                raise ValueError(f"label {label!r} is not valid punycode")
+    return domain
+
+
 def _canonical_cidr(value: str) -> str:
     """Accept only a canonical network (host bits zero), as the CRD's CEL rule does."""
     try:
@@ -48,7 +64,11 @@ def _canonical_cidr(value: str) -> str:
 
 
 DnsLabel = Annotated[str, StringConstraints(pattern=DNS_LABEL_PATTERN, max_length=63)]
-Domain = Annotated[str, StringConstraints(pattern=DOMAIN_PATTERN, min_length=1, max_length=254)]
+Domain = Annotated[
+    str,
+    StringConstraints(pattern=DOMAIN_PATTERN, min_length=1, max_length=254),
+    AfterValidator(check_punycode),
+]
 UrlRegex = Annotated[str, StringConstraints(pattern=URL_REGEX_PATTERN, max_length=1024)]
 CategoryName = Annotated[str, StringConstraints(pattern=CATEGORY_PATTERN, max_length=63)]
 ServiceCode = Annotated[str, StringConstraints(pattern=SERVICE_CODE_PATTERN, max_length=32)]
