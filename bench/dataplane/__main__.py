@@ -9,8 +9,10 @@ import argparse
 import contextlib
 import datetime
 import json
+import os
 import shlex
 import shutil
+import signal
 import sys
 import tempfile
 import time
@@ -59,7 +61,6 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 
 def preflight() -> Path:
-    import os
 
     if os.geteuid() != 0:
         sys.exit("the data-plane benchmark needs root (network namespaces, chroot, mounts)")
@@ -108,6 +109,9 @@ def lifecycle(stack: run.Stack) -> dict[str, Any]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
+    # `timeout` (make bench-dataplane) sends SIGTERM: exit through the finally blocks, which
+    # stop the daemons and delete the namespaces.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     started_at = datetime.datetime.now(datetime.UTC)
     load_start = machine.load_average()
     root = preflight()
