@@ -20,10 +20,14 @@ from swg_operator.commands.logs import kubectl_main
 from swg_operator.logstore import __main__ as logstore_main
 from swg_operator.logstore.download import (
     SERVICE_PORT_NAME,
+    DownloadError,
     LogQuery,
     Progress,
     explain,
+    lines_with_local_time,
     service_proxy_path,
+    with_local_time,
+    zone,
 )
 from swg_operator.logstore.formats import LogType
 from swg_operator.render import context, rbac
@@ -84,6 +88,7 @@ def running_store(tmp_path: Path) -> Iterator[tuple[int, int]]:
         [
             sys.executable, "-m", "swg_operator.logstore", "serve", "--root", str(tmp_path / "s"),
             "--tenant", "acme", "--service-code", "SWG-1", "--host", "127.0.0.1",
+            "--display-time-zone", "Asia/Tokyo",
             "--http-port", str(http_port), "--ingest-port", str(ingest_port),
         ],
         tmp_path / "store.log",
@@ -175,3 +180,38 @@ def test_kubectl_finds_the_plugin_on_path() -> None:
         [str(plugin), "logs", "--help"], capture_output=True, text=True, check=True
     )
     assert "--type" in result.stdout
+
+
+def test_local_time_is_added_beside_the_utc_timestamp() -> None:
+    tokyo = zone("Asia/Tokyo")
+    line = b'{"ts":"2026-11-26T16:03:01.201Z","type":"access","url":"http://x/\xe3\x81\x82"}'
+    record = json.loads(with_local_time(line, tokyo))
+    assert list(record)[:3] == ["ts", "tsLocal", "type"]
+    assert record["ts"] == "2026-11-26T16:03:01.201Z"
+    assert record["tsLocal"] == "2026-11-27T01:03:01.201+09:00"
+    assert record["url"] == "http://x/あ"
+    chunks = [b'{"ts":"2026-11-26T00:00:00.000Z"}\n{"ts":"2026-', b'11-26T00:00:01.000Z"}\n']
+    out = b"".join(lines_with_local_time(chunks, zone("UTC")))
+    assert [json.loads(x)["tsLocal"] for x in out.splitlines()] == [
+        "2026-11-26T00:00:00.000+00:00",
+        "2026-11-26T00:00:01.000+00:00",
+    ]
+    with pytest.raises(DownloadError, match="unknown time zone"):
+        zone("Mars/Olympus")
+
+
+def test_plugin_adds_the_tenant_display_time_zone(
+    running_store: tuple[int, int], tmp_path: Path
+) -> None:
+    http_port, _ = running_store
+    out = tmp_path / "local.ndjson"
+    code = kubectl_main(
+        [
+            "logs", "acme", "--server", f"http://127.0.0.1:{http_port}", "--local-time",
+            "-q", "-o", str(out),
+        ]
+    )  # fmt: skip
+    assert code == 0
+    records = [json.loads(line) for line in out.read_text().splitlines()]
+    assert len(records) == 50
+    assert all(r["tsLocal"].endswith("+09:00") for r in records)

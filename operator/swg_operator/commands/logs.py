@@ -2,10 +2,12 @@
 
     kubectl swg logs TENANT [--type access|urlfilter|antivirus|sandbox]
                             [--from YYYY-MM-DD] [--to YYYY-MM-DD] [--format ndjson|tar]
-                            [-o FILE] [--kubeconfig PATH] [--context NAME] [--server URL]
+                            [--local-time [ZONE]] [-o FILE]
+                            [--kubeconfig PATH] [--context NAME] [--server URL]
 
 Dates are UTC calendar days (the retention clock), both included; `--to` defaults to today
-and `--from` to `--to`. The caller's own kubeconfig identity is used; see docs/logs.md.
+and `--from` to `--to`. Timestamps are UTC; --local-time adds `tsLocal` in the tenant's display
+time zone (or ZONE). The caller's own kubeconfig identity is used; see docs/logs.md.
 """
 
 from __future__ import annotations
@@ -44,6 +46,14 @@ def configure(parser: argparse.ArgumentParser) -> None:
         choices=["ndjson", "tar"],
         default="ndjson",
         help="ndjson: one record per line; tar: one <type>-<day>.jsonl.gz per day",
+    )
+    parser.add_argument(
+        "--local-time",
+        nargs="?",
+        const="tenant",
+        metavar="ZONE",
+        help="add tsLocal to every record: the time in ZONE (IANA name), or without ZONE in "
+        "the tenant's display time zone (spec.logs.timeZone); ndjson only",
     )
     parser.add_argument("-o", "--output", type=Path, help="write to FILE instead of stdout")
     parser.add_argument("--kubeconfig", help="kubeconfig file (default: $KUBECONFIG, ~/.kube)")
@@ -92,6 +102,7 @@ def run(args: argparse.Namespace) -> int:
             context=args.context,
             server=args.server,
             progress=progress,
+            local_time=args.local_time,
         )
     except DownloadError as err:
         print(f"error: {err}", file=sys.stderr)

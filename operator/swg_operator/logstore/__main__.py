@@ -6,7 +6,8 @@
 
 Every option has an environment variable, so the pod spec can use either:
 SWG_STATE_DIR (the volume; records go to $SWG_STATE_DIR/logs, or SWG_LOGSTORE_ROOT),
-SWG_TENANT, SWG_SERVICE_CODE, SWG_LOG_RETENTION_DAYS, SWG_HTTP_PORT, SWG_INGEST_PORT;
+SWG_TENANT, SWG_SERVICE_CODE, SWG_LOG_RETENTION_DAYS, SWG_LOG_DISPLAY_TIME_ZONE,
+SWG_HTTP_PORT, SWG_INGEST_PORT;
 SWG_LOGSTORE_URL, SWG_SHIP_SOURCES (`KIND[=PATH],...`), SWG_SHIPPER_STATE_DIR.
 """
 
@@ -69,6 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
         type=_retention,
         default=_retention(_env("SWG_LOG_RETENTION_DAYS") or _env("SWG_RETENTION_DAYS") or "90"),
     )
+    serve.add_argument("--display-time-zone", default=_env("SWG_LOG_DISPLAY_TIME_ZONE") or "UTC")
     serve.add_argument("--host", default=_env("SWG_LOGSTORE_HOST", "0.0.0.0"))  # noqa: S104
     serve.add_argument("--http-port", type=int, default=int(_env("SWG_HTTP_PORT") or HTTP_PORT))
     serve.add_argument(
@@ -113,6 +115,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 tenant=args.tenant,
                 service_code=args.service_code,
                 retention_days=args.retention_days,
+                display_time_zone=args.display_time_zone,
             )
         )
         asyncio.run(

@@ -14,15 +14,17 @@ needed, and an admin of another tenant gets 403 from the API server itself.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 from typing import IO, Final
 from urllib.parse import urlencode
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import httpx2 as httpx
 
@@ -88,6 +90,43 @@ def explain(status: int, body: str, query: LogQuery) -> str:
     if status in (502, 503):
         return f"the log store of tenant {query.tenant!r} is not reachable now ({status}); retry"
     return f"the download failed with HTTP {status}: {detail}"
+
+
+# --- display time zone ------------------------------------------------------------------------
+
+TENANT_ZONE: Final = "tenant"  # --local-time without a zone: the tenant's spec.logs.timeZone
+
+
+def zone(name: str) -> ZoneInfo:
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise DownloadError(f"unknown time zone {name!r}") from None
+
+
+def with_local_time(line: bytes, tz: ZoneInfo) -> bytes:
+    """One NDJSON record with `tsLocal` (the same instant in `tz`, ISO 8601 with offset)
+    right after `ts`. Storage and `ts` stay UTC."""
+    record = json.loads(line)
+    ts = record.get("ts")
+    if not isinstance(ts, str):
+        return line
+    moment = datetime.fromisoformat(ts.replace("Z", "+00:00")).astimezone(tz)
+    local = {"ts": ts, "tsLocal": moment.isoformat(timespec="milliseconds")}
+    out = local | {k: v for k, v in record.items() if k != "ts"}
+    return json.dumps(out, ensure_ascii=False, separators=(",", ":")).encode() + b"\n"
+
+
+def lines_with_local_time(chunks: Iterable[bytes], tz: ZoneInfo) -> Iterator[bytes]:
+    """Re-chunk a byte stream into whole records with `tsLocal` added."""
+    pending = b""
+    for chunk in chunks:
+        pending += chunk
+        *complete, pending = pending.split(b"\n")
+        if complete:
+            yield b"".join(with_local_time(line, tz) for line in complete if line)
+    if pending:
+        yield with_local_time(pending, tz)
 
 
 # --- progress -------------------------------------------------------------------------------
@@ -176,8 +215,10 @@ def download(
     context: str | None = None,
     server: str | None = None,
     progress: Progress | None = None,
+    local_time: str | None = None,
 ) -> int:
-    """Stream the logs to `output` (stdout when None); the bytes written."""
+    """Stream the logs to `output` (stdout when None); the bytes written. `local_time`: add
+    `tsLocal` in this zone (`tenant`: the tenant's display zone the store announces)."""
     client = _client(kubeconfig=kubeconfig, context=context, server=server)
     path = direct_path(query) if server else service_proxy_path(query)
     last = b""
@@ -189,8 +230,14 @@ def download(
                 days = response.headers.get("X-SWG-Days")
                 progress.days = int(days) if days and days.isdigit() else None
                 progress.start()
+            chunks: Iterable[bytes] = response.iter_bytes()
+            if local_time is not None and query.form == "ndjson":
+                name = local_time
+                if name == TENANT_ZONE:
+                    name = response.headers.get("X-SWG-Time-Zone", "UTC")
+                chunks = lines_with_local_time(chunks, zone(name))
             with _output(output) as out:
-                for chunk in response.iter_bytes():
+                for chunk in chunks:
                     out.write(chunk)
                     last = chunk[-1:] or last
                     if progress is not None:

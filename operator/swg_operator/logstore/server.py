@@ -126,6 +126,7 @@ async def download(request: web.Request) -> web.StreamResponse:
                 "Content-Disposition": f'attachment; filename="{stem}.{form}"',
                 "X-SWG-Days": str(len(snapshots)),
                 "X-SWG-Stored-Bytes": str(sum(p.size for s in snapshots for p in s.parts)),
+                "X-SWG-Time-Zone": store.config.display_time_zone,
                 "Cache-Control": "no-store",
             }
         )

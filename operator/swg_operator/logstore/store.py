@@ -74,6 +74,7 @@ class StoreConfig:
     service_code: str
     retention_days: int
     close_grace: timedelta = timedelta(minutes=10)
+    display_time_zone: str = "UTC"  # spec.logs.timeZone: sent to downloaders, not applied
 
 
 @dataclass(frozen=True)
