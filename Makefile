@@ -53,15 +53,15 @@ down: ## Stop everything `make up` started
 
 .PHONY: lint
 lint: $(VENV)/.installed ## ruff (lint + format check), mypy --strict, import-linter
-	$(VENV)/bin/ruff check operator tests e2e
-	$(VENV)/bin/ruff format --check operator tests e2e
+	$(VENV)/bin/ruff check operator tests e2e bench
+	$(VENV)/bin/ruff format --check operator tests e2e bench
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports
 
 .PHONY: fmt
 fmt: $(VENV)/.installed ## Format and auto-fix the code
-	$(VENV)/bin/ruff format operator tests e2e
-	$(VENV)/bin/ruff check --fix operator tests e2e
+	$(VENV)/bin/ruff format operator tests e2e bench
+	$(VENV)/bin/ruff check --fix operator tests e2e bench
 
 .PHONY: crds
 crds: $(VENV)/.installed ## Regenerate crds/ from the API models (swg-operator crd)
