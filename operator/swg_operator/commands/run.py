@@ -74,6 +74,20 @@ def add_parser(subparsers: Any) -> None:
         help="Longest wait between two checks of a cancelled tenant (legal hold lifted, clock "
         "corrected); default 3600.",
     )
+    parser.add_argument(
+        "--watch-server-timeout",
+        type=int,
+        default=300,
+        help="Seconds after which the API server ends each watch (kopf re-lists and "
+        "re-watches); default 300.",
+    )
+    parser.add_argument(
+        "--watch-client-timeout",
+        type=int,
+        default=None,
+        help="Seconds after which the operator drops a watch the server did not end (a hung "
+        "connection); default: the server timeout plus 30.",
+    )
     parser.add_argument("--verbose", action="store_true", help="Debug logging.")
     parser.set_defaults(handler=run)
 
@@ -104,6 +118,10 @@ def run(args: argparse.Namespace) -> int:
         metrics_host=host or "127.0.0.1",
         metrics_port=int(port),
         resync_seconds=args.resync_seconds,
+        watch_server_timeout=args.watch_server_timeout,
+        watch_client_timeout=args.watch_client_timeout
+        if args.watch_client_timeout is not None
+        else args.watch_server_timeout + 30,
     )
     kopf.configure(verbose=args.verbose, log_format=kopf.LogFormat.FULL)
     logging.getLogger("swg_operator").setLevel(logging.DEBUG if args.verbose else logging.INFO)
