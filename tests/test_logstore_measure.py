@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from swg_operator.logstore.measure import measure
+from swg_operator.logstore.measure import measure, throughput
 
 
 def test_measurement_of_a_small_day() -> None:
@@ -17,3 +17,11 @@ def test_measurement_of_a_small_day() -> None:
         assert 5 < result[key]["gzipPercent"] < 30
     assert result["allTypes"]["bytesPerRequest"] > result["access"]["bytesPerRequest"]
     assert measure(500, seed=7, inspect_share=0.4) == measure(500, seed=7, inspect_share=0.4)
+
+
+def test_throughput_run_ships_everything_through_real_processes() -> None:
+    result: dict[str, Any] = throughput(2000, seed=3, inspect_share=0.4)
+    assert result["rawLines"] > 2000
+    assert result["storeLinesPerCpuSecond"] > 0
+    assert result["shipperLinesPerCpuSecond"] > 0
+    assert result["storePeakRssKiB"] > 0

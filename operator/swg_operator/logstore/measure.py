@@ -2,6 +2,7 @@
 gzip ratio of a closed day, from realistic generated traffic run through the real parsers.
 
     python -m swg_operator.logstore.measure [--requests 200000] [--seed 1] [--inspect-share 0.4]
+    python -m swg_operator.logstore.measure --throughput [--requests 100000]
 
 The traffic: clients in one /16, a Zipf-like choice among a few thousand destination hosts,
 URLs with the shapes seen on the web (pages, assets with content hashes, API calls with ids),
@@ -10,6 +11,10 @@ blocked by category or list, and an anti-virus scan for every response Squid ada
 line is what the Squid and c-icap logformats of `formats` write; the stored record is what the
 log store writes (`records.finalise` + `encode`). The figures feed data/capacity.yaml
 (accessLogLineBytes, antivirusLogLineBytes, compressionRatioPercent).
+
+`--throughput` writes that traffic's raw lines to files, runs a real shipper and log store
+(processes on 127.0.0.1) until everything is stored, and reports the CPU seconds and peak memory
+of each: lines per CPU-second for logStoreLinesPerSecondPerCore and the shipper's sizing.
 """
 
 from __future__ import annotations
@@ -17,11 +22,18 @@ from __future__ import annotations
 import argparse
 import gzip
 import json
+import os
 import random
+import socket
 import string
+import subprocess
 import sys
+import tempfile
+import time
+import urllib.request
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from swg_operator.logstore.formats import LogType, SourceKind
 from swg_operator.logstore.records import encode, finalise, parse_line
@@ -222,12 +234,110 @@ def measure(requests: int, *, seed: int, inspect_share: float) -> dict[str, obje
     return out
 
 
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _peak_rss_kib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
+    return 0
+
+
+def throughput(requests: int, *, seed: int, inspect_share: float) -> dict[str, object]:
+    """Ship `requests` transactions' raw lines through a real shipper and store (Linux)."""
+    traffic = Traffic.make(seed, inspect_share=inspect_share)
+    now = time.time()
+    with tempfile.TemporaryDirectory(prefix="swg-logstore-measure-") as tmp:
+        work = Path(tmp)
+        access, av = work / "access.jsonl", work / "av.log"
+        lines = 0
+        with access.open("w") as squid_out, av.open("w") as cicap_out:
+            for n in range(requests):
+                squid_line, cicap_line = traffic.lines(now - 600 + n * 0.001)
+                squid_out.write(squid_line + "\n")
+                lines += 1
+                if cicap_line is not None:
+                    cicap_out.write(cicap_line + "\n")
+                    lines += 1
+        sizes = {"squid-access": access.stat().st_size, "cicap-antivirus": av.stat().st_size}
+        http_port, ingest_port = _free_port(), _free_port()
+        python = [sys.executable, "-m", "swg_operator.logstore"]
+        serve = [*python, "serve", "--root", str(work / "store"), "--tenant", "t"]
+        serve += ["--service-code", "S", "--host", "127.0.0.1", "--http-port", str(http_port)]
+        serve += ["--ingest-port", str(ingest_port)]
+        store = subprocess.Popen(serve, stderr=subprocess.DEVNULL)
+        shipper: subprocess.Popen[bytes] | None = None
+        try:
+            deadline = time.monotonic() + 30
+            while True:
+                try:
+                    urllib.request.urlopen(f"http://127.0.0.1:{http_port}/healthz", timeout=1)
+                    break
+                except OSError:
+                    if time.monotonic() > deadline:
+                        raise
+                    time.sleep(0.05)
+            started = time.monotonic()
+            ship = [*python, "ship", "--store", f"http://127.0.0.1:{ingest_port}"]
+            ship += ["--source", f"squid-access={access}", "--source", f"cicap-antivirus={av}"]
+            ship += ["--state-dir", str(work / "shipper")]
+            shipper = subprocess.Popen(ship, stderr=subprocess.DEVNULL)
+            deadline = time.monotonic() + 600
+            while time.monotonic() < deadline:
+                try:
+                    done = all(
+                        json.loads((work / "shipper" / f"{kind}.json").read_text())["offset"]
+                        == size
+                        for kind, size in sizes.items()
+                    )
+                except (OSError, ValueError, KeyError):
+                    done = False
+                if done:
+                    break
+                time.sleep(0.05)
+            wall = time.monotonic() - started
+            store_cpu, shipper_cpu = _cpu_seconds(store.pid), _cpu_seconds(shipper.pid)
+            return {
+                "requests": requests,
+                "rawLines": lines,
+                "wallSeconds": round(wall, 2),
+                "storeCpuSeconds": store_cpu,
+                "shipperCpuSeconds": shipper_cpu,
+                "storeLinesPerCpuSecond": round(lines / store_cpu),
+                "shipperLinesPerCpuSecond": round(lines / shipper_cpu),
+                "storePeakRssKiB": _peak_rss_kib(store.pid),
+                "shipperPeakRssKiB": _peak_rss_kib(shipper.pid),
+            }
+        finally:
+            for proc in (shipper, store):
+                if proc is not None:
+                    proc.kill()
+                    proc.wait()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m swg_operator.logstore.measure")
     parser.add_argument("--requests", type=int, default=200_000)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--inspect-share", type=float, default=0.4, help="share of HTTPS inspected")
+    parser.add_argument(
+        "--throughput", action="store_true", help="run a real shipper and store and time them"
+    )
     args = parser.parse_args(argv)
+    if args.throughput:
+        result = throughput(args.requests, seed=args.seed, inspect_share=args.inspect_share)
+        json.dump(result, sys.stdout, indent=2)
+        sys.stdout.write("\n")
+        return 0
     json.dump(
         measure(args.requests, seed=args.seed, inspect_share=args.inspect_share),
         sys.stdout,
