@@ -446,54 +446,6 @@ def _capture(obj: dict[str, Any], case: str) -> None:
     (Path(target) / f"{case}.yaml").write_text(yaml.safe_dump(document, sort_keys=False))
 
 
-# The chart withholds these although the operator's code still uses them: listing Secrets reads
-# every Secret of the cluster (tests/test_chart_rbac.py, WITHHELD). Until the operator stops
-# listing Secrets, the lifecycle test grants them on the side, so that it proves every other
-# right of the chart sufficient, and the strict xfail below tracks the gap.
-WITHHELD_RULES = [{"apiGroups": [""], "resources": ["secrets"], "verbs": ["list", "delete"]}]
-
-
-@pytest.fixture
-def withheld_grant(operator_release: Release) -> Iterator[None]:
-    cluster = operator_release.cluster
-    name = unique_name("swg-e2e-withheld")
-    meta = {"name": name, "labels": {"swg.dev/e2e": "true"}}
-    cluster.apply(
-        {
-            "apiVersion": "rbac.authorization.k8s.io/v1",
-            "kind": "ClusterRole",
-            "metadata": meta,
-            "rules": WITHHELD_RULES,
-        },
-        {
-            "apiVersion": "rbac.authorization.k8s.io/v1",
-            "kind": "ClusterRoleBinding",
-            "metadata": meta,
-            "roleRef": {
-                "apiGroup": "rbac.authorization.k8s.io",
-                "kind": "ClusterRole",
-                "name": name,
-            },
-            "subjects": [
-                {
-                    "kind": "ServiceAccount",
-                    "name": operator_release.fullname,
-                    "namespace": operator_release.namespace,
-                }
-            ],
-        },
-    )
-    try:
-        yield
-    finally:
-        cluster.kubectl("delete", "clusterrolebinding,clusterrole", name, "--ignore-not-found")
-
-
-@pytest.mark.xfail(
-    strict=True,
-    reason="the operator lists Secrets in every tenant namespace (reconcile.loop.observe) and "
-    "the chart does not grant it (ISO/IEC 27017 15.1.1); see tests/test_chart_rbac.py",
-)
 def test_operator_with_only_the_chart_rbac_makes_a_tenant_ready(
     operator_release: Release, operator: OperatorProcess
 ) -> None:
@@ -517,7 +469,6 @@ def test_operator_with_only_the_chart_rbac_makes_a_tenant_ready(
         cluster.kubectl("delete", "swg", name, "--wait=false", check=False)
 
 
-@pytest.mark.usefixtures("withheld_grant")
 def test_operator_with_the_chart_service_account_reconciles_cancels_and_purges(
     operator_release: Release, operator: OperatorProcess
 ) -> None:
@@ -588,7 +539,6 @@ def test_operator_with_the_chart_service_account_reconciles_cancels_and_purges(
         assert "Forbidden" not in log, log[-3000:]
 
 
-@pytest.mark.usefixtures("withheld_grant")
 def test_operator_reports_a_spec_it_cannot_honour_as_degraded(
     operator_release: Release, operator: OperatorProcess
 ) -> None:
@@ -609,7 +559,6 @@ def test_operator_reports_a_spec_it_cannot_honour_as_degraded(
         cluster.kubectl("delete", "swg", name, "--wait=false", check=False)
 
 
-@pytest.mark.usefixtures("withheld_grant")
 def test_a_cancelled_tenant_waits_for_its_purge_and_shows_so(
     operator_release: Release, operator: OperatorProcess
 ) -> None:
@@ -764,7 +713,6 @@ def _host_address_towards(address: str) -> str:
         return str(probe.getsockname()[0])
 
 
-@pytest.mark.usefixtures("withheld_grant")
 def test_real_traffic_through_a_tenant_proxy(
     operator_release: Release, operator: OperatorProcess, tmp_path: Path
 ) -> None:

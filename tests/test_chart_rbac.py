@@ -20,7 +20,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import kopf
-import pytest
 
 from fakes import FakeKube, make_available
 from swg_operator.api import OperatorSettings
@@ -36,10 +35,6 @@ SETTINGS = OperatorSettings(operator_namespace="swg-system")
 NOW = datetime.datetime(2026, 1, 1, 12, 0, tzinfo=datetime.UTC)
 CLUSTER = "cluster"  # cluster-scoped, all namespaces, or a tenant's (created at run time)
 OWN = "own-namespace"  # the operator's namespace only
-
-# Withheld although the code uses it: reading Secrets is reading customer data (the HTTPS
-# inspection CA key) and every other Secret of the cluster (ISO/IEC 27017 15.1.1).
-WITHHELD = {("", "secrets", "list"), ("", "secrets", "delete")}
 
 
 @dataclass(frozen=True, order=True)
@@ -270,11 +265,7 @@ def test_escalate_and_bind_cover_only_the_tenant_reader_role() -> None:
 
 def test_every_need_of_the_code_is_granted() -> None:
     grants = granted(render())
-    missing = sorted(
-        n
-        for n in code_needs()
-        if not covered(n, grants) and (n.group, n.resource, n.verb) not in WITHHELD
-    )
+    missing = sorted(n for n in code_needs() if not covered(n, grants))
     assert not missing, "the operator's code needs rights the chart does not grant:\n" + "\n".join(
         map(str, missing)
     )
@@ -308,12 +299,5 @@ def test_nothing_grants_reading_secrets_or_tenant_logs() -> None:
         assert grant.resource not in forbidden, grant
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="reconcile.loop.observe()/observe_everywhere() list Secrets by label (Secret is in "
-    "kube.kinds.OWNED_KINDS) although the renderer never writes one; the chart withholds "
-    "`list secrets` (it would read every Secret of the cluster). Remove this marker and "
-    "WITHHELD once the operator stops listing Secrets.",
-)
 def test_the_operator_code_reads_no_secrets() -> None:
     assert not [n for n in code_needs() if n.resource == "secrets"]

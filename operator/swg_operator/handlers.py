@@ -20,7 +20,7 @@ from swg_operator.api import GROUP, KIND, PLURAL, VERSION, OperatorSettings
 from swg_operator.catalogue import CATEGORY_LABEL
 from swg_operator.kube import KubeApiError
 from swg_operator.kube.http import HttpKubeApi, login
-from swg_operator.kube.kinds import OWNED_KINDS, SECRET, TENANT
+from swg_operator.kube.kinds import OWNED_KINDS, TENANT
 from swg_operator.labels import MANAGED_BY, MANAGED_BY_KEY, TENANT_KEY
 from swg_operator.metrics import Heartbeat, serve
 from swg_operator.naming import tenant_label_value
@@ -198,9 +198,7 @@ def register(registry: kopf.OperatorRegistry, options: RunOptions) -> None:
         MANAGED_BY_KEY: MANAGED_BY,
         TENANT_KEY: kopf.PRESENT,
     }
-    for kind in OWNED_KINDS:
-        if kind is SECRET:
-            continue  # never watch every Secret in the cluster; the resync repairs them
+    for kind in OWNED_KINDS:  # never Secrets (see kube.kinds)
         group, _, version = kind.api_version.rpartition("/")
         kopf.on.event(
             group, version, kind.plural, registry=registry, labels=owned, id=f"drift-{kind.plural}"

@@ -61,12 +61,14 @@ ROLE_BINDING: Final = ResourceKind(
 TENANT: Final = ResourceKind(API_VERSION, KIND, PLURAL, namespaced=False)
 
 # Every kind a tenant's objects can have: observed (listed by label) on each reconcile so that
-# what the desired state no longer contains can be pruned. Namespace first.
+# what the desired state no longer contains can be pruned, watched for drift, and listed
+# cluster-wide by the purge. Namespace first. Never Secret: listing or watching Secrets would
+# read every Secret of the cluster (ISO/IEC 27017 15.1.1). The one Secret the operator writes
+# (the generated HTTPS-inspection CA) is created once by name and goes with the namespace.
 OWNED_KINDS: Final[tuple[ResourceKind, ...]] = (
     NAMESPACE,
     SERVICE_ACCOUNT,
     CONFIG_MAP,
-    SECRET,
     SERVICE,
     PVC,
     RESOURCE_QUOTA,
@@ -79,7 +81,7 @@ OWNED_KINDS: Final[tuple[ResourceKind, ...]] = (
     ROLE_BINDING,
 )
 
-_BY_TYPE: Final = {(k.api_version, k.kind): k for k in (*OWNED_KINDS, EVENT, TENANT)}
+_BY_TYPE: Final = {(k.api_version, k.kind): k for k in (*OWNED_KINDS, SECRET, EVENT, TENANT)}
 
 
 def kind_of(obj: Mapping[str, Any]) -> ResourceKind:
