@@ -240,5 +240,13 @@ def test_the_operator_cannot_read_secrets_or_customer_logs(
         for rule in o["rules"]
     ]
     assert operator
-    granted = {res for rule in operator for res in rule.get("resources", [])}
-    assert not granted & {"secrets", "pods/log", "pods/exec", "services/proxy", "pods/proxy"}
+    granted = {
+        (res, verb)
+        for rule in operator
+        for res in rule.get("resources", [])
+        for verb in rule["verbs"]
+    }
+    for resource in ("pods/log", "pods/exec", "pods/portforward", "services/proxy", "pods/proxy"):
+        assert not [g for g in granted if g[0] == resource], resource
+    # Secrets: at most `create` (the generated inspection CA; a POST discloses nothing).
+    assert {verb for res, verb in granted if res == "secrets"} <= {"create"}

@@ -208,7 +208,7 @@ def cidrs() -> st.SearchStrategy[str]:
 
 
 # A domain the API pattern admits but the ACL writer (catalogue.parse_domain) refuses -- one
-# label, or a top-level label that is not 2+ letters -- makes render_tenant raise ValueError
+# label, or a one-letter top-level label -- makes render_tenant raise ValueError
 # (tests/test_fuzz.py test_every_domain_the_api_admits_renders_or_is_a_render_error). Left
 # out here so that the fuzz keeps finding other things.
 _ACL_DOMAIN = re.compile(r"^\.?([a-z0-9_-]+\.)+([a-z]{2,63}|xn--[a-z0-9-]+)$")
