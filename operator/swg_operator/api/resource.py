@@ -27,9 +27,16 @@ class SpecError(ValueError):
 
 
 def _field_path(loc: tuple[int | str, ...]) -> str:
+    """`spec.a.b[0]`; a key that is not a plain identifier (an unknown field can be anything)
+    is shown ASCII-escaped in brackets, so no message carries a newline or control text."""
     path = "spec"
     for part in loc:
-        path += f"[{part}]" if isinstance(part, int) else f".{part}"
+        if isinstance(part, int):
+            path += f"[{part}]"
+        elif part.isascii() and part.isidentifier():
+            path += f".{part}"
+        else:
+            path += f"[{part!a}]"
     return path
 
 
@@ -38,5 +45,14 @@ def parse_spec(spec: Mapping[str, Any]) -> SecureWebGatewaySpec:
     try:
         return SecureWebGatewaySpec.model_validate(dict(spec))
     except ValidationError as exc:
-        problems = tuple(f"{_field_path(tuple(err['loc']))}: {err['msg']}" for err in exc.errors())
+        problems = tuple(
+            f"{_field_path(tuple(err['loc']))}: {_ascii_message(err['msg'])}"
+            for err in exc.errors()
+        )
         raise SpecError(problems) from None
+
+
+def _ascii_message(message: str) -> str:
+    """Messages go into status conditions and Events: escape anything outside printable ASCII
+    (a pattern quoted in a message can hold the very characters it refuses)."""
+    return "".join(c if " " <= c <= "~" else ascii(c)[1:-1] for c in message)

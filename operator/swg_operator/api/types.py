@@ -17,8 +17,11 @@ from pydantic import AfterValidator, Field, StringConstraints
 DNS_LABEL_PATTERN = r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"
 # A hostname, lowercase ASCII (IDNA-encoded), optionally with a leading dot meaning "and every
 # subdomain" (Squid dstdomain semantics).
-# The top-level label starts with a letter (alphabetic or xn--), so no entry is a bare number.
-DOMAIN_PATTERN = r"^\.?([a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?\.)*[a-z]([-a-z0-9]{0,61}[a-z0-9])?$"
+# Two or more labels; the top-level one is 2-63 letters or an xn-- label, so no entry is a bare
+# name or a number (the catalogue's parse_domain applies the same rule to its files).
+_DOMAIN_LABEL = r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?"
+_TOP_LEVEL_LABEL = r"([a-z]{2,63}|xn--[a-z0-9]([-a-z0-9]{0,57}[a-z0-9])?)"
+DOMAIN_PATTERN = rf"^\.?({_DOMAIN_LABEL}\.)+{_TOP_LEVEL_LABEL}$"
 # Printable ASCII without space, '#' or quotes: one line of a Squid ACL file. URLs a proxy sees
 # carry no fragment and no raw quote, so nothing useful is lost.
 URL_REGEX_PATTERN = r"^[!$-&(-~]+$"
@@ -26,8 +29,13 @@ URL_REGEX_PATTERN = r"^[!$-&(-~]+$"
 CATEGORY_PATTERN = r"^[a-z0-9]([-a-z0-9_]{0,61}[a-z0-9])?$"
 SERVICE_CODE_PATTERN = r"^[A-Z0-9][A-Z0-9-]{2,31}$"
 EMAIL_PATTERN = r"^[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,63}$"
-# Free text shown to people (never written to a config file): no control characters.
-DISPLAY_TEXT_PATTERN = r"^[^\x00-\x1f\x7f]*$"
+# Free text shown to people (never written to a config file): no C0/C1 controls, DEL, line or
+# paragraph separators, or bidi controls (they can hide or reorder text in kubectl output and
+# are refused by YAML). The characters above U+00FF are put in literally, not as escapes,
+# because the same pattern is compiled by pydantic (Rust regex), the API server (Go RE2) and
+# hypothesis (Python re), which disagree on escape syntax.
+_UNSAFE_TEXT = r"\x00-\x1f\x7f-\x9f" + "\u2028\u2029\u200e\u200f\u202a-\u202e\u2066-\u2069"
+DISPLAY_TEXT_PATTERN = rf"^[^{_UNSAFE_TEXT}]*$"
 # Kubernetes resource quantity for bytes (binary or decimal suffix).
 QUANTITY_PATTERN = r"^[0-9]+(\.[0-9]+)?(Ki|Mi|Gi|Ti|k|M|G|T)?$"
 IANA_TZ_PATTERN = r"^(UTC|[A-Z][A-Za-z_]+(/[A-Za-z0-9_+-]+){1,2})$"
@@ -35,7 +43,7 @@ ICAP_URL_PATTERN = (
     r"^icaps?://[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?(:[0-9]{1,5})?(/[A-Za-z0-9._~-]*)*$"
 )
 LABEL_VALUE_PATTERN = r"^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$"
-RBAC_SUBJECT_PATTERN = r"^[^\x00-\x1f\x7f\s]([^\x00-\x1f\x7f]{0,251}[^\x00-\x1f\x7f\s])?$"
+RBAC_SUBJECT_PATTERN = rf"^[^{_UNSAFE_TEXT}\s]([^{_UNSAFE_TEXT}]{{0,251}}[^{_UNSAFE_TEXT}\s])?$"
 
 
 def check_punycode(domain: str) -> str:
