@@ -1,6 +1,7 @@
 """An in-memory `KubeApi` for unit tests: enough of the API server's behaviour to test the
-reconcile loop (server-side apply by field manager, label selectors, namespace cascade, status
-subresource, Events, a settable clock), no network and no mock.patch."""
+reconcile loop (server-side apply by field manager, create-only POST with dry run, label and name
+selectors, namespace cascade, status subresource, Events, a settable clock), no network and no
+mock.patch. Every write is counted in `writes`, every read in `reads`."""
 
 from __future__ import annotations
 
@@ -36,6 +37,7 @@ class FakeKube:
         self.objects: dict[Key, dict[str, Any]] = {}
         self.events: list[dict[str, Any]] = []
         self.writes: list[tuple[str, str]] = []  # (verb, "Kind/ns/name")
+        self.reads: list[tuple[str, str, str | None]] = []  # (verb, Kind, namespace)
         self.server_now = now or datetime.datetime(2026, 1, 1, tzinfo=datetime.UTC)
         self.fail_next: list[KubeApiError] = []
         # Kinds whose deletion "kills the operator" right after it happened (once each).
@@ -102,6 +104,7 @@ class FakeKube:
         self, kind: ResourceKind, *, selector: str, namespace: str | None = None
     ) -> list[dict[str, Any]]:
         self._maybe_fail()
+        self.reads.append(("list", kind.kind, namespace))
         found = []
         for (api_version, k, ns, _), obj in self.objects.items():
             if (api_version, k) != (kind.api_version, kind.kind):
@@ -112,12 +115,39 @@ class FakeKube:
                 found.append(copy.deepcopy(obj))
         return found
 
+    async def find_named(
+        self, kind: ResourceKind, name: str, *, namespace: str
+    ) -> dict[str, Any] | None:
+        self._maybe_fail()
+        self.reads.append(("list", kind.kind, namespace))
+        obj = self.objects.get((kind.api_version, kind.kind, namespace, name))
+        return copy.deepcopy(obj) if obj is not None else None
+
     async def get(
         self, kind: ResourceKind, name: str, *, namespace: str | None = None
     ) -> dict[str, Any] | None:
         self._maybe_fail()
+        self.reads.append(("get", kind.kind, namespace))
         obj = self.objects.get((kind.api_version, kind.kind, namespace, name))
         return copy.deepcopy(obj) if obj is not None else None
+
+    async def create(self, obj: Mapping[str, Any], *, dry_run: bool = False) -> bool:
+        self._maybe_fail()
+        kind_of(obj)
+        key = _key(obj)
+        namespace = key[2]
+        if namespace is not None and ("v1", "Namespace", None, namespace) not in self.objects:
+            raise KubeApiError(404, f"namespaces {namespace!r} not found", reason="NotFound")
+        if key in self.objects:
+            return False
+        if dry_run:
+            return True
+        self.writes.append(("create", f"{key[1]}/{key[2] or ''}/{key[3]}"))
+        stored = copy.deepcopy(dict(obj))
+        stored["metadata"]["uid"] = f"uid-{next(self._uids)}"
+        stored["metadata"]["resourceVersion"] = str(next(self._versions))
+        self.objects[key] = stored
+        return True
 
     async def delete(self, kind: ResourceKind, name: str, *, namespace: str | None = None) -> bool:
         self._maybe_fail()

@@ -122,6 +122,12 @@ def inspection_ca_secret_name() -> str:
     return "https-inspection-ca"
 
 
+def inspection_ca_certificate_name() -> str:
+    """The ConfigMap publishing the generated CA's certificate (key `ca.crt`, no private key) for
+    the customer's admins to install on their clients."""
+    return "https-inspection-ca-cert"
+
+
 def resource_quota_name() -> str:
     return "tenant-quota"
 

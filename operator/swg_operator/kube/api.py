@@ -50,10 +50,25 @@ class KubeApi(Protocol):
         all namespaces (or the cluster-scoped ones) when it is None."""
         ...
 
+    async def find_named(
+        self, kind: ResourceKind, name: str, *, namespace: str
+    ) -> dict[str, Any] | None:
+        """The object `name` in `namespace`, or None: a list with the field selector
+        `metadata.name=<name>`, so it needs `list` (which the operator holds for its own
+        objects anyway) and not `get`."""
+        ...
+
     async def get(
         self, kind: ResourceKind, name: str, *, namespace: str | None = None
     ) -> dict[str, Any] | None:
         """The object, or None when it does not exist."""
+        ...
+
+    async def create(self, obj: Mapping[str, Any], *, dry_run: bool = False) -> bool:
+        """Create `obj` (a POST) unless its name is taken: True when it was created (with
+        `dry_run`, when it would have been; nothing is stored then), False when an object of
+        that name exists (409 AlreadyExists). Never changes an existing object and never
+        returns one: for Secrets this needs `create` only, which discloses no Secret."""
         ...
 
     async def delete(self, kind: ResourceKind, name: str, *, namespace: str | None = None) -> bool:

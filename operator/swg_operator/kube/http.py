@@ -139,11 +139,33 @@ class HttpKubeApi:
                 return items
             params = {**params, "continue": token}
 
+    async def find_named(
+        self, kind: ResourceKind, name: str, *, namespace: str
+    ) -> dict[str, Any] | None:
+        params = {"fieldSelector": f"metadata.name={name}"}
+        page, _ = await self._request("GET", kind.collection_path(namespace), params=params)
+        for item in page.get("items", []):
+            return {"apiVersion": kind.api_version, "kind": kind.kind, **item}
+        return None
+
     async def get(
         self, kind: ResourceKind, name: str, *, namespace: str | None = None
     ) -> dict[str, Any] | None:
         result, _ = await self._request("GET", kind.object_path(name, namespace), allow_404=True)
         return result if isinstance(result, dict) else None
+
+    async def create(self, obj: Mapping[str, Any], *, dry_run: bool = False) -> bool:
+        kind = kind_of(obj)
+        params = {"fieldManager": FIELD_MANAGER, **({"dryRun": "All"} if dry_run else {})}
+        path = kind.collection_path(obj.get("metadata", {}).get("namespace"))
+        try:
+            # The answer (the object as sent, for a Secret its key) is not kept.
+            await self._request("POST", path, params=params, body=obj)
+        except KubeApiError as exc:
+            if exc.status == 409 and exc.reason == "AlreadyExists":
+                return False
+            raise
+        return True
 
     async def delete(self, kind: ResourceKind, name: str, *, namespace: str | None = None) -> bool:
         body = {"kind": "DeleteOptions", "apiVersion": "v1", "propagationPolicy": "Background"}

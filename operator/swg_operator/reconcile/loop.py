@@ -36,9 +36,15 @@ from swg_operator.catalogue import (
     catalogue_from_configmaps,
 )
 from swg_operator.kube import OWNED_KINDS, KubeApi, KubeApiError, kind_of
-from swg_operator.kube.kinds import NAMESPACE, TENANT
+from swg_operator.kube.kinds import CONFIG_MAP, NAMESPACE, TENANT
 from swg_operator.labels import selector_string
-from swg_operator.naming import Component, service_name, tenant_namespace
+from swg_operator.naming import (
+    Component,
+    inspection_ca_certificate_name,
+    inspection_ca_secret_name,
+    service_name,
+    tenant_namespace,
+)
 from swg_operator.reconcile.lifecycle import ClockMode, Deadline, format_time, purge_deadline
 from swg_operator.reconcile.plan import (
     ObjectKey,
@@ -47,15 +53,29 @@ from swg_operator.reconcile.plan import (
     key_of,
     plan_changes,
 )
+from swg_operator.reconcile.references import ca_secret_problems, custom_signatures_problems
+from swg_operator.reconcile.secrets import (
+    InspectionCa,
+    create_pending,
+    secret_exists,
+    settle_inspection_ca,
+)
 from swg_operator.reconcile.status import (
     Facts,
+    Unresolved,
     compute_status,
     read_status,
     status_changed,
     status_patch,
     summarise,
 )
-from swg_operator.render import Lifecycle, RenderError, TenantManifests, render_tenant
+from swg_operator.render import (
+    Lifecycle,
+    RenderError,
+    TenantManifests,
+    generates_inspection_ca,
+    render_tenant,
+)
 from swg_operator.sizing import Capacity, SizingPlan
 from swg_operator.sizing_io import load_capacity
 
@@ -163,6 +183,24 @@ async def observe_everywhere(kube: KubeApi, tenant: str) -> list[dict[str, Any]]
     return found
 
 
+async def check_references(
+    kube: KubeApi, spec: SecureWebGatewaySpec, *, namespace: str
+) -> tuple[Unresolved, ...]:
+    """The objects the spec refers to in the tenant namespace and the customer provides: the
+    CA Secret (does it exist? asked with a dry-run create, never read) and the custom
+    signatures ConfigMap (found by name with a list)."""
+    problems: tuple[Unresolved, ...] = ()
+    ca_secret = spec.options.https_inspection.ca_secret
+    if spec.options.https_inspection.enabled and ca_secret is not None:
+        exists = await secret_exists(kube, ca_secret.name, namespace=namespace)
+        problems += ca_secret_problems(spec, exists=exists, namespace=namespace)
+    signatures = spec.antivirus.custom_signatures
+    if spec.antivirus.enabled and signatures is not None:
+        found = await kube.find_named(CONFIG_MAP, signatures.name, namespace=namespace)
+        problems += custom_signatures_problems(spec, found, namespace=namespace)
+    return problems
+
+
 async def _guard(call: Awaitable[Any]) -> Any:
     """Turn transient API errors into `TransientError`; let the others through."""
     try:
@@ -234,6 +272,34 @@ async def write_status(
         return False
     await _guard(kube.patch_status(TENANT, body["metadata"]["name"], status_patch(status, stored)))
     return True
+
+
+async def _retract_certificate(
+    ctx: Context, stored: dict[ObjectKey, dict[str, Any]], *, namespace: str
+) -> dict[ObjectKey, dict[str, Any]]:
+    """Delete the certificate ConfigMap applied in this reconcile: its CA never made it into
+    the Secret (a Secret of that name was there already)."""
+    name = inspection_ca_certificate_name()
+    await _guard(ctx.kube.delete(CONFIG_MAP, name, namespace=namespace))
+    key = ObjectKey(CONFIG_MAP.api_version, CONFIG_MAP.kind, namespace, name)
+    ctx.applied.pop(key, None)
+    return {k: v for k, v in stored.items() if k != key}
+
+
+async def _announce_new_ca(kube: KubeApi, body: Mapping[str, Any], *, namespace: str) -> None:
+    """The change notice of a new HTTPS-inspection CA (clients must trust its certificate)."""
+    tenant = body["metadata"]["name"]
+    message = (
+        f"Created Secret {namespace}/{inspection_ca_secret_name()} with a new HTTPS-inspection "
+        f"CA; its certificate is published in ConfigMap {namespace}/"
+        f"{inspection_ca_certificate_name()} (key ca.crt) for the clients to trust"
+    )
+    metrics.CHILD_CHANGES.labels(action="created").inc()
+    logger.info("Created for %s %s: %s", KIND, tenant, message)
+    try:
+        await kube.post_event(regarding=body, reason="Created", message=message)
+    except KubeApiError as exc:  # the CA is made; a lost notice must not undo it
+        logger.warning("Failed to post the Created Event of %s %s: %s", KIND, tenant, exc)
 
 
 def _proxy_endpoint(namespace: str, settings: OperatorSettings) -> str:
@@ -321,17 +387,25 @@ async def _reconcile(body: Mapping[str, Any], *, ctx: Context) -> Outcome:
     spec: SecureWebGatewaySpec | None = None
     problems: tuple[str, ...] = ()
     manifests: TenantManifests | None = None
-    try:
-        spec = parse_spec(body.get("spec") or {})
-        catalogue = await _guard(load_catalogue(ctx.kube, ctx.settings))
-        manifests = render_tenant(
+    catalogue: Catalogue | None = None
+
+    def render(certificate: str | None = None) -> TenantManifests:
+        assert spec is not None
+        assert catalogue is not None
+        return render_tenant(
             name,
             spec,
             catalogue=catalogue,
             settings=ctx.settings,
             capacity=ctx.capacity,
             lifecycle=lifecycle,
+            inspection_ca_certificate=certificate,
         )
+
+    try:
+        spec = parse_spec(body.get("spec") or {})
+        catalogue = await _guard(load_catalogue(ctx.kube, ctx.settings))
+        manifests = render()
     except (SpecError, RenderError) as exc:
         problems = exc.problems
     except CatalogueError as exc:
@@ -368,11 +442,38 @@ async def _reconcile(body: Mapping[str, Any], *, ctx: Context) -> Outcome:
         }
     )
     observed = await _guard(observe(ctx.kube, name, namespaces))
+    ca = InspectionCa()
+    if spec is not None and manifests is not None and generates_inspection_ca(spec):
+        ca = await _guard(
+            settle_inspection_ca(
+                ctx.kube,
+                tenant=name,
+                spec=spec,
+                namespace=namespace,
+                observed=observed,
+                now=ctx.clock(),
+                create=lifecycle is not Lifecycle.CANCELLED,
+            )
+        )
+        if ca.certificate is not None:
+            manifests = render(ca.certificate)
+            desired = manifests.objects
     plan = plan_changes(desired, observed, applied=ctx.applied)
     stored = await execute(ctx.kube, plan, ctx.applied)
+    if ca.pending is not None:  # the namespace exists now
+        ca = await _guard(create_pending(ctx.kube, ca, namespace=namespace))
+        if ca.retract:
+            stored = await _retract_certificate(ctx, stored, namespace=namespace)
     # Same generation as last time: nobody changed the spec, so any write repairs drift.
     drift = previous is not None and previous.observed_generation == generation
     await announce(ctx.kube, body, plan, drift=drift)
+    if ca.created:
+        await _announce_new_ca(ctx.kube, body, namespace=namespace)
+    unresolved = ca.unresolved
+    if spec is not None and lifecycle is Lifecycle.ACTIVE:
+        unresolved += await _guard(check_references(ctx.kube, spec, namespace=namespace))
+    if unresolved:
+        logger.warning("Stalled %s %s: %s", KIND, name, "; ".join(u.message for u in unresolved))
 
     pruned = set(plan.prune)
     current = [stored.get(key_of(o), o) for o in observed if key_of(o) not in pruned]
@@ -380,6 +481,7 @@ async def _reconcile(body: Mapping[str, Any], *, ctx: Context) -> Outcome:
     facts = Facts(
         generation=generation,
         mode=lifecycle,
+        unresolved=unresolved,
         desired=tuple(desired),
         current=tuple(current),
         antivirus_enabled=spec.antivirus.enabled if spec is not None else False,

@@ -7,8 +7,9 @@ dropped, which a subset comparison cannot see). Everything else is left alone, s
 objects are as desired costs no API write.
 
 Pruning: everything observed under the tenant's ownership labels that the desired state does
-not contain is deleted, except the Namespace and the log store's volume claim, which only the
-purge removes (a spec change must never destroy the customer's logs).
+not contain is deleted, except the Namespace, the log store's volume claim and the published
+inspection CA certificate, which only the purge removes (a spec change must never destroy the
+customer's logs, nor the record of a CA the customer's clients trust).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any, Final, NamedTuple
 
-from swg_operator.naming import log_volume_claim_name
+from swg_operator.naming import inspection_ca_certificate_name, log_volume_claim_name
 
 APPLIED_DIGEST_ANNOTATION: Final = "swg.dev/applied-digest"
 
@@ -142,9 +143,14 @@ def contains(want: Any, have: Any) -> bool:
 
 
 def is_retained(key: ObjectKey) -> bool:
-    """Objects only the purge may delete: the tenant's Namespace and its log store claim."""
+    """Objects only the purge may delete: the tenant's Namespace, its log store claim, and the
+    published certificate of the generated HTTPS-inspection CA. The CA's Secret outlives a spec
+    that stops using it (the operator may not delete Secrets), and its certificate is the
+    operator's only record of it: the operator never reads the Secret back."""
     if key.kind == "Namespace":
         return True
+    if key.kind == "ConfigMap":
+        return key.name == inspection_ca_certificate_name()
     return key.kind == "PersistentVolumeClaim" and key.name == log_volume_claim_name()
 
 

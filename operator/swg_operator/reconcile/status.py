@@ -1,7 +1,8 @@
 """A tenant's status from what was observed. Pure: `now` is passed in.
 
 Conditions follow kstatus: `Ready`, `Reconciling` (working towards the desired state) and
-`Stalled` (cannot progress without a human), plus domain conditions `SpecValid`, `Isolated`,
+`Stalled` (cannot progress without a human: an invalid spec, a referenced object missing, a bug),
+plus domain conditions `SpecValid`, `Isolated`,
 `QuotaApplied`, `ProxyAvailable` and `AntivirusAvailable`. A condition's `lastTransitionTime`
 moves only when its status flips; the whole status is written only when it differs from the
 stored one (`status_changed`).
@@ -26,12 +27,22 @@ from swg_operator.render.context import Lifecycle
 
 
 @dataclass(frozen=True)
+class Unresolved:
+    """An object the spec refers to that the operator found missing or unusable (the
+    customer's CA Secret, custom signatures ConfigMap, ...): only a human can fix it."""
+
+    reason: str  # CamelCase, e.g. CustomSignaturesNotFound
+    message: str  # names the spec field
+
+
+@dataclass(frozen=True)
 class Facts:
     """Everything the status is computed from."""
 
     generation: int
     mode: Lifecycle
     spec_problems: tuple[str, ...] = ()  # non-empty: the spec cannot be honoured
+    unresolved: tuple[Unresolved, ...] = ()  # referenced objects missing or unusable
     error: str | None = None  # a bug hit during the reconcile
     desired: tuple[Mapping[str, Any], ...] = ()
     current: tuple[Mapping[str, Any], ...] = ()  # the tenant's objects as they are now
@@ -175,6 +186,8 @@ def _phase(facts: Facts, ready: bool, previous: SecureWebGatewayStatus | None) -
         return Phase.DEGRADED
     if facts.mode is Lifecycle.SUSPENDED:
         return Phase.SUSPENDED
+    if facts.unresolved:
+        return Phase.DEGRADED
     if ready:
         return Phase.READY
     settled = (
@@ -195,7 +208,9 @@ def compute_status(
         for name, v in verdicts.items()
         if not (name == "AntivirusAvailable" and v.reason == "Disabled")
     )
-    ready = facts.mode is Lifecycle.ACTIVE and not facts.error and domain_ok
+    ready = (
+        facts.mode is Lifecycle.ACTIVE and not facts.error and not facts.unresolved and domain_ok
+    )
     if facts.error:
         verdicts["Ready"] = _Verdict(False, "InternalError", facts.error)
         verdicts["Stalled"] = _Verdict(True, "InternalError", facts.error)
@@ -226,6 +241,16 @@ def compute_status(
         verdicts["Stalled"] = _Verdict(False, "Suspended", "")
         verdicts["Reconciling"] = _Verdict(
             not settled, "Suspending" if not settled else "Suspended", ""
+        )
+    elif facts.unresolved:
+        # The objects are applied, but a pod cannot start (or restart) without what the spec
+        # refers to: the customer must create or fix it.
+        reason = facts.unresolved[0].reason
+        message = "; ".join(u.message for u in facts.unresolved)
+        verdicts["Ready"] = _Verdict(False, reason, message)
+        verdicts["Stalled"] = _Verdict(True, reason, message)
+        verdicts["Reconciling"] = _Verdict(
+            False, reason, "Waiting for the referenced objects; checked again on every reconcile"
         )
     elif ready:
         verdicts["Ready"] = _Verdict(

@@ -31,7 +31,10 @@ from swg_operator.render.configmaps import (
     files_by_component,
     workload_config,
 )
-from swg_operator.render.context import Lifecycle, Tenant
+from swg_operator.render.configmaps import (
+    inspection_ca_certificate as inspection_ca_certificate_config_map,
+)
+from swg_operator.render.context import Lifecycle, Tenant, generates_inspection_ca
 from swg_operator.render.dataplane import render_dataplane_files
 from swg_operator.render.errors import CONFIG_TOO_LARGE, RenderError
 from swg_operator.render.logstore import check_log_storage, log_volume_claim, logstore_deployment
@@ -47,6 +50,7 @@ __all__ = [
     "RenderError",
     "TenantManifests",
     "effective_lifecycle",
+    "generates_inspection_ca",
     "inspection_ca_secret_name",
     "render_tenant",
 ]
@@ -92,6 +96,7 @@ def render_tenant(
     settings: OperatorSettings,
     capacity: Capacity,
     lifecycle: Lifecycle = Lifecycle.ACTIVE,
+    inspection_ca_certificate: str | None = None,
 ) -> TenantManifests:
     """Every object tenant `name` needs, in apply order.
 
@@ -100,7 +105,11 @@ def render_tenant(
     store; CANCELLED does the same and removes every client and internet traffic path and the
     proxy Service, keeping the log store, its volume and the admins' access for export; it
     renders even when categories have left the catalogue since (the proxy runs no replica).
-    Raises `RenderError` for what validation could not judge.
+    `inspection_ca_certificate`: the certificate (PEM) of the HTTPS-inspection CA the operator
+    generated, published in a ConfigMap when the spec names no CA Secret of its own; the
+    operator's shell generates the CA and passes only its certificate in, so rendering stays
+    deterministic and never sees a key. Raises `RenderError` for what validation could not
+    judge.
     """
     if lifecycle is Lifecycle.CANCELLED:
         spec = stopped_service_spec(spec, catalogue)
@@ -123,6 +132,7 @@ def render_tenant(
         sizing=sizing,
         lifecycle=effective_lifecycle(spec, lifecycle),
         namespace=naming.tenant_namespace(name),
+        inspection_ca_certificate=inspection_ca_certificate,
     )
     components = (
         (Component.PROXY, Component.ANTIVIRUS, Component.LOGSTORE)
@@ -138,6 +148,9 @@ def render_tenant(
     objects += [rbac.reader_role(tenant), *rbac.admin_bindings(tenant)]
     for config in configs.values():
         objects += config.config_maps
+    ca_certificate = inspection_ca_certificate_config_map(tenant)
+    if ca_certificate is not None:
+        objects.append(ca_certificate)
     objects.append(log_volume_claim(tenant))
 
     objects.append(services.logstore_service(tenant))

@@ -17,11 +17,14 @@ from typing import Any, Final
 
 from swg_operator import naming
 from swg_operator.naming import Component
-from swg_operator.render.context import Tenant, manifest
+from swg_operator.render.context import Tenant, generates_inspection_ca, manifest
 
 # File name prefixes of the anti-virus pod's config (c-icap and its modules, clamd).
 ANTIVIRUS_FILE_PREFIXES: Final = ("c-icap", "clamd", "virus_scan", "antivirus")
 LOGSTORE_FILE_PREFIXES: Final = ("logstore",)
+
+# The key of the published inspection CA certificate (the name clients and tools expect).
+CA_CERTIFICATE_KEY: Final = "ca.crt"
 
 # A ConfigMap's data is limited to 1 MiB; keep clear of it for keys and metadata.
 CONFIG_MAP_BUDGET_BYTES: Final = 900 * 1024
@@ -114,3 +117,18 @@ def workload_config(
         for index, chunk in enumerate(_chunks(files))
     )
     return WorkloadConfig(component=component, config_maps=config_maps, files=dict(files))
+
+
+def inspection_ca_certificate(tenant: Tenant) -> dict[str, Any] | None:
+    """The ConfigMap publishing the generated HTTPS-inspection CA's certificate (public: no key)
+    for the customer's admins to install on their clients; None when the spec names its own CA,
+    inspection is off, or the certificate is not known (the operator passes it in: the renderer
+    never generates or reads key material)."""
+    if not generates_inspection_ca(tenant.spec) or tenant.inspection_ca_certificate is None:
+        return None
+    return manifest(
+        "v1",
+        "ConfigMap",
+        tenant.metadata(naming.inspection_ca_certificate_name(), component=Component.PROXY),
+        data={CA_CERTIFICATE_KEY: tenant.inspection_ca_certificate},
+    )

@@ -49,6 +49,8 @@ class Tenant:
     sizing: SizingPlan
     lifecycle: Lifecycle
     namespace: str
+    # The generated HTTPS-inspection CA's certificate (PEM), when the operator knows it.
+    inspection_ca_certificate: str | None = None
 
     @property
     def serving(self) -> bool:
@@ -83,6 +85,13 @@ class Tenant:
         if annotations:
             meta["annotations"] = annotations
         return meta
+
+
+def generates_inspection_ca(spec: SecureWebGatewaySpec) -> bool:
+    """True when HTTPS inspection is on and the spec names no CA Secret: the operator generates
+    the CA (`naming.inspection_ca_secret_name()`) and publishes its certificate."""
+    inspection = spec.options.https_inspection
+    return inspection.enabled and inspection.ca_secret is None
 
 
 def manifest(

@@ -2,9 +2,10 @@
 
 What the admins need, and nothing more: the state of their gateway's pods and workloads (and why
 they are in it: events, pod output) and their logs, which they download from the log store
-through the API server's service proxy. No Secrets (the HTTPS-inspection CA key lives in the
-namespace), no ConfigMaps, no write verb, no exec or port-forward. The SecureWebGateway resource
-itself is cluster-scoped and outside a namespaced Role.
+through the API server's service proxy, and the certificate of the HTTPS-inspection CA the
+operator generated, to install on their clients (that one ConfigMap, by name). No Secrets (the
+CA's key lives in the namespace), no other ConfigMap, no write verb, no exec or port-forward.
+The SecureWebGateway resource itself is cluster-scoped and outside a namespaced Role.
 """
 
 from __future__ import annotations
@@ -13,7 +14,12 @@ from typing import Any, Final
 
 from swg_operator import naming
 from swg_operator.naming import Component
-from swg_operator.render.context import LOGSTORE_HTTP_PORT_NAME, Tenant, manifest
+from swg_operator.render.context import (
+    LOGSTORE_HTTP_PORT_NAME,
+    Tenant,
+    generates_inspection_ca,
+    manifest,
+)
 
 RBAC_API: Final = "rbac.authorization.k8s.io/v1"
 READ: Final = ["get", "list", "watch"]
@@ -44,6 +50,15 @@ def reader_role(tenant: Tenant) -> dict[str, Any]:
             "verbs": ["get"],
         },
     ]
+    if generates_inspection_ca(tenant.spec):
+        rules.append(
+            {
+                "apiGroups": [""],
+                "resources": ["configmaps"],
+                "resourceNames": [naming.inspection_ca_certificate_name()],
+                "verbs": ["get"],
+            }
+        )
     return manifest(RBAC_API, "Role", tenant.metadata(naming.reader_role_name()), rules=rules)
 
 

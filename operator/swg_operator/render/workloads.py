@@ -145,6 +145,10 @@ def proxy_deployment(tenant: Tenant, config: WorkloadConfig) -> dict[str, Any]:
         spread=True,
     )
     references = [f"secret/{ca_secret}"] if ca_secret else []
+    if ca_secret is not None and tenant.inspection_ca_certificate is not None:
+        # A new generated CA (its Secret was deleted and made again) rolls the proxy pods:
+        # Squid reads the CA only when it starts.
+        references.append(f"certificate/{naming.digest(tenant.inspection_ca_certificate)}")
     return deployment(
         tenant,
         Component.PROXY,

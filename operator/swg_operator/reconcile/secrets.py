@@ -1,0 +1,207 @@
+"""The HTTPS-inspection CA the operator generates for a tenant whose spec names none (DESIGN.md
+10.1.1: a CA per tenant whose key never leaves the tenant namespace).
+
+Part of the shell, not of the pure core: a key is fresh randomness. The renderer only ever gets
+the CA's certificate (public) and publishes it in the ConfigMap `https-inspection-ca-cert`.
+
+Write once, never read back:
+* the Secret is created with a POST, which the API server refuses with 409 AlreadyExists when
+  the name is taken, so an existing CA is never replaced, by this operator or a restarted one;
+* the operator holds `create` on Secrets and nothing else (no get, list, watch, patch, delete):
+  once created, the key is out of its reach. Whether the Secret still exists is asked with a
+  dry-run create (nothing is stored; 409 means it exists), which discloses nothing either;
+* the published certificate is the operator's only record of the CA. When it is missing while
+  the Secret exists (deleted by hand), the operator cannot publish it again and says so
+  (`InspectionCAUnpublished`); deleting the Secret has a new CA generated.
+"""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.x509.oid import NameOID
+
+from swg_operator.api import SecureWebGatewaySpec
+from swg_operator.kube import KubeApi
+from swg_operator.labels import component_labels
+from swg_operator.naming import Component, inspection_ca_secret_name
+from swg_operator.reconcile.references import published_certificate, unpublished_ca
+from swg_operator.reconcile.status import Unresolved
+
+# RSA 3072 (about 128-bit security, NIST SP 800-57) rather than ECDSA: Squid's certificate
+# generator, the clients' trust stores and the data-plane tests all take RSA CAs as they are.
+KEY_BITS: Final = 3072
+VALIDITY: Final = datetime.timedelta(days=730)
+# Certificates start a little in the past: a client whose clock is behind still accepts them.
+BACKDATE: Final = datetime.timedelta(hours=1)
+ORGANIZATIONAL_UNIT: Final = "swg-operator HTTPS inspection"
+
+
+@dataclass(frozen=True)
+class GeneratedCa:
+    certificate: str  # PEM
+    key: str = field(repr=False)  # PEM (PKCS#8): goes into the Secret and nowhere else
+
+
+def generate_inspection_ca(
+    *, tenant: str, service_code: str, now: datetime.datetime
+) -> GeneratedCa:
+    """A new self-signed CA for HTTPS inspection: CA:TRUE with path length 0 (it signs the
+    proxy's per-site certificates only), key usage keyCertSign and cRLSign, valid two years,
+    named after the tenant (O) and its service code (CN)."""
+    key = rsa.generate_private_key(public_exponent=65537, key_size=KEY_BITS)
+    name = x509.Name(
+        [
+            x509.NameAttribute(NameOID.ORGANIZATION_NAME, tenant[:64]),
+            x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, ORGANIZATIONAL_UNIT),
+            x509.NameAttribute(NameOID.COMMON_NAME, f"{service_code} HTTPS inspection CA"),
+        ]
+    )
+    public = key.public_key()
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(public)
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - BACKDATE)
+        .not_valid_after(now + VALIDITY)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=False,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=True,
+                crl_sign=True,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(public), critical=False)
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(public), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    return GeneratedCa(
+        certificate=certificate.public_bytes(serialization.Encoding.PEM).decode("ascii"),
+        key=key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        ).decode("ascii"),
+    )
+
+
+def inspection_ca_secret(
+    ca: GeneratedCa, *, tenant: str, namespace: str, service_code: str
+) -> dict[str, Any]:
+    """The `kubernetes.io/tls` Secret the proxy mounts (tls.crt, tls.key). Immutable: a CA is
+    replaced by deleting its Secret (a new one is generated), never edited in place."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {
+            "name": inspection_ca_secret_name(),
+            "namespace": namespace,
+            "labels": component_labels(tenant, Component.PROXY, service_code=service_code),
+        },
+        "type": "kubernetes.io/tls",
+        "immutable": True,
+        "stringData": {"tls.crt": ca.certificate, "tls.key": ca.key},
+    }
+
+
+def existence_probe(name: str, namespace: str) -> dict[str, Any]:
+    """An empty Secret to dry-run create: 409 AlreadyExists says `name` exists."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": name, "namespace": namespace},
+        "type": "Opaque",
+    }
+
+
+async def secret_exists(kube: KubeApi, name: str, *, namespace: str) -> bool:
+    """Whether Secret `namespace/name` exists, without reading it (a dry-run create)."""
+    return not await kube.create(existence_probe(name, namespace), dry_run=True)
+
+
+@dataclass(frozen=True)
+class InspectionCa:
+    """Where the generated CA stands after `settle_inspection_ca`."""
+
+    certificate: str | None = None  # to publish (None: nothing known to publish)
+    pending: Mapping[str, Any] | None = None  # a Secret to create once the namespace exists
+    created: bool = False  # a new CA was created in this reconcile
+    retract: bool = False  # the certificate just published is not the Secret's: unpublish it
+    unresolved: tuple[Unresolved, ...] = ()
+
+
+def _namespace_exists(observed: Iterable[Mapping[str, Any]], namespace: str) -> bool:
+    return any(
+        o.get("kind") == "Namespace"
+        and o.get("metadata", {}).get("name") == namespace
+        and not o.get("metadata", {}).get("deletionTimestamp")
+        for o in observed
+    )
+
+
+async def settle_inspection_ca(
+    kube: KubeApi,
+    *,
+    tenant: str,
+    spec: SecureWebGatewaySpec,
+    namespace: str,
+    observed: Iterable[Mapping[str, Any]],
+    now: datetime.datetime,
+    create: bool = True,
+) -> InspectionCa:
+    """Make sure the generated CA exists (once) and learn the certificate to publish.
+
+    Published and the Secret still there (a dry-run create is refused): keep it. Otherwise a new
+    CA is generated and created, unless a Secret of that name exists after all, whose
+    certificate the operator cannot learn (`InspectionCAUnpublished`). Before the tenant
+    namespace exists the new CA is `pending`: `create_pending` creates it after the namespace.
+    With `create` False (a cancelled tenant) nothing is asked or made: the published
+    certificate stays as it is.
+    """
+    observed = list(observed)
+    published = published_certificate(observed, namespace)
+    if not create:
+        return InspectionCa(certificate=published)
+    name = inspection_ca_secret_name()
+    if (
+        published is not None
+        and _namespace_exists(observed, namespace)
+        and await secret_exists(kube, name, namespace=namespace)
+    ):
+        return InspectionCa(certificate=published)
+    ca = generate_inspection_ca(tenant=tenant, service_code=spec.service_code, now=now)
+    secret = inspection_ca_secret(
+        ca, tenant=tenant, namespace=namespace, service_code=spec.service_code
+    )
+    if not _namespace_exists(observed, namespace):
+        return InspectionCa(certificate=ca.certificate, pending=secret)
+    if await kube.create(secret):
+        return InspectionCa(certificate=ca.certificate, created=True)
+    return InspectionCa(unresolved=(unpublished_ca(namespace),))
+
+
+async def create_pending(kube: KubeApi, ca: InspectionCa, *, namespace: str) -> InspectionCa:
+    """Create the CA generated before its namespace existed. Refused (the name was taken: a
+    namespace made by hand, with a Secret of that name), the certificate already published with
+    the namespace is not the Secret's and must be taken back (`retract`)."""
+    if ca.pending is None:
+        return ca
+    if await kube.create(ca.pending):
+        return InspectionCa(certificate=ca.certificate, created=True)
+    return InspectionCa(retract=True, unresolved=(unpublished_ca(namespace),))
