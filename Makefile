@@ -10,6 +10,7 @@ LOCAL := .local
 KUBECONFIG_LOCAL := $(abspath $(LOCAL)/kubeconfig)
 CLUSTER := $(PY) -m e2e.cluster
 PYTEST := $(PY) -m pytest
+N ?= 100 1000
 
 .PHONY: help
 help: ## List the targets with one line each
@@ -90,8 +91,16 @@ test: setup lint test-unit test-e2e test-dataplane ## Install what is missing, t
 bench-dataplane: deps $(VENV)/.installed ## Data-plane benchmark (root; loopback-only namespaces): bench/results/dataplane-<date>.json
 	timeout 1800 $(PY) -m bench.dataplane $(BENCH_ARGS)
 
+.PHONY: bench-provision
+bench-provision: setup ## Provisioning benchmark, operator vs floor (N="100 1000"): bench/results/provision-<date>-N<n>.json
+	timeout 7200 $(PY) -m bench.provision $(foreach n,$(N),--tenants $(n)) $(BENCH_ARGS)
+
+.PHONY: bench-chaos
+bench-chaos: setup ## Chaos run: 100 operator kills, API server pause, etcd restart: bench/results/chaos-<date>.json
+	timeout 3600 $(PY) -m bench.chaos $(BENCH_ARGS)
+
 .PHONY: bench
-bench: bench-dataplane ## Every benchmark (bench-* targets)
+bench: bench-dataplane bench-provision bench-chaos ## Every benchmark (bench-* targets)
 
 .PHONY: chart-lint
 chart-lint: $(VENV)/.installed ## helm lint --strict of the chart, hadolint of the images, shellcheck of hack/e2e-kind.sh

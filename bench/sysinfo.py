@@ -69,7 +69,19 @@ def versions(repo: Path) -> dict[str, str]:
         "python": platform.python_version(),
         "operator": __version__,
         "commit": git_commit(repo),
+        "operatorSourceClean": "yes" if operator_source_clean(repo) else "no (uncommitted changes)",
     }
+
+
+def operator_source_clean(repo: Path) -> bool:
+    """No uncommitted change under operator/ (the figures are those of the commit above)."""
+    found = subprocess.run(
+        ["git", "-C", str(repo), "status", "--porcelain", "--", "operator"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return found.returncode == 0 and not found.stdout.strip()
 
 
 @dataclass(frozen=True)

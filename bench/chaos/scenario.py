@@ -1,0 +1,433 @@
+"""A chaos scenario against a local control plane, reproducible from its seed.
+
+Tenants (half cancelled with `purgeAfterDays: 0`, half with 90) are created, changed (sizing,
+suspension, client networks) and cancelled while the operator is SIGKILLed at random points:
+each round starts an operator, makes zero to two changes (some while the operator is down), lets
+it run a random time and kills it. Once, the API server is paused (SIGSTOP) for longer than the
+operator's watch timeouts and resumed; once, etcd is restarted; after each, one change must be
+reconciled by the same operator process (its watches must have recovered; the resync timer is
+far away). In the end one operator runs until everything converges or a deadline passes, and the
+invariants of `bench.chaos.checks` are evaluated on a snapshot of the cluster.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import random
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, cast
+
+from e2e.cluster import ControlPlane, wait_until
+from e2e.operator_process import OWNED_KINDS, OperatorProcess, tenant_manifest
+
+from bench.chaos.checks import Expected, Snapshot, every_check
+from bench.localcluster import pause, restart, resume
+from swg_operator.naming import tenant_label_value
+
+WATCH_SERVER_TIMEOUT = 10
+WATCH_CLIENT_TIMEOUT = 15
+RESYNC_SECONDS = 3600  # far away: convergence must come from the watches
+SPEC_VARIANTS: tuple[Mapping[str, Any], ...] = (
+    {"sizing": {"endpoints": 500, "requestsPerSecond": 200}},
+    {"sizing": {"endpoints": 50, "requestsPerSecond": 20}},
+    {"clients": {"allowedCIDRs": ["198.51.100.0/24"]}},
+    {"clients": {"allowedCIDRs": ["192.0.2.0/24", "203.0.113.0/25"]}},
+    {"suspended": True},
+    {"suspended": False},
+)
+
+
+@dataclass(frozen=True)
+class Options:
+    seed: int
+    kills: int = 20
+    tenants: int = 8  # created before the first kill
+    late_tenants: int = 4  # created during the kills
+    cancellations: int = 5  # tenants cancelled during the kills
+    max_run_seconds: float = 4.0  # the operator lives uniform(0, this) before SIGKILL
+    pause_seconds: float = 20.0  # > WATCH_CLIENT_TIMEOUT
+    etcd_down_seconds: float = 3.0
+    recovery_timeout: float = 90.0
+    converge_timeout: float = 240.0
+    operator_namespace: str = "swg-system"
+    prefix: str = "chaos"
+
+
+@dataclass
+class Tenant:
+    name: str
+    purge_after_days: int
+    spec: dict[str, Any]
+    uid: str = ""
+    created: bool = False
+    deleted: bool = False
+
+    def expected(self) -> Expected:
+        return Expected(
+            name=self.name,
+            uid=self.uid,
+            spec=copy.deepcopy(self.spec),
+            purge_after_days=self.purge_after_days,
+            deleted=self.deleted,
+        )
+
+
+@dataclass
+class Report:
+    seed: int
+    tenants: list[dict[str, Any]] = field(default_factory=list)
+    rounds: list[dict[str, Any]] = field(default_factory=list)
+    faults: list[dict[str, Any]] = field(default_factory=list)
+    kills: int = 0
+    converge_seconds: float | None = None
+    total_seconds: float = 0.0
+    violations: dict[str, list[str]] = field(default_factory=dict)
+    operator_errors: list[str] = field(default_factory=list)
+
+    @property
+    def passed(self) -> bool:
+        return bool(self.violations) and not any(self.violations.values())
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "seed": self.seed,
+            "kills": self.kills,
+            "faults": self.faults,
+            "convergeSeconds": self.converge_seconds,
+            "totalSeconds": round(self.total_seconds, 1),
+            "passed": self.passed,
+            "violations": self.violations,
+            "operatorErrors": self.operator_errors,
+            "tenants": self.tenants,
+            "rounds": self.rounds,
+        }
+
+
+def renderer(operator_namespace: str) -> Callable[[Expected], list[dict[str, Any]]]:
+    """The desired objects of an `Expected` tenant, as the operator renders them (the sample
+    catalogue is what `install_prerequisites` imports)."""
+    from swg_operator.api import OperatorSettings, parse_spec
+    from swg_operator.commands.render import read_catalogue
+    from swg_operator.render import Lifecycle, render_tenant
+    from swg_operator.sizing_io import load_capacity
+
+    catalogue = read_catalogue(None)
+    settings = OperatorSettings.model_validate({"operatorNamespace": operator_namespace})
+    capacity = load_capacity()
+
+    def render(e: Expected) -> list[dict[str, Any]]:
+        lifecycle = Lifecycle.CANCELLED if e.deleted else Lifecycle.ACTIVE
+        manifests = render_tenant(
+            e.name,
+            parse_spec(dict(e.spec)),
+            catalogue=catalogue,
+            settings=settings,
+            capacity=capacity,
+            lifecycle=lifecycle,
+        )
+        return list(manifests.objects)
+
+    return render
+
+
+class Chaos:
+    def __init__(self, plane: ControlPlane, opts: Options, *, log_dir: Path) -> None:
+        self.plane = plane
+        self.opts = opts
+        self.rng = random.Random(opts.seed)  # noqa: S311 - reproducible chaos, not crypto
+        self.log_path = log_dir / f"chaos-{opts.seed}.operator.log"
+        self.report = Report(seed=opts.seed)
+        self.operator: OperatorProcess | None = None
+        total = opts.tenants + opts.late_tenants
+        self.tenants = [
+            Tenant(
+                name=f"{opts.prefix}-{i:02d}",
+                purge_after_days=0 if i % 2 == 0 else 90,
+                spec=self._initial_spec(0 if i % 2 == 0 else 90),
+            )
+            for i in range(total)
+        ]
+
+    # --- the operator --------------------------------------------------------------------------
+
+    def _start_operator(self) -> OperatorProcess:
+        operator = OperatorProcess(
+            self.plane,
+            log_path=self.log_path,
+            operator_namespace=self.opts.operator_namespace,
+            args=(
+                f"--watch-server-timeout={WATCH_SERVER_TIMEOUT}",
+                f"--watch-client-timeout={WATCH_CLIENT_TIMEOUT}",
+                f"--resync-seconds={RESYNC_SECONDS}",
+                "--purge-recheck-seconds=2",
+            ),
+        )
+        self.operator = operator.start()
+        return operator
+
+    def _kill_operator(self) -> str:
+        operator = self.operator
+        assert operator is not None
+        tail = operator.log_tail(1)
+        self._collect_errors(operator)
+        operator.kill()
+        self.operator = None
+        self.report.kills += 1
+        return tail
+
+    def _collect_errors(self, operator: OperatorProcess) -> None:
+        for line in operator.log_text().splitlines():
+            if "Failed to reconcile" in line or "Traceback" in line:
+                self.report.operator_errors.append(line[:300])
+
+    # --- tenants -------------------------------------------------------------------------------
+
+    @staticmethod
+    def _initial_spec(days: int) -> dict[str, Any]:
+        spec = cast(dict[str, Any], copy.deepcopy(tenant_manifest("x")["spec"]))
+        spec["cancellation"] = {"purgeAfterDays": days}
+        return spec
+
+    def _create(self, tenant: Tenant) -> str:
+        manifest = tenant_manifest(tenant.name)
+        manifest["spec"] = tenant.spec
+        self.plane.apply(manifest)
+        tenant.uid = self.plane.kubectl(
+            "get", "swg", tenant.name, "-o", "jsonpath={.metadata.uid}"
+        ).stdout.strip()
+        tenant.created = True
+        return f"create {tenant.name}"
+
+    def _change(self, tenant: Tenant) -> str:
+        """A spec change that changes something (the generation moves)."""
+        variant = self.rng.choice([v for v in SPEC_VARIANTS if {**tenant.spec, **v} != tenant.spec])
+        tenant.spec = {**tenant.spec, **copy.deepcopy(dict(variant))}
+        self.plane.kubectl(
+            "patch", "swg", tenant.name, "--type=merge", "-p", json.dumps({"spec": variant})
+        )
+        return f"change {tenant.name} {json.dumps(variant, separators=(',', ':'))}"
+
+    def _cancel(self, tenant: Tenant) -> str:
+        self.plane.kubectl("delete", "swg", tenant.name, "--wait=false")
+        tenant.deleted = True
+        return f"cancel {tenant.name} ({tenant.purge_after_days} days)"
+
+    def _random_action(self, budget: dict[str, int]) -> str | None:
+        waiting = [t for t in self.tenants if not t.created]
+        active = [t for t in self.tenants if t.created and not t.deleted]
+        choices: list[Callable[[], str]] = []
+        if waiting and budget["create"] > 0:
+            choices.append(lambda: self._create(waiting[0]))
+        if active:
+            choices.append(lambda: self._change(self.rng.choice(active)))
+            choices.append(lambda: self._change(self.rng.choice(active)))
+        if len(active) > 2 and budget["cancel"] > 0:
+            choices.append(lambda: self._cancel(self.rng.choice(active)))
+        if not choices:
+            return None
+        action = self.rng.choice(choices)
+        done = action()
+        if done.startswith("create"):
+            budget["create"] -= 1
+        elif done.startswith("cancel"):
+            budget["cancel"] -= 1
+        return done
+
+    def _body(self, name: str) -> dict[str, Any] | None:
+        got = self.plane.kubectl("get", "swg", name, "-o", "json", check=False)
+        return json.loads(got.stdout) if got.returncode == 0 else None
+
+    def _settled(self, tenant: Tenant) -> bool:
+        """The tenant's current spec is reconciled (not a full convergence check)."""
+        body = self._body(tenant.name)
+        if tenant.deleted and tenant.purge_after_days == 0:
+            return body is None
+        if body is None:
+            return False
+        status = body.get("status") or {}
+        if status.get("observedGeneration") != body["metadata"].get("generation"):
+            return False
+        want = (
+            "Cancelled"
+            if tenant.deleted
+            else "Suspended"
+            if tenant.spec.get("suspended")
+            else "Ready"
+        )
+        return bool(status.get("phase") == want)
+
+    # --- faults --------------------------------------------------------------------------------
+
+    def _recovery(self, what: str, fault: Callable[[], dict[str, Any]]) -> None:
+        """Run `fault` while an operator runs, then change a tenant and wait until the same
+        operator process has reconciled the change."""
+        operator = self._start_operator()
+        time.sleep(self.rng.uniform(2.0, 4.0))  # its watches are established
+        started = time.monotonic()
+        details = fault()
+        active = [t for t in self.tenants if t.created and not t.deleted]
+        tenant = self.rng.choice(active)
+        action = self._change(tenant)
+        changed = time.monotonic()
+        wait_until(
+            lambda: self._settled(tenant),
+            timeout=self.opts.recovery_timeout,
+            what=f"{action} reconciled by the same operator after the {what}",
+            interval=0.5,
+        )
+        if operator.proc is None or operator.proc.poll() is not None:
+            raise RuntimeError(f"the operator died during the {what}:\n{operator.log_tail()}")
+        self.report.faults.append(
+            {
+                "fault": what,
+                **details,
+                "action": action,
+                "reconciledSecondsAfterChange": round(time.monotonic() - changed, 1),
+                "secondsFromFault": round(time.monotonic() - started, 1),
+            }
+        )
+        self._kill_operator()
+
+    def _pause_apiserver(self) -> dict[str, Any]:
+        pid = pause(self.plane, "kube-apiserver")
+        try:
+            time.sleep(self.opts.pause_seconds)
+        finally:
+            resume(self.plane, "kube-apiserver")
+        wait_until(
+            lambda: (
+                self.plane.kubectl("get", "--raw", "/readyz", check=False).stdout.strip() == "ok"
+            ),
+            timeout=60,
+            what="/readyz after SIGCONT",
+        )
+        return {
+            "pid": pid,
+            "pausedSeconds": self.opts.pause_seconds,
+            "watchServerTimeout": WATCH_SERVER_TIMEOUT,
+            "watchClientTimeout": WATCH_CLIENT_TIMEOUT,
+        }
+
+    def _restart_etcd(self) -> dict[str, Any]:
+        unready = restart(self.plane, "etcd", down_seconds=self.opts.etcd_down_seconds)
+        return {"downSeconds": self.opts.etcd_down_seconds, "apiNotReadySeconds": round(unready, 1)}
+
+    # --- the run -------------------------------------------------------------------------------
+
+    def run(self) -> Report:
+        started = time.monotonic()
+        opts = self.opts
+        print(
+            f"Chaos seed {opts.seed}: {opts.kills} kills, {len(self.tenants)} tenants", flush=True
+        )
+        try:
+            self._scenario()
+            self._converge()
+        finally:
+            if self.operator is not None:
+                self._collect_errors(self.operator)
+                self.operator.stop()
+                self.operator = None
+            self.report.total_seconds = time.monotonic() - started
+            self.report.tenants = [
+                {
+                    "name": t.name,
+                    "uid": t.uid,
+                    "purgeAfterDays": t.purge_after_days,
+                    "created": t.created,
+                    "cancelled": t.deleted,
+                    "spec": t.spec,
+                }
+                for t in self.tenants
+            ]
+        return self.report
+
+    def _scenario(self) -> None:
+        opts = self.opts
+        for tenant in self.tenants[: opts.tenants]:
+            self._create(tenant)
+        budget = {"create": opts.late_tenants, "cancel": opts.cancellations}
+        pause_at = self.rng.randrange(opts.kills // 4, opts.kills // 2 + 1)
+        etcd_at = self.rng.randrange(
+            opts.kills // 2 + 1, max(opts.kills * 3 // 4, opts.kills // 2 + 2)
+        )
+        kills = 0
+        while kills < opts.kills:
+            if kills == pause_at:
+                self._recovery("API server paused (SIGSTOP)", self._pause_apiserver)
+                pause_at = -1
+                kills += 1
+                continue
+            if kills == etcd_at:
+                self._recovery("etcd restarted", self._restart_etcd)
+                etcd_at = -1
+                kills += 1
+                continue
+            actions: list[str] = []
+            if self.rng.random() < 0.3:  # a change while no operator runs
+                done = self._random_action(budget)
+                if done:
+                    actions.append(f"{done} (operator down)")
+            self._start_operator()
+            for _ in range(self.rng.randint(0, 2)):
+                done = self._random_action(budget)
+                if done:
+                    actions.append(done)
+            alive = self.rng.uniform(0.0, opts.max_run_seconds)
+            time.sleep(alive)
+            last_line = self._kill_operator()
+            kills += 1
+            self.report.rounds.append(
+                {
+                    "kill": kills,
+                    "aliveSeconds": round(alive, 2),
+                    "actions": actions,
+                    "lastLog": last_line[-200:],
+                }
+            )
+        for tenant in self.tenants:  # whatever the random draw left out
+            if not tenant.created:
+                self._create(tenant)
+        while budget["cancel"] > 0:
+            active = [t for t in self.tenants if t.created and not t.deleted]
+            self._cancel(self.rng.choice(active))
+            budget["cancel"] -= 1
+
+    def _converge(self) -> None:
+        self._start_operator()
+        started = time.monotonic()
+        try:
+            wait_until(
+                lambda: all(self._settled(t) for t in self.tenants),
+                timeout=self.opts.converge_timeout,
+                what="every tenant converged after the chaos",
+                interval=1.0,
+                describe=lambda: [t.name for t in self.tenants if not self._settled(t)],
+            )
+            self.report.converge_seconds = round(time.monotonic() - started, 1)
+        except TimeoutError as exc:
+            print(f"Not converged: {exc}", flush=True)
+        self.report.violations = every_check(
+            [t.expected() for t in self.tenants],
+            snapshot(self.plane, [t.name for t in self.tenants], self.opts.operator_namespace),
+            render=renderer(self.opts.operator_namespace),
+            scope={tenant_label_value(t.name) for t in self.tenants},
+        )
+
+
+def snapshot(plane: ControlPlane, names: Sequence[str], operator_namespace: str) -> Snapshot:
+    """Live tenants among `names`, every object labelled for any tenant, every purge receipt."""
+    tenants = {
+        item["metadata"]["name"]: item
+        for item in plane.kubectl_json("get", "securewebgateways")["items"]
+        if item["metadata"]["name"] in set(names)
+    }
+    objects = plane.kubectl_json("get", OWNED_KINDS, "-A", "-l", "swg.dev/tenant")["items"]
+    receipts = plane.kubectl_json(
+        "get", "configmaps", "-n", operator_namespace, "-l", "swg.dev/purge-receipt=true"
+    )["items"]
+    return Snapshot(tenants=tenants, objects=objects, receipts=receipts)
