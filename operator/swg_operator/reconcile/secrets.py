@@ -167,32 +167,30 @@ async def settle_inspection_ca(
 ) -> InspectionCa:
     """Make sure the generated CA exists (once) and learn the certificate to publish.
 
-    Published and the Secret still there (a dry-run create is refused): keep it. Otherwise a new
-    CA is generated and created, unless a Secret of that name exists after all, whose
-    certificate the operator cannot learn (`InspectionCAUnpublished`). Before the tenant
-    namespace exists the new CA is `pending`: `create_pending` creates it after the namespace.
-    With `create` False (a cancelled tenant) nothing is asked or made: the published
-    certificate stays as it is.
+    The Secret still there (a dry-run create is refused): keep it, and its published
+    certificate; with none published, the operator cannot learn it (`InspectionCAUnpublished`).
+    The Secret missing: a new CA is generated and created. Before the tenant namespace exists
+    the new CA is `pending`: `create_pending` creates it once the namespace does. With `create`
+    False (a cancelled tenant) nothing is asked or made: the published certificate stays.
     """
     observed = list(observed)
     published = published_certificate(observed, namespace)
     if not create:
         return InspectionCa(certificate=published)
-    name = inspection_ca_secret_name()
-    if (
-        published is not None
-        and _namespace_exists(observed, namespace)
-        and await secret_exists(kube, name, namespace=namespace)
-    ):
+    exists = _namespace_exists(observed, namespace)
+    if exists and await secret_exists(kube, inspection_ca_secret_name(), namespace=namespace):
+        if published is None:
+            return InspectionCa(unresolved=(unpublished_ca(namespace),))
         return InspectionCa(certificate=published)
     ca = generate_inspection_ca(tenant=tenant, service_code=spec.service_code, now=now)
     secret = inspection_ca_secret(
         ca, tenant=tenant, namespace=namespace, service_code=spec.service_code
     )
-    if not _namespace_exists(observed, namespace):
+    if not exists:
         return InspectionCa(certificate=ca.certificate, pending=secret)
     if await kube.create(secret):
         return InspectionCa(certificate=ca.certificate, created=True)
+    # Created by someone else since the dry run: its certificate is not known.
     return InspectionCa(unresolved=(unpublished_ca(namespace),))
 
 
