@@ -16,6 +16,7 @@ are skipped without it.
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import re
@@ -469,6 +470,71 @@ def test_operator_with_only_the_chart_rbac_makes_a_tenant_ready(
         cluster.kubectl("delete", "swg", name, "--wait=false", check=False)
 
 
+def test_operator_with_only_the_chart_rbac_generates_the_inspection_ca_and_checks_references(
+    operator_release: Release, operator: OperatorProcess
+) -> None:
+    """HTTPS inspection with the chart's rights alone: the CA Secret is created (`create`, the
+    only verb on Secrets) and its certificate published; a CA Secret the spec names is looked
+    for with a dry-run create and, missing, stalls the tenant until it exists."""
+    cluster = operator_release.cluster
+    log_start = len(operator.log_text())
+    generated, named = unique_name("chart-inspect"), unique_name("chart-own-ca")
+    cluster.apply(_tenant(generated, options={"httpsInspection": {"enabled": True}}))
+    cluster.apply(
+        _tenant(
+            named, options={"httpsInspection": {"enabled": True, "caSecret": {"name": "own-ca"}}}
+        )
+    )
+    try:
+        ready = wait_until(
+            lambda: (s := _status(cluster, generated)) and _condition(s, "Ready") == "True" and s,
+            timeout=READY_TIMEOUT,
+            what=f"{generated} Ready (operator log:\n{operator.log_text()[-3000:]})",
+        )
+        namespace = ready["status"]["namespace"]
+        secret = cluster.kubectl_json("get", "secret", "https-inspection-ca", "-n", namespace)
+        assert secret["type"] == "kubernetes.io/tls"
+        published = cluster.kubectl_json(
+            "get", "configmap", "https-inspection-ca-cert", "-n", namespace
+        )
+        assert published["data"]["ca.crt"] == base64.b64decode(secret["data"]["tls.crt"]).decode()
+
+        def stalled_reason() -> str | None:
+            for condition in (
+                (_status(cluster, named) or {}).get("status", {}).get("conditions", [])
+            ):
+                if condition["type"] == "Stalled" and condition["status"] == "True":
+                    return str(condition["reason"])
+            return None
+
+        reason = wait_until(stalled_reason, timeout=READY_TIMEOUT, what=f"{named} Stalled")
+        assert reason == "CASecretNotFound"
+        own_namespace = f"swg-{named}"
+        cluster.apply(
+            {
+                "apiVersion": "v1",
+                "kind": "Secret",
+                "metadata": {"name": "own-ca", "namespace": own_namespace},
+                "type": "kubernetes.io/tls",
+                "data": {
+                    "tls.crt": secret["data"]["tls.crt"],
+                    "tls.key": secret["data"]["tls.key"],
+                },
+            }
+        )
+        wait_until(  # the resync (60 s here) notices the customer's Secret
+            lambda: _condition(_status(cluster, named), "Ready") == "True",
+            timeout=READY_TIMEOUT,
+            what=f"{named} Ready once its CA Secret exists",
+        )
+        if operator.process is not None:
+            log = operator.log_text()[log_start:]
+            assert "Forbidden" not in log, log[-3000:]
+    finally:
+        for name in (generated, named):
+            cluster.kubectl("delete", "swg", name, "--wait=false", check=False)
+
+
 def test_operator_with_the_chart_service_account_reconciles_cancels_and_purges(
     operator_release: Release, operator: OperatorProcess
 ) -> None:
@@ -609,6 +675,10 @@ CANNOT = [
     ("list", "secrets", "kube-system"),
     ("list", "secrets", None),
     ("watch", "secrets", None),
+    ("get", "secrets", None),
+    ("patch", "secrets", None),
+    ("update", "secrets", None),
+    ("delete", "secrets", None),
     ("get", "pods/log", None),
     ("create", "pods/exec", None),
     ("create", "pods/attach", None),
@@ -682,13 +752,21 @@ def test_service_account_may_write_only_the_tenant_reader_role_beyond_its_rights
 
 
 def test_can_i_list_matches_the_chart(operator_release: Release, operator: OperatorProcess) -> None:
-    """`kubectl auth can-i --list` in a tenant namespace: no wildcard, no Secret, no log."""
+    """`kubectl auth can-i --list` in a tenant namespace: no wildcard, no log, and on Secrets
+    nothing but `create`."""
     listing = operator.sa_cluster.kubectl("auth", "can-i", "--list", "-n", "swg-probe").stdout
     rows = [line.split() for line in listing.splitlines()[1:] if line.strip()]
     resources = {row[0] for row in rows}
     assert "*.*" not in resources
-    assert not {"secrets", "pods/log", "services/proxy", "pods/exec"} & resources
+    assert not {"pods/log", "services/proxy", "pods/exec"} & resources
     assert {"deployments.apps", "networkpolicies.networking.k8s.io", "namespaces"} <= resources
+    secret_verbs = {
+        verb
+        for row in rows
+        if row[0] == "secrets"
+        for verb in " ".join(row[3:]).strip("[]").split()
+    }
+    assert secret_verbs == {"create"}
 
 
 def test_uninstall_keeps_the_crd_and_the_tenants(chart_cluster: Cluster, release: Release) -> None:
