@@ -1,11 +1,12 @@
-"""Tenant logs from real traffic: the data-plane test tenant's configuration (`swg-operator
-render`) with the logging directives of `swg_operator.logstore.formats`, real Squid + c-icap +
-clamd in a loopback-only namespace, the real shippers and log store as processes on 127.0.0.1.
-Traffic that is allowed, blocked by category and by list, bypassed, EICAR down and up (HTTP and
-inspected HTTPS); meanwhile the log store, the shippers and Squid are killed with SIGKILL and
-restarted. Then the downloaded logs are compared with the traffic: every transaction Squid
-logged is stored exactly once, with the right decision, category, verdict and signature, and the
-access and anti-virus records of one request share its request id."""
+"""Tenant logs from real traffic: the data-plane test tenant's configuration exactly as
+`swg-operator render` writes it (the templates carry the logging directives of
+`swg_operator.logstore.formats`), real Squid + c-icap + clamd in a loopback-only namespace, the
+real shippers and log store as processes on 127.0.0.1. Traffic that is allowed, blocked by
+category and by list, bypassed, EICAR down and up (HTTP and inspected HTTPS); meanwhile the log
+store, the shippers and Squid are killed with SIGKILL and restarted. Then the downloaded logs are
+compared with the traffic: every transaction Squid logged is stored exactly once, with the right
+decision, category, verdict and signature, and the access and anti-virus records of one request
+share its request id."""
 
 from __future__ import annotations
 
@@ -13,7 +14,6 @@ import contextlib
 import json
 import os
 import re
-import shutil
 import signal
 import sys
 import urllib.request
@@ -52,47 +52,27 @@ EICAR_SIGNATURE = "Custom.Test.EICAR-NDB.UNOFFICIAL"
 ISO_MS = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 
 
-def with_log_directives(config: Path, out: Path) -> Path:
-    """The rendered configuration, its logging lines replaced by the log store's directives
-    (a no-op once the data-plane templates include them)."""
-    shutil.copytree(config, out)
-    squid = (out / "squid.conf").read_text()
-    if formats.SQUID_ACCESS_LOGFORMAT not in squid:
-        kept = [
-            line
-            for line in squid.splitlines()
-            if not line.startswith(("logformat ", "access_log ", "icap_log "))
-            and line.strip() != "acl swg_has_request has request"
-        ]
-        squid = "\n".join(kept) + "\n" + formats.squid_logging_directives()
-        (out / "squid.conf").write_text(squid)
-    cicap = (out / "c-icap.conf").read_text()
-    if formats.CICAP_LOGFORMAT not in cicap:
-        services: list[str] = []
-        kept = []
-        for line in cicap.splitlines():
-            words = line.split()
-            if words[:3] == ["acl", "swg_av_service", "service"]:
-                services = words[3:]
-            elif not words or words[0] not in ("LogFormat", "AccessLog"):
-                kept.append(line)
-        assert services, "the rendered c-icap.conf names no anti-virus service"
-        cicap = "\n".join(kept) + "\n" + formats.cicap_logging_directives(service_names=services)
-        (out / "c-icap.conf").write_text(cicap)
-    return out
-
-
 @pytest.fixture(scope="module")
 def stack(
     start_dataplane: StartDataplane,  # noqa: F811
     render_tenant: RenderTenant,  # noqa: F811
-    tmp_path_factory: pytest.TempPathFactory,
 ) -> DataplaneStack:
     rendered = render_tenant(TENANT_DATA / "tenant.yaml")
-    conf = with_log_directives(rendered, tmp_path_factory.mktemp("logs-conf") / "config")
     return start_dataplane(
-        conf, label="logs", names=DEFAULT_TEST_NAMES, extra_conf=TENANT_SIGNATURES
+        rendered, label="logs", names=DEFAULT_TEST_NAMES, extra_conf=TENANT_SIGNATURES
     )
+
+
+def test_rendered_configuration_carries_the_log_directives(
+    render_tenant: RenderTenant,  # noqa: F811
+) -> None:
+    """The daemons run the templates' logging lines, which are the log store's directives."""
+    rendered = render_tenant(TENANT_DATA / "tenant.yaml")
+    squid = (rendered / "squid.conf").read_text()
+    assert formats.squid_logging_directives() in squid
+    assert "access_log " not in squid.replace(formats.squid_logging_directives(), "")
+    cicap = (rendered / "c-icap.conf").read_text()
+    assert formats.cicap_logging_directives(service_names=("virus_scan", "avscan")) in cicap
 
 
 class Pipeline:

@@ -137,7 +137,8 @@ def test_rules_come_in_order_bypass_policy_allow_deny_categories() -> None:
         "deny CONNECT !SSL_ports",
         "deny !swg_clients",
         "deny swg_forbidden_dst",
-        "allow swg_bypass ",
+        "allow swg_bypass_dom ",
+        "allow swg_bypass_dst ",
         "deny swg_p0_src swg_c2_dom",
         "allow swg_t_allow",
         "deny swg_t_deny",
@@ -153,7 +154,17 @@ def test_rules_come_in_order_bypass_policy_allow_deny_categories() -> None:
     ]
     assert positions == sorted(positions)
     squid = files["squid.conf"]
-    assert "category=social_networks decision=block policy=kids" in squid
+    notes = {line.split()[1]: " ".join(line.split()[3:]) for line in directives(squid, "acl")}
+    assert notes["swg_p0_tag_c2_dom"] == (
+        "decision=block list=category category=social_networks policy=kids"
+    )
+    assert notes["swg_t_tag_deny"] == "decision=block list=deny-domain policy=tenant"
+    assert notes["swg_t_tag_regex"] == "decision=block list=deny-regex policy=tenant"
+    assert notes["swg_t_tag_allow"] == "decision=allow list=allow-domain policy=tenant"
+    assert notes["swg_tag_bypass_dom"] == "decision=bypass list=bypass-domain policy=tenant"
+    assert notes["swg_tag_bypass_dst"] == "decision=bypass list=bypass-cidr policy=tenant"
+    assert notes["swg_tag_forbidden"] == "decision=block list=restricted policy=tenant"
+    assert notes["swg_tag_default"] == "decision=allow list=default policy=tenant"
     assert "acl swg_bypass any-of swg_bypass_dom swg_bypass_dst" in squid
     # every block rule's annotation is on the block page's deny_info
     (deny_info,) = directives(squid, "deny_info")
@@ -268,4 +279,6 @@ def test_every_line_is_a_directive_comment_or_blank(
         "icap_enable", "icap_preview_enable", "icap_preview_size", "icap_persistent_connections",
         "icap_send_client_ip", "icap_service_failure_limit", "icap_service_revival_delay",
         "icap_service", "adaptation_access", "adaptation_service_chain", "logformat", "access_log",
+        "icap_send_client_username", "icap_client_username_header", "icap_client_username_encode",
+        "adaptation_meta", "icap_log",
     }  # fmt: skip

@@ -176,8 +176,8 @@ def test_service_paths_inside_the_tenant() -> None:
     assert allowed(policies, proxy, antivirus, 1344)
     assert not allowed(policies, proxy, antivirus, 22)
     for writer in (proxy, antivirus):
-        assert allowed(policies, writer, logstore, 5140)
-        assert allowed(policies, writer, logstore, 8080)
+        assert allowed(policies, writer, logstore, 5140)  # the shipper's ingest port
+        assert not allowed(policies, writer, logstore, 8080)  # downloads: the API server only
     assert not allowed(policies, logstore, antivirus, 1344)
     assert not allowed(policies, antivirus, proxy, 3128)
     for pod in (antivirus, logstore):

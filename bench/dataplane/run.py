@@ -133,7 +133,8 @@ def check_stack(stack: Stack) -> None:
             raise RuntimeError(f"{stack.tenant.name}: a listed domain gave {blocked.status}")
     if stack.tenant.antivirus:
         entry = stack.stack.wait_for_access_log(r'"url":"http://bench\.test')
-        if entry.get("scanned") in ("", "-", None):
+        # Squid logs the request id it sent to the ICAP service ("-" when nothing was scanned).
+        if entry.get("icap") in ("", "-", None):
             raise RuntimeError(f"{stack.tenant.name}: the response was not scanned: {entry}")
 
 

@@ -40,6 +40,7 @@ from e2e.dataplane.netns import NetNamespace
 from e2e.dataplane.origin import Origin
 from e2e.dataplane.payloads import Payload
 from e2e.dataplane.pki import TestPki, make_pki
+from swg_operator.logstore.formats import SQUID_ACCESS_LOG_PATH
 
 REPO = Path(__file__).resolve().parents[2]
 ENTRYPOINTS = {
@@ -418,33 +419,31 @@ class DataplaneStack:
 
     # ------------------------------------------------------------------ logs
     def stdout_lines(self, daemon: str) -> list[str]:
-        """What a daemon printed on stdout so far (Squid: the access log)."""
+        """What a daemon printed on stdout so far."""
         path = self.workdir / "logs" / f"{daemon}.out"
         return path.read_text(errors="replace").splitlines() if path.exists() else []
 
     def access_log(self) -> list[dict[str, object]]:
-        """The JSON lines of Squid's stdout."""
-        return [json.loads(line) for line in self.stdout_lines("squid") if line.startswith("{")]
+        """The JSON lines Squid appended to the tenant access log (``formats``: the file on the
+        proxy pod's state directory that the shipper reads), as Squid wrote them."""
+        return self.json_log(SQUID_ACCESS_LOG_PATH, pod="proxy")
 
     def wait_for_access_log(self, pattern: str, *, timeout: float = 10.0) -> dict[str, object]:
         """The first access log entry whose JSON text matches ``pattern`` (regex)."""
-        regex = re.compile(pattern)
-        deadline = time.monotonic() + timeout
-        while True:
-            for line in self.stdout_lines("squid"):
-                if line.startswith("{") and regex.search(line):
-                    entry: dict[str, object] = json.loads(line)
-                    return entry
-            if time.monotonic() > deadline:
-                raise AssertionError(f"no access log line matching {pattern!r}")
-            time.sleep(0.05)
+        line = self.wait_for_log("proxy", SQUID_ACCESS_LOG_PATH, pattern, timeout=timeout)
+        entry: dict[str, object] = json.loads(line, strict=False)
+        return entry
 
     def read_log(self, pod: str, chroot_path: str) -> str:
         path = self.host_path(pod, chroot_path)
         return path.read_text(errors="replace") if path.exists() else ""
 
     def json_log(self, chroot_path: str, *, pod: str = "proxy") -> list[dict[str, object]]:
-        return [json.loads(line) for line in self.read_log(pod, chroot_path).splitlines() if line]
+        return [
+            json.loads(line, strict=False)
+            for line in self.read_log(pod, chroot_path).splitlines()
+            if line
+        ]
 
     def wait_for_log(
         self, pod: str, chroot_path: str, pattern: str, *, timeout: float = 10.0

@@ -23,6 +23,8 @@ from e2e.dataplane.conftest import (
 from e2e.dataplane.payloads import Payload
 from e2e.dataplane.pki import subject_of
 from e2e.dataplane.stack import DEFAULT_TEST_NAMES, DataplaneStack
+from swg_operator.logstore import records
+from swg_operator.logstore.formats import SQUID_ACCESS_LOG_PATH
 
 pytestmark = pytest.mark.dataplane
 
@@ -62,9 +64,21 @@ def category_on_page(text: str) -> str:
     return match.group(1) if match else ""
 
 
+def rule_on_page(text: str) -> str:
+    match = re.search(r"Rule: <b>([^<]*)</b>", text)
+    return match.group(1) if match else ""
+
+
 def policy_on_page(text: str) -> str:
     match = re.search(r"Policy: <b>([^<]*)</b>", text)
     return match.group(1) if match else ""
+
+
+def access_record(stack: DataplaneStack, pattern: str) -> records.Record:
+    """The tenant's `access` record (what the log store keeps) of the first access log line
+    matching ``pattern``."""
+    line = stack.wait_for_log("proxy", SQUID_ACCESS_LOG_PATH, pattern)
+    return records.squid_access_records(line)[0]
 
 
 # ------------------------------------------------------------------------------ the files
@@ -99,23 +113,24 @@ def test_client_outside_allowed_cidrs_is_refused_by_squid(tenant: DataplaneStack
 
 # ------------------------------------------------------------------------------ URL filtering
 @pytest.mark.parametrize(
-    ("url", "category"),
+    ("url", "rule", "category"),
     [
-        ("http://casino.test/", "gambling"),
-        ("http://www.poker.test/", "gambling"),
-        ("http://malware.test/x", "malware"),
-        ("http://clean.test/malware-path/payload", "malware"),  # a catalogue URL entry
-        ("http://denied.test/", "deny-list"),
-        ("http://clean.test/forbidden/thing", "deny-regex"),
+        ("http://casino.test/", "category", "gambling"),
+        ("http://www.poker.test/", "category", "gambling"),
+        ("http://malware.test/x", "category", "malware"),
+        ("http://clean.test/malware-path/payload", "category", "malware"),  # a catalogue URL
+        ("http://denied.test/", "deny-domain", "-"),
+        ("http://clean.test/forbidden/thing", "deny-regex", "-"),
     ],
 )
 def test_blocked_destination_gets_block_page_naming_it(
-    tenant: DataplaneStack, url: str, category: str
+    tenant: DataplaneStack, url: str, rule: str, category: str
 ) -> None:
     response = tenant.request(url)
     assert response.status == 403
     assert "Access blocked by your organisation's web policy" in response.text
-    assert category_on_page(response.text) == category
+    assert (rule_on_page(response.text), category_on_page(response.text)) == (rule, category)
+    assert policy_on_page(response.text) == "tenant"
     assert "SWG-TEST-0001" in response.text
 
 
@@ -177,16 +192,16 @@ def test_tenant_custom_signature_is_used(tenant: DataplaneStack) -> None:
     response = tenant.request("http://clean.test/files/custom-sample.bin")
     assert response.status == 403
     assert CUSTOM_SIGNATURE in response.text
-    entry = tenant.wait_for_access_log(r"custom-sample\.bin")
-    assert CUSTOM_SIGNATURE in str(entry["av"])
+    record = access_record(tenant, r"custom-sample\.bin")
+    assert (record["av"], record["avSignature"]) == ("infected", CUSTOM_SIGNATURE)
 
 
 def test_bypass_destination_skips_filtering_and_scanning(tenant: DataplaneStack) -> None:
     response = tenant.request("http://bypass.test/files/eicar.com")
     assert response.status == 200
-    entry = tenant.wait_for_access_log(r"bypass\.test/files/eicar\.com")
-    assert entry["decision"] == "allow-noscan"
-    assert entry["scanned"] == "-"
+    record = access_record(tenant, r"bypass\.test/files/eicar\.com")
+    assert (record["decision"], record["list"]) == ("bypass", "bypass-domain")
+    assert record["av"] == "not-scanned"
 
 
 # ------------------------------------------------------------------------------ HTTPS
@@ -246,35 +261,45 @@ def test_forbidden_destinations_are_refused_before_connecting(
     # ACL refused it first.
     response = tenant.request(url, insecure=True)
     assert response.status == 403, response.error
-    assert category_on_page(response.text) == "restricted-destination"
+    assert rule_on_page(response.text) == "restricted"
 
 
 # ------------------------------------------------------------------------------ access log
-def test_access_log_lines_are_json_with_utc_category_decision_and_verdict(
+def test_access_log_lines_are_the_tenant_log_format_with_rule_and_verdict(
     tenant: DataplaneStack,
 ) -> None:
     # Squid logs URLs without their query (strip_query_terms): tell requests apart by host.
     tenant.request("http://casino.test/logged")
     tenant.request("http://www.clean.test/files/eicar.zip")
     tenant.request("http://www.clean.test/files/hello.txt")
-    blocked = tenant.wait_for_access_log(r"casino\.test/logged")
-    infected = tenant.wait_for_access_log(r"www\.clean\.test/files/eicar\.zip")
-    clean = tenant.wait_for_access_log(r"www\.clean\.test/files/hello\.txt")
-    assert (blocked["category"], blocked["decision"], blocked["status"]) == (
-        "gambling",
+    blocked = access_record(tenant, r"casino\.test/logged")
+    infected = access_record(tenant, r"www\.clean\.test/files/eicar\.zip")
+    clean = access_record(tenant, r"www\.clean\.test/files/hello\.txt")
+    assert (blocked["decision"], blocked["list"], blocked["category"], blocked["status"]) == (
         "block",
+        "category",
+        "gambling",
         403,
     )
-    assert EICAR_SIGNATURE in str(infected["av"])
-    assert infected["status"] == 403
-    assert (clean["decision"], clean["av"], clean["status"]) == ("allow", "-", 200)
-    assert clean["scanned"] != "-"  # the scanner's ISTag
-    for entry in tenant.access_log():
-        stamp = str(entry["ts"])
-        assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", stamp)
-        parsed = datetime.fromisoformat(stamp)
-        assert parsed.utcoffset() == timedelta(0)
-        assert {"client", "method", "url", "status", "category", "decision", "av"} <= set(entry)
+    assert (blocked["policy"], blocked["av"]) == ("tenant", "not-scanned")
+    assert (infected["av"], infected["avSignature"], infected["status"]) == (
+        "infected",
+        EICAR_SIGNATURE,
+        403,
+    )
+    assert (clean["decision"], clean["list"], clean["av"], clean["status"]) == (
+        "allow",
+        "default",
+        "clean",
+        200,
+    )
+    for entry in tenant.access_log():  # every line as Squid wrote it
+        assert entry["v"] == 1
+        assert {"t", "rid", "client", "method", "url", "status", "decision", "list"} <= set(entry)
+        (record, *_) = records.squid_access_records(json.dumps(entry))
+        assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", str(record["ts"]))
+        assert datetime.fromisoformat(str(record["ts"])).utcoffset() == timedelta(0)
+        assert record["requestId"]
 
 
 # ------------------------------------------------------------------------------ failures
@@ -315,9 +340,8 @@ def test_fail_open_dead_scanner_passes_and_logs_not_scanned(
         response = stack.request("http://www.clean.test/files/clean-5MiB.bin")
         assert response.status == 200
         assert response.sha256 == dataplane_payloads["clean-5MiB.bin"].sha256
-        entry = stack.wait_for_access_log(r"www\.clean\.test/files/clean-5MiB\.bin")
-        assert entry["scanned"] == "-"
-        assert entry["status"] == 200
+        record = access_record(stack, r"www\.clean\.test/files/clean-5MiB\.bin")
+        assert (record["av"], record["status"]) == ("not-scanned", 200)
     finally:
         stack.close()
 

@@ -14,8 +14,8 @@ from swg_operator.sizing import SizingPlan
 
 # Ports (the proxy port comes from OperatorSettings.proxy_port).
 ICAP_PORT: Final = 1344
-LOGSTORE_HTTP_PORT: Final = 8080  # log export (and HTTP ingest)
-LOGSTORE_INGEST_PORT: Final = 5140  # line-oriented TCP ingest (Squid's `access_log tcp://`)
+LOGSTORE_HTTP_PORT: Final = 8080  # log downloads (the API server's service proxy) and health
+LOGSTORE_INGEST_PORT: Final = 5140  # records from the shippers (HTTP POST /v1/ingest)
 PROXY_PORT_NAME: Final = "proxy"
 ICAP_PORT_NAME: Final = "icap"
 LOGSTORE_HTTP_PORT_NAME: Final = "http"

@@ -26,6 +26,8 @@ import jinja2
 from swg_operator.api import OperatorSettings, SecureWebGatewaySpec
 from swg_operator.api.spec import DenyList, DomainList
 from swg_operator.catalogue import Catalogue, squid_dstdomain_lines, squid_url_regex_lines
+from swg_operator.logstore import formats
+from swg_operator.logstore.formats import TENANT_POLICY, Decision, MatchedList, annotation
 from swg_operator.naming import Component, service_name
 from swg_operator.render.context import CONF_DIR, ICAP_PORT, STATE_DIR, TLS_DIR
 from swg_operator.render.network import ALWAYS_EXCLUDED
@@ -41,6 +43,11 @@ CLAMD_MIN_BYTES: Final = 25 * 1024 * 1024
 CLAMD_SOCKET: Final = f"{STATE_DIR}/clamd/clamd.sock"
 CLAMAV_DB_DIR: Final = f"{STATE_DIR}/clamav/db"
 ICAP_SERVICE_PATH: Final = "avscan"  # the virus_scan alias in virus_scan.conf
+# c-icap's names of the scanning service: the service and the alias Squid's ICAP URL uses (the
+# anti-virus log's ACL must name the one Squid asks for, or c-icap logs nothing).
+CICAP_SERVICE_NAMES: Final = ("virus_scan", ICAP_SERVICE_PATH)
+# Squid's icap_service name of the external sandbox analyser (options.sandbox).
+SANDBOX_SERVICE: Final = "swg_sandbox_resp"
 BLOCK_PAGE: Final = "ERR_SWG_BLOCKED"
 # Squid keeps IPv4 addresses as IPv4-mapped IPv6 internally: a `dst ::ffff:0:0/96` ACL would
 # match every IPv4 destination. The IPv4 ranges themselves are listed, so it is left out.
@@ -90,7 +97,7 @@ class AclFiles:
 
 @dataclass(frozen=True)
 class Rule:
-    """One `http_access` line and the annotation it records."""
+    """One `http_access` line and the annotation it records (`formats.annotation`)."""
 
     action: str  # allow | deny
     match: tuple[str, ...]
@@ -197,7 +204,6 @@ def _list_rules(
     """Allow list, deny list, deny regexes and blocked categories, in that order, for the
     clients `scope` matches (all clients when empty)."""
     rules: list[Rule] = []
-    policy_note = f" policy={policy}" if policy else ""
     if builder.acl(
         f"{prefix}_allow",
         "dstdomain",
@@ -210,7 +216,9 @@ def _list_rules(
                 "allow",
                 (*scope, f"{prefix}_allow"),
                 f"{prefix}_tag_allow",
-                f"category=allow-list decision=allow{policy_note}",
+                annotation(
+                    decision=Decision.ALLOW, matched=MatchedList.ALLOW_DOMAIN, policy=policy
+                ),
             )
         )
     if builder.acl(
@@ -225,7 +233,7 @@ def _list_rules(
                 "deny",
                 (*scope, f"{prefix}_deny"),
                 f"{prefix}_tag_deny",
-                f"category=deny-list decision=block{policy_note}",
+                annotation(decision=Decision.BLOCK, matched=MatchedList.DENY_DOMAIN, policy=policy),
             )
         )
     if builder.acl(
@@ -240,7 +248,7 @@ def _list_rules(
                 "deny",
                 (*scope, f"{prefix}_regex"),
                 f"{prefix}_tag_regex",
-                f"category=deny-regex decision=block{policy_note}",
+                annotation(decision=Decision.BLOCK, matched=MatchedList.DENY_REGEX, policy=policy),
             )
         )
     for name in categories:
@@ -250,7 +258,12 @@ def _list_rules(
                     "deny",
                     (*scope, acl),
                     f"{prefix}_tag_{acl.removeprefix('swg_')}",
-                    f"category={name} decision=block{policy_note}",
+                    annotation(
+                        decision=Decision.BLOCK,
+                        matched=MatchedList.CATEGORY,
+                        category=name,
+                        policy=policy,
+                    ),
                 )
             )
     return rules
@@ -271,6 +284,31 @@ def _squid_cidrs(cidrs: Iterable[str]) -> list[str]:
             v6.append(network)
     collapsed = [*ipaddress.collapse_addresses(v4), *ipaddress.collapse_addresses(v6)]
     return [str(network) for network in collapsed]
+
+
+def _bypass_rule(acl: str, matched: MatchedList) -> Rule:
+    """options.bypass: allowed without filtering or scanning, one rule per kind of list."""
+    return Rule(
+        "allow",
+        (acl,),
+        f"swg_tag_{acl.removeprefix('swg_')}",
+        annotation(decision=Decision.BYPASS, matched=matched, policy=TENANT_POLICY),
+    )
+
+
+def _sandbox_url(spec: SecureWebGatewaySpec) -> str:
+    """The sandbox analyser's ICAP URL; empty when it is off. Squid adapts (and so reaches the
+    sandbox) only with anti-virus on: the sandbox follows clamd in the response chain."""
+    sandbox = spec.options.sandbox
+    if spec.antivirus.enabled and sandbox.enabled and sandbox.icap_url:
+        return sandbox.icap_url
+    return ""
+
+
+def sandbox_service_name(spec: SecureWebGatewaySpec) -> str | None:
+    """Squid's icap_service name of the sandbox when squid.conf defines one, else None (no
+    sandbox log)."""
+    return SANDBOX_SERVICE if _sandbox_url(spec) else None
 
 
 def render_dataplane_files(
@@ -316,11 +354,11 @@ def render_dataplane_files(
         categories=sorted(set(filtering.blocked_categories)),
         category_acls=category_acls,
         scope=(),
-        policy="",
+        policy=TENANT_POLICY,
     )
 
     bypass = spec.options.bypass
-    bypass_acls: list[str] = []
+    bypass_rules: list[Rule] = []
     bypass_sni_acl = ""
     if builder.acl(
         "swg_bypass_dom",
@@ -329,14 +367,15 @@ def render_dataplane_files(
         stem="bypass.domains",
         comment="spec.options.bypass.domains",
     ):
-        bypass_acls.append("swg_bypass_dom")
+        bypass_rules.append(_bypass_rule("swg_bypass_dom", MatchedList.BYPASS_DOMAIN))
         if inspection.enabled:
             bypass_sni_acl = "swg_bypass_sni"
             builder.reuse(
                 bypass_sni_acl, "ssl::server_name", "swg_bypass_dom", "bypass domains by TLS SNI"
             )
     if bypass.cidrs:
-        bypass_acls.append("swg_bypass_dst")
+        bypass_rules.append(_bypass_rule("swg_bypass_dst", MatchedList.BYPASS_CIDR))
+    bypass_acls = [rule.match[0] for rule in bypass_rules]
 
     no_inspect_files: tuple[str, ...] = ()
     if inspection.enabled:
@@ -349,8 +388,7 @@ def render_dataplane_files(
 
     antivirus = spec.antivirus
     max_scan_bytes = quantity_bytes(antivirus.max_scan_size)
-    sandbox = spec.options.sandbox
-    sandbox_url = sandbox.icap_url if sandbox.enabled and sandbox.icap_url else ""
+    sandbox_url = _sandbox_url(spec)
     visible_hostname = f"{spec.service_code.lower()}.swg"
     common = {
         "service_code": spec.service_code,
@@ -370,8 +408,15 @@ def render_dataplane_files(
         acls=builder.acls,
         policies=policies,
         rules=rules,
+        forbidden_notes=annotation(
+            decision=Decision.BLOCK, matched=MatchedList.RESTRICTED, policy=TENANT_POLICY
+        ),
+        default_notes=annotation(
+            decision=Decision.ALLOW, matched=MatchedList.DEFAULT, policy=TENANT_POLICY
+        ),
         has_bypass=bool(bypass_acls),
         bypass_acls=bypass_acls,
+        bypass_rules=bypass_rules,
         bypass_cidrs=_squid_cidrs(bypass.cidrs),
         bypass_sni_acl=bypass_sni_acl,
         no_inspect_files=no_inspect_files,
@@ -380,7 +425,11 @@ def render_dataplane_files(
         icap_bypass="on" if antivirus.fail_open else "off",
         icap_url=f"icap://{service_name(Component.ANTIVIRUS)}:{ICAP_PORT}/{ICAP_SERVICE_PATH}",
         sandbox_url=sandbox_url,
+        sandbox_service=SANDBOX_SERVICE,
         resp_service="swg_resp_chain" if sandbox_url else "swg_av_resp",
+        logging_directives=formats.squid_logging_directives(
+            sandbox_service=sandbox_service_name(spec)
+        ),
     )
     files = dict(builder.files)
     files["squid.conf"] = squid_conf
@@ -396,6 +445,9 @@ def render_dataplane_files(
             "pass_on_error": "on" if antivirus.fail_open else "off",
             "clamd_max_bytes": clamd_bytes,
             "clamd_scan_bytes": min(clamd_bytes * 4, CLAMD_MAX_BYTES),
+            "logging_directives": formats.cicap_logging_directives(
+                service_names=CICAP_SERVICE_NAMES
+            ),
         }
         for name in ("c-icap.conf", "clamd_mod.conf", "virus_scan.conf", "clamd.conf"):
             files[name] = _ENV.get_template(f"{name}.j2").render(**context)

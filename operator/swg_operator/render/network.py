@@ -4,7 +4,8 @@ needs it.
 * `default-deny`: every pod, ingress and egress.
 * `allow-dns`: every pod may ask the cluster DNS (UDP and TCP 53) and nothing else there.
 * `proxy-ingress-clients`: the proxy port, from `clients.allowedCIDRs` only.
-* `proxy-egress`: the proxy may reach the anti-virus (ICAP), the log store and the internet:
+* `proxy-egress`: the proxy may reach the anti-virus (ICAP), the log store's ingest port (its
+  log shipper) and the internet:
   0.0.0.0/0 and ::/0 minus the cluster's networks (settings.cluster_cidrs), link-local addresses
   (cloud metadata) and loopback. Another tenant's pods live in the cluster's networks, so no
   tenant can reach another. (IPv4-mapped IPv6 cannot be written in a NetworkPolicy; such a
@@ -12,9 +13,10 @@ needs it.
   sandbox option) are reached through this rule whether named by address or host name
   (NetworkPolicy cannot name hosts); an address inside the cluster's networks is refused by
   `render.checks.check_sandbox`.
-* `antivirus`: ICAP from the proxy only; egress to the log store only.
-* `logstore`: log lines from the proxy and the anti-virus; export (HTTP) also from the API
-  server's networks (settings.api_server_cidrs), which carry the admins' service-proxy requests.
+* `antivirus`: ICAP from the proxy only; egress to the log store's ingest port only.
+* `logstore`: records from the proxy's and the anti-virus's log shippers on the ingest port;
+  export (HTTP) from the API server's networks only (settings.api_server_cidrs), which carry the
+  admins' service-proxy requests.
 
 Only pod selectors of the tenant's own namespace and ipBlocks appear, so no rule admits another
 namespace. A cancelled tenant keeps no client or internet rule at all.
@@ -170,12 +172,8 @@ def proxy_egress(tenant: Tenant) -> dict[str, Any]:
     rules: list[dict[str, Any]] = []
     if tenant.antivirus_enabled:
         rules.append({"to": [_pods(tenant, Component.ANTIVIRUS)], "ports": _tcp(ICAP_PORT)})
-    rules.append(
-        {
-            "to": [_pods(tenant, Component.LOGSTORE)],
-            "ports": _tcp(LOGSTORE_HTTP_PORT, LOGSTORE_INGEST_PORT),
-        }
-    )
+    # The log shipper sidecar posts records to the log store's ingest port.
+    rules.append({"to": [_pods(tenant, Component.LOGSTORE)], "ports": _tcp(LOGSTORE_INGEST_PORT)})
     internet = internet_blocks(tenant)
     if internet:
         # TCP on any port: Squid's own ACLs decide which ports clients may use.
@@ -194,12 +192,7 @@ def antivirus_policy(tenant: Tenant) -> dict[str, Any]:
         naming.POLICY_ANTIVIRUS,
         pods=_pods(tenant, Component.ANTIVIRUS)["podSelector"],
         ingress=[{"from": [_pods(tenant, Component.PROXY)], "ports": _tcp(ICAP_PORT)}],
-        egress=[
-            {
-                "to": [_pods(tenant, Component.LOGSTORE)],
-                "ports": _tcp(LOGSTORE_HTTP_PORT, LOGSTORE_INGEST_PORT),
-            }
-        ],
+        egress=[{"to": [_pods(tenant, Component.LOGSTORE)], "ports": _tcp(LOGSTORE_INGEST_PORT)}],
     )
 
 
@@ -207,7 +200,7 @@ def logstore_policy(tenant: Tenant) -> dict[str, Any]:
     writers = [_pods(tenant, Component.PROXY)]
     if tenant.antivirus_enabled:
         writers.append(_pods(tenant, Component.ANTIVIRUS))
-    ingress = [{"from": writers, "ports": _tcp(LOGSTORE_HTTP_PORT, LOGSTORE_INGEST_PORT)}]
+    ingress = [{"from": writers, "ports": _tcp(LOGSTORE_INGEST_PORT)}]
     api_server = [{"ipBlock": {"cidr": c}} for c in tenant.settings.api_server_cidrs]
     if api_server:
         ingress.append({"from": api_server, "ports": _tcp(LOGSTORE_HTTP_PORT)})
