@@ -433,7 +433,7 @@ async def _reconcile(body: Mapping[str, Any], *, ctx: Context) -> Outcome:
         return Outcome(name, status, "invalid_spec", 0, written)
 
     # A cancelled tenant whose spec no longer renders still stops its traffic: everything but
-    # the retained objects (Namespace, log store volume) is pruned.
+    # the retained objects (Namespace, log store volume, published CA certificate) is pruned.
     desired = manifests.objects if manifests is not None else ()
     namespaces = sorted(
         {
