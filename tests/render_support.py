@@ -53,6 +53,7 @@ def render(
     *,
     lifecycle: Lifecycle = Lifecycle.ACTIVE,
     settings: OperatorSettings | None = None,
+    platform_signatures: Mapping[str, str] | None = None,
 ) -> TenantManifests:
     model = spec if isinstance(spec, SecureWebGatewaySpec) else parse_spec(spec)
     return render_tenant(
@@ -62,6 +63,7 @@ def render(
         settings=settings or OperatorSettings(),
         capacity=capacity(),
         lifecycle=lifecycle,
+        platform_signatures=platform_signatures,
     )
 
 

@@ -263,6 +263,38 @@ def test_dataplane_values_reach_the_settings() -> None:
     assert settings.proxy_port == 8128
 
 
+def test_antivirus_values_reach_the_settings() -> None:
+    assert settings_of(render()).antivirus == OperatorSettings().antivirus  # same defaults
+    settings = settings_of(
+        render(
+            {
+                "dataplane.antivirus.signatureSource": "configMap",
+                "dataplane.antivirus.signatureConfigMap": "platform-sigs",
+                "dataplane.antivirus.freshclam.privateMirrors[0]": "http://mirror.swg-system.svc",
+                "dataplane.antivirus.freshclam.checksPerDay": "24",
+                "dataplane.antivirus.freshclam.mirrorCIDRs[0]": "10.96.0.0/12",
+                "dataplane.antivirus.freshclam.mirrorPods.namespace": "swg-system",
+                "dataplane.antivirus.freshclam.mirrorPods.podLabel": "app=clamav-mirror",
+                "dataplane.antivirus.freshclam.mirrorPorts[0]": "8080",
+            }
+        )
+    )
+    antivirus = settings.antivirus
+    assert (antivirus.signature_source, antivirus.signature_config_map) == (
+        "configMap",
+        "platform-sigs",
+    )
+    freshclam = antivirus.freshclam
+    assert freshclam.private_mirrors == ("http://mirror.swg-system.svc",)
+    assert (freshclam.checks_per_day, freshclam.mirror_cidrs) == (24, ("10.96.0.0/12",))
+    assert freshclam.mirror_pods is not None
+    assert (freshclam.mirror_pods.namespace, freshclam.mirror_pods.pod_label) == (
+        "swg-system",
+        "app=clamav-mirror",
+    )
+    assert freshclam.mirror_ports == (8080,)
+
+
 # --- CRDs --------------------------------------------------------------------------------------
 
 
@@ -396,6 +428,10 @@ BAD_VALUES = [
     ("API server CIDR", {"dataplane.apiServerCIDRs[0]": "api.example.com"}),
     ("negative resync", {"resyncSeconds": "-1"}),
     ("dataplane image digest", {"dataplane.images.proxy.digest": "latest"}),
+    ("signature source", {"dataplane.antivirus.signatureSource": "internet"}),
+    ("mirror with a space", {"dataplane.antivirus.freshclam.databaseMirror": "a b.test"}),
+    ("private mirror scheme", {"dataplane.antivirus.freshclam.privateMirrors[0]": "ftp://m.test"}),
+    ("checks per day", {"dataplane.antivirus.freshclam.checksPerDay": "0"}),
 ]
 
 

@@ -517,14 +517,18 @@ def test_log_store_gets_its_tenant_and_retention() -> None:
 def test_a_sized_shipper_runs_as_a_native_sidecar_that_drains_last() -> None:
     """The sizing plan decides: a `shipper` container in a workload's plan becomes a native
     sidecar with those resources (and so counts in the quota like any container)."""
-    base = _tenant()
+    sized = _tenant()
     shipper = Resources(
         cpu_request=50, cpu_limit=100, memory_request=32 * MIB, memory_limit=48 * MIB
     )
-    proxy_plan = dataclasses.replace(
-        base.sizing.proxy, containers={**base.sizing.proxy.containers, SHIPPER: shipper}
-    )
-    tenant = dataclasses.replace(base, sizing=dataclasses.replace(base.sizing, proxy=proxy_plan))
+
+    def with_proxy_containers(containers: dict[str, Resources]) -> Tenant:
+        plan = dataclasses.replace(sized.sizing.proxy, containers=containers)
+        return dataclasses.replace(sized, sizing=dataclasses.replace(sized.sizing, proxy=plan))
+
+    squid_only = {k: v for k, v in sized.sizing.proxy.containers.items() if k != SHIPPER}
+    base = with_proxy_containers(squid_only)
+    tenant = with_proxy_containers({**squid_only, SHIPPER: shipper})
     config = workload_config(tenant, Component.PROXY, {"squid.conf": "shutdown_lifetime 10\n"})
 
     without = proxy_deployment(base, config)["spec"]["template"]["spec"]
@@ -540,3 +544,27 @@ def test_a_sized_shipper_runs_as_a_native_sidecar_that_drains_last() -> None:
     assert {"name": "state", "mountPath": "/var/lib/swg"} in sidecar["volumeMounts"]
     assert [c["name"] for c in pod["containers"]] == ["squid"]
     assert pod["terminationGracePeriodSeconds"] == without["terminationGracePeriodSeconds"] + 10
+
+
+def test_proxy_and_antivirus_pods_ship_their_logs_through_sized_sidecars() -> None:
+    """The sizing plan gives every proxy and anti-virus pod a shipper; the pods run it as a
+    native sidecar with the plan's resources, and their state emptyDir holds the plan's log
+    spool on top of what the daemons keep there."""
+    manifests = render_example("minimal")
+    templates = {
+        d["metadata"]["name"]: d["spec"]["template"]["spec"]
+        for d in objects_of(manifests, "Deployment")
+    }
+    for component, plan, base in (
+        ("proxy", manifests.sizing.proxy, 2048 * MIB),
+        ("antivirus", manifests.sizing.antivirus, 4096 * MIB),
+    ):
+        assert plan is not None
+        pod = templates[component]
+        shipper = next(c for c in pod["initContainers"] if c["name"] == SHIPPER)
+        assert shipper["restartPolicy"] == "Always"
+        assert shipper["resources"] == plan.containers[SHIPPER].to_kubernetes()
+        state = next(v for v in pod["volumes"] if v["name"] == "state")
+        assert plan.log_spool > 0
+        assert parse_memory_quantity(state["emptyDir"]["sizeLimit"]) == base + plan.log_spool
+    assert "initContainers" not in templates["logstore"]

@@ -180,10 +180,13 @@ def test_service_paths_inside_the_tenant() -> None:
         assert not allowed(policies, writer, logstore, 8080)  # downloads: the API server only
     assert not allowed(policies, logstore, antivirus, 1344)
     assert not allowed(policies, antivirus, proxy, 3128)
-    for pod in (antivirus, logstore):
-        for destination in (INTERNET_V4, INTERNET_V6, *FORBIDDEN):
-            for port in PORTS:
-                assert not allowed(policies, pod, Endpoint(destination), port)
+    for destination in (INTERNET_V4, INTERNET_V6, *FORBIDDEN):
+        for port in PORTS:
+            assert not allowed(policies, logstore, Endpoint(destination), port)
+            # The anti-virus pods reach the signature mirror (by default the public one, on
+            # the internet over HTTPS) and nothing else outside the tenant.
+            mirror = destination in (INTERNET_V4, INTERNET_V6) and port == 443
+            assert allowed(policies, antivirus, Endpoint(destination), port) is mirror
 
 
 def test_the_api_server_reaches_the_log_export_port_when_declared() -> None:

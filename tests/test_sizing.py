@@ -18,10 +18,12 @@ from swg_operator import cli
 from swg_operator.sizing import (
     CICAP,
     CLAMD,
+    FRESHCLAM,
     GIB,
     HA_MIN_REPLICAS,
     LOGSTORE,
     MIB,
+    SHIPPER,
     SQUID,
     Capacity,
     CapacityError,
@@ -72,8 +74,15 @@ PINNED = Capacity(
     access_log_line_bytes=512,
     antivirus_log_line_bytes=256,
     compression_ratio_percent=15,
+    average_to_peak_percent=30,
     uncompressed_log_days=2,
     log_volume_headroom_percent=20,
+    shipper_lines_per_core=42_000,
+    shipper_cpu_min=50,
+    shipper_memory=64 * MIB,
+    log_spool_outage_minutes=60,
+    freshclam_cpu=100,
+    freshclam_memory=128 * MIB,
     init_container_cpu=100,
     init_container_memory=64 * MIB,
     provenance={},
@@ -136,23 +145,41 @@ def test_small_customer_50_endpoints_20_rps() -> None:
         "requests": {"cpu": "100m", "memory": "128Mi"},
         "limits": {"cpu": "200m", "memory": "192Mi"},
     }
-    # Log volume: 20 req/s * (512 + 256) B * 86,400 s = 1,327,104,000 B/day;
-    # x (2 raw days + 90 days x 15%) = x 15.5 -> 20,570,112,000; x 1.2 -> 24,684,134,400 B
-    # = 22.99 GiB -> 23Gi.
-    assert plan.log_volume == 23 * GIB
+    # Shipper sidecars: one pod carries all 20 req/s (below a replica's 5,500 at 50%): 20 lines/s
+    # -> ceil(20 * 1000 / (42,000 * 50%)) = 1m -> floor 50m (limit 100m); 64Mi (limit 96Mi).
+    # freshclam (full database): 100m (limit 200m), 128Mi (limit 192Mi).
+    shipper = {
+        "requests": {"cpu": "50m", "memory": "64Mi"},
+        "limits": {"cpu": "100m", "memory": "96Mi"},
+    }
+    assert _resources(plan, "proxy", SHIPPER) == shipper
+    assert _resources(plan, "antivirus", SHIPPER) == shipper
+    assert _resources(plan, "antivirus", FRESHCLAM) == {
+        "requests": {"cpu": "100m", "memory": "128Mi"},
+        "limits": {"cpu": "200m", "memory": "192Mi"},
+    }
+    # Spools: 60 minutes of 20 req/s x 512 B (proxy) and x 256 B (anti-virus): 36.9 MB and
+    # 18.4 MB -> one 64 MiB step each.
+    assert (plan.proxy.log_spool, plan.antivirus.log_spool) == (64 * MIB, 64 * MIB)
+    assert plan.log_store.log_spool == 0
+    # Log volume: 20 req/s x 30 % (average of the peak) x (512 + 256) B x 86,400 s
+    # = 398,131,200 B/day; x (2 raw days + 90 days x 15%) = x 15.5 -> 6,171,033,600; x 1.2
+    # -> 7,405,240,320 B = 6.9 GiB -> 7Gi.
+    assert plan.log_volume == 7 * GIB
     # Quota: pods in a rollout = replicas + 2 x surge: proxy 4, anti-virus 4, log store 3;
-    # + 2 spare = 13.
-    # requests.cpu = (4x100 + 4x200 + 3x100 + 2x100) x 1.1 = 1870 -> 1900m
-    # limits.cpu = (4x200 + 4x400 + 3x200 + 2x200) x 1.1 = 3740 -> 3800m
-    # requests.memory = (4x80 + 4x1408 + 3x128 + 2x64)Mi x 1.1 = 7110.4 -> r64 7168Mi = 7Gi
-    # limits.memory = (4x128 + 4x2736 + 3x192 + 2x96)Mi x 1.1 = 13446.4 -> r64 13504Mi
+    # + 2 spare = 13. Pods: proxy 150m/300m 144Mi/224Mi (squid + shipper); anti-virus
+    # 350m/700m 1600Mi/3024Mi (c-icap + clamd + shipper + freshclam).
+    # requests.cpu = (4x150 + 4x350 + 3x100 + 2x100) x 1.1 = 2750 -> 2800m
+    # limits.cpu = (4x300 + 4x700 + 3x200 + 2x200) x 1.1 = 5500m
+    # requests.memory = (4x144 + 4x1600 + 3x128 + 2x64)Mi x 1.1 = 8236.8 -> r64 8256Mi
+    # limits.memory = (4x224 + 4x3024 + 3x192 + 2x96)Mi x 1.1 = 15136 -> r64 15168Mi
     assert plan.quota.hard() == {
-        "requests.cpu": "1900m",
-        "limits.cpu": "3800m",
-        "requests.memory": "7Gi",
-        "limits.memory": "13504Mi",
+        "requests.cpu": "2800m",
+        "limits.cpu": "5500m",
+        "requests.memory": "8256Mi",
+        "limits.memory": "15168Mi",
         "pods": "13",
-        "requests.storage": "23Gi",
+        "requests.storage": "7Gi",
         "persistentvolumeclaims": "1",
     }
     assert plan.limit_range.spec() == {
@@ -183,19 +210,22 @@ def test_medium_customer_500_endpoints_200_rps() -> None:
         "requests": {"cpu": "300m", "memory": "1360Mi"},
         "limits": {"cpu": "600m", "memory": "2640Mi"},
     }
-    # Log volume: 200 x 768 x 86,400 x 15.5 x 1.2 = 246,841,344,000 B = 229.9 GiB -> 230Gi.
-    assert plan.log_volume == 230 * GIB
-    # requests.cpu (4x100 + 4x400 + 3x100 + 200) x 1.1 = 2750 -> 2800m
-    # limits.cpu (4x200 + 4x800 + 3x200 + 400) x 1.1 = 5500m
-    # requests.memory (4x192 + 4x1440 + 3x128 + 128) x 1.1 = 7744Mi
-    # limits.memory (4x288 + 4x2768 + 3x192 + 192) x 1.1 = 14291.2 -> 14336Mi = 14Gi
+    # Shippers: 200 lines/s -> ceil(200,000 / 21,000) = 10m -> 50m.
+    assert _resources(plan, "proxy", SHIPPER)["requests"] == {"cpu": "50m", "memory": "64Mi"}
+    # Log volume: 200 x 30% x 768 x 86,400 x 15.5 x 1.2 = 74,052,403,200 B = 68.97 GiB -> 69Gi.
+    assert plan.log_volume == 69 * GIB
+    # Pods: proxy 150m/300m 256Mi/384Mi; anti-virus 550m/1100m 1632Mi/3056Mi.
+    # requests.cpu (4x150 + 4x550 + 3x100 + 200) x 1.1 = 3630 -> 3700m
+    # limits.cpu (4x300 + 4x1100 + 3x200 + 400) x 1.1 = 7260 -> 7300m
+    # requests.memory (4x256 + 4x1632 + 3x128 + 128) x 1.1 = 8870.4 -> 8896Mi
+    # limits.memory (4x384 + 4x3056 + 3x192 + 192) x 1.1 = 15980.8 -> 16000Mi
     assert plan.quota.hard() == {
-        "requests.cpu": "2800m",
-        "limits.cpu": "5500m",
-        "requests.memory": "7744Mi",
-        "limits.memory": "14Gi",
+        "requests.cpu": "3700m",
+        "limits.cpu": "7300m",
+        "requests.memory": "8896Mi",
+        "limits.memory": "16000Mi",
         "pods": "13",
-        "requests.storage": "230Gi",
+        "requests.storage": "69Gi",
         "persistentvolumeclaims": "1",
     }
 
@@ -224,16 +254,22 @@ def test_large_customer_50000_endpoints_20000_rps() -> None:
     }
     # Log store: 40,000 lines/s -> 4000m, its maximum.
     assert _resources(plan, "logStore", LOGSTORE)["requests"]["cpu"] == "4"
-    # Log volume: 100x the small customer's bytes: 24,684,134,400,000 B = 22,988.6 GiB.
-    assert plan.log_volume == 22_989 * GIB
+    # A proxy pod carries at most what one replica at 1 core serves at 50%: 5,500 req/s ->
+    # shipper ceil(5,500,000 / 21,000) = 262m -> 300m; spool 5,500 x 512 B x 3,600 s =
+    # 10,137,600,000 B -> 152 x 64Mi = 9728Mi. An anti-virus pod: 1,250 req/s -> 60m -> 100m.
+    assert _resources(plan, "proxy", SHIPPER)["requests"]["cpu"] == "300m"
+    assert plan.proxy.log_spool == 9728 * MIB
+    assert _resources(plan, "antivirus", SHIPPER)["requests"]["cpu"] == "100m"
+    # Log volume: 1000x the small customer's bytes: 7,405,240,320,000 B = 6,896.7 GiB -> 6897Gi.
+    assert plan.log_volume == 6897 * GIB
     # Pods: proxy 13 + 8, anti-virus 16 + 8, log store 3, spare 2 = 50.
-    # requests.cpu (21x1000 + 24x2000 + 3x4000 + 200) x 1.1 = 89,320 -> 89,400m
-    # limits.memory (21x1632 + 24x3136 + 3x192 + 192)Mi x 1.1 = 121,334.4 -> 121,344Mi
+    # requests.cpu (21x1300 + 24x2200 + 3x4000 + 200) x 1.1 = 101,530 -> 101,600m
+    # limits.memory (21x1728 + 24x3424 + 3x192 + 192)Mi x 1.1 = 131,155.2 -> 131,200Mi
     hard = plan.quota.hard()
     assert (hard["pods"], hard["requests.cpu"], hard["limits.memory"]) == (
         "50",
-        "89400m",
-        "121344Mi",
+        "101600m",
+        "131200Mi",
     )
 
 
@@ -241,8 +277,9 @@ def test_without_antivirus_and_one_day_of_logs() -> None:
     plan = _plan(50, 20, antivirus_enabled=False, retention_days=1)
     assert plan.antivirus is None
     assert "antivirus" not in plan.to_dict()["workloads"]
-    # 20 x 512 x 86,400 = 884,736,000 B/day x (2 + 0.15) x 1.2 = 2,282,618,880 B -> 3Gi.
-    assert plan.log_volume == 3 * GIB
+    # 20 x 30% x 512 x 86,400 = 265,420,800 B/day x (2 + 0.15) x 1.2 = 684,785,664 B -> the
+    # 1Gi floor.
+    assert plan.log_volume == GIB
     # Pods: proxy 4 + log store 3 + 2 spare.
     assert plan.quota.pods == 9
 
@@ -255,6 +292,10 @@ def test_custom_signature_database_lowers_the_clamd_floor() -> None:
     assert _resources(custom, "antivirus", CLAMD)["requests"]["memory"] == "112Mi"
     assert _resources(custom, "antivirus", CLAMD)["limits"]["memory"] == "176Mi"
     assert custom.quota.limits_memory < full.quota.limits_memory
+    # No public database, no signature updater.
+    assert full.antivirus is not None
+    assert FRESHCLAM in full.antivirus.containers
+    assert FRESHCLAM not in custom.antivirus.containers
 
 
 def test_filter_list_entries_add_squid_memory() -> None:
@@ -478,10 +519,38 @@ def test_every_plan_is_consistent(
     assert (
         plan.log_volume
         >= rps
+        * capacity.average_to_peak_percent
         * capacity.access_log_line_bytes
         * 86_400
         * (capacity.uncompressed_log_days * 100 + retention * capacity.compression_ratio_percent)
-        // 100
+        // (100 * 100)
+    )
+    # Every proxy and anti-virus pod ships its logs through a sized sidecar, with a spool for a
+    # log store outage at the pod's peak.
+    outage = capacity.log_spool_outage_minutes * 60
+    for w, per_core, cpu_max, line_bytes in (
+        (
+            plan.proxy,
+            capacity.proxy_rps_per_core,
+            capacity.proxy_cpu_max,
+            capacity.access_log_line_bytes,
+        ),
+        (
+            plan.antivirus,
+            capacity.antivirus_rps_per_core,
+            capacity.antivirus_cpu_max,
+            capacity.antivirus_log_line_bytes,
+        ),
+    ):
+        if w is None:
+            continue
+        assert SHIPPER in w.containers
+        per_replica = cpu_max * per_core * capacity.target_utilisation_percent // 100_000
+        assert w.log_spool >= min(rps, per_replica) * line_bytes * outage
+        shipped = w.containers[SHIPPER].cpu_request * capacity.shipper_lines_per_core
+        assert shipped * capacity.target_utilisation_percent >= min(rps, per_replica) * 100_000
+    assert (FRESHCLAM in (plan.antivirus.containers if plan.antivirus else {})) == (
+        antivirus and database is ClamavDatabase.FULL
     )
 
     # Quantities are Kubernetes quantity strings that read back to the same integers.

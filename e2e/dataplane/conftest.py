@@ -28,12 +28,15 @@ daemons=("clamd", "c-icap", "squid"), extra_conf=()) -> DataplaneStack`` (sessio
     ``pki.origin_ca_cert``, ``stop_daemon(name)``, ``start_daemon(name)``,
     ``json_log(path)``, ``read_log(pod, path)``, ``wait_for_log(pod, path, regex)``.
 
-``render_tenant(tenant_yaml, *, settings=TENANT_SETTINGS, catalogue=TENANT_CATALOGUE) -> Path``
-(session factory)
+``render_tenant(tenant_yaml, *, settings=TENANT_SETTINGS, catalogue=TENANT_CATALOGUE,
+platform_signatures=None) -> Path`` (session factory)
     Runs ``swg-operator render`` on a SecureWebGateway file and returns its ``config/``
-    directory: exactly the files the operator would put in the tenant's ConfigMaps. Pass it to
-    ``start_dataplane`` with ``extra_conf=TENANT_SIGNATURES`` (the signature ConfigMaps the
-    anti-virus pod projects beside them).
+    directory: exactly the files the operator would put in the tenant's ConfigMaps (its
+    ``manifests/`` directory is beside it). Pass it to ``start_dataplane`` with
+    ``extra_conf=TENANT_SIGNATURES`` (the signature ConfigMaps the anti-virus pod projects
+    beside them: ``platform-eicar.ndb`` as the platform's ``eicar.ndb`` is projected,
+    ``tenant-custom.ndb`` from the tenant's own). ``platform_signatures`` is a directory of the
+    platform's signature files, for settings with ``antivirus.signatureSource: configMap``.
 
 ``trial_dataplane`` (session) -> ``DataplaneStack``
     A stack from ``testdata/trial`` (the configuration the data-plane trial proved), which the
@@ -81,7 +84,12 @@ class StartDataplane(Protocol):
 
 class RenderTenant(Protocol):
     def __call__(
-        self, tenant_yaml: Path, *, settings: Path = ..., catalogue: Path = ...
+        self,
+        tenant_yaml: Path,
+        *,
+        settings: Path = ...,
+        catalogue: Path = ...,
+        platform_signatures: Path | None = ...,
     ) -> Path: ...
 
 
@@ -148,12 +156,18 @@ def start_dataplane(
 @pytest.fixture(scope="session")
 def render_tenant(tmp_path_factory: pytest.TempPathFactory) -> RenderTenant:
     def render(
-        tenant_yaml: Path, *, settings: Path = TENANT_SETTINGS, catalogue: Path = TENANT_CATALOGUE
+        tenant_yaml: Path,
+        *,
+        settings: Path = TENANT_SETTINGS,
+        catalogue: Path = TENANT_CATALOGUE,
+        platform_signatures: Path | None = None,
     ) -> Path:
         out = tmp_path_factory.mktemp(f"render-{tenant_yaml.stem}")
         argv = [sys.executable, "-m", "swg_operator.cli", "render", str(tenant_yaml)]
         argv += ["-o", str(out), "--overwrite", "--settings", str(settings)]
         argv += ["--catalogue", str(catalogue)]
+        if platform_signatures is not None:
+            argv += ["--platform-signatures", str(platform_signatures)]
         proc = subprocess.run(argv, capture_output=True, text=True, check=False)
         if proc.returncode != 0:
             pytest.fail(f"swg-operator render {tenant_yaml.name} failed:\n{proc.stderr}")

@@ -1,19 +1,24 @@
 #!/bin/sh
-# Entrypoint of the anti-virus image. One image, two containers in the same pod, each running one
-# daemon in the foreground as its main process:
+# Entrypoint of the anti-virus image. One image, several containers in the same pod, each
+# running one daemon in the foreground as its main process:
 #
-#   swg-antivirus-entrypoint clamd     the ClamAV daemon, listening on a unix socket
-#   swg-antivirus-entrypoint c-icap    the ICAP server whose virus_scan module asks clamd
+#   swg-antivirus-entrypoint clamd           the ClamAV daemon, listening on a unix socket
+#   swg-antivirus-entrypoint c-icap          the ICAP server whose virus_scan module asks clamd
+#   swg-antivirus-entrypoint freshclam       keeps the public signature database current (a
+#                                            native sidecar, with the freshclam signature source)
+#   swg-antivirus-entrypoint database-ready  exit 0 once the databases in SWG_CLAMAV_REQUIRED
+#                                            are complete (the freshclam sidecar's startup probe)
 #
 # Both containers mount the same writable emptyDir at $SWG_STATE_DIR: c-icap reaches clamd
 # through the unix socket there and passes spooled bodies by file descriptor, so neither
 # daemon needs the other's files. Any other command is run as is (for example `clamdscan`).
 #
 # Layout (the operator renders the configuration to match it):
-#   $SWG_CONF_DIR   read-only: c-icap.conf, virus_scan.conf, clamd_mod.conf, clamd.conf and
-#                   the tenant's custom signature files (*.ndb, *.hsb, ...)        (ConfigMap)
+#   $SWG_CONF_DIR   read-only: c-icap.conf, virus_scan.conf, clamd_mod.conf, clamd.conf,
+#                   freshclam.conf, the platform's and the tenant's signature files
+#                   (*.ndb, *.hsb, ...)                                            (ConfigMaps)
 #   $SWG_STATE_DIR  writable:  clamd/ (socket, tmp), clamav/db/ (signatures),
-#                   c-icap/ (tmp, logs, pid, control socket)                        (emptyDir)
+#                   c-icap/ (tmp, logs, pid, control socket), freshclam/ (pid)      (emptyDir)
 #   /tmp            writable                                                        (emptyDir)
 # The root filesystem can be read-only. The image runs as UID/GID 10001.
 set -eu
@@ -25,6 +30,11 @@ clamd_socket=${SWG_CLAMD_SOCKET:-$state_dir/clamd/clamd.sock}
 # How long c-icap waits for clamd's socket: clamd loads its signatures first (a full public
 # database takes tens of seconds), and c-icap's clamd module checks clamd when it starts.
 clamd_wait=${SWG_CLAMD_WAIT_SECONDS:-120}
+# Databases clamd must find before it starts (names without extension, e.g. "main daily"): set
+# when a freshclam sidecar supplies the public database. Empty: start with what is there.
+required=${SWG_CLAMAV_REQUIRED:-}
+# How long clamd waits for them (the sidecar's first download).
+database_wait=${SWG_CLAMAV_WAIT_SECONDS:-900}
 
 log() { printf 'swg-antivirus-entrypoint: %s\n' "$*" >&2; }
 
@@ -51,11 +61,44 @@ install_signatures() {
     log "installed $found custom signature file(s) into $db_dir"
 }
 
+# True when every database named in $required (default: main daily) is in the database
+# directory, as a complete .cvd or an unpacked .cld (freshclam writes both atomically).
+database_ready() {
+    for name in ${required:-main daily}; do
+        if [ ! -s "$db_dir/$name.cvd" ] && [ ! -s "$db_dir/$name.cld" ]; then
+            return 1
+        fi
+    done
+    return 0
+}
+
+wait_for_database() {
+    [ -n "$required" ] || return 0
+    tries=$((database_wait * 5))
+    until database_ready; do
+        if [ "$tries" -le 0 ]; then
+            log "signature database ($required) absent from $db_dir after ${database_wait}s"
+            exit 69
+        fi
+        sleep 0.2
+        tries=$((tries - 1))
+    done
+}
+
 run_clamd() {
     need_file "$conf_dir/clamd.conf"
     mkdir -p "$state_dir/clamd/tmp"
+    wait_for_database
     install_signatures
     exec /usr/sbin/clamd --foreground --config-file="$conf_dir/clamd.conf"
+}
+
+# freshclam in daemon mode, in the foreground: an update at once, then `Checks` a day; it
+# writes into the database directory clamd reads and asks clamd to reload (NotifyClamd).
+run_freshclam() {
+    need_file "$conf_dir/freshclam.conf"
+    mkdir -p "$db_dir" "$state_dir/freshclam"
+    exec /usr/bin/freshclam --daemon --foreground --stdout --config-file="$conf_dir/freshclam.conf"
 }
 
 # c-icap runs as a child of this script, which watches clamd: when clamd stops answering
@@ -117,8 +160,10 @@ command=${1:-}
 case "$command" in
     clamd) run_clamd ;;
     c-icap) run_c_icap ;;
+    freshclam) run_freshclam ;;
+    database-ready) database_ready ;;
     "")
-        log "usage: swg-antivirus-entrypoint clamd|c-icap|COMMAND [ARGS...]"
+        log "usage: swg-antivirus-entrypoint clamd|c-icap|freshclam|database-ready|COMMAND [ARGS...]"
         exit 64
         ;;
     *) exec "$@" ;;

@@ -128,6 +128,12 @@ def inspection_ca_certificate_name() -> str:
     return "https-inspection-ca-cert"
 
 
+def platform_signatures_name() -> str:
+    """The tenant namespace's copy of the platform's ClamAV signature ConfigMap (settings
+    antivirus.signatureSource configMap)."""
+    return "antivirus-platform-signatures"
+
+
 def resource_quota_name() -> str:
     return "tenant-quota"
 

@@ -39,13 +39,23 @@ SQUID: Final = "squid"
 CICAP: Final = "c-icap"
 CLAMD: Final = "clamd"
 LOGSTORE: Final = "logstore"
+# Native sidecars (restartable init containers): they run for the pod's whole life, so the plan
+# keys them with the containers and the quota counts them like any running container.
+SHIPPER: Final = "shipper"  # ships the pod's log spool to the log store (proxy, anti-virus)
+FRESHCLAM: Final = "freshclam"  # keeps the public signature database current (anti-virus)
+SECONDS_PER_MINUTE: Final = 60
+# Rounding step of a pod's log spool (its share of the state emptyDir's sizeLimit).
+SPOOL_STEP_BYTES: Final = 64 * MIB
 
 
 class ClamavDatabase(StrEnum):
     """Which signatures clamd loads, which decides its memory floor."""
 
-    FULL = "full"  # the public ClamAV database (about 1.2 GiB resident)
-    CUSTOM = "custom"  # only the tenant's / the project's custom signatures
+    # The public ClamAV database (about 1.2 GiB resident), kept current by a freshclam sidecar
+    # in every anti-virus pod (settings antivirus.signatureSource freshclam).
+    FULL = "full"
+    # Only the platform's and the tenant's own signature files (signatureSource configMap).
+    CUSTOM = "custom"
 
 
 class CapacityError(ValueError):
@@ -152,8 +162,15 @@ _CONSTANTS: Final[Mapping[str, tuple[str, _Kind, int, int]]] = MappingProxyType(
         "accessLogLineBytes": ("access_log_line_bytes", _Kind.BYTES, 1, 64 * KIB),
         "antivirusLogLineBytes": ("antivirus_log_line_bytes", _Kind.BYTES, 0, 64 * KIB),
         "compressionRatioPercent": ("compression_ratio_percent", _Kind.PERCENT, 1, 100),
+        "averageToPeakRatioPercent": ("average_to_peak_percent", _Kind.PERCENT, 1, 100),
         "uncompressedLogDays": ("uncompressed_log_days", _Kind.COUNT, 0, 7),
         "logVolumeHeadroomPercent": ("log_volume_headroom_percent", _Kind.PERCENT, 0, 1000),
+        "shipperLinesPerSecondPerCore": ("shipper_lines_per_core", _Kind.COUNT, 1, 10**8),
+        "shipperCpuMin": ("shipper_cpu_min", _Kind.MILLICORES, 10, 64_000),
+        "shipperMemory": ("shipper_memory", _Kind.BYTES, MIB, 64 * GIB),
+        "logSpoolOutageMinutes": ("log_spool_outage_minutes", _Kind.COUNT, 1, 24 * 60),
+        "freshclamCpu": ("freshclam_cpu", _Kind.MILLICORES, 10, 64_000),
+        "freshclamMemory": ("freshclam_memory", _Kind.BYTES, MIB, 64 * GIB),
         "initContainerCpu": ("init_container_cpu", _Kind.MILLICORES, 10, 64_000),
         "initContainerMemory": ("init_container_memory", _Kind.BYTES, MIB, 64 * GIB),
     }
@@ -210,8 +227,15 @@ class Capacity:
     access_log_line_bytes: int
     antivirus_log_line_bytes: int
     compression_ratio_percent: int
+    average_to_peak_percent: int
     uncompressed_log_days: int
     log_volume_headroom_percent: int
+    shipper_lines_per_core: int
+    shipper_cpu_min: int
+    shipper_memory: int
+    log_spool_outage_minutes: int
+    freshclam_cpu: int
+    freshclam_memory: int
     init_container_cpu: int
     init_container_memory: int
     # File key of each constant -> where its value came from.
@@ -354,9 +378,15 @@ class WorkloadPlan:
     max_unavailable: int
     # PodDisruptionBudget: render maxUnavailable; min_available is for display. None: no PDB.
     pdb_max_unavailable: int | None
+    # Every container that runs for the pod's life, native sidecars (SHIPPER, FRESHCLAM)
+    # included: the renderer makes those restartable init containers.
     containers: Mapping[str, Resources]
-    # Applies to each init container of the pod (they run one at a time).
+    # Applies to each one-shot init container of the pod (they run one at a time, before the
+    # sidecars start).
     init_container: Resources
+    # Bytes of the pod's state emptyDir reserved for the log spool: the records a log store
+    # outage of logSpoolOutageMinutes leaves unshipped at the pod's load (0: no spool).
+    log_spool: int = 0
 
     @property
     def pdb_min_available(self) -> int | None:
@@ -391,6 +421,8 @@ class WorkloadPlan:
             "containers": {n: r.to_kubernetes() for n, r in self.containers.items()},
             "initContainer": self.init_container.to_kubernetes(),
         }
+        if self.log_spool:
+            out["logSpool"] = memory_quantity(self.log_spool)
         if self.pdb_max_unavailable is not None:
             out["podDisruptionBudget"] = {
                 "maxUnavailable": self.pdb_max_unavailable,
@@ -524,15 +556,41 @@ def _rollout(replicas: int, capacity: Capacity) -> tuple[int, int]:
     return surge, disruption
 
 
-def _init_container(capacity: Capacity) -> Resources:
-    cpu = capacity.init_container_cpu
-    memory, memory_limit = _memory(capacity.init_container_memory, capacity)
+def _fixed(cpu: int, memory: int, capacity: Capacity) -> Resources:
+    """A container of a fixed size; limits by the shared percentages."""
+    memory, memory_limit = _memory(memory, capacity)
     return Resources(
         cpu_request=cpu,
         cpu_limit=_round_up(_percent_of(cpu, capacity.cpu_limit_percent), 10),
         memory_request=memory,
         memory_limit=memory_limit,
     )
+
+
+def _init_container(capacity: Capacity) -> Resources:
+    return _fixed(capacity.init_container_cpu, capacity.init_container_memory, capacity)
+
+
+def _pod_rate(rps: int, per_core: int, cpu_max: int, capacity: Capacity) -> int:
+    """Requests/s one pod of a workload carries at most: the whole declared load up to what
+    one replica at its CPU maximum serves at the utilisation target (beyond that the workload
+    scales out)."""
+    per_replica = _ceil_div(cpu_max * per_core * capacity.target_utilisation_percent, 1000 * 100)
+    return min(rps, per_replica)
+
+
+def _shipper(lines_per_second: int, capacity: Capacity) -> Resources:
+    """The log shipper sidecar of a pod writing `lines_per_second` raw log lines."""
+    needed = _millicores_needed(lines_per_second, capacity.shipper_lines_per_core, capacity)
+    cpu = max(capacity.shipper_cpu_min, _round_up(needed, CPU_STEP_MILLICORES))
+    return _fixed(cpu, capacity.shipper_memory, capacity)
+
+
+def _log_spool(bytes_per_second: int, capacity: Capacity) -> int:
+    """What a pod's log spool must hold: `bytes_per_second` of raw log lines for a log store
+    outage of logSpoolOutageMinutes (the shipper gives back what was shipped)."""
+    outage = capacity.log_spool_outage_minutes * SECONDS_PER_MINUTE
+    return _round_up(max(1, bytes_per_second * outage), SPOOL_STEP_BYTES)
 
 
 def _proxy_plan(*, endpoints: int, rps: int, acl_entries: int, capacity: Capacity) -> WorkloadPlan:
@@ -559,13 +617,16 @@ def _proxy_plan(*, endpoints: int, rps: int, acl_entries: int, capacity: Capacit
         memory_request=memory,
         memory_limit=memory_limit,
     )
+    # One access-log line per request (the URL-filter record comes from the same line).
+    pod_rps = _pod_rate(rps, capacity.proxy_rps_per_core, capacity.proxy_cpu_max, capacity)
     return WorkloadPlan(
         replicas=replicas,
         max_surge=surge,
         max_unavailable=0,
         pdb_max_unavailable=disruption,
-        containers=MappingProxyType({SQUID: squid}),
+        containers=MappingProxyType({SQUID: squid, SHIPPER: _shipper(pod_rps, capacity)}),
         init_container=_init_container(capacity),
+        log_spool=_log_spool(pod_rps * capacity.access_log_line_bytes, capacity),
     )
 
 
@@ -600,28 +661,33 @@ def _antivirus_plan(*, rps: int, database: ClamavDatabase, capacity: Capacity) -
     # A concurrent database reload holds the old and the new database at once.
     clamd_memory_limit = _round_up(clamd_memory + database_memory, MEMORY_STEP_BYTES)
     surge, disruption = _rollout(replicas, capacity)
+    # At most one c-icap log line per request (a scanned body).
+    pod_rps = _pod_rate(rps, capacity.antivirus_rps_per_core, capacity.antivirus_cpu_max, capacity)
+    containers = {
+        CICAP: Resources(
+            cpu_request=icap_cpu,
+            cpu_limit=_cpu_limit(icap_cpu, high=icap_high, capacity=capacity),
+            memory_request=icap_memory,
+            memory_limit=icap_memory_limit,
+        ),
+        CLAMD: Resources(
+            cpu_request=clamd_cpu,
+            cpu_limit=_cpu_limit(clamd_cpu, high=clamd_high, capacity=capacity),
+            memory_request=clamd_memory,
+            memory_limit=clamd_memory_limit,
+        ),
+        SHIPPER: _shipper(pod_rps, capacity),
+    }
+    if database is ClamavDatabase.FULL:
+        containers[FRESHCLAM] = _fixed(capacity.freshclam_cpu, capacity.freshclam_memory, capacity)
     return WorkloadPlan(
         replicas=replicas,
         max_surge=surge,
         max_unavailable=0,
         pdb_max_unavailable=disruption,
-        containers=MappingProxyType(
-            {
-                CICAP: Resources(
-                    cpu_request=icap_cpu,
-                    cpu_limit=_cpu_limit(icap_cpu, high=icap_high, capacity=capacity),
-                    memory_request=icap_memory,
-                    memory_limit=icap_memory_limit,
-                ),
-                CLAMD: Resources(
-                    cpu_request=clamd_cpu,
-                    cpu_limit=_cpu_limit(clamd_cpu, high=clamd_high, capacity=capacity),
-                    memory_request=clamd_memory,
-                    memory_limit=clamd_memory_limit,
-                ),
-            }
-        ),
+        containers=MappingProxyType(containers),
         init_container=_init_container(capacity),
+        log_spool=_log_spool(pod_rps * capacity.antivirus_log_line_bytes, capacity),
     )
 
 
@@ -654,12 +720,15 @@ def _log_store_plan(*, rps: int, antivirus: bool, capacity: Capacity) -> Workloa
 def log_volume_bytes(
     *, requests_per_second: int, retention_days: int, antivirus_enabled: bool, capacity: Capacity
 ) -> int:
-    """Log volume size: a day of logs at the declared peak, kept raw for the uncompressed days
-    and compressed for every retained day, plus headroom, rounded up to a whole GiB."""
+    """Log volume size: a day of logs at the average load (averageToPeakRatioPercent of the
+    declared peak), kept raw for the uncompressed days and compressed for every retained day,
+    plus headroom, rounded up to a whole GiB."""
     line_bytes = capacity.access_log_line_bytes + (
         capacity.antivirus_log_line_bytes if antivirus_enabled else 0
     )
-    per_day = requests_per_second * line_bytes * SECONDS_PER_DAY
+    per_day = _percent_of(
+        requests_per_second * line_bytes * SECONDS_PER_DAY, capacity.average_to_peak_percent
+    )
     stored = _ceil_div(
         per_day
         * (
@@ -710,8 +779,10 @@ def compute_sizing(
 ) -> SizingPlan:
     """Size one tenant from its declared endpoints and peak requests/s.
 
-    `clamav_database` picks clamd's memory floor; `acl_entries` (the number of domains and URLs
-    in the tenant's filter lists) adds Squid memory for them. Raises ValueError for inputs
+    `clamav_database` picks clamd's memory floor (FULL also gives every anti-virus pod the
+    freshclam sidecar that keeps the public database current); `acl_entries` (the number of
+    domains and URLs in the tenant's filter lists) adds Squid memory for them. Raises
+    ValueError for inputs
     outside 1..1,000,000 (endpoints, requests/s) or 1..90 (retention days).
     """
     _check_input("endpoints", endpoints, MAX_ENDPOINTS)

@@ -4,10 +4,28 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import Field
+from pydantic import Field, StringConstraints
 
 from swg_operator.api.base import CamelModel
 from swg_operator.api.types import Cidr, DnsLabel
+
+# A mirror host name (freshclam's DatabaseMirror) and a private mirror URL (PrivateMirror): they
+# reach freshclam.conf, so no space, newline or quote can pass.
+MIRROR_HOST_PATTERN = r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?(\.[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)*$"
+MIRROR_URL_PATTERN = (
+    r"^https?://[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?(\.[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)*"
+    r"(:[0-9]{1,5})?(/[A-Za-z0-9._~-]+)*/?$"
+)
+# key=value[,key=value] over label characters (as dnsPodLabel).
+POD_LABEL_PATTERN = (
+    r"^([a-z0-9.-]+/)?[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?=([A-Za-z0-9]([-A-Za-z0-9_.]*"
+    r"[A-Za-z0-9])?)?(,([a-z0-9.-]+/)?[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?=([A-Za-z0-9]"
+    r"([-A-Za-z0-9_.]*[A-Za-z0-9])?)?)*$"
+)
+MirrorHost = Annotated[str, StringConstraints(pattern=MIRROR_HOST_PATTERN, max_length=253)]
+MirrorUrl = Annotated[str, StringConstraints(pattern=MIRROR_URL_PATTERN, max_length=512)]
+PodLabel = Annotated[str, StringConstraints(pattern=POD_LABEL_PATTERN, max_length=512)]
+Port = Annotated[int, Field(ge=1, le=65535)]
 
 
 class Images(CamelModel):
@@ -15,6 +33,71 @@ class Images(CamelModel):
     antivirus: str = "ghcr.io/swg-operator/antivirus:0.1.0"
     logstore: str = "ghcr.io/swg-operator/logstore:0.1.0"
     pull_policy: str = "IfNotPresent"
+
+
+class MirrorPods(CamelModel):
+    """Pods of an in-cluster signature mirror the anti-virus pods may reach (like the DNS)."""
+
+    namespace: DnsLabel
+    pod_label: PodLabel = Field(description="key=value[,key=value] labels of the mirror's pods.")
+
+
+class Freshclam(CamelModel):
+    """The freshclam sidecar of every anti-virus pod (signatureSource freshclam)."""
+
+    database_mirror: MirrorHost = Field(
+        default="database.clamav.net",
+        description="freshclam's DatabaseMirror (HTTPS), used when privateMirrors is empty.",
+    )
+    private_mirrors: Annotated[
+        tuple[MirrorUrl, ...],
+        Field(
+            max_length=8,
+            description="freshclam's PrivateMirror URLs (http:// or https://), tried in order; "
+            "they replace databaseMirror. Run one for any platform with more than a few "
+            "tenants: the public CDN rate-limits many clients behind one address.",
+        ),
+    ] = ()
+    checks_per_day: Annotated[int, Field(ge=1, le=50)] = Field(
+        default=12, description="freshclam's Checks: database checks per day."
+    )
+    mirror_cidrs: Annotated[
+        tuple[Cidr, ...],
+        Field(
+            description="Networks the anti-virus pods may reach the mirror in (NetworkPolicy "
+            "egress). Empty, and no mirrorPods: the internet, as the proxy reaches it."
+        ),
+    ] = ()
+    mirror_pods: MirrorPods | None = Field(
+        default=None, description="An in-cluster mirror's pods, reached by label."
+    )
+    mirror_ports: Annotated[
+        tuple[Port, ...],
+        Field(
+            max_length=8,
+            description="TCP ports of the mirror (NetworkPolicy egress). Empty: the ports of "
+            "privateMirrors' URLs, or 443 for databaseMirror. Set them when mirrorPods listen "
+            "on another port than their Service.",
+        ),
+    ] = ()
+
+
+class AntivirusSettings(CamelModel):
+    """Where every tenant's clamd gets its signature database (docs/antivirus.md)."""
+
+    signature_source: Literal["freshclam", "configMap"] = Field(
+        default="freshclam",
+        description="freshclam: the public ClamAV database, kept current by a freshclam "
+        "sidecar in each anti-virus pod. configMap: the signature files of the ConfigMap "
+        "signatureConfigMap in the operator's namespace, copied into each tenant namespace "
+        "(no public database: for air-gapped platforms).",
+    )
+    freshclam: Freshclam = Freshclam()
+    signature_config_map: DnsLabel = Field(
+        default="swg-clamav-signatures",
+        description="The platform's signature ConfigMap in the operator's namespace "
+        "(signatureSource configMap).",
+    )
 
 
 class OperatorSettings(CamelModel):
@@ -46,6 +129,7 @@ class OperatorSettings(CamelModel):
             "service proxy. Empty: only in-namespace traffic reaches the log store."
         ),
     ] = ()
+    antivirus: AntivirusSettings = AntivirusSettings()
     test_allowed_loopback: Annotated[
         tuple[Cidr, ...],
         Field(

@@ -3,7 +3,7 @@ tenant, the way `helm template` previews a chart.
 
 DIR/manifests/ gets one YAML file per object, numbered in apply order
 (`NN-<kind>-<name>.yaml`); DIR/config/ gets the raw data-plane files (squid.conf, ACL lists,
-c-icap and clamd config) exactly as the pods read them.
+c-icap, clamd and freshclam config) exactly as the pods read them.
 """
 
 from __future__ import annotations
@@ -100,6 +100,19 @@ def read_settings(path: Path | None) -> OperatorSettings:
         raise TenantFileError(f"{path}: not valid operator settings: {exc}") from None
 
 
+def read_platform_signatures(path: Path | None) -> dict[str, str] | None:
+    """The files of `path` as the platform signature ConfigMap's data (file name -> text)."""
+    if path is None:
+        return None
+    if not path.is_dir():
+        raise TenantFileError(f"{path}: not a directory of signature files")
+    return {
+        entry.name: entry.read_text(encoding="utf-8")
+        for entry in sorted(path.iterdir())
+        if entry.is_file()
+    }
+
+
 def read_catalogue(path: Path | None) -> Catalogue:
     """The catalogue in `path` (blacklist directory layout), else the sample catalogue of the
     source checkout, else an empty one."""
@@ -171,6 +184,13 @@ def add_parser(subparsers: Any) -> None:
         help="sizing capacity constants (default: the packaged data/capacity.yaml)",
     )
     parser.add_argument(
+        "--platform-signatures",
+        type=Path,
+        metavar="DIR",
+        help="the platform's ClamAV signature files (what the signature ConfigMap of the "
+        "operator's namespace holds), for settings with antivirus.signatureSource configMap",
+    )
+    parser.add_argument(
         "--lifecycle",
         choices=[state.value for state in Lifecycle],
         default=Lifecycle.ACTIVE.value,
@@ -201,6 +221,7 @@ def run(args: argparse.Namespace) -> int:
             settings=read_settings(args.settings),
             capacity=load_capacity(args.capacity),
             lifecycle=Lifecycle(args.lifecycle),
+            platform_signatures=read_platform_signatures(args.platform_signatures),
         )
     except SpecError as exc:
         print(f"{args.tenant}: the spec is invalid:", file=sys.stderr)

@@ -191,6 +191,15 @@ def table(plan: SizingPlan) -> str:
                     ).rstrip(";"),
                 ],
                 ["Log volume", memory_quantity(plan.log_volume)],
+                [
+                    "Log spool",
+                    ", ".join(
+                        f"{name} {memory_quantity(w.log_spool)}"
+                        for name, w in plan.workloads().items()
+                        if w.log_spool
+                    )
+                    + " per pod (state emptyDir, on top of the daemons' own use)",
+                ],
             ]
         )
     )

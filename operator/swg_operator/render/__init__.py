@@ -38,6 +38,13 @@ from swg_operator.render.context import Lifecycle, Tenant, generates_inspection_
 from swg_operator.render.dataplane import render_dataplane_files
 from swg_operator.render.errors import CONFIG_TOO_LARGE, RenderError
 from swg_operator.render.logstore import check_log_storage, log_volume_claim, logstore_deployment
+from swg_operator.render.signatures import (
+    check_platform_signatures,
+    clamav_database,
+    platform_signature_files,
+    platform_signatures_config_map,
+    uses_freshclam,
+)
 from swg_operator.render.workloads import (
     antivirus_deployment,
     inspection_ca_secret_name,
@@ -97,6 +104,7 @@ def render_tenant(
     capacity: Capacity,
     lifecycle: Lifecycle = Lifecycle.ACTIVE,
     inspection_ca_certificate: str | None = None,
+    platform_signatures: Mapping[str, str] | None = None,
 ) -> TenantManifests:
     """Every object tenant `name` needs, in apply order.
 
@@ -108,14 +116,20 @@ def render_tenant(
     `inspection_ca_certificate`: the certificate (PEM) of the HTTPS-inspection CA the operator
     generated, published in a ConfigMap when the spec names no CA Secret of its own; the
     operator's shell generates the CA and passes only its certificate in, so rendering stays
-    deterministic and never sees a key. Raises `RenderError` for what validation could not
-    judge.
+    deterministic and never sees a key. `platform_signatures`: the `data` of the platform's
+    signature ConfigMap (settings antivirus.signatureConfigMap, in the operator's namespace)
+    when the settings' signature source is `configMap`: its signature files are copied into the
+    tenant namespace for clamd; None when it is missing (an anti-virus tenant then cannot be
+    rendered, except a cancelled one) or with the `freshclam` source (ignored). Raises
+    `RenderError` for what validation could not judge.
     """
     if lifecycle is Lifecycle.CANCELLED:
         spec = stopped_service_spec(spec, catalogue)
     check_categories(spec, catalogue)
     check_sandbox(spec, settings)
     check_log_storage(spec)
+    if lifecycle is not Lifecycle.CANCELLED:
+        check_platform_signatures(spec, settings, platform_signatures)
     files = render_dataplane_files(spec, catalogue=catalogue, settings=settings)
     sizing = compute_sizing(
         endpoints=spec.sizing.endpoints,
@@ -123,6 +137,7 @@ def render_tenant(
         retention_days=spec.logs.retention_days,
         antivirus_enabled=spec.antivirus.enabled,
         capacity=capacity,
+        clamav_database=clamav_database(settings),
         acl_entries=acl_entry_count(spec, catalogue),
     )
     tenant = Tenant(
@@ -133,6 +148,9 @@ def render_tenant(
         lifecycle=effective_lifecycle(spec, lifecycle),
         namespace=naming.tenant_namespace(name),
         inspection_ca_certificate=inspection_ca_certificate,
+        platform_signatures=MappingProxyType(
+            {} if uses_freshclam(settings) else platform_signature_files(platform_signatures)
+        ),
     )
     components = (
         (Component.PROXY, Component.ANTIVIRUS, Component.LOGSTORE)
@@ -151,6 +169,9 @@ def render_tenant(
     ca_certificate = inspection_ca_certificate_config_map(tenant)
     if ca_certificate is not None:
         objects.append(ca_certificate)
+    signatures = platform_signatures_config_map(tenant)
+    if signatures is not None:
+        objects.append(signatures)
     objects.append(log_volume_claim(tenant))
 
     objects.append(services.logstore_service(tenant))

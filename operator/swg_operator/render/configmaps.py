@@ -19,8 +19,8 @@ from swg_operator import naming
 from swg_operator.naming import Component
 from swg_operator.render.context import Tenant, generates_inspection_ca, manifest
 
-# File name prefixes of the anti-virus pod's config (c-icap and its modules, clamd).
-ANTIVIRUS_FILE_PREFIXES: Final = ("c-icap", "clamd", "virus_scan", "antivirus")
+# File name prefixes of the anti-virus pod's config (c-icap and its modules, clamd, freshclam).
+ANTIVIRUS_FILE_PREFIXES: Final = ("c-icap", "clamd", "freshclam", "virus_scan", "antivirus")
 LOGSTORE_FILE_PREFIXES: Final = ("logstore",)
 
 # The key of the published inspection CA certificate (the name clients and tools expect).

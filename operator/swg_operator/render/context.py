@@ -3,7 +3,8 @@ data-plane images (ports, paths, user id) that the builders and the config text 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Final
 
@@ -51,6 +52,9 @@ class Tenant:
     namespace: str
     # The generated HTTPS-inspection CA's certificate (PEM), when the operator knows it.
     inspection_ca_certificate: str | None = None
+    # The platform's signature files to copy into the namespace (signatureSource configMap):
+    # file name -> text; empty with the freshclam source.
+    platform_signatures: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def serving(self) -> bool:

@@ -1,11 +1,11 @@
-"""Data-plane config text (squid.conf, ACL list files, block page, c-icap and clamd config) for
-one tenant.
+"""Data-plane config text (squid.conf, ACL list files, block page, c-icap, clamd and freshclam
+config) for one tenant.
 
 Pure: the spec, the URL catalogue and the operator's settings in, file name -> text out. The
 files follow the images' layout (`render.context`: configuration in CONF_DIR, state in STATE_DIR,
 the inspection CA in TLS_DIR) and are what the data-plane test tier runs Squid, c-icap and
 clamd with (e2e/dataplane). Names decide which workload gets a file (`render.configmaps`):
-c-icap*, clamd*, virus_scan* go to the anti-virus pod, the rest to the proxy.
+c-icap*, clamd*, freshclam*, virus_scan* go to the anti-virus pod, the rest to the proxy.
 
 Every value that reaches a file is constrained by the API models' patterns or by the catalogue's
 validation, and the templates are rendered with StrictUndefined: a missing value is an error,
@@ -31,6 +31,11 @@ from swg_operator.logstore.formats import TENANT_POLICY, Decision, MatchedList, 
 from swg_operator.naming import Component, service_name
 from swg_operator.render.context import CONF_DIR, ICAP_PORT, STATE_DIR, TLS_DIR
 from swg_operator.render.network import ALWAYS_EXCLUDED
+from swg_operator.render.signatures import (
+    FRESHCLAM_CONF,
+    freshclam_template_values,
+    uses_freshclam,
+)
 
 # Squid's shutdown_lifetime: open transfers get this long after SIGTERM (the proxy Deployment's
 # grace period is derived from it, render.workloads.proxy_grace_seconds).
@@ -448,7 +453,12 @@ def render_dataplane_files(
             "logging_directives": formats.cicap_logging_directives(
                 service_names=CICAP_SERVICE_NAMES
             ),
+            "freshclam": uses_freshclam(settings),
         }
-        for name in ("c-icap.conf", "clamd_mod.conf", "virus_scan.conf", "clamd.conf"):
+        names = ["c-icap.conf", "clamd_mod.conf", "virus_scan.conf", "clamd.conf"]
+        if uses_freshclam(settings):
+            context.update(freshclam_template_values(settings))
+            names.append(FRESHCLAM_CONF)
+        for name in names:
             files[name] = _ENV.get_template(f"{name}.j2").render(**context)
     return files

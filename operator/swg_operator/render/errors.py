@@ -10,6 +10,8 @@ UNKNOWN_CATEGORY: Final = "UnknownCategory"
 SANDBOX_UNREACHABLE: Final = "SandboxUnreachable"
 CONFIG_TOO_LARGE: Final = "ConfigTooLarge"
 INVALID_LOG_STORAGE: Final = "InvalidLogStorage"
+# The platform's signature source cannot supply a database (settings antivirus.signatureSource).
+SIGNATURES_UNAVAILABLE: Final = "SignaturesUnavailable"
 
 
 class RenderError(ValueError):

@@ -13,7 +13,10 @@ needs it.
   sandbox option) are reached through this rule whether named by address or host name
   (NetworkPolicy cannot name hosts); an address inside the cluster's networks is refused by
   `render.checks.check_sandbox`.
-* `antivirus`: ICAP from the proxy only; egress to the log store's ingest port only.
+* `antivirus`: ICAP from the proxy only; egress to the log store's ingest port and, with the
+  freshclam signature source, to the signature mirror on its ports (settings
+  antivirus.freshclam: the mirror's pods or networks, else the internet as the proxy reaches
+  it) while the tenant is served.
 * `logstore`: records from the proxy's and the anti-virus's log shippers on the ingest port;
   export (HTTP) from the API server's networks only (settings.api_server_cidrs), which carry the
   admins' service-proxy requests.
@@ -37,6 +40,7 @@ from swg_operator.render.context import (
     Tenant,
     manifest,
 )
+from swg_operator.render.signatures import mirror_ports
 
 IpNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -186,13 +190,42 @@ def proxy_egress(tenant: Tenant) -> dict[str, Any]:
     )
 
 
+def signature_mirror_egress(tenant: Tenant) -> dict[str, Any] | None:
+    """The anti-virus pods' path to the signature mirror (freshclam source, serving tenants
+    only): the settings' mirror pods and networks, or the internet as the proxy reaches it; on
+    the mirror's ports only."""
+    antivirus = tenant.settings.antivirus
+    if antivirus.signature_source != "freshclam" or not tenant.serving:
+        return None
+    freshclam = antivirus.freshclam
+    peers: list[dict[str, Any]] = []
+    if freshclam.mirror_pods is not None:
+        mirror = freshclam.mirror_pods
+        peers.append(
+            {
+                "namespaceSelector": {"matchLabels": {NAMESPACE_NAME_LABEL: mirror.namespace}},
+                "podSelector": {"matchLabels": _dns_pod_labels(mirror.pod_label)},
+            }
+        )
+    peers += [{"ipBlock": {"cidr": cidr}} for cidr in freshclam.mirror_cidrs]
+    if not peers:
+        peers = internet_blocks(tenant)
+    if not peers:
+        return None
+    return {"to": peers, "ports": _tcp(*mirror_ports(freshclam))}
+
+
 def antivirus_policy(tenant: Tenant) -> dict[str, Any]:
+    egress = [{"to": [_pods(tenant, Component.LOGSTORE)], "ports": _tcp(LOGSTORE_INGEST_PORT)}]
+    mirror = signature_mirror_egress(tenant)
+    if mirror is not None:
+        egress.append(mirror)
     return _policy(
         tenant,
         naming.POLICY_ANTIVIRUS,
         pods=_pods(tenant, Component.ANTIVIRUS)["podSelector"],
         ingress=[{"from": [_pods(tenant, Component.PROXY)], "ports": _tcp(ICAP_PORT)}],
-        egress=[{"to": [_pods(tenant, Component.LOGSTORE)], "ports": _tcp(LOGSTORE_INGEST_PORT)}],
+        egress=egress,
     )
 
 

@@ -32,7 +32,13 @@ from swg_operator.render.pods import (
     tcp_probes,
 )
 from swg_operator.render.shipper import drain_seconds, shipper_sidecars
-from swg_operator.sizing import CICAP, CLAMD, SQUID, WorkloadPlan
+from swg_operator.render.signatures import (
+    clamd_environment,
+    freshclam_sidecars,
+    platform_signatures_digest,
+    platform_signatures_projection,
+)
+from swg_operator.sizing import CICAP, CLAMD, GIB, SQUID, WorkloadPlan, memory_quantity
 
 SQUID_CONF: Final = "squid.conf"
 # Squid's own default when squid.conf does not set shutdown_lifetime.
@@ -43,6 +49,11 @@ PROXY_PRE_STOP_SECONDS: Final = 5
 # Squid exits about a second after shutdown_lifetime (images/proxy/Dockerfile): margin on top.
 PROXY_SHUTDOWN_MARGIN_SECONDS: Final = 5
 ANTIVIRUS_GRACE_SECONDS: Final = 30
+# The state emptyDirs without the log spool: the proxy's certificate cache, pid file and error
+# page links; the anti-virus's signature database (the public one is about 0.4 GiB on disk, twice
+# while freshclam replaces a file) and the bodies c-icap spools for scanning.
+PROXY_STATE_BYTES: Final = 2 * GIB
+ANTIVIRUS_STATE_BYTES: Final = 4 * GIB
 
 _SHUTDOWN_LIFETIME = re.compile(
     r"^[ \t]*shutdown_lifetime[ \t]+([0-9]{1,6})[ \t]*([a-z]*)[ \t]*(?:#.*)?$", re.MULTILINE
@@ -95,6 +106,13 @@ def _replicas(tenant: Tenant, plan: WorkloadPlan) -> int:
     return plan.replicas if tenant.serving else 0
 
 
+def state_size_limit(base_bytes: int, plan: WorkloadPlan) -> str:
+    """sizeLimit of a pod's state emptyDir: what its daemons keep there plus the log spool the
+    sizing plan reserves for a log store outage (docs/sizing.md, "Log shippers and spools").
+    Not counted in the ResourceQuota, which sets no ephemeral-storage."""
+    return memory_quantity(base_bytes + plan.log_spool)
+
+
 def proxy_deployment(tenant: Tenant, config: WorkloadConfig) -> dict[str, Any]:
     plan = tenant.sizing.proxy
     ca_secret = inspection_ca_secret_name(tenant.spec)
@@ -106,7 +124,7 @@ def proxy_deployment(tenant: Tenant, config: WorkloadConfig) -> dict[str, Any]:
     ]
     volumes = [
         projected_config_volume("config", config.names),
-        empty_dir("state", size_limit="2Gi"),
+        empty_dir("state", size_limit=state_size_limit(PROXY_STATE_BYTES, plan)),
         empty_dir("shm", size_limit="64Mi", memory=True),
         empty_dir("tmp", size_limit="256Mi"),
     ]
@@ -176,6 +194,7 @@ def antivirus_deployment(tenant: Tenant, config: WorkloadConfig) -> dict[str, An
         mount("tmp", TMP_DIR),
     ]
     signatures = _custom_signatures(tenant)
+    clamd_env = clamd_environment(tenant)
     c_icap = {
         "name": CICAP,
         "image": image,
@@ -193,6 +212,7 @@ def antivirus_deployment(tenant: Tenant, config: WorkloadConfig) -> dict[str, An
         "image": image,
         "imagePullPolicy": pull,
         "args": ["clamd"],
+        **({"env": clamd_env} if clamd_env else {}),
         "resources": plan.containers[CLAMD].to_kubernetes(),
         "securityContext": container_security_context(),
         # clamd listens on a unix socket only; clamdscan asks it for a PONG. Loading a full
@@ -203,26 +223,34 @@ def antivirus_deployment(tenant: Tenant, config: WorkloadConfig) -> dict[str, An
         ),
         "volumeMounts": mounts,
     }
-    sidecars = shipper_sidecars(tenant, Component.ANTIVIRUS, plan)
+    shippers = shipper_sidecars(tenant, Component.ANTIVIRUS, plan)
+    config_volume = projected_config_volume("config", (*config.names, *signatures))
+    config_volume["projected"]["sources"] += platform_signatures_projection(tenant)
     pod = pod_spec(
         tenant,
         Component.ANTIVIRUS,
-        init_containers=sidecars,
+        # The shipper first; freshclam's startup probe then holds the daemons back until the
+        # public database is complete.
+        init_containers=[*shippers, *freshclam_sidecars(tenant, plan)],
         containers=[c_icap, clamd],
         volumes=[
-            projected_config_volume("config", (*config.names, *signatures)),
-            # Shared by both containers: clamd's socket, spooled bodies, the signature database.
-            empty_dir("state", size_limit="4Gi"),
+            config_volume,
+            # Shared by the containers: clamd's socket, spooled bodies, the signature database,
+            # the anti-virus log spool.
+            empty_dir("state", size_limit=state_size_limit(ANTIVIRUS_STATE_BYTES, plan)),
             empty_dir("tmp", size_limit="256Mi"),
         ],
-        grace_seconds=ANTIVIRUS_GRACE_SECONDS + drain_seconds(sidecars),
+        grace_seconds=ANTIVIRUS_GRACE_SECONDS + drain_seconds(shippers),
         spread=True,
     )
+    references = [f"configmap/{name}" for name in signatures]
+    if (platform := platform_signatures_digest(tenant)) is not None:
+        references.append(f"platform-signatures/{platform}")
     return deployment(
         tenant,
         Component.ANTIVIRUS,
         replicas=_replicas(tenant, plan),
         strategy=rolling_update(plan.max_surge, plan.max_unavailable),
         pod=pod,
-        digest=config_digest(config.files, references=[f"configmap/{name}" for name in signatures]),
+        digest=config_digest(config.files, references=references),
     )
