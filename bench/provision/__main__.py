@@ -64,6 +64,7 @@ def run_one(n: int, args: argparse.Namespace) -> Path:
         floor=not args.no_floor,
         operator_args=tuple(args.operator_arg),
         profile=args.py_spy,
+        profile_rate=args.py_spy_rate,
     )
     names = tenant_names(n)
     started, load_start = now_iso(), load_average()
@@ -123,6 +124,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         default=None,
         help="py-spy binary: record the operator while it provisions (raw stacks in --dir)",
     )
+    parser.add_argument("--py-spy-rate", type=int, default=20, help="samples per second")
     parser.add_argument("--out", type=Path, default=None, help="result file (one N only)")
     args = parser.parse_args(argv)
     counts = args.tenants or [100, 1000]

@@ -45,6 +45,7 @@ from bench.provision.measure import (
     deployment_available,
     quantiles,
 )
+from bench.provision.profile import summarise
 from bench.sysinfo import MIB, load_average
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -67,6 +68,7 @@ class Options:
     floor: bool = True
     operator_args: tuple[str, ...] = ()
     profile: Path | None = None  # py-spy binary: record the operator while it provisions
+    profile_rate: int = 20  # samples per second (py-spy runs beside, --nonblocking)
 
 
 def tenant_names(count: int) -> list[str]:
@@ -320,7 +322,7 @@ async def _operator(
                 "--pid",
                 str(operator.proc.pid),
                 "--rate",
-                "50",
+                str(opts.profile_rate),
                 "--format",
                 "raw",
                 "--output",
@@ -425,6 +427,19 @@ async def _operator(
         "loadAverageStart": load_start,
         "loadAverageAtReady": load_ready,
         "loadAverageEnd": load_average(),
+        "profile": _profile(opts),
+    }
+
+
+def _profile(opts: Options) -> dict[str, Any] | None:
+    recorded = opts.state_dir / "operator-profile.txt"
+    if opts.profile is None or not recorded.exists():
+        return None
+    return {
+        "tool": f"py-spy record --nonblocking --rate {opts.profile_rate}, from the first create "
+        "until every tenant was Ready",
+        "rawStacks": str(recorded),
+        **summarise(recorded, top=20),
     }
 
 
