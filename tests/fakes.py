@@ -187,6 +187,8 @@ class FakeKube:
         self.events.append(
             {
                 "name": regarding["metadata"]["name"],
+                "kind": regarding.get("kind"),
+                "namespace": regarding["metadata"].get("namespace"),
                 "reason": reason,
                 "message": message,
                 "type": type_,

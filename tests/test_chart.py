@@ -122,6 +122,7 @@ def test_default_render_has_the_operator_objects() -> None:
         [
             "ClusterKopfPeering",
             "ClusterRole",
+            "ClusterRole",  # the tenant admins' (tenant-reader.yaml)
             "ClusterRoleBinding",
             "ConfigMap",
             "CustomResourceDefinition",

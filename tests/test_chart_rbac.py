@@ -7,7 +7,8 @@ What the operator needs is derived, not listed by hand:
   then watches (list + watch) or changes (patch: finalizers, annotations) is read off the registry;
 * kopf's own machinery (peering, CRD observation, Events) is the one fixed part, named below.
 
-The rendered ClusterRole and Role must grant each of those, and nothing else.
+The rendered ClusterRole and Role must grant each of those, and nothing else. The tenant
+admins' ClusterRole the chart ships must hold exactly the operator's `render.rbac.reader_rules()`.
 """
 
 from __future__ import annotations
@@ -26,9 +27,10 @@ from swg_operator.api import OperatorSettings
 from swg_operator.handlers import RunOptions, register
 from swg_operator.kube import ResourceKind
 from swg_operator.kube.kinds import EVENT, OWNED_KINDS, TENANT
-from swg_operator.naming import reader_role_name
+from swg_operator.naming import legacy_reader_role_name, tenant_reader_cluster_role_name
 from swg_operator.reconcile.loop import Context, PurgePolicy, reconcile
 from swg_operator.reconcile.purge import NotYet, cancel_and_purge
+from swg_operator.render.rbac import reader_rules
 from test_chart import one, render
 
 SETTINGS = OperatorSettings(operator_namespace="swg-system")
@@ -58,9 +60,17 @@ class RecordingKube:
         self.needs: set[Need] = set()
         self._own = operator_namespace
 
-    def _note(self, kind: ResourceKind, verb: str, namespace: str | None, suffix: str = "") -> None:
+    def _note(
+        self,
+        kind: ResourceKind,
+        verb: str,
+        namespace: str | None,
+        suffix: str = "",
+        *,
+        name: str = "",
+    ) -> None:
         scope = OWN if namespace == self._own else CLUSTER
-        self.needs.add(Need(_group(kind), kind.plural + suffix, verb, scope))
+        self.needs.add(Need(_group(kind), kind.plural + suffix, verb, scope, name))
 
     async def apply(self, obj: Mapping[str, Any]) -> dict[str, Any]:
         from swg_operator.kube import kind_of
@@ -70,11 +80,9 @@ class RecordingKube:
         # Server-side apply is a PATCH that creates when absent: both verbs are checked.
         self._note(kind, "create", namespace)
         self._note(kind, "patch", namespace)
-        if kind.kind == "Role":
-            # Writing a Role that grants rights the operator does not hold, and binding it.
-            name = obj["metadata"]["name"]
-            self.needs.add(Need("rbac.authorization.k8s.io", "roles", "escalate", CLUSTER, name))
+        assert kind.kind not in ("Role", "ClusterRole"), "the operator writes no role"
         if kind.kind == "RoleBinding":
+            # Binding a role that grants rights the operator does not hold.
             ref = obj["roleRef"]
             self.needs.add(
                 Need(
@@ -96,7 +104,9 @@ class RecordingKube:
     async def find_named(
         self, kind: ResourceKind, name: str, *, namespace: str
     ) -> dict[str, Any] | None:
-        self._note(kind, "list", namespace)  # a list with a field selector
+        # A list with a field selector on the name: the API server authorises it with that
+        # name, so `list` can be limited by resourceNames.
+        self._note(kind, "list", namespace, name=name)
         return await self.inner.find_named(kind, name, namespace=namespace)
 
     async def get(
@@ -113,7 +123,7 @@ class RecordingKube:
         return await self.inner.create(obj, dry_run=dry_run)
 
     async def delete(self, kind: ResourceKind, name: str, *, namespace: str | None = None) -> bool:
-        self._note(kind, "delete", namespace)
+        self._note(kind, "delete", namespace, name=name)
         return await self.inner.delete(kind, name, namespace=namespace)
 
     async def patch_status(self, kind: ResourceKind, name: str, status: Mapping[str, Any]) -> None:
@@ -151,8 +161,17 @@ def _fresh(kube: FakeKube, name: str) -> dict[str, Any]:
 async def _lifecycle(kube: FakeKube, recorder: RecordingKube) -> None:
     """Every path of the loop: create, available, spec changes with pruning, admins, HTTPS
     inspection with a generated CA and with the customer's, custom signatures, suspension,
-    cancellation and purge."""
+    cancellation and purge; an invalid spec; an upgrade from the version that wrote a Role for
+    the admins."""
     ctx = Context(kube=recorder, settings=SETTINGS, clock=lambda: NOW)  # type: ignore[arg-type]
+    _legacy_tenant(kube, "old")
+    await reconcile(_fresh(kube, "old"), ctx=ctx)
+    assert kube.find("Role", legacy_reader_role_name(), "swg-old") is None
+    bad = tenant("old")
+    bad["spec"]["sizing"] = {"endpoints": 0, "requestsPerSecond": 1}
+    bad["metadata"]["generation"] = 2
+    kube.put(bad)
+    await reconcile(_fresh(kube, "old"), ctx=ctx)
     kube.put(
         tenant(
             "byo",
@@ -190,6 +209,24 @@ async def _lifecycle(kube: FakeKube, recorder: RecordingKube) -> None:
         except NotYet:
             continue
         break
+
+
+def _legacy_tenant(kube: FakeKube, name: str) -> None:
+    """A tenant as an earlier version left it: its namespace with a Role for the admins."""
+    kube.put(tenant(name, admins=[{"kind": "User", "name": "carol@example.com"}]))
+    labels = {"app.kubernetes.io/managed-by": "swg-operator", "swg.dev/tenant": name}
+    namespace = f"swg-{name}"
+    kube.put(
+        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace, "labels": labels}}
+    )
+    kube.put(
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "Role",
+            "metadata": {"name": "tenant-reader", "namespace": namespace, "labels": labels},
+            "rules": [],
+        }
+    )
 
 
 def code_needs() -> set[Need]:
@@ -244,9 +281,19 @@ def kopf_needs(peering: str = "swg-operator") -> set[Need]:
     return needs
 
 
+def operator_cluster_role(docs: list[dict[str, Any]]) -> dict[str, Any]:
+    (found,) = [
+        d
+        for d in docs
+        if d["kind"] == "ClusterRole" and d["metadata"]["name"] != tenant_reader_cluster_role_name()
+    ]
+    return found
+
+
 def granted(docs: list[dict[str, Any]]) -> set[Need]:
+    """What the chart grants the operator's ServiceAccount."""
     out: set[Need] = set()
-    for doc, scope in ((one(docs, "ClusterRole"), CLUSTER), (one(docs, "Role"), OWN)):
+    for doc, scope in ((operator_cluster_role(docs), CLUSTER), (one(docs, "Role"), OWN)):
         for rule in doc["rules"]:
             names = rule.get("resourceNames") or [""]
             for group in rule["apiGroups"]:
@@ -280,9 +327,31 @@ def test_no_wildcards_and_escalation_only_by_name() -> None:
                 assert "impersonate" not in rule["verbs"]
 
 
-def test_escalate_and_bind_cover_only_the_tenant_reader_role() -> None:
+def test_no_escalate_and_bind_covers_only_the_tenant_admins_cluster_role() -> None:
     grants = granted(render())
-    assert {g.name for g in grants if g.verb in ("escalate", "bind")} == {reader_role_name()}
+    assert not [g for g in grants if g.verb == "escalate"]
+    assert {(g.resource, g.name) for g in grants if g.verb == "bind"} == {
+        ("clusterroles", tenant_reader_cluster_role_name())
+    }
+
+
+def test_roles_only_the_legacy_one_by_name() -> None:
+    """The operator writes no Role; it finds and deletes the one earlier versions wrote."""
+    grants = granted(render())
+    assert {(g.verb, g.name) for g in grants if g.resource == "roles"} == {
+        ("list", legacy_reader_role_name()),
+        ("delete", legacy_reader_role_name()),
+    }
+
+
+def test_the_chart_ships_the_tenant_admins_cluster_role_of_the_code() -> None:
+    (role,) = [
+        d
+        for d in render()
+        if d["kind"] == "ClusterRole" and d["metadata"]["name"] == tenant_reader_cluster_role_name()
+    ]
+    assert role["rules"] == reader_rules()
+    assert not [d for d in render({"rbac.create": "false"}) if "ClusterRole" in d["kind"]]
 
 
 def test_every_need_of_the_code_is_granted() -> None:

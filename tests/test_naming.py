@@ -41,7 +41,8 @@ def every_child_name(tenant: str) -> list[str]:
         naming.inspection_ca_secret_name(),
         naming.resource_quota_name(),
         naming.limit_range_name(),
-        naming.reader_role_name(),
+        naming.legacy_reader_role_name(),
+        naming.tenant_status_name(),
         *naming.network_policy_names(),
     ]
     return names

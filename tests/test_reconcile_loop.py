@@ -66,7 +66,11 @@ def test_create_then_ready_then_idle_costs_no_write() -> None:
     assert kube.find("Namespace", "swg-acme") is not None
     assert {"Deployment/proxy", "Deployment/antivirus"} <= children(kube)
     assert fresh(kube)["status"]["phase"] == "Provisioning"
-    assert [e["reason"] for e in kube.events] == ["Created"]
+    # The change notice on the tenant, and the same for the admins in the tenant namespace.
+    assert [(e["reason"], e["namespace"]) for e in kube.events] == [
+        ("Created", None),
+        ("Created", "swg-acme"),
+    ]
     make_available(kube)
     run(reconcile(fresh(kube), ctx=ctx))
     assert fresh(kube)["status"]["phase"] == "Ready"
@@ -163,7 +167,8 @@ def test_cancellation_waits_by_the_server_clock_then_purges_with_a_receipt() -> 
     assert "Service/proxy" not in children(kube)  # traffic stopped
     assert "PersistentVolumeClaim/logstore-data" in children(kube)  # logs kept
     cancelled = [e for e in kube.events if e["reason"] == "Cancelled"]
-    assert len(cancelled) == 1
+    # On the tenant, and for its admins in the tenant namespace.
+    assert [e["namespace"] for e in cancelled] == [None, "swg-acme"]
     assert "2026-04-01T12:00:00Z" in cancelled[0]["message"]
     kube.server_now = NOW + datetime.timedelta(days=90, seconds=1)
     final = run(cancel_and_purge(fresh(kube), ctx=ctx))

@@ -21,7 +21,7 @@ from render_support import (
 from swg_operator.api import OperatorSettings, parse_spec
 from swg_operator.labels import CONFIG_DIGEST_ANNOTATION, selector_for
 from swg_operator.naming import Component
-from swg_operator.render import Lifecycle, RenderError, effective_lifecycle
+from swg_operator.render import Lifecycle, RenderError, effective_lifecycle, rbac
 from swg_operator.render.configmaps import (
     CONFIG_MAP_BUDGET_BYTES,
     ConfigTooLargeError,
@@ -48,7 +48,6 @@ MINIMAL_OBJECTS = [
     ("NetworkPolicy", "proxy-egress"),
     ("NetworkPolicy", "antivirus"),
     ("NetworkPolicy", "logstore"),
-    ("Role", "tenant-reader"),
     ("ConfigMap", "proxy-config"),
     ("ConfigMap", "antivirus-config"),
     ("PersistentVolumeClaim", "logstore-data"),
@@ -92,7 +91,18 @@ def test_full_tenant_adds_one_binding_per_admin() -> None:
             }
         ],
     ]
-    assert all(b["roleRef"]["name"] == "tenant-reader" for b in bindings)
+    # Bound in the tenant namespace to the admins' ClusterRole (the chart ships it); no Role.
+    assert all(
+        b["roleRef"]
+        == {
+            "apiGroup": "rbac.authorization.k8s.io",
+            "kind": "ClusterRole",
+            "name": "swg-tenant-reader",
+        }
+        and b["metadata"]["namespace"] == manifests.namespace
+        for b in bindings
+    )
+    assert not objects_of(manifests, "Role")
 
 
 @pytest.mark.parametrize("example", EXAMPLE_NAMES)
@@ -279,15 +289,21 @@ def test_limit_range_admits_every_container(example: str) -> None:
 
 
 def test_reader_role_is_read_only_and_never_reaches_secrets() -> None:
-    role = find(render_example("full"), "Role", "tenant-reader")
+    role = rbac.reader_cluster_role()
+    assert role["metadata"]["name"] == "swg-tenant-reader"
     for rule in role["rules"]:
         assert set(rule["verbs"]) <= {"get", "list", "watch"}
-        assert not {"secrets", "configmaps", "pods/exec", "pods/portforward"} & set(
+        assert not {"secrets", "pods/exec", "pods/portforward", "pods/attach"} & set(
             rule["resources"]
         )
         assert "*" not in rule["resources"] + rule["verbs"] + rule["apiGroups"]
+        if {"configmaps", "services/proxy"} & set(rule["resources"]):
+            assert rule["verbs"] == ["get"]
+            assert rule["resourceNames"], rule  # by name only
     proxy_rule = next(r for r in role["rules"] if r["resources"] == ["services/proxy"])
     assert all(name.split(":")[0] in ("logstore", "http") for name in proxy_rule["resourceNames"])
+    config_rule = next(r for r in role["rules"] if r["resources"] == ["configmaps"])
+    assert sorted(config_rule["resourceNames"]) == ["https-inspection-ca-cert", "tenant-status"]
 
 
 def test_an_admin_listed_twice_is_bound_once() -> None:

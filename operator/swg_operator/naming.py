@@ -142,16 +142,33 @@ def limit_range_name() -> str:
     return "tenant-limits"
 
 
-def reader_role_name() -> str:
+def tenant_status_name() -> str:
+    """The ConfigMap mirroring the tenant's status into its namespace, where its admins may
+    read it (the `SecureWebGateway` is cluster-scoped)."""
+    return "tenant-status"
+
+
+def tenant_reader_cluster_role_name() -> str:
+    """The ClusterRole of the tenant admins' rights, shipped by the chart and bound in each
+    tenant namespace. One operator serves a cluster (the CRD is cluster-wide), so the name is
+    fixed, and the operator's `bind` right names it."""
+    return "swg-tenant-reader"
+
+
+def legacy_reader_role_name() -> str:
+    """The Role older versions wrote into each tenant namespace for its admins; the operator
+    deletes it where it finds it (the ClusterRole above replaced it)."""
     return "tenant-reader"
 
 
 def admin_binding_name(kind: str, subject: str) -> str:
     """RoleBinding of one declared admin (`kind` User or Group). Subject names are free-form
-    (emails, OIDC prefixes), so the name always carries a digest of kind and subject."""
+    (emails, OIDC prefixes), so the name always carries a digest of the role it binds, kind and
+    subject: a RoleBinding's roleRef cannot change, so a binding to another role is another
+    object (the old one is pruned)."""
     readable = _NOT_LABEL_CHAR.sub("-", subject.lower()).strip("-")
     stem = f"admin-{kind.lower()}-{readable}".rstrip("-")
-    tail = digest(f"{kind}:{subject}")
+    tail = digest(f"ClusterRole/{tenant_reader_cluster_role_name()}:{kind}:{subject}")
     keep = DNS_LABEL_MAX - DIGEST_LENGTH - 1
     return f"{stem[:keep].rstrip('-')}-{tail}"
 

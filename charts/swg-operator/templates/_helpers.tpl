@@ -78,3 +78,12 @@ fsGroup: 10001
 seccompProfile:
   type: RuntimeDefault
 {{- end }}
+
+{{/*
+The tenant admins' ClusterRole (tenant-reader.yaml). Its name is fixed: the operator's
+RoleBindings name it (swg_operator.naming.tenant_reader_cluster_role_name), and one operator
+serves a cluster.
+*/}}
+{{- define "swg-operator.tenantReaderRole" -}}
+swg-tenant-reader
+{{- end }}

@@ -64,7 +64,9 @@ TENANT: Final = ResourceKind(API_VERSION, KIND, PLURAL, namespaced=False)
 # what the desired state no longer contains can be pruned, watched for drift, and listed
 # cluster-wide by the purge. Namespace first. Never Secret: listing or watching Secrets would
 # read every Secret of the cluster (ISO/IEC 27017 15.1.1). The one Secret the operator writes
-# (the generated HTTPS-inspection CA) is created once by name and goes with the namespace.
+# (the generated HTTPS-inspection CA) is created once by name and goes with the namespace. Nor
+# Role: tenants' admins are bound to a ClusterRole the chart ships; the Role older versions
+# wrote (`naming.legacy_reader_role_name()`) is looked up and deleted by name (ROLE below).
 OWNED_KINDS: Final[tuple[ResourceKind, ...]] = (
     NAMESPACE,
     SERVICE_ACCOUNT,
@@ -77,11 +79,10 @@ OWNED_KINDS: Final[tuple[ResourceKind, ...]] = (
     STATEFUL_SET,
     NETWORK_POLICY,
     PDB,
-    ROLE,
     ROLE_BINDING,
 )
 
-_BY_TYPE: Final = {(k.api_version, k.kind): k for k in (*OWNED_KINDS, SECRET, EVENT, TENANT)}
+_BY_TYPE: Final = {(k.api_version, k.kind): k for k in (*OWNED_KINDS, SECRET, ROLE, EVENT, TENANT)}
 
 
 def kind_of(obj: Mapping[str, Any]) -> ResourceKind:

@@ -45,6 +45,14 @@ from swg_operator.naming import (
     service_name,
     tenant_namespace,
 )
+from swg_operator.reconcile.admins import (
+    legacy_reader_role,
+    mirror_plan,
+    namespace_ready,
+    notify,
+    observe_mirror,
+    split_mirror,
+)
 from swg_operator.reconcile.lifecycle import ClockMode, Deadline, format_time, purge_deadline
 from swg_operator.reconcile.plan import (
     ObjectKey,
@@ -112,6 +120,8 @@ class Context:
     _locks: dict[str, asyncio.Lock] = field(default_factory=dict)
     # Per object: (digest applied, resourceVersion answered); see `plan_changes`.
     applied: dict[ObjectKey, tuple[str, str]] = field(default_factory=dict)
+    # Tenants whose namespace was searched for the admins' Role of older versions.
+    legacy_checked: set[str] = field(default_factory=set)
 
     def lock(self, tenant: str) -> asyncio.Lock:
         """One reconcile per tenant at a time, whichever handler asked for it."""
@@ -234,10 +244,12 @@ async def announce(
     plan: Plan,
     *,
     drift: bool,
+    namespace: str | None = None,
 ) -> None:
-    """Kubernetes Events on the tenant for every change (ISO/IEC 27017 12.1.2 change notice).
-    With `drift` (the spec did not change since the last reconcile), missing objects were
-    restored and changed ones reverted."""
+    """Kubernetes Events on the tenant for every change (ISO/IEC 27017 12.1.2 change notice),
+    and the same in the tenant `namespace` when given (for its admins). With `drift` (the spec
+    did not change since the last reconcile), missing objects were restored and changed ones
+    reverted."""
     name = body["metadata"]["name"]
     groups = (
         ("Restored" if drift else "Created", plan.created, "created"),
@@ -257,10 +269,7 @@ async def announce(
         }.get(reason, reason)
         message = f"{verb} {len(keys)} object(s): {summarise(keys)}"
         logger.info("%s for %s %s: %s", reason, KIND, name, message)
-        try:
-            await kube.post_event(regarding=body, reason=reason, message=message)
-        except KubeApiError as exc:  # the change is made; a lost notice must not undo it
-            logger.warning("Failed to post the %s Event of %s %s: %s", reason, KIND, name, exc)
+        await notify(kube, body, reason=reason, message=message, namespace=namespace)
 
 
 async def write_status(
@@ -286,7 +295,9 @@ async def _retract_certificate(
     return {k: v for k, v in stored.items() if k != key}
 
 
-async def _announce_new_ca(kube: KubeApi, body: Mapping[str, Any], *, namespace: str) -> None:
+async def _announce_new_ca(
+    kube: KubeApi, body: Mapping[str, Any], *, namespace: str, notify_namespace: bool
+) -> None:
     """The change notice of a new HTTPS-inspection CA (clients must trust its certificate)."""
     tenant = body["metadata"]["name"]
     message = (
@@ -296,10 +307,54 @@ async def _announce_new_ca(kube: KubeApi, body: Mapping[str, Any], *, namespace:
     )
     metrics.CHILD_CHANGES.labels(action="created").inc()
     logger.info("Created for %s %s: %s", KIND, tenant, message)
-    try:
-        await kube.post_event(regarding=body, reason="Created", message=message)
-    except KubeApiError as exc:  # the CA is made; a lost notice must not undo it
-        logger.warning("Failed to post the Created Event of %s %s: %s", KIND, tenant, exc)
+    where = namespace if notify_namespace else None
+    await notify(kube, body, reason="Created", message=message, namespace=where)
+
+
+def _service_code(body: Mapping[str, Any], spec: SecureWebGatewaySpec | None) -> str:
+    """The service code for the status mirror's labels; a spec that did not validate may
+    still name one (label values are sanitised by `labels`)."""
+    if spec is not None:
+        return spec.service_code
+    raw = (body.get("spec") or {}).get("serviceCode")
+    return raw if isinstance(raw, str) else ""
+
+
+async def mirror_status(
+    ctx: Context,
+    body: Mapping[str, Any],
+    status: SecureWebGatewayStatus,
+    *,
+    spec: SecureWebGatewaySpec | None,
+    observed: Mapping[str, Any] | None,
+) -> int:
+    """Apply the status mirror in the tenant namespace when it differs (see
+    `reconcile.admins`); the number of writes (0 or 1). The namespace must exist."""
+    name = body["metadata"]["name"]
+    plan = mirror_plan(
+        name,
+        status,
+        service_code=_service_code(body, spec),
+        observed=observed,
+        applied=ctx.applied,
+    )
+    await execute(ctx.kube, plan, ctx.applied)
+    return plan.writes
+
+
+async def _mirror_observing(
+    ctx: Context,
+    body: Mapping[str, Any],
+    status: SecureWebGatewayStatus,
+    *,
+    spec: SecureWebGatewaySpec | None,
+) -> int:
+    """`mirror_status` for the reconciles that observed nothing (an invalid spec, a bug)."""
+    namespace = tenant_namespace(body["metadata"]["name"])
+    ready, observed = await _guard(observe_mirror(ctx.kube, body["metadata"]["name"], namespace))
+    if not ready:
+        return 0
+    return await mirror_status(ctx, body, status, spec=spec, observed=observed)
 
 
 def _proxy_endpoint(namespace: str, settings: OperatorSettings) -> str:
@@ -369,6 +424,7 @@ async def _report_bug(body: Mapping[str, Any], *, ctx: Context, error: str) -> N
     try:
         await write_status(ctx.kube, body, status)
         metrics.record_phase(body["metadata"]["name"], status.phase)
+        await _mirror_observing(ctx, body, status, spec=None)
     except Exception as exc:  # the original error is what matters; this one is only logged
         logger.warning(
             "Failed to write the Degraded status of %s %s: %r", KIND, body["metadata"]["name"], exc
@@ -430,7 +486,8 @@ async def _reconcile(body: Mapping[str, Any], *, ctx: Context) -> Outcome:
         )
         status = compute_status(facts, previous=previous, now=now)
         written = await write_status(ctx.kube, body, status)
-        return Outcome(name, status, "invalid_spec", 0, written)
+        mirrored = await _mirror_observing(ctx, body, status, spec=spec)
+        return Outcome(name, status, "invalid_spec", mirrored, written)
 
     # A cancelled tenant whose spec no longer renders still stops its traffic: everything but
     # the retained objects (Namespace, log store volume, published CA certificate) is pruned.
@@ -441,7 +498,10 @@ async def _reconcile(body: Mapping[str, Any], *, ctx: Context) -> Outcome:
             *(o["metadata"].get("namespace") for o in desired if o["metadata"].get("namespace")),
         }
     )
-    observed = await _guard(observe(ctx.kube, name, namespaces))
+    observed, mirror = split_mirror(await _guard(observe(ctx.kube, name, namespaces)), namespace)
+    legacy_check = name not in ctx.legacy_checked and namespace_ready(observed, namespace)
+    if legacy_check:  # pruned with the rest
+        observed += await _guard(legacy_reader_role(ctx.kube, name, namespace))
     ca = InspectionCa()
     if spec is not None and manifests is not None and generates_inspection_ca(spec):
         ca = await _guard(
@@ -460,15 +520,18 @@ async def _reconcile(body: Mapping[str, Any], *, ctx: Context) -> Outcome:
             desired = manifests.objects
     plan = plan_changes(desired, observed, applied=ctx.applied)
     stored = await execute(ctx.kube, plan, ctx.applied)
+    if legacy_check:
+        ctx.legacy_checked.add(name)
     if ca.pending is not None:  # the namespace exists now
         ca = await _guard(create_pending(ctx.kube, ca, namespace=namespace))
         if ca.retract:
             stored = await _retract_certificate(ctx, stored, namespace=namespace)
     # Same generation as last time: nobody changed the spec, so any write repairs drift.
     drift = previous is not None and previous.observed_generation == generation
-    await announce(ctx.kube, body, plan, drift=drift)
+    in_namespace = namespace_ready([*observed, *stored.values()], namespace)
+    await announce(ctx.kube, body, plan, drift=drift, namespace=namespace if in_namespace else None)
     if ca.created:
-        await _announce_new_ca(ctx.kube, body, namespace=namespace)
+        await _announce_new_ca(ctx.kube, body, namespace=namespace, notify_namespace=in_namespace)
     unresolved = ca.unresolved
     if spec is not None and lifecycle is Lifecycle.ACTIVE:
         unresolved += await _guard(check_references(ctx.kube, spec, namespace=namespace))
@@ -496,4 +559,8 @@ async def _reconcile(body: Mapping[str, Any], *, ctx: Context) -> Outcome:
     written = await write_status(ctx.kube, body, status)
     if written and (previous is None or previous.phase != status.phase):
         logger.info("Moved %s %s to phase %s", KIND, name, status.phase)
-    return Outcome(name, status, "ok", plan.writes, written, manifests, deadline)
+    mirrored = 0
+    if in_namespace:
+        mirrored = await mirror_status(ctx, body, status, spec=spec, observed=mirror)
+    writes = plan.writes + mirrored
+    return Outcome(name, status, "ok", writes, written, manifests, deadline)

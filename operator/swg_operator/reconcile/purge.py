@@ -25,6 +25,7 @@ from swg_operator.kube import KubeApiError, kind_of
 from swg_operator.kube.kinds import CONFIG_MAP, NAMESPACE
 from swg_operator.labels import MANAGED_BY, MANAGED_BY_KEY
 from swg_operator.naming import label_value, tenant_label_value, tenant_namespace
+from swg_operator.reconcile.admins import notify
 from swg_operator.reconcile.lifecycle import ClockMode, Deadline, DueCheck, check_due, format_time
 from swg_operator.reconcile.loop import (
     Context,
@@ -86,6 +87,7 @@ async def cancel_and_purge(body: Mapping[str, Any], *, ctx: Context) -> SecureWe
                 f"purge due at {stamped.purge_at}"
                 + (" (postponed by a legal hold)" if stamped.legal_hold else ""),
                 ctx=ctx,
+                namespace=outcome.status.namespace,  # the admins keep their access until then
             )
         body = {
             **body,
@@ -113,14 +115,17 @@ async def cancel_and_purge(body: Mapping[str, Any], *, ctx: Context) -> SecureWe
     return await purge(body, ctx=ctx)
 
 
-async def _notify(body: Mapping[str, Any], reason: str, message: str, *, ctx: Context) -> None:
+async def _notify(
+    body: Mapping[str, Any],
+    reason: str,
+    message: str,
+    *,
+    ctx: Context,
+    namespace: str | None = None,
+) -> None:
+    """An Event on the tenant, and in its `namespace` when given (see `reconcile.admins`)."""
     logger.info("%s %s %s: %s", reason, KIND, body["metadata"]["name"], message)
-    try:
-        await ctx.kube.post_event(regarding=body, reason=reason, message=message)
-    except KubeApiError as exc:
-        logger.warning(
-            "Failed to post the %s Event of %s: %s", reason, body["metadata"]["name"], exc
-        )
+    await notify(ctx.kube, body, reason=reason, message=message, namespace=namespace)
 
 
 async def due_check(body: Mapping[str, Any], deadline: Deadline, *, ctx: Context) -> DueCheck:

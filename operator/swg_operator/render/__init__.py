@@ -163,7 +163,7 @@ def render_tenant(
     objects += namespace.service_accounts(tenant, components)
     objects += [quota.resource_quota(tenant), quota.limit_range(tenant)]
     objects += network.network_policies(tenant)
-    objects += [rbac.reader_role(tenant), *rbac.admin_bindings(tenant)]
+    objects += rbac.admin_bindings(tenant)
     for config in configs.values():
         objects += config.config_maps
     ca_certificate = inspection_ca_certificate_config_map(tenant)
