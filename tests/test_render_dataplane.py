@@ -13,12 +13,15 @@ from hypothesis import strategies as st
 
 from swg_operator.api import OperatorSettings, SecureWebGatewaySpec, parse_spec
 from swg_operator.catalogue import Catalogue, Category
+from swg_operator.logstore import formats
 from swg_operator.render.configmaps import files_by_component
 from swg_operator.render.dataplane import (
+    CICAP_SERVICE_NAMES,
     LIST_FILE_BYTES,
     SHUTDOWN_SECONDS,
     quantity_bytes,
     render_dataplane_files,
+    sandbox_service_name,
 )
 from swg_operator.render.workloads import squid_shutdown_seconds
 
@@ -282,3 +285,31 @@ def test_every_line_is_a_directive_comment_or_blank(
         "icap_send_client_username", "icap_client_username_header", "icap_client_username_encode",
         "adaptation_meta", "icap_log",
     }  # fmt: skip
+
+
+def test_logging_directives_are_the_log_stores_and_follow_the_sandbox() -> None:
+    """squid.conf and c-icap.conf carry `logstore.formats`' directives verbatim; the sandbox
+    log exists exactly when Squid adapts through the sandbox (anti-virus on)."""
+    plain = render_dataplane_files(spec(), catalogue=CATALOGUE, settings=SETTINGS)
+    assert formats.squid_logging_directives() in plain["squid.conf"]
+    assert "icap_log" not in plain["squid.conf"]
+    assert (
+        formats.cicap_logging_directives(service_names=CICAP_SERVICE_NAMES)
+        in (plain["c-icap.conf"])
+    )
+    sandbox = {"sandbox": {"enabled": True, "icapURL": "icap://sandbox.example:1344/respmod"}}
+    with_sandbox = spec(options=sandbox)
+    files = render_dataplane_files(with_sandbox, catalogue=CATALOGUE, settings=SETTINGS)
+    assert sandbox_service_name(with_sandbox) == "swg_sandbox_resp"
+    assert (
+        formats.squid_logging_directives(sandbox_service="swg_sandbox_resp")
+        in (files["squid.conf"])
+    )
+    without_scanning = spec(options=sandbox, antivirus={"enabled": False})
+    assert sandbox_service_name(without_scanning) is None
+    files = render_dataplane_files(without_scanning, catalogue=CATALOGUE, settings=SETTINGS)
+    assert "icap_log" not in files["squid.conf"]
+    assert "swg_sandbox_resp" not in files["squid.conf"]
+    for text in (plain["squid.conf"], files["squid.conf"]):  # one definition of each
+        assert len(directives(text, "logfile_rotate")) == 1
+        assert len(directives(text, "icap_send_client_ip")) == 1

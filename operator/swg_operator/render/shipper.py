@@ -16,6 +16,7 @@ from typing import Any, Final
 from swg_operator.logstore.formats import SHIPPER_STATE_DIR, SourceKind
 from swg_operator.naming import Component, service_name
 from swg_operator.render.context import LOGSTORE_INGEST_PORT, STATE_DIR, TMP_DIR, Tenant
+from swg_operator.render.dataplane import sandbox_service_name
 from swg_operator.render.pods import container_security_context, mount
 from swg_operator.sizing import WorkloadPlan
 
@@ -26,7 +27,8 @@ SHIPPER_DRAIN_SECONDS: Final = 10
 
 def shipper_sources(tenant: Tenant, component: Component) -> tuple[SourceKind, ...]:
     if component is Component.PROXY:
-        if tenant.spec.options.sandbox.enabled:
+        # The sandbox log exists when squid.conf defines the sandbox service.
+        if sandbox_service_name(tenant.spec) is not None:
             return (SourceKind.SQUID_ACCESS, SourceKind.SQUID_SANDBOX)
         return (SourceKind.SQUID_ACCESS,)
     return (SourceKind.CICAP_ANTIVIRUS,)
