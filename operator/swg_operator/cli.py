@@ -25,6 +25,7 @@ SUBCOMMAND_MODULES: tuple[str, ...] = (
     "swg_operator.commands.render",
     "swg_operator.commands.run",
     "swg_operator.commands.sizing",
+    "swg_operator.commands.status",
 )
 
 

@@ -111,15 +111,11 @@ def run(args: argparse.Namespace) -> int:
 
 
 def kubectl_main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the `kubectl-swg` plugin executable."""
-    parser = argparse.ArgumentParser(
-        prog="kubectl swg", description="swg-operator's kubectl plugin."
-    )
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    add_parser(sub)
-    args = parser.parse_args(argv)
-    code: int = args.handler(args)
-    return code
+    """Entry point of the `kubectl-swg` plugin executable: every plugin command
+    (`commands.kubectl`), logs and status."""
+    from swg_operator.commands.kubectl import main
+
+    return main(argv)
 
 
 if __name__ == "__main__":  # pragma: no cover

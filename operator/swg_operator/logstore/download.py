@@ -219,7 +219,7 @@ def download(
 ) -> int:
     """Stream the logs to `output` (stdout when None); the bytes written. `local_time`: add
     `tsLocal` in this zone (`tenant`: the tenant's display zone the store announces)."""
-    client = _client(kubeconfig=kubeconfig, context=context, server=server)
+    client = http_client(kubeconfig=kubeconfig, context=context, server=server)
     path = direct_path(query) if server else service_proxy_path(query)
     last = b""
     try:
@@ -251,7 +251,9 @@ def download(
     return progress.received if progress is not None else 0
 
 
-def _client(*, kubeconfig: str | None, context: str | None, server: str | None) -> httpx.Client:
+def http_client(
+    *, kubeconfig: str | None, context: str | None, server: str | None = None
+) -> httpx.Client:
     """An HTTP client for the API server as the kubeconfig's user (lightkube reads the
     kubeconfig: certificates, tokens, exec plugins), or for a log store URL."""
     timeout = httpx.Timeout(TIMEOUT_SECONDS, read=None)

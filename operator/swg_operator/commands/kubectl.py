@@ -1,0 +1,26 @@
+"""The `kubectl-swg` plugin: what a tenant's declared admins run with their own identity.
+
+    kubectl swg logs TENANT ...     download the tenant's logs (commands/logs.py)
+    kubectl swg status TENANT ...   show the tenant's status (commands/status.py)
+
+The executable's entry point is `swg_operator.commands.logs:kubectl_main`, which calls `main`.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+
+from swg_operator.commands import logs, status
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="kubectl swg", description="swg-operator's kubectl plugin, for tenant admins."
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    logs.add_parser(sub)
+    status.add_parser(sub)
+    args = parser.parse_args(argv)
+    code: int = args.handler(args)
+    return code
