@@ -2,7 +2,8 @@
 distinct stack, frames separated by `;`, then the number of samples).
 
 `python -m bench.provision.profile FILE [--top 25]` prints the frames with the most samples on
-top of the stack (self) and anywhere in the stack (inclusive), and the share of each package.
+top of the stack (self), the frames of the operator and of kopf anywhere in the stack
+(inclusive, entry points left out), and the share of each top-level package (self).
 """
 
 from __future__ import annotations
@@ -16,35 +17,26 @@ from pathlib import Path
 from typing import Any
 
 _FRAME = re.compile(r"^(?P<func>.*?) \((?P<file>[^:()]+)(?::\d+)?\)$")
-_PACKAGES = (
-    "swg_operator",
-    "kopf",
-    "aiohttp",
-    "yarl",
-    "multidict",
-    "json",
-    "asyncio",
-    "ssl",
-    "pydantic",
-    "jinja2",
-    "yaml",
-    "prometheus_client",
-    "logging",
-    "copy",
-)
 
 
 def _frame(raw: str) -> tuple[str, str]:
-    """(function with its file's tail, package) of one py-spy frame `func (file:line)`."""
+    """(`func (path)`, top-level package) of one py-spy frame `func (path:line)`; py-spy writes
+    paths relative to their sys.path entry, so the first part is the package."""
     match = _FRAME.match(raw.strip())
     if match is None:
         return raw.strip(), "other"
     path = match["file"]
-    package = next((p for p in _PACKAGES if f"/{p}/" in path or path.endswith(f"/{p}.py")), "")
-    if not package:
-        package = "python" if "/lib/python3" in path else "other"
-    tail = "/".join(Path(path).parts[-2:])
-    return f"{match['func']} ({tail})", package
+    package = path.split("/")[0].removesuffix(".py")
+    return f"{match['func']} ({path})", package
+
+
+_OWN = ("swg_operator", "kopf")  # inclusive time is reported for these packages' frames
+_ROOTS = ("<module> (", "main (swg_operator/cli.py)", "run (swg_operator/commands/run.py)")
+
+
+def name_is_root(name: str) -> bool:
+    """Frames under which every sample sits (the entry point, kopf's reactor)."""
+    return name.startswith(_ROOTS) or name.startswith("run (kopf/_core/reactor/running.py")
 
 
 def summarise(path: Path, *, top: int = 25) -> dict[str, Any]:
@@ -65,7 +57,7 @@ def summarise(path: Path, *, top: int = 25) -> dict[str, Any]:
         leaf, package = frames[-1]
         self_time[leaf] += samples
         packages[package] += samples
-        for name in {f for f, _ in frames}:
+        for name in {f for f, pkg in frames if pkg in _OWN and not name_is_root(f)}:
             inclusive[name] += samples
 
     def share(counter: Counter[str]) -> list[tuple[str, float]]:
