@@ -49,6 +49,7 @@ ALWAYS_EXCLUDED: Final = (
     "0.0.0.0/8",  # "this network"
     "127.0.0.0/8",  # loopback
     "169.254.0.0/16",  # link-local, cloud metadata (169.254.169.254)
+    "::/128",  # the unspecified address: like 0.0.0.0, it reaches the host itself
     "::1/128",  # loopback
     "fe80::/10",  # link-local
     "fd00:ec2::254/128",  # cloud metadata over IPv6
