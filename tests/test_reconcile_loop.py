@@ -211,3 +211,31 @@ def test_a_purge_interrupted_after_the_namespace_went_completes_without_recreati
     receipt = kube.find("ConfigMap", receipt_name(fresh(kube)), SETTINGS.operator_namespace)
     assert receipt is not None
     assert "Deployment/swg-acme/proxy" in receipt["data"]["inventory.json"]
+
+
+def test_platform_signatures_from_the_operator_namespace_reach_the_tenant() -> None:
+    settings = OperatorSettings.model_validate({"antivirus": {"signatureSource": "configMap"}})
+    kube, _ = setup(tenant())
+    ctx = Context(kube=kube, settings=settings, clock=lambda: NOW)
+    # Without the platform's ConfigMap an anti-virus tenant cannot be served: Stalled, named.
+    outcome = run(reconcile(fresh(kube), ctx=ctx))
+    assert outcome.result == "invalid_spec"
+    stalled = next(c for c in fresh(kube)["status"]["conditions"] if c["type"] == "Stalled")
+    assert stalled["status"] == "True"
+    assert stalled["reason"] == "SignaturesUnavailable"
+    kube.put(
+        {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {
+                "name": settings.antivirus.signature_config_map,
+                "namespace": settings.operator_namespace,
+            },
+            "data": {"platform.ndb": "Platform.Test:0:*:deadbeefcafe\n"},
+        }
+    )
+    outcome = run(reconcile(fresh(kube), ctx=ctx))
+    assert outcome.result == "ok"
+    copied = kube.find("ConfigMap", "antivirus-platform-signatures", namespace="swg-acme")
+    assert copied is not None
+    assert copied["data"] == {"platform.ndb": "Platform.Test:0:*:deadbeefcafe\n"}

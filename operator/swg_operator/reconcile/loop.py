@@ -169,6 +169,25 @@ async def load_catalogue(kube: KubeApi, settings: OperatorSettings) -> Catalogue
     return catalogue_from_configmaps(items)
 
 
+async def load_platform_signatures(
+    kube: KubeApi, settings: OperatorSettings
+) -> dict[str, str] | None:
+    """The platform's ClamAV signature files when `antivirus.signatureSource` is `configMap`:
+    the data of `antivirus.signatureConfigMap` in the operator namespace. None when that source
+    is not in use, or when the ConfigMap is missing or being deleted (the renderer then reports
+    `SignaturesUnavailable` for tenants with anti-virus on)."""
+    if settings.antivirus.signature_source != "configMap":
+        return None
+    found = await kube.find_named(
+        CONFIG_MAP,
+        settings.antivirus.signature_config_map,
+        namespace=settings.operator_namespace,
+    )
+    if found is None or found.get("metadata", {}).get("deletionTimestamp"):
+        return None
+    return {str(key): str(value) for key, value in (found.get("data") or {}).items()}
+
+
 async def observe(kube: KubeApi, tenant: str, namespaces: Sequence[str]) -> list[dict[str, Any]]:
     """Every object labelled as the tenant's: its Namespace, and each owned kind in
     `namespaces` (skipped for namespaces that do not exist: nothing can be in them)."""
@@ -442,8 +461,10 @@ async def _reconcile(body: Mapping[str, Any], *, ctx: Context) -> Outcome:
 
     spec: SecureWebGatewaySpec | None = None
     problems: tuple[str, ...] = ()
+    problem_reason = "InvalidSpec"
     manifests: TenantManifests | None = None
     catalogue: Catalogue | None = None
+    platform_signatures: dict[str, str] | None = None
 
     def render(certificate: str | None = None) -> TenantManifests:
         assert spec is not None
@@ -456,14 +477,18 @@ async def _reconcile(body: Mapping[str, Any], *, ctx: Context) -> Outcome:
             capacity=ctx.capacity,
             lifecycle=lifecycle,
             inspection_ca_certificate=certificate,
+            platform_signatures=platform_signatures,
         )
 
     try:
         spec = parse_spec(body.get("spec") or {})
         catalogue = await _guard(load_catalogue(ctx.kube, ctx.settings))
+        platform_signatures = await _guard(load_platform_signatures(ctx.kube, ctx.settings))
         manifests = render()
-    except (SpecError, RenderError) as exc:
+    except SpecError as exc:
         problems = exc.problems
+    except RenderError as exc:
+        problems, problem_reason = exc.problems, exc.reason
     except CatalogueError as exc:
         problems = (f"spec.urlFiltering: the platform's URL catalogue is unusable: {exc}",)
 
@@ -481,6 +506,7 @@ async def _reconcile(body: Mapping[str, Any], *, ctx: Context) -> Outcome:
             generation=generation,
             mode=lifecycle,
             spec_problems=problems,
+            spec_problem_reason=problem_reason,
             namespace=previous.namespace if previous else None,
             proxy_endpoint=previous.proxy_endpoint if previous else None,
         )

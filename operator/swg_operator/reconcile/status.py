@@ -42,6 +42,7 @@ class Facts:
     generation: int
     mode: Lifecycle
     spec_problems: tuple[str, ...] = ()  # non-empty: the spec cannot be honoured
+    spec_problem_reason: str = "InvalidSpec"  # CamelCase reason of the Stalled condition
     unresolved: tuple[Unresolved, ...] = ()  # referenced objects missing or unusable
     error: str | None = None  # a bug hit during the reconcile
     desired: tuple[Mapping[str, Any], ...] = ()
@@ -89,7 +90,9 @@ class _Verdict:
 def _verdicts(facts: Facts) -> dict[str, _Verdict]:
     out: dict[str, _Verdict] = {}
     if facts.spec_problems:
-        out["SpecValid"] = _Verdict(False, "InvalidSpec", "; ".join(facts.spec_problems))
+        out["SpecValid"] = _Verdict(
+            False, facts.spec_problem_reason, "; ".join(facts.spec_problems)
+        )
         for kind in ("Isolated", "QuotaApplied", "ProxyAvailable", "AntivirusAvailable"):
             out[kind] = _Verdict(None, "InvalidSpec", "Not evaluated: the spec is invalid")
         return out
@@ -217,9 +220,10 @@ def compute_status(
         verdicts["Reconciling"] = _Verdict(False, "InternalError", "Retrying with backoff")
     elif facts.spec_problems:
         message = "; ".join(facts.spec_problems)
-        verdicts["Ready"] = _Verdict(False, "InvalidSpec", message)
-        verdicts["Stalled"] = _Verdict(True, "InvalidSpec", message)
-        verdicts["Reconciling"] = _Verdict(False, "InvalidSpec", "Waiting for a corrected spec")
+        reason = facts.spec_problem_reason
+        verdicts["Ready"] = _Verdict(False, reason, message)
+        verdicts["Stalled"] = _Verdict(True, reason, message)
+        verdicts["Reconciling"] = _Verdict(False, reason, "Waiting for a corrected spec")
     elif facts.mode is Lifecycle.CANCELLED:
         state = (
             "purged" if facts.purged else "purging" if facts.purging else "waiting for the purge"
