@@ -82,7 +82,7 @@ rootfs: deps ## Build (or reuse) the cached Debian 13 rootfs of the data-plane t
 
 .PHONY: test-dataplane
 test-dataplane: setup rootfs ## Data-plane tier: Squid, c-icap, clamd from rendered config (root)
-	$(PYTEST) e2e/dataplane -m dataplane
+	$(PYTEST) e2e -m dataplane
 
 .PHONY: test
 test: setup lint test-unit test-e2e test-dataplane ## Install what is missing, then lint and every test tier
