@@ -149,9 +149,20 @@ CRD_DIR = REPO_ROOT / "crds"
 CATALOGUE_DIR = REPO_ROOT / "examples" / "catalogue"
 
 
+def install_tenant_reader(cluster: Cluster) -> None:
+    """The tenant admins' ClusterRole, which the chart ships (templates/tenant-reader.yaml) and
+    the operator binds in tenant namespaces, for clusters without the chart. Its rules are the
+    operator's `render.rbac.reader_rules()`, which tests/test_chart_rbac.py holds the chart to."""
+    from swg_operator.render.rbac import reader_cluster_role
+
+    cluster.apply(reader_cluster_role({"app.kubernetes.io/part-of": "swg-operator"}))
+
+
 def install_prerequisites(cluster: Cluster, *, operator_namespace: str = "swg-system") -> None:
-    """The CRD (Established), the operator's namespace and the sample URL catalogue."""
+    """The CRD (Established), the tenant admins' ClusterRole, the operator's namespace and the
+    sample URL catalogue."""
     cluster.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(CRD_DIR))
+    install_tenant_reader(cluster)
     cluster.kubectl(
         "wait", "--for=condition=Established", "crd/securewebgateways.swg.dev", "--timeout=60s"
     )

@@ -49,6 +49,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 CHART = REPO_ROOT / "charts" / "swg-operator"
 HEALTH_LUA = REPO_ROOT / "deploy/argocd/resource_customizations/swg.dev/SecureWebGateway/health.lua"
 CRD_NAME = "securewebgateways.swg.dev"
+TENANT_READER = "swg-tenant-reader"
 READY_TIMEOUT = 180.0
 PURGE_TIMEOUT = 180.0
 
@@ -99,21 +100,23 @@ def chart_cluster(cluster: Cluster) -> Iterator[Cluster]:
         plane.stop()
 
 
-def _adopt_crd(cluster: Cluster, release: str, namespace: str) -> None:
-    """A CRD applied before the chart (kubectl apply --server-side -f crds/) is adopted by the
-    release, the way docs/install.md tells users to."""
-    found = cluster.kubectl("get", "crd", CRD_NAME, "--ignore-not-found", "-o", "name").stdout
-    if not found.strip():
-        return
-    cluster.kubectl("label", "crd", CRD_NAME, "app.kubernetes.io/managed-by=Helm", "--overwrite")
-    cluster.kubectl(
-        "annotate",
-        "crd",
-        CRD_NAME,
-        f"meta.helm.sh/release-name={release}",
-        f"meta.helm.sh/release-namespace={namespace}",
-        "--overwrite",
-    )
+def _adopt(cluster: Cluster, release: str, namespace: str) -> None:
+    """A CRD applied before the chart (kubectl apply --server-side -f crds/), and the tenant
+    admins' ClusterRole as `make up` applies it, are adopted by the release, the way
+    docs/install.md tells users to."""
+    for kind, name in (("crd", CRD_NAME), ("clusterrole", TENANT_READER)):
+        found = cluster.kubectl("get", kind, name, "--ignore-not-found", "-o", "name").stdout
+        if not found.strip():
+            continue
+        cluster.kubectl("label", kind, name, "app.kubernetes.io/managed-by=Helm", "--overwrite")
+        cluster.kubectl(
+            "annotate",
+            kind,
+            name,
+            f"meta.helm.sh/release-name={release}",
+            f"meta.helm.sh/release-namespace={namespace}",
+            "--overwrite",
+        )
 
 
 @pytest.fixture(scope="module")
@@ -143,7 +146,7 @@ def release(chart_cluster: Cluster) -> Iterator[Release]:
             },
         }
     )
-    _adopt_crd(chart_cluster, name, namespace)
+    _adopt(chart_cluster, name, namespace)
     result = chart_cluster.helm(
         "install", name, str(CHART), "--namespace", namespace, "--wait", "--timeout", "3m"
     )
@@ -667,6 +670,166 @@ def test_a_cancelled_tenant_waits_for_its_purge_and_shows_so(
         cluster.kubectl("delete", "namespace", f"swg-{name}", "--wait=false", check=False)
 
 
+# --- the tenant admins, bound by the operator with the chart's RBAC ---------------------------
+
+
+def _admin_tenant(name: str, admin: str) -> dict[str, Any]:
+    tenant = _tenant(name)
+    tenant["spec"]["admins"] = [{"kind": "User", "name": admin}]
+    return tenant
+
+
+def _ready(cluster: Cluster, name: str, operator: OperatorProcess) -> dict[str, Any]:
+    found: dict[str, Any] = wait_until(
+        lambda: (s := _status(cluster, name)) and _condition(s, "Ready") == "True" and s,
+        timeout=READY_TIMEOUT,
+        what=f"{name} Ready (operator log:\n{operator.log_text()[-3000:]})",
+    )
+    return found
+
+
+def _proxy_can_i(who: Cluster, namespace: str) -> str:
+    return _can(who, "get", "services/logstore:http", "--subresource=proxy", "-n", namespace)
+
+
+def test_tenant_admins_read_their_tenant_and_nothing_of_another(
+    operator_release: Release,
+    operator: OperatorProcess,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Two tenants, one admin each (ServiceAccount identities declared as Users, as an OIDC
+    user would be). The operator, with the chart's RBAC alone, binds each admin to the chart's
+    ClusterRole in their tenant's namespace; the API server then lets A's admin download A's
+    logs (the service-proxy request of `kubectl swg logs`), read A's status (`kubectl swg
+    status`) and A's Events, and refuses everything of B."""
+    from swg_operator.commands.logs import kubectl_main
+
+    cluster = operator_release.cluster
+    log_start = len(operator.log_text())
+    identities = unique_name("chart-admins")
+    cluster.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": identities}})
+    admins = {
+        who: cluster.with_kubeconfig(
+            service_account_kubeconfig(
+                cluster, namespace=identities, name=who, path=tmp_path / f"{who}.kubeconfig"
+            )
+        )
+        for who in ("alice", "bob")
+    }
+    a, b = unique_name("chart-admin-a"), unique_name("chart-admin-b")
+    cluster.apply(_admin_tenant(a, f"system:serviceaccount:{identities}:alice"))
+    cluster.apply(_admin_tenant(b, f"system:serviceaccount:{identities}:bob"))
+    try:
+        ns_a = _ready(cluster, a, operator)["status"]["namespace"]
+        ns_b = _ready(cluster, b, operator)["status"]["namespace"]
+        (binding,) = cluster.kubectl_json(
+            "get", "rolebindings", "-n", ns_a, "--show-managed-fields"
+        )["items"]
+        assert binding["roleRef"] == {
+            "apiGroup": "rbac.authorization.k8s.io",
+            "kind": "ClusterRole",
+            "name": TENANT_READER,
+        }
+        assert {f["manager"] for f in binding["metadata"]["managedFields"]} == {"swg-operator"}
+        assert not cluster.kubectl_json("get", "roles", "-n", ns_a)["items"]
+        alice, bob = admins["alice"], admins["bob"]
+
+        # Logs: the API server's decision on the plugin's request.
+        assert _proxy_can_i(alice, ns_a) == "yes"
+        assert _proxy_can_i(alice, ns_b) == "no"
+        assert _proxy_can_i(bob, ns_b) == "yes"
+        assert _proxy_can_i(bob, ns_a) == "no"
+        output = str(tmp_path / "logs.ndjson")
+        code = kubectl_main(["logs", a, "--kubeconfig", str(bob.kubeconfig), "-q", "-o", output])
+        assert code == 1
+        assert "(403)" in capsys.readouterr().err
+
+        # Status, through the mirror.
+        code = kubectl_main(["status", a, "--kubeconfig", str(alice.kubeconfig)])
+        out, err = capsys.readouterr()
+        assert code == 0, err
+        assert "Phase:           Ready" in out
+        assert f"Proxy endpoint:  proxy.{ns_a}.svc:" in out
+        code = kubectl_main(["status", b, "--kubeconfig", str(alice.kubeconfig)])
+        assert code == 1
+        assert "(403)" in capsys.readouterr().err
+
+        # The change notices, in the namespace.
+        events = alice.kubectl_json("get", "events", "-n", ns_a)["items"]
+        notices = [e for e in events if e["involvedObject"].get("name") == "tenant-status"]
+        assert {"Created"} <= {e["reason"] for e in notices}, events
+        refused = alice.kubectl("get", "events", "-n", ns_b, check=False)
+        assert refused.returncode != 0
+        for verb, resource in (("get", "secrets"), ("list", "configmaps"), ("patch", "services")):
+            assert _can(alice, verb, resource, "-n", ns_a) == "no", (verb, resource)
+        assert _can(alice, "get", f"securewebgateways.swg.dev/{a}") == "no"
+        if operator.process is not None:
+            log = operator.log_text()[log_start:]
+            assert "Forbidden" not in log, log[-3000:]
+    finally:
+        for name in (a, b):
+            cluster.kubectl("delete", "swg", name, "--wait=false", check=False)
+        cluster.kubectl("delete", "namespace", identities, "--wait=false", check=False)
+
+
+def test_an_upgrade_removes_the_admins_role_of_earlier_versions(
+    operator_release: Release, operator: OperatorProcess
+) -> None:
+    """A tenant namespace as an earlier version left it (a Role `tenant-reader` and a binding to
+    it): the operator, with the chart's RBAC alone, finds the Role by name, deletes it, and
+    replaces the binding by one to the chart's ClusterRole."""
+    cluster = operator_release.cluster
+    log_start = len(operator.log_text())
+    name = unique_name("chart-upgrade")
+    namespace = f"swg-{name}"
+    owned = {"app.kubernetes.io/managed-by": "swg-operator", "swg.dev/tenant": name}
+    admin = "carol@example.com"
+    cluster.apply(
+        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace, "labels": owned}}
+    )
+    cluster.apply(
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "Role",
+            "metadata": {"name": "tenant-reader", "namespace": namespace, "labels": owned},
+            "rules": [{"apiGroups": [""], "resources": ["pods/log"], "verbs": ["get"]}],
+        },
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "RoleBinding",
+            "metadata": {"name": "admin-user-carol-old", "namespace": namespace, "labels": owned},
+            "roleRef": {
+                "apiGroup": "rbac.authorization.k8s.io",
+                "kind": "Role",
+                "name": "tenant-reader",
+            },
+            "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": admin}],
+        },
+    )
+    cluster.apply(_admin_tenant(name, admin))
+    try:
+        _ready(cluster, name, operator)
+
+        def migrated() -> bool:
+            roles = cluster.kubectl_json("get", "roles", "-n", namespace)["items"]
+            bindings = cluster.kubectl_json("get", "rolebindings", "-n", namespace)["items"]
+            refs = [(b["metadata"]["name"], b["roleRef"]["kind"]) for b in bindings]
+            return not roles and len(refs) == 1 and refs[0][1] == "ClusterRole"
+
+        wait_until(migrated, timeout=60, what=f"the Role of {namespace} replaced")
+        assert (
+            _can(cluster, "get", "pods", "--subresource=log", "-n", namespace, "--as", admin)
+            == "yes"
+        )
+        if operator.process is not None:
+            log = operator.log_text()[log_start:]
+            assert "Forbidden" not in log, log[-3000:]
+            assert f"Role/{namespace}/tenant-reader" in log
+    finally:
+        cluster.kubectl("delete", "swg", name, "--wait=false", check=False)
+
+
 # --- what the ServiceAccount may not do (ISO/IEC 27017 15.1.1) --------------------------------
 
 
@@ -689,8 +852,13 @@ CANNOT = [
     ("create", "pods", None),
     ("create", "serviceaccounts/token", None),
     ("create", "clusterrolebindings", None),
+    ("create", "clusterroles", None),
     ("escalate", "clusterroles", None),
     ("bind", "clusterroles", None),
+    ("create", "roles", None),
+    ("patch", "roles", None),
+    ("escalate", "roles", None),
+    ("bind", "roles", None),
     ("impersonate", "users", None),
     ("delete", "customresourcedefinitions", None),
     ("*", "*", None),
@@ -725,30 +893,86 @@ def test_can_i_answers_yes_for_a_right_the_operator_holds(
     assert result.stdout.strip() == "yes"
 
 
-def test_service_account_may_write_only_the_tenant_reader_role_beyond_its_rights(
+def _can(who: Cluster, *args: str) -> str:
+    return who.kubectl("auth", "can-i", *args, check=False).stdout.strip()
+
+
+def test_service_account_binds_only_the_tenant_admins_cluster_role(
     operator: OperatorProcess,
 ) -> None:
-    can = operator.sa_cluster.kubectl
-    assert (
-        can(
-            "auth", "can-i", "escalate", "roles/tenant-reader", "-n", "swg-x", check=False
-        ).stdout.strip()
-        == "yes"
+    """`bind` on the chart's tenant admins' ClusterRole by name; no `escalate` anywhere; of
+    Roles only the list and delete of the one earlier versions wrote."""
+    sa = operator.sa_cluster
+    assert _can(sa, "bind", f"clusterroles/{TENANT_READER}") == "yes"
+    for role in ("cluster-admin", "admin", "edit", "view"):
+        assert _can(sa, "bind", f"clusterroles/{role}") == "no", role
+    assert _can(sa, "escalate", f"clusterroles/{TENANT_READER}") == "no"
+    assert _can(sa, "escalate", "roles/tenant-reader", "-n", "swg-x") == "no"
+    assert _can(sa, "bind", "roles/tenant-reader", "-n", "swg-x") == "no"
+    assert _can(sa, "delete", "roles/tenant-reader", "-n", "swg-x") == "yes"
+    assert _can(sa, "delete", "roles/other", "-n", "swg-x") == "no"
+    assert _can(sa, "list", "roles", "-n", "swg-x") == "no"  # only with the name selected
+
+
+def _binding(namespace: str, role_kind: str, role: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "RoleBinding",
+        "metadata": {"name": unique_name("probe"), "namespace": namespace},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": role_kind, "name": role},
+        "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": "mallory"}],
+    }
+
+
+def _apply_as(who: Cluster, obj: dict[str, Any]) -> subprocess.CompletedProcess[str]:
+    """Server-side apply, dry run on the server (authorisation and RBAC's escalation check run,
+    nothing is stored), as the operator writes."""
+    return who.kubectl(
+        "apply",
+        "--server-side",
+        "--dry-run=server",
+        "--field-manager=swg-operator",
+        "-f",
+        "-",
+        input=yaml.safe_dump(obj),
+        check=False,
     )
-    assert (
-        can("auth", "can-i", "escalate", "roles/other", "-n", "swg-x", check=False).stdout.strip()
-        == "no"
-    )
-    assert (
-        can(
-            "auth", "can-i", "bind", "roles/tenant-reader", "-n", "swg-x", check=False
-        ).stdout.strip()
-        == "yes"
-    )
-    assert (
-        can("auth", "can-i", "bind", "clusterroles/cluster-admin", check=False).stdout.strip()
-        == "no"
-    )
+
+
+def test_service_account_cannot_bind_any_other_role(
+    operator_release: Release, operator: OperatorProcess
+) -> None:
+    """The API server refuses the operator a RoleBinding to any ClusterRole but the tenant
+    admins' (cluster-admin, admin, edit, view) and to a Role granting what it lacks, and it
+    cannot write a Role: it holds `bind` on that one ClusterRole only and lacks the rights the
+    others grant."""
+    sa, namespace = operator.sa_cluster, operator_release.namespace
+    allowed = _apply_as(sa, _binding(namespace, "ClusterRole", TENANT_READER))
+    assert allowed.returncode == 0, allowed.stderr  # the control: the same request, allowed
+    for role in ("cluster-admin", "admin", "edit", "view"):
+        refused = _apply_as(sa, _binding(namespace, "ClusterRole", role))
+        assert refused.returncode != 0, role
+        assert "forbidden" in refused.stderr.lower(), refused.stderr
+    # A Role granting what the operator lacks (log reading), made by the cluster's admin.
+    readers = {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "Role",
+        "metadata": {"name": unique_name("log-readers"), "namespace": namespace},
+        "rules": [{"apiGroups": [""], "resources": ["pods/log"], "verbs": ["get"]}],
+    }
+    operator_release.cluster.apply(readers)
+    refused = _apply_as(sa, _binding(namespace, "Role", readers["metadata"]["name"]))
+    assert refused.returncode != 0
+    assert "forbidden" in refused.stderr.lower(), refused.stderr
+    role = {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "Role",
+        "metadata": {"name": "tenant-reader", "namespace": namespace},
+        "rules": [{"apiGroups": [""], "resources": ["pods/log"], "verbs": ["get"]}],
+    }
+    refused = _apply_as(sa, role)
+    assert refused.returncode != 0
+    assert "forbidden" in refused.stderr.lower(), refused.stderr
 
 
 def test_can_i_list_matches_the_chart(operator_release: Release, operator: OperatorProcess) -> None:

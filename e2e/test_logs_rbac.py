@@ -1,14 +1,18 @@
-"""Log downloads and RBAC on the real API server.
+"""Log downloads, the status mirror and RBAC on the real API server.
 
-The Role and RoleBindings come from the renderer (render.rbac) for two tenants, each with one
-declared admin; the admins are ServiceAccount identities (tokens from the TokenRequest API),
-declared as `User system:serviceaccount:NS:NAME` the way an OIDC user would be declared.
+The tenant admins' ClusterRole is the one the chart ships (applied as `make up` applies it,
+e2e.operator_process.install_tenant_reader); the RoleBindings come from the renderer
+(render.rbac) for two tenants, each with one declared admin, and the status mirror from
+render.status_mirror; the admins are ServiceAccount identities (tokens from the TokenRequest
+API), declared as `User system:serviceaccount:NS:NAME` the way an OIDC user would be declared.
 
 What this proves, and how (docs/logs.md, "What is proven how"):
 * the API server's own authorisation decision for the service-proxy request the plugin makes:
   an admin of tenant A is allowed on A's log store (the request gets past RBAC: the answer is the
   proxy's, not 403), refused (403) on tenant B's, and a caller without valid credentials gets
   401; a SelfSubjectAccessReview of the exact resource name agrees;
+* `kubectl swg status`: A's admin reads A's status mirror, B's gets 403; Events and workloads of
+  the own namespace are readable, other ConfigMaps, Secrets and anything of B are not;
 * the plugin's download path end to end against a real log store process (`--server`).
 The bytes cannot flow through the API server here: the local control plane runs no pods, and
 a Service pointing at a log store on this machine would need an Endpoints/EndpointSlice address
@@ -27,17 +31,19 @@ import pytest
 import yaml
 
 from e2e.cluster import Cluster, unique_name
-from swg_operator.api import OperatorSettings, parse_spec
+from e2e.operator_process import install_tenant_reader
+from swg_operator.api import OperatorSettings, SecureWebGatewayStatus, parse_spec
 from swg_operator.catalogue import Catalogue
 from swg_operator.commands.logs import kubectl_main
 from swg_operator.naming import tenant_namespace
 from swg_operator.render import render_tenant
+from swg_operator.render.status_mirror import tenant_status_config_map
 from swg_operator.sizing_io import load_capacity
 
 pytestmark = pytest.mark.cluster
 
 REPO = Path(__file__).resolve().parents[1]
-RBAC_KINDS = ("Namespace", "Role", "RoleBinding")
+RBAC_KINDS = ("Namespace", "RoleBinding")
 
 
 def _tenant_objects(tenant: str, admin: str) -> list[dict[str, Any]]:
@@ -55,8 +61,11 @@ def _tenant_objects(tenant: str, admin: str) -> list[dict[str, Any]]:
     wanted += [
         o
         for o in manifests.objects
-        if o["kind"] == "Service" and o["metadata"]["name"] == "logstore"
+        if o["kind"] in ("Service", "ConfigMap")
+        and o["metadata"]["name"] in ("logstore", "proxy-config")
     ]
+    status = SecureWebGatewayStatus(observed_generation=1, phase="Provisioning")
+    wanted.append(tenant_status_config_map(tenant, status, service_code="SWG-E2E"))
     return wanted
 
 
@@ -72,6 +81,7 @@ def tenants(
     make_namespace: Callable[..., str],
     as_service_account: Callable[..., Cluster],
 ) -> Iterator[dict[str, Any]]:
+    install_tenant_reader(cluster)
     identities = make_namespace("logs-admins")
     alice = as_service_account(identities, "alice")
     bob = as_service_account(identities, "bob")
@@ -159,3 +169,50 @@ def test_plugin_requests_are_decided_by_the_api_server(
     bogus.write_text(yaml.safe_dump(config))
     code, err = _plugin(bogus, tenants["a"], tmp_path, capsys)
     assert "(401)" in err
+
+
+def _can(who: Cluster, *args: str) -> str:
+    return who.kubectl("auth", "can-i", *args, check=False).stdout.strip()
+
+
+def test_admins_read_their_status_and_events_and_nothing_else(tenants: dict[str, Any]) -> None:
+    ns_a, ns_b = tenant_namespace(tenants["a"]), tenant_namespace(tenants["b"])
+    alice = tenants["alice"]
+    assert _can(alice, "get", "configmap/tenant-status", "-n", ns_a) == "yes"
+    assert _can(alice, "get", "configmap/https-inspection-ca-cert", "-n", ns_a) == "yes"
+    assert _can(alice, "get", "configmap/tenant-status", "-n", ns_b) == "no"
+    assert _can(alice, "get", "configmap/proxy-config", "-n", ns_a) == "no"
+    assert _can(alice, "list", "configmaps", "-n", ns_a) == "no"
+    for verb, resource in (("list", "events"), ("list", "pods"), ("get", "deployments")):
+        assert _can(alice, verb, resource, "-n", ns_a) == "yes", (verb, resource)
+        assert _can(alice, verb, resource, "-n", ns_b) == "no", (verb, resource)
+    for verb, resource in (
+        ("get", "secrets"),
+        ("create", "pods/exec"),
+        ("create", "pods/portforward"),
+        ("patch", "deployments"),
+        ("delete", "configmaps"),
+        ("create", "rolebindings"),
+        ("get", "securewebgateways.swg.dev"),
+    ):
+        kind, _, sub = resource.partition("/")
+        args = [verb, kind, *([f"--subresource={sub}"] if sub else []), "-n", ns_a]
+        assert _can(alice, *args) == "no", (verb, resource)
+    events = alice.kubectl("get", "events", "-n", ns_a, check=False)
+    assert events.returncode == 0, events.stderr
+    denied = alice.kubectl("get", "configmap", "proxy-config", "-n", ns_a, check=False)
+    assert denied.returncode != 0
+    assert "forbidden" in denied.stderr.lower()
+
+
+def test_kubectl_swg_status_is_decided_by_the_api_server(
+    tenants: dict[str, Any], capsys: pytest.CaptureFixture[str]
+) -> None:
+    alice, bob = tenants["alice"], tenants["bob"]
+    code = kubectl_main(["status", tenants["a"], "--kubeconfig", str(alice.kubeconfig)])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    assert "Phase:           Provisioning" in out
+    code = kubectl_main(["status", tenants["a"], "--kubeconfig", str(bob.kubeconfig)])
+    assert code == 1
+    assert "(403)" in capsys.readouterr().err

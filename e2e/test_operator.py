@@ -242,3 +242,48 @@ def test_suspend_and_resume(prepared: Cluster, operator: OperatorProcess, tenant
         deployment(cluster, ns, "proxy")["spec"]["replicas"]
         == body["status"]["sizing"]["proxyReplicas"]
     )  # type: ignore[index]
+
+
+def _mirror(cluster: Cluster, ns: str) -> dict[str, str]:
+    found = cluster.kubectl(
+        "get", "configmap", "tenant-status", "-n", ns, "-o", "json", check=False
+    ).stdout
+    return dict(json.loads(found)["data"]) if found.strip() else {}
+
+
+def test_the_admins_see_the_status_and_the_notices_in_their_namespace(
+    prepared: Cluster, operator: OperatorProcess, tenant_name: str
+) -> None:
+    """The status mirror follows the status (phase, generation, conditions), and the change
+    notices are posted in the tenant namespace too."""
+    cluster, name, ns = prepared, tenant_name, f"swg-{tenant_name}"
+    cluster.apply(tenant_manifest(name))
+    body = wait_phase(cluster, name, "Ready", generation=1)
+
+    def mirrored(phase: str, generation: int) -> dict[str, str] | None:
+        data = _mirror(cluster, ns)
+        wanted = data.get("phase") == phase and data.get("observedGeneration") == str(generation)
+        return data if wanted else None
+
+    data = wait_until(lambda: mirrored("Ready", 1), timeout=30, what="the mirror Ready")
+    assert data["proxyEndpoint"] == body["status"]["proxyEndpoint"]
+    assert data["sizing.proxyReplicas"] == str(body["status"]["sizing"]["proxyReplicas"])
+    conditions = {c["type"]: c for c in json.loads(data["conditions"])}
+    for stored in body["status"]["conditions"]:
+        mirrored_condition = conditions[stored["type"]]
+        for field in ("status", "reason", "message", "lastTransitionTime"):
+            assert mirrored_condition[field] == stored[field], (stored["type"], field)
+    patch_spec(cluster, name, {"suspended": True})
+    wait_phase(cluster, name, "Suspended", generation=2)
+    wait_until(lambda: mirrored("Suspended", 2), timeout=30, what="the mirror Suspended")
+
+    def notices() -> list[dict[str, object]]:
+        events = cluster.kubectl_json("get", "events", "-n", ns)["items"]
+        return [e for e in events if e["involvedObject"].get("name") == "tenant-status"]
+
+    found = wait_until(
+        lambda: (n := notices()) and {"Created", "Updated"} <= {e["reason"] for e in n} and n,
+        timeout=30,
+        what=f"change notices in {ns}",
+    )
+    assert all(e["involvedObject"]["kind"] == "ConfigMap" for e in found)
