@@ -37,7 +37,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from swg_operator.naming import tenant_label_value, tenant_namespace
+from swg_operator.naming import tenant_label_value, tenant_namespace, tenant_status_name
 from swg_operator.reconcile.plan import (
     APPLIED_DIGEST_ANNOTATION,
     keep_fixed_fields,
@@ -201,7 +201,12 @@ def desired_state(expected: Sequence[Expected], snapshot: Snapshot, render: Rend
         if e.gone or tenant_label_value(e.name) in excused:
             continue
         desired = {key(o): o for o in render(e)}
-        observed = {key(o): o for o in objects_of(snapshot, e.name)}
+        observed = {
+            key(o): o
+            for o in objects_of(snapshot, e.name)
+            # The status mirror is written from the live status, not rendered from the spec.
+            if (o["kind"], o["metadata"]["name"]) != ("ConfigMap", tenant_status_name())
+        }
         for k in sorted(desired.keys() - observed.keys()):
             found.append(f"{e.name}: missing {show(k)}")
         for k in sorted(observed.keys() - desired.keys()):
