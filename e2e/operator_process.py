@@ -20,6 +20,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from e2e.cluster import Cluster, wait_until
 from e2e.cluster.processes import ProcessRecord, free_ports, is_alive, start_ticks
 from e2e.cluster.processes import stop as stop_processes
@@ -320,6 +322,51 @@ def _running(state_dir: Path) -> ProcessRecord | None:
     return record if is_alive(record) else None
 
 
+def provide_referenced_objects(cluster: Cluster, tenant: Mapping[str, Any]) -> None:
+    """What a customer provides for an example tenant in its namespace: the CA Secret and the
+    custom signatures ConfigMap its spec names (a throw-away CA, a signature that matches nothing
+    real). Made before the tenant, with its namespace, which the operator then takes over:
+    referenced objects are not watched, so ones made later would wait for the next resync."""
+    import base64
+    import datetime
+
+    from swg_operator.naming import tenant_namespace
+    from swg_operator.reconcile.secrets import generate_inspection_ca
+
+    name, spec = tenant["metadata"]["name"], tenant["spec"]
+    namespace = tenant_namespace(name)
+    ca_secret = ((spec.get("options") or {}).get("httpsInspection") or {}).get("caSecret")
+    signatures = (spec.get("antivirus") or {}).get("customSignatures")
+    if not ca_secret and not signatures:
+        return
+    cluster.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}})
+    if ca_secret:
+        ca = generate_inspection_ca(
+            tenant=name,
+            service_code=spec["serviceCode"],
+            now=datetime.datetime.now(datetime.UTC),
+        )
+        data = {"tls.crt": ca.certificate, "tls.key": ca.key}
+        cluster.apply(
+            {
+                "apiVersion": "v1",
+                "kind": "Secret",
+                "metadata": {"name": ca_secret["name"], "namespace": namespace},
+                "type": "kubernetes.io/tls",
+                "data": {k: base64.b64encode(v.encode()).decode() for k, v in data.items()},
+            }
+        )
+    if signatures:
+        cluster.apply(
+            {
+                "apiVersion": "v1",
+                "kind": "ConfigMap",
+                "metadata": {"name": signatures["name"], "namespace": namespace},
+                "data": {"example.ndb": "Example.Local.Test-1:0:*:73776700736967\n"},
+            }
+        )
+
+
 def up(state_dir: Path, *, timeout: float = 180.0) -> int:
     """CRD, catalogue, the operator in the background, the example tenants, wait for Ready."""
     from e2e.cluster import ControlPlane
@@ -342,11 +389,16 @@ def up(state_dir: Path, *, timeout: float = 180.0) -> int:
         print(f"Metrics: http://127.0.0.1:{operator.port}/metrics")
     else:
         print(f"Operator already running; log: {log_path}")
-    plane.kubectl("apply", "-f", str(EXAMPLE_TENANTS))
-    names = [
-        item["metadata"]["name"]
-        for item in plane.kubectl_json("get", "-f", str(EXAMPLE_TENANTS))["items"]
+    tenants = [
+        document
+        for path in sorted(EXAMPLE_TENANTS.glob("*.yaml"))
+        for document in yaml.safe_load_all(path.read_text())
+        if document
     ]
+    for tenant in tenants:
+        provide_referenced_objects(plane, tenant)
+    plane.kubectl("apply", "-f", str(EXAMPLE_TENANTS))
+    names = [tenant["metadata"]["name"] for tenant in tenants]
     for name in names:
         wait_phase(plane, name, "Ready", timeout=timeout)
     print(plane.kubectl("get", "swg").stdout, end="")
