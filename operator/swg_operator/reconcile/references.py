@@ -17,23 +17,8 @@ from swg_operator.api import SecureWebGatewaySpec
 from swg_operator.naming import inspection_ca_certificate_name, inspection_ca_secret_name
 from swg_operator.reconcile.status import Unresolved
 from swg_operator.render.configmaps import CA_CERTIFICATE_KEY
+from swg_operator.render.signatures import SIGNATURE_EXTENSIONS
 
-# The signature files the anti-virus image installs from its config directory
-# (images/antivirus/entrypoint.sh, install_signatures).
-SIGNATURE_EXTENSIONS: Final = (
-    ".ndb",
-    ".hsb",
-    ".hdb",
-    ".ldb",
-    ".cdb",
-    ".ign2",
-    ".fp",
-    ".sfp",
-    ".msb",
-    ".mdb",
-    ".yar",
-    ".yara",
-)
 _PEM_CERTIFICATE = re.compile(
     r"\A-----BEGIN CERTIFICATE-----\r?\n"
     r"[A-Za-z0-9+/=\r\n]{64,8192}"
