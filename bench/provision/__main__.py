@@ -65,6 +65,7 @@ def run_one(n: int, args: argparse.Namespace) -> Path:
         operator_args=tuple(args.operator_arg),
         profile=args.py_spy,
         profile_rate=args.py_spy_rate,
+        memtrace=args.memtrace,
     )
     names = tenant_names(n)
     started, load_start = now_iso(), load_average()
@@ -125,6 +126,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="py-spy binary: record the operator while it provisions (raw stacks in --dir)",
     )
     parser.add_argument("--py-spy-rate", type=int, default=20, help="samples per second")
+    parser.add_argument(
+        "--memtrace",
+        action="store_true",
+        help="run the operator under tracemalloc and report where its memory goes (slower)",
+    )
     parser.add_argument("--out", type=Path, default=None, help="result file (one N only)")
     args = parser.parse_args(argv)
     counts = args.tenants or [100, 1000]

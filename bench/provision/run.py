@@ -19,6 +19,8 @@ them alike; the audit log attributes every request to one of them.
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -45,6 +47,7 @@ from bench.provision.measure import (
     deployment_available,
     quantiles,
 )
+from bench.provision.memtrace import summarise as summarise_memory
 from bench.provision.profile import summarise
 from bench.sysinfo import MIB, load_average
 
@@ -69,6 +72,7 @@ class Options:
     operator_args: tuple[str, ...] = ()
     profile: Path | None = None  # py-spy binary: record the operator while it provisions
     profile_rate: int = 20  # samples per second (py-spy runs beside, --nonblocking)
+    memtrace: bool = False  # run the operator under tracemalloc (slower; for the memory profile)
 
 
 def tenant_names(count: int) -> list[str]:
@@ -360,6 +364,7 @@ async def _operator(
         )
         settled = sampler.now()
         t_settled = time.time()
+        memory = await _memory_snapshot(operator, opts) if opts.memtrace else None
         _log(
             f"Operator: last write {last_write - t_ready:.1f}s after Ready; idle window of "
             f"{opts.idle_seconds:.0f}s"
@@ -428,6 +433,40 @@ async def _operator(
         "loadAverageAtReady": load_ready,
         "loadAverageEnd": load_average(),
         "profile": _profile(opts),
+        "memory": memory,
+    }
+
+
+class TracedOperator(OperatorProcess):
+    """The operator under tracemalloc (`bench.provision.memtrace`); SIGUSR1 dumps a snapshot."""
+
+    def __init__(self, *args: Any, snapshot: Path, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.snapshot = snapshot
+
+    @property
+    def argv(self) -> list[str]:
+        base = super().argv  # python -m swg_operator.cli run ...
+        return [base[0], "-m", "bench.provision.memtrace", str(self.snapshot), "--", *base[3:]]
+
+
+async def _memory_snapshot(operator: OperatorProcess, opts: Options) -> dict[str, Any] | None:
+    if not isinstance(operator, TracedOperator) or operator.proc is None:
+        return None
+    operator.snapshot.unlink(missing_ok=True)
+    os.kill(operator.proc.pid, signal.SIGUSR1)
+    size = -1
+    for _ in range(300):  # the dump takes a while with hundreds of MiB traced
+        await asyncio.sleep(2.0)
+        now = operator.snapshot.stat().st_size if operator.snapshot.exists() else -1
+        if now > 0 and now == size:
+            break
+        size = now
+    return {
+        "tool": "tracemalloc (12 frames), snapshot once every tenant was Ready and the operator "
+        "quiet; grouped by the innermost frame of swg_operator, kopf, aiohttp, json or asyncio",
+        "snapshot": str(operator.snapshot),
+        **summarise_memory(operator.snapshot),
     }
 
 
@@ -460,12 +499,17 @@ def run_operator(opts: Options, names: Sequence[str]) -> dict[str, Any]:
     try:
         install_prerequisites(plane, operator_namespace=OPERATOR_NS)
         kubeconfig = account_kubeconfig(plane, OPERATOR_ACCOUNT)
-        operator = OperatorProcess(
-            plane.with_kubeconfig(kubeconfig),
-            log_path=opts.state_dir / "logs" / "operator.log",
-            operator_namespace=OPERATOR_NS,
-            args=opts.operator_args,
-        )
+        common: dict[str, Any] = {
+            "log_path": opts.state_dir / "logs" / "operator.log",
+            "operator_namespace": OPERATOR_NS,
+            "args": opts.operator_args,
+        }
+        cluster = plane.with_kubeconfig(kubeconfig)
+        if opts.memtrace:
+            snapshot = opts.state_dir / "operator.tracemalloc"
+            operator = TracedOperator(cluster, snapshot=snapshot, **common)
+        else:
+            operator = OperatorProcess(cluster, **common)
         operator.start()
         return asyncio.run(_operator(plane, operator, names, opts))
     finally:

@@ -1,0 +1,73 @@
+"""`swg-operator` under tracemalloc, for the provisioning benchmark's memory profile.
+
+`python -m bench.provision.memtrace OUT -- run ARGS...` runs the operator's command line with
+tracemalloc on (frames kept: 12); SIGUSR1 writes a snapshot to OUT. tracemalloc slows the
+process down and costs memory of its own: the figures of a traced run are for telling where
+memory goes, not for the benchmark's RSS.
+
+`summarise(OUT)` groups the live allocations of a snapshot by the first frame of the operator,
+of kopf, of aiohttp or of the standard library's json/asyncio that holds them, and by line.
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+import tracemalloc
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+FRAMES = 12
+_MIB = 1024 * 1024
+_OWNERS = ("swg_operator/", "kopf/", "aiohttp/", "yarl/", "multidict/", "json/", "asyncio/")
+
+
+def _owner(trace: tracemalloc.Traceback) -> str:
+    """The innermost frame of a package we can act on (the allocation's caller chain)."""
+    for frame in trace:  # most recent call first
+        for owner in _OWNERS:
+            if owner in frame.filename:
+                tail = frame.filename[frame.filename.index(owner) :]
+                return f"{tail}:{frame.lineno}"
+    frame = trace[0]
+    return f"{Path(frame.filename).name}:{frame.lineno}"
+
+
+def summarise(path: Path, *, top: int = 20) -> dict[str, Any]:
+    snapshot = tracemalloc.Snapshot.load(str(path))
+    total = 0
+    by_owner: dict[str, int] = {}
+    by_package: dict[str, int] = {}
+    for stat in snapshot.statistics("traceback"):
+        total += stat.size
+        owner = _owner(stat.traceback)
+        by_owner[owner] = by_owner.get(owner, 0) + stat.size
+        package = owner.split("/")[0] if "/" in owner else "other"
+        by_package[package] = by_package.get(package, 0) + stat.size
+    ranked = sorted(by_owner.items(), key=lambda kv: -kv[1])[:top]
+    return {
+        "tracedMiB": round(total / _MIB, 1),
+        "byPackageMiB": {
+            k: round(v / _MIB, 1) for k, v in sorted(by_package.items(), key=lambda kv: -kv[1])
+        },
+        "topMiB": [(k, round(v / _MIB, 2)) for k, v in ranked],
+    }
+
+
+def main() -> int:
+    out = Path(sys.argv[1])
+    args = sys.argv[3:] if sys.argv[2:3] == ["--"] else sys.argv[2:]
+    tracemalloc.start(FRAMES)
+
+    def dump(_signum: int, _frame: FrameType | None) -> None:
+        tracemalloc.take_snapshot().dump(str(out))
+
+    signal.signal(signal.SIGUSR1, dump)
+    from swg_operator.cli import main as operator_main
+
+    return operator_main(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
