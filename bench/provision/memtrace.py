@@ -5,12 +5,16 @@ tracemalloc on (frames kept: 12); SIGUSR1 writes a snapshot to OUT. tracemalloc 
 process down and costs memory of its own: the figures of a traced run are for telling where
 memory goes, not for the benchmark's RSS.
 
-`summarise(OUT)` groups the live allocations of a snapshot by the first frame of the operator,
-of kopf, of aiohttp or of the standard library's json/asyncio that holds them, and by line.
+The peak of traced memory since the start is written beside it (OUT.json): the snapshot holds
+what is live when it is taken, the peak what the busiest moment held.
+
+`summarise(OUT)` groups the live allocations of a snapshot by the most recent frame of the
+operator, of kopf or of aiohttp that made them (file and line).
 """
 
 from __future__ import annotations
 
+import json
 import signal
 import sys
 import tracemalloc
@@ -20,17 +24,19 @@ from typing import Any
 
 FRAMES = 12
 _MIB = 1024 * 1024
-_OWNERS = ("swg_operator/", "kopf/", "aiohttp/", "yarl/", "multidict/", "json/", "asyncio/")
+_OWNERS = ("swg_operator/", "kopf/", "aiohttp/")
 
 
 def _owner(trace: tracemalloc.Traceback) -> str:
-    """The innermost frame of a package we can act on (the allocation's caller chain)."""
-    for frame in trace:  # most recent call first
+    """The most recent frame of the operator, kopf or aiohttp that led to the allocation (the
+    code that can act on it), else the allocation site itself."""
+    frames = list(trace)[::-1]  # a Traceback runs from the oldest frame to the most recent
+    for frame in frames:
         for owner in _OWNERS:
             if owner in frame.filename:
                 tail = frame.filename[frame.filename.index(owner) :]
                 return f"{tail}:{frame.lineno}"
-    frame = trace[0]
+    frame = frames[0]
     return f"{Path(frame.filename).name}:{frame.lineno}"
 
 
@@ -46,8 +52,11 @@ def summarise(path: Path, *, top: int = 20) -> dict[str, Any]:
         package = owner.split("/")[0] if "/" in owner else "other"
         by_package[package] = by_package.get(package, 0) + stat.size
     ranked = sorted(by_owner.items(), key=lambda kv: -kv[1])[:top]
+    sidecar = Path(f"{path}.json")
+    traced = json.loads(sidecar.read_text()) if sidecar.exists() else {}
     return {
         "tracedMiB": round(total / _MIB, 1),
+        "tracedPeakMiB": round(traced.get("peakBytes", 0) / _MIB, 1),
         "byPackageMiB": {
             k: round(v / _MIB, 1) for k, v in sorted(by_package.items(), key=lambda kv: -kv[1])
         },
@@ -61,6 +70,8 @@ def main() -> int:
     tracemalloc.start(FRAMES)
 
     def dump(_signum: int, _frame: FrameType | None) -> None:
+        current, peak = tracemalloc.get_traced_memory()
+        Path(f"{out}.json").write_text(json.dumps({"currentBytes": current, "peakBytes": peak}))
         tracemalloc.take_snapshot().dump(str(out))
 
     signal.signal(signal.SIGUSR1, dump)

@@ -464,7 +464,7 @@ async def _memory_snapshot(operator: OperatorProcess, opts: Options) -> dict[str
         size = now
     return {
         "tool": "tracemalloc (12 frames), snapshot once every tenant was Ready and the operator "
-        "quiet; grouped by the innermost frame of swg_operator, kopf, aiohttp, json or asyncio",
+        "quiet; grouped by the most recent frame of swg_operator, kopf or aiohttp",
         "snapshot": str(operator.snapshot),
         **summarise_memory(operator.snapshot),
     }
