@@ -385,7 +385,8 @@ async def _operator(
     provisioning = list(window(requests, user=user, start=t0, end=t_settled))
     until_ready = list(window(requests, user=user, start=t0, end=t_ready + 0.001))
     idle = list(window(requests, user=user, start=t_idle, end=t_idle_end))
-    minutes = (t_idle_end - t_idle) / 60
+    idle_seconds = max(t_idle_end - t_idle, 1e-3)  # --idle-seconds 0 skips the window
+    minutes = idle_seconds / 60
     idle_writes = sum(1 for r in idle if r.verb in MUTATING)
     stamps = [s for s in (_stamp_seconds(o) for o in listed["items"]) if s is not None]
     n = len(names)
@@ -418,7 +419,7 @@ async def _operator(
             "seconds": round(t_idle_end - t_idle, 1),
             "cpuSeconds": round(idle_end.cpu_seconds - settled.cpu_seconds, 3),
             "cpuPercent": round(
-                100 * (idle_end.cpu_seconds - settled.cpu_seconds) / (t_idle_end - t_idle), 2
+                100 * (idle_end.cpu_seconds - settled.cpu_seconds) / idle_seconds, 2
             ),
             "apiRequests": summary(idle),
             "writesPerMinute": round(idle_writes / minutes, 2),
