@@ -24,7 +24,7 @@ from typing import Any, cast
 from e2e.cluster import ControlPlane, wait_until
 from e2e.operator_process import OWNED_KINDS, OperatorProcess, tenant_manifest
 
-from bench.chaos.checks import Expected, Snapshot, every_check, quota_charge_leaks
+from bench.chaos.checks import FINALIZER, Expected, Snapshot, every_check, quota_charge_leaks
 from bench.localcluster import pause, restart, resume
 from swg_operator.naming import tenant_label_value
 
@@ -66,6 +66,10 @@ class Tenant:
     uid: str = ""
     created: bool = False
     deleted: bool = False
+    # False when the tenant was deleted before the operator ever put its finalizer on it: the
+    # API server then removes it at once, nothing of it was ever created, and no purge (so no
+    # receipt) is owed. The orphan check still proves nothing of it exists.
+    finalized: bool = True
 
     def expected(self) -> Expected:
         return Expected(
@@ -74,6 +78,7 @@ class Tenant:
             spec=copy.deepcopy(self.spec),
             purge_after_days=self.purge_after_days,
             deleted=self.deleted,
+            finalized=self.finalized,
         )
 
 
@@ -215,7 +220,13 @@ class Chaos:
         return f"change {tenant.name} {json.dumps(variant, separators=(',', ':'))}"
 
     def _cancel(self, tenant: Tenant) -> str:
+        before = self.plane.kubectl_json("get", "swg", tenant.name)
+        had_finalizer = FINALIZER in (before["metadata"].get("finalizers") or [])
         self.plane.kubectl("delete", "swg", tenant.name, "--wait=false")
+        still_there = self.plane.kubectl(
+            "get", "swg", tenant.name, "--ignore-not-found", "-o", "name"
+        ).stdout.strip()
+        tenant.finalized = had_finalizer or bool(still_there)
         tenant.deleted = True
         return f"cancel {tenant.name} ({tenant.purge_after_days} days)"
 
