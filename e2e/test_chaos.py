@@ -105,19 +105,21 @@ def _stamped(objects: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def _body(e: Expected, *, phase: str, generation: int = 1) -> dict[str, Any]:
     meta: dict[str, Any] = {"name": e.name, "uid": e.uid, "generation": generation}
+    status: dict[str, Any] = {
+        "phase": phase,
+        "observedGeneration": generation,
+        "conditions": [
+            {"type": "Ready", "status": "True" if phase == "Ready" else "False", "reason": phase}
+        ],
+    }
     if e.deleted:
         meta["deletionTimestamp"] = "2026-11-26T00:00:00Z"
         meta["finalizers"] = [checks.FINALIZER]
-    ready = "True" if phase == "Ready" else "False"
-    return {
-        "metadata": meta,
-        "spec": dict(e.spec),
-        "status": {
-            "phase": phase,
-            "observedGeneration": generation,
-            "conditions": [{"type": "Ready", "status": ready, "reason": phase}],
-        },
-    }
+        status["cancellation"] = {
+            "cancelledAt": "2026-11-26T00:00:00Z",
+            "purgeAt": "2027-02-24T00:00:00Z",
+        }
+    return {"metadata": meta, "spec": dict(e.spec), "status": status}
 
 
 def _receipt(e: Expected) -> dict[str, Any]:
@@ -202,6 +204,21 @@ def test_check_convergence_fails_on_a_stale_generation() -> None:
     body["metadata"]["generation"] = 2
     tenants[ACTIVE.name] = body
     assert checks.convergence(EXPECTED, Snapshot(tenants, snap.objects, snap.receipts))
+
+
+def test_check_convergence_fails_on_a_stalled_cancellation() -> None:
+    snap = _healthy()
+    body = _body(WAITING, phase="Cancelled")
+    body["status"]["conditions"].append(
+        {"type": "Stalled", "status": "True", "reason": "InternalError", "message": "403"}
+    )
+    del body["status"]["cancellation"]
+    tenants = {**snap.tenants, WAITING.name: body}
+    found = checks.convergence(EXPECTED, Snapshot(tenants, snap.objects, snap.receipts))
+    assert found == [
+        "t-waiting: Stalled (InternalError: 403)",
+        "t-waiting: cancelled with 90 days but no purge deadline stamped",
+    ]
 
 
 def test_check_convergence_fails_on_a_zero_day_tenant_left_behind() -> None:

@@ -3,9 +3,9 @@
 Each check returns the list of violations it found (empty: the invariant holds), each a
 sentence naming the tenant and the object, so a failing run says what went wrong:
 
-* `convergence`: every tenant reached the state its last spec asks for: Ready (Suspended when
-  suspended) at its current generation; cancelled with 0 days: gone; with 90 days: Cancelled,
-  finalizer still on.
+* `convergence`: every tenant reached the state its last spec asks for, at its current
+  generation and not Stalled: Ready (Suspended when suspended); cancelled with 0 days: gone;
+  with 90 days: Cancelled with its purge deadline stamped and the finalizer still on.
 * `desired_state`: the tenant's objects are exactly what the renderer makes of its last spec and
   lifecycle (same kinds, namespaces, names), each applied from the manifest that spec renders
   (the digest the operator stamps): nothing missing, nothing extra, nothing stale.
@@ -177,9 +177,14 @@ def convergence(expected: Sequence[Expected], snapshot: Snapshot) -> list[str]:
                 f"{e.name}: observedGeneration {status.get('observedGeneration')} "
                 f"!= generation {generation}"
             )
+        stalled = _condition(body, "Stalled")
+        if stalled.get("status") == "True":
+            found.append(f"{e.name}: Stalled ({stalled.get('reason')}: {stalled.get('message')})")
         if e.deleted:
             if phase != "Cancelled":
                 found.append(f"{e.name}: cancelled with 90 days, phase {phase} (want Cancelled)")
+            if not (status.get("cancellation") or {}).get("purgeAt"):
+                found.append(f"{e.name}: cancelled with 90 days but no purge deadline stamped")
             if FINALIZER not in (body["metadata"].get("finalizers") or []):
                 found.append(f"{e.name}: cancelled with 90 days but finalizer {FINALIZER} is off")
         elif e.spec.get("suspended"):

@@ -265,6 +265,12 @@ class Chaos:
         status = body.get("status") or {}
         if status.get("observedGeneration") != body["metadata"].get("generation"):
             return False
+        stalled = any(
+            c.get("type") == "Stalled" and c.get("status") == "True"
+            for c in status.get("conditions") or []
+        )
+        if stalled or (tenant.deleted and not (status.get("cancellation") or {}).get("purgeAt")):
+            return False
         want = (
             "Cancelled"
             if tenant.deleted
