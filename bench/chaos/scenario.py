@@ -198,6 +198,7 @@ class Chaos:
     def _initial_spec(days: int) -> dict[str, Any]:
         spec = cast(dict[str, Any], copy.deepcopy(tenant_manifest("x")["spec"]))
         spec["cancellation"] = {"purgeAfterDays": days}
+        spec["suspended"] = False  # explicit, as the API server defaults it: changes compare true
         return spec
 
     def _create(self, tenant: Tenant) -> str:
@@ -294,8 +295,12 @@ class Chaos:
         # anything about the watches.
         settled = [t for t in active if self._settled(t)]
         tenant = self.rng.choice(settled or active)
+        before = (self._body(tenant.name) or {}).get("metadata", {}).get("generation")
         action = self._change(tenant)
         changed = time.monotonic()
+        after = (self._body(tenant.name) or {}).get("metadata", {}).get("generation")
+        if before == after:
+            raise RuntimeError(f"{action} did not change the spec (generation {after})")
         wait_until(
             lambda: self._settled(tenant),
             timeout=self.opts.recovery_timeout,
