@@ -209,53 +209,28 @@ def _list_rules(
     """Allow list, deny list, deny regexes and blocked categories, in that order, for the
     clients `scope` matches (all clients when empty)."""
     rules: list[Rule] = []
-    if builder.acl(
-        f"{prefix}_allow",
-        "dstdomain",
-        squid_dstdomain_lines(allow.domains),
-        stem=f"{stem}allow.domains",
-        comment=f"{where}.allow.domains",
-    ):
-        rules.append(
-            Rule(
-                "allow",
-                (*scope, f"{prefix}_allow"),
-                f"{prefix}_tag_allow",
-                annotation(
-                    decision=Decision.ALLOW, matched=MatchedList.ALLOW_DOMAIN, policy=policy
-                ),
+    # (ACL suffix, ACL type, entries, file stem, spec field, action, decision, matched list)
+    lists = (
+        ("allow", "dstdomain", squid_dstdomain_lines(allow.domains), "allow.domains",
+         "allow.domains", "allow", Decision.ALLOW, MatchedList.ALLOW_DOMAIN),
+        ("deny", "dstdomain", squid_dstdomain_lines(deny.domains), "deny.domains",
+         "deny.domains", "deny", Decision.BLOCK, MatchedList.DENY_DOMAIN),
+        ("regex", "url_regex", list(deny.url_regex), "deny.regex",
+         "deny.urlRegex", "deny", Decision.BLOCK, MatchedList.DENY_REGEX),
+    )  # fmt: skip
+    for suffix, acl_type, entries, file_stem, field, action, decision, matched in lists:
+        acl = f"{prefix}_{suffix}"
+        if builder.acl(
+            acl, acl_type, entries, stem=f"{stem}{file_stem}", comment=f"{where}.{field}"
+        ):
+            rules.append(
+                Rule(
+                    action,
+                    (*scope, acl),
+                    f"{prefix}_tag_{suffix}",
+                    annotation(decision=decision, matched=matched, policy=policy),
+                )
             )
-        )
-    if builder.acl(
-        f"{prefix}_deny",
-        "dstdomain",
-        squid_dstdomain_lines(deny.domains),
-        stem=f"{stem}deny.domains",
-        comment=f"{where}.deny.domains",
-    ):
-        rules.append(
-            Rule(
-                "deny",
-                (*scope, f"{prefix}_deny"),
-                f"{prefix}_tag_deny",
-                annotation(decision=Decision.BLOCK, matched=MatchedList.DENY_DOMAIN, policy=policy),
-            )
-        )
-    if builder.acl(
-        f"{prefix}_regex",
-        "url_regex",
-        list(deny.url_regex),
-        stem=f"{stem}deny.regex",
-        comment=f"{where}.deny.urlRegex",
-    ):
-        rules.append(
-            Rule(
-                "deny",
-                (*scope, f"{prefix}_regex"),
-                f"{prefix}_tag_regex",
-                annotation(decision=Decision.BLOCK, matched=MatchedList.DENY_REGEX, policy=policy),
-            )
-        )
     for name in categories:
         for acl in category_acls[name]:
             rules.append(
