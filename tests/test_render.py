@@ -10,6 +10,7 @@ import pytest
 
 from render_support import (
     EXAMPLE_NAMES,
+    example_spec,
     find,
     has,
     minimal_spec,
@@ -584,3 +585,44 @@ def test_proxy_and_antivirus_pods_ship_their_logs_through_sized_sidecars() -> No
         assert plan.log_spool > 0
         assert parse_memory_quantity(state["emptyDir"]["sizeLimit"]) == base + plan.log_spool
     assert "initContainers" not in templates["logstore"]
+
+
+@pytest.mark.parametrize("percent", [1, 10, 55, 100])
+def test_requests_percent_scales_requests_and_keeps_limits_and_quota(percent: int) -> None:
+    """The platform's resourceRequestsPercent lowers what every container (and the LimitRange
+    default) requests; limits, the quota and the sizing plan stay as sized."""
+    name, spec = example_spec("full")
+    sized = render(name, spec)
+    scaled = render(name, spec, settings=OperatorSettings(resource_requests_percent=percent))
+    assert scaled.sizing == sized.sizing
+    assert find(scaled, "ResourceQuota", "tenant-quota") == find(
+        sized, "ResourceQuota", "tenant-quota"
+    )
+    containers = 0
+    for before, after in zip(pod_templates(sized), pod_templates(scaled), strict=True):
+        pairs = zip(
+            [*before["spec"]["containers"], *before["spec"].get("initContainers", [])],
+            [*after["spec"]["containers"], *after["spec"].get("initContainers", [])],
+            strict=True,
+        )
+        for old, new in pairs:
+            if "resources" not in old:
+                continue
+            containers += 1
+            assert new["resources"]["limits"] == old["resources"]["limits"]
+            for resource, value in old["resources"]["requests"].items():
+                full = _quantity(resource, value)
+                want = max(1, -(-full * percent // 100))
+                assert _quantity(resource, new["resources"]["requests"][resource]) == want
+    assert containers >= 6
+    default = find(scaled, "LimitRange", "tenant-limits")["spec"]["limits"][0]
+    sized_default = find(sized, "LimitRange", "tenant-limits")["spec"]["limits"][0]
+    assert default["default"] == sized_default["default"]
+    cpu = _quantity("cpu", sized_default["defaultRequest"]["cpu"])
+    assert _quantity("cpu", default["defaultRequest"]["cpu"]) == max(1, -(-cpu * percent // 100))
+
+
+def test_requests_percent_outside_1_to_100_is_refused() -> None:
+    for percent in (0, 101):
+        with pytest.raises(ValueError, match="resource_requests_percent"):
+            OperatorSettings(resource_requests_percent=percent)

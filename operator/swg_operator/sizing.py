@@ -354,6 +354,19 @@ class Resources:
     memory_request: int  # bytes
     memory_limit: int
 
+    def with_requests_percent(self, percent: int) -> Resources:
+        """These resources with the requests scaled to `percent` of the sized figures (rounded
+        up, at least 1m and 1 byte), the limits unchanged: the platform's over-commit ratio
+        (OperatorSettings.resource_requests_percent). The quota keeps the sized figures."""
+        if not 1 <= percent <= 100:
+            raise ValueError(f"requests percent {percent} is outside 1..100")
+        return Resources(
+            cpu_request=max(1, _ceil_div(self.cpu_request * percent, 100)),
+            cpu_limit=self.cpu_limit,
+            memory_request=max(1, _ceil_div(self.memory_request * percent, 100)),
+            memory_limit=self.memory_limit,
+        )
+
     def to_kubernetes(self) -> dict[str, dict[str, str]]:
         """The container's `resources` field."""
         return {
@@ -464,9 +477,9 @@ class LimitRangePlan:
     max_cpu: int  # no container we render exceeds these; anything larger is refused
     max_memory: int
 
-    def spec(self) -> dict[str, Any]:
-        """`spec` of the LimitRange."""
-        defaults = self.default.to_kubernetes()
+    def spec(self, *, requests_percent: int = 100) -> dict[str, Any]:
+        """`spec` of the LimitRange; `defaultRequest` scaled like every rendered container's."""
+        defaults = self.default.with_requests_percent(requests_percent).to_kubernetes()
         return {
             "limits": [
                 {

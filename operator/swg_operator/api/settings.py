@@ -130,6 +130,13 @@ class OperatorSettings(CamelModel):
         ),
     ] = ()
     antivirus: AntivirusSettings = AntivirusSettings()
+    resource_requests_percent: Annotated[int, Field(ge=1, le=100)] = Field(
+        default=100,
+        description="Percent of each sized CPU and memory request that tenant containers "
+        "request (what the scheduler reserves on a node); limits, the ResourceQuota and the "
+        "sizing figures in status stay as sized. 100: requests as sized. Lower it to pack "
+        "tenants whose declared peak is rarely reached onto fewer nodes (docs/sizing.md).",
+    )
     test_allowed_loopback: Annotated[
         tuple[Cidr, ...],
         Field(

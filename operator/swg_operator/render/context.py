@@ -11,7 +11,7 @@ from typing import Any, Final
 from swg_operator import labels
 from swg_operator.api import OperatorSettings, SecureWebGatewaySpec
 from swg_operator.naming import Component
-from swg_operator.sizing import SizingPlan
+from swg_operator.sizing import SizingPlan, WorkloadPlan
 
 # Ports (the proxy port comes from OperatorSettings.proxy_port).
 ICAP_PORT: Final = 1344
@@ -64,6 +64,12 @@ class Tenant:
     @property
     def antivirus_enabled(self) -> bool:
         return self.spec.antivirus.enabled and self.sizing.antivirus is not None
+
+    def container_resources(self, plan: WorkloadPlan, container: str) -> dict[str, Any]:
+        """A container's `resources`: the sized limits, and the sized requests scaled by the
+        platform's `resourceRequestsPercent` (what the scheduler reserves on a node)."""
+        sized = plan.containers[container]
+        return sized.with_requests_percent(self.settings.resource_requests_percent).to_kubernetes()
 
     def labels(self, component: Component | None = None) -> dict[str, str]:
         if component is None:

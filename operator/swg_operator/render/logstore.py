@@ -137,7 +137,7 @@ def logstore_deployment(tenant: Tenant, config: WorkloadConfig | None) -> dict[s
             },
         ],
         "env": _environment(tenant),
-        "resources": plan.containers[LOGSTORE].to_kubernetes(),
+        "resources": tenant.container_resources(plan, LOGSTORE),
         "securityContext": container_security_context(),
         **tcp_probes(LOGSTORE_HTTP_PORT_NAME, startup_seconds=120),
         "volumeMounts": mounts,

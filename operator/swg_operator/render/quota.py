@@ -30,5 +30,7 @@ def limit_range(tenant: Tenant) -> dict[str, Any]:
         "v1",
         "LimitRange",
         tenant.metadata(naming.limit_range_name()),
-        spec=tenant.sizing.limit_range.spec(),
+        spec=tenant.sizing.limit_range.spec(
+            requests_percent=tenant.settings.resource_requests_percent
+        ),
     )

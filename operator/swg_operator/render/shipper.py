@@ -62,7 +62,7 @@ def shipper_container(tenant: Tenant, component: Component, plan: WorkloadPlan) 
             {"name": "SWG_SHIP_SOURCES", "value": sources},
             {"name": "SWG_SHIPPER_STATE_DIR", "value": SHIPPER_STATE_DIR},
         ],
-        "resources": plan.containers[SHIPPER].to_kubernetes(),
+        "resources": tenant.container_resources(plan, SHIPPER),
         "securityContext": container_security_context(),
         "volumeMounts": [mount("state", STATE_DIR), mount("tmp", TMP_DIR)],
     }

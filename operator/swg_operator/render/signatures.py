@@ -195,7 +195,7 @@ def freshclam_sidecars(tenant: Tenant, plan: WorkloadPlan) -> list[dict[str, Any
             "restartPolicy": "Always",
             "args": ["freshclam"],
             "env": clamd_environment(tenant),
-            "resources": plan.containers[FRESHCLAM].to_kubernetes(),
+            "resources": tenant.container_resources(plan, FRESHCLAM),
             "securityContext": container_security_context(),
             # The kubelet starts the daemons only once this succeeds: a complete database.
             "startupProbe": {

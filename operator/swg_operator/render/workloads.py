@@ -145,7 +145,7 @@ def proxy_deployment(tenant: Tenant, config: WorkloadConfig) -> dict[str, Any]:
                 "protocol": "TCP",
             }
         ],
-        "resources": plan.containers[SQUID].to_kubernetes(),
+        "resources": tenant.container_resources(plan, SQUID),
         "securityContext": container_security_context(),
         **tcp_probes(PROXY_PORT_NAME, startup_seconds=60),
         "lifecycle": {"preStop": {"sleep": {"seconds": PROXY_PRE_STOP_SECONDS}}},
@@ -201,7 +201,7 @@ def antivirus_deployment(tenant: Tenant, config: WorkloadConfig) -> dict[str, An
         "imagePullPolicy": pull,
         "args": ["c-icap"],
         "ports": [{"name": ICAP_PORT_NAME, "containerPort": ICAP_PORT, "protocol": "TCP"}],
-        "resources": plan.containers[CICAP].to_kubernetes(),
+        "resources": tenant.container_resources(plan, CICAP),
         "securityContext": container_security_context(),
         # c-icap waits up to 120 s for clamd's socket before it listens.
         **tcp_probes(ICAP_PORT_NAME, startup_seconds=180),
@@ -213,7 +213,7 @@ def antivirus_deployment(tenant: Tenant, config: WorkloadConfig) -> dict[str, An
         "imagePullPolicy": pull,
         "args": ["clamd"],
         **({"env": clamd_env} if clamd_env else {}),
-        "resources": plan.containers[CLAMD].to_kubernetes(),
+        "resources": tenant.container_resources(plan, CLAMD),
         "securityContext": container_security_context(),
         # clamd listens on a unix socket only; clamdscan asks it for a PONG. Loading a full
         # public signature database takes minutes on a small node.
