@@ -1,0 +1,1 @@
+"""Helpers of the node tier: what the tests on the real node start besides the cluster."""
