@@ -84,7 +84,7 @@ from swg_operator.render import (
     generates_inspection_ca,
     render_tenant,
 )
-from swg_operator.sizing import Capacity, SizingPlan
+from swg_operator.sizing import Capacity
 from swg_operator.sizing_io import load_capacity
 
 logger = logging.getLogger("swg_operator.reconcile")
@@ -149,14 +149,24 @@ def _lifecycle(body: Mapping[str, Any]) -> Lifecycle:
     return Lifecycle.ACTIVE
 
 
-def computed_sizing(sizing: SizingPlan) -> ComputedSizing:
+def computed_sizing(manifests: TenantManifests) -> ComputedSizing:
+    """The sizing as applied: replicas and quota from the sizing plan (the rendered objects
+    use them as they are), the log volume as the rendered claim requests it (an explicit
+    `logs.storage.size` wins over the model's)."""
+    sizing = manifests.sizing
     hard = sizing.quota.hard()
+    claim = next((o for o in manifests.objects if o.get("kind") == "PersistentVolumeClaim"), None)
+    log_storage = (
+        str(claim["spec"]["resources"]["requests"]["storage"])
+        if claim is not None
+        else sizing.to_dict()["logVolume"]
+    )
     return ComputedSizing(
         proxy_replicas=sizing.proxy.replicas,
         antivirus_replicas=sizing.antivirus.replicas if sizing.antivirus is not None else 0,
         quota_cpu=hard.get("limits.cpu", hard.get("requests.cpu", "")),
         quota_memory=hard.get("limits.memory", hard.get("requests.memory", "")),
-        log_storage=sizing.to_dict()["logVolume"],
+        log_storage=log_storage,
     )
 
 
@@ -578,7 +588,7 @@ async def _reconcile(body: Mapping[str, Any], *, ctx: Context) -> Outcome:
         proxy_endpoint=_proxy_endpoint(namespace, ctx.settings)
         if lifecycle is not Lifecycle.CANCELLED
         else None,
-        sizing=computed_sizing(manifests.sizing) if manifests is not None else None,
+        sizing=computed_sizing(manifests) if manifests is not None else None,
         cancellation=cancellation,
     )
     status = compute_status(facts, previous=previous, now=now)
