@@ -262,7 +262,8 @@ DIAL_FAILED = json.dumps(
 )
 def test_an_unreachable_log_store_is_not_reported_as_a_refusal(status: int, body: str) -> None:
     message = explain(status, body, QUERY)
-    assert "may not" not in message and "declared" not in message, message
+    assert "may not" not in message, message
+    assert "declared" not in message
     assert "not reachable" in message
     assert "LogStoreAvailable" in message  # where to look
     assert f"({status})" in message
