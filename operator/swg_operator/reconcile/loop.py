@@ -77,6 +77,7 @@ from swg_operator.reconcile.status import (
     status_patch,
     summarise,
 )
+from swg_operator.reconcile.storage import log_storage_problems, log_volume_claim
 from swg_operator.render import (
     Lifecycle,
     RenderError,
@@ -149,18 +150,20 @@ def _lifecycle(body: Mapping[str, Any]) -> Lifecycle:
     return Lifecycle.ACTIVE
 
 
-def computed_sizing(manifests: TenantManifests) -> ComputedSizing:
+def computed_sizing(
+    manifests: TenantManifests, current: Sequence[Mapping[str, Any]] = ()
+) -> ComputedSizing:
     """The sizing as applied: replicas and quota from the sizing plan (the rendered objects
-    use them as they are), the log volume as the rendered claim requests it (an explicit
-    `logs.storage.size` wins over the model's)."""
+    use them as they are), the log volume as its claim requests it: the stored claim (an
+    existing claim keeps its size) or else the rendered one (`logs.storage.size` wins over the
+    model's)."""
     sizing = manifests.sizing
     hard = sizing.quota.hard()
-    claim = next((o for o in manifests.objects if o.get("kind") == "PersistentVolumeClaim"), None)
-    log_storage = (
-        str(claim["spec"]["resources"]["requests"]["storage"])
-        if claim is not None
-        else sizing.to_dict()["logVolume"]
+    claim = log_volume_claim(current, manifests.namespace) or log_volume_claim(
+        manifests.objects, manifests.namespace
     )
+    requested = ((claim or {}).get("spec") or {}).get("resources", {}).get("requests", {})
+    log_storage = str(requested.get("storage") or sizing.to_dict()["logVolume"])
     return ComputedSizing(
         proxy_replicas=sizing.proxy.replicas,
         antivirus_replicas=sizing.antivirus.replicas if sizing.antivirus is not None else 0,
@@ -571,6 +574,11 @@ async def _reconcile(body: Mapping[str, Any], *, ctx: Context) -> Outcome:
     unresolved = ca.unresolved
     if spec is not None and lifecycle is Lifecycle.ACTIVE:
         unresolved += await _guard(check_references(ctx.kube, spec, namespace=namespace))
+    if spec is not None:
+        claims = [*observed, *stored.values()]
+        unresolved += await _guard(
+            log_storage_problems(ctx.kube, spec, claims, namespace=namespace)
+        )
     if unresolved:
         logger.warning("Stalled %s %s: %s", KIND, name, "; ".join(u.message for u in unresolved))
 
@@ -588,7 +596,7 @@ async def _reconcile(body: Mapping[str, Any], *, ctx: Context) -> Outcome:
         proxy_endpoint=_proxy_endpoint(namespace, ctx.settings)
         if lifecycle is not Lifecycle.CANCELLED
         else None,
-        sizing=computed_sizing(manifests) if manifests is not None else None,
+        sizing=computed_sizing(manifests, current) if manifests is not None else None,
         cancellation=cancellation,
     )
     status = compute_status(facts, previous=previous, now=now)
