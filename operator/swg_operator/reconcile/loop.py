@@ -45,6 +45,7 @@ from swg_operator.naming import (
     service_name,
     tenant_namespace,
 )
+from swg_operator.posix_regex import url_regex_problems
 from swg_operator.reconcile.admins import (
     legacy_reader_role,
     mirror_plan,
@@ -495,6 +496,8 @@ async def _reconcile(body: Mapping[str, Any], *, ctx: Context) -> Outcome:
 
     try:
         spec = parse_spec(body.get("spec") or {})
+        if regex_problems := url_regex_problems(spec):
+            raise SpecError(regex_problems)
         catalogue = await _guard(load_catalogue(ctx.kube, ctx.settings))
         platform_signatures = await _guard(load_platform_signatures(ctx.kube, ctx.settings))
         manifests = render()
