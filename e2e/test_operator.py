@@ -78,6 +78,7 @@ def test_create_change_and_prune(
         "QuotaApplied",
         "ProxyAvailable",
         "AntivirusAvailable",
+        "LogStoreAvailable",
     ):
         assert condition(body, kind)["status"] == "True", (kind, condition(body, kind))
         assert condition(body, kind)["observedGeneration"] == 1

@@ -201,8 +201,11 @@ class FakeKube:
 
 
 def make_available(kube: FakeKube) -> None:
-    """Play the Deployment controller and kubelet: every Deployment rolled out and available."""
+    """Play the Deployment controller, the volume binder and kubelet: every Deployment rolled
+    out and available, every PersistentVolumeClaim bound."""
     for obj in kube.objects.values():
+        if obj["kind"] == "PersistentVolumeClaim":
+            obj["status"] = {"phase": "Bound"}
         if obj["kind"] != "Deployment":
             continue
         replicas = obj["spec"].get("replicas", 1)

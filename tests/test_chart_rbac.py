@@ -177,9 +177,10 @@ async def _lifecycle(kube: FakeKube, recorder: RecordingKube) -> None:
             "byo",
             antivirus={"customSignatures": {"name": "signatures"}},
             options={"httpsInspection": {"enabled": True, "caSecret": {"name": "own-ca"}}},
+            logs={"storage": {"storageClassName": "no-such-class"}},
         )
     )
-    await reconcile(_fresh(kube, "byo"), ctx=ctx)
+    await reconcile(_fresh(kube, "byo"), ctx=ctx)  # its claim does not bind: class looked up
     name = "acme"
     kube.put(
         tenant(

@@ -7,6 +7,7 @@ import asyncio
 import base64
 import copy
 import datetime
+from collections.abc import Mapping
 from typing import Any
 
 import pytest
@@ -17,8 +18,9 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from fakes import FakeKube, make_available
 from swg_operator.api import OperatorSettings, parse_spec
 from swg_operator.catalogue import Catalogue
+from swg_operator.kube import KubeApiError
 from swg_operator.labels import CONFIG_DIGEST_ANNOTATION
-from swg_operator.reconcile.loop import Context, reconcile
+from swg_operator.reconcile.loop import Context, TransientError, reconcile
 from swg_operator.reconcile.plan import ObjectKey, is_retained
 from swg_operator.reconcile.purge import NotYet, cancel_and_purge
 from swg_operator.reconcile.references import (
@@ -451,3 +453,48 @@ def test_custom_signatures_missing_then_invalid_then_fine() -> None:
     assert status["phase"] == "Ready"
     # Unlabelled, the customer's ConfigMap is nothing the operator prunes.
     assert kube.find("ConfigMap", "sigs", NS) is not None
+
+
+class _FailingCertificateApply(FakeKube):
+    """The API server refuses (or the operator dies at) the next apply of the certificate."""
+
+    fail_certificate_apply = False
+    crash_after_apply: str | None = None
+
+    async def apply(self, obj: Mapping[str, Any]) -> dict[str, Any]:
+        name = obj["metadata"]["name"]
+        if self.fail_certificate_apply and name == CERT_CM:
+            self.fail_certificate_apply = False
+            raise KubeApiError(0, "connection lost while applying the certificate")
+        stored = await super().apply(obj)
+        if self.crash_after_apply == name:
+            self.crash_after_apply = None
+            raise KubeApiError(0, f"the operator died after applying {name}")
+        return stored
+
+
+@pytest.mark.parametrize("crash_after", ["secret", "certificate"])
+def test_the_published_certificate_never_stays_apart_from_the_secret(crash_after: str) -> None:
+    """A new CA is published before its Secret is created: whichever write is lost, the next
+    reconcile ends with the certificate published being the one in the Secret."""
+    kube = _FailingCertificateApply(now=NOW)
+    kube.put(
+        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": SETTINGS.operator_namespace}}
+    )
+    kube.put(tenant(options=INSPECTION))
+    ctx = Context(kube=kube, settings=SETTINGS, clock=lambda: NOW)
+    run(kube, ctx)
+    first = secret_certificate(kube)
+    asyncio.run(kube.delete(kube_kind("Secret"), SECRET, namespace=NS))  # rotation by hand
+    if crash_after == "secret":
+        kube.fail_certificate_apply = True
+    else:
+        kube.crash_after_apply = CERT_CM
+    with pytest.raises((TransientError, KubeApiError)):
+        run(kube, ctx)
+    run(kube, ctx)
+    assert kube.find("Secret", SECRET, NS) is not None
+    assert secret_certificate(kube) != first
+    assert published(kube) == secret_certificate(kube)
+    status = run(kube, ctx)
+    assert not [c for c in status["conditions"] if c["reason"] == "InspectionCAUnpublished"]

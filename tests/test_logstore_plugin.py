@@ -61,7 +61,8 @@ def test_image_contract_matches_the_renderer() -> None:
     [(401, "credentials"), (403, "declared"), (404, "no log store"), (503, "retry")],
 )
 def test_errors_are_explained(status: int, words: str) -> None:
-    assert words in explain(status, "forbidden", QUERY)
+    body = RBAC_FORBIDDEN if status == 403 else "forbidden"
+    assert words in explain(status, body, QUERY)
 
 
 def test_progress_line_with_an_injected_clock() -> None:
@@ -215,3 +216,64 @@ def test_plugin_adds_the_tenant_display_time_zone(
     records = [json.loads(line) for line in out.read_text().splitlines()]
     assert len(records) == 50
     assert all(r["tsLocal"].endswith("+09:00") for r in records)
+
+
+# --- refusals: RBAC or an unreachable log store ----------------------------------------------
+
+RBAC_FORBIDDEN = json.dumps(
+    {
+        "kind": "Status",
+        "apiVersion": "v1",
+        "metadata": {},
+        "status": "Failure",
+        "message": 'services "logstore:http" is forbidden: User "bob" cannot get resource '
+        '"services/proxy" in API group "" in the namespace "swg-acme"',
+        "reason": "Forbidden",
+        "details": {"name": "logstore:http", "kind": "services"},
+        "code": 403,
+    }
+)
+DIAL_FAILED = json.dumps(
+    {
+        "kind": "Status",
+        "apiVersion": "v1",
+        "metadata": {},
+        "status": "Failure",
+        "message": "error trying to reach service: dial tcp 10.244.1.7:8080: connect: "
+        "connection refused",
+        "reason": "ServiceUnavailable",
+        "code": 503,
+    }
+)
+
+
+@pytest.mark.parametrize(
+    ("status", "body"),
+    [
+        # An HTTP proxy between the API server and the pod network refused the dial; the API
+        # server passes its answer on as it is.
+        (403, "resolve_deny"),
+        (403, "<html><body><h1>403 Forbidden</h1>Access denied by proxy</body></html>"),
+        (503, DIAL_FAILED),
+        (500, "Internal Server Error: dial tcp: lookup logstore: resolve_deny"),
+        (502, "Bad Gateway"),
+        (504, ""),
+    ],
+)
+def test_an_unreachable_log_store_is_not_reported_as_a_refusal(status: int, body: str) -> None:
+    message = explain(status, body, QUERY)
+    assert "may not" not in message, message
+    assert "declared" not in message
+    assert "not reachable" in message
+    assert "LogStoreAvailable" in message  # where to look
+    assert f"({status})" in message
+
+
+def test_an_rbac_refusal_says_who_may_and_how_to_check() -> None:
+    message = explain(403, RBAC_FORBIDDEN, QUERY)
+    assert "may not download" in message
+    assert "spec.admins" in message
+    assert "kubectl auth can-i get services/logstore:http --subresource=proxy -n swg-acme" in (
+        message
+    )
+    assert "not reachable" not in message

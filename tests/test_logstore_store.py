@@ -7,6 +7,7 @@ import gzip
 import io
 import json
 import tarfile
+import tempfile
 from collections.abc import Awaitable, Callable
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -26,6 +27,7 @@ from swg_operator.logstore.store import (
     LogStore,
     StoreConfig,
     ndjson_chunks,
+    tar_chunks,
     write_json_atomic,
 )
 
@@ -335,3 +337,64 @@ def test_ingest_over_http_acknowledges_the_offset(tmp_path: Path) -> None:
 
     _serve(store, check)
     assert len(_all(store)) == 2
+
+
+# --- bounded timestamps and unstaged downloads --------------------------------------------------
+
+
+def test_future_dated_records_are_clamped_to_the_store_clock_and_expire(tmp_path: Path) -> None:
+    store = _store(tmp_path, retention_days=2)
+    future = _record(TODAY, 1) | {"ts": "2099-12-31T23:59:59.000Z"}
+    near = _record(TODAY, 2) | {"ts": (NOW + timedelta(minutes=4)).strftime(TS_FORMAT)}
+    store.ingest(Batch(stream="s", to=20, records=[(10, future), (20, near)]), now=NOW)
+    assert store.days(LogType.ACCESS) == [TODAY]  # no day directory in 2099
+    stored = {r["id"]: r for r in _all(store)}
+    clamped = stored[future["id"]]
+    assert clamped["ts"] == NOW.strftime(TS_FORMAT)
+    assert clamped["tsReported"] == "2099-12-31T23:59:59.000Z"
+    assert stored[near["id"]]["ts"] == near["ts"]  # within the allowed skew: as sent
+    assert "tsReported" not in stored[near["id"]]
+    assert store.counters.clamped == 1
+    later = NOW + timedelta(days=3)
+    store.maintain(now=later)
+    assert store.days(LogType.ACCESS) == []  # it expires with the day it was stored in
+
+
+TS_FORMAT = "%Y-%m-%dT%H:%M:%S.000Z"
+
+
+def test_tar_download_is_streamed_without_a_temporary_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A day of logs is never staged (the log store's /tmp is small): compressed segments are
+    copied as they are, open ones compressed on the fly."""
+    store = _store(tmp_path)
+    _fill(store, 2)  # yesterday compressed, today open
+    store.ingest(_batch("late", 1, 2, day=TODAY), now=NOW)
+
+    def refuse(*_: object, **__: object) -> None:
+        raise AssertionError("a download must not stage data in a temporary file")
+
+    for name in ("SpooledTemporaryFile", "TemporaryFile", "NamedTemporaryFile", "mkstemp"):
+        monkeypatch.setattr(tempfile, name, refuse)
+    snapshots = store.snapshot(LogType.ACCESS, TODAY - timedelta(days=1), TODAY)
+    try:
+        assert any(p.compressed for p in snapshots[0].parts)
+        assert not any(p.compressed for p in snapshots[1].parts)
+        pieces = list(tar_chunks(snapshots))
+    finally:
+        for snap in snapshots:
+            snap.close()
+    assert max(len(p) for p in pieces) <= 1024 * 1024
+    with tarfile.open(fileobj=io.BytesIO(b"".join(pieces))) as tar:
+        members = tar.getmembers()
+        assert [m.name for m in members] == [
+            f"access/access-{TODAY - timedelta(days=1)}.jsonl.gz",
+            f"access/access-{TODAY}.jsonl.gz",
+        ]
+        counts = []
+        for member in members:
+            data = tar.extractfile(member)
+            assert data is not None
+            counts.append(len(gzip.decompress(data.read()).splitlines()))
+    assert counts == [3, 5]

@@ -241,7 +241,11 @@ def test_log_volume_size_is_computed_or_declared() -> None:
     full = render_example("full")
     claim = find(full, "PersistentVolumeClaim", "logstore-data")["spec"]
     assert claim["resources"]["requests"]["storage"] == "200Gi"
-    assert claim["storageClassName"] == "regional-ssd"
+    assert "storageClassName" not in claim  # the example uses the cluster's default class
+
+    named = render("acme", minimal_spec(logs={"storage": {"storageClassName": "local-path"}}))
+    claim = find(named, "PersistentVolumeClaim", "logstore-data")["spec"]
+    assert claim["storageClassName"] == "local-path"
 
 
 def test_storage_quota_admits_a_declared_volume_larger_than_computed() -> None:

@@ -41,6 +41,7 @@ def desired(antivirus: bool = True) -> tuple[dict[str, Any], ...]:
         _o("v1", "LimitRange", "tenant-limits", spec={"limits": []}),
         _o("networking.k8s.io/v1", "NetworkPolicy", "default-deny", spec={"podSelector": {}}),
         _o("apps/v1", "Deployment", "proxy", spec={"replicas": 2}),
+        _o("apps/v1", "Deployment", "logstore", spec={"replicas": 1}),
     ]
     if antivirus:
         objects.append(_o("apps/v1", "Deployment", "antivirus", spec={"replicas": 1}))
@@ -95,6 +96,7 @@ def test_all_available_is_ready_with_every_condition_true() -> None:
         "QuotaApplied",
         "ProxyAvailable",
         "AntivirusAvailable",
+        "LogStoreAvailable",
     ):
         assert cond(s, name)[0] == "True", name
     assert cond(s, "Reconciling")[0] == "False"

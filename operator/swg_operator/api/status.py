@@ -25,7 +25,7 @@ class Condition(CamelModel):
 
 
 class ComputedSizing(CamelModel):
-    """The sizing model's result for the declared endpoints and requests/s."""
+    """The sizing applied: the model's replicas and quota, the log volume as claimed."""
 
     proxy_replicas: int
     antivirus_replicas: int

@@ -23,6 +23,7 @@ from swg_operator.api import API_VERSION, KIND, OperatorSettings, SpecError, par
 from swg_operator.api.crd import MAX_TENANT_NAME, TENANT_NAME_PATTERN
 from swg_operator.catalogue import Catalogue, CatalogueError
 from swg_operator.catalogue_io import load_blacklist_directory
+from swg_operator.posix_regex import url_regex_problems
 from swg_operator.render import Lifecycle, RenderError, TenantManifests, render_tenant
 from swg_operator.sizing import CapacityError
 from swg_operator.sizing_io import load_capacity
@@ -214,6 +215,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         name, raw_spec = read_tenant(args.tenant)
         spec = parse_spec(raw_spec)
+        if regex_problems := url_regex_problems(spec):
+            raise SpecError(regex_problems)
         manifests = render_tenant(
             name,
             spec,

@@ -59,6 +59,10 @@ ROLE_BINDING: Final = ResourceKind(
     "rbac.authorization.k8s.io/v1", "RoleBinding", "rolebindings", namespaced=True
 )
 TENANT: Final = ResourceKind(API_VERSION, KIND, PLURAL, namespaced=False)
+# Read by name only, to tell why the log volume's claim does not bind (reconcile.storage).
+STORAGE_CLASS: Final = ResourceKind(
+    "storage.k8s.io/v1", "StorageClass", "storageclasses", namespaced=False
+)
 
 # Every kind a tenant's objects can have: observed (listed by label) on each reconcile so that
 # what the desired state no longer contains can be pruned, watched for drift, and listed

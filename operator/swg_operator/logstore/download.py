@@ -18,11 +18,11 @@ import json
 import os
 import sys
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
-from typing import IO, Final
+from typing import IO, Any, Final
 from urllib.parse import urlencode
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -73,22 +73,60 @@ def direct_path(query: LogQuery) -> str:
     return f"{LOGS_PATH}?{query.query_string()}"
 
 
+UNREACHABLE_STATUSES: Final = frozenset({403, 407, 500, 502, 503, 504})
+
+
+def api_status(body: str) -> Mapping[str, Any] | None:
+    """The API server's own error (a `Status` object), or None when the body is someone
+    else's: the log store's, or whatever stood between the API server and the pod."""
+    try:
+        parsed = json.loads(body)
+    except ValueError:
+        return None
+    if isinstance(parsed, dict) and parsed.get("kind") == "Status":
+        return parsed
+    return None
+
+
+def is_authorization_refusal(status: int, body: str) -> bool:
+    """A 403 from the API server's authorization: a `Status` with reason `Forbidden`. A 403
+    whose body is not one is an answer passed through the service proxy (an HTTP proxy or
+    firewall on the API server's path to the pod refusing the dial), not an RBAC decision."""
+    if status != 403:
+        return False
+    parsed = api_status(body)
+    return parsed is not None and parsed.get("reason") == "Forbidden"
+
+
 def explain(status: int, body: str, query: LogQuery) -> str:
-    """What an error status means for someone downloading logs."""
+    """What an error status means for someone downloading logs, and what to do."""
     namespace = tenant_namespace(query.tenant)
-    detail = body.strip().replace("\n", " ")[:300]
+    parsed = api_status(body)
+    text = str(parsed.get("message", "")) if parsed is not None else body
+    detail = text.strip().replace("\n", " ")[:300]
+    service = f"{service_name(Component.LOGSTORE)}:{SERVICE_PORT_NAME}"
     if status == 401:
         return "the cluster did not accept your credentials (401); log in again"
-    if status == 403:
+    if is_authorization_refusal(status, body):
         return (
-            f"your identity may not download the logs of tenant {query.tenant!r} (403): only "
-            f"the admins declared in its spec may (services/proxy in namespace {namespace}). "
-            f"{detail}"
-        )
+            f"your identity may not download the logs of tenant {query.tenant!r} (403, refused "
+            f"by the API server's authorization): only the admins declared in its spec.admins "
+            f"may (get on services/proxy of Service {service} in namespace {namespace}). Check "
+            f"with `kubectl auth can-i get services/{service} --subresource=proxy -n "
+            f"{namespace}`, and ask the platform team to declare you. {detail}"
+        ).strip()
     if status == 404:
         return f"no log store found for tenant {query.tenant!r} in namespace {namespace} (404)"
-    if status in (502, 503):
-        return f"the log store of tenant {query.tenant!r} is not reachable now ({status}); retry"
+    if status in UNREACHABLE_STATUSES:
+        said = f": {detail}" if detail else ""
+        return (
+            f"the log store of tenant {query.tenant!r} is not reachable now ({status}): your "
+            f"request got past authorization, but the API server could not reach the log "
+            f"store{said}. This is not a permission problem. Check the tenant's "
+            f"LogStoreAvailable condition (`kubectl swg status {query.tenant}`) and retry; if "
+            f"the log store is available and this persists, something between the API server "
+            f"and the pods (a proxy or firewall) refuses the connection: tell the platform team."
+        )
     return f"the download failed with HTTP {status}: {detail}"
 
 

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import contextlib
 import gzip
-import io
 import json
 import os
 import re
@@ -45,6 +44,7 @@ from swg_operator.logstore.records import (
     Record,
     encode,
     finalise,
+    iso_ms,
     record_day,
     validate,
 )
@@ -61,6 +61,11 @@ STREAM_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")
 STATE_VERSION: Final = 1
 # Streams idle this long after the retention window are forgotten (their records are gone).
 STREAM_MEMORY_DAYS: Final = 7
+# Timestamps are the senders' clocks. A record dated later than the store's clock plus this
+# skew (a node clock far ahead, a forged line) is stored at the store's time of receipt, its
+# own time kept in `tsReported`: it lands in today's file and expires with it, instead of
+# opening a day that the retention window would never reach.
+MAX_FUTURE_SKEW: Final = timedelta(minutes=5)
 
 
 class BatchError(ValueError):
@@ -130,6 +135,7 @@ class Counters:
     stored: int = 0
     duplicates: int = 0
     expired: int = 0
+    clamped: int = 0
     batches: int = 0
     compressed_segments: int = 0
     deleted_days: int = 0
@@ -155,6 +161,26 @@ class DaySnapshot:
     def close(self) -> None:
         for part in self.parts:
             part.file.close()
+
+
+# --- timestamps -----------------------------------------------------------------------------
+
+
+def _epoch_ms(moment: datetime) -> int:
+    return int(moment.timestamp() * 1000)
+
+
+def _too_far_ahead(record: Record, now: datetime) -> bool:
+    """Whether the record's `ts` is later than `now` plus `MAX_FUTURE_SKEW`."""
+    ts = str(record.get("ts"))
+    try:
+        moment = datetime.fromisoformat(ts.replace("Z", "+00:00"))
+    except ValueError:
+        # A ts `validate` accepted by its day alone: judge it by that day.
+        return record_day(record) > (now + MAX_FUTURE_SKEW).date()
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=now.tzinfo)
+    return moment > now + MAX_FUTURE_SKEW
 
 
 # --- file helpers ---------------------------------------------------------------------------
@@ -272,6 +298,9 @@ class LogStore:
                 final = finalise(
                     record, tenant=self.config.tenant, service_code=self.config.service_code
                 )
+                if _too_far_ahead(final, now):
+                    final = final | {"ts": iso_ms(_epoch_ms(now)), "tsReported": final["ts"]}
+                    self.counters.clamped += 1
                 day = record_day(final)
                 if not is_retained(day, today=today, retention_days=self.config.retention_days):
                     expired += 1
@@ -462,35 +491,94 @@ def ndjson_chunks(days: Sequence[DaySnapshot]) -> Iterator[bytes]:
                 yield from _raw_chunks(part)
 
 
-def _day_gzip(snap: DaySnapshot) -> IO[bytes]:
-    """One day as a gzip file: compressed segments as they are (gzip members concatenate),
-    open ones compressed now."""
-    out: IO[bytes] = tempfile.SpooledTemporaryFile(max_size=8 * 1024 * 1024)  # noqa: SIM115
+class _Counter:
+    """A write-only file that keeps nothing: counts the bytes written to it."""
+
+    def __init__(self) -> None:
+        self.size = 0
+
+    def write(self, data: bytes) -> int:
+        self.size += len(data)
+        return len(data)
+
+    def flush(self) -> None:
+        pass
+
+
+class _Collector:
+    """A write-only file whose bytes the caller takes (`take`) after each write."""
+
+    def __init__(self) -> None:
+        self._pending: list[bytes] = []
+
+    def write(self, data: bytes) -> int:
+        self._pending.append(bytes(data))
+        return len(data)
+
+    def flush(self) -> None:
+        pass
+
+    def take(self) -> bytes:
+        out = b"".join(self._pending)
+        self._pending.clear()
+        return out
+
+
+def _gzip_member(part: Part, sink: _Counter | _Collector) -> Iterator[bytes]:
+    """An uncompressed part as one gzip member, written to `sink` chunk by chunk. Deterministic
+    (fixed level, no name, mtime 0): compressing twice gives the same bytes, so the size can be
+    learnt by a first pass into a `_Counter` and the bytes sent by a second, nothing kept."""
+    take = sink.take if isinstance(sink, _Collector) else (lambda: b"")
+    with gzip.GzipFile(filename="", fileobj=sink, mode="wb", compresslevel=6, mtime=0) as zipped:
+        for chunk in _raw_chunks(part):
+            zipped.write(chunk)
+            if out := take():
+                yield out
+    if out := take():
+        yield out
+
+
+def _day_gzip_size(snap: DaySnapshot) -> int:
+    """The size of one day as a gzip file (`_day_gzip_chunks`), without keeping its bytes."""
+    size = 0
     for part in snap.parts:
         if part.compressed:
-            for chunk in _raw_chunks(part):
-                out.write(chunk)
+            size += part.size
         else:
-            with gzip.GzipFile(fileobj=out, mode="wb", compresslevel=6, mtime=0) as zipped:
-                for chunk in _raw_chunks(part):
-                    zipped.write(chunk)
-    out.seek(0)
-    return out
+            counter = _Counter()
+            for _ in _gzip_member(part, counter):
+                pass
+            size += counter.size
+    return size
+
+
+def _day_gzip_chunks(snap: DaySnapshot) -> Iterator[bytes]:
+    """One day as a gzip file: compressed segments as they are (gzip members concatenate),
+    open ones compressed now, on the fly."""
+    for part in snap.parts:
+        if part.compressed:
+            yield from _raw_chunks(part)
+        else:
+            yield from _gzip_member(part, _Collector())
 
 
 def tar_chunks(days: Sequence[DaySnapshot]) -> Iterator[bytes]:
-    """A tar stream with one `<type>/<type>-<day>.jsonl.gz` member per day."""
+    """A tar stream with one `<type>/<type>-<day>.jsonl.gz` member per day, streamed: nothing is
+    staged in memory or on disk (a tar header needs the member's size first; an open segment's
+    compressed size is counted by compressing it once without keeping the output)."""
     for snap in days:
-        with _day_gzip(snap) as body:
-            size = body.seek(0, io.SEEK_END)
-            body.seek(0)
-            info = tarfile.TarInfo(layout.download_name(snap.log_type, snap.day))
-            info.size = size
-            info.mode = 0o644
-            info.mtime = 0
-            yield info.tobuf(format=tarfile.PAX_FORMAT)
-            while chunk := body.read(CHUNK):
-                yield chunk
-            if size % tarfile.BLOCKSIZE:
-                yield b"\0" * (tarfile.BLOCKSIZE - size % tarfile.BLOCKSIZE)
+        size = _day_gzip_size(snap)
+        info = tarfile.TarInfo(layout.download_name(snap.log_type, snap.day))
+        info.size = size
+        info.mode = 0o644
+        info.mtime = 0
+        yield info.tobuf(format=tarfile.PAX_FORMAT)
+        sent = 0
+        for chunk in _day_gzip_chunks(snap):
+            sent += len(chunk)
+            yield chunk
+        if sent != size:  # cannot happen (the snapshot is fixed): never send a corrupt member
+            raise RuntimeError(f"{info.name}: {sent} bytes sent, {size} announced")
+        if size % tarfile.BLOCKSIZE:
+            yield b"\0" * (tarfile.BLOCKSIZE - size % tarfile.BLOCKSIZE)
     yield b"\0" * (2 * tarfile.BLOCKSIZE)

@@ -45,6 +45,7 @@ from swg_operator.naming import (
     service_name,
     tenant_namespace,
 )
+from swg_operator.posix_regex import url_regex_problems
 from swg_operator.reconcile.admins import (
     legacy_reader_role,
     mirror_plan,
@@ -77,6 +78,7 @@ from swg_operator.reconcile.status import (
     status_patch,
     summarise,
 )
+from swg_operator.reconcile.storage import log_storage_problems, log_volume_claim
 from swg_operator.render import (
     Lifecycle,
     RenderError,
@@ -84,7 +86,7 @@ from swg_operator.render import (
     generates_inspection_ca,
     render_tenant,
 )
-from swg_operator.sizing import Capacity, SizingPlan
+from swg_operator.sizing import Capacity
 from swg_operator.sizing_io import load_capacity
 
 logger = logging.getLogger("swg_operator.reconcile")
@@ -149,14 +151,26 @@ def _lifecycle(body: Mapping[str, Any]) -> Lifecycle:
     return Lifecycle.ACTIVE
 
 
-def computed_sizing(sizing: SizingPlan) -> ComputedSizing:
+def computed_sizing(
+    manifests: TenantManifests, current: Sequence[Mapping[str, Any]] = ()
+) -> ComputedSizing:
+    """The sizing as applied: replicas and quota from the sizing plan (the rendered objects
+    use them as they are), the log volume as its claim requests it: the stored claim (an
+    existing claim keeps its size) or else the rendered one (`logs.storage.size` wins over the
+    model's)."""
+    sizing = manifests.sizing
     hard = sizing.quota.hard()
+    claim = log_volume_claim(current, manifests.namespace) or log_volume_claim(
+        manifests.objects, manifests.namespace
+    )
+    requested = ((claim or {}).get("spec") or {}).get("resources", {}).get("requests", {})
+    log_storage = str(requested.get("storage") or sizing.to_dict()["logVolume"])
     return ComputedSizing(
         proxy_replicas=sizing.proxy.replicas,
         antivirus_replicas=sizing.antivirus.replicas if sizing.antivirus is not None else 0,
         quota_cpu=hard.get("limits.cpu", hard.get("requests.cpu", "")),
         quota_memory=hard.get("limits.memory", hard.get("requests.memory", "")),
-        log_storage=sizing.to_dict()["logVolume"],
+        log_storage=log_storage,
     )
 
 
@@ -482,6 +496,8 @@ async def _reconcile(body: Mapping[str, Any], *, ctx: Context) -> Outcome:
 
     try:
         spec = parse_spec(body.get("spec") or {})
+        if regex_problems := url_regex_problems(spec):
+            raise SpecError(regex_problems)
         catalogue = await _guard(load_catalogue(ctx.kube, ctx.settings))
         platform_signatures = await _guard(load_platform_signatures(ctx.kube, ctx.settings))
         manifests = render()
@@ -561,6 +577,11 @@ async def _reconcile(body: Mapping[str, Any], *, ctx: Context) -> Outcome:
     unresolved = ca.unresolved
     if spec is not None and lifecycle is Lifecycle.ACTIVE:
         unresolved += await _guard(check_references(ctx.kube, spec, namespace=namespace))
+    if spec is not None:
+        claims = [*observed, *stored.values()]
+        unresolved += await _guard(
+            log_storage_problems(ctx.kube, spec, claims, namespace=namespace)
+        )
     if unresolved:
         logger.warning("Stalled %s %s: %s", KIND, name, "; ".join(u.message for u in unresolved))
 
@@ -578,7 +599,7 @@ async def _reconcile(body: Mapping[str, Any], *, ctx: Context) -> Outcome:
         proxy_endpoint=_proxy_endpoint(namespace, ctx.settings)
         if lifecycle is not Lifecycle.CANCELLED
         else None,
-        sizing=computed_sizing(manifests.sizing) if manifests is not None else None,
+        sizing=computed_sizing(manifests, current) if manifests is not None else None,
         cancellation=cancellation,
     )
     status = compute_status(facts, previous=previous, now=now)

@@ -169,8 +169,9 @@ async def settle_inspection_ca(
 
     The Secret still there (a dry-run create is refused): keep it, and its published
     certificate; with none published, the operator cannot learn it (`InspectionCAUnpublished`).
-    The Secret missing: a new CA is generated and created. Before the tenant namespace exists
-    the new CA is `pending`: `create_pending` creates it once the namespace does. With `create`
+    The Secret missing: a new CA is generated and is `pending`: its certificate is published
+    (applied with the tenant's objects) and only then `create_pending` creates the Secret, so
+    a published certificate is never left beside a Secret holding another CA. With `create`
     False (a cancelled tenant) nothing is asked or made: the published certificate stays.
     """
     observed = list(observed)
@@ -186,12 +187,12 @@ async def settle_inspection_ca(
     secret = inspection_ca_secret(
         ca, tenant=tenant, namespace=namespace, service_code=spec.service_code
     )
-    if not exists:
-        return InspectionCa(certificate=ca.certificate, pending=secret)
-    if await kube.create(secret):
-        return InspectionCa(certificate=ca.certificate, created=True)
-    # Created by someone else since the dry run: its certificate is not known.
-    return InspectionCa(unresolved=(unpublished_ca(namespace),))
+    # Published first, created second (`create_pending`, after the certificate is applied):
+    # whichever write is lost (an API error, the operator killed in between), the next
+    # reconcile finds the Secret missing and starts again with a new CA. The other order could
+    # leave a new Secret beside the old published certificate for good, as the operator cannot
+    # read the Secret to tell.
+    return InspectionCa(certificate=ca.certificate, pending=secret)
 
 
 async def create_pending(kube: KubeApi, ca: InspectionCa, *, namespace: str) -> InspectionCa:

@@ -3,7 +3,9 @@
 Conditions follow kstatus: `Ready`, `Reconciling` (working towards the desired state) and
 `Stalled` (cannot progress without a human: an invalid spec, a referenced object missing, a bug),
 plus domain conditions `SpecValid`, `Isolated`,
-`QuotaApplied`, `ProxyAvailable` and `AntivirusAvailable`. A condition's `lastTransitionTime`
+`QuotaApplied`, `ProxyAvailable`, `AntivirusAvailable` and `LogStoreAvailable` (logs are one of
+the three services: `Ready` needs the log store running, and a claim that does not bind is
+reported by name). A condition's `lastTransitionTime`
 moves only when its status flips; the whole status is written only when it differs from the
 stored one (`status_changed`).
 """
@@ -12,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
 from swg_operator.api import (
     CancellationStatus,
@@ -21,8 +23,8 @@ from swg_operator.api import (
     Phase,
     SecureWebGatewayStatus,
 )
-from swg_operator.naming import Component, workload_name
-from swg_operator.reconcile.plan import contains, key_of, with_digest
+from swg_operator.naming import Component, log_volume_claim_name, workload_name
+from swg_operator.reconcile.plan import ObjectKey, contains, key_of, with_digest
 from swg_operator.render.context import Lifecycle
 
 
@@ -80,6 +82,17 @@ def _deployment_ready(desired: Mapping[str, Any], current: Mapping[str, Any] | N
     )
 
 
+DOMAIN_CONDITIONS: Final = (
+    "Isolated",
+    "QuotaApplied",
+    "ProxyAvailable",
+    "AntivirusAvailable",
+    "LogStoreAvailable",
+)
+# Unresolved reasons about the log volume (reconcile.storage): they explain LogStoreAvailable.
+LOG_STORAGE_REASONS: Final = frozenset({"StorageClassNotFound"})
+
+
 @dataclass(frozen=True)
 class _Verdict:
     status: bool | None  # None: Unknown
@@ -93,7 +106,7 @@ def _verdicts(facts: Facts) -> dict[str, _Verdict]:
         out["SpecValid"] = _Verdict(
             False, facts.spec_problem_reason, "; ".join(facts.spec_problems)
         )
-        for kind in ("Isolated", "QuotaApplied", "ProxyAvailable", "AntivirusAvailable"):
+        for kind in DOMAIN_CONDITIONS:
             out[kind] = _Verdict(None, "InvalidSpec", "Not evaluated: the spec is invalid")
         return out
     out["SpecValid"] = _Verdict(True, "Valid", "The spec was accepted")
@@ -175,7 +188,62 @@ def _verdicts(facts: Facts) -> dict[str, _Verdict]:
                 "DeploymentUnavailable",
                 f"Deployment {name} is rolling out or not available yet",
             )
+    out["LogStoreAvailable"] = _log_store_verdict(facts, current)
     return out
+
+
+def _log_store_verdict(facts: Facts, current: Mapping[ObjectKey, Mapping[str, Any]]) -> _Verdict:
+    """The log store runs in every lifecycle state (admins export logs until the purge): it
+    is available when its Deployment is; otherwise its volume claim says why, by name."""
+    name = workload_name(Component.LOGSTORE)
+    desired = next(
+        (
+            o
+            for o in facts.desired
+            if o.get("kind") == "Deployment" and o["metadata"]["name"] == name
+        ),
+        None,
+    )
+    if desired is None:
+        return _Verdict(False, "NotRendered", f"No Deployment {name} is desired")
+    if _deployment_ready(desired, current.get(key_of(desired))):
+        return _Verdict(True, "DeploymentAvailable", f"Deployment {name}: log store available")
+    storage = [u for u in facts.unresolved if u.reason in LOG_STORAGE_REASONS]
+    if storage:
+        return _Verdict(False, storage[0].reason, storage[0].message)
+    wanted = next(
+        (
+            o
+            for o in facts.desired
+            if o.get("kind") == "PersistentVolumeClaim"
+            and o["metadata"]["name"] == log_volume_claim_name()
+        ),
+        None,
+    )
+    claim = current.get(key_of(wanted)) if wanted is not None else None
+    if wanted is not None:
+        where = (
+            f"PersistentVolumeClaim {wanted['metadata'].get('namespace')}/{log_volume_claim_name()}"
+        )
+        phase = str(((claim or {}).get("status") or {}).get("phase") or "Pending")
+        if claim is None:
+            return _Verdict(False, "ClaimMissing", f"{where} is not created yet")
+        if phase != "Bound":
+            storage_class = (claim.get("spec") or {}).get("storageClassName")
+            of = (
+                f"StorageClass {storage_class}"
+                if storage_class
+                else "no StorageClass: the cluster has no default one; name one in "
+                "spec.logs.storage.storageClassName or have the platform team mark a default"
+            )
+            return _Verdict(
+                False,
+                "ClaimLost" if phase == "Lost" else "ClaimPending",
+                f"{where} is {phase} ({of}): the log store starts once a volume is bound to it",
+            )
+    return _Verdict(
+        False, "DeploymentUnavailable", f"Deployment {name} is rolling out or not available yet"
+    )
 
 
 def _phase(facts: Facts, ready: bool, previous: SecureWebGatewayStatus | None) -> Phase:
@@ -282,6 +350,7 @@ def compute_status(
         "QuotaApplied",
         "ProxyAvailable",
         "AntivirusAvailable",
+        "LogStoreAvailable",
     )
     conditions = []
     for name in order:

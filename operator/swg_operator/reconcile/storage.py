@@ -1,0 +1,77 @@
+"""Why the log volume's claim does not bind, when the reason is one only a human can fix: the
+StorageClass it names does not exist. The log store's pod then stays Pending for ever; this is
+reported as an `Unresolved` (`Stalled`) naming the class and the claim. A claim of an existing
+class that is not bound yet, or one without a class (no default StorageClass: the volume
+binder gives it the default once one is marked), is reported by `LogStoreAvailable` alone
+(reason `ClaimPending`), as progress.
+
+Only a claim that is not `Bound` is looked into, with one `get` of its StorageClass by name: a
+tenant whose log volume is bound costs no request.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any, Final
+
+from swg_operator.api import SecureWebGatewaySpec
+from swg_operator.kube import KubeApi
+from swg_operator.kube.kinds import STORAGE_CLASS
+from swg_operator.naming import log_volume_claim_name
+from swg_operator.reconcile.status import Unresolved
+
+STORAGE_CLASS_NOT_FOUND: Final = "StorageClassNotFound"
+
+
+def log_volume_claim(
+    objects: Iterable[Mapping[str, Any]], namespace: str
+) -> Mapping[str, Any] | None:
+    """The tenant's log volume claim among `objects` (the last one wins: the freshest)."""
+    found = None
+    for obj in objects:
+        meta = obj.get("metadata", {})
+        if (
+            obj.get("kind") == "PersistentVolumeClaim"
+            and meta.get("namespace") == namespace
+            and meta.get("name") == log_volume_claim_name()
+        ):
+            found = obj
+    return found
+
+
+def claim_phase(claim: Mapping[str, Any]) -> str:
+    return str((claim.get("status") or {}).get("phase") or "Pending")
+
+
+async def log_storage_problems(
+    kube: KubeApi,
+    spec: SecureWebGatewaySpec,
+    objects: Iterable[Mapping[str, Any]],
+    *,
+    namespace: str,
+) -> tuple[Unresolved, ...]:
+    """What keeps the log volume's claim from binding that only a human can fix."""
+    claim = log_volume_claim(objects, namespace)
+    if claim is None or claim_phase(claim) == "Bound":
+        return ()
+    where = f"PersistentVolumeClaim {namespace}/{log_volume_claim_name()}"
+    name = (claim.get("spec") or {}).get("storageClassName")
+    if not name:
+        return ()
+    if await kube.get(STORAGE_CLASS, str(name)) is not None:
+        return ()
+    declared = spec.logs.storage.storage_class_name
+    source = (
+        "spec.logs.storage.storageClassName"
+        if declared == name
+        else "the cluster's default StorageClass"
+    )
+    return (
+        Unresolved(
+            STORAGE_CLASS_NOT_FOUND,
+            f"{source}: StorageClass {name!r} does not exist, so {where} stays Pending and "
+            f"the log store cannot start. Create the class, or name an existing one "
+            f"(kubectl get storageclass) and delete the unbound claim (it holds no data; a "
+            f"claim's class cannot change) so that it is created again with it",
+        ),
+    )
