@@ -53,7 +53,14 @@ from swg_operator.reconcile.admins import (
     observe_mirror,
     split_mirror,
 )
-from swg_operator.reconcile.lifecycle import ClockMode, Deadline, format_time, purge_deadline
+from swg_operator.reconcile.lifecycle import (
+    ClockMode,
+    Deadline,
+    format_time,
+    legal_hold,
+    purge_after_days,
+    purge_deadline,
+)
 from swg_operator.reconcile.plan import (
     ObjectKey,
     Plan,
@@ -381,16 +388,14 @@ def _proxy_endpoint(namespace: str, settings: OperatorSettings) -> str:
 
 
 def _cancellation(
-    body: Mapping[str, Any],
-    spec: SecureWebGatewaySpec | None,
-    previous: SecureWebGatewayStatus | None,
+    body: Mapping[str, Any], previous: SecureWebGatewayStatus | None
 ) -> tuple[Deadline, CancellationStatus]:
     stamped = previous.cancellation if previous is not None else None
-    days = spec.cancellation.purge_after_days if spec is not None else 90
-    hold = spec.cancellation.legal_hold if spec is not None else False
+    # Raw reads (see reconcile.lifecycle): an invalid spec still holds and still waits.
+    hold = legal_hold(body.get("spec"))
     deadline = purge_deadline(
         deletion_timestamp=body["metadata"]["deletionTimestamp"],
-        purge_after_days=days,
+        purge_after_days=purge_after_days(body),
         stamped_purge_at=stamped.purge_at if stamped is not None else None,
     )
     status = CancellationStatus(
@@ -495,7 +500,7 @@ async def _reconcile(body: Mapping[str, Any], *, ctx: Context) -> Outcome:
     deadline: Deadline | None = None
     cancellation = previous.cancellation if previous else None
     if lifecycle is Lifecycle.CANCELLED:
-        deadline, cancellation = _cancellation(body, spec, previous)
+        deadline, cancellation = _cancellation(body, previous)
 
     if problems and lifecycle is not Lifecycle.CANCELLED:
         logger.warning(

@@ -20,13 +20,20 @@ from collections.abc import Mapping
 from typing import Any
 
 from swg_operator import metrics
-from swg_operator.api import KIND, Phase, SecureWebGatewayStatus, parse_spec
+from swg_operator.api import KIND, Phase, SecureWebGatewayStatus
 from swg_operator.kube import KubeApiError, kind_of
-from swg_operator.kube.kinds import CONFIG_MAP, NAMESPACE
+from swg_operator.kube.kinds import CONFIG_MAP, NAMESPACE, TENANT
 from swg_operator.labels import MANAGED_BY, MANAGED_BY_KEY
 from swg_operator.naming import label_value, tenant_label_value, tenant_namespace
 from swg_operator.reconcile.admins import notify
-from swg_operator.reconcile.lifecycle import ClockMode, Deadline, DueCheck, check_due, format_time
+from swg_operator.reconcile.lifecycle import (
+    ClockMode,
+    Deadline,
+    DueCheck,
+    check_due,
+    format_time,
+    legal_hold,
+)
 from swg_operator.reconcile.loop import (
     Context,
     TransientError,
@@ -134,17 +141,13 @@ async def due_check(body: Mapping[str, Any], deadline: Deadline, *, ctx: Context
     except KubeApiError as exc:
         logger.warning("Failed to read the API server's clock: %s", exc)
         server_now = None
-    try:
-        hold = parse_spec(body.get("spec") or {}).cancellation.legal_hold
-    except ValueError:
-        hold = False
     check = check_due(
         deadline,
         local_now=ctx.clock(),
         server_now=server_now,
         mode=ctx.purge.clock,
         local_margin=ctx.purge.local_margin,
-        legal_hold=hold,
+        legal_hold=legal_hold(body.get("spec")),
         max_wait=ctx.purge.max_wait,
     )
     if check.skew_seconds is not None:
@@ -156,6 +159,15 @@ async def purge(body: Mapping[str, Any], *, ctx: Context) -> SecureWebGatewaySta
     """Delete everything of the tenant, write the receipt, and return the `Purged` status."""
     name = body["metadata"]["name"]
     kube = ctx.kube
+    # Read again just before deleting anything: a legal hold set since the handler was called
+    # (or since the deadline was checked) must still stop the purge.
+    current = await _guard(kube.get(TENANT, name))
+    if current is None:
+        raise NotYet(5.0, f"{KIND} {name} could not be read again before the purge")
+    if legal_hold(current.get("spec")):
+        logger.info("Deferred the purge of %s %s: legal hold", KIND, name)
+        raise NotYet(ctx.purge.max_wait, "LegalHold: the purge waits until the hold is lifted")
+    body = current
     previous = read_status(body.get("status"))
     if previous is None or previous.cancellation is None:
         raise NotYet(1.0, "Waiting for the cancellation to be stamped into status")
