@@ -66,6 +66,24 @@ def receipt_name(body: Mapping[str, Any]) -> str:
     return f"purge-{meta['name']}-{str(meta.get('uid', ''))[:8]}".rstrip("-")
 
 
+def receipt_entry(obj: Mapping[str, Any]) -> str:
+    """How the receipt names an object: `Kind/namespace/name`, except the admins' RoleBindings,
+    whose names derive from the admins' identities (e-mail addresses, and an unsalted digest of
+    them): those are named by their UID, which says nothing about anyone. The receipt outlives
+    the tenant; it must keep no personal data."""
+    key = key_of(obj)
+    if key.kind == "RoleBinding":
+        uid = str(obj.get("metadata", {}).get("uid", "")) or "unknown"
+        return str(key._replace(name=f"uid-{uid}"))
+    return str(key)
+
+
+def _impersonal(entry: str) -> bool:
+    """False for inventory entries an earlier version wrote with an admin's binding name."""
+    kind, _, rest = entry.partition("/")
+    return kind != "RoleBinding" or rest.rpartition("/")[2].startswith("uid-")
+
+
 _pending: set[str] = set()
 
 
@@ -180,7 +198,7 @@ async def purge(body: Mapping[str, Any], *, ctx: Context) -> SecureWebGatewaySta
 
     namespace = tenant_namespace(name)
     found = await _guard(observe_everywhere(kube, name))
-    inventory = sorted({str(key_of(obj)) for obj in found})
+    inventory = sorted({receipt_entry(obj) for obj in found})
     receipt = await _write_receipt(body, inventory=inventory, ctx=ctx, completed_at=None)
 
     for obj in found:
@@ -245,7 +263,7 @@ async def _write_receipt(
     name = receipt_name(body)
     existing = await _guard(ctx.kube.get(CONFIG_MAP, name, namespace=namespace))
     data = dict((existing or {}).get("data") or {})
-    before = json.loads(data.get("inventory.json", "[]"))
+    before = [e for e in json.loads(data.get("inventory.json", "[]")) if _impersonal(e)]
     merged = sorted({*before, *inventory})
     status = read_status(body.get("status"))
     cancellation = status.cancellation if status is not None else None
