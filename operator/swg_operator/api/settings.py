@@ -130,6 +130,14 @@ class OperatorSettings(CamelModel):
         ),
     ] = ()
     antivirus: AntivirusSettings = AntivirusSettings()
+    reserved_namespaces: Annotated[
+        tuple[DnsLabel, ...],
+        Field(
+            description="Namespaces no tenant may have besides the operator's own, the DNS and "
+            "signature mirror namespaces and the system ones: a tenant whose `swg-<name>` is "
+            "one of them is Stalled and nothing in it is touched."
+        ),
+    ] = ()
     test_allowed_loopback: Annotated[
         tuple[Cidr, ...],
         Field(
