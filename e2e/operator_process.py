@@ -325,8 +325,9 @@ def _running(state_dir: Path) -> ProcessRecord | None:
 def provide_referenced_objects(cluster: Cluster, tenant: Mapping[str, Any]) -> None:
     """What a customer provides for an example tenant in its namespace: the CA Secret and the
     custom signatures ConfigMap its spec names (a throw-away CA, a signature that matches nothing
-    real). Made before the tenant, with its namespace, which the operator then takes over:
-    referenced objects are not watched, so ones made later would wait for the next resync."""
+    real). Made after the tenant, in the namespace the operator created for it (it manages no
+    namespace it did not create), then the tenant is annotated so that it is reconciled at once:
+    referenced objects are not watched, so they would otherwise wait for the next resync."""
     import base64
     import datetime
 
@@ -339,7 +340,11 @@ def provide_referenced_objects(cluster: Cluster, tenant: Mapping[str, Any]) -> N
     signatures = (spec.get("antivirus") or {}).get("customSignatures")
     if not ca_secret and not signatures:
         return
-    cluster.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}})
+    wait_until(
+        lambda: cluster.kubectl("get", "namespace", namespace, check=False).returncode == 0,
+        timeout=120,
+        what=f"namespace {namespace} created by the operator",
+    )
     if ca_secret:
         ca = generate_inspection_ca(
             tenant=name,
@@ -365,6 +370,10 @@ def provide_referenced_objects(cluster: Cluster, tenant: Mapping[str, Any]) -> N
                 "data": {"example.ndb": "Example.Local.Test-1:0:*:73776700736967\n"},
             }
         )
+    stamp = datetime.datetime.now(datetime.UTC).strftime("%Y%m%dT%H%M%SZ")
+    cluster.kubectl(
+        "annotate", "swg", name, f"swg.dev/referenced-objects-provided={stamp}", "--overwrite"
+    )
 
 
 def up(state_dir: Path, *, timeout: float = 180.0) -> int:
@@ -395,9 +404,9 @@ def up(state_dir: Path, *, timeout: float = 180.0) -> int:
         for document in yaml.safe_load_all(path.read_text())
         if document
     ]
+    plane.kubectl("apply", "-f", str(EXAMPLE_TENANTS))
     for tenant in tenants:
         provide_referenced_objects(plane, tenant)
-    plane.kubectl("apply", "-f", str(EXAMPLE_TENANTS))
     names = [tenant["metadata"]["name"] for tenant in tenants]
     for name in names:
         wait_phase(plane, name, "Ready", timeout=timeout)

@@ -776,17 +776,38 @@ def test_tenant_admins_read_their_tenant_and_nothing_of_another(
 def test_an_upgrade_removes_the_admins_role_of_earlier_versions(
     operator_release: Release, operator: OperatorProcess
 ) -> None:
-    """A tenant namespace as an earlier version left it (a Role `tenant-reader` and a binding to
-    it): the operator, with the chart's RBAC alone, finds the Role by name, deletes it, and
-    replaces the binding by one to the chart's ClusterRole."""
+    """A tenant namespace as an earlier version left it (the tenant's labels but no UID stamp, a
+    Role `tenant-reader` and a binding to it; the tenant's status names the namespace): the
+    operator, with the chart's RBAC alone, adopts the namespace, finds the Role by name, deletes
+    it, and replaces the binding by one to the chart's ClusterRole."""
     cluster = operator_release.cluster
     log_start = len(operator.log_text())
     name = unique_name("chart-upgrade")
     namespace = f"swg-{name}"
     owned = {"app.kubernetes.io/managed-by": "swg-operator", "swg.dev/tenant": name}
     admin = "carol@example.com"
+    # The tenant first, with a spec the operator refuses (an unknown URL category), so that
+    # this operator creates nothing; then the namespace as the earlier version made it, after
+    # the tenant, and the status that version wrote.
+    waiting = _admin_tenant(name, admin)
+    waiting["spec"]["urlFiltering"] = {"blockedCategories": ["no-such-category"]}
+    cluster.apply(waiting)
+    wait_until(
+        lambda: (s := _status(cluster, name)) and _condition(s, "Stalled") == "True",
+        timeout=READY_TIMEOUT,
+        what=f"{name} Stalled on its unknown category",
+    )
     cluster.apply(
         {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace, "labels": owned}}
+    )
+    cluster.kubectl(
+        "patch",
+        "swg",
+        name,
+        "--subresource=status",
+        "--type=merge",
+        "-p",
+        json.dumps({"status": {"namespace": namespace}}),
     )
     cluster.apply(
         {
@@ -810,6 +831,11 @@ def test_an_upgrade_removes_the_admins_role_of_earlier_versions(
     cluster.apply(_admin_tenant(name, admin))
     try:
         _ready(cluster, name, operator)
+        adopted = cluster.kubectl_json("get", "namespace", namespace)
+        assert (
+            adopted["metadata"]["annotations"]["swg.dev/tenant-uid"]
+            == (cluster.kubectl_json("get", "swg", name)["metadata"]["uid"])
+        )
 
         def migrated() -> bool:
             roles = cluster.kubectl_json("get", "roles", "-n", namespace)["items"]

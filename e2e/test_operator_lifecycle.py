@@ -208,3 +208,95 @@ def test_sigkill_while_purging_completes_after_restart(
     new_operator()
     wait_until(lambda: gone(cluster, name), timeout=120, what=f"tenant {name} purged")
     assert_purged(cluster, name)
+
+
+def test_a_namespace_made_by_someone_else_is_never_taken_over_nor_purged(
+    prepared: Cluster, new_operator: Any, tenant_name: str
+) -> None:
+    cluster, name, ns = prepared, tenant_name, f"swg-{tenant_name}"
+    owned = {"app.kubernetes.io/managed-by": "swg-operator", "swg.dev/tenant": name}
+    # Made ahead of the tenant, even with the tenant's labels: not the operator's.
+    cluster.apply(
+        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns, "labels": owned}}
+    )
+    cluster.apply(
+        {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {"name": "theirs", "namespace": ns, "labels": owned},
+            "data": {"precious": "yes"},
+        }
+    )
+    try:
+        new_operator()
+        cluster.apply(tenant_manifest(name, cancellation={"purgeAfterDays": 0}))
+
+        def stalled() -> dict[str, Any] | None:
+            body = get_tenant(cluster, name)
+            found = [
+                c
+                for c in ((body or {}).get("status") or {}).get("conditions", [])
+                if c["type"] == "Stalled" and c["status"] == "True"
+            ]
+            return found[0] if found else None
+
+        condition = wait_until(stalled, timeout=60, what=f"{name} Stalled")
+        assert condition["reason"] == "NamespaceNotOwned"
+        assert ns in condition["message"]
+        assert labelled_objects(cluster, name) == {f"Namespace//{ns}", f"ConfigMap/{ns}/theirs"}
+        namespace = cluster.kubectl_json("get", "namespace", ns)
+        assert "swg.dev/tenant-uid" not in (namespace["metadata"].get("annotations") or {})
+        cluster.kubectl("delete", "swg", name, "--wait=false")
+        wait_until(lambda: get_tenant(cluster, name) is None, timeout=120, what="tenant gone")
+        assert cluster.kubectl_json("get", "configmap", "theirs", "-n", ns)["data"] == {
+            "precious": "yes"
+        }
+        record = receipt(cluster, name)
+        assert record is not None
+        assert "not created for this tenant" in record["data"]["deleted"]
+    finally:
+        cluster.kubectl("delete", "namespace", ns, "--wait=false", check=False)
+
+
+def test_a_tenant_named_after_the_operator_namespace_touches_nothing_there(
+    prepared: Cluster, new_operator: Any
+) -> None:
+    cluster, name = prepared, OPERATOR_NS.removeprefix("swg-")
+    new_operator()
+    before = {
+        item["metadata"]["name"]
+        for item in cluster.kubectl_json("get", "configmaps", "-n", OPERATOR_NS)["items"]
+    }
+    cluster.apply(tenant_manifest(name, cancellation={"purgeAfterDays": 0}))
+    try:
+        body = wait_until(
+            lambda: (
+                (b := get_tenant(cluster, name)) and (b.get("status") or {}).get("conditions") and b
+            ),
+            timeout=60,
+            what=f"{name} reconciled",
+        )
+        (stalled,) = [c for c in body["status"]["conditions"] if c["type"] == "Stalled"]
+        assert (stalled["status"], stalled["reason"]) == ("True", "NamespaceReserved")
+        assert OPERATOR_NS in stalled["message"]
+        cluster.kubectl("delete", "swg", name, "--wait=false")
+        wait_until(lambda: get_tenant(cluster, name) is None, timeout=120, what="tenant gone")
+        namespace = cluster.kubectl_json("get", "namespace", OPERATOR_NS)
+        assert not namespace["metadata"].get("deletionTimestamp")
+        after = {
+            item["metadata"]["name"]
+            for item in cluster.kubectl_json("get", "configmaps", "-n", OPERATOR_NS)["items"]
+        }
+        assert before <= after  # only its receipt was added
+        assert labelled_objects(cluster, name) == set()
+    finally:  # not forget_tenant(): that would delete the namespace swg-<name>
+        cluster.kubectl("delete", "swg", name, "--wait=false", "--ignore-not-found", check=False)
+        cluster.kubectl(
+            "patch",
+            "swg",
+            name,
+            "--type=merge",
+            "-p",
+            '{"metadata":{"finalizers":null}}',
+            check=False,
+        )

@@ -1,6 +1,8 @@
 """An in-memory `KubeApi` for unit tests: enough of the API server's behaviour to test the
-reconcile loop (server-side apply by field manager, create-only POST with dry run, label and name
-selectors, namespace cascade, status subresource, Events, a settable clock), no network and no
+reconcile loop (server-side apply by field manager, create-only POST with dry run, merge patch,
+label and name selectors, namespace cascade, creation timestamps, status subresource, Events, a
+settable clock, and the PersistentVolume controller's reclaim: a claim's bound volume goes with
+the claim when its reclaim policy is Delete, stays `Released` otherwise), no network and no
 mock.patch. Every write is counted in `writes`, every read in `reads`."""
 
 from __future__ import annotations
@@ -42,10 +44,15 @@ class FakeKube:
         self.fail_next: list[KubeApiError] = []
         # Kinds whose deletion "kills the operator" right after it happened (once each).
         self.crash_after_delete: set[str] = set()
+        # PersistentVolumes whose deletion fails (the PV controller marks them `Failed`).
+        self.undeletable_volumes: set[str] = set()
         self._uids = itertools.count(1)
         self._versions = itertools.count(1)
 
     # --- helpers for tests ---------------------------------------------------------------------
+
+    def _timestamp(self) -> str:
+        return self.server_now.strftime("%Y-%m-%dT%H:%M:%SZ")
 
     def put(self, obj: Mapping[str, Any]) -> dict[str, Any]:
         """Store `obj` as if created by someone else (no write counted)."""
@@ -53,6 +60,7 @@ class FakeKube:
         meta = stored.setdefault("metadata", {})
         meta.setdefault("uid", f"uid-{next(self._uids)}")
         meta.setdefault("generation", 1)
+        meta.setdefault("creationTimestamp", self._timestamp())
         self.objects[_key(stored)] = stored
         return stored
 
@@ -90,8 +98,10 @@ class FakeKube:
         if before is None:
             meta["uid"] = f"uid-{next(self._uids)}"
             meta["generation"] = 1
+            meta["creationTimestamp"] = self._timestamp()
         else:
             meta["uid"] = before["metadata"]["uid"]
+            meta["creationTimestamp"] = before["metadata"].get("creationTimestamp")
             changed = before.get("spec") != stored.get("spec")
             meta["generation"] = before["metadata"].get("generation", 1) + int(changed)
             if "status" in before:
@@ -146,8 +156,51 @@ class FakeKube:
         stored = copy.deepcopy(dict(obj))
         stored["metadata"]["uid"] = f"uid-{next(self._uids)}"
         stored["metadata"]["resourceVersion"] = str(next(self._versions))
+        stored["metadata"]["creationTimestamp"] = self._timestamp()
         self.objects[key] = stored
         return True
+
+    async def patch(
+        self,
+        kind: ResourceKind,
+        name: str,
+        patch: Mapping[str, Any],
+        *,
+        namespace: str | None = None,
+    ) -> dict[str, Any] | None:
+        self._maybe_fail()
+        key = (kind.api_version, kind.kind, namespace, name)
+        if key not in self.objects:
+            return None
+        self.writes.append(("patch", f"{kind.kind}/{namespace or ''}/{name}"))
+        obj = self.objects[key]
+        _merge(obj, patch)
+        obj["metadata"]["resourceVersion"] = str(next(self._versions))
+        if kind.kind == "PersistentVolume":
+            self._reclaim(name)
+        return copy.deepcopy(self.objects.get(key)) if key in self.objects else None
+
+    def _reclaim(self, volume: str) -> None:
+        """The PV controller: a released volume is deleted when its policy says Delete."""
+        key = ("v1", "PersistentVolume", None, volume)
+        pv = self.objects.get(key)
+        if pv is None or (pv.get("status") or {}).get("phase") not in ("Released", "Failed"):
+            return
+        if pv["spec"].get("persistentVolumeReclaimPolicy") != "Delete":
+            return
+        if volume in self.undeletable_volumes:
+            pv["status"] = {"phase": "Failed", "message": "no deleter for this volume"}
+            return
+        del self.objects[key]
+
+    def _release_volumes(self, namespace: str, claim: str) -> None:
+        for key, pv in list(self.objects.items()):
+            if key[1] != "PersistentVolume":
+                continue
+            ref = pv["spec"].get("claimRef") or {}
+            if (ref.get("namespace"), ref.get("name")) == (namespace, claim):
+                pv["status"] = {"phase": "Released"}
+                self._reclaim(key[3])
 
     async def delete(self, kind: ResourceKind, name: str, *, namespace: str | None = None) -> bool:
         self._maybe_fail()
@@ -159,6 +212,10 @@ class FakeKube:
         if kind.kind == "Namespace":  # the namespace controller, instantly
             for other in [k for k in self.objects if k[2] == name]:
                 del self.objects[other]
+                if other[1] == "PersistentVolumeClaim":
+                    self._release_volumes(name, other[3])
+        if kind.kind == "PersistentVolumeClaim" and namespace is not None:
+            self._release_volumes(namespace, name)
         if kind.kind in self.crash_after_delete:
             self.crash_after_delete.discard(kind.kind)
             raise KubeApiError(0, f"connection lost after deleting {kind.kind} {name}")
@@ -198,6 +255,40 @@ class FakeKube:
     async def server_time(self) -> datetime.datetime:
         self._maybe_fail()
         return self.server_now
+
+
+def _merge(target: dict[str, Any], patch: Mapping[str, Any]) -> None:
+    """A JSON merge patch (RFC 7386) of `patch` into `target`."""
+    for field, value in patch.items():
+        if value is None:
+            target.pop(field, None)
+        elif isinstance(value, Mapping) and isinstance(target.get(field), dict):
+            _merge(target[field], value)
+        else:
+            target[field] = copy.deepcopy(value)
+
+
+def bind_log_volume(
+    kube: FakeKube, namespace: str, *, volume: str = "pv-logs-1", policy: str = "Retain"
+) -> dict[str, Any]:
+    """Play the provisioner: bind the tenant's log claim to a new PersistentVolume."""
+    claim = kube.find("PersistentVolumeClaim", "logstore-data", namespace)
+    assert claim is not None
+    claim["spec"]["volumeName"] = volume
+    claim["status"] = {"phase": "Bound"}
+    return kube.put(
+        {
+            "apiVersion": "v1",
+            "kind": "PersistentVolume",
+            "metadata": {"name": volume},
+            "spec": {
+                "persistentVolumeReclaimPolicy": policy,
+                "claimRef": {"namespace": namespace, "name": "logstore-data"},
+                "capacity": {"storage": "7Gi"},
+            },
+            "status": {"phase": "Bound"},
+        }
+    )
 
 
 def make_available(kube: FakeKube) -> None:

@@ -22,7 +22,7 @@ from typing import Any
 
 import kopf
 
-from fakes import FakeKube, make_available
+from fakes import FakeKube, bind_log_volume, make_available
 from swg_operator.api import OperatorSettings
 from swg_operator.handlers import RunOptions, register
 from swg_operator.kube import ResourceKind
@@ -122,6 +122,17 @@ class RecordingKube:
         self._note(kind_of(obj), "create", obj["metadata"].get("namespace"))
         return await self.inner.create(obj, dry_run=dry_run)
 
+    async def patch(
+        self,
+        kind: ResourceKind,
+        name: str,
+        patch: Mapping[str, Any],
+        *,
+        namespace: str | None = None,
+    ) -> dict[str, Any] | None:
+        self._note(kind, "patch", namespace)
+        return await self.inner.patch(kind, name, patch, namespace=namespace)
+
     async def delete(self, kind: ResourceKind, name: str, *, namespace: str | None = None) -> bool:
         self._note(kind, "delete", namespace, name=name)
         return await self.inner.delete(kind, name, namespace=namespace)
@@ -161,8 +172,8 @@ def _fresh(kube: FakeKube, name: str) -> dict[str, Any]:
 async def _lifecycle(kube: FakeKube, recorder: RecordingKube) -> None:
     """Every path of the loop: create, available, spec changes with pruning, admins, HTTPS
     inspection with a generated CA and with the customer's, custom signatures, suspension,
-    cancellation and purge; an invalid spec; an upgrade from the version that wrote a Role for
-    the admins."""
+    cancellation and purge (of a log volume of a `Retain` storage class); an invalid spec; an
+    upgrade from the version that wrote a Role for the admins."""
     ctx = Context(kube=recorder, settings=SETTINGS, clock=lambda: NOW)  # type: ignore[arg-type]
     _legacy_tenant(kube, "old")
     await reconcile(_fresh(kube, "old"), ctx=ctx)
@@ -200,6 +211,7 @@ async def _lifecycle(kube: FakeKube, recorder: RecordingKube) -> None:
     body["metadata"]["generation"] = 2
     kube.put(body)
     await reconcile(_fresh(kube, name), ctx=ctx)
+    bind_log_volume(kube, f"swg-{name}", policy="Retain")
     body = _fresh(kube, name)
     body["metadata"]["deletionTimestamp"] = "2026-01-01T12:00:00Z"
     body["metadata"]["finalizers"] = ["swg.dev/purge"]
@@ -213,8 +225,11 @@ async def _lifecycle(kube: FakeKube, recorder: RecordingKube) -> None:
 
 
 def _legacy_tenant(kube: FakeKube, name: str) -> None:
-    """A tenant as an earlier version left it: its namespace with a Role for the admins."""
-    kube.put(tenant(name, admins=[{"kind": "User", "name": "carol@example.com"}]))
+    """A tenant as an earlier version left it: its namespace (the tenant's labels, no UID
+    stamp; the tenant's status names it) with a Role for the admins."""
+    body = tenant(name, admins=[{"kind": "User", "name": "carol@example.com"}])
+    body["status"] = {"observedGeneration": 1, "phase": "Ready", "namespace": f"swg-{name}"}
+    kube.put(body)
     labels = {"app.kubernetes.io/managed-by": "swg-operator", "swg.dev/tenant": name}
     namespace = f"swg-{name}"
     kube.put(

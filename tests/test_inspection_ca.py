@@ -378,8 +378,10 @@ def test_a_secret_already_in_a_namespace_made_by_hand_is_not_replaced() -> None:
     )
     status = run(kube, ctx)
     assert secret_certificate(kube) == "theirs"
-    assert published(kube) is None  # the certificate applied with the namespace was taken back
-    assert condition(status, "Stalled")["reason"] == INSPECTION_CA_UNPUBLISHED
+    assert published(kube) is None
+    # The namespace is not the operator's (it did not create it): nothing in it is touched.
+    assert condition(status, "Stalled")["reason"] == "NamespaceNotOwned"
+    assert not [w for w in kube.writes if f"/{NS}/" in w[1]]
 
 
 def test_inspection_off_keeps_the_ca_and_on_again_uses_it() -> None:
@@ -413,7 +415,8 @@ def test_a_cancelled_tenant_creates_no_ca_and_the_purge_takes_it() -> None:
             continue
         break
     assert kube.find("Secret", SECRET, NS) is None
-    assert not [w for w in kube.writes if w[0] == "create"][1:]  # only the first CA
+    # Only the first CA.
+    assert not [w for w in kube.writes if w[0] == "create" and w[1].startswith("Secret/")][1:]
     assert kube.find("Namespace", NS) is None
     assert secret_reads(kube) == []
 

@@ -312,8 +312,12 @@ OWNED = {"app.kubernetes.io/managed-by": "swg-operator", "swg.dev/tenant": "acme
 
 def _legacy(kube: FakeKube, *, labels: dict[str, str]) -> None:
     """What an earlier version left: the namespace, a Role `tenant-reader` and a binding to it
-    (named as that version named it: roleRef cannot change, so the new binding is another)."""
+    (named as that version named it: roleRef cannot change, so the new binding is another).
+    That version reconciled the tenant into the namespace: its status names it."""
     kube.put({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NS, "labels": OWNED}})
+    body = kube.find("SecureWebGateway", "acme")
+    assert body is not None
+    body["status"] = {"observedGeneration": 1, "phase": "Ready", "namespace": NS}
     kube.put(
         {
             "apiVersion": "rbac.authorization.k8s.io/v1",

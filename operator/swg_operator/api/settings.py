@@ -137,6 +137,14 @@ class OperatorSettings(CamelModel):
         "sizing figures in status stay as sized. 100: requests as sized. Lower it to pack "
         "tenants whose declared peak is rarely reached onto fewer nodes (docs/sizing.md).",
     )
+    reserved_namespaces: Annotated[
+        tuple[DnsLabel, ...],
+        Field(
+            description="Namespaces no tenant may have besides the operator's own, the DNS and "
+            "signature mirror namespaces and the system ones: a tenant whose `swg-<name>` is "
+            "one of them is Stalled and nothing in it is touched."
+        ),
+    ] = ()
     test_allowed_loopback: Annotated[
         tuple[Cidr, ...],
         Field(

@@ -71,6 +71,18 @@ class KubeApi(Protocol):
         returns one: for Secrets this needs `create` only, which discloses no Secret."""
         ...
 
+    async def patch(
+        self,
+        kind: ResourceKind,
+        name: str,
+        patch: Mapping[str, Any],
+        *,
+        namespace: str | None = None,
+    ) -> dict[str, Any] | None:
+        """JSON merge patch of an existing object (never creates one: needs `patch` only);
+        returns it as stored, or None when it does not exist."""
+        ...
+
     async def delete(self, kind: ResourceKind, name: str, *, namespace: str | None = None) -> bool:
         """Delete (dependents in the background); False when it was already gone."""
         ...

@@ -167,6 +167,24 @@ class HttpKubeApi:
             raise
         return True
 
+    async def patch(
+        self,
+        kind: ResourceKind,
+        name: str,
+        patch: Mapping[str, Any],
+        *,
+        namespace: str | None = None,
+    ) -> dict[str, Any] | None:
+        result, _ = await self._request(
+            "PATCH",
+            kind.object_path(name, namespace),
+            body=dict(patch),
+            content_type=MERGE_CONTENT_TYPE,
+            allow_404=True,
+        )
+        stored: dict[str, Any] | None = result
+        return stored
+
     async def delete(self, kind: ResourceKind, name: str, *, namespace: str | None = None) -> bool:
         body = {"kind": "DeleteOptions", "apiVersion": "v1", "propagationPolicy": "Background"}
         result, _ = await self._request(

@@ -63,6 +63,10 @@ TENANT: Final = ResourceKind(API_VERSION, KIND, PLURAL, namespaced=False)
 STORAGE_CLASS: Final = ResourceKind(
     "storage.k8s.io/v1", "StorageClass", "storageclasses", namespaced=False
 )
+# The log store claim's volume: read and its reclaim policy patched by the purge, nothing more.
+PERSISTENT_VOLUME: Final = ResourceKind(
+    "v1", "PersistentVolume", "persistentvolumes", namespaced=False
+)
 
 # Every kind a tenant's objects can have: observed (listed by label) on each reconcile so that
 # what the desired state no longer contains can be pruned, watched for drift, and listed
@@ -86,7 +90,10 @@ OWNED_KINDS: Final[tuple[ResourceKind, ...]] = (
     ROLE_BINDING,
 )
 
-_BY_TYPE: Final = {(k.api_version, k.kind): k for k in (*OWNED_KINDS, SECRET, ROLE, EVENT, TENANT)}
+_BY_TYPE: Final = {
+    (k.api_version, k.kind): k
+    for k in (*OWNED_KINDS, SECRET, ROLE, EVENT, TENANT, PERSISTENT_VOLUME)
+}
 
 
 def kind_of(obj: Mapping[str, Any]) -> ResourceKind:

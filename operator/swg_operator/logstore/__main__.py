@@ -1,12 +1,13 @@
 """`python -m swg_operator.logstore serve|ship`: the log store and its shipping sidecar.
 
-    serve  [--root DIR] --tenant NAME --service-code CODE [--retention-days N]
+    serve  [--root DIR] --tenant NAME --service-code CODE [--retention-days N] [--legal-hold]
            [--host 0.0.0.0] [--http-port 8080] [--ingest-port 5140]
     ship   --store http://logstore:5140 --source KIND[=PATH] ... [--state-dir DIR]
 
 Every option has an environment variable, so the pod spec can use either:
 SWG_STATE_DIR (the volume; records go to $SWG_STATE_DIR/logs, or SWG_LOGSTORE_ROOT),
-SWG_TENANT, SWG_SERVICE_CODE, SWG_LOG_RETENTION_DAYS, SWG_LOG_DISPLAY_TIME_ZONE,
+SWG_TENANT, SWG_SERVICE_CODE, SWG_LOG_RETENTION_DAYS, SWG_LOG_LEGAL_HOLD (`true`: expire nothing),
+SWG_LOG_DISPLAY_TIME_ZONE,
 SWG_HTTP_PORT, SWG_INGEST_PORT;
 SWG_LOGSTORE_URL, SWG_SHIP_SOURCES (`KIND[=PATH],...`), SWG_SHIPPER_STATE_DIR.
 """
@@ -70,6 +71,12 @@ def build_parser() -> argparse.ArgumentParser:
         type=_retention,
         default=_retention(_env("SWG_LOG_RETENTION_DAYS") or _env("SWG_RETENTION_DAYS") or "90"),
     )
+    serve.add_argument(
+        "--legal-hold",
+        action="store_true",
+        default=(_env("SWG_LOG_LEGAL_HOLD") or "").lower() == "true",
+        help="keep every day: retention expires nothing (spec.cancellation.legalHold)",
+    )
     serve.add_argument("--display-time-zone", default=_env("SWG_LOG_DISPLAY_TIME_ZONE") or "UTC")
     serve.add_argument("--host", default=_env("SWG_LOGSTORE_HOST", "0.0.0.0"))  # noqa: S104
     serve.add_argument("--http-port", type=int, default=int(_env("SWG_HTTP_PORT") or HTTP_PORT))
@@ -116,6 +123,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 service_code=args.service_code,
                 retention_days=args.retention_days,
                 display_time_zone=args.display_time_zone,
+                legal_hold=args.legal_hold,
             )
         )
         asyncio.run(

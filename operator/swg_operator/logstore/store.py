@@ -80,6 +80,7 @@ class StoreConfig:
     retention_days: int
     close_grace: timedelta = timedelta(minutes=10)
     display_time_zone: str = "UTC"  # spec.logs.timeZone: sent to downloaders, not applied
+    legal_hold: bool = False  # spec.cancellation.legalHold: no day expires while held
 
 
 @dataclass(frozen=True)
@@ -369,11 +370,12 @@ class LogStore:
         return sorted(d for d in found if d is not None)
 
     def maintain(self, *, now: datetime) -> None:
-        """Delete days out of the retention window, then compress the segments of days that
-        ended more than `close_grace` ago. Call it periodically (and at start)."""
+        """Delete days out of the retention window (none under a legal hold), then compress the
+        segments of days that ended more than `close_grace` ago. Call it periodically (and at
+        start)."""
         today = utc_day(now)
         with self._lock:
-            for log_type in LogType:
+            for log_type in () if self.config.legal_hold else LogType:
                 for day in expired_days(
                     self.days(log_type), today=today, retention_days=self.config.retention_days
                 ):

@@ -2,7 +2,14 @@
 
 The deadline is computed from the API server's `deletionTimestamp` (the server's clock) and
 stamped into status the first time the deletion is seen; a stamped deadline is kept (so a later
-edit of `purgeAfterDays` cannot move it), but never beyond 90 days after the cancellation.
+edit of `purgeAfterDays` cannot move it), but never beyond 90 days after the cancellation. Until it
+is stamped, `purgeAfterDays` is the larger of the spec as the operator last handled it (kopf's
+last-handled state, which kopf stops updating once the object is being deleted) and the current
+spec: an edit made after the deletion can lengthen the wait, never shorten it.
+
+The legal hold and `purgeAfterDays` are read from the raw object, not the validated spec: a spec
+whose other fields fail validation still holds, and a value that cannot be read counts as the
+safe one (held; 90 days).
 
 When is the purge due? Two clock modes, chosen at operator start (docs/operator.md):
 
@@ -19,12 +26,68 @@ When is the purge due? Two clock modes, chosen at operator start (docs/operator.
 from __future__ import annotations
 
 import datetime
+import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Final
+from typing import Any, Final
 
 MAX_PURGE_DAYS: Final = 90
 UTC: Final = datetime.UTC
+# kopf's diff-base (handlers.configure_kopf): the object as the operator last handled it.
+LAST_HANDLED_ANNOTATION: Final = "swg.dev/last-handled-configuration"
+
+
+def legal_hold(spec: Any) -> bool:
+    """`spec.cancellation.legalHold` of a raw spec: True when set, and when it cannot be read
+    (a spec or cancellation that is not an object, a hold that is not a boolean)."""
+    if spec is None:
+        return False
+    if not isinstance(spec, Mapping):
+        return True
+    cancellation = spec.get("cancellation")
+    if cancellation is None:
+        return False
+    if not isinstance(cancellation, Mapping):
+        return True
+    hold = cancellation.get("legalHold")
+    return hold is not None and hold is not False
+
+
+def _days(spec: Any) -> int:
+    """`spec.cancellation.purgeAfterDays` of a raw spec: the default 90 when absent, and 90
+    (the longest) when it cannot be read."""
+    if not isinstance(spec, Mapping):
+        return MAX_PURGE_DAYS
+    cancellation = spec.get("cancellation")
+    if not isinstance(cancellation, Mapping):  # absent: the default; unreadable: the longest
+        return MAX_PURGE_DAYS
+    days = cancellation.get("purgeAfterDays", MAX_PURGE_DAYS)
+    if isinstance(days, bool) or not isinstance(days, int) or not 0 <= days <= MAX_PURGE_DAYS:
+        return MAX_PURGE_DAYS
+    return days
+
+
+def last_handled_spec(body: Mapping[str, Any]) -> Any:
+    """The spec as kopf last handled it (its diff-base annotation), or None when there is
+    none; an annotation that cannot be read gives an empty object (so: 90 days)."""
+    annotations = (body.get("metadata") or {}).get("annotations") or {}
+    raw = annotations.get(LAST_HANDLED_ANNOTATION)
+    if raw is None:
+        return None
+    try:
+        essence = json.loads(raw)
+    except ValueError:
+        return {}
+    return essence.get("spec", {}) if isinstance(essence, Mapping) else {}
+
+
+def purge_after_days(body: Mapping[str, Any]) -> int:
+    """The days from cancellation to purge for a tenant being deleted: those of the spec as
+    last handled before the deletion, or of the current spec when they are more."""
+    current = _days(body.get("spec") or {})
+    handled = last_handled_spec(body)
+    return current if handled is None else max(_days(handled), current)
 
 
 class ClockMode(StrEnum):

@@ -54,7 +54,15 @@ from swg_operator.reconcile.admins import (
     observe_mirror,
     split_mirror,
 )
-from swg_operator.reconcile.lifecycle import ClockMode, Deadline, format_time, purge_deadline
+from swg_operator.reconcile.lifecycle import (
+    ClockMode,
+    Deadline,
+    format_time,
+    legal_hold,
+    purge_after_days,
+    purge_deadline,
+)
+from swg_operator.reconcile.ownership import Ownership, Verdict, judge, stamp
 from swg_operator.reconcile.plan import (
     ObjectKey,
     Plan,
@@ -217,15 +225,6 @@ async def observe(kube: KubeApi, tenant: str, namespaces: Sequence[str]) -> list
     return found
 
 
-async def observe_everywhere(kube: KubeApi, tenant: str) -> list[dict[str, Any]]:
-    """Every object labelled as the tenant's in the whole cluster (for the purge)."""
-    selector = selector_string(tenant)
-    found: list[dict[str, Any]] = []
-    for kind in OWNED_KINDS:
-        found += await kube.list_labelled(kind, selector=selector)
-    return found
-
-
 async def check_references(
     kube: KubeApi, spec: SecureWebGatewaySpec, *, namespace: str
 ) -> tuple[Unresolved, ...]:
@@ -255,14 +254,26 @@ async def _guard(call: Awaitable[Any]) -> Any:
 
 
 async def execute(
-    kube: KubeApi, plan: Plan, applied: dict[ObjectKey, tuple[str, str]]
+    kube: KubeApi,
+    plan: Plan,
+    applied: dict[ObjectKey, tuple[str, str]],
+    *,
+    create_only: frozenset[ObjectKey] = frozenset(),
 ) -> dict[ObjectKey, dict[str, Any]]:
     """Apply then prune; return the applied objects as the API server stored them, and
-    remember in `applied` what was applied."""
+    remember in `applied` what was applied. The objects of `create_only` (the tenant namespace
+    the operator makes) are created with a POST, which is refused when the name is taken: a
+    namespace made by someone else meanwhile is never written over."""
     stored: dict[ObjectKey, dict[str, Any]] = {}
     for obj in plan.apply:
         key = key_of(obj)
-        stored[key] = await _guard(kube.apply(obj))
+        if key in create_only:
+            kind = kind_of(obj)
+            if not await _guard(kube.create(obj)):
+                raise TransientError(f"{key} appeared while the operator was creating it")
+            stored[key] = await _guard(kube.get(kind, key.name, namespace=key.namespace)) or {**obj}
+        else:
+            stored[key] = await _guard(kube.apply(obj))
         applied[key] = applied_version(obj, stored[key])
     for key in plan.prune:
         kind = kind_of({"apiVersion": key.api_version, "kind": key.kind})
@@ -382,8 +393,12 @@ async def _mirror_observing(
     *,
     spec: SecureWebGatewaySpec | None,
 ) -> int:
-    """`mirror_status` for the reconciles that observed nothing (an invalid spec, a bug)."""
+    """`mirror_status` for the reconciles that observed nothing (an invalid spec, a bug); only
+    into a namespace the operator manages for the tenant."""
     namespace = tenant_namespace(body["metadata"]["name"])
+    found = await _guard(ctx.kube.get(NAMESPACE, namespace))
+    if not judge(body, namespace, found, ctx.settings).deletable:
+        return 0
     ready, observed = await _guard(observe_mirror(ctx.kube, body["metadata"]["name"], namespace))
     if not ready:
         return 0
@@ -395,16 +410,14 @@ def _proxy_endpoint(namespace: str, settings: OperatorSettings) -> str:
 
 
 def _cancellation(
-    body: Mapping[str, Any],
-    spec: SecureWebGatewaySpec | None,
-    previous: SecureWebGatewayStatus | None,
+    body: Mapping[str, Any], previous: SecureWebGatewayStatus | None
 ) -> tuple[Deadline, CancellationStatus]:
     stamped = previous.cancellation if previous is not None else None
-    days = spec.cancellation.purge_after_days if spec is not None else 90
-    hold = spec.cancellation.legal_hold if spec is not None else False
+    # Raw reads (see reconcile.lifecycle): an invalid spec still holds and still waits.
+    hold = legal_hold(body.get("spec"))
     deadline = purge_deadline(
         deletion_timestamp=body["metadata"]["deletionTimestamp"],
-        purge_after_days=days,
+        purge_after_days=purge_after_days(body),
         stamped_purge_at=stamped.purge_at if stamped is not None else None,
     )
     status = CancellationStatus(
@@ -415,6 +428,31 @@ def _cancellation(
         receipt=stamped.receipt if stamped is not None else None,
     )
     return deadline, status
+
+
+async def _not_owned(
+    body: Mapping[str, Any],
+    ownership: Verdict,
+    *,
+    ctx: Context,
+    deadline: Deadline | None,
+    cancellation: CancellationStatus | None,
+) -> Outcome:
+    """The tenant's namespace is reserved or not the operator's to manage: `Stalled`, naming
+    it; nothing in it is read, written or announced."""
+    name = body["metadata"]["name"]
+    previous = read_status(body.get("status"))
+    logger.warning("Stalled %s %s: %s", KIND, name, ownership.message)
+    metrics.RECONCILE_ERRORS.labels(kind="not_owned").inc()
+    facts = Facts(
+        generation=int(body["metadata"].get("generation", 0)),
+        mode=_lifecycle(body),
+        unresolved=(Unresolved(str(ownership.state), ownership.message),),
+        cancellation=cancellation,
+    )
+    status = compute_status(facts, previous=previous, now=format_time(ctx.clock()))
+    written = await write_status(ctx.kube, body, status)
+    return Outcome(name, status, "not_owned", 0, written, None, deadline)
 
 
 async def reconcile(body: Mapping[str, Any], *, ctx: Context) -> Outcome:
@@ -511,7 +549,15 @@ async def _reconcile(body: Mapping[str, Any], *, ctx: Context) -> Outcome:
     deadline: Deadline | None = None
     cancellation = previous.cancellation if previous else None
     if lifecycle is Lifecycle.CANCELLED:
-        deadline, cancellation = _cancellation(body, spec, previous)
+        deadline, cancellation = _cancellation(body, previous)
+
+    ownership = judge(
+        body, namespace, await _guard(ctx.kube.get(NAMESPACE, namespace)), ctx.settings
+    )
+    if not ownership.manageable:
+        return await _not_owned(
+            body, ownership, ctx=ctx, deadline=deadline, cancellation=cancellation
+        )
 
     if problems and lifecycle is not Lifecycle.CANCELLED:
         logger.warning(
@@ -533,7 +579,8 @@ async def _reconcile(body: Mapping[str, Any], *, ctx: Context) -> Outcome:
 
     # A cancelled tenant whose spec no longer renders still stops its traffic: everything but
     # the retained objects (Namespace, log store volume, published CA certificate) is pruned.
-    desired = manifests.objects if manifests is not None else ()
+    uid = str(meta.get("uid") or "")
+    desired = stamp(manifests.objects, namespace, uid) if manifests is not None else ()
     namespaces = sorted(
         {
             namespace,
@@ -559,9 +606,26 @@ async def _reconcile(body: Mapping[str, Any], *, ctx: Context) -> Outcome:
         )
         if ca.certificate is not None:
             manifests = render(ca.certificate)
-            desired = manifests.objects
+            desired = stamp(manifests.objects, namespace, uid)
     plan = plan_changes(desired, observed, applied=ctx.applied)
-    stored = await execute(ctx.kube, plan, ctx.applied)
+    create_only = frozenset(
+        key
+        for key in plan.created
+        if ownership.state is Ownership.ABSENT and key.kind == "Namespace" and key.name == namespace
+    )
+    stored = await execute(ctx.kube, plan, ctx.applied, create_only=create_only)
+    if (
+        ownership.state is Ownership.LEGACY
+        and key_of({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}})
+        in stored
+    ):
+        message = (
+            f"Adopted namespace {namespace}, made for this tenant by an earlier version (its "
+            "labels, the tenant's status and its creation time say so): stamped with the "
+            "tenant's UID"
+        )
+        logger.info("Adopted for %s %s: %s", KIND, name, message)
+        await notify(ctx.kube, body, reason="Adopted", message=message, namespace=None)
     if legacy_check:
         ctx.legacy_checked.add(name)
     if ca.pending is not None:  # the namespace exists now

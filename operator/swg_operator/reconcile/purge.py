@@ -4,7 +4,8 @@ Deleting a `SecureWebGateway` is the customer's cancellation. The finalizer `swg
 the resource while this module: stops traffic at once (the CANCELLED render, through the one
 reconcile), stamps `cancelledAt`/`purgeAt` into status, waits (no busy loop: the caller sleeps
 until the next check) until the purge is due by the API server's clock and no legal hold is set,
-then deletes the tenant's namespace and everything labelled for it elsewhere, writes a purge
+then deletes the tenant's namespace, with everything in it, when the operator created it for this
+tenant (`reconcile.ownership`: a namespace it did not create is left as it is), writes a purge
 receipt that outlives the resource, and only then lets the finalizer go.
 
 Crash safety: `phase: Purging` is written before the first deletion and the receipt (with the
@@ -14,27 +15,36 @@ re-creating objects, and the receipt's inventory is the union of what every atte
 
 from __future__ import annotations
 
+import datetime
 import json
 import logging
 from collections.abc import Mapping
 from typing import Any
 
 from swg_operator import metrics
-from swg_operator.api import KIND, Phase, SecureWebGatewayStatus, parse_spec
-from swg_operator.kube import KubeApiError, kind_of
-from swg_operator.kube.kinds import CONFIG_MAP, NAMESPACE
-from swg_operator.labels import MANAGED_BY, MANAGED_BY_KEY
+from swg_operator.api import KIND, Condition, Phase, SecureWebGatewayStatus
+from swg_operator.kube import OWNED_KINDS, KubeApi, KubeApiError
+from swg_operator.kube.kinds import CONFIG_MAP, NAMESPACE, PERSISTENT_VOLUME, TENANT
+from swg_operator.labels import MANAGED_BY, MANAGED_BY_KEY, selector_string
 from swg_operator.naming import label_value, tenant_label_value, tenant_namespace
 from swg_operator.reconcile.admins import notify
-from swg_operator.reconcile.lifecycle import ClockMode, Deadline, DueCheck, check_due, format_time
+from swg_operator.reconcile.lifecycle import (
+    ClockMode,
+    Deadline,
+    DueCheck,
+    check_due,
+    format_time,
+    legal_hold,
+    parse_time,
+)
 from swg_operator.reconcile.loop import (
     Context,
     TransientError,
     _guard,
-    observe_everywhere,
     reconcile,
     write_status,
 )
+from swg_operator.reconcile.ownership import Ownership, judge
 from swg_operator.reconcile.plan import key_of
 from swg_operator.reconcile.status import read_status
 
@@ -57,6 +67,24 @@ class NotYet(Exception):  # noqa: N818 - a signal to wait, not a failure
 def receipt_name(body: Mapping[str, Any]) -> str:
     meta = body["metadata"]
     return f"purge-{meta['name']}-{str(meta.get('uid', ''))[:8]}".rstrip("-")
+
+
+def receipt_entry(obj: Mapping[str, Any]) -> str:
+    """How the receipt names an object: `Kind/namespace/name`, except the admins' RoleBindings,
+    whose names derive from the admins' identities (e-mail addresses, and an unsalted digest of
+    them): those are named by their UID, which says nothing about anyone. The receipt outlives
+    the tenant; it must keep no personal data."""
+    key = key_of(obj)
+    if key.kind == "RoleBinding":
+        uid = str(obj.get("metadata", {}).get("uid", "")) or "unknown"
+        return str(key._replace(name=f"uid-{uid}"))
+    return str(key)
+
+
+def _impersonal(entry: str) -> bool:
+    """False for inventory entries an earlier version wrote with an admin's binding name."""
+    kind, _, rest = entry.partition("/")
+    return kind != "RoleBinding" or rest.rpartition("/")[2].startswith("uid-")
 
 
 _pending: set[str] = set()
@@ -134,17 +162,13 @@ async def due_check(body: Mapping[str, Any], deadline: Deadline, *, ctx: Context
     except KubeApiError as exc:
         logger.warning("Failed to read the API server's clock: %s", exc)
         server_now = None
-    try:
-        hold = parse_spec(body.get("spec") or {}).cancellation.legal_hold
-    except ValueError:
-        hold = False
     check = check_due(
         deadline,
         local_now=ctx.clock(),
         server_now=server_now,
         mode=ctx.purge.clock,
         local_margin=ctx.purge.local_margin,
-        legal_hold=hold,
+        legal_hold=legal_hold(body.get("spec")),
         max_wait=ctx.purge.max_wait,
     )
     if check.skew_seconds is not None:
@@ -156,6 +180,15 @@ async def purge(body: Mapping[str, Any], *, ctx: Context) -> SecureWebGatewaySta
     """Delete everything of the tenant, write the receipt, and return the `Purged` status."""
     name = body["metadata"]["name"]
     kube = ctx.kube
+    # Read again just before deleting anything: a legal hold set since the handler was called
+    # (or since the deadline was checked) must still stop the purge.
+    current = await _guard(kube.get(TENANT, name))
+    if current is None:
+        raise NotYet(5.0, f"{KIND} {name} could not be read again before the purge")
+    if legal_hold(current.get("spec")):
+        logger.info("Deferred the purge of %s %s: legal hold", KIND, name)
+        raise NotYet(ctx.purge.max_wait, "LegalHold: the purge waits until the hold is lifted")
+    body = current
     previous = read_status(body.get("status"))
     if previous is None or previous.cancellation is None:
         raise NotYet(1.0, "Waiting for the cancellation to be stamped into status")
@@ -167,29 +200,50 @@ async def purge(body: Mapping[str, Any], *, ctx: Context) -> SecureWebGatewaySta
     metrics.record_phase(name, Phase.PURGING)
 
     namespace = tenant_namespace(name)
-    found = await _guard(observe_everywhere(kube, name))
-    inventory = sorted({str(key_of(obj)) for obj in found})
-    receipt = await _write_receipt(body, inventory=inventory, ctx=ctx, completed_at=None)
+    ns_found = await _guard(kube.get(NAMESPACE, namespace))
+    ownership = judge(body, namespace, ns_found, ctx.settings)
+    found: list[dict[str, Any]] = []
+    if ownership.deletable:
+        assert ns_found is not None
+        found = [ns_found, *await _guard(_labelled_in(kube, name, namespace))]
+        deleted = f"namespace {namespace} and everything in it"
+    elif ownership.state is Ownership.ABSENT:
+        deleted = f"namespace {namespace} and everything in it (gone before this attempt)"
+    else:  # never the operator's: nothing of the tenant can be in it
+        logger.warning("Left namespace %s alone in the purge of %s %s", namespace, KIND, name)
+        deleted = (
+            f"nothing: namespace {namespace} was not created for this tenant "
+            f"({ownership.state}) and was left as it was"
+        )
+    volumes = await _guard(_claimed_volumes(kube, found, namespace))
+    inventory = sorted({*(receipt_entry(obj) for obj in found), *map(_volume_entry, volumes)})
+    receipt = await _write_receipt(
+        body, inventory=inventory, ctx=ctx, completed_at=None, deleted=deleted, volumes=volumes
+    )
+    # Every volume any attempt saw (the namespace, and with it the claim, may be gone by now).
+    volumes = list(receipt["volumes"])
+    # Their data must go with the claim whatever the storage class says (Retain keeps it).
+    for volume in volumes:
+        await _guard(_reclaim_by_deletion(kube, volume, namespace))
 
-    for obj in found:
-        key = key_of(obj)
-        if key.namespace == namespace or obj["metadata"].get("deletionTimestamp"):
-            continue  # the namespace's deletion takes everything inside it
-        if key.kind == "Namespace" and key.name == namespace:
-            continue
-        await _guard(kube.delete(kind_of(obj), key.name, namespace=key.namespace))
-    ns = await _guard(kube.get(NAMESPACE, namespace))
-    if ns is not None and not ns["metadata"].get("deletionTimestamp"):
-        await _guard(kube.delete(NAMESPACE, namespace))
-    leftovers = [str(key_of(o)) for o in await _guard(observe_everywhere(kube, name))]
-    if await _guard(kube.get(NAMESPACE, namespace)) is not None or leftovers:
-        raise NotYet(5.0, f"Waiting for namespace {namespace} and {len(leftovers)} object(s) to go")
+    if ownership.deletable:
+        assert ns_found is not None
+        if not ns_found["metadata"].get("deletionTimestamp"):
+            await _guard(kube.delete(NAMESPACE, namespace))
+        if await _guard(kube.get(NAMESPACE, namespace)) is not None:
+            raise NotYet(5.0, f"Waiting for namespace {namespace} to go")
+    for volume in volumes:
+        pv = await _guard(_reclaim_by_deletion(kube, volume, namespace))
+        if pv is not None:
+            await _volume_left(body, previous, pv, receipt, ctx=ctx)
 
     completed = format_time(await _server_or_local_time(ctx))
-    receipt = await _write_receipt(body, inventory=inventory, ctx=ctx, completed_at=completed)
+    receipt = await _write_receipt(
+        body, inventory=inventory, ctx=ctx, completed_at=completed, deleted=deleted
+    )
     message = (
-        f"Purged every object of the tenant ({len(receipt['inventory'])} listed, namespace "
-        f"{namespace} with everything in it) at {completed}; receipt ConfigMap "
+        f"Purged every object of the tenant ({len(receipt['inventory'])} listed; deleted "
+        f"{deleted}) at {completed}; receipt ConfigMap "
         f"{ctx.settings.operator_namespace}/{receipt_name(body)}; operator {ctx.version}"
     )
     try:
@@ -225,16 +279,123 @@ async def _server_or_local_time(ctx: Context) -> Any:
     return ctx.clock()
 
 
+# How long a released volume may take to be deleted before the tenant says so (Stalled).
+VOLUME_PATIENCE = datetime.timedelta(minutes=10)
+
+
+def _volume_entry(volume: str) -> str:
+    return f"PersistentVolume/{volume}"
+
+
+def _claims_volume(pv: Mapping[str, Any], namespace: str) -> bool:
+    """True when `pv` is bound (or was, being released) to a claim in the tenant namespace."""
+    ref = (pv.get("spec") or {}).get("claimRef") or {}
+    return bool(ref.get("namespace") == namespace)
+
+
+async def _claimed_volumes(kube: KubeApi, found: list[dict[str, Any]], namespace: str) -> list[str]:
+    """The volumes of the tenant's claims: named by the claim, and claimed back by the volume
+    (a volume bound to another claim is never the tenant's, and never touched)."""
+    volumes = []
+    for obj in found:
+        if obj.get("kind") != "PersistentVolumeClaim":
+            continue
+        name = (obj.get("spec") or {}).get("volumeName")
+        if not name:
+            continue
+        pv = await kube.get(PERSISTENT_VOLUME, str(name))
+        if pv is not None and _claims_volume(pv, namespace):
+            volumes.append(str(name))
+    return volumes
+
+
+async def _reclaim_by_deletion(kube: KubeApi, volume: str, namespace: str) -> dict[str, Any] | None:
+    """Make the PV controller delete `volume` once its claim is gone: reclaim policy Delete.
+    Returns the volume while it exists (None once it is gone, or when it is no longer the
+    tenant's: rebound elsewhere, it is not touched)."""
+    pv = await kube.get(PERSISTENT_VOLUME, volume)
+    if pv is None or not _claims_volume(pv, namespace):
+        return None
+    if (pv.get("spec") or {}).get("persistentVolumeReclaimPolicy") != "Delete":
+        logger.info("Set the reclaim policy of PersistentVolume %s to Delete", volume)
+        pv = await kube.patch(
+            PERSISTENT_VOLUME, volume, {"spec": {"persistentVolumeReclaimPolicy": "Delete"}}
+        )
+    return pv
+
+
+async def _volume_left(
+    body: Mapping[str, Any],
+    previous: SecureWebGatewayStatus,
+    pv: Mapping[str, Any],
+    receipt: Mapping[str, Any],
+    *,
+    ctx: Context,
+) -> None:
+    """A volume of the tenant is still there after its claim went: wait, or, when the PV
+    controller failed to delete it or it takes too long, report the tenant `Stalled` naming it.
+    Always raises `NotYet`: the purge is complete only when the data is gone."""
+    name = pv["metadata"]["name"]
+    status = pv.get("status") or {}
+    now = ctx.clock()
+    started = parse_time(str(receipt.get("startedAt") or format_time(now)))
+    if status.get("phase") != "Failed" and now - started < VOLUME_PATIENCE:
+        raise NotYet(5.0, f"Waiting for PersistentVolume {name} (the log volume) to be deleted")
+    message = (
+        f"PersistentVolume {name} (the tenant's log volume) is not deleted: phase "
+        f"{status.get('phase', 'unknown')}"
+        + (f", {status['message']}" if status.get("message") else "")
+        + "; its storage must be erased and the volume deleted by an administrator"
+    )
+    logger.warning("Stalled the purge of %s %s: %s", KIND, body["metadata"]["name"], message)
+    conditions = [c for c in previous.conditions if c.type != "Stalled"]
+    before = next((c for c in previous.conditions if c.type == "Stalled"), None)
+    conditions.append(
+        Condition(
+            type="Stalled",
+            status="True",
+            reason="VolumeNotDeleted",
+            message=message,
+            last_transition_time=before.last_transition_time
+            if before is not None and before.status == "True"
+            else format_time(now),
+            observed_generation=previous.observed_generation,
+        )
+    )
+    await write_status(
+        ctx.kube, body, previous.model_copy(update={"conditions": tuple(conditions)})
+    )
+    raise NotYet(60.0, message)
+
+
+async def _labelled_in(kube: KubeApi, tenant: str, namespace: str) -> list[dict[str, Any]]:
+    """The tenant's labelled objects in its namespace (for the receipt's inventory)."""
+    found: list[dict[str, Any]] = []
+    for kind in OWNED_KINDS:
+        if kind.namespaced:
+            found += await kube.list_labelled(
+                kind, selector=selector_string(tenant), namespace=namespace
+            )
+    return found
+
+
 async def _write_receipt(
-    body: Mapping[str, Any], *, inventory: list[str], ctx: Context, completed_at: str | None
+    body: Mapping[str, Any],
+    *,
+    inventory: list[str],
+    ctx: Context,
+    completed_at: str | None,
+    deleted: str,
+    volumes: list[str] | None = None,
 ) -> dict[str, Any]:
     """Create or update the receipt; its inventory only grows (a restart sees less)."""
     namespace = ctx.settings.operator_namespace
     name = receipt_name(body)
     existing = await _guard(ctx.kube.get(CONFIG_MAP, name, namespace=namespace))
     data = dict((existing or {}).get("data") or {})
-    before = json.loads(data.get("inventory.json", "[]"))
+    before = [e for e in json.loads(data.get("inventory.json", "[]")) if _impersonal(e)]
     merged = sorted({*before, *inventory})
+    all_volumes = sorted({*json.loads(data.get("volumes", "[]")), *(volumes or ())})
     status = read_status(body.get("status"))
     cancellation = status.cancellation if status is not None else None
     meta = body["metadata"]
@@ -249,8 +410,9 @@ async def _write_receipt(
         "state": "Completed" if completed_at else "Purging",
         "operatorVersion": ctx.version,
         "clockMode": str(ctx.purge.clock),
-        "deleted": f"namespace {tenant_namespace(meta['name'])} and everything in it; "
-        "every object labelled swg.dev/tenant for it in the cluster",
+        "deleted": deleted
+        + "".join(f"; PersistentVolume {v} (reclaim policy Delete)" for v in all_volumes),
+        "volumes": json.dumps(all_volumes),
         "inventory.json": json.dumps(merged, indent=1),
     }
     manifest = {
@@ -269,4 +431,4 @@ async def _write_receipt(
         "data": record,
     }
     await _guard(ctx.kube.apply(manifest))
-    return {"inventory": merged, **record}
+    return {**record, "inventory": merged, "volumes": all_volumes}

@@ -103,6 +103,12 @@ def _environment(tenant: Tenant) -> list[dict[str, str]]:
         {"name": "SWG_INGEST_PORT", "value": str(LOGSTORE_INGEST_PORT)},
         # Stored timestamps are UTC whatever the node's zone.
         {"name": "TZ", "value": "UTC"},
+        # A legal hold stops retention from expiring any day (set only while held).
+        *(
+            [{"name": "SWG_LOG_LEGAL_HOLD", "value": "true"}]
+            if tenant.spec.cancellation.legal_hold
+            else []
+        ),
     ]
 
 
