@@ -14,6 +14,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Mapping, Sequence
@@ -23,7 +24,7 @@ from typing import Any
 import yaml
 
 from e2e.cluster import Cluster, wait_until
-from e2e.cluster.processes import ProcessRecord, free_ports, is_alive, start_ticks
+from e2e.cluster.processes import ProcessRecord, free_ports, is_alive
 from e2e.cluster.processes import stop as stop_processes
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -295,19 +296,6 @@ def forget_tenant(cluster: Cluster, name: str) -> None:
 # --- `make up` / `make down`: the operator in the background ----------------------------------
 
 EXAMPLE_TENANTS = REPO_ROOT / "examples" / "tenants"
-MAKE_UP_METRICS_PORT = 8080
-
-
-def _port_or_free(port: int) -> int:
-    """`port` when nothing listens on it, else any free loopback port."""
-    import socket
-
-    with socket.socket() as sock:
-        try:
-            sock.bind(("127.0.0.1", port))
-        except OSError:
-            return free_ports(1)[0]
-    return port
 
 
 def _pid_file(state_dir: Path) -> Path:
@@ -376,28 +364,52 @@ def provide_referenced_objects(cluster: Cluster, tenant: Mapping[str, Any]) -> N
     )
 
 
-def up(state_dir: Path, *, timeout: float = 180.0) -> int:
-    """CRD, catalogue, the operator in the background, the example tenants, wait for Ready."""
+def _wait_ready_with_progress(plane: Cluster, names: Sequence[str], *, timeout: float) -> None:
+    """Wait until every tenant is Ready, printing each change of phase; on time-out, the
+    conditions of the tenants that are not Ready."""
+    deadline = time.monotonic() + timeout
+    seen: dict[str, str] = {}
+    while True:
+        phases: dict[str, str] = {}
+        for name in names:
+            status = (get_tenant(plane, name) or {}).get("status") or {}
+            phases[name] = str(status.get("phase") or "(no status yet)")
+            if seen.get(name) != phases[name]:
+                print(f"  {name}: {phases[name]}", flush=True)
+        seen = phases
+        if all(phase == "Ready" for phase in phases.values()):
+            return
+        if time.monotonic() > deadline:
+            lines = []
+            for name in names:
+                if phases[name] == "Ready":
+                    continue
+                body = get_tenant(plane, name) or {}
+                for cond in (body.get("status") or {}).get("conditions", []):
+                    lines.append(
+                        f"  {name}: {cond.get('type')}={cond.get('status')} "
+                        f"{cond.get('reason')}: {cond.get('message')}"
+                    )
+            raise TimeoutError(f"tenants not Ready after {timeout:.0f}s:\n" + "\n".join(lines))
+        time.sleep(2)
+
+
+def up(state_dir: Path, *, timeout: float = 420.0) -> int:
+    """The product as a user gets it on the local cluster: images into the real node, the
+    operator by `helm upgrade --install`, the example tenants applied and Ready for real."""
+    from e2e import local_install
     from e2e.cluster import ControlPlane
 
-    plane = ControlPlane(state_dir)
-    install_prerequisites(plane)
-    log_path = state_dir / "logs" / "operator.log"
-    if _running(state_dir) is None:
-        operator = OperatorProcess(
-            plane, log_path=log_path, metrics_port=_port_or_free(MAKE_UP_METRICS_PORT)
-        )
-        operator.start()
-        assert operator.proc is not None
-        ticks = start_ticks(operator.proc.pid)
-        record = ProcessRecord(
-            "swg-operator", operator.proc.pid, ticks if ticks is not None else -1
-        )
-        _pid_file(state_dir).write_text(json.dumps(record.to_json()))
-        print(f"Operator started (pid {record.pid}); log: {log_path}")
-        print(f"Metrics: http://127.0.0.1:{operator.port}/metrics")
-    else:
-        print(f"Operator already running; log: {log_path}")
+    plane = ControlPlane(state_dir, real_node=True)
+    if not plane.is_healthy():
+        print(f"error: no healthy cluster with a real node in {state_dir}: run make cluster-up",
+              file=sys.stderr)  # fmt: skip
+        return 1
+    try:
+        local_install.install(plane)
+    except local_install.LocalInstallError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
     tenants = [
         document
         for path in sorted(EXAMPLE_TENANTS.glob("*.yaml"))
@@ -408,9 +420,16 @@ def up(state_dir: Path, *, timeout: float = 180.0) -> int:
     for tenant in tenants:
         provide_referenced_objects(plane, tenant)
     names = [tenant["metadata"]["name"] for tenant in tenants]
-    for name in names:
-        wait_phase(plane, name, "Ready", timeout=timeout)
+    print(f"Waiting for {', '.join(names)} to be Ready (pods pull nothing: images are local)")
+    try:
+        _wait_ready_with_progress(plane, names, timeout=timeout)
+    except TimeoutError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
     print(plane.kubectl("get", "swg").stdout, end="")
+    for name in names:
+        print(plane.kubectl("get", "pods", "-n", f"swg-{name}", "-o", "wide").stdout, end="")
+    print(f"Operator: kubectl -n {local_install.NAMESPACE} logs deploy/{local_install.RELEASE}")
     return 0
 
 
