@@ -286,7 +286,8 @@ def test_every_line_is_a_directive_comment_or_blank(
     }
     assert known <= {
         "pid_filename", "cache_log", "coredump_dir", "netdb_filename", "pinger_enable",
-        "logfile_rotate", "shutdown_lifetime", "visible_hostname", "httpd_suppress_version_string",
+        "logfile_rotate", "shutdown_lifetime", "visible_hostname", "unique_hostname",
+        "httpd_suppress_version_string",
         "forwarded_for", "via", "max_filedescriptors", "dns_defnames", "cache", "cache_mem",
         "maximum_object_size_in_memory", "http_port", "sslcrtd_program", "sslcrtd_children",
         "sslproxy_cert_error", "acl", "http_access", "error_directory", "deny_info", "ssl_bump",

@@ -47,3 +47,43 @@ def directive(text: str, name: str) -> list[str]:
 def test_cache_manager_is_denied_before_any_allow() -> None:
     rules = http_access(squid_conf())
     assert rules[0].split()[:2] == ["deny", "manager"]
+
+
+# ------------------------------------------------------------------------------ what sites learn
+def test_requests_carry_a_via_that_names_no_tenant_and_no_forwarded_for() -> None:
+    text = squid_conf()
+    # Via names unique_hostname; visible_hostname (swg-0000042.swg) is for the clients only.
+    assert directive(text, "unique_hostname") == ["swg-gateway"]
+    assert directive(text, "via") in ([], ["on"], ["off"])
+    assert directive(text, "forwarded_for") == ["delete"]
+    for line in text.splitlines():
+        if line.split(" ", 1)[0] in {"unique_hostname", "request_header_add"}:
+            assert "0000042" not in line
+
+
+def test_names_are_looked_up_as_written() -> None:
+    text = squid_conf()
+    assert directive(text, "dns_defnames") == ["off"]
+    assert directive(text, "append_domain") == []
+
+
+def test_the_antivirus_service_is_named_fully_qualified() -> None:
+    text = squid_conf(namespace="swg-acme")
+    urls = [line.split()[-1] for line in directive(text, "icap_service")]
+    assert urls == ["icap://antivirus.swg-acme.svc.cluster.local:1344/avscan"] * 2
+    custom = render_dataplane_files(
+        spec(),
+        catalogue=CATALOGUE,
+        settings=OperatorSettings(clusterDomain="k8s.example.internal"),
+        namespace="swg-acme",
+    )["squid.conf"]
+    assert "icap://antivirus.swg-acme.svc.k8s.example.internal:1344/avscan" in custom
+
+
+def test_cluster_names_are_refused_before_any_lookup() -> None:
+    text = squid_conf(namespace="swg-acme")
+    assert "acl swg_cluster_names dstdomain -n .cluster.local" in text
+    rules = http_access(text)
+    refused = rules.index("deny swg_cluster_names swg_tag_forbidden")
+    first_lookup = next(i for i, rule in enumerate(rules) if "swg_forbidden_dst" in rule)
+    assert refused < first_lookup

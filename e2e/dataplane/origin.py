@@ -188,9 +188,7 @@ class Origin:
         for server in self._servers:
             server.state = self.state
             threading.Thread(target=server.serve_forever, daemon=True).start()
-        threading.Thread(
-            target=_serve_nxdomain, args=(self._dns, self.state), daemon=True
-        ).start()
+        threading.Thread(target=_serve_nxdomain, args=(self._dns, self.state), daemon=True).start()
 
     def uploads(self) -> list[Upload]:
         with self.state.lock:

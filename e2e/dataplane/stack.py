@@ -225,9 +225,9 @@ class DataplaneStack:
         _copy_tree(conf_dir, self.conf)
         # The anti-virus Service as squid.conf names it (fully qualified): the loopback listener.
         for service in _directive(self.conf / "squid.conf", "icap_service"):
-            match = re.search(r"icaps?://([^:/]+)", service)
-            if match and match.group(1).startswith("antivirus.") and match.group(1) not in self.hosts:
-                self.hosts[match.group(1)] = DEFAULT_SERVICE_HOSTS["antivirus"]
+            match = re.search(r"icaps?://(antivirus\.[^:/]+)", service)
+            if match:
+                self.hosts.setdefault(match.group(1), DEFAULT_SERVICE_HOSTS["antivirus"])
         for path in extra_conf:  # what other ConfigMaps project beside it (signatures)
             shutil.copyfile(path, self.conf / path.name)
             (self.conf / path.name).chmod(0o644)

@@ -54,6 +54,9 @@ CICAP_SERVICE_NAMES: Final = ("virus_scan", ICAP_SERVICE_PATH)
 # Squid's icap_service name of the external sandbox analyser (options.sandbox).
 SANDBOX_SERVICE: Final = "swg_sandbox_resp"
 BLOCK_PAGE: Final = "ERR_SWG_BLOCKED"
+# Squid's unique_hostname: what the Via header names to every website. The same for every
+# tenant, so it identifies none (visible_hostname carries the service code).
+VIA_HOSTNAME: Final = "swg-gateway"
 # Squid keeps IPv4 addresses as IPv4-mapped IPv6 internally: a `dst ::ffff:0:0/96` ACL would
 # match every IPv4 destination. The IPv4 ranges themselves are listed, so it is left out.
 _NOT_FOR_SQUID: Final = frozenset({"::ffff:0:0/96"})
@@ -291,13 +294,28 @@ def sandbox_service_name(spec: SecureWebGatewaySpec) -> str | None:
     return SANDBOX_SERVICE if _sandbox_url(spec) else None
 
 
+def antivirus_host(settings: OperatorSettings, namespace: str | None) -> str:
+    """The anti-virus Service as Squid names it: fully qualified (Squid looks names up as
+    written, without the pod's search list); the short name when no namespace is given
+    (previews of the config text only)."""
+    service = service_name(Component.ANTIVIRUS)
+    if namespace is None:
+        return service
+    return f"{service}.{namespace}.svc.{settings.cluster_domain}"
+
+
 def render_dataplane_files(
-    spec: SecureWebGatewaySpec, *, catalogue: Catalogue, settings: OperatorSettings
+    spec: SecureWebGatewaySpec,
+    *,
+    catalogue: Catalogue,
+    settings: OperatorSettings,
+    namespace: str | None = None,
 ) -> dict[str, str]:
     """Return every data-plane config file of the tenant: file name -> text.
 
     The caller has checked that every category the spec names is in `catalogue`
-    (`render.checks.check_categories`).
+    (`render.checks.check_categories`). `namespace`: the tenant namespace, which names the
+    anti-virus Service in squid.conf (`antivirus_host`); the operator always passes it.
     """
     filtering = spec.url_filtering
     builder = _Builder()
@@ -403,7 +421,9 @@ def render_dataplane_files(
         antivirus=antivirus.enabled,
         fail_open=antivirus.fail_open,
         icap_bypass="on" if antivirus.fail_open else "off",
-        icap_url=f"icap://{service_name(Component.ANTIVIRUS)}:{ICAP_PORT}/{ICAP_SERVICE_PATH}",
+        icap_url=f"icap://{antivirus_host(settings, namespace)}:{ICAP_PORT}/{ICAP_SERVICE_PATH}",
+        cluster_domain=settings.cluster_domain,
+        via_hostname=VIA_HOSTNAME,
         sandbox_url=sandbox_url,
         sandbox_service=SANDBOX_SERVICE,
         resp_service="swg_resp_chain" if sandbox_url else "swg_av_resp",
