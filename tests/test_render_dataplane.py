@@ -57,8 +57,10 @@ def test_minimal_tenant_gets_proxy_and_antivirus_files() -> None:
     assert set(grouped[next(iter(grouped))]) <= set(files)
     squid = files["squid.conf"]
     assert "acl swg_clients src 198.51.100.0/24" in squid
-    assert directives(squid, "http_port") == ["http_port 3128"]
-    assert "ssl_bump" not in squid
+    # without inspection: peek at the TLS client hello, never decrypt (tests/test_render_exposure)
+    assert directives(squid, "http_port")[0].startswith("http_port 3128 ssl-bump ")
+    assert "generate-host-certificates=off" in directives(squid, "http_port")[0]
+    assert "ssl_bump bump" not in squid
     assert squid_shutdown_seconds(squid) == SHUTDOWN_SECONDS
 
 
@@ -237,9 +239,9 @@ def test_https_inspection_bumps_except_do_not_inspect_and_bypass() -> None:
     assert "ssl-bump tls-cert=/etc/swg/tls/tls.crt tls-key=/etc/swg/tls/tls.key" in port
     assert directives(squid, "ssl_bump") == [
         "ssl_bump peek swg_step1",
-        "ssl_bump splice swg_no_inspect",
         "ssl_bump splice swg_bypass_sni",
         "ssl_bump splice swg_bypass",
+        "ssl_bump splice swg_no_inspect",
         "ssl_bump bump all",
     ]
     assert files["no-inspect.domains.0.list"] == ".bank.test\n.casino.test\n.poker.test\n"

@@ -114,6 +114,14 @@ class Rule:
 
 
 @dataclass(frozen=True)
+class SniRule:
+    """One `ssl_bump` line at step 2 (the TLS server name known), from one domain rule."""
+
+    action: str  # splice | bump | terminate
+    match: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class Policy:
     name: str
     src_acl: str
@@ -252,6 +260,45 @@ def _list_rules(
     return rules
 
 
+def _sni_rules(
+    builder: _Builder, rules: Sequence[Rule], *, inspection: bool, no_inspect: bool
+) -> list[SniRule]:
+    """The domain rules again, in the same order, matched on the TLS server name (the client
+    hello's SNI, else the CONNECT host) with an `ssl::server_name` ACL over the same files. A
+    denied name is terminated without inspection (nothing is decrypted, so no page can be
+    shown) and bumped with it (the decrypted request then meets http_access and gets the block
+    page); an allowed name ends the check as if no rule matched."""
+    types = {acl.name: acl.type for acl in builder.acls}
+    out: list[SniRule] = []
+    for rule in rules:
+        *scope, acl = rule.match
+        if types.get(acl) != "dstdomain":
+            continue  # URL regexes need the URL, which only inspection sees
+        sni = f"{acl}_sni"
+        if sni not in types:
+            builder.reuse(sni, "ssl::server_name", acl, f"{acl} by TLS server name")
+            types[sni] = "ssl::server_name"
+        match = (*scope, sni)
+        if rule.action == "deny":
+            if inspection:
+                out.append(SniRule("bump", match))
+            else:
+                out.append(SniRule("terminate", (*match, rule.tag)))
+        elif inspection:
+            if no_inspect:
+                out.append(SniRule("splice", (*match, "swg_no_inspect")))
+            out.append(SniRule("bump", match))
+        else:
+            out.append(SniRule("splice", match))
+    return out
+
+
+# A CONNECT host that is an address, in any spelling the resolver accepts (dotted, decimal,
+# octal or hex IPv4 such as 2130706433 or 0x7f.1, IPv6 in brackets): no top-level domain is
+# numeric or starts with 0x, and no host name holds a colon.
+IP_HOST_PATTERNS: Final = (r"^\[?[0-9a-f.:]*:[0-9a-f.:]*\]?$", r"(^|\.)(0x[0-9a-f]*|[0-9]+)\.?$")
+
+
 def _squid_cidrs(cidrs: Iterable[str]) -> list[str]:
     """The networks collapsed: Squid keeps ACL addresses in a splay tree and, when one network
     contains another, warns and IGNORES THE WIDER ONE. IPv4 first, then IPv6."""
@@ -357,7 +404,6 @@ def render_dataplane_files(
 
     bypass = spec.options.bypass
     bypass_rules: list[Rule] = []
-    bypass_sni_acl = ""
     if builder.acl(
         "swg_bypass_dom",
         "dstdomain",
@@ -366,11 +412,9 @@ def render_dataplane_files(
         comment="spec.options.bypass.domains",
     ):
         bypass_rules.append(_bypass_rule("swg_bypass_dom", MatchedList.BYPASS_DOMAIN))
-        if inspection.enabled:
-            bypass_sni_acl = "swg_bypass_sni"
-            builder.reuse(
-                bypass_sni_acl, "ssl::server_name", "swg_bypass_dom", "bypass domains by TLS SNI"
-            )
+        builder.reuse(
+            "swg_bypass_sni", "ssl::server_name", "swg_bypass_dom", "bypass domains by TLS SNI"
+        )
     if bypass.cidrs:
         bypass_rules.append(_bypass_rule("swg_bypass_dst", MatchedList.BYPASS_CIDR))
     bypass_acls = [rule.match[0] for rule in bypass_rules]
@@ -383,6 +427,10 @@ def render_dataplane_files(
         no_inspect_files = builder.list_files(
             squid_dstdomain_lines(domains), stem="no-inspect.domains"
         )
+
+    sni_rules = _sni_rules(
+        builder, rules, inspection=inspection.enabled, no_inspect=bool(no_inspect_files)
+    )
 
     antivirus = spec.antivirus
     max_scan_bytes = quantity_bytes(antivirus.max_scan_size)
@@ -416,7 +464,9 @@ def render_dataplane_files(
         bypass_acls=bypass_acls,
         bypass_rules=bypass_rules,
         bypass_cidrs=_squid_cidrs(bypass.cidrs),
-        bypass_sni_acl=bypass_sni_acl,
+        bypass_sni_acl="swg_bypass_sni" if bypass.domains else "",
+        sni_rules=sni_rules,
+        ip_host_patterns=IP_HOST_PATTERNS,
         no_inspect_files=no_inspect_files,
         antivirus=antivirus.enabled,
         fail_open=antivirus.fail_open,
