@@ -311,7 +311,7 @@ def test_logging_directives_are_the_log_stores_and_follow_the_sandbox() -> None:
         formats.cicap_logging_directives(service_names=CICAP_SERVICE_NAMES)
         in (plain["c-icap.conf"])
     )
-    sandbox = {"sandbox": {"enabled": True, "icapURL": "icap://sandbox.example:1344/respmod"}}
+    sandbox = {"sandbox": {"enabled": True, "icapURL": "icaps://sandbox.example:1344/respmod"}}
     with_sandbox = spec(options=sandbox)
     files = render_dataplane_files(with_sandbox, catalogue=CATALOGUE, settings=SETTINGS)
     assert sandbox_service_name(with_sandbox) == "swg_sandbox_resp"

@@ -449,7 +449,9 @@ def render_dataplane_files(
         proxy_port=settings.proxy_port,
         inspection=inspection.enabled,
         allowed_cidrs=_squid_cidrs(spec.clients.allowed_cidrs),
-        forbidden_dst=_squid_cidrs((*ALWAYS_EXCLUDED, *settings.cluster_cidrs)),
+        forbidden_dst=_squid_cidrs(
+            (*ALWAYS_EXCLUDED, *settings.cluster_cidrs, *settings.api_server_cidrs)
+        ),
         test_loopback=_squid_cidrs(settings.test_allowed_loopback),
         acls=builder.acls,
         policies=policies,
