@@ -49,7 +49,7 @@ FULL_SPEC: dict[str, Any] = {
     "options": {
         "bypass": {"domains": ["update.example.org"], "CIDRs": ["192.0.2.0/24"]},
         "httpsInspection": {"enabled": True, "doNotInspect": {"categories": ["banking"]}},
-        "sandbox": {"enabled": True, "icapURL": "icap://sandbox.example.net:1344/analyze"},
+        "sandbox": {"enabled": True, "icapURL": "icaps://sandbox.example.net:1344/analyze"},
     },
     "logs": {"retentionDays": 30, "timeZone": "Asia/Tokyo", "storage": {"size": "20Gi"}},
     "placement": {"region": "region-a"},

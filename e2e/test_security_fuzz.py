@@ -207,12 +207,12 @@ JUDGED = {
         "UnknownCategory",
     ),
     "sandbox-inside-the-cluster": (
-        {"options": {"sandbox": {"enabled": True, "icapURL": "icap://10.1.2.3:1344/respmod"}}},
+        {"options": {"sandbox": {"enabled": True, "icapURL": "icaps://10.1.2.3:1344/respmod"}}},
         "spec.options.sandbox.icapURL",
         "SandboxUnreachable",
     ),
-    "sandbox-at-the-metadata-address": (
-        {"options": {"sandbox": {"enabled": True, "icapURL": "icap://169.254.169.254/x"}}},
+    "sandbox-in-another-cluster-network": (
+        {"options": {"sandbox": {"enabled": True, "icapURL": "icaps://172.16.0.9/x"}}},
         "spec.options.sandbox.icapURL",
         "SandboxUnreachable",
     ),

@@ -31,6 +31,10 @@ regions = st.from_regex(r"[a-z0-9]([-a-z0-9]{0,18}[a-z0-9])?", fullmatch=True)
 category_names = st.sampled_from(sorted(catalogue().names()))
 
 
+def _not_the_pod(host: str) -> bool:
+    return t.host_address(host) is None and "localhost" not in host
+
+
 @st.composite
 def cidrs(draw: st.DrawFn, *, catch_all: bool = False) -> str:
     if draw(st.booleans()):
@@ -91,7 +95,8 @@ def specs(draw: st.DrawFn) -> dict[str, Any]:
     sandbox_on = draw(st.booleans())
     port = draw(optional(st.integers(1, 65535)))
     icap_url = (
-        f"icap{draw(st.sampled_from(['', 's']))}://{draw(hostnames)}"
+        # icaps:// only, and never the pod itself (api.types.check_icap_host)
+        f"icaps://{draw(hostnames.filter(_not_the_pod))}"
         f"{'' if port is None else f':{port}'}/{draw(dns_labels)}"
     )
     storage_size = draw(st.one_of(st.just("auto"), st.integers(1, 1024).map(lambda n: f"{n}Gi")))

@@ -188,7 +188,7 @@ def test_parse_spec_accepts_or_names_the_field(raw: dict[str, Any]) -> None:
 @example(
     {
         **example_spec("minimal"),
-        "options": {"sandbox": {"enabled": True, "icapURL": "icap://169.254.169.254/x"}},
+        "options": {"sandbox": {"enabled": True, "icapURL": "icaps://10.1.2.3/x"}},
     }
 )
 def test_accepted_specs_render_clean_config_or_a_reason(raw: dict[str, Any]) -> None:

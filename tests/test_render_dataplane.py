@@ -57,8 +57,10 @@ def test_minimal_tenant_gets_proxy_and_antivirus_files() -> None:
     assert set(grouped[next(iter(grouped))]) <= set(files)
     squid = files["squid.conf"]
     assert "acl swg_clients src 198.51.100.0/24" in squid
-    assert directives(squid, "http_port") == ["http_port 3128"]
-    assert "ssl_bump" not in squid
+    # without inspection: peek at the TLS client hello, never decrypt (tests/test_render_exposure)
+    assert directives(squid, "http_port")[0].startswith("http_port 3128 ssl-bump ")
+    assert "generate-host-certificates=off" in directives(squid, "http_port")[0]
+    assert "ssl_bump bump" not in squid
     assert squid_shutdown_seconds(squid) == SHUTDOWN_SECONDS
 
 
@@ -237,9 +239,9 @@ def test_https_inspection_bumps_except_do_not_inspect_and_bypass() -> None:
     assert "ssl-bump tls-cert=/etc/swg/tls/tls.crt tls-key=/etc/swg/tls/tls.key" in port
     assert directives(squid, "ssl_bump") == [
         "ssl_bump peek swg_step1",
-        "ssl_bump splice swg_no_inspect",
         "ssl_bump splice swg_bypass_sni",
         "ssl_bump splice swg_bypass",
+        "ssl_bump splice swg_no_inspect",
         "ssl_bump bump all",
     ]
     assert files["no-inspect.domains.0.list"] == ".bank.test\n.casino.test\n.poker.test\n"
@@ -286,7 +288,8 @@ def test_every_line_is_a_directive_comment_or_blank(
     }
     assert known <= {
         "pid_filename", "cache_log", "coredump_dir", "netdb_filename", "pinger_enable",
-        "logfile_rotate", "shutdown_lifetime", "visible_hostname", "httpd_suppress_version_string",
+        "logfile_rotate", "shutdown_lifetime", "visible_hostname", "unique_hostname",
+        "httpd_suppress_version_string",
         "forwarded_for", "via", "max_filedescriptors", "dns_defnames", "cache", "cache_mem",
         "maximum_object_size_in_memory", "http_port", "sslcrtd_program", "sslcrtd_children",
         "sslproxy_cert_error", "acl", "http_access", "error_directory", "deny_info", "ssl_bump",
@@ -308,7 +311,7 @@ def test_logging_directives_are_the_log_stores_and_follow_the_sandbox() -> None:
         formats.cicap_logging_directives(service_names=CICAP_SERVICE_NAMES)
         in (plain["c-icap.conf"])
     )
-    sandbox = {"sandbox": {"enabled": True, "icapURL": "icap://sandbox.example:1344/respmod"}}
+    sandbox = {"sandbox": {"enabled": True, "icapURL": "icaps://sandbox.example:1344/respmod"}}
     with_sandbox = spec(options=sandbox)
     files = render_dataplane_files(with_sandbox, catalogue=CATALOGUE, settings=SETTINGS)
     assert sandbox_service_name(with_sandbox) == "swg_sandbox_resp"

@@ -184,7 +184,7 @@ def _base() -> dict[str, Any]:
                 "doNotInspect": {"domains": ["bank.example"], "categories": ["phishing"]},
                 "caSecret": {"name": "tenant-ca"},
             },
-            "sandbox": {"enabled": True, "icapURL": "icap://sandbox.example:1344/respmod"},
+            "sandbox": {"enabled": True, "icapURL": "icaps://sandbox.example:1344/respmod"},
         },
         "logs": {
             "timeZone": "Asia/Tokyo",

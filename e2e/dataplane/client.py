@@ -9,6 +9,8 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import socket
+import ssl
 import subprocess
 import tempfile
 from dataclasses import dataclass
@@ -116,3 +118,98 @@ def curl(
         certs=_CERT_RE.findall(certs_text),
         info=info,
     )
+
+
+@dataclass(frozen=True)
+class TunnelResponse:
+    """What a client got from a CONNECT tunnel it drove itself (``tunnel``)."""
+
+    connect_status: int  # the proxy's answer to CONNECT; 0 when none came
+    handshake: bool  # the TLS handshake inside the tunnel completed
+    status: int  # the HTTP status inside the tunnel; 0 when none came
+    body: bytes
+    error: str
+
+
+def _status_of(head: bytes) -> int:
+    match = re.match(rb"HTTP/1\.[01] (\d{3})", head)
+    return int(match.group(1)) if match else 0
+
+
+def _read_until_close(sock: socket.socket | ssl.SSLSocket, limit: int = 1 << 20) -> bytes:
+    data = b""
+    while len(data) < limit:
+        try:
+            chunk = sock.recv(65536)
+        except (OSError, ssl.SSLError):
+            break
+        if not chunk:
+            break
+        data += chunk
+    return data
+
+
+def tunnel(
+    netns: NetNamespace,
+    proxy: tuple[str, int],
+    *,
+    connect: str,
+    sni: str | None,
+    host: str,
+    path: str = "/",
+    source: str | None = None,
+    timeout: float = 15.0,
+) -> TunnelResponse:
+    """CONNECT ``connect`` (host:port, sent exactly as given) through ``proxy``, then TLS with
+    ``sni`` as the server name (None: no SNI) and ``GET path`` with ``Host: host``: what a
+    client that lies in its CONNECT line or its SNI does. The server's certificate is not
+    checked (the point is what the proxy lets through)."""
+
+    def run() -> TunnelResponse:
+        sock = socket.create_connection(
+            proxy, timeout=timeout, source_address=(source, 0) if source else None
+        )
+        try:
+            sock.sendall(f"CONNECT {connect} HTTP/1.1\r\nHost: {connect}\r\n\r\n".encode())
+            head = b""
+            while b"\r\n\r\n" not in head:
+                chunk = sock.recv(4096)
+                if not chunk:
+                    break
+                head += chunk
+            connect_status = _status_of(head)
+            if connect_status != 200:
+                return TunnelResponse(connect_status, False, 0, head, "CONNECT refused")
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
+            try:
+                tls = context.wrap_socket(sock, server_hostname=sni)
+            except (OSError, ssl.SSLError) as exc:
+                return TunnelResponse(connect_status, False, 0, b"", f"handshake: {exc}")
+            request = f"GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+            try:
+                tls.sendall(request.encode())
+            except (OSError, ssl.SSLError) as exc:
+                return TunnelResponse(connect_status, True, 0, b"", f"request: {exc}")
+            answer = _read_until_close(tls)
+            head, _, body = answer.partition(b"\r\n\r\n")
+            return TunnelResponse(connect_status, True, _status_of(head), body, "")
+        finally:
+            sock.close()
+
+    return netns.call(run, timeout=timeout + 15)
+
+
+def raw_request(
+    netns: NetNamespace, proxy: tuple[str, int], request: bytes, *, timeout: float = 15.0
+) -> tuple[int, bytes]:
+    """Send ``request`` (bytes, exactly as given) to the proxy; (status, whole answer)."""
+
+    def run() -> tuple[int, bytes]:
+        with socket.create_connection(proxy, timeout=timeout) as sock:
+            sock.sendall(request)
+            answer = _read_until_close(sock)
+        return _status_of(answer), answer
+
+    return netns.call(run, timeout=timeout + 15)

@@ -20,7 +20,8 @@ daemons=("clamd", "c-icap", "squid"), extra_conf=()) -> DataplaneStack`` (sessio
     ``/etc/swg/conf``, state at ``/var/lib/swg``, a fresh inspection CA at ``/etc/swg/tls``
     (tls.crt, tls.key); ``names`` resolve to the origin (127.0.0.2) via ``/etc/hosts``, the
     Service names ``antivirus`` and ``logstore`` to 127.0.0.1, ``extra_hosts`` as given;
-    ``extra_conf`` files are copied into the configuration directory too. Every
+    ``extra_conf`` files are copied into the configuration directory too; ``resolv_search``
+    gives the daemons' resolv.conf a pod's search list (and ndots 5). Every
     stack is stopped at the end of the session; ``stack.close()`` stops one earlier.
     On the stack: ``request(url, method=, upload=, cacert=, insecure=, source=, headers=,
     timeout=)`` (curl through Squid), ``direct(url, ...)`` (curl to the origin),
@@ -79,6 +80,7 @@ class StartDataplane(Protocol):
         extra_hosts: Mapping[str, str] | None = ...,
         daemons: Sequence[str] = ...,
         extra_conf: Iterable[Path] = ...,
+        resolv_search: Sequence[str] = ...,
     ) -> DataplaneStack: ...
 
 
@@ -131,6 +133,7 @@ def start_dataplane(
         extra_hosts: Mapping[str, str] | None = None,
         daemons: Sequence[str] = ("clamd", "c-icap", "squid"),
         extra_conf: Iterable[Path] = (),
+        resolv_search: Sequence[str] = (),
     ) -> DataplaneStack:
         stack = DataplaneStack(
             rootfs=dataplane_rootfs,
@@ -142,6 +145,7 @@ def start_dataplane(
             extra_hosts=extra_hosts,
             daemons=daemons,
             extra_conf=extra_conf,
+            resolv_search=resolv_search,
         )
         stacks.append(stack)
         return stack.start()

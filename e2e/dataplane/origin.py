@@ -1,7 +1,8 @@
 """The test origin: HTTP on port 80 and HTTPS on port 443 of every 127.0.0.0/8 address of a
 loopback-only namespace, serving the payload files and accepting uploads; and a DNS responder on
 127.0.0.1:53 that answers NXDOMAIN to every query, so that a name missing from the hosts file
-fails at once (as with a real resolver) instead of after Squid's 30 s DNS timeout.
+fails at once (as with a real resolver) instead of after Squid's 30 s DNS timeout; it records
+the names asked (``Origin.dns_queries()``).
 
 Routes (the same for every Host name):
   GET  /files/<name>   a payload file
@@ -39,6 +40,7 @@ class OriginState:
     payloads: dict[str, Payload]
     uploads: list[Upload] = field(default_factory=list)
     requests: list[tuple[str, str, str]] = field(default_factory=list)  # (method, host, path)
+    dns_queries: list[str] = field(default_factory=list)  # names asked of the DNS responder
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
@@ -133,7 +135,20 @@ def _nxdomain(query: bytes) -> bytes | None:
     return header + query[12:]
 
 
-def _serve_nxdomain(sock: socket.socket) -> None:
+def _query_name(query: bytes) -> str:
+    """The QNAME of a DNS query, dotted ("" when it cannot be read)."""
+    labels: list[str] = []
+    offset = 12
+    while offset < len(query):
+        length = query[offset]
+        if length == 0 or length > 63:
+            break
+        labels.append(query[offset + 1 : offset + 1 + length].decode("ascii", "replace"))
+        offset += 1 + length
+    return ".".join(labels)
+
+
+def _serve_nxdomain(sock: socket.socket, state: OriginState) -> None:
     while True:
         try:
             query, peer = sock.recvfrom(4096)
@@ -141,6 +156,8 @@ def _serve_nxdomain(sock: socket.socket) -> None:
             return
         answer = _nxdomain(query)
         if answer is not None:
+            with state.lock:
+                state.dns_queries.append(_query_name(query))
             sock.sendto(answer, peer)
 
 
@@ -171,7 +188,7 @@ class Origin:
         for server in self._servers:
             server.state = self.state
             threading.Thread(target=server.serve_forever, daemon=True).start()
-        threading.Thread(target=_serve_nxdomain, args=(self._dns,), daemon=True).start()
+        threading.Thread(target=_serve_nxdomain, args=(self._dns, self.state), daemon=True).start()
 
     def uploads(self) -> list[Upload]:
         with self.state.lock:
@@ -180,6 +197,10 @@ class Origin:
     def requests(self) -> list[tuple[str, str, str]]:
         with self.state.lock:
             return list(self.state.requests)
+
+    def dns_queries(self) -> list[str]:
+        with self.state.lock:
+            return list(self.state.dns_queries)
 
     def close(self) -> None:
         self._dns.close()

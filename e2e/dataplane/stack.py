@@ -203,6 +203,7 @@ class DataplaneStack:
         extra_hosts: Mapping[str, str] | None = None,
         daemons: Sequence[str] = ("clamd", "c-icap", "squid"),
         extra_conf: Iterable[Path] = (),
+        resolv_search: Sequence[str] = (),
     ) -> None:
         self.rootfs = rootfs
         self.label = label
@@ -219,8 +220,14 @@ class DataplaneStack:
         self.daemons: dict[str, Daemon] = {}
         self.netns: NetNamespace | None = None
         self.origin: Origin | None = None
+        self.resolv_search = tuple(resolv_search)
         workdir.mkdir(parents=True, exist_ok=True)
         _copy_tree(conf_dir, self.conf)
+        # The anti-virus Service as squid.conf names it (fully qualified): the loopback listener.
+        for service in _directive(self.conf / "squid.conf", "icap_service"):
+            match = re.search(r"icaps?://(antivirus\.[^:/]+)", service)
+            if match:
+                self.hosts.setdefault(match.group(1), DEFAULT_SERVICE_HOSTS["antivirus"])
         for path in extra_conf:  # what other ConfigMaps project beside it (signatures)
             shutil.copyfile(path, self.conf / path.name)
             (self.conf / path.name).chmod(0o644)
@@ -279,7 +286,11 @@ class DataplaneStack:
         hosts += [f"{address} {name}" for name, address in sorted(self.hosts.items())]
         (etc / "hosts").write_text("\n".join(hosts) + "\n")
         # Unknown names fail on loopback at once instead of waiting for a resolver.
-        (etc / "resolv.conf").write_text("nameserver 127.0.0.1\noptions timeout:1 attempts:1\n")
+        # ``resolv_search``: a search list as a pod's resolv.conf has (ndots 5, as Kubernetes).
+        resolv = "nameserver 127.0.0.1\noptions timeout:1 attempts:1\n"
+        if self.resolv_search:
+            resolv = f"search {' '.join(self.resolv_search)}\n{resolv}options ndots:5\n"
+        (etc / "resolv.conf").write_text(resolv)
         shutil.copyfile(self.pki.origin_ca_cert, etc / "ca-certificates.crt")
         for path in etc.iterdir():
             path.chmod(0o644)

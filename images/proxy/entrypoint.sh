@@ -39,6 +39,22 @@ if [ ! -d "$ssl_db" ]; then
     mv "$ssl_db.init" "$ssl_db"
 fi
 
+# Without HTTPS inspection Squid still needs a certificate on its ssl-bump port (it only reads
+# the TLS client hello, to filter by server name, and shows the certificate on nothing but a
+# refused CONNECT). squid.conf names $state_dir/squid/peek-tls/ for it: a self-signed one is
+# made here, once per pod, so its key never leaves the pod (no ConfigMap, no Secret). openssl
+# comes with ca-certificates.
+peek_tls=$squid_state/peek-tls
+if grep -q "$peek_tls/tls.key" "$squid_conf" && [ ! -s "$peek_tls/tls.key" ]; then
+    rm -rf "$peek_tls.init"
+    mkdir -m 0700 "$peek_tls.init"
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 3650 \
+        -subj "/CN=swg-gateway.invalid" -keyout "$peek_tls.init/tls.key" \
+        -out "$peek_tls.init/tls.crt" 2>/dev/null
+    rm -rf "$peek_tls"
+    mv "$peek_tls.init" "$peek_tls"
+fi
+
 # error_directory holds every page Squid may send: the stock templates of one language plus the
 # tenant's own pages (ERR_* in the configuration directory, which override stock ones).
 # Symlinks keep it cheap and follow ConfigMap updates.

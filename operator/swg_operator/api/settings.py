@@ -23,6 +23,7 @@ POD_LABEL_PATTERN = (
     r"([-A-Za-z0-9_.]*[A-Za-z0-9])?)?)*$"
 )
 MirrorHost = Annotated[str, StringConstraints(pattern=MIRROR_HOST_PATTERN, max_length=253)]
+DomainName = Annotated[str, StringConstraints(pattern=MIRROR_HOST_PATTERN, max_length=253)]
 MirrorUrl = Annotated[str, StringConstraints(pattern=MIRROR_URL_PATTERN, max_length=512)]
 PodLabel = Annotated[str, StringConstraints(pattern=POD_LABEL_PATTERN, max_length=512)]
 Port = Annotated[int, Field(ge=1, le=65535)]
@@ -112,6 +113,11 @@ class OperatorSettings(CamelModel):
             "(NetworkPolicy egress and Squid ACLs both refuse them)."
         ),
     ] = ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10", "fd00::/8")
+    cluster_domain: DomainName = Field(
+        default="cluster.local",
+        description="The cluster's DNS domain. Tenant proxies refuse every name under it "
+        "before any lookup and name their anti-virus Service fully qualified with it.",
+    )
     dns_namespace: DnsLabel = "kube-system"
     dns_pod_label: str = "k8s-app=kube-dns"
     proxy_port: int = 3128

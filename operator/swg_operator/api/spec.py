@@ -206,7 +206,8 @@ class Sandbox(CamelModel):
     enabled: bool = False
     """Send downloaded files to the analysis service."""
     icap_url: IcapUrl | None = Field(default=None, alias="icapURL")
-    """ICAP service URL (icap:// or icaps://); required when enabled."""
+    """ICAP service URL, icaps:// only (the analyser receives decrypted bodies), not on the
+    pod itself (loopback, link-local); required when enabled."""
 
     @model_validator(mode="after")
     def _url_when_enabled(self) -> Sandbox:

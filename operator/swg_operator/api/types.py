@@ -9,6 +9,7 @@ bad values at `kubectl apply` and the operator validates them again when it read
 from __future__ import annotations
 
 import ipaddress
+import socket
 from typing import Annotated
 
 from pydantic import AfterValidator, Field, StringConstraints
@@ -39,8 +40,9 @@ DISPLAY_TEXT_PATTERN = rf"^[^{_UNSAFE_TEXT}]*$"
 # Kubernetes resource quantity for bytes (binary or decimal suffix).
 QUANTITY_PATTERN = r"^[0-9]+(\.[0-9]+)?(Ki|Mi|Gi|Ti|k|M|G|T)?$"
 IANA_TZ_PATTERN = r"^(UTC|[A-Z][A-Za-z_]+(/[A-Za-z0-9_+-]+){1,2})$"
+# icaps:// only: the sandbox receives decrypted bodies, which never cross a network in clear.
 ICAP_URL_PATTERN = (
-    r"^icaps?://[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?(:[0-9]{1,5})?(/[A-Za-z0-9._~-]*)*$"
+    r"^icaps://[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?(:[0-9]{1,5})?(/[A-Za-z0-9._~-]*)*$"
 )
 LABEL_VALUE_PATTERN = r"^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$"
 RBAC_SUBJECT_PATTERN = rf"^[^{_UNSAFE_TEXT}\s]([^{_UNSAFE_TEXT}]{{0,251}}[^{_UNSAFE_TEXT}\s])?$"
@@ -71,6 +73,40 @@ def _canonical_cidr(value: str) -> str:
     return value
 
 
+_LOCAL_NAMES = frozenset({"localhost", "localhost.localdomain", "ip6-localhost", "ip6-loopback"})
+
+
+def host_address(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """The address a host part names, in any spelling a resolver accepts (127.1, 0x7f.1,
+    2130706433, 017700000001, [::1], ::ffff:127.0.0.1); None for a name."""
+    bare = host.strip("[]")
+    try:
+        return ipaddress.ip_address(bare)
+    except ValueError:
+        pass
+    try:
+        return ipaddress.IPv4Address(socket.inet_aton(bare))  # the C library's IPv4 spellings
+    except OSError:
+        return None
+
+
+def check_icap_host(url: str) -> str:
+    """Refuse an ICAP URL whose host is the pod itself or link-local (cloud metadata), however
+    it is spelt: the proxy would send decrypted bodies to whatever listens there."""
+    host = url.split("://", 1)[-1].split("/", 1)[0].rsplit(":", 1)[0].lower()
+    if host in _LOCAL_NAMES or host.endswith(".localhost"):
+        raise ValueError(f"{host!r} is the pod itself; name an external analysis service")
+    address = host_address(host)
+    if address is not None:
+        mapped = getattr(address, "ipv4_mapped", None) or address
+        if mapped.is_loopback or mapped.is_link_local or mapped.is_unspecified:
+            raise ValueError(
+                f"{host!r} is {mapped}, a loopback, link-local or unspecified address; "
+                "name an external analysis service"
+            )
+    return url
+
+
 DnsLabel = Annotated[str, StringConstraints(pattern=DNS_LABEL_PATTERN, max_length=63)]
 Domain = Annotated[
     str,
@@ -84,7 +120,11 @@ Email = Annotated[str, StringConstraints(pattern=EMAIL_PATTERN, max_length=254)]
 DisplayText = Annotated[str, StringConstraints(pattern=DISPLAY_TEXT_PATTERN, max_length=256)]
 ByteQuantity = Annotated[str, StringConstraints(pattern=QUANTITY_PATTERN, max_length=32)]
 TimeZoneName = Annotated[str, StringConstraints(pattern=IANA_TZ_PATTERN, max_length=64)]
-IcapUrl = Annotated[str, StringConstraints(pattern=ICAP_URL_PATTERN, max_length=512)]
+IcapUrl = Annotated[
+    str,
+    StringConstraints(pattern=ICAP_URL_PATTERN, max_length=512),
+    AfterValidator(check_icap_host),
+]
 LabelValue = Annotated[str, StringConstraints(pattern=LABEL_VALUE_PATTERN, max_length=63)]
 RbacSubjectName = Annotated[str, StringConstraints(pattern=RBAC_SUBJECT_PATTERN, max_length=253)]
 Cidr = Annotated[

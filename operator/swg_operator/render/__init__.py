@@ -130,7 +130,9 @@ def render_tenant(
     check_log_storage(spec)
     if lifecycle is not Lifecycle.CANCELLED:
         check_platform_signatures(spec, settings, platform_signatures)
-    files = render_dataplane_files(spec, catalogue=catalogue, settings=settings)
+    files = render_dataplane_files(
+        spec, catalogue=catalogue, settings=settings, namespace=naming.tenant_namespace(name)
+    )
     sizing = compute_sizing(
         endpoints=spec.sizing.endpoints,
         requests_per_second=spec.sizing.requests_per_second,

@@ -50,7 +50,7 @@ def check_sandbox(spec: SecureWebGatewaySpec, settings: OperatorSettings) -> Non
         address = ipaddress.ip_address(match["host"])
     except ValueError:
         return
-    for cidr in (*settings.cluster_cidrs, *ALWAYS_EXCLUDED):
+    for cidr in (*settings.cluster_cidrs, *settings.api_server_cidrs, *ALWAYS_EXCLUDED):
         network = ipaddress.ip_network(cidr, strict=False)
         if address.version == network.version and address in network:
             raise RenderError(

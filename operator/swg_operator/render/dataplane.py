@@ -54,6 +54,9 @@ CICAP_SERVICE_NAMES: Final = ("virus_scan", ICAP_SERVICE_PATH)
 # Squid's icap_service name of the external sandbox analyser (options.sandbox).
 SANDBOX_SERVICE: Final = "swg_sandbox_resp"
 BLOCK_PAGE: Final = "ERR_SWG_BLOCKED"
+# Squid's unique_hostname: what the Via header names to every website. The same for every
+# tenant, so it identifies none (visible_hostname carries the service code).
+VIA_HOSTNAME: Final = "swg-gateway"
 # Squid keeps IPv4 addresses as IPv4-mapped IPv6 internally: a `dst ::ffff:0:0/96` ACL would
 # match every IPv4 destination. The IPv4 ranges themselves are listed, so it is left out.
 _NOT_FOR_SQUID: Final = frozenset({"::ffff:0:0/96"})
@@ -108,6 +111,14 @@ class Rule:
     match: tuple[str, ...]
     tag: str
     notes: str
+
+
+@dataclass(frozen=True)
+class SniRule:
+    """One `ssl_bump` line at step 2 (the TLS server name known), from one domain rule."""
+
+    action: str  # splice | bump | terminate
+    match: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -249,6 +260,45 @@ def _list_rules(
     return rules
 
 
+def _sni_rules(
+    builder: _Builder, rules: Sequence[Rule], *, inspection: bool, no_inspect: bool
+) -> list[SniRule]:
+    """The domain rules again, in the same order, matched on the TLS server name (the client
+    hello's SNI, else the CONNECT host) with an `ssl::server_name` ACL over the same files. A
+    denied name is terminated without inspection (nothing is decrypted, so no page can be
+    shown) and bumped with it (the decrypted request then meets http_access and gets the block
+    page); an allowed name ends the check as if no rule matched."""
+    types = {acl.name: acl.type for acl in builder.acls}
+    out: list[SniRule] = []
+    for rule in rules:
+        *scope, acl = rule.match
+        if types.get(acl) != "dstdomain":
+            continue  # URL regexes need the URL, which only inspection sees
+        sni = f"{acl}_sni"
+        if sni not in types:
+            builder.reuse(sni, "ssl::server_name", acl, f"{acl} by TLS server name")
+            types[sni] = "ssl::server_name"
+        match = (*scope, sni)
+        if rule.action == "deny":
+            if inspection:
+                out.append(SniRule("bump", match))
+            else:
+                out.append(SniRule("terminate", (*match, rule.tag)))
+        elif inspection:
+            if no_inspect:
+                out.append(SniRule("splice", (*match, "swg_no_inspect")))
+            out.append(SniRule("bump", match))
+        else:
+            out.append(SniRule("splice", match))
+    return out
+
+
+# A CONNECT host that is an address, in any spelling the resolver accepts (dotted, decimal,
+# octal or hex IPv4 such as 2130706433 or 0x7f.1, IPv6 in brackets): no top-level domain is
+# numeric or starts with 0x, and no host name holds a colon.
+IP_HOST_PATTERNS: Final = (r"^\[?[0-9a-f.:]*:[0-9a-f.:]*\]?$", r"(^|\.)(0x[0-9a-f]*|[0-9]+)\.?$")
+
+
 def _squid_cidrs(cidrs: Iterable[str]) -> list[str]:
     """The networks collapsed: Squid keeps ACL addresses in a splay tree and, when one network
     contains another, warns and IGNORES THE WIDER ONE. IPv4 first, then IPv6."""
@@ -291,13 +341,28 @@ def sandbox_service_name(spec: SecureWebGatewaySpec) -> str | None:
     return SANDBOX_SERVICE if _sandbox_url(spec) else None
 
 
+def antivirus_host(settings: OperatorSettings, namespace: str | None) -> str:
+    """The anti-virus Service as Squid names it: fully qualified (Squid looks names up as
+    written, without the pod's search list); the short name when no namespace is given
+    (previews of the config text only)."""
+    service = service_name(Component.ANTIVIRUS)
+    if namespace is None:
+        return service
+    return f"{service}.{namespace}.svc.{settings.cluster_domain}"
+
+
 def render_dataplane_files(
-    spec: SecureWebGatewaySpec, *, catalogue: Catalogue, settings: OperatorSettings
+    spec: SecureWebGatewaySpec,
+    *,
+    catalogue: Catalogue,
+    settings: OperatorSettings,
+    namespace: str | None = None,
 ) -> dict[str, str]:
     """Return every data-plane config file of the tenant: file name -> text.
 
     The caller has checked that every category the spec names is in `catalogue`
-    (`render.checks.check_categories`).
+    (`render.checks.check_categories`). `namespace`: the tenant namespace, which names the
+    anti-virus Service in squid.conf (`antivirus_host`); the operator always passes it.
     """
     filtering = spec.url_filtering
     builder = _Builder()
@@ -339,7 +404,6 @@ def render_dataplane_files(
 
     bypass = spec.options.bypass
     bypass_rules: list[Rule] = []
-    bypass_sni_acl = ""
     if builder.acl(
         "swg_bypass_dom",
         "dstdomain",
@@ -348,11 +412,9 @@ def render_dataplane_files(
         comment="spec.options.bypass.domains",
     ):
         bypass_rules.append(_bypass_rule("swg_bypass_dom", MatchedList.BYPASS_DOMAIN))
-        if inspection.enabled:
-            bypass_sni_acl = "swg_bypass_sni"
-            builder.reuse(
-                bypass_sni_acl, "ssl::server_name", "swg_bypass_dom", "bypass domains by TLS SNI"
-            )
+        builder.reuse(
+            "swg_bypass_sni", "ssl::server_name", "swg_bypass_dom", "bypass domains by TLS SNI"
+        )
     if bypass.cidrs:
         bypass_rules.append(_bypass_rule("swg_bypass_dst", MatchedList.BYPASS_CIDR))
     bypass_acls = [rule.match[0] for rule in bypass_rules]
@@ -365,6 +427,10 @@ def render_dataplane_files(
         no_inspect_files = builder.list_files(
             squid_dstdomain_lines(domains), stem="no-inspect.domains"
         )
+
+    sni_rules = _sni_rules(
+        builder, rules, inspection=inspection.enabled, no_inspect=bool(no_inspect_files)
+    )
 
     antivirus = spec.antivirus
     max_scan_bytes = quantity_bytes(antivirus.max_scan_size)
@@ -383,7 +449,9 @@ def render_dataplane_files(
         proxy_port=settings.proxy_port,
         inspection=inspection.enabled,
         allowed_cidrs=_squid_cidrs(spec.clients.allowed_cidrs),
-        forbidden_dst=_squid_cidrs((*ALWAYS_EXCLUDED, *settings.cluster_cidrs)),
+        forbidden_dst=_squid_cidrs(
+            (*ALWAYS_EXCLUDED, *settings.cluster_cidrs, *settings.api_server_cidrs)
+        ),
         test_loopback=_squid_cidrs(settings.test_allowed_loopback),
         acls=builder.acls,
         policies=policies,
@@ -398,12 +466,16 @@ def render_dataplane_files(
         bypass_acls=bypass_acls,
         bypass_rules=bypass_rules,
         bypass_cidrs=_squid_cidrs(bypass.cidrs),
-        bypass_sni_acl=bypass_sni_acl,
+        bypass_sni_acl="swg_bypass_sni" if bypass.domains else "",
+        sni_rules=sni_rules,
+        ip_host_patterns=IP_HOST_PATTERNS,
         no_inspect_files=no_inspect_files,
         antivirus=antivirus.enabled,
         fail_open=antivirus.fail_open,
         icap_bypass="on" if antivirus.fail_open else "off",
-        icap_url=f"icap://{service_name(Component.ANTIVIRUS)}:{ICAP_PORT}/{ICAP_SERVICE_PATH}",
+        icap_url=f"icap://{antivirus_host(settings, namespace)}:{ICAP_PORT}/{ICAP_SERVICE_PATH}",
+        cluster_domain=settings.cluster_domain,
+        via_hostname=VIA_HOSTNAME,
         sandbox_url=sandbox_url,
         sandbox_service=SANDBOX_SERVICE,
         resp_service="swg_resp_chain" if sandbox_url else "swg_av_resp",

@@ -6,12 +6,13 @@ needs it.
 * `proxy-ingress-clients`: the proxy port, from `clients.allowedCIDRs` only.
 * `proxy-egress`: the proxy may reach the anti-virus (ICAP), the log store's ingest port (its
   log shipper) and the internet:
-  0.0.0.0/0 and ::/0 minus the cluster's networks (settings.cluster_cidrs), link-local addresses
-  (cloud metadata) and loopback. Another tenant's pods live in the cluster's networks, so no
-  tenant can reach another. (IPv4-mapped IPv6 cannot be written in a NetworkPolicy; such a
-  connection leaves the pod as IPv4 and meets the IPv4 rule.) External ICAP services (the
-  sandbox option) are reached through this rule whether named by address or host name
-  (NetworkPolicy cannot name hosts); an address inside the cluster's networks is refused by
+  0.0.0.0/0 and ::/0 minus the cluster's networks (settings.cluster_cidrs), the API server's
+  networks (settings.api_server_cidrs), link-local addresses (cloud metadata) and loopback.
+  Another tenant's pods live in the cluster's networks, so no tenant can reach another.
+  (IPv4-mapped IPv6 cannot be written in a NetworkPolicy; such a connection leaves the pod as
+  IPv4 and meets the IPv4 rule.) External ICAP services (the sandbox option, icaps:// only)
+  are reached through this rule whether named by address or host name (NetworkPolicy cannot
+  name hosts); an address inside the cluster's networks is refused by
   `render.checks.check_sandbox`.
 * `antivirus`: ICAP from the proxy only; egress to the log store's ingest port and, with the
   freshclam signature source, to the signature mirror on its ports (settings
@@ -72,8 +73,12 @@ def _collapsed(networks: Iterable[IpNetwork]) -> list[IpNetwork]:
 
 
 def excluded_destinations(tenant: Tenant) -> list[IpNetwork]:
-    """What the proxy must never reach, collapsed."""
-    return _collapsed(_networks((*tenant.settings.cluster_cidrs, *ALWAYS_EXCLUDED)))
+    """What the proxy must never reach, collapsed: the cluster's networks, the API server's
+    (which may lie outside them) and ALWAYS_EXCLUDED."""
+    settings = tenant.settings
+    return _collapsed(
+        _networks((*settings.cluster_cidrs, *settings.api_server_cidrs, *ALWAYS_EXCLUDED))
+    )
 
 
 def _ip_block(cidr: IpNetwork, excluded: Iterable[IpNetwork]) -> dict[str, Any]:
