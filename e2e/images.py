@@ -414,10 +414,12 @@ class Buildah:
         with log.open("ab") as out:
             out.write(f"\n$ {' '.join(argv)}\n".encode())
             out.flush()
-            proc = subprocess.run(argv, stdout=out, stderr=subprocess.STDOUT, check=False)
-        if proc.returncode != 0:
+            code = subprocess.run(
+                argv, stdout=out, stderr=subprocess.STDOUT, check=False
+            ).returncode
+        if code != 0:
             tail = log.read_text(errors="replace").splitlines()[-40:]
-            raise RuntimeError(f"buildah exited {proc.returncode}; {log}:\n" + "\n".join(tail))
+            raise RuntimeError(f"buildah exited {code}; {log}:\n" + "\n".join(tail))
         return ""
 
     def image_id(self, ref: str) -> str | None:
