@@ -153,7 +153,7 @@ run_tests() {
   local status=0
   # shellcheck disable=SC2086
   SWG_E2E_KUBECONFIG="$kubeconfig" \
-    "$repo/.venv/bin/python" -m pytest e2e -m "not dataplane" --ignore=e2e/test_chart.py ${PYTEST_ARGS:-} \
+    "$repo/.venv/bin/python" -m pytest e2e -m "not dataplane and not images" --ignore=e2e/test_chart.py ${PYTEST_ARGS:-} \
     || status=$?
   kc -n "$namespace" scale deployment "$release" --replicas=1
   return "$status"

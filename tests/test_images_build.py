@@ -201,3 +201,58 @@ def test_every_input_is_in_the_build_context(spec: images.ImageSpec) -> None:
     for path in spec.inputs()[2:]:
         rel = path.relative_to(spec.context).as_posix()
         assert any(rel == a or rel.startswith(a + "/") for a in allowed), rel
+
+
+def _layer(files: dict[str, bytes | None]) -> bytes:
+    """A layer tar: path -> content (None: a directory)."""
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode="w") as tar:
+        for name, content in files.items():
+            info = tarfile.TarInfo(name)
+            if content is None:
+                info.type = tarfile.DIRTYPE
+                info.mode = 0o755
+                tar.addfile(info)
+            else:
+                info.size = len(content)
+                info.mode = 0o644
+                tar.addfile(info, io.BytesIO(content))
+    return out.getvalue()
+
+
+def test_unpack_applies_layers_and_whiteouts(tmp_path: Path) -> None:
+    layers = {
+        "l1.tar": _layer(
+            {
+                "etc": None,
+                "etc/keep": b"1",
+                "etc/gone": b"x",
+                "opaque": None,
+                "opaque/old": b"x",
+                "tmp": None,
+                "tmp/packages.txt": b"x",
+            }
+        ),
+        "l2.tar": _layer(
+            {
+                "etc/.wh.gone": b"",
+                "opaque/.wh..wh..opq": b"",
+                "opaque/new": b"2",
+                "tmp/.wh.packages.txt": b"",
+                "etc/keep": b"3",
+            }
+        ),
+    }
+    manifest = [{"Config": "c.json", "RepoTags": ["x:1"], "Layers": list(layers)}]
+    archive = tmp_path / "image.tar"
+    with tarfile.open(archive, "w") as tar:
+        for name, data in {**layers, "manifest.json": json.dumps(manifest).encode()}.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    root = tmp_path / "root"
+    images.unpack(archive, root)
+    files = sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file())
+    assert files == ["etc/keep", "opaque/new"]
+    assert (root / "etc" / "keep").read_bytes() == b"3"
+    assert (root / "tmp").is_dir()
