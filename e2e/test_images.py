@@ -26,7 +26,11 @@ ENTRYPOINTS = {
 }
 # What each image must run as its unprivileged user: (argv, text expected in the output).
 COMMANDS = {
-    "operator": [(["swg-operator", "--version"], "swg-operator 0.1.0")],
+    "operator": [
+        (["swg-operator", "--version"], "swg-operator 0.1.0"),
+        # the chart's `helm test` pod runs `python -c` with the standard library in this image
+        (["python", "-c", "import urllib.request, sys; print(sys.version)"], "3.13"),
+    ],
     "proxy": [(["squid", "-v"], "Squid Cache: Version 6.")],
     "antivirus": [(["clamd", "--version"], "ClamAV"), (["c-icap", "-V"], "")],
     "logstore": [
