@@ -18,7 +18,8 @@ Each image is written as a docker-archive tar (what ``ctr -n k8s.io images impor
 
 The inputs of an image are its Dockerfile (and ``Dockerfile.dockerignore``), every file its
 ``COPY``/``ADD`` instructions take from the build context (lock files included), the build
-arguments, the base image's id, the builder's version and ``RECIPE_VERSION``. A build whose
+arguments, the base image's content (the digest of its root filesystem tar, which survives a
+re-import into a new storage), the builder's version and ``RECIPE_VERSION``. A build whose
 inputs digest is already in the index, with its tar present, is skipped: a rebuild of unchanged
 inputs costs a second or two.
 
@@ -124,13 +125,12 @@ class Layout:
 
     cache: Path
 
-    @property
-    def storage(self) -> Path:
-        return self.cache / "buildah" / "storage"
+    def storage(self, driver: str = "overlay") -> Path:
+        """buildah's storage: one per driver (containers/storage keeps to the first one)."""
+        return self.cache / "buildah" / ("storage" if driver == "overlay" else f"storage-{driver}")
 
-    @property
-    def runroot(self) -> Path:
-        return self.cache / "buildah" / "run"
+    def runroot(self, driver: str = "overlay") -> Path:
+        return self.cache / "buildah" / ("run" if driver == "overlay" else f"run-{driver}")
 
     @property
     def images(self) -> Path:
@@ -391,9 +391,9 @@ class Buildah:
         return [
             "buildah",
             "--root",
-            str(self.layout.storage),
+            str(self.layout.storage(self.driver)),
             "--runroot",
-            str(self.layout.runroot),
+            str(self.layout.runroot(self.driver)),
             "--storage-driver",
             self.driver,
             *args,
@@ -536,6 +536,23 @@ def _import_base(buildah: Buildah, tarball: Path, log: Path) -> str:
     return image_id
 
 
+def _sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return f"sha256:{digest.hexdigest()}"
+
+
+def base_manifest(layout: Layout) -> dict[str, Any] | None:
+    """What ensure_base recorded of the current base, or None before the first build."""
+    path = layout.base_dir / base_key() / "manifest.json"
+    if not path.is_file():
+        return None
+    info: dict[str, Any] = json.loads(path.read_text())
+    return info
+
+
 def ensure_base(buildah: Buildah, *, force: bool = False) -> dict[str, Any]:
     """debian:trixie-slim in buildah's storage: imported from the cached tree, debootstrapped
     first when that is missing (about a minute) or ``force``."""
@@ -546,6 +563,9 @@ def ensure_base(buildah: Buildah, *, force: bool = False) -> dict[str, Any]:
     manifest = entry / "manifest.json"
     if manifest.is_file() and tarball.is_file() and not force:
         info: dict[str, Any] = json.loads(manifest.read_text())
+        if "rootfsDigest" not in info:
+            info["rootfsDigest"] = _sha256_file(tarball)
+            manifest.write_text(json.dumps(info, indent=2, sort_keys=True) + "\n")
         current = buildah.image_id(BASE_REF)
         if current is not None and current == info.get("imageId"):
             return info
@@ -598,6 +618,7 @@ def ensure_base(buildah: Buildah, *, force: bool = False) -> dict[str, Any]:
         "builtAt": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "packages": versions,
     }
+    info["rootfsDigest"] = _sha256_file(tmp / "rootfs.tar")
     info["imageId"] = _import_base(buildah, tmp / "rootfs.tar", log)
     info["buildSeconds"] = round(time.monotonic() - started, 1)
     (tmp / "manifest.json").write_text(json.dumps(info, indent=2, sort_keys=True) + "\n")
@@ -707,7 +728,9 @@ def build(
         index = read_index(layout.index)
         index.base = {k: v for k, v in base.items() if k != "packages"}
         for spec in specs(names):
-            digest = inputs_digest(spec, base_id=str(base["imageId"]), builder=builder)
+            # The base's content (its root filesystem tar), not buildah's id of it: the digest
+            # survives a re-import of the same base into a new storage.
+            digest = inputs_digest(spec, base_id=str(base["rootfsDigest"]), builder=builder)
             entry = index.images.get(spec.ref)
             if is_current(entry, digest) and not force:
                 _log(f"{spec.ref} is current ({digest[:16]})")
@@ -854,7 +877,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     p_base.add_argument("--driver", default=os.environ.get("SWG_BUILDAH_DRIVER", "overlay"))
     p_digest = sub.add_parser("digest", help="print the inputs digest of each image")
     p_digest.add_argument("names", nargs="*")
-    p_digest.add_argument("--driver", default=os.environ.get("SWG_BUILDAH_DRIVER", "overlay"))
     sub.add_parser("index", help="print the index")
     sub.add_parser("lock", help="regenerate the hashed lock files (needs PyPI)")
     p_ctr = sub.add_parser("ctr-import", help="import every archive into containerd")
@@ -877,8 +899,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             info = ensure_base(Buildah(layout, args.driver), force=args.force)
         print(info["imageId"])
     elif args.command == "digest":
-        buildah = Buildah(layout, args.driver)
-        base_id = buildah.image_id(BASE_REF) or "none"
+        base = base_manifest(layout) or {}
+        base_id = str(base.get("rootfsDigest", "none"))
         for spec in specs(args.names or NAMES):
             print(spec.ref, inputs_digest(spec, base_id=base_id, builder=Buildah.version()))
     elif args.command == "index":
