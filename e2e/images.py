@@ -890,7 +890,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     layout = Layout(cache_root())
     if args.command == "build":
         started = time.monotonic()
-        build(args.names or NAMES, layout=layout, force=args.force, driver=args.driver)
+        try:
+            build(args.names or NAMES, layout=layout, force=args.force, driver=args.driver)
+        except (OSError, RuntimeError, subprocess.CalledProcessError) as error:
+            _log(f"failed: {error}")
+            return 1
         _log(f"done in {time.monotonic() - started:.1f} s; index: {layout.index}")
         print(layout.index)
     elif args.command == "base":
