@@ -5,9 +5,11 @@ user the chart's and the renderer's pods run as. Needs root and a prior `make im
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -131,3 +133,75 @@ def test_the_image_root_has_no_package_caches_or_docs(roots: dict[str, Path], na
     docs = [p for p in (root / "usr/share/doc").rglob("*") if p.is_file()]
     assert all(p.name == "copyright" for p in docs), docs[:5]
     assert not (root / "usr/share/man").exists() or not any((root / "usr/share/man").iterdir())
+
+
+def _containerd_bin() -> Path | None:
+    """containerd (with ctr beside it) from PATH, else the one the node tier builds in the cache."""
+    found = shutil.which("containerd")
+    if found:
+        return Path(found)
+    cached = sorted((images.cache_root() / "bin").glob("containerd-v*/containerd"))
+    return cached[-1] if cached else None
+
+
+def test_archives_import_into_containerd(index: images.Index, tmp_path: Path) -> None:
+    """What the node does: `ctr -n k8s.io images import` of every tar into a containerd of our
+    own (private socket and state, no CRI), then the refs resolve to the indexed image ids."""
+    containerd = _containerd_bin()
+    if containerd is None:
+        pytest.skip("no containerd: the node tier builds it (e2e/cluster)")
+    beside = containerd.with_name("ctr")
+    ctr_path = beside if beside.exists() else Path(shutil.which("ctr") or "ctr")
+    sock = tmp_path / "containerd.sock"
+    config = tmp_path / "config.toml"
+    config.write_text(
+        "version = 3\n"
+        f'root = "{tmp_path}/root"\nstate = "{tmp_path}/state"\n'
+        'disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.cri.v1.images", '
+        '"io.containerd.cri.v1.runtime"]\n'
+        f'[grpc]\n  address = "{sock}"\n[ttrpc]\n  address = "{sock}.ttrpc"\n'
+    )
+    with (tmp_path / "containerd.log").open("wb") as log:
+        daemon = subprocess.Popen(
+            [str(containerd), "--config", str(config)], stdout=log, stderr=subprocess.STDOUT
+        )
+    try:
+        for _ in range(100):
+            if sock.exists():
+                break
+            time.sleep(0.1)
+        assert sock.exists(), (tmp_path / "containerd.log").read_text()[-2000:]
+        refs = images.ctr_import(index, address=str(sock), ctr=str(ctr_path))
+        assert sorted(refs) == sorted(index.images)
+        for ref, entry in index.images.items():
+            manifest = (
+                subprocess.run(
+                    [
+                        str(ctr_path),
+                        "-a",
+                        str(sock),
+                        "-n",
+                        "k8s.io",
+                        "images",
+                        "ls",
+                        f"name=={ref}",
+                    ],
+                    capture_output=True,
+                    text=True,
+                    check=True,
+                )
+                .stdout.split("\n")[1]
+                .split()
+            )
+            assert manifest[0] == ref
+            content = subprocess.run(
+                [str(ctr_path), "-a", str(sock), "-n", "k8s.io", "content", "get", manifest[2]],
+                capture_output=True,
+                text=True,
+                check=True,
+            ).stdout
+            assert json.loads(content)["config"]["digest"] == entry.image_id
+    finally:
+        daemon.terminate()
+        daemon.wait(timeout=30)
+        subprocess.run(["umount", "-R", str(tmp_path / "root")], check=False, capture_output=True)
