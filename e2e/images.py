@@ -566,11 +566,14 @@ def ensure_base(buildah: Buildah, *, force: bool = False) -> dict[str, Any]:
         if "rootfsDigest" not in info:
             info["rootfsDigest"] = _sha256_file(tarball)
             manifest.write_text(json.dumps(info, indent=2, sort_keys=True) + "\n")
+        # buildah's id of the base, per storage driver (each driver has a storage of its own)
+        ids: dict[str, str] = info.setdefault("imageIds", {})
         current = buildah.image_id(BASE_REF)
-        if current is not None and current == info.get("imageId"):
+        if current is not None and current == ids.get(buildah.driver, info.get("imageId")):
+            info["imageId"] = current
             return info
         log = entry / "import.log"
-        info["imageId"] = _import_base(buildah, tarball, log)
+        info["imageId"] = ids[buildah.driver] = _import_base(buildah, tarball, log)
         manifest.write_text(json.dumps(info, indent=2, sort_keys=True) + "\n")
         _log(f"imported {BASE_REF} {info['imageId'][:19]} from {tarball}")
         return info
@@ -620,6 +623,7 @@ def ensure_base(buildah: Buildah, *, force: bool = False) -> dict[str, Any]:
     }
     info["rootfsDigest"] = _sha256_file(tmp / "rootfs.tar")
     info["imageId"] = _import_base(buildah, tmp / "rootfs.tar", log)
+    info["imageIds"] = {buildah.driver: info["imageId"]}
     info["buildSeconds"] = round(time.monotonic() - started, 1)
     (tmp / "manifest.json").write_text(json.dumps(info, indent=2, sort_keys=True) + "\n")
     if entry.exists():

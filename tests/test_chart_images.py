@@ -178,7 +178,7 @@ def test_operator_image_installs_this_package_from_its_wheel() -> None:
     assert "pip wheel --no-deps --no-build-isolation --no-index --wheel-dir /wheels ." in text
     assert '--no-index --find-links=/wheels --no-deps "swg-operator==${VERSION}"' in text
     ignore = (IMAGES / "operator" / "Dockerfile.dockerignore").read_text().split()
-    assert {"*", "!pyproject.toml", "!README.md", "!operator/"} <= set(ignore)
+    assert {"*", "!pyproject.toml", "!operator/"} <= set(ignore)
     assert "!images/operator/requirements.lock" in ignore
 
 

@@ -256,3 +256,11 @@ def test_unpack_applies_layers_and_whiteouts(tmp_path: Path) -> None:
     assert files == ["etc/keep", "opaque/new"]
     assert (root / "etc" / "keep").read_bytes() == b"3"
     assert (root / "tmp").is_dir()
+
+
+def test_documentation_is_no_input_of_any_image() -> None:
+    """Editing the README or docs/ must not rebuild images (the wheels leave the README out)."""
+    for spec in images.specs():
+        inputs = {p.relative_to(REPO_ROOT).as_posix() for p in spec.inputs()}
+        assert "README.md" not in inputs, spec.name
+        assert not any(p.startswith("docs/") for p in inputs), spec.name
