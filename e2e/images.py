@@ -25,7 +25,7 @@ inputs costs a second or two.
 
 Usage::
 
-    python -m e2e.images build [NAME...]     # build what changed, print the index path
+    python -m e2e.images build [NAME...]     # build what changed (--jobs 2), print the index
     python -m e2e.images base [--force]      # (re)make debian:trixie-slim
     python -m e2e.images digest [NAME...]    # the inputs digest of each image
     python -m e2e.images index               # print the index
@@ -50,6 +50,7 @@ import tempfile
 import time
 import tomllib
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -720,8 +721,10 @@ def build(
     layout: Layout | None = None,
     force: bool = False,
     driver: str = "overlay",
+    jobs: int = 2,
 ) -> Index:
-    """Build every image whose inputs changed; return the index (also written to disk)."""
+    """Build every image whose inputs changed, ``jobs`` at a time; return the index (also
+    written to disk, after each image)."""
     need_buildah()
     layout = layout or Layout(cache_root())
     buildah = Buildah(layout, driver)
@@ -731,17 +734,32 @@ def build(
         builder = Buildah.version()
         index = read_index(layout.index)
         index.base = {k: v for k, v in base.items() if k != "packages"}
+        todo: list[tuple[ImageSpec, str]] = []
         for spec in specs(names):
             # The base's content (its root filesystem tar), not buildah's id of it: the digest
             # survives a re-import of the same base into a new storage.
             digest = inputs_digest(spec, base_id=str(base["rootfsDigest"]), builder=builder)
-            entry = index.images.get(spec.ref)
-            if is_current(entry, digest) and not force:
+            if is_current(index.images.get(spec.ref), digest) and not force:
                 _log(f"{spec.ref} is current ({digest[:16]})")
-                continue
-            index.images[spec.ref] = build_one(buildah, spec, digest, base_id=str(base["imageId"]))
-            write_index(layout.index, index)
+            else:
+                todo.append((spec, digest))
+        failures: list[str] = []
+        with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+            running = {
+                pool.submit(build_one, buildah, spec, digest, base_id=str(base["imageId"])): spec
+                for spec, digest in todo
+            }
+            for done in as_completed(running):
+                try:
+                    entry = done.result()
+                except (OSError, RuntimeError, subprocess.CalledProcessError) as error:
+                    failures.append(f"{running[done].ref}: {error}")
+                    continue
+                index.images[entry.ref] = entry
+                write_index(layout.index, index)
         write_index(layout.index, index)
+        if failures:
+            raise RuntimeError("\n".join(failures))
         return index
 
 
@@ -875,6 +893,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     p_build = sub.add_parser("build", help="build the images whose inputs changed")
     p_build.add_argument("names", nargs="*", metavar="NAME", help=", ".join(NAMES))
     p_build.add_argument("--force", action="store_true", help="rebuild even when current")
+    p_build.add_argument(
+        "--jobs", type=int, default=int(os.environ.get("SWG_IMAGES_JOBS", "2")), help="at once"
+    )
     p_build.add_argument("--driver", default=os.environ.get("SWG_BUILDAH_DRIVER", "overlay"))
     p_base = sub.add_parser("base", help="make debian:trixie-slim (debootstrap) if missing")
     p_base.add_argument("--force", action="store_true")
@@ -895,7 +916,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "build":
         started = time.monotonic()
         try:
-            build(args.names or NAMES, layout=layout, force=args.force, driver=args.driver)
+            build(
+                args.names or NAMES,
+                layout=layout,
+                force=args.force,
+                driver=args.driver,
+                jobs=args.jobs,
+            )
         except (OSError, RuntimeError, subprocess.CalledProcessError) as error:
             _log(f"failed: {error}")
             return 1
