@@ -74,7 +74,7 @@ test-unit: $(VENV)/.installed ## Fast tier: tests/ (no cluster)
 
 .PHONY: test-e2e
 test-e2e: setup ## Cluster tier: e2e/ against the local control plane (or $$SWG_E2E_KUBECONFIG)
-	$(PYTEST) e2e -m "not dataplane"
+	$(PYTEST) e2e -m "not dataplane and not images"
 
 .PHONY: rootfs
 rootfs: deps ## Build (or reuse) the cached Debian 13 rootfs of the data-plane tier (root, ~1 min)
@@ -111,8 +111,17 @@ chart-lint: $(VENV)/.installed ## helm lint --strict of the chart, hadolint of t
 	shellcheck hack/e2e-kind.sh
 
 .PHONY: images
-images: ## docker build of every image (needs a Docker engine: none on the project's machines)
+images: $(VENV)/.installed ## Build the four images with buildah, no Docker (root): tars + index.json in $$SWG_CACHE/images
+	@hack/install-apt.sh buildah debootstrap
+	$(PY) -m e2e.images build
+
+.PHONY: images-docker
+images-docker: ## docker build of every image (needs a Docker engine: none on the project's machines)
 	hack/e2e-kind.sh images
+
+.PHONY: test-images
+test-images: images ## Images tier: each built image unpacked, run as UID 10001 (squid, clamd, c-icap, swg-operator)
+	$(PYTEST) e2e -m images
 
 .PHONY: e2e-kind
 e2e-kind: setup ## e2e/ on kind with real pods and enforced NetworkPolicy (needs Docker; see docs/install.md)

@@ -8,7 +8,8 @@
 #
 # Usage: hack/e2e-kind.sh [all|images|up|load|install|test|down]     (default: all)
 #   all      images, up, load, install, test
-#   images   docker build of every images/*/Dockerfile (also `make images`)
+#   images   docker build of every images/*/Dockerfile (also `make images-docker`; `make images`
+#            builds the same without Docker, with buildah: e2e/images.py)
 #   up       create the kind cluster (kept when it exists)
 #   down     delete the kind cluster
 # Environment: IMAGE_REGISTRY (ghcr.io/swg-operator), IMAGE_TAG (the package version),
@@ -153,7 +154,7 @@ run_tests() {
   local status=0
   # shellcheck disable=SC2086
   SWG_E2E_KUBECONFIG="$kubeconfig" \
-    "$repo/.venv/bin/python" -m pytest e2e -m "not dataplane" --ignore=e2e/test_chart.py ${PYTEST_ARGS:-} \
+    "$repo/.venv/bin/python" -m pytest e2e -m "not dataplane and not images" --ignore=e2e/test_chart.py ${PYTEST_ARGS:-} \
     || status=$?
   kc -n "$namespace" scale deployment "$release" --replicas=1
   return "$status"

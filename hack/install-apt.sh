@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the project needs, only those missing. Runs as root (CI and the
 # development machines do); prints what it would install otherwise.
+# Usage: hack/install-apt.sh [package...]   (no arguments: what every tier needs)
 set -euo pipefail
 wanted=(openssl iproute2 debootstrap faketime wrk shellcheck curl ca-certificates procps util-linux)
+if [ $# -gt 0 ]; then wanted=("$@"); fi
 missing=()
 for p in "${wanted[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

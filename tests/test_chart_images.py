@@ -121,15 +121,50 @@ def test_every_debian_package_list_is_the_data_plane_tiers() -> None:
         assert rootfs.read_package_list(path), f"{path} lists nothing"
 
 
-def test_log_store_requirements_are_the_versions_the_tests_run() -> None:
-    path = IMAGES / "logstore" / "requirements.txt"
-    for line in path.read_text().splitlines():
-        line = line.split("#", 1)[0].strip()
+def _locked(path: Path) -> dict[str, tuple[str, int]]:
+    """name -> (version, number of hashes) of a pip-compile --generate-hashes lock file."""
+    pins: dict[str, tuple[str, int]] = {}
+    name = ""
+    for raw in path.read_text().splitlines():
+        line = raw.split("#", 1)[0].strip().removesuffix("\\").strip()
         if not line:
             continue
-        name, _, version = line.partition("==")
-        assert version, f"{line}: pin it"
+        if line.startswith("--hash=sha256:"):
+            assert re.fullmatch(r"--hash=sha256:[0-9a-f]{64}", line), line
+            version, count = pins[name]
+            pins[name] = (version, count + 1)
+            continue
+        name, sep, version = line.partition("==")
+        assert sep, f"{path.name}: {line}: pin it"
+        pins[name] = (version, 0)
+    return pins
+
+
+LOCKS = {
+    "logstore": IMAGES / "logstore" / "requirements.txt",
+    "operator": IMAGES / "operator" / "requirements.lock",
+}
+
+
+@pytest.mark.parametrize("image", sorted(LOCKS))
+def test_locks_are_hashed_and_the_versions_the_tests_run(image: str) -> None:
+    pins = _locked(LOCKS[image])
+    assert pins
+    for name, (version, hashes) in pins.items():
+        assert hashes, f"{name}: no hash"
         assert importlib.metadata.version(name) == version, name
+    text = (IMAGES / image / "Dockerfile").read_text()
+    assert "--require-hashes" in text
+    assert LOCKS[image].relative_to(REPO_ROOT).as_posix() in text
+
+
+def test_operator_lock_pins_the_packages_dependencies() -> None:
+    pins = _locked(LOCKS["operator"])
+    project = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]
+    for requirement in project["dependencies"]:
+        name, _, version = requirement.partition("==")
+        key = re.sub(r"[-_.]+", "-", name).lower()
+        assert pins.get(key, ("", 0))[0] == version.split(";")[0].strip(), requirement
 
 
 def test_operator_image_installs_this_package_from_its_wheel() -> None:
@@ -140,10 +175,11 @@ def test_operator_image_installs_this_package_from_its_wheel() -> None:
     version = re.search(r"^ARG VERSION=(\S+)$", text, re.M)
     assert version is not None
     assert version.group(1) == project["version"] == chart["appVersion"]
-    assert "pip wheel --wheel-dir /wheels ." in text
-    assert '--no-index --find-links=/wheels "swg-operator==${VERSION}"' in text
+    assert "pip wheel --no-deps --no-build-isolation --no-index --wheel-dir /wheels ." in text
+    assert '--no-index --find-links=/wheels --no-deps "swg-operator==${VERSION}"' in text
     ignore = (IMAGES / "operator" / "Dockerfile.dockerignore").read_text().split()
-    assert {"*", "!pyproject.toml", "!README.md", "!operator/"} <= set(ignore)
+    assert {"*", "!pyproject.toml", "!operator/"} <= set(ignore)
+    assert "!images/operator/requirements.lock" in ignore
 
 
 def test_chart_deploys_an_image_for_each_image_directory() -> None:
