@@ -1003,7 +1003,7 @@ def test_service_account_cannot_bind_any_other_role(
 
 def test_can_i_list_matches_the_chart(operator_release: Release, operator: OperatorProcess) -> None:
     """`kubectl auth can-i --list` in a tenant namespace: no wildcard, no log, and on Secrets
-    nothing but `create`."""
+    nothing but `create`, and `get` of the generated CA's Secret by its name."""
     listing = operator.sa_cluster.kubectl("auth", "can-i", "--list", "-n", "swg-probe").stdout
     rows = [line.split() for line in listing.splitlines()[1:] if line.strip()]
     resources = {row[0] for row in rows}
@@ -1011,12 +1011,15 @@ def test_can_i_list_matches_the_chart(operator_release: Release, operator: Opera
     assert not {"pods/log", "services/proxy", "pods/exec"} & resources
     assert {"deployments.apps", "networkpolicies.networking.k8s.io", "namespaces"} <= resources
     secret_verbs = {
-        verb
+        (verb, row[2])
         for row in rows
         if row[0] == "secrets"
         for verb in " ".join(row[3:]).strip("[]").split()
     }
-    assert secret_verbs == {"create"}
+    assert secret_verbs == {("create", "[]"), ("get", "[https-inspection-ca]")}
+    sa = operator.sa_cluster
+    assert _can(sa, "get", "secrets/https-inspection-ca", "-n", "swg-probe") == "yes"
+    assert _can(sa, "get", "secrets/own-ca", "-n", "swg-probe") == "no"
 
 
 def test_uninstall_keeps_the_crd_and_the_tenants(chart_cluster: Cluster, release: Release) -> None:

@@ -1,12 +1,14 @@
 """An in-memory `KubeApi` for unit tests: enough of the API server's behaviour to test the
 reconcile loop (server-side apply by field manager, create-only POST with dry run, merge patch,
-label and name selectors, namespace cascade, creation timestamps, status subresource, Events, a
-settable clock, and the PersistentVolume controller's reclaim: a claim's bound volume goes with
-the claim when its reclaim policy is Delete, stays `Released` otherwise), no network and no
-mock.patch. Every write is counted in `writes`, every read in `reads`."""
+label and name selectors, a Secret's stringData stored as base64 data, namespace cascade,
+creation timestamps, status subresource, Events, a settable clock, and the PersistentVolume
+controller's reclaim: a claim's bound volume goes with the claim when its reclaim policy is
+Delete, stays `Released` otherwise), no network and no mock.patch. Every write is counted in
+`writes`, every read in `reads`."""
 
 from __future__ import annotations
 
+import base64
 import copy
 import datetime
 import itertools
@@ -22,6 +24,18 @@ Key = tuple[str, str, str | None, str]
 def _key(obj: Mapping[str, Any]) -> Key:
     meta = obj["metadata"]
     return (obj["apiVersion"], obj["kind"], meta.get("namespace") or None, meta["name"])
+
+
+def _as_stored(obj: Mapping[str, Any]) -> dict[str, Any]:
+    """A copy of `obj` as the API server stores it: a Secret's `stringData` is merged into its
+    `data`, base64-encoded (write-only, as on the server)."""
+    stored = copy.deepcopy(dict(obj))
+    if stored.get("kind") == "Secret" and "stringData" in stored:
+        data = dict(stored.get("data") or {})
+        for key, value in (stored.pop("stringData") or {}).items():
+            data[key] = base64.b64encode(str(value).encode()).decode("ascii")
+        stored["data"] = data
+    return stored
 
 
 def _matches(labels: Mapping[str, str], selector: str) -> bool:
@@ -56,7 +70,7 @@ class FakeKube:
 
     def put(self, obj: Mapping[str, Any]) -> dict[str, Any]:
         """Store `obj` as if created by someone else (no write counted)."""
-        stored = copy.deepcopy(dict(obj))
+        stored = _as_stored(obj)
         meta = stored.setdefault("metadata", {})
         meta.setdefault("uid", f"uid-{next(self._uids)}")
         meta.setdefault("generation", 1)
@@ -153,7 +167,7 @@ class FakeKube:
         if dry_run:
             return True
         self.writes.append(("create", f"{key[1]}/{key[2] or ''}/{key[3]}"))
-        stored = copy.deepcopy(dict(obj))
+        stored = _as_stored(obj)
         stored["metadata"]["uid"] = f"uid-{next(self._uids)}"
         stored["metadata"]["resourceVersion"] = str(next(self._versions))
         stored["metadata"]["creationTimestamp"] = self._timestamp()

@@ -5,7 +5,10 @@ What the operator needs is derived, not listed by hand:
   in a recorder that notes every request as (API group, resource, verb, scope);
 * the kopf handlers are registered as `swg-operator run` registers them, and every resource kopf
   then watches (list + watch) or changes (patch: finalizers, annotations) is read off the registry;
-* kopf's own machinery (peering, CRD observation, Events) is the one fixed part, named below.
+* kopf's own machinery (peering, CRD observation, Events) is the one fixed part, named below;
+* reads the operator may do without (a customer's CA Secret: checked when the platform lets the
+  operator read it, else only asked whether it exists) are answered 403, as the chart's RBAC
+  answers them, and noted apart: they must not be granted, and the code must carry on.
 
 The rendered ClusterRole and Role must grant each of those, and nothing else. The tenant
 admins' ClusterRole the chart ships must hold exactly the operator's `render.rbac.reader_rules()`.
@@ -25,9 +28,13 @@ import kopf
 from fakes import FakeKube, bind_log_volume, make_available
 from swg_operator.api import OperatorSettings
 from swg_operator.handlers import RunOptions, register
-from swg_operator.kube import ResourceKind
+from swg_operator.kube import KubeApiError, ResourceKind
 from swg_operator.kube.kinds import EVENT, OWNED_KINDS, TENANT
-from swg_operator.naming import legacy_reader_role_name, tenant_reader_cluster_role_name
+from swg_operator.naming import (
+    inspection_ca_secret_name,
+    legacy_reader_role_name,
+    tenant_reader_cluster_role_name,
+)
 from swg_operator.reconcile.loop import Context, PurgePolicy, reconcile
 from swg_operator.reconcile.purge import NotYet, cancel_and_purge
 from swg_operator.render.rbac import reader_rules
@@ -58,6 +65,7 @@ class RecordingKube:
     def __init__(self, inner: FakeKube, operator_namespace: str) -> None:
         self.inner = inner
         self.needs: set[Need] = set()
+        self.refused: set[Need] = set()  # asked, answered 403 (see the module docstring)
         self._own = operator_namespace
 
     def _note(
@@ -112,7 +120,11 @@ class RecordingKube:
     async def get(
         self, kind: ResourceKind, name: str, *, namespace: str | None = None
     ) -> dict[str, Any] | None:
-        self._note(kind, "get", namespace)
+        # A GET names its object when it is authorised: `get` can be limited by resourceNames.
+        if kind.kind == "Secret" and name != inspection_ca_secret_name():
+            self.refused.add(Need(_group(kind), kind.plural, "get", CLUSTER, name))
+            raise KubeApiError(403, f'secrets "{name}" is forbidden', reason="Forbidden")
+        self._note(kind, "get", namespace, name=name)
         return await self.inner.get(kind, name, namespace=namespace)
 
     async def create(self, obj: Mapping[str, Any], *, dry_run: bool = False) -> bool:
@@ -245,14 +257,18 @@ def _legacy_tenant(kube: FakeKube, name: str) -> None:
     )
 
 
-def code_needs() -> set[Need]:
+def _recorded() -> RecordingKube:
     kube = FakeKube(now=NOW)
     kube.put(
         {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": SETTINGS.operator_namespace}}
     )
     recorder = RecordingKube(kube, SETTINGS.operator_namespace)
     asyncio.run(_lifecycle(kube, recorder))
-    needs = set(recorder.needs)
+    return recorder
+
+
+def code_needs() -> set[Need]:
+    needs = set(_recorded().needs)
     # observe() lists every owned kind and the prune deletes whatever labelled object the
     # desired state does not contain, of any owned kind (an object left by an older version, or
     # labelled by hand): list and delete for each, whether or not this scenario met one.
@@ -393,8 +409,8 @@ def test_every_grant_is_needed_by_the_code() -> None:
 
 
 def test_nothing_grants_reading_secrets_or_tenant_logs() -> None:
-    """Secrets: `create` only (the generated inspection CA, and the dry-run probe asking
-    whether a Secret the spec names exists), which discloses no Secret."""
+    """Secrets: `create` (the generated inspection CA, and the dry-run probe asking whether a
+    Secret the spec names exists), and `get` of the generated CA's Secret by its name only."""
     forbidden = {
         "pods/log",
         "pods/exec",
@@ -406,9 +422,18 @@ def test_nothing_grants_reading_secrets_or_tenant_logs() -> None:
     for grant in granted(render()):
         assert grant.resource not in forbidden, grant
         if grant.resource == "secrets":
-            assert grant.verb == "create", grant
+            assert (grant.verb, grant.name) in {
+                ("create", ""),
+                ("get", inspection_ca_secret_name()),
+            }, grant
 
 
-def test_the_operator_code_reads_no_secrets() -> None:
-    """No get, list or watch (nor patch, delete): the one verb on Secrets is `create`."""
-    assert {n.verb for n in code_needs() if n.resource == "secrets"} == {"create"}
+def test_the_operator_code_reads_one_secret_by_name() -> None:
+    """No list or watch (nor patch, delete): Secrets are created, and the generated CA's is
+    read back by name to compare it with the published certificate. The customer's CA Secret
+    is asked for too, and the refusal of the chart's RBAC is taken in stride."""
+    recorder = _recorded()
+    secrets = {(n.verb, n.name) for n in code_needs() if n.resource == "secrets"}
+    assert secrets == {("create", ""), ("get", inspection_ca_secret_name())}
+    assert {(n.verb, n.name) for n in recorder.refused} == {("get", "own-ca")}
+    assert not [n for n in recorder.refused if covered(n, granted(render()))]

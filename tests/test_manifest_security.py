@@ -241,8 +241,15 @@ def test_the_operator_cannot_read_secrets_or_customer_logs(
     }
     for resource in ("pods/log", "pods/exec", "pods/portforward", "services/proxy", "pods/proxy"):
         assert not [g for g in granted if g[0] == resource], resource
-    # Secrets: at most `create` (the generated inspection CA; a POST discloses nothing).
-    assert {verb for res, verb in granted if res == "secrets"} <= {"create"}
+    # Secrets: `create` (the generated inspection CA; a POST discloses nothing), and `get` of
+    # that one Secret by name (checked against the certificate published to the admins).
+    secrets = {
+        (verb, tuple(rule.get("resourceNames", ())))
+        for rule in operator
+        if "secrets" in rule.get("resources", [])
+        for verb in rule["verbs"]
+    }
+    assert secrets <= {("create", ()), ("get", ("https-inspection-ca",))}, secrets
 
 
 OPERATOR_ROLE = "ClusterRole.default.swg-swg-operator"

@@ -70,11 +70,12 @@ from swg_operator.reconcile.plan import (
     key_of,
     plan_changes,
 )
-from swg_operator.reconcile.references import ca_secret_problems, custom_signatures_problems
+from swg_operator.reconcile.references import custom_signatures_problems
 from swg_operator.reconcile.secrets import (
     InspectionCa,
+    announce_ca_expiry,
+    check_customer_ca,
     create_pending,
-    secret_exists,
     settle_inspection_ca,
 )
 from swg_operator.reconcile.status import (
@@ -228,14 +229,10 @@ async def observe(kube: KubeApi, tenant: str, namespaces: Sequence[str]) -> list
 async def check_references(
     kube: KubeApi, spec: SecureWebGatewaySpec, *, namespace: str
 ) -> tuple[Unresolved, ...]:
-    """The objects the spec refers to in the tenant namespace and the customer provides: the
-    CA Secret (does it exist? asked with a dry-run create, never read) and the custom
-    signatures ConfigMap (found by name with a list)."""
+    """The objects the spec refers to in the tenant namespace and the customer provides, but
+    the CA Secret (`reconcile.secrets.check_customer_ca`): the custom signatures ConfigMap
+    (found by name with a list)."""
     problems: tuple[Unresolved, ...] = ()
-    ca_secret = spec.options.https_inspection.ca_secret
-    if spec.options.https_inspection.enabled and ca_secret is not None:
-        exists = await secret_exists(kube, ca_secret.name, namespace=namespace)
-        problems += ca_secret_problems(spec, exists=exists, namespace=namespace)
     signatures = spec.antivirus.custom_signatures
     if spec.antivirus.enabled and signatures is not None:
         found = await kube.find_named(CONFIG_MAP, signatures.name, namespace=namespace)
@@ -640,6 +637,9 @@ async def _reconcile(body: Mapping[str, Any], *, ctx: Context) -> Outcome:
         await _announce_new_ca(ctx.kube, body, namespace=namespace, notify_namespace=in_namespace)
     unresolved = ca.unresolved
     if spec is not None and lifecycle is Lifecycle.ACTIVE:
+        own = await _guard(check_customer_ca(ctx.kube, spec, namespace=namespace, now=ctx.clock()))
+        ca = InspectionCa(expiry=ca.expiry or own.expiry)
+        unresolved += own.unresolved
         unresolved += await _guard(check_references(ctx.kube, spec, namespace=namespace))
     if spec is not None:
         claims = [*observed, *stored.values()]
@@ -665,9 +665,12 @@ async def _reconcile(body: Mapping[str, Any], *, ctx: Context) -> Outcome:
         else None,
         sizing=computed_sizing(manifests, current) if manifests is not None else None,
         cancellation=cancellation,
+        inspection_ca_expiry=ca.expiry if lifecycle is not Lifecycle.CANCELLED else None,
     )
     status = compute_status(facts, previous=previous, now=now)
     written = await write_status(ctx.kube, body, status)
+    where = namespace if in_namespace else None
+    await announce_ca_expiry(ctx.kube, body, previous=previous, status=status, namespace=where)
     if written and (previous is None or previous.phase != status.phase):
         logger.info("Moved %s %s to phase %s", KIND, name, status.phase)
     mirrored = 0

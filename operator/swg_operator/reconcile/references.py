@@ -2,9 +2,10 @@
 Secret, the custom signatures ConfigMap, and the generated CA's published certificate. Pure: the
 shell (`reconcile.loop`, `reconcile.secrets`) fetches what it may and passes it in.
 
-The operator may not read Secrets. Whether one exists is all it learns of it, from a dry-run
-create (`KubeApi.create(..., dry_run=True)`: 409 AlreadyExists, or nothing stored): its shape
-(type, keys) is the customer's to get right, and a wrong one shows in the proxy's pods.
+The operator reads one Secret, the CA it generates, by name; a customer's CA Secret only when
+the platform lets it (`reconcile.secrets`, judged in `reconcile.ca_pair`). Otherwise whether one
+exists is all it learns of it, from a dry-run create (`KubeApi.create(..., dry_run=True)`: 409
+AlreadyExists, or nothing stored).
 """
 
 from __future__ import annotations
@@ -56,15 +57,16 @@ def published_certificate(observed: Iterable[Mapping[str, Any]], namespace: str)
 
 def unpublished_ca(namespace: str) -> Unresolved:
     """The generated CA's Secret exists but its certificate is not published (the ConfigMap was
-    deleted by hand): the operator cannot read the Secret to publish it again."""
+    deleted by hand): the operator publishes a CA's certificate only when it creates the CA."""
     secret = inspection_ca_secret_name()
     return Unresolved(
         INSPECTION_CA_UNPUBLISHED,
         f"spec.options.httpsInspection: Secret {namespace}/{secret} holds the generated CA, but "
         f"its certificate is no longer published in ConfigMap "
-        f"{inspection_ca_certificate_name()} and the operator never reads Secrets; delete the "
-        f"Secret to have a new CA generated and published (clients must then trust the new "
-        f"one), or name a CA of your own in spec.options.httpsInspection.caSecret",
+        f"{inspection_ca_certificate_name()}, and the operator publishes a CA's certificate "
+        f"only when it creates the CA; delete the Secret to have a new CA generated and "
+        f"published (clients must then trust the new one), or name a CA of your own in "
+        f"spec.options.httpsInspection.caSecret",
     )
 
 

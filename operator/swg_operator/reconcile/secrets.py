@@ -1,23 +1,31 @@
 """The HTTPS-inspection CA the operator generates for a tenant whose spec names none (DESIGN.md
-10.1.1: a CA per tenant whose key never leaves the tenant namespace).
+10.1.1: a CA per tenant whose key never leaves the tenant namespace), and the checks of the CA
+the proxy will use, generated or the customer's.
 
 Part of the shell, not of the pure core: a key is fresh randomness. The renderer only ever gets
 the CA's certificate (public) and publishes it in the ConfigMap `https-inspection-ca-cert`.
 
-Write once, never read back:
+Created once, read back by name only:
 * the Secret is created with a POST, which the API server refuses with 409 AlreadyExists when
   the name is taken, so an existing CA is never replaced, by this operator or a restarted one;
-* the operator holds `create` on Secrets and nothing else (no get, list, watch, patch, delete):
-  once created, the key is out of its reach. Whether the Secret still exists is asked with a
-  dry-run create (nothing is stored; 409 means it exists), which discloses nothing either;
-* the published certificate is the operator's only record of the CA. When it is missing while
-  the Secret exists (deleted by hand), the operator cannot publish it again and says so
-  (`InspectionCAUnpublished`); deleting the Secret has a new CA generated.
+* the operator holds `create` on Secrets, and `get` limited by name to `https-inspection-ca`
+  (no list, watch, patch or delete): each reconcile reads that one Secret to learn whether it
+  exists and whether its key and certificate are the certificate published for the admins
+  (`InspectionCAMismatch` when not: left by an earlier version, or replaced by hand);
+* a customer's CA Secret (`caSecret`) is read when the platform lets the operator read it (the
+  chart does not: its name is the customer's); refused (403), the operator only asks whether it
+  exists, with a dry-run create (nothing is stored; 409 means it exists);
+* the published certificate is the admins' record of the CA. When it is missing while the
+  Secret exists (deleted by hand), the operator does not publish another and says so
+  (`InspectionCAUnpublished`); deleting the Secret has a new CA generated;
+* the CA's expiry is judged on every reconcile (`InspectionCAExpiring`, a Warning Event when it
+  turns True); rotation is deleting the Secret.
 """
 
 from __future__ import annotations
 
 import datetime
+import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
@@ -27,12 +35,31 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 
-from swg_operator.api import SecureWebGatewaySpec
-from swg_operator.kube import KubeApi
+from swg_operator.api import KIND, SecureWebGatewaySpec, SecureWebGatewayStatus
+from swg_operator.kube import KubeApi, KubeApiError
+from swg_operator.kube.kinds import SECRET
 from swg_operator.labels import component_labels
-from swg_operator.naming import Component, inspection_ca_secret_name
-from swg_operator.reconcile.references import published_certificate, unpublished_ca
-from swg_operator.reconcile.status import Unresolved
+from swg_operator.naming import (
+    Component,
+    inspection_ca_certificate_name,
+    inspection_ca_secret_name,
+)
+from swg_operator.reconcile.admins import notify
+from swg_operator.reconcile.ca_pair import (
+    certificate_expiry,
+    customer_ca_problems,
+    expired_ca,
+    generated_ca_problems,
+    tls_pair,
+)
+from swg_operator.reconcile.references import (
+    ca_secret_problems,
+    published_certificate,
+    unpublished_ca,
+)
+from swg_operator.reconcile.status import INSPECTION_CA_EXPIRING, CaExpiry, Unresolved
+
+logger = logging.getLogger("swg_operator.reconcile")
 
 # RSA 3072 (about 128-bit security, NIST SP 800-57) rather than ECDSA: Squid's certificate
 # generator, the clients' trust stores and the data-plane tests all take RSA CAs as they are.
@@ -135,6 +162,27 @@ async def secret_exists(kube: KubeApi, name: str, *, namespace: str) -> bool:
     return not await kube.create(existence_probe(name, namespace), dry_run=True)
 
 
+_UNREADABLE: Final[dict[str, Any]] = {}
+
+
+async def read_secret(kube: KubeApi, name: str, *, namespace: str) -> Mapping[str, Any] | None:
+    """Secret `namespace/name` (None: it does not exist), or `_UNREADABLE` when the operator may
+    not read it (403: then whether it exists is asked with a dry-run create)."""
+    try:
+        return await kube.get(SECRET, name, namespace=namespace)
+    except KubeApiError as exc:
+        if exc.status != 403:
+            raise
+    exists = await secret_exists(kube, name, namespace=namespace)
+    return _UNREADABLE if exists else None
+
+
+def _ca_field(customer: bool) -> str:
+    return (
+        "spec.options.httpsInspection.caSecret.name" if customer else "spec.options.httpsInspection"
+    )
+
+
 @dataclass(frozen=True)
 class InspectionCa:
     """Where the generated CA stands after `settle_inspection_ca`."""
@@ -144,6 +192,7 @@ class InspectionCa:
     created: bool = False  # a new CA was created in this reconcile
     retract: bool = False  # the certificate just published is not the Secret's: unpublish it
     unresolved: tuple[Unresolved, ...] = ()
+    expiry: CaExpiry | None = None  # the CA in use, when its certificate is known
 
 
 def _namespace_exists(observed: Iterable[Mapping[str, Any]], namespace: str) -> bool:
@@ -167,9 +216,10 @@ async def settle_inspection_ca(
 ) -> InspectionCa:
     """Make sure the generated CA exists (once) and learn the certificate to publish.
 
-    The Secret still there (a dry-run create is refused): keep it, and its published
-    certificate; with none published, the operator cannot learn it (`InspectionCAUnpublished`).
-    The Secret missing: a new CA is generated and is `pending`: its certificate is published
+    The Secret still there (read by name): keep it, and its published certificate, and say so
+    when the Secret's key or certificate is not the published one (`InspectionCAMismatch`);
+    with none published, it is not published anew (`InspectionCAUnpublished`). The Secret
+    missing: a new CA is generated and is `pending`: its certificate is published
     (applied with the tenant's objects) and only then `create_pending` creates the Secret, so
     a published certificate is never left beside a Secret holding another CA. With `create`
     False (a cancelled tenant) nothing is asked or made: the published certificate stays.
@@ -178,21 +228,44 @@ async def settle_inspection_ca(
     published = published_certificate(observed, namespace)
     if not create:
         return InspectionCa(certificate=published)
-    exists = _namespace_exists(observed, namespace)
-    if exists and await secret_exists(kube, inspection_ca_secret_name(), namespace=namespace):
+    name = inspection_ca_secret_name()
+    where = f"ConfigMap {namespace}/{inspection_ca_certificate_name()}"
+    secret = (
+        await read_secret(kube, name, namespace=namespace)
+        if _namespace_exists(observed, namespace)
+        else None
+    )
+    if secret is not None:
         if published is None:
             return InspectionCa(unresolved=(unpublished_ca(namespace),))
-        return InspectionCa(certificate=published)
+        expiry = certificate_expiry(published, now=now, where=where)
+        problems = expired_ca(expiry, customer=False, field=_ca_field(False))
+        if secret is not _UNREADABLE:
+            problems = (
+                generated_ca_problems(
+                    secret,
+                    published,
+                    namespace=namespace,
+                    secret_name=name,
+                    config_map=inspection_ca_certificate_name(),
+                )
+                + problems
+            )
+        return InspectionCa(certificate=published, unresolved=problems, expiry=expiry)
     ca = generate_inspection_ca(tenant=tenant, service_code=spec.service_code, now=now)
-    secret = inspection_ca_secret(
+    pending = inspection_ca_secret(
         ca, tenant=tenant, namespace=namespace, service_code=spec.service_code
     )
     # Published first, created second (`create_pending`, after the certificate is applied):
     # whichever write is lost (an API error, the operator killed in between), the next
     # reconcile finds the Secret missing and starts again with a new CA. The other order could
     # leave a new Secret beside the old published certificate for good, as the operator cannot
-    # read the Secret to tell.
-    return InspectionCa(certificate=ca.certificate, pending=secret)
+    # only tell, not repair, by reading the Secret.
+    return InspectionCa(
+        certificate=ca.certificate,
+        pending=pending,
+        expiry=certificate_expiry(ca.certificate, now=now, where=where),
+    )
 
 
 async def create_pending(kube: KubeApi, ca: InspectionCa, *, namespace: str) -> InspectionCa:
@@ -202,5 +275,60 @@ async def create_pending(kube: KubeApi, ca: InspectionCa, *, namespace: str) -> 
     if ca.pending is None:
         return ca
     if await kube.create(ca.pending):
-        return InspectionCa(certificate=ca.certificate, created=True)
+        return InspectionCa(certificate=ca.certificate, created=True, expiry=ca.expiry)
     return InspectionCa(retract=True, unresolved=(unpublished_ca(namespace),))
+
+
+async def check_customer_ca(
+    kube: KubeApi, spec: SecureWebGatewaySpec, *, namespace: str, now: datetime.datetime
+) -> InspectionCa:
+    """The CA Secret the spec names: it must exist (`CASecretNotFound`); read when the operator
+    may (see the module docstring), its key must be its certificate's (`CASecretMismatch`) and
+    its expiry is judged like the generated CA's."""
+    inspection = spec.options.https_inspection
+    if not inspection.enabled or inspection.ca_secret is None:
+        return InspectionCa()
+    name = inspection.ca_secret.name
+    secret = await read_secret(kube, name, namespace=namespace)
+    problems = ca_secret_problems(spec, exists=secret is not None, namespace=namespace)
+    if secret is None or secret is _UNREADABLE:
+        return InspectionCa(unresolved=problems)
+    pair = tls_pair(secret)
+    expiry = (
+        certificate_expiry(pair.certificate, now=now, where=f"Secret {namespace}/{name}")
+        if pair.certificate is not None
+        else None
+    )
+    problems += customer_ca_problems(secret, namespace=namespace, name=name)
+    problems += expired_ca(expiry, customer=True, field=_ca_field(True))
+    return InspectionCa(unresolved=problems, expiry=expiry)
+
+
+async def announce_ca_expiry(
+    kube: KubeApi,
+    body: Mapping[str, Any],
+    *,
+    previous: SecureWebGatewayStatus | None,
+    status: SecureWebGatewayStatus,
+    namespace: str | None,
+) -> None:
+    """A Warning Event when `InspectionCAExpiring` turns True (or from Expiring to Expired):
+    once per change, so an idle tenant costs no write."""
+    now = next((c for c in status.conditions if c.type == INSPECTION_CA_EXPIRING), None)
+    if now is None or now.status != "True":
+        return
+    before = next(
+        (c for c in (previous.conditions if previous else ()) if c.type == INSPECTION_CA_EXPIRING),
+        None,
+    )
+    if before is not None and (before.status, before.reason) == (now.status, now.reason):
+        return
+    logger.warning("%s %s: %s", KIND, body["metadata"]["name"], now.message)
+    await notify(
+        kube,
+        body,
+        reason=INSPECTION_CA_EXPIRING,
+        message=now.message,
+        namespace=namespace,
+        type_="Warning",
+    )

@@ -5,7 +5,9 @@ Conditions follow kstatus: `Ready`, `Reconciling` (working towards the desired s
 plus domain conditions `SpecValid`, `Isolated`,
 `QuotaApplied`, `ProxyAvailable`, `AntivirusAvailable` and `LogStoreAvailable` (logs are one of
 the three services: `Ready` needs the log store running, and a claim that does not bind is
-reported by name). A condition's `lastTransitionTime`
+reported by name), and, with HTTPS inspection on, `InspectionCAExpiring` (a warning: True from
+30 days before the CA's notAfter; it does not make the tenant not Ready, an expired CA does, as
+an unresolved reference). A condition's `lastTransitionTime`
 moves only when its status flips; the whole status is written only when it differs from the
 stored one (`status_changed`).
 """
@@ -38,6 +40,19 @@ class Unresolved:
 
 
 @dataclass(frozen=True)
+class CaExpiry:
+    """The HTTPS-inspection CA's validity as judged (`reconcile.ca_pair.certificate_expiry`)."""
+
+    expiring: bool  # the condition InspectionCAExpiring: True within the warning or past it
+    reason: str  # Valid, Expiring, Expired
+    message: str  # names where the CA is and its notAfter
+    not_after: str  # RFC 3339
+
+
+INSPECTION_CA_EXPIRING: Final = "InspectionCAExpiring"
+
+
+@dataclass(frozen=True)
 class Facts:
     """Everything the status is computed from."""
 
@@ -54,6 +69,7 @@ class Facts:
     proxy_endpoint: str | None = None
     sizing: ComputedSizing | None = None
     cancellation: CancellationStatus | None = None
+    inspection_ca_expiry: CaExpiry | None = None  # None: no CA in use, or none readable
     purging: bool = False
     purged: bool = False
 
@@ -340,6 +356,9 @@ def compute_status(
         verdicts["Stalled"] = _Verdict(False, "Progressing", "")
         verdicts["Reconciling"] = _Verdict(True, "Progressing", "; ".join(waiting))
 
+    expiry = facts.inspection_ca_expiry
+    if expiry is not None and not facts.spec_problems:
+        verdicts[INSPECTION_CA_EXPIRING] = _Verdict(expiry.expiring, expiry.reason, expiry.message)
     old = {c.type: c for c in (previous.conditions if previous else ())}
     order = (
         "Ready",
@@ -351,9 +370,12 @@ def compute_status(
         "ProxyAvailable",
         "AntivirusAvailable",
         "LogStoreAvailable",
+        INSPECTION_CA_EXPIRING,
     )
     conditions = []
     for name in order:
+        if name not in verdicts:
+            continue
         verdict = verdicts[name]
         value = "Unknown" if verdict.status is None else ("True" if verdict.status else "False")
         before = old.get(name)
