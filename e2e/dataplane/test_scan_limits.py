@@ -12,6 +12,7 @@ A scanner that dies never lets anything through unscanned while the tenant is fa
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import time
 from collections.abc import Iterator
@@ -20,7 +21,7 @@ import pytest
 
 from e2e.dataplane.conftest import TENANT_DATA, TENANT_SIGNATURES, RenderTenant, StartDataplane
 from e2e.dataplane.payloads import SCAN_LIMIT, Payload
-from e2e.dataplane.stack import DataplaneStack
+from e2e.dataplane.stack import DaemonStartError, DataplaneStack
 from swg_operator.logstore import records
 from swg_operator.logstore.formats import CICAP_ANTIVIRUS_LOG_PATH, SQUID_ACCESS_LOG_PATH
 
@@ -184,5 +185,35 @@ def test_eicar_sent_right_after_clamd_is_killed_is_never_served(
             assert response.status != 200, f"EICAR served after clamd died: {statuses}"
         assert statuses
         assert all(s == 403 or 500 <= s < 600 for s in statuses), statuses
+    finally:
+        stack.close()
+
+
+def test_c_icap_restarted_while_clamd_is_down_never_serves_unscanned(
+    start_dataplane: StartDataplane, render_tenant: RenderTenant
+) -> None:
+    """clamd killed: its socket file stays, the watchdog stops c-icap, and the kubelet starts
+    c-icap again at once while clamd is still down (or still loading its database). A c-icap
+    started without clamd has no scan engine and lets everything pass (204), for as long as it
+    runs: it must not run. Once clamd is back, scanning resumes."""
+    stack = start(start_dataplane, render_tenant, "tenant-limits.yaml", "cicap-restart")
+    try:
+        stack.stop_daemon("clamd", sig=signal.SIGKILL)
+        stack.daemons["c-icap"].process.wait(timeout=60)  # the watchdog stops it
+        stack.daemons.pop("c-icap")
+        with contextlib.suppress(DaemonStartError):  # it may refuse to start at all
+            stack.start_daemon("c-icap", timeout=3)
+        statuses = []
+        deadline = time.monotonic() + 8
+        while time.monotonic() < deadline:
+            response = stack.request("http://clean.test/files/eicar.com", timeout=10)
+            statuses.append(response.status)
+            assert response.status != 200, f"EICAR served with clamd down: {statuses}"
+        stack.start_daemon("clamd")
+        recovered = time.monotonic() + 60
+        while stack.request("http://clean.test/files/hello.txt").status != 200:
+            assert time.monotonic() < recovered, "scanning did not resume with clamd back"
+            time.sleep(0.5)
+        assert stack.request("http://clean.test/files/eicar.com").status == 403
     finally:
         stack.close()

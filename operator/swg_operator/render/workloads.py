@@ -203,7 +203,7 @@ def antivirus_deployment(tenant: Tenant, config: WorkloadConfig) -> dict[str, An
         "ports": [{"name": ICAP_PORT_NAME, "containerPort": ICAP_PORT, "protocol": "TCP"}],
         "resources": plan.containers[CICAP].to_kubernetes(),
         "securityContext": container_security_context(),
-        # c-icap waits up to 120 s for clamd's socket before it listens.
+        # c-icap starts only once clamd answers a ping (the entrypoint waits up to 120 s).
         **tcp_probes(ICAP_PORT_NAME, startup_seconds=180),
         "volumeMounts": mounts,
     }
