@@ -73,11 +73,9 @@ def test_antivirus_disabled_renders_no_icap_and_no_antivirus_files() -> None:
     assert not any(name.startswith(("c-icap", "clamd", "virus_scan")) for name in files)
 
 
-@pytest.mark.parametrize(
-    ("fail_open", "bypass", "pass_on_error"), [(False, "off", "off"), (True, "on", "on")]
-)
-def test_fail_open_decides_icap_bypass_and_pass_on_error(
-    fail_open: bool, bypass: str, pass_on_error: str
+@pytest.mark.parametrize(("fail_open", "bypass"), [(False, "off"), (True, "on")])
+def test_fail_open_decides_icap_bypass_and_a_failed_scan_is_an_error(
+    fail_open: bool, bypass: str
 ) -> None:
     files = render_dataplane_files(
         spec(antivirus={"failOpen": fail_open}), catalogue=CATALOGUE, settings=SETTINGS
@@ -86,7 +84,7 @@ def test_fail_open_decides_icap_bypass_and_pass_on_error(
     assert len(services) == 2
     assert all(f" bypass={bypass} " in line for line in services)
     assert all(line.endswith("icap://antivirus:1344/avscan") for line in services)
-    assert f"virus_scan.PassOnError {pass_on_error}" in files["virus_scan.conf"]
+    assert "virus_scan.PassOnError off" in files["virus_scan.conf"]
     assert "virus_scan.SendPercentData 0" in files["virus_scan.conf"]
 
 
@@ -288,6 +286,8 @@ def test_what_clamd_cannot_scan_is_reported_never_clean(fail_open: bool) -> None
     clamd = files["clamd.conf"]
     assert _directive(clamd, "AlertExceedsMax") == "yes"
     assert _directive(clamd, "AlertEncrypted") == "yes"
+    # a failed scan is an error, never a pass logged "passed" (failOpen is Squid's bypass=)
+    assert _directive(files["virus_scan.conf"], "virus_scan.PassOnError") == "off"
 
 
 @pytest.mark.parametrize("limit", [0, 1, 9, 10, 99, 1048576, 1048575, 2000 * 2**20])

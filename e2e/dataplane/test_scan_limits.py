@@ -217,3 +217,30 @@ def test_c_icap_restarted_while_clamd_is_down_never_serves_unscanned(
         assert stack.request("http://clean.test/files/eicar.com").status == 403
     finally:
         stack.close()
+
+
+def test_fail_open_with_clamd_dead_never_logs_clean(
+    start_dataplane: StartDataplane, render_tenant: RenderTenant
+) -> None:
+    """Fail open, clamd killed, c-icap not stopped yet: whatever Squid does with an object
+    (refuse it, or pass it unscanned), the logs never call it clean."""
+    stack = start(start_dataplane, render_tenant, "tenant-limits-failopen.yaml", "open-dead")
+    try:
+        assert stack.request("http://www.clean.test/files/eicar.com").status == 403
+        stack.stop_daemon("clamd", sig=signal.SIGKILL)
+        for host in ("clean.test", "bypass.test"):
+            stack.request(f"http://{host}/files/{CLEAN_UNDER_LIMIT}", timeout=10)
+        access = access_record(stack, rf"//clean\.test/files/{CLEAN_UNDER_LIMIT}")
+        if access["status"] == 200:
+            assert access["av"] == "not-scanned"
+        else:
+            assert access["av"] == "error"
+        for line in stack.read_log("antivirus", CICAP_ANTIVIRUS_LOG_PATH).splitlines():
+            scan = records.cicap_antivirus_record(line)
+            if scan is not None and CLEAN_UNDER_LIMIT in str(scan["url"]):
+                assert scan["verdict"] != "clean", scan
+        # the control: a bypassed destination is served and logged not scanned
+        bypassed = access_record(stack, rf"bypass\.test/files/{CLEAN_UNDER_LIMIT}")
+        assert (bypassed["status"], bypassed["av"]) == (200, "not-scanned")
+    finally:
+        stack.close()

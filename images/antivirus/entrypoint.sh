@@ -130,7 +130,7 @@ c_icap_engine() {
 #   c-icap is stopped at once and the container exits 69;
 # * when clamd stops answering (SWG_CLAMD_WATCH_FAILURES pings in a row, one every
 #   SWG_CLAMD_WATCH_SECONDS), c-icap is stopped and the container exits 69. Until then c-icap
-#   answers an error for each scan (virus_scan.PassOnError off) or passes (on: fail open).
+#   answers an error for each scan (virus_scan.PassOnError off), never a pass logged clean.
 # Squid then finds the scanner down and applies the tenant's choice (icap_service bypass=):
 # fail closed, or fail open with "not scanned" in its access log. SWG_CLAMD_WATCH_FAILURES=0
 # disables the clamd watch (not the engine checks).

@@ -449,7 +449,6 @@ def render_dataplane_files(
             "clamd_socket": CLAMD_SOCKET,
             "db_dir": CLAMAV_DB_DIR,
             "max_scan_bytes": max_scan_bytes,
-            "pass_on_error": "on" if antivirus.fail_open else "off",
             "clamd_scan_bytes": min(max_scan_bytes * CLAMD_SCAN_FACTOR, CLAMD_MAX_BYTES),
             "logging_directives": formats.cicap_logging_directives(
                 service_names=CICAP_SERVICE_NAMES
