@@ -13,6 +13,7 @@ A scanner that dies never lets anything through unscanned while the tenant is fa
 from __future__ import annotations
 
 import contextlib
+import json
 import signal
 import time
 from collections.abc import Iterator
@@ -167,6 +168,52 @@ def test_fail_open_blocks_an_encrypted_zip_and_logs_it_encrypted(open_: Dataplan
     assert (access["av"], access["avSignature"]) == ("encrypted", "Heuristics.Encrypted.Zip")
     scan = antivirus_record(open_, rf"www\.clean\.test/files/{ENCRYPTED}")
     assert scan["verdict"] == "encrypted"
+
+
+def test_fail_open_squid_conf_with_the_length_acls_parses_cleanly(open_: DataplaneStack) -> None:
+    result = open_.run_in_pod("proxy", ["/usr/local/bin/swg-proxy-entrypoint", "-k", "parse"])
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "swg_av_too_large" in (open_.conf / "squid.conf").read_text()
+    assert "WARNING" not in result.stderr, [
+        line for line in result.stderr.splitlines() if "WARNING" in line
+    ]
+
+
+def test_fail_open_passes_an_upload_over_the_limit_unscanned(
+    open_: DataplaneStack, dataplane_payloads: dict[str, Payload]
+) -> None:
+    payload = dataplane_payloads[OVER_LIMIT_EICAR]
+    response = open_.request("http://clean.test/upload/open-over-limit", upload=payload.path)
+    assert response.status == 200, response.error
+    assert json.loads(response.body) == {"size": payload.size, "sha256": payload.sha256}
+    access_record(open_, r"clean\.test/upload/open-over-limit")  # the transaction is over
+    # no upload scan (the origin's answer, a download, is scanned: the access record's `av`
+    # is that scan's)
+    scans = [
+        records.cicap_antivirus_record(line)
+        for line in open_.read_log("antivirus", CICAP_ANTIVIRUS_LOG_PATH).splitlines()
+        if "/upload/open-over-limit" in line
+    ]
+    assert [scan["direction"] for scan in scans if scan is not None] == ["download"]
+
+
+def test_fail_open_blocks_a_chunked_upload_over_the_limit(
+    open_: DataplaneStack, dataplane_payloads: dict[str, Payload]
+) -> None:
+    """Without a Content-Length the body goes to the scanner, and clamd reports it over the
+    limit: blocked even fail open, and logged over-limit."""
+    assert open_.origin is not None
+    payload = dataplane_payloads[OVER_LIMIT_EICAR]
+    response = open_.request(
+        "http://clean.test/upload/open-chunked",
+        method="PUT",
+        upload=payload.path,
+        headers={"Transfer-Encoding": "chunked"},
+    )
+    assert response.status == 403
+    assert ("PUT", "clean.test", "/upload/open-chunked") not in open_.origin.requests()
+    scan = antivirus_record(open_, r"clean\.test/upload/open-chunked")
+    assert (scan["direction"], scan["verdict"]) == ("upload", "over-limit")
 
 
 # ------------------------------------------------------------------------------ dead scanner
