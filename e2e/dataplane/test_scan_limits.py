@@ -121,6 +121,11 @@ def test_upload_over_the_limit_is_blocked_before_the_origin(
     assert all(upload.sha256 != payload.sha256 for upload in closed.origin.uploads())
 
 
+def test_c_icap_probe_of_the_antivirus_pod_sees_the_engine(closed: DataplaneStack) -> None:
+    probe = closed.run_in_pod("antivirus", ["swg-antivirus-entrypoint", "c-icap-ready"])
+    assert probe.returncode == 0, (probe.stdout, probe.stderr)
+
+
 def test_clean_object_under_the_limit_is_served_intact_and_logged_clean(
     closed: DataplaneStack, dataplane_payloads: dict[str, Payload]
 ) -> None:
@@ -248,6 +253,20 @@ def test_c_icap_restarted_while_clamd_is_down_never_serves_unscanned(
         stack.stop_daemon("clamd", sig=signal.SIGKILL)
         stack.daemons["c-icap"].process.wait(timeout=60)  # the watchdog stops it
         stack.daemons.pop("c-icap")
+        # c-icap itself, started with clamd down, answers on its port without an engine: the
+        # pod's probe says so (1), where a TCP probe would call it ready
+        probe = stack.run_in_pod(
+            "antivirus",
+            [
+                "sh",
+                "-c",
+                "rm -f /var/lib/swg/c-icap/c-icap.pid /var/lib/swg/c-icap/c-icap.ctl; "
+                # its ServerLog reopens /dev/stderr: a file of its own, not the harness's pipe
+                "/usr/bin/c-icap -N -f /etc/swg/conf/c-icap.conf 2>/tmp/c-icap.err & sleep 3; "
+                "swg-antivirus-entrypoint c-icap-ready; rc=$?; kill $!; wait; exit $rc",
+            ],
+        )
+        assert probe.returncode == 1, (probe.stdout, probe.stderr)
         with contextlib.suppress(DaemonStartError):  # it may refuse to start at all
             stack.start_daemon("c-icap", timeout=3)
         statuses = []

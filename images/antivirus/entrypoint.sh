@@ -8,6 +8,8 @@
 #                                            native sidecar, with the freshclam signature source)
 #   swg-antivirus-entrypoint database-ready  exit 0 once the databases in SWG_CLAMAV_REQUIRED
 #                                            are complete (the freshclam sidecar's startup probe)
+#   swg-antivirus-entrypoint c-icap-ready    exit 0 when c-icap answers with its scan engine,
+#                                            1 without one, 2 no answer (c-icap's probes)
 #
 # Both containers mount the same writable emptyDir at $SWG_STATE_DIR: c-icap reaches clamd
 # through the unix socket there and passes spooled bodies by file descriptor, so neither
@@ -111,6 +113,12 @@ clamd_answers() {
 # (its log: "Antivirus engine is not available, allow 204"), whatever PassOnError says.
 no_engine_istag=1B2M2Y8AsgTpgAmY
 
+icap_settings() {
+    icap_port=$(awk '$1 == "Port" { n = split($2, a, ":"); print a[n]; exit }' \
+        "$conf_dir/c-icap.conf")
+    icap_service=${SWG_ICAP_SERVICE:-avscan}
+}
+
 # 0: c-icap answers OPTIONS with a scan engine; 1: it answers without one; 2: no answer (yet).
 c_icap_engine() {
     headers=$(c-icap-client -i 127.0.0.1 -p "$icap_port" -s "$icap_service" -v 2>&1) ||
@@ -140,9 +148,7 @@ run_c_icap() {
     # A stale pid file or control socket from a previous run in the same emptyDir would stop
     # c-icap from starting.
     rm -f "$state_dir/c-icap/c-icap.pid" "$state_dir/c-icap/c-icap.ctl"
-    icap_port=$(awk '$1 == "Port" { n = split($2, a, ":"); print a[n]; exit }' \
-        "$conf_dir/c-icap.conf")
-    icap_service=${SWG_ICAP_SERVICE:-avscan}
+    icap_settings
     tries=$((clamd_wait * 5))
     until clamd_answers; do
         if [ "$tries" -le 0 ]; then
@@ -207,8 +213,13 @@ case "$command" in
     c-icap) run_c_icap ;;
     freshclam) run_freshclam ;;
     database-ready) database_ready ;;
+    c-icap-ready)
+        need_file "$conf_dir/c-icap.conf"
+        icap_settings
+        c_icap_engine
+        ;;
     "")
-        log "usage: swg-antivirus-entrypoint clamd|c-icap|freshclam|database-ready|COMMAND [ARGS...]"
+        log "usage: swg-antivirus-entrypoint clamd|c-icap|freshclam|database-ready|c-icap-ready|COMMAND [ARGS...]"
         exit 64
         ;;
     *) exec "$@" ;;
