@@ -439,3 +439,25 @@ def test_template_annotation_spellings(
     assert (access["decision"], access["list"], access["category"]) == expected[:3]
     assert access["policy"] == "tenant"
     assert (len(produced) == 2) is expected[3]
+
+
+@pytest.mark.parametrize(
+    ("threat", "verdict"),
+    [
+        ("Heuristics.Limits.Exceeded.MaxFileSize", "over-limit"),
+        ("Heuristics.Limits.Exceeded.MaxScanSize", "over-limit"),
+        ("Heuristics.Encrypted.Zip", "encrypted"),
+        ("Heuristics.Encrypted.PDF", "encrypted"),
+    ],
+)
+def test_what_clamd_could_not_scan_is_not_called_infected_or_clean(
+    threat: str, verdict: str
+) -> None:
+    """clamd reports an object over its limits or encrypted as a heuristic detection and
+    c-icap blocks it: the records say why (`over-limit`, `encrypted`), with clamd's name."""
+    av_line = CICAP_EICAR.replace("Custom.Test.EICAR-NDB.UNOFFICIAL", threat)
+    (av,) = records.parse_line(SourceKind.CICAP_ANTIVIRUS, av_line)
+    assert (av["verdict"], av["signature"]) == (verdict, threat)
+    access_line = SQUID_EICAR.replace("Custom.Test.EICAR-NDB.UNOFFICIAL", threat)
+    (access,) = records.parse_line(SourceKind.SQUID_ACCESS, access_line)
+    assert (access["av"], access["avSignature"]) == (verdict, threat)

@@ -15,7 +15,7 @@ from swg_operator.api import OperatorSettings
 from swg_operator.labels import CONFIG_DIGEST_ANNOTATION
 from swg_operator.render import Lifecycle, RenderError, TenantManifests
 from swg_operator.render.errors import SIGNATURES_UNAVAILABLE
-from swg_operator.render.signatures import mirror_ports
+from swg_operator.render.signatures import ENTRYPOINT, mirror_ports
 from swg_operator.sizing import CLAMD, FRESHCLAM, SHIPPER, ClamavDatabase
 
 PLATFORM_SIGNATURES = {
@@ -257,3 +257,12 @@ def test_without_signature_files_a_cancelled_or_scan_free_tenant_still_renders()
 def test_freshclam_source_ignores_platform_signatures() -> None:
     manifests = render("acme", minimal_spec(), platform_signatures=PLATFORM_SIGNATURES)
     assert not has(manifests, "ConfigMap", "antivirus-platform-signatures")
+
+
+def test_c_icap_is_ready_only_with_its_scan_engine() -> None:
+    """A c-icap that answers on its port may have no scan engine (started while clamd was not
+    answering) and then passes everything: its probes ask the entrypoint, which checks that
+    the service announces an engine, not just that the port is open."""
+    c_icap = container(antivirus_pod(render("acme", minimal_spec())), "c-icap")
+    for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
+        assert c_icap[probe]["exec"]["command"] == [ENTRYPOINT, "c-icap-ready"], probe

@@ -17,8 +17,11 @@ from swg_operator.logstore import formats
 from swg_operator.render.configmaps import files_by_component
 from swg_operator.render.dataplane import (
     CICAP_SERVICE_NAMES,
+    CLAMD_MAX_BYTES,
     LIST_FILE_BYTES,
     SHUTDOWN_SECONDS,
+    effective_scan_limit,
+    greater_than_regex,
     quantity_bytes,
     render_dataplane_files,
     sandbox_service_name,
@@ -72,11 +75,9 @@ def test_antivirus_disabled_renders_no_icap_and_no_antivirus_files() -> None:
     assert not any(name.startswith(("c-icap", "clamd", "virus_scan")) for name in files)
 
 
-@pytest.mark.parametrize(
-    ("fail_open", "bypass", "pass_on_error"), [(False, "off", "off"), (True, "on", "on")]
-)
-def test_fail_open_decides_icap_bypass_and_pass_on_error(
-    fail_open: bool, bypass: str, pass_on_error: str
+@pytest.mark.parametrize(("fail_open", "bypass"), [(False, "off"), (True, "on")])
+def test_fail_open_decides_icap_bypass_and_a_failed_scan_is_an_error(
+    fail_open: bool, bypass: str
 ) -> None:
     files = render_dataplane_files(
         spec(antivirus={"failOpen": fail_open}), catalogue=CATALOGUE, settings=SETTINGS
@@ -85,7 +86,7 @@ def test_fail_open_decides_icap_bypass_and_pass_on_error(
     assert len(services) == 2
     assert all(f" bypass={bypass} " in line for line in services)
     assert all(line.endswith("icap://antivirus:1344/avscan") for line in services)
-    assert f"virus_scan.PassOnError {pass_on_error}" in files["virus_scan.conf"]
+    assert "virus_scan.PassOnError off" in files["virus_scan.conf"]
     assert "virus_scan.SendPercentData 0" in files["virus_scan.conf"]
 
 
@@ -253,6 +254,76 @@ def test_max_scan_size_reaches_c_icap_and_clamd() -> None:
     )
     assert f"virus_scan.MaxObjectSize {200 * 2**20}" in files["virus_scan.conf"]
     assert f"MaxFileSize {200 * 2**20}" in files["clamd.conf"]
+
+
+def _directive(text: str, name: str) -> str:
+    (line,) = directives(text, name)
+    return line.split(" ", 1)[1]
+
+
+@pytest.mark.parametrize("declared", ["1Mi", "3Mi", "50Mi", "1.5G", "3Gi"])
+def test_one_declared_scan_limit_is_every_daemon_s_limit(declared: str) -> None:
+    """c-icap hands every body to clamd (no size limit of its own that would pass an object
+    unscanned), and clamd's file and stream limits are the declared one: nothing smaller
+    (a 3 MiB object scanned at a 1 MiB limit) and nothing larger (a larger file skipped and
+    reported clean). clamd cannot scan more than 2000 MiB; a larger declaration is capped."""
+    files = render_dataplane_files(
+        spec(antivirus={"maxScanSize": declared}), catalogue=CATALOGUE, settings=SETTINGS
+    )
+    limit = min(quantity_bytes(declared), CLAMD_MAX_BYTES)
+    assert effective_scan_limit(spec(antivirus={"maxScanSize": declared})) == limit
+    vscan, clamd = files["virus_scan.conf"], files["clamd.conf"]
+    assert _directive(vscan, "virus_scan.MaxObjectSize") == str(limit)
+    assert "sizelimit=off" in _directive(vscan, "ServiceAlias")
+    assert _directive(clamd, "MaxFileSize") == str(limit)
+    assert _directive(clamd, "StreamMaxLength") == str(limit)
+    assert int(_directive(clamd, "MaxScanSize")) >= limit
+
+
+@pytest.mark.parametrize("fail_open", [False, True])
+def test_what_clamd_cannot_scan_is_reported_never_clean(fail_open: bool) -> None:
+    files = render_dataplane_files(
+        spec(antivirus={"failOpen": fail_open}), catalogue=CATALOGUE, settings=SETTINGS
+    )
+    clamd = files["clamd.conf"]
+    assert _directive(clamd, "AlertExceedsMax") == "yes"
+    assert _directive(clamd, "AlertEncrypted") == "yes"
+    # a failed scan is an error, never a pass logged "passed" (failOpen is Squid's bypass=)
+    assert _directive(files["virus_scan.conf"], "virus_scan.PassOnError") == "off"
+
+
+@pytest.mark.parametrize("limit", [0, 1, 9, 10, 99, 1048576, 1048575, 2000 * 2**20])
+def test_over_limit_regex_matches_exactly_the_larger_lengths(limit: int) -> None:
+    regex = re.compile(greater_than_regex(limit))
+    probes = {0, 1, 9, 10, 11, 99, 100, limit - 1, limit, limit + 1, limit * 10, limit + 10**6}
+    for value in sorted(p for p in probes if p >= 0):
+        assert bool(regex.fullmatch(str(value))) == (value > limit), (limit, value)
+    assert regex.fullmatch("0" + str(limit + 1))  # leading zeros do not hide a length
+
+
+def test_fail_open_sends_objects_over_the_limit_around_the_scanner() -> None:
+    """With failOpen, a body whose declared length is over the limit is not sent to c-icap
+    (Squid passes it and logs it not scanned); fail closed, every body is sent (clamd reports
+    it over the limit and c-icap blocks it)."""
+    open_ = render_dataplane_files(
+        spec(antivirus={"failOpen": True, "maxScanSize": "1Mi"}),
+        catalogue=CATALOGUE,
+        settings=SETTINGS,
+    )["squid.conf"]
+    regex = greater_than_regex(2**20)
+    assert f"acl swg_av_too_large rep_header Content-Length ^{regex}$" in open_
+    assert f"acl swg_av_upload_too_large req_header Content-Length ^{regex}$" in open_
+    access = [line.split(" ", 1)[1] for line in directives(open_, "adaptation_access")]
+    assert access.index("swg_av_req deny swg_av_upload_too_large") < access.index(
+        "swg_av_req allow swg_upload_methods"
+    )
+    assert access.index("swg_av_resp deny swg_av_too_large") < access.index("swg_av_resp allow all")
+    closed = render_dataplane_files(
+        spec(antivirus={"failOpen": False, "maxScanSize": "1Mi"}),
+        catalogue=CATALOGUE,
+        settings=SETTINGS,
+    )["squid.conf"]
+    assert "too_large" not in closed
 
 
 @pytest.mark.parametrize(

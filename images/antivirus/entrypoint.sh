@@ -8,6 +8,8 @@
 #                                            native sidecar, with the freshclam signature source)
 #   swg-antivirus-entrypoint database-ready  exit 0 once the databases in SWG_CLAMAV_REQUIRED
 #                                            are complete (the freshclam sidecar's startup probe)
+#   swg-antivirus-entrypoint c-icap-ready    exit 0 when c-icap answers with its scan engine,
+#                                            1 without one, 2 no answer (c-icap's probes)
 #
 # Both containers mount the same writable emptyDir at $SWG_STATE_DIR: c-icap reaches clamd
 # through the unix socket there and passes spooled bodies by file descriptor, so neither
@@ -101,23 +103,57 @@ run_freshclam() {
     exec /usr/bin/freshclam --daemon --foreground --stdout --config-file="$conf_dir/freshclam.conf"
 }
 
-# c-icap runs as a child of this script, which watches clamd: when clamd stops answering
-# (SWG_CLAMD_WATCH_FAILURES pings in a row, one every SWG_CLAMD_WATCH_SECONDS), c-icap is
-# stopped and the container exits. Squid then finds the scanner down and applies the tenant's
-# choice (icap_service bypass=): fail closed, or fail open with "not scanned" in its access
-# log. Without this, c-icap would keep answering (errors, or unscanned passes) while clamd is
-# gone. SWG_CLAMD_WATCH_FAILURES=0 disables the watch.
+clamd_answers() {
+    clamdscan --ping 1 --config-file="$conf_dir/clamd.conf" >/dev/null 2>&1
+}
+
+# The ISTag c-icap's virus_scan service announces when no scan engine is registered: the
+# base64 MD5 of nothing. c-icap's clamd module registers its engine only if clamd answered when
+# c-icap started; without an engine, virus_scan answers every request "204, pass unchanged"
+# (its log: "Antivirus engine is not available, allow 204"), whatever PassOnError says.
+no_engine_istag=1B2M2Y8AsgTpgAmY
+
+icap_settings() {
+    icap_port=$(awk '$1 == "Port" { n = split($2, a, ":"); print a[n]; exit }' \
+        "$conf_dir/c-icap.conf")
+    icap_service=${SWG_ICAP_SERVICE:-avscan}
+}
+
+# 0: c-icap answers OPTIONS with a scan engine; 1: it answers without one; 2: no answer (yet).
+c_icap_engine() {
+    headers=$(c-icap-client -i 127.0.0.1 -p "$icap_port" -s "$icap_service" -v 2>&1) ||
+        return 2
+    case "$headers" in
+        *"ISTag: "*"$no_engine_istag"*) return 1 ;;
+        *"ISTag: "*) return 0 ;;
+        *) return 2 ;;
+    esac
+}
+
+# c-icap runs as a child of this script, which makes sure it never serves without clamd:
+# * it starts c-icap only once clamd answers a ping (a socket file is not enough: clamd killed
+#   with SIGKILL leaves it behind), and gives up (exit 69) after SWG_CLAMD_WAIT_SECONDS;
+# * as soon as c-icap listens, and then every SWG_CLAMD_WATCH_SECONDS, it checks that c-icap
+#   has its scan engine (clamd may have died between the ping and c-icap's start): without one,
+#   c-icap is stopped at once and the container exits 69;
+# * when clamd stops answering (SWG_CLAMD_WATCH_FAILURES pings in a row, one every
+#   SWG_CLAMD_WATCH_SECONDS), c-icap is stopped and the container exits 69. Until then c-icap
+#   answers an error for each scan (virus_scan.PassOnError off), never a pass logged clean.
+# Squid then finds the scanner down and applies the tenant's choice (icap_service bypass=):
+# fail closed, or fail open with "not scanned" in its access log. SWG_CLAMD_WATCH_FAILURES=0
+# disables the clamd watch (not the engine checks).
 run_c_icap() {
     need_file "$conf_dir/c-icap.conf"
     mkdir -p "$state_dir/c-icap/tmp" "$state_dir/c-icap/logs"
     # A stale pid file or control socket from a previous run in the same emptyDir would stop
     # c-icap from starting.
     rm -f "$state_dir/c-icap/c-icap.pid" "$state_dir/c-icap/c-icap.ctl"
+    icap_settings
     tries=$((clamd_wait * 5))
-    while [ ! -S "$clamd_socket" ]; do
+    until clamd_answers; do
         if [ "$tries" -le 0 ]; then
-            log "clamd socket $clamd_socket absent after ${clamd_wait}s; starting c-icap anyway"
-            break
+            log "clamd ($clamd_socket) did not answer within ${clamd_wait}s; not starting c-icap"
+            exit 69
         fi
         sleep 0.2
         tries=$((tries - 1))
@@ -125,19 +161,34 @@ run_c_icap() {
 
     watch_failures=${SWG_CLAMD_WATCH_FAILURES:-3}
     watch_seconds=${SWG_CLAMD_WATCH_SECONDS:-2}
-    if [ "$watch_failures" -le 0 ]; then
-        exec /usr/bin/c-icap -N -f "$conf_dir/c-icap.conf"
-    fi
     /usr/bin/c-icap -N -f "$conf_dir/c-icap.conf" &
     child=$!
     trap 'kill -TERM "$child" 2>/dev/null' TERM INT
     failures=0
     watchdog_stop=0
+    # The first engine check, as soon as c-icap answers (then on every watch).
+    engine=2
+    tries=$((clamd_wait * 20))
+    while [ "$engine" -eq 2 ] && [ "$tries" -gt 0 ] && kill -0 "$child" 2>/dev/null; do
+        engine=0
+        c_icap_engine || engine=$?
+        [ "$engine" -eq 2 ] && sleep 0.05
+        tries=$((tries - 1))
+    done
     while kill -0 "$child" 2>/dev/null; do
+        if [ "$engine" -eq 1 ] && [ "$watchdog_stop" -eq 0 ]; then
+            log "c-icap has no scan engine (clamd was not answering when it started); stopping it"
+            watchdog_stop=1
+            kill -TERM "$child" 2>/dev/null || true
+            break
+        fi
         # sleep in the background: a signal interrupts `wait` at once, not `sleep`
         sleep "$watch_seconds" &
         wait $! || true
-        if clamdscan --ping 1 --config-file="$conf_dir/clamd.conf" >/dev/null 2>&1; then
+        engine=0
+        c_icap_engine || engine=$?
+        [ "$watch_failures" -le 0 ] && continue
+        if clamd_answers; then
             failures=0
         else
             failures=$((failures + 1))
@@ -162,8 +213,13 @@ case "$command" in
     c-icap) run_c_icap ;;
     freshclam) run_freshclam ;;
     database-ready) database_ready ;;
+    c-icap-ready)
+        need_file "$conf_dir/c-icap.conf"
+        icap_settings
+        c_icap_engine
+        ;;
     "")
-        log "usage: swg-antivirus-entrypoint clamd|c-icap|freshclam|database-ready|COMMAND [ARGS...]"
+        log "usage: swg-antivirus-entrypoint clamd|c-icap|freshclam|database-ready|c-icap-ready|COMMAND [ARGS...]"
         exit 64
         ;;
     *) exec "$@" ;;

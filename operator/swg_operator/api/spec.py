@@ -155,12 +155,16 @@ class Antivirus(CamelModel):
     enabled: bool = True
     """Scan responses for malware."""
     max_scan_size: ByteQuantity = Field(
-        default="50Mi", description="Bodies larger than this are not scanned (and are logged)."
+        default="50Mi",
+        description="The scan limit (at most 2000Mi is applied): bodies up to it are scanned "
+        "whole; larger bodies, and encrypted archives, cannot be scanned and are blocked "
+        "(logged over-limit / encrypted); with failOpen a body whose Content-Length is over "
+        "the limit passes unscanned (logged not-scanned).",
     )
     fail_open: bool = Field(
         default=False,
         description="When the scanner is down: false blocks traffic (5xx), true lets it pass "
-        "unscanned and logs that it was not scanned.",
+        "unscanned and logs that it was not scanned. Also decides bodies over maxScanSize.",
     )
     custom_signatures: ConfigMapRef | None = Field(
         default=None,

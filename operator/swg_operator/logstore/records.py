@@ -164,10 +164,27 @@ def load_squid_json(line: str) -> dict[str, object]:
     return value
 
 
+# clamd's names for what it could not scan (AlertExceedsMax, AlertEncrypted): c-icap blocks
+# them like a virus, the records say why.
+_UNSCANNABLE: Final = (
+    ("Heuristics.Limits.Exceeded.", "over-limit"),
+    ("Heuristics.Encrypted.", "encrypted"),
+)
+
+
+def detection_verdict(signature: str) -> str:
+    """`infected`, or `over-limit` / `encrypted` when the "signature" is clamd saying it could
+    not scan the object."""
+    for prefix, verdict in _UNSCANNABLE:
+        if signature.startswith(prefix):
+            return verdict
+    return "infected"
+
+
 def _access_verdict(raw: Mapping[str, object]) -> tuple[str, str | None]:
     signature = threat_name(_text(raw.get("av")))
     if signature is not None:
-        return "infected", signature
+        return detection_verdict(signature), signature
     if _text(raw.get("icap")) is None:
         return "not-scanned", None
     if _text(raw.get("err")) == "ERR_ICAP_FAILURE":
@@ -334,6 +351,8 @@ def cicap_antivirus_record(line: str) -> Record | None:
     verdict = _AV_VERDICT.get(action)
     if verdict is None:
         verdict = "infected" if signature else ("error" if (status or 500) >= 400 else "clean")
+    if signature is not None and verdict.startswith("infected"):
+        verdict = detection_verdict(signature) if verdict == "infected" else verdict
     direction = _direction(icap_method)
     return {
         "ts": iso_ms(epoch_ms(seconds)),

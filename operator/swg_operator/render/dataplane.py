@@ -42,9 +42,11 @@ from swg_operator.render.signatures import (
 SHUTDOWN_SECONDS: Final = 10
 # Largest list file: ConfigMaps hold about 1 MiB, and several files share one.
 LIST_FILE_BYTES: Final = 256 * 1024
-# clamd cannot scan files over 2 GB.
+# clamd cannot scan files over 2 GB: the largest scan limit a tenant gets.
 CLAMD_MAX_BYTES: Final = 2000 * 1024 * 1024
-CLAMD_MIN_BYTES: Final = 25 * 1024 * 1024
+# clamd's MaxScanSize (bytes scanned in one object, archive members included) is this many
+# times the object limit, so that an archive under the limit is scanned whole once expanded.
+CLAMD_SCAN_FACTOR: Final = 4
 CLAMD_SOCKET: Final = f"{STATE_DIR}/clamd/clamd.sock"
 CLAMAV_DB_DIR: Final = f"{STATE_DIR}/clamav/db"
 ICAP_SERVICE_PATH: Final = "avscan"  # the virus_scan alias in virus_scan.conf
@@ -335,6 +337,30 @@ def _sandbox_url(spec: SecureWebGatewaySpec) -> str:
     return ""
 
 
+def effective_scan_limit(spec: SecureWebGatewaySpec) -> int:
+    """The tenant's anti-virus scan limit in bytes: spec.antivirus.maxScanSize, capped at what
+    clamd can scan. c-icap, clamd and Squid all get this one value (docs/antivirus.md)."""
+    return min(quantity_bytes(spec.antivirus.max_scan_size), CLAMD_MAX_BYTES)
+
+
+def greater_than_regex(limit: int) -> str:
+    """A POSIX extended regex (no anchors) matching the decimal numbers greater than `limit`,
+    with or without leading zeros: Squid ACLs compare header values as text."""
+    if limit < 0:
+        raise ValueError("limit must not be negative")
+    digits = str(limit)
+    width = len(digits)
+    alternatives = [f"[1-9][0-9]{{{width},}}"]  # more digits
+    for index, digit in enumerate(digits):  # as many digits, larger at `index`
+        if digit == "9":
+            continue
+        rest = width - index - 1
+        alternative = digits[:index] + f"[{int(digit) + 1}-9]"
+        alternative += f"[0-9]{{{rest}}}" if rest else ""
+        alternatives.append(alternative)
+    return "0*(" + "|".join(alternatives) + ")"
+
+
 def sandbox_service_name(spec: SecureWebGatewaySpec) -> str | None:
     """Squid's icap_service name of the sandbox when squid.conf defines one, else None (no
     sandbox log)."""
@@ -433,7 +459,7 @@ def render_dataplane_files(
     )
 
     antivirus = spec.antivirus
-    max_scan_bytes = quantity_bytes(antivirus.max_scan_size)
+    max_scan_bytes = effective_scan_limit(spec)
     sandbox_url = _sandbox_url(spec)
     visible_hostname = f"{spec.service_code.lower()}.swg"
     common = {
@@ -473,6 +499,8 @@ def render_dataplane_files(
         antivirus=antivirus.enabled,
         fail_open=antivirus.fail_open,
         icap_bypass="on" if antivirus.fail_open else "off",
+        max_scan_bytes=max_scan_bytes,
+        over_limit_regex=f"^{greater_than_regex(max_scan_bytes)}$",
         icap_url=f"icap://{antivirus_host(settings, namespace)}:{ICAP_PORT}/{ICAP_SERVICE_PATH}",
         cluster_domain=settings.cluster_domain,
         via_hostname=VIA_HOSTNAME,
@@ -487,16 +515,13 @@ def render_dataplane_files(
     files["squid.conf"] = squid_conf
     files[BLOCK_PAGE] = _ENV.get_template(f"{BLOCK_PAGE}.j2").render(**common)
     if antivirus.enabled:
-        clamd_bytes = min(max(max_scan_bytes, CLAMD_MIN_BYTES), CLAMD_MAX_BYTES)
         context = {
             **common,
             "icap_port": ICAP_PORT,
             "clamd_socket": CLAMD_SOCKET,
             "db_dir": CLAMAV_DB_DIR,
             "max_scan_bytes": max_scan_bytes,
-            "pass_on_error": "on" if antivirus.fail_open else "off",
-            "clamd_max_bytes": clamd_bytes,
-            "clamd_scan_bytes": min(clamd_bytes * 4, CLAMD_MAX_BYTES),
+            "clamd_scan_bytes": min(max_scan_bytes * CLAMD_SCAN_FACTOR, CLAMD_MAX_BYTES),
             "logging_directives": formats.cicap_logging_directives(
                 service_names=CICAP_SERVICE_NAMES
             ),

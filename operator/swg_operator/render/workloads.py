@@ -33,6 +33,7 @@ from swg_operator.render.pods import (
 )
 from swg_operator.render.shipper import drain_seconds, shipper_sidecars
 from swg_operator.render.signatures import (
+    ENTRYPOINT,
     clamd_environment,
     freshclam_sidecars,
     platform_signatures_digest,
@@ -203,8 +204,10 @@ def antivirus_deployment(tenant: Tenant, config: WorkloadConfig) -> dict[str, An
         "ports": [{"name": ICAP_PORT_NAME, "containerPort": ICAP_PORT, "protocol": "TCP"}],
         "resources": tenant.container_resources(plan, CICAP),
         "securityContext": container_security_context(),
-        # c-icap waits up to 120 s for clamd's socket before it listens.
-        **tcp_probes(ICAP_PORT_NAME, startup_seconds=180),
+        # c-icap starts only once clamd answers a ping (the entrypoint waits up to 120 s). An
+        # open port is not enough: a c-icap without its scan engine passes everything, so the
+        # probes ask c-icap whether its service announces an engine.
+        **exec_probes([ENTRYPOINT, "c-icap-ready"], startup_seconds=180),
         "volumeMounts": mounts,
     }
     clamd = {
