@@ -2,7 +2,9 @@
 # Installs the Debian packages the project needs, only those missing. Runs as root (CI and the
 # development machines do); prints what it would install otherwise.
 set -euo pipefail
-wanted=(openssl iproute2 debootstrap faketime wrk shellcheck curl ca-certificates procps util-linux)
+wanted=(openssl iproute2 debootstrap faketime wrk shellcheck curl ca-certificates procps util-linux
+  # the real worker node: runtime, CNI plugins, helper image, packet filters
+  runc containernetworking-plugins busybox-static iptables ipset nftables conntrack)
 missing=()
 for p in "${wanted[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
