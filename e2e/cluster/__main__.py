@@ -1,4 +1,4 @@
-"""Command line: `python -m e2e.cluster up|down|status|env|kubectl-path|helm-path`."""
+"""Command line: `python -m e2e.cluster up|down|status|env|load-images|kubectl-path|helm-path`."""
 
 from __future__ import annotations
 
@@ -10,6 +10,8 @@ from pathlib import Path
 
 from e2e.cluster.binaries import Binaries, BinariesMissingError
 from e2e.cluster.controlplane import ControlPlane, ControlPlaneError
+from e2e.cluster.hostnet import HostNetError
+from e2e.cluster.realnode import RealNode, RealNodeError
 
 
 def _up(plane: ControlPlane) -> int:
@@ -22,6 +24,22 @@ def _up(plane: ControlPlane) -> int:
         print(f"Control plane already running and healthy: {plane.server}")
     print(f"  kubeconfig: {plane.kubeconfig}")
     print(f"  logs:       {plane.logs_dir}/")
+    if plane.node is not None:
+        print(f"  real node:  swg-node, pods on {plane.node.volumes_dir.parent}/ (see realnode.py)")
+    return 0
+
+
+def _load_images(plane: ControlPlane, archives: list[Path]) -> int:
+    node = plane.node or RealNode(
+        plane.state_dir,
+        kubernetes_version=plane.binaries.kubernetes_version,
+        service_cidr="10.96.0.0/16",
+    )
+    if not node.is_healthy():
+        print(f"error: no real node running in {plane.state_dir}", file=sys.stderr)
+        return 1
+    for name in node.load_images(archives):
+        print(name)
     return 0
 
 
@@ -61,6 +79,18 @@ def main(argv: list[str] | None = None) -> int:
     ):
         sub = commands.add_parser(name, help=text)
         sub.add_argument("--dir", type=Path, default=Path(".local"), help="state directory")
+        if name == "up":
+            sub.add_argument(
+                "--no-real-node",
+                dest="real_node",
+                action="store_false",
+                help="kwok nodes only (no containerd, kubelet, ...; no root needed)",
+            )
+    sub = commands.add_parser(
+        "load-images", help="import OCI or docker-archive tars into the real node's containerd"
+    )
+    sub.add_argument("--dir", type=Path, default=Path(".local"), help="state directory")
+    sub.add_argument("archives", type=Path, nargs="+", help="image tar files")
     commands.add_parser("kubectl-path", help="print the path of the cached kubectl")
     commands.add_parser("helm-path", help="print the path of the cached helm")
     args = parser.parse_args(argv)
@@ -71,11 +101,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "helm-path":
         print(Binaries.from_cache().helm)
         return 0
-    plane = ControlPlane(args.dir)
+    plane = ControlPlane(args.dir, real_node=getattr(args, "real_node", False))
     actions = {"up": _up, "down": _down, "status": _status, "env": _env}
     try:
+        if args.command == "load-images":
+            return _load_images(plane, args.archives)
         return actions[args.command](plane)
-    except (ControlPlaneError, BinariesMissingError) as err:
+    except (ControlPlaneError, BinariesMissingError, RealNodeError, HostNetError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
 

@@ -38,6 +38,14 @@ def pinned_versions() -> dict[str, str]:
     return {name: os.environ.get(name) or defaults[name] for name in wanted}
 
 
+def pinned_version(var: str) -> str:
+    """One `<NAME>_VERSION` the build script pins (the environment variable overrides it)."""
+    defaults = {m["var"]: m["default"] for m in _VERSION_LINE.finditer(BUILD_SCRIPT.read_text())}
+    if var not in defaults:
+        raise RuntimeError(f"{BUILD_SCRIPT} does not pin {var}")
+    return os.environ.get(var) or defaults[var]
+
+
 @dataclass(frozen=True)
 class Binaries:
     """Absolute paths of every binary (and the kwok stages file) the control plane runs."""

@@ -116,9 +116,7 @@ def issue(
     return _make_leaf(ca, directory, name, subject=subject, usage=usage, sans=sans)
 
 
-def make_pki(
-    directory: Path, *, service_ip: str, apiserver_ips: Sequence[str] = ()
-) -> Pki:
+def make_pki(directory: Path, *, service_ip: str, apiserver_ips: Sequence[str] = ()) -> Pki:
     """Write a fresh CA, certificates and the ServiceAccount key pair into `directory`.
 
     `apiserver_ips` are addresses the API server also serves on (besides 127.0.0.1).

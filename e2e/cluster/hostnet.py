@@ -1,0 +1,245 @@
+"""The host side of the real node's pod network: bridge, packet filter guard, sysctls, cleanup.
+
+Everything here is host-global (one bridge, one set of chains), so only one real node runs on a
+machine at a time; `owner()` names the state directory that holds it.
+
+Safety (non-negotiable): pods have no route off this machine. Before forwarding is enabled, chain
+SWG-FORWARD (jumped to first from FORWARD) drops forwarded packets that come from or go to the
+bridge unless both ends are inside the pod and service ranges, and chain SWG-OUTPUT drops host
+packets whose original destination was a Service IP but that were translated to an address
+outside the pod range. Nothing masquerades to the uplink. Every probe of the tests stays on this
+machine.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import subprocess
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+BRIDGE = "swg0"
+POD_SUBNET = "10.250.0.0/24"
+BRIDGE_IP = "10.250.0.1"
+BRIDGE_PREFIX = 24
+FORWARD_CHAIN = "SWG-FORWARD"
+OUTPUT_CHAIN = "SWG-OUTPUT"
+COMMENT = "swg-operator real node: pods never leave this machine"
+OWNER_FILE = Path("/run/swg-operator/real-node.json")
+SYSCTLS = (
+    "net/bridge/bridge-nf-call-iptables",
+    "net/ipv4/ip_forward",  # last: only once the drop rules are in place
+)
+# Chains the node's components add (kubelet, kube-proxy) or that we add ourselves.
+OWN_CHAIN_PREFIXES = ("KUBE-", "SWG-", "CNI-")
+NFT_TABLES = (("inet", "kube-network-policies"),)
+
+
+class HostNetError(RuntimeError):
+    """A host network step failed; the message carries the command and its output."""
+
+
+def run(argv: Sequence[str], *, check: bool = True) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run(list(argv), capture_output=True, text=True, check=False, timeout=60)
+    if check and result.returncode != 0:
+        raise HostNetError(
+            f"`{' '.join(argv)}` exited {result.returncode}: {result.stderr.strip()}"
+        )
+    return result
+
+
+def guard_rules(pod_subnet: str, service_cidr: str) -> list[list[str]]:
+    """The rules of SWG-FORWARD and SWG-OUTPUT, as `iptables -A` argument lists."""
+    inside = (pod_subnet, service_cidr)
+    rules: list[list[str]] = []
+    for src in inside:
+        for dst in inside:
+            rules.append([FORWARD_CHAIN, "-s", src, "-d", dst, "-j", "RETURN"])
+    for src in inside:
+        rules.append([FORWARD_CHAIN, "-s", src, "-j", "DROP"])
+    # Whatever enters or leaves the bridge from or to another interface (other sources too).
+    rules.append([FORWARD_CHAIN, "-i", BRIDGE, "!", "-o", BRIDGE, "-j", "DROP"])
+    rules.append([FORWARD_CHAIN, "!", "-i", BRIDGE, "-o", BRIDGE, "-j", "DROP"])
+    # A Service whose endpoints point off the machine never carries host traffic there.
+    rules.append(
+        [
+            OUTPUT_CHAIN,
+            "-m", "conntrack", "--ctorigdst", service_cidr,
+            "!", "-d", pod_subnet,
+            "-j", "DROP",
+        ]
+    )  # fmt: skip
+    return rules
+
+
+def _jump(parent: str, chain: str) -> list[str]:
+    return [parent, "-m", "comment", "--comment", COMMENT, "-j", chain]
+
+
+def install_guard(pod_subnet: str, service_cidr: str) -> None:
+    """(Re)write SWG-FORWARD and SWG-OUTPUT and jump to them first from FORWARD and OUTPUT."""
+    for chain in (FORWARD_CHAIN, OUTPUT_CHAIN):
+        run(["iptables", "-w", "-N", chain], check=False)
+        run(["iptables", "-w", "-F", chain])
+    for rule in guard_rules(pod_subnet, service_cidr):
+        run(["iptables", "-w", "-A", *rule])
+    ensure_guard_first()
+
+
+def ensure_guard_first() -> None:
+    """Make the jumps to the guard chains the first rules of FORWARD and OUTPUT."""
+    for parent, chain in (("FORWARD", FORWARD_CHAIN), ("OUTPUT", OUTPUT_CHAIN)):
+        rules = run(["iptables", "-w", "-S", parent]).stdout.splitlines()
+        jumps = [r for r in rules if r.startswith("-A ") and r.endswith(f"-j {chain}")]
+        first = next((r for r in rules if r.startswith("-A ")), None)
+        if len(jumps) == 1 and first == jumps[0]:
+            continue
+        while run(["iptables", "-w", "-D", *_jump(parent, chain)], check=False).returncode == 0:
+            pass
+        run(["iptables", "-w", "-I", parent, "1", *_jump(parent, chain)[1:]])
+
+
+def guard_in_place() -> bool:
+    """True when both guard chains exist and are jumped to first (iptables -C and -S)."""
+    for parent, chain in (("FORWARD", FORWARD_CHAIN), ("OUTPUT", OUTPUT_CHAIN)):
+        if run(["iptables", "-w", "-C", *_jump(parent, chain)], check=False).returncode != 0:
+            return False
+        rules = [r for r in run(["iptables", "-w", "-S", parent]).stdout.splitlines()]
+        first = next((r for r in rules if r.startswith("-A ")), "")
+        if not first.endswith(f"-j {chain}"):
+            return False
+    return True
+
+
+def bridge_exists() -> bool:
+    return run(["ip", "link", "show", "dev", BRIDGE], check=False).returncode == 0
+
+
+def create_bridge() -> None:
+    """The pod bridge with its gateway address, up. The API server binds that address."""
+    if not bridge_exists():
+        run(["ip", "link", "add", "name", BRIDGE, "type", "bridge"])
+    address = f"{BRIDGE_IP}/{BRIDGE_PREFIX}"
+    shown = run(["ip", "-o", "-4", "addr", "show", "dev", BRIDGE]).stdout
+    if address not in shown:
+        run(["ip", "addr", "add", address, "dev", BRIDGE])
+    run(["ip", "link", "set", "dev", BRIDGE, "up"])
+
+
+def read_sysctl(name: str) -> str:
+    return Path("/proc/sys", name).read_text().strip()
+
+
+def write_sysctl(name: str, value: str) -> None:
+    Path("/proc/sys", name).write_text(value + "\n")
+
+
+def enable_forwarding(saved: dict[str, str]) -> None:
+    """Record the sysctls' values in `saved` (first time only) and enable bridged filtering and
+    IPv4 forwarding. The caller installs the guard first."""
+    if not guard_in_place():
+        raise HostNetError("refusing to enable forwarding: the SWG-FORWARD guard is not in place")
+    for name in SYSCTLS:
+        saved.setdefault(name, read_sysctl(name))
+        write_sysctl(name, "1")
+
+
+def restore_sysctls(saved: dict[str, str]) -> None:
+    for name in reversed(SYSCTLS):
+        if name in saved:
+            with contextlib.suppress(OSError):
+                write_sysctl(name, saved[name])
+
+
+# ---------------------------------------------------------------------- ownership
+
+
+def owner() -> dict[str, object] | None:
+    """The record of the real node holding the host's bridge and chains, if any."""
+    try:
+        data = json.loads(OWNER_FILE.read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def write_owner(record: dict[str, object]) -> None:
+    OWNER_FILE.parent.mkdir(parents=True, exist_ok=True)
+    tmp = OWNER_FILE.with_suffix(".tmp")
+    tmp.write_text(json.dumps(record, indent=2) + "\n")
+    tmp.replace(OWNER_FILE)
+
+
+def clear_owner() -> None:
+    OWNER_FILE.unlink(missing_ok=True)
+
+
+# ---------------------------------------------------------------------- cleanup
+
+
+def _own_chain(name: str) -> bool:
+    return name.startswith(OWN_CHAIN_PREFIXES)
+
+
+def remove_chains(tool: str) -> None:
+    """Delete every rule jumping to our/kube chains and those chains, in every table."""
+    for table in ("filter", "nat", "mangle", "raw"):
+        listed = run([tool, "-w", "-t", table, "-S"], check=False)
+        if listed.returncode != 0:
+            continue
+        lines = listed.stdout.splitlines()
+        chains = [
+            ln.split()[1] for ln in lines if ln.startswith("-N ") and _own_chain(ln.split()[1])
+        ]
+        for line in lines:
+            parts = line.split()
+            if not line.startswith("-A ") or _own_chain(parts[1]):
+                continue
+            if "-j" in parts and _own_chain(parts[parts.index("-j") + 1]):
+                run([tool, "-w", "-t", table, "-D", *_unquote(parts[1:])], check=False)
+        for chain in chains:
+            run([tool, "-w", "-t", table, "-F", chain], check=False)
+        for chain in chains:
+            run([tool, "-w", "-t", table, "-X", chain], check=False)
+
+
+def _unquote(parts: Iterable[str]) -> list[str]:
+    """`iptables -S` quotes comments with spaces; rebuild the arguments for -D."""
+    out: list[str] = []
+    buf: list[str] | None = None
+    for part in parts:
+        if buf is not None:
+            buf.append(part)
+            if part.endswith('"'):
+                out.append(" ".join(buf).strip('"'))
+                buf = None
+        elif part.startswith('"') and not (part.endswith('"') and len(part) > 1):
+            buf = [part]
+        else:
+            out.append(part.strip('"'))
+    return out
+
+
+def remove_nft_tables() -> None:
+    for family, table in NFT_TABLES:
+        run(["nft", "delete", "table", family, table], check=False)
+
+
+def delete_bridge() -> None:
+    if bridge_exists():
+        run(["ip", "link", "delete", "dev", BRIDGE], check=False)
+
+
+def remaining_chains() -> list[str]:
+    """Our/kube chains still present (for `down` to verify and for the tests)."""
+    left: list[str] = []
+    for tool in ("iptables", "ip6tables"):
+        for table in ("filter", "nat", "mangle", "raw"):
+            listed = run([tool, "-w", "-t", table, "-S"], check=False)
+            left += [
+                f"{tool} {table} {ln.split()[1]}"
+                for ln in listed.stdout.splitlines()
+                if ln.startswith("-N ") and _own_chain(ln.split()[1])
+            ]
+    return left
