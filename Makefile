@@ -32,7 +32,7 @@ setup: deps $(VENV)/.installed ## Install what is missing: apt packages, .venv, 
 	@hack/install-analyzers.sh all
 
 .PHONY: cluster-up
-cluster-up: setup ## Start the local control plane (etcd, kube-apiserver, controllers, kwok)
+cluster-up: setup ## Start the local control plane (etcd, kube-apiserver, controllers, kwok) and the real node
 	$(CLUSTER) up --dir $(LOCAL)
 
 .PHONY: cluster-down
@@ -74,7 +74,11 @@ test-unit: $(VENV)/.installed ## Fast tier: tests/ (no cluster)
 
 .PHONY: test-e2e
 test-e2e: setup ## Cluster tier: e2e/ against the local control plane (or $$SWG_E2E_KUBECONFIG)
-	$(PYTEST) e2e -m "not dataplane"
+	$(PYTEST) e2e -m "not dataplane and not node"
+
+.PHONY: test-node
+test-node: cluster-up ## Node tier: pods on the real worker node of .local (root): DNS, PVC, NetworkPolicy, guard
+	$(PYTEST) e2e -m node
 
 .PHONY: rootfs
 rootfs: deps ## Build (or reuse) the cached Debian 13 rootfs of the data-plane tier (root, ~1 min)

@@ -60,6 +60,7 @@ RUNC = "/usr/sbin/runc"
 CNI_BIN_DIR = "/usr/lib/cni"
 BUSYBOX = Path("/bin/busybox")
 IMAGE_REGISTRY = "swg.local"
+BUSYBOX_IMAGE = f"{IMAGE_REGISTRY}/busybox:1.35.0"
 # The shim's socket path must fit a unix socket (containerd: at most 42 characters of dir).
 MAX_SOCKET_DIR = 42
 CGROUP_ROOT = Path("/sys/fs/cgroup")
@@ -213,16 +214,13 @@ class RealNode:
         applets = subprocess.run(
             [str(BUSYBOX), "--list"], capture_output=True, text=True, check=True
         ).stdout.split()
-        busybox_version = "1.35.0"
         return {
             "pause": images.ImageSpec(
                 name=f"{IMAGE_REGISTRY}/pause:{b.pause.parent.name.removeprefix('pause-')}",
                 files={"/pause": b.pause},
                 entrypoint=("/pause",),
             ),
-            "busybox": images.busybox_spec(
-                f"{IMAGE_REGISTRY}/busybox:{busybox_version}", BUSYBOX, applets
-            ),
+            "busybox": images.busybox_spec(BUSYBOX_IMAGE, BUSYBOX, applets),
             "coredns": images.ImageSpec(
                 name=f"{IMAGE_REGISTRY}/coredns:{b.coredns.parent.name.removeprefix('coredns-')}",
                 files={"/coredns": b.coredns},
