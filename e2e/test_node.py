@@ -13,6 +13,7 @@ import contextlib
 import ipaddress
 import json
 import os
+import shutil
 import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -175,11 +176,14 @@ def test_pvc_binds_to_a_real_directory(node_cluster: ControlPlane, node_namespac
     assert proof.read_text().strip() == token
 
 
+# busybox's wget (static glibc build) crashes; plain HTTP over nc does the same job.
+def http_get_command(ip: str, port: int = 8080) -> str:
+    return f"printf 'GET /index.html HTTP/1.0\\r\\n\\r\\n' | nc -w 3 {ip} {port}"
+
+
 def _http_ok(cluster: ControlPlane, namespace: str, client: str, ip: str) -> bool:
-    got = exec_in(
-        cluster, namespace, client, f"wget -q -T 3 -O - http://{ip}:8080/index.html", check=False
-    )
-    return got.returncode == 0 and "served" in got.stdout
+    got = exec_in(cluster, namespace, client, http_get_command(ip), check=False)
+    return "served" in got.stdout
 
 
 def test_network_policy_denying_ingress_drops_tcp(
@@ -217,7 +221,7 @@ def test_network_policy_denying_ingress_drops_tcp(
 @contextlib.contextmanager
 def routed_namespace(address: str) -> Iterator[str]:
     """A network namespace holding `address`, reachable from the host only through a veth
-    route this function installs (checked before use), with a TCP listener on port 8080."""
+    route this function installs (checked before use), with an HTTP server on port 8080."""
     suffix = os.urandom(3).hex()
     netns, host_if, ns_if = f"swg-probe-{suffix}", f"swgph{suffix}", f"swgpn{suffix}"
 
@@ -234,21 +238,11 @@ def routed_namespace(address: str) -> Iterator[str]:
         ip("-n", netns, "link", "set", ns_if, "up")
         ip("-n", netns, "route", "add", "default", "dev", ns_if)
         ip("route", "add", f"{address}/32", "dev", host_if)
+        www = Path(f"/tmp/{netns}")
+        www.mkdir()
+        (www / "index.html").write_text("served\n")
         listener = subprocess.Popen(
-            [
-                "ip",
-                "netns",
-                "exec",
-                netns,
-                "busybox",
-                "nc",
-                "-lk",
-                "-p",
-                "8080",
-                "-e",
-                "echo",
-                "hi",
-            ],
+            ["ip", "netns", "exec", netns, "busybox", "httpd", "-f", "-p", "8080", "-h", str(www)],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
@@ -260,6 +254,7 @@ def routed_namespace(address: str) -> Iterator[str]:
         subprocess.run(["ip", "route", "del", f"{address}/32"], capture_output=True, check=False)
         subprocess.run(["ip", "link", "del", host_if], capture_output=True, check=False)
         subprocess.run(["ip", "netns", "del", netns], capture_output=True, check=False)
+        shutil.rmtree(f"/tmp/{netns}", ignore_errors=True)
 
 
 def _drop_counter() -> int:
@@ -291,13 +286,13 @@ def test_forward_guard_drops_pod_traffic_leaving_the_machine(
 
         def host_reaches() -> bool:
             got = subprocess.run(
-                ["busybox", "nc", "-w", "2", OFF_MACHINE_ADDRESS, "8080"],
+                ["sh", "-c", http_get_command(OFF_MACHINE_ADDRESS).replace("nc ", "busybox nc ")],
                 capture_output=True,
                 text=True,
                 check=False,
                 stdin=subprocess.DEVNULL,
             )
-            return "hi" in got.stdout
+            return "served" in got.stdout
 
         # The destination answers (so the test can fail) ...
         wait_until(host_reaches, timeout=15, what="the probe namespace answers the host")
@@ -307,10 +302,10 @@ def test_forward_guard_drops_pod_traffic_leaving_the_machine(
             node_cluster,
             node_namespace,
             "escaper",
-            f"echo | nc -w 3 {OFF_MACHINE_ADDRESS} 8080",
+            http_get_command(OFF_MACHINE_ADDRESS),
             check=False,
         )
-        assert "hi" not in got.stdout
+        assert "served" not in got.stdout
         assert _drop_counter() > before
 
 

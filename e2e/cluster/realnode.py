@@ -341,7 +341,8 @@ class RealNode:
         """Start the node against the running control plane and wait until it is usable:
         Node Ready, CoreDNS and kube-network-policies Ready, images imported."""
         deadline = time.monotonic() + self.start_timeout
-        for sub in ("containerd", "cni", "kubelet", "pki", "pod-logs"):
+        # etcd is fresh on every start: so are the volumes (their claims are gone).
+        for sub in ("containerd", "cni", "kubelet", "pki", "pod-logs", "volumes", "local-path"):
             path = self.dir / sub
             if path.exists():
                 shutil.rmtree(path)
