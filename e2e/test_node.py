@@ -22,7 +22,13 @@ from typing import Any
 import pytest
 
 from e2e.cluster import ControlPlane, hostnet, unique_name, wait_until
-from e2e.cluster.realnode import BUSYBOX_IMAGE, NODE_NAME, REAL_NODE_LABEL, STORAGE_CLASS
+from e2e.cluster.realnode import (
+    BUSYBOX_IMAGE,
+    DNS_SERVICE_IP,
+    NODE_NAME,
+    REAL_NODE_LABEL,
+    STORAGE_CLASS,
+)
 
 pytestmark = [pytest.mark.node, pytest.mark.timeout(600)]
 
@@ -135,10 +141,29 @@ def test_pod_runs_on_the_real_node_resolves_and_reaches_the_api_server(
     # The pod's interface is on the bridge: its default route is the bridge's address.
     routes = exec_in(node_cluster, node_namespace, "probe", "ip route").stdout
     assert f"default via {hostnet.BRIDGE_IP}" in routes
-    # CoreDNS answers from the API server's data, through the search path too.
-    for name in ("kubernetes.default.svc.cluster.local", "kubernetes.default.svc"):
+    # CoreDNS answers from the API server's data. busybox's nslookup does not walk the search
+    # path, so the names are given in full and the search path is checked in resolv.conf.
+    resolv = exec_in(node_cluster, node_namespace, "probe", "cat /etc/resolv.conf").stdout
+    assert f"nameserver {DNS_SERVICE_IP}" in resolv
+    assert f"search {node_namespace}.svc.cluster.local svc.cluster.local" in resolv
+    node_cluster.apply(
+        {
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": {"name": "proxy"},
+            "spec": {"selector": {"app": "probe"}, "ports": [{"port": 3128}]},
+        },
+        namespace=node_namespace,
+    )
+    proxy_ip = node_cluster.kubectl_json("get", "service", "proxy", "-n", node_namespace)["spec"][
+        "clusterIP"
+    ]
+    for name, address in (
+        ("kubernetes.default.svc.cluster.local", "10.96.0.1"),
+        (f"proxy.{node_namespace}.svc.cluster.local", proxy_ip),
+    ):
         answer = exec_in(node_cluster, node_namespace, "probe", f"nslookup {name}").stdout
-        assert "10.96.0.1" in answer, answer
+        assert f"Address: {address}" in answer, answer
     # The API server behind the Service IP: a Go TLS server answers a plain-HTTP request so.
     reply = exec_in(
         node_cluster,

@@ -15,7 +15,7 @@ from pathlib import Path
 BUILD_SCRIPT = Path(__file__).with_name("build-binaries.sh")
 
 _VERSION_LINE = re.compile(
-    r'^(?P<var>[A-Z0-9]+_VERSION)="\$\{(?P=var):-(?P<default>[^}]+)\}"$', re.M
+    r'^(?P<var>[A-Z0-9_]+_VERSION)="\$\{(?P=var):-(?P<default>[^}]+)\}"$', re.M
 )
 
 

@@ -4,11 +4,12 @@ Everything here is host-global (one bridge, one set of chains), so only one real
 machine at a time; `owner()` names the state directory that holds it.
 
 Safety (non-negotiable): pods have no route off this machine. Before forwarding is enabled, chain
-SWG-FORWARD (jumped to first from FORWARD) drops forwarded packets that come from or go to the
-bridge unless both ends are inside the pod and service ranges, and chain SWG-OUTPUT drops host
-packets whose original destination was a Service IP but that were translated to an address
-outside the pod range. Nothing masquerades to the uplink. Every probe of the tests stays on this
-machine.
+SWG-FORWARD (jumped to first from FORWARD) drops every forwarded packet except pod-to-pod traffic
+on the bridge (Service IPs are translated to pod addresses before FORWARD), so traffic from the
+pod and service ranges to anything outside them is dropped, and so is any forwarding between
+other interfaces; chain SWG-OUTPUT drops host packets whose original destination was a Service IP
+but that were translated to an address outside the pod range. Nothing masquerades to the uplink.
+Every probe of the tests stays on this machine.
 """
 
 from __future__ import annotations
@@ -50,27 +51,28 @@ def run(argv: Sequence[str], *, check: bool = True) -> subprocess.CompletedProce
 
 
 def guard_rules(pod_subnet: str, service_cidr: str) -> list[list[str]]:
-    """The rules of SWG-FORWARD and SWG-OUTPUT, as `iptables -A` argument lists."""
-    inside = (pod_subnet, service_cidr)
-    rules: list[list[str]] = []
-    for src in inside:
-        for dst in inside:
-            rules.append([FORWARD_CHAIN, "-s", src, "-d", dst, "-j", "RETURN"])
-    for src in inside:
-        rules.append([FORWARD_CHAIN, "-s", src, "-j", "DROP"])
-    # Whatever enters or leaves the bridge from or to another interface (other sources too).
-    rules.append([FORWARD_CHAIN, "-i", BRIDGE, "!", "-o", BRIDGE, "-j", "DROP"])
-    rules.append([FORWARD_CHAIN, "!", "-i", BRIDGE, "-o", BRIDGE, "-j", "DROP"])
-    # A Service whose endpoints point off the machine never carries host traffic there.
-    rules.append(
+    """The rules of SWG-FORWARD and SWG-OUTPUT, as `iptables -A` argument lists.
+
+    Forwarding was off before the node enabled it, so the only forwarding allowed is from the
+    pod bridge back to the pod bridge, between pod addresses. A Service IP still in the
+    destination at FORWARD time was not translated by kube-proxy and would follow the default
+    route: it is dropped like any other address outside the pod range.
+    """
+    return [
+        [FORWARD_CHAIN, "!", "-i", BRIDGE, "-j", "DROP"],
+        [FORWARD_CHAIN, "!", "-o", BRIDGE, "-j", "DROP"],
+        [FORWARD_CHAIN, "-s", pod_subnet, "-d", pod_subnet, "-j", "RETURN"],
+        [FORWARD_CHAIN, "-s", pod_subnet, "-j", "DROP"],
+        [FORWARD_CHAIN, "-s", service_cidr, "-j", "DROP"],
+        [FORWARD_CHAIN, "-j", "DROP"],
+        # A Service whose endpoints point off the machine never carries host traffic there.
         [
             OUTPUT_CHAIN,
             "-m", "conntrack", "--ctorigdst", service_cidr,
             "!", "-d", pod_subnet,
             "-j", "DROP",
-        ]
-    )  # fmt: skip
-    return rules
+        ],
+    ]  # fmt: skip
 
 
 def _jump(parent: str, chain: str) -> list[str]:
@@ -173,6 +175,8 @@ def write_owner(record: dict[str, object]) -> None:
 
 def clear_owner() -> None:
     OWNER_FILE.unlink(missing_ok=True)
+    with contextlib.suppress(OSError):
+        OWNER_FILE.parent.rmdir()  # only when empty
 
 
 # ---------------------------------------------------------------------- cleanup

@@ -64,6 +64,14 @@ BUSYBOX_IMAGE = f"{IMAGE_REGISTRY}/busybox:1.35.0"
 # The shim's socket path must fit a unix socket (containerd: at most 42 characters of dir).
 MAX_SOCKET_DIR = 42
 CGROUP_ROOT = Path("/sys/fs/cgroup")
+# Fixed host paths no option moves: libcni's result cache (containerd sets no cache dir) and
+# kubelet's device-plugin socket. `down` removes our entries, and the folders if we made them.
+FIXED_HOST_PATHS = (Path("/var/lib/cni"), Path("/var/lib/kubelet"))
+FIXED_HOST_FILES = (
+    "/var/lib/cni/results/swg-*",
+    "/var/lib/cni/results/cni-loopback-*",
+    "/var/lib/kubelet/device-plugins/kubelet.sock",
+)
 LOG_TAIL_LINES = 25
 SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
@@ -314,7 +322,13 @@ class RealNode:
         if isinstance(saved, dict):
             self._sysctls.update({str(k): str(v) for k, v in saved.items()})
         hostnet.enable_forwarding(self._sysctls)
-        hostnet.write_owner({"state_dir": str(self.state_dir), "sysctls": self._sysctls})
+        created = [str(p) for p in FIXED_HOST_PATHS if not p.exists()]
+        previous = dict(hostnet.owner() or {}).get("created_paths")
+        if isinstance(previous, list):
+            created = sorted({*created, *(str(p) for p in previous)})
+        hostnet.write_owner(
+            {"state_dir": str(self.state_dir), "sysctls": self._sysctls, "created_paths": created}
+        )
         self._save_state()
 
     def _claim(self) -> None:
@@ -1012,10 +1026,15 @@ disabled_plugins = [
         if ours:
             self._kill_pod_processes()
         others = [r for r in self._records if r.name != "kubelet"]
-        known = {r.pid for r in others}
-        others += [r for r in processes.find_strays(marker, names) if r.pid not in known]
-        survivors += processes.stop(others, timeout=timeout, children=self._children)
-        survivors += processes.find_strays(marker, names)
+        # Shims exit once their containers are gone; a pass may find ones still on their way.
+        for _ in range(3):
+            known = {r.pid for r in others}
+            others += [r for r in processes.find_strays(marker, names) if r.pid not in known]
+            survivors += processes.stop(others, timeout=timeout, children=self._children)
+            others = processes.find_strays(marker, names)
+            if not others:
+                break
+        survivors += others
         self._children.clear()
         self._records = []
         if survivors:
@@ -1041,10 +1060,21 @@ disabled_plugins = [
             hostnet.remove_nft_tables()
             hostnet.delete_bridge()
             shutil.rmtree("/run/swg-operator/s", ignore_errors=True)
+            self._remove_fixed_host_paths(record)
             hostnet.clear_owner()
         self._sysctls = {}
         if self.dir.exists():
             self._save_state()
+
+    @staticmethod
+    def _remove_fixed_host_paths(record: dict[str, object] | None) -> None:
+        for pattern in FIXED_HOST_FILES:
+            for path in Path("/").glob(pattern.lstrip("/")):
+                path.unlink(missing_ok=True)
+        created = (record or {}).get("created_paths")
+        if isinstance(created, list):
+            for path in created:
+                shutil.rmtree(str(path), ignore_errors=True)
 
     def _pod_cgroups(self) -> list[Path]:
         """Every kubepods cgroup directory, deepest first, in every hierarchy."""
