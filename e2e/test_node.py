@@ -283,7 +283,7 @@ def routed_namespace(address: str) -> Iterator[str]:
 
 
 def _drop_counter() -> int:
-    listed = hostnet.run(["iptables", "-w", "-L", hostnet.FORWARD_CHAIN, "-v", "-x", "-n"]).stdout
+    listed = hostnet.run([*hostnet.IPT, "-L", hostnet.FORWARD_CHAIN, "-v", "-x", "-n"]).stdout
     total = 0
     for line in listed.splitlines():
         cols = line.split()
@@ -297,7 +297,7 @@ def test_forward_guard_drops_pod_traffic_leaving_the_machine(
 ) -> None:
     assert hostnet.guard_in_place()
     for rule in hostnet.guard_rules(hostnet.POD_SUBNET, "10.96.0.0/16"):
-        hostnet.run(["iptables", "-w", "-C", *rule])
+        hostnet.run([*hostnet.IPT, "-C", *rule])
     nat = hostnet.run(["iptables", "-w", "-t", "nat", "-S"]).stdout
     assert "MASQUERADE" not in "\n".join(
         line for line in nat.splitlines() if "-o eth" in line or hostnet.POD_SUBNET in line

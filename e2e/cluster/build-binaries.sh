@@ -6,7 +6,7 @@
 # Usage: build-binaries.sh [all|kubernetes|etcd|kwok|helm|node]
 #
 # `node` builds the real worker node's binaries (kubelet, kube-proxy, containerd, CoreDNS, the
-# NetworkPolicy enforcer, local-path-provisioner and the pause program), each in a folder of its
+# NetworkPolicy enforcer kube-router, local-path-provisioner and the pause program), each in a folder of its
 # own, so it can run while another target builds. runc and the CNI plugins are Debian packages
 # (runc, containernetworking-plugins: hack/install-apt.sh).
 set -euo pipefail
@@ -17,11 +17,14 @@ KWOK_VERSION="${KWOK_VERSION:-v0.8.0}"
 HELM_VERSION="${HELM_VERSION:-v3.21.4}"
 CONTAINERD_VERSION="${CONTAINERD_VERSION:-v2.4.2}"
 COREDNS_VERSION="${COREDNS_VERSION:-v1.15.0}"
-# The NetworkPolicy enforcer: sigs.k8s.io/kube-network-policies (nfqueue + nftables, ingress and
-# egress, ipBlock with except, namespace and pod selectors, ports). The module proxy serves only
-# kube-router v2.1.0, which published advisories GHSA-phqm-jgc3-qf8g and GHSA-v5mh-h5hx-7v92
-# affect; kube-network-policies has none published.
-NETPOL_VERSION="${NETPOL_VERSION:-v0.8.0}"
+# The NetworkPolicy enforcer: kube-router in firewall-only mode (iptables and ipset; ingress and
+# egress, ipBlock with except, namespace and pod selectors, ports). The module proxy serves
+# only v2.1.0 of github.com/cloudnativelabs/kube-router/v2. Its two published advisories,
+# GHSA-phqm-jgc3-qf8g (the service proxy trusts externalIPs) and GHSA-v5mh-h5hx-7v92 (the
+# router's GoBGP gRPC port), are in the modules the node never runs (--run-service-proxy=false,
+# --run-router=false). sigs.k8s.io/kube-network-policies (no advisory) needs the nftables
+# `queue` expression, which these machines' kernel lacks.
+KUBE_ROUTER_VERSION="${KUBE_ROUTER_VERSION:-v2.1.0}"
 LOCAL_PATH_VERSION="${LOCAL_PATH_VERSION:-v0.0.30}"
 CACHE="${SWG_CACHE:-$HOME/.cache/swg-operator}"
 export GOWORK=off GOFLAGS=-buildvcs=false GOTOOLCHAIN=local
@@ -224,9 +227,10 @@ build_coredns() {
     coredns=github.com/coredns/coredns
 }
 
-build_netpol() {
-  go_build "kube-network-policies-$NETPOL_VERSION" sigs.k8s.io/kube-network-policies \
-    "$NETPOL_VERSION" "" kube-network-policies=sigs.k8s.io/kube-network-policies/cmd
+build_kube_router() {
+  local m=github.com/cloudnativelabs/kube-router/v2
+  go_build "kube-router-$KUBE_ROUTER_VERSION" "$m" "$KUBE_ROUTER_VERSION" \
+    "-X $m/pkg/version.Version=$KUBE_ROUTER_VERSION" kube-router="$m/cmd/kube-router"
 }
 
 build_local_path() {
@@ -248,13 +252,14 @@ build_pause() {
 }
 
 build_node() {
-  build_pause; build_netpol; build_local_path; build_coredns; build_containerd; build_kubelet
+  build_pause; build_kube_router; build_local_path; build_coredns; build_containerd; build_kubelet
 }
 
 what="${1:-all}"
 case "$what" in
   all) build_etcd; build_kwok; build_helm; build_kubernetes; build_node ;;
-  kubernetes|etcd|kwok|helm|node|kubelet|containerd|coredns|netpol|pause) "build_$what" ;;
+  kubernetes|etcd|kwok|helm|node|kubelet|containerd|coredns|pause) "build_$what" ;;
+  kube-router) build_kube_router ;;
   local-path) build_local_path ;;
   *) echo "usage: $0 [all|kubernetes|etcd|kwok|helm|node]" >&2; exit 2 ;;
 esac

@@ -7,9 +7,13 @@ Safety (non-negotiable): pods have no route off this machine. Before forwarding 
 SWG-FORWARD (jumped to first from FORWARD) drops every forwarded packet except pod-to-pod traffic
 on the bridge (Service IPs are translated to pod addresses before FORWARD), so traffic from the
 pod and service ranges to anything outside them is dropped, and so is any forwarding between
-other interfaces; chain SWG-OUTPUT drops host packets whose original destination was a Service IP
-but that were translated to an address outside the pod range. Nothing masquerades to the uplink.
-Every probe of the tests stays on this machine.
+other interfaces; chain SWG-OUTPUT (jumped to first from POSTROUTING) drops packets whose
+original destination was a Service IP but that were translated to an address outside the pod
+range. Nothing masquerades to the uplink. Every probe of the tests stays on this machine.
+
+Both chains live in the `mangle` table: its FORWARD and POSTROUTING hooks run before `filter`'s,
+so no ACCEPT of the NetworkPolicy enforcer or kube-proxy (which insert themselves first in
+filter's chains) can skip the guard.
 """
 
 from __future__ import annotations
@@ -26,6 +30,8 @@ BRIDGE_IP = "10.250.0.1"
 BRIDGE_PREFIX = 24
 FORWARD_CHAIN = "SWG-FORWARD"
 OUTPUT_CHAIN = "SWG-OUTPUT"
+GUARD_TABLE = "mangle"
+GUARD_JUMPS = (("FORWARD", FORWARD_CHAIN), ("POSTROUTING", OUTPUT_CHAIN))
 COMMENT = "swg-operator real node: pods never leave this machine"
 OWNER_FILE = Path("/run/swg-operator/real-node.json")
 SYSCTLS = (
@@ -34,7 +40,7 @@ SYSCTLS = (
 )
 # Chains the node's components add (kubelet, kube-proxy) or that we add ourselves.
 OWN_CHAIN_PREFIXES = ("KUBE-", "SWG-", "CNI-")
-NFT_TABLES = (("inet", "kube-network-policies"),)
+IPSET_PREFIXES = ("KUBE-", "kube-router-", "inet6:KUBE-", "inet6:kube-router-")
 
 
 class HostNetError(RuntimeError):
@@ -79,35 +85,39 @@ def _jump(parent: str, chain: str) -> list[str]:
     return [parent, "-m", "comment", "--comment", COMMENT, "-j", chain]
 
 
+IPT = ("iptables", "-w", "-t", GUARD_TABLE)
+
+
 def install_guard(pod_subnet: str, service_cidr: str) -> None:
-    """(Re)write SWG-FORWARD and SWG-OUTPUT and jump to them first from FORWARD and OUTPUT."""
+    """(Re)write SWG-FORWARD and SWG-OUTPUT (mangle) and jump to them first from FORWARD and
+    POSTROUTING."""
     for chain in (FORWARD_CHAIN, OUTPUT_CHAIN):
-        run(["iptables", "-w", "-N", chain], check=False)
-        run(["iptables", "-w", "-F", chain])
+        run([*IPT, "-N", chain], check=False)
+        run([*IPT, "-F", chain])
     for rule in guard_rules(pod_subnet, service_cidr):
-        run(["iptables", "-w", "-A", *rule])
+        run([*IPT, "-A", *rule])
     ensure_guard_first()
 
 
 def ensure_guard_first() -> None:
-    """Make the jumps to the guard chains the first rules of FORWARD and OUTPUT."""
-    for parent, chain in (("FORWARD", FORWARD_CHAIN), ("OUTPUT", OUTPUT_CHAIN)):
-        rules = run(["iptables", "-w", "-S", parent]).stdout.splitlines()
+    """Make the jumps to the guard chains the first rules of mangle FORWARD and POSTROUTING."""
+    for parent, chain in GUARD_JUMPS:
+        rules = run([*IPT, "-S", parent]).stdout.splitlines()
         jumps = [r for r in rules if r.startswith("-A ") and r.endswith(f"-j {chain}")]
         first = next((r for r in rules if r.startswith("-A ")), None)
         if len(jumps) == 1 and first == jumps[0]:
             continue
-        while run(["iptables", "-w", "-D", *_jump(parent, chain)], check=False).returncode == 0:
+        while run([*IPT, "-D", *_jump(parent, chain)], check=False).returncode == 0:
             pass
-        run(["iptables", "-w", "-I", parent, "1", *_jump(parent, chain)[1:]])
+        run([*IPT, "-I", parent, "1", *_jump(parent, chain)[1:]])
 
 
 def guard_in_place() -> bool:
     """True when both guard chains exist and are jumped to first (iptables -C and -S)."""
-    for parent, chain in (("FORWARD", FORWARD_CHAIN), ("OUTPUT", OUTPUT_CHAIN)):
-        if run(["iptables", "-w", "-C", *_jump(parent, chain)], check=False).returncode != 0:
+    for parent, chain in GUARD_JUMPS:
+        if run([*IPT, "-C", *_jump(parent, chain)], check=False).returncode != 0:
             return False
-        rules = [r for r in run(["iptables", "-w", "-S", parent]).stdout.splitlines()]
+        rules = run([*IPT, "-S", parent]).stdout.splitlines()
         first = next((r for r in rules if r.startswith("-A ")), "")
         if not first.endswith(f"-j {chain}"):
             return False
@@ -225,9 +235,17 @@ def _unquote(parts: Iterable[str]) -> list[str]:
     return out
 
 
-def remove_nft_tables() -> None:
-    for family, table in NFT_TABLES:
-        run(["nft", "delete", "table", family, table], check=False)
+def remove_ipsets() -> None:
+    """Destroy the ipsets kube-router made (after the rules using them are gone)."""
+    listed = run(["ipset", "list", "-n"], check=False)
+    for name in listed.stdout.split():
+        if name.startswith(IPSET_PREFIXES):
+            run(["ipset", "destroy", name], check=False)
+
+
+def remaining_ipsets() -> list[str]:
+    listed = run(["ipset", "list", "-n"], check=False)
+    return [n for n in listed.stdout.split() if n.startswith(IPSET_PREFIXES)]
 
 
 def delete_bridge() -> None:

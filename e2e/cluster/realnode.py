@@ -1,22 +1,22 @@
 """A real worker node next to the kwok nodes: containerd, kubelet, kube-proxy, CoreDNS,
-kube-network-policies and local-path-provisioner, with pods on a bridge of their own.
+kube-router (NetworkPolicy) and local-path-provisioner, with pods on a bridge of their own.
 
 Layout under the cluster's state dir (`<dir>/node/`, wiped on every fresh start):
 
     node/state.json             pids of the node's host processes, saved sysctls
-    node/pki/                   kubelet (client, serving), kube-proxy, local-path certificates
+    node/pki/                   kubelet (client, serving), kube-proxy, kube-router, local-path
     node/containerd/            config.toml, root, state, socket, shim sockets (`s/`), runc root
     node/cni/                   net.d/ (conflist) and the host-local IPAM data
     node/kubelet/               kubelet root dir, config; node/pod-logs/: container logs
     node/volumes/               local-path-provisioner's PersistentVolumes (real directories)
-    logs/{containerd,kubelet,kube-proxy,local-path-provisioner}.log
+    logs/{containerd,kubelet,kube-proxy,kube-router,local-path-provisioner}.log
 
-Host processes: containerd (CRI on a private socket), kubelet, kube-proxy (iptables mode) and
-local-path-provisioner (its helper pods run on the node). Pods: CoreDNS (`kube-system`, labelled
-`k8s-app=kube-dns` as tenants' DNS policies expect, Service `kube-dns` at 10.96.0.10) and
-kube-network-policies (a host-network DaemonSet pinned to this node) which enforces
-NetworkPolicy. The images they run are written here (`e2e.cluster.images`) and imported at
-start; `load_images` (and `python -m e2e.cluster load-images`) imports more.
+Host processes: containerd (CRI on a private socket), kubelet, kube-proxy (iptables mode),
+kube-router (firewall only: it enforces NetworkPolicy with iptables and ipsets) and
+local-path-provisioner (its helper pods run on the node). CoreDNS runs as a pod (`kube-system`,
+labelled `k8s-app=kube-dns` as tenants' DNS policies expect, Service `kube-dns` at 10.96.0.10).
+The images pods run are written here (`e2e.cluster.images`) and imported at start;
+`load_images` (and `python -m e2e.cluster load-images`) imports more.
 
 The API server listens on the bridge's gateway address (hostnet.BRIDGE_IP), which the
 `kubernetes` Service's endpoints advertise, so pods reach it at 10.96.0.1:443.
@@ -54,7 +54,13 @@ CLUSTER_DOMAIN = "cluster.local"
 STORAGE_CLASS = "local-path"
 PROVISIONER = "rancher.io/local-path"
 LOCAL_PATH_NAMESPACE = "local-path-storage"
-HOST_COMPONENTS = ("containerd", "kubelet", "kube-proxy", "local-path-provisioner")
+HOST_COMPONENTS = (
+    "containerd",
+    "kubelet",
+    "kube-proxy",
+    "kube-router",
+    "local-path-provisioner",
+)
 SHIM = "containerd-shim-runc-v2"
 RUNC = "/usr/sbin/runc"
 CNI_BIN_DIR = "/usr/lib/cni"
@@ -88,7 +94,7 @@ class NodeBinaries:
     ctr: Path
     shim: Path
     coredns: Path
-    netpol: Path
+    kube_router: Path
     local_path: Path
     pause: Path
 
@@ -106,9 +112,7 @@ class NodeBinaries:
             ctr=containerd / "ctr",
             shim=containerd / SHIM,
             coredns=bin_root / f"coredns-{version('COREDNS_VERSION')}" / "coredns",
-            netpol=bin_root
-            / f"kube-network-policies-{version('NETPOL_VERSION')}"
-            / "kube-network-policies",
+            kube_router=bin_root / f"kube-router-{version('KUBE_ROUTER_VERSION')}" / "kube-router",
             local_path=bin_root
             / f"local-path-provisioner-{version('LOCAL_PATH_VERSION')}"
             / "local-path-provisioner",
@@ -234,12 +238,6 @@ class RealNode:
                 files={"/coredns": b.coredns},
                 entrypoint=("/coredns",),
             ),
-            "netpol": images.ImageSpec(
-                name=f"{IMAGE_REGISTRY}/kube-network-policies:"
-                + b.netpol.parent.name.removeprefix("kube-network-policies-"),
-                files={"/bin/netpol": b.netpol},
-                entrypoint=("/bin/netpol",),
-            ),
         }
 
     def ctr(self, *args: str, timeout: float = 120.0) -> subprocess.CompletedProcess[str]:
@@ -353,7 +351,7 @@ class RealNode:
 
     def start(self, cluster: Cluster, *, server: str, ca: KeyPair, pki_dir: Path) -> None:
         """Start the node against the running control plane and wait until it is usable:
-        Node Ready, CoreDNS and kube-network-policies Ready, images imported."""
+        Node Ready, kube-proxy's and kube-router's rules in place, CoreDNS Ready."""
         deadline = time.monotonic() + self.start_timeout
         # etcd is fresh on every start: so are the volumes (their claims are gone).
         for sub in ("containerd", "cni", "kubelet", "pki", "pod-logs", "volumes", "local-path"):
@@ -363,8 +361,8 @@ class RealNode:
         self.volumes_dir.mkdir(parents=True, exist_ok=True)
         self._ports = dict(
             zip(
-                ("kubelet", "kubelet_healthz", "proxy_healthz", "proxy_metrics", "netpol_metrics"),
-                processes.free_ports(5),
+                ("kubelet", "kubelet_healthz", "proxy_healthz", "proxy_metrics"),
+                processes.free_ports(4),
                 strict=True,
             )
         )
@@ -378,6 +376,7 @@ class RealNode:
                 "kubelet": (certs["kubelet"], f"system:node:{NODE_NAME}"),
                 "kube-proxy": (certs["kube-proxy"], "system:kube-proxy"),
                 "local-path-provisioner": (certs["local-path"], "swg-local-path-provisioner"),
+                "kube-router": (certs["kube-router"], "swg-kube-router"),
             }.items()
         }
         specs = self.image_specs()
@@ -396,7 +395,7 @@ class RealNode:
         self._wait("containerd socket", lambda: self._containerd_up(), deadline)
         self.load_images(list(archives.values()))
 
-        cluster.apply(*self._cluster_objects(specs, server), field_manager="swg-cluster")
+        cluster.apply(*self._cluster_objects(specs), field_manager="swg-cluster")
         self._launch("kubelet", self._kubelet_args(kubeconfigs["kubelet"], certs))
         self._launch("kube-proxy", self._kube_proxy_args(kubeconfigs["kube-proxy"]))
         self._launch(
@@ -404,27 +403,29 @@ class RealNode:
             self._local_path_args(kubeconfigs["local-path-provisioner"], specs["busybox"].name),
         )
         self._wait("Node swg-node Ready", lambda: self._node_ready(cluster), deadline)
-        self._wait(
-            "kube-proxy rules (KUBE-SERVICES)",
-            lambda: (
-                hostnet.run(
-                    ["iptables", "-w", "-t", "nat", "-S", "KUBE-SERVICES"], check=False
-                ).returncode
-                == 0
-            ),
-            deadline,
-        )
+        # kube-router reads its node's address from the Node object.
+        self._launch("kube-router", self._kube_router_args(kubeconfigs["kube-router"]))
+        for table, chain, owner in (
+            ("nat", "KUBE-SERVICES", "kube-proxy"),
+            ("filter", "KUBE-ROUTER-FORWARD", "kube-router"),
+        ):
+
+            def present(t: str = table, c: str = chain) -> bool:
+                listed = hostnet.run(["iptables", "-w", "-t", t, "-S", c], check=False)
+                return listed.returncode == 0
+
+            self._wait(f"{owner} rules ({table} {chain})", present, deadline)
         hostnet.ensure_guard_first()
 
         def system_pods() -> str:
             return cluster.kubectl("get", "pods", "-A", "-o", "wide", check=False).stdout
 
-        for kind, name in (("daemonset", "kube-network-policies"), ("deployment", "coredns")):
-
-            def ready(k: str = kind, n: str = name) -> bool:
-                return self._workload_ready(cluster, k, n)
-
-            self._wait(f"{kind} kube-system/{name} ready", ready, deadline, describe=system_pods)
+        self._wait(
+            "deployment kube-system/coredns ready",
+            lambda: self._workload_ready(cluster, "deployment", "coredns"),
+            deadline,
+            describe=system_pods,
+        )
 
     def _containerd_up(self) -> bool:
         if not self.socket.exists():
@@ -526,6 +527,7 @@ class RealNode:
             "local-path": issue(
                 ca, directory, "local-path", subject="/CN=swg-local-path-provisioner"
             ),
+            "kube-router": issue(ca, directory, "kube-router", subject="/CN=swg-kube-router"),
         }
 
     def _containerd_config(self, pause_image: str) -> Path:
@@ -692,54 +694,61 @@ disabled_plugins = [
             "--v=1",
         ]
 
-    def _local_path_args(self, kubeconfig: Path, helper_image: str) -> list[str]:
+    def _local_path_config(self, helper_image: str) -> dict[str, str]:
+        """The ConfigMap local-path-provisioner reads (its helper pods mount the scripts)."""
         config = {
             "nodePathMap": [
-                {
-                    "node": "DEFAULT_PATH_FOR_NON_LISTED_NODES",
-                    "paths": [str(self.volumes_dir)],
-                }
-            ],
-            "setupCommand": "",
-            "teardownCommand": "",
-            "setup": '#!/bin/sh\nset -eu\nmkdir -m 0777 -p "$VOL_DIR"\n',
-            "teardown": '#!/bin/sh\nset -eu\nrm -rf "$VOL_DIR"\n',
+                {"node": "DEFAULT_PATH_FOR_NON_LISTED_NODES", "paths": [str(self.volumes_dir)]}
+            ]
         }
-        config.pop("setupCommand")
-        config.pop("teardownCommand")
-        config_path = self._write("local-path/config.json", json.dumps(config, indent=2) + "\n")
         helper = {
             "apiVersion": "v1",
             "kind": "Pod",
             "metadata": {"name": "helper-pod"},
             "spec": {
                 "containers": [
-                    {
-                        "name": "helper-pod",
-                        "image": helper_image,
-                        "imagePullPolicy": "Never",
-                    }
+                    {"name": "helper-pod", "image": helper_image, "imagePullPolicy": "Never"}
                 ],
                 "tolerations": [{"operator": "Exists"}],
             },
         }
-        helper_path = self._write("local-path/helperPod.yaml", yaml.safe_dump(helper))
+        return {
+            "config.json": json.dumps(config, indent=2) + "\n",
+            "setup": '#!/bin/sh\nset -eu\nmkdir -m 0777 -p "$VOL_DIR"\n',
+            "teardown": '#!/bin/sh\nset -eu\nrm -rf "$VOL_DIR"\n',
+            "helperPod.yaml": yaml.safe_dump(helper, sort_keys=False),
+        }
+
+    def _local_path_args(self, kubeconfig: Path, helper_image: str) -> list[str]:
         return [
             str(self.binaries.local_path),
             "start",
             f"--kubeconfig={kubeconfig}",
-            f"--config={config_path}",
-            f"--helper-pod-file={helper_path}",
             f"--namespace={LOCAL_PATH_NAMESPACE}",
+            "--configmap-name=local-path-config",
             f"--helper-image={helper_image}",
             f"--provisioner-name={PROVISIONER}",
             "--service-account-name=local-path-provisioner",
         ]
 
-    def _cluster_objects(
-        self, specs: dict[str, images.ImageSpec], server: str
-    ) -> list[dict[str, Any]]:
-        host, _, port = server.removeprefix("https://").rpartition(":")
+    def _kube_router_args(self, kubeconfig: Path) -> list[str]:
+        return [
+            str(self.binaries.kube_router),
+            f"--kubeconfig={kubeconfig}",
+            f"--hostname-override={NODE_NAME}",
+            # Firewall only: no routing (its GoBGP port), no service proxy (kube-proxy's job).
+            "--run-firewall=true",
+            "--run-router=false",
+            "--run-service-proxy=false",
+            "--enable-ipv4=true",
+            "--enable-ipv6=false",
+            f"--service-cluster-ip-range={self.service_cidr}",
+            "--health-port=0",
+            "--metrics-port=0",
+            "--v=1",
+        ]
+
+    def _cluster_objects(self, specs: dict[str, images.ImageSpec]) -> list[dict[str, Any]]:
         corefile = f"""\
 .:53 {{
     errors
@@ -942,68 +951,37 @@ disabled_plugins = [
                     ],
                 },
             },
-            sa(system, "kube-network-policies"),
             *rbac(
-                "swg:kube-network-policies",
-                {"kind": "ServiceAccount", "name": "kube-network-policies", "namespace": system},
+                "swg:kube-router",
+                {
+                    "kind": "User",
+                    "name": "swg-kube-router",
+                    "apiGroup": "rbac.authorization.k8s.io",
+                },
                 [
                     {
                         "apiGroups": [""],
-                        "resources": ["pods", "namespaces", "nodes"],
-                        "verbs": ["list", "watch"],
+                        "resources": ["namespaces", "pods", "services", "nodes", "endpoints"],
+                        "verbs": ["get", "list", "watch"],
                     },
                     {
                         "apiGroups": ["networking.k8s.io"],
                         "resources": ["networkpolicies"],
-                        "verbs": ["list", "watch"],
+                        "verbs": ["get", "list", "watch"],
                     },
+                    {
+                        "apiGroups": ["discovery.k8s.io"],
+                        "resources": ["endpointslices"],
+                        "verbs": ["get", "list", "watch"],
+                    },
+                    {"apiGroups": [""], "resources": ["events"], "verbs": ["create", "patch"]},
                 ],
             ),
             {
-                "apiVersion": "apps/v1",
-                "kind": "DaemonSet",
-                "metadata": {
-                    "name": "kube-network-policies",
-                    "namespace": system,
-                    "labels": {"k8s-app": "kube-network-policies"},
-                },
-                "spec": {
-                    "selector": {"matchLabels": {"k8s-app": "kube-network-policies"}},
-                    "template": {
-                        "metadata": {"labels": {"k8s-app": "kube-network-policies"}},
-                        "spec": {
-                            "hostNetwork": True,
-                            "dnsPolicy": "Default",
-                            "serviceAccountName": "kube-network-policies",
-                            "nodeSelector": node_selector,
-                            "tolerations": [{"operator": "Exists"}],
-                            "containers": [
-                                {
-                                    "name": "kube-network-policies",
-                                    "image": specs["netpol"].name,
-                                    "imagePullPolicy": "Never",
-                                    "args": [
-                                        f"--hostname-override={NODE_NAME}",
-                                        "--nfqueue-id=98",
-                                        "--disable-nri",
-                                        f"--metrics-bind-address=127.0.0.1:{self._ports['netpol_metrics']}",
-                                        "--v=2",
-                                    ],
-                                    # The API server directly: no dependency on kube-proxy's rules.
-                                    "env": [
-                                        {"name": "KUBERNETES_SERVICE_HOST", "value": host},
-                                        {"name": "KUBERNETES_SERVICE_PORT", "value": port},
-                                    ],
-                                    "resources": {"requests": {"cpu": "50m", "memory": "50Mi"}},
-                                    "securityContext": {
-                                        "privileged": True,
-                                        "capabilities": {"add": ["NET_ADMIN"]},
-                                    },
-                                }
-                            ],
-                        },
-                    },
-                },
+                "apiVersion": "v1",
+                "kind": "ConfigMap",
+                "metadata": {"name": "local-path-config", "namespace": LOCAL_PATH_NAMESPACE},
+                "data": self._local_path_config(specs["busybox"].name),
             },
         ]
         return objects
@@ -1057,7 +1035,7 @@ disabled_plugins = [
                 )
             for tool in ("iptables", "ip6tables"):
                 hostnet.remove_chains(tool)
-            hostnet.remove_nft_tables()
+            hostnet.remove_ipsets()
             hostnet.delete_bridge()
             shutil.rmtree("/run/swg-operator/s", ignore_errors=True)
             self._remove_fixed_host_paths(record)
