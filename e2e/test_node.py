@@ -28,6 +28,7 @@ from e2e.cluster.realnode import (
     NODE_NAME,
     REAL_NODE_LABEL,
     STORAGE_CLASS,
+    TOLERATION,
 )
 
 pytestmark = [pytest.mark.node, pytest.mark.timeout(600)]
@@ -78,6 +79,7 @@ def pod(name: str, command: str, **extra: Any) -> dict[str, Any]:
     """A busybox pod pinned to the real node running `sh -c command`."""
     spec: dict[str, Any] = {
         "nodeSelector": {REAL_NODE_LABEL: "true"},
+        "tolerations": [TOLERATION],
         "terminationGracePeriodSeconds": 1,
         "containers": [
             {

@@ -49,6 +49,10 @@ NODE_NAME = "swg-node"
 REGION = "region-local"
 ZONE = "region-local-1"
 REAL_NODE_LABEL = "swg.dev/real-node"
+# Until the project's images are loaded into the node, only pods that tolerate this taint land on
+# it (the node's own pods and the node tier's); the kwok nodes keep running everything else.
+NODE_TAINT = {"key": REAL_NODE_LABEL, "value": "true", "effect": "NoSchedule"}
+TOLERATION = {"key": REAL_NODE_LABEL, "operator": "Exists", "effect": "NoSchedule"}
 DNS_SERVICE_IP = "10.96.0.10"
 CLUSTER_DOMAIN = "cluster.local"
 STORAGE_CLASS = "local-path"
@@ -261,7 +265,7 @@ class RealNode:
                 raise RealNodeError(f"image archive {archive} not found")
             self.ctr("images", "import", "--no-unpack=false", str(archive), timeout=600.0)
         listed = self.ctr("images", "list", "-q").stdout.split()
-        return sorted(listed)
+        return sorted(name for name in listed if not name.startswith("sha256:"))
 
     # ------------------------------------------------------------------ state
 
@@ -670,6 +674,8 @@ disabled_plugins = [
             f"--hostname-override={NODE_NAME}",
             f"--node-ip={hostnet.BRIDGE_IP}",
             f"--node-labels={labels}",
+            f"--register-with-taints={NODE_TAINT['key']}={NODE_TAINT['value']}:"
+            f"{NODE_TAINT['effect']}",
             f"--root-dir={self.dir / 'kubelet' / 'root'}",
             f"--cert-dir={self.dir / 'kubelet' / 'pki'}",
             "--v=1",
@@ -893,6 +899,7 @@ disabled_plugins = [
                         "spec": {
                             "serviceAccountName": "coredns",
                             "nodeSelector": node_selector,
+                            "tolerations": [TOLERATION],
                             "dnsPolicy": "Default",
                             "containers": [
                                 {
