@@ -34,7 +34,7 @@ from e2e.cluster.binaries import Binaries
 from e2e.cluster.client import Cluster, wait_until
 from e2e.cluster.nodes import NODES, KwokNode
 from e2e.cluster.pki import KeyPair, Pki, issue, make_pki
-from e2e.cluster.realnode import RealNode
+from e2e.cluster.realnode import LOCAL_PATH_NAMESPACE, RealNode
 
 COMPONENTS = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok")
 SERVICE_CIDR = "10.96.0.0/16"
@@ -559,12 +559,31 @@ class ControlPlane(Cluster):
             ports.scheduler, pki.scheduler_serving, pki, self._component_kubeconfig("scheduler")
         )
 
+    def _kwok_extra_stages(self) -> Path:
+        """With a real node, `local-path` is the default class, so PVCs of pods on kwok nodes
+        are provisioned by local-path-provisioner too: its helper pods land on the kwok node,
+        and this stage (kwok's pod-complete, selecting the helper pods' namespace instead of
+        Jobs) completes them. Their PVs name a path on the kwok node; nothing is written."""
+        stages = list(yaml.safe_load_all(self.binaries.kwok_stages.read_text()))
+        complete = next(s for s in stages if s and s["metadata"]["name"] == "pod-complete")
+        complete["metadata"]["name"] = "local-path-helper-complete"
+        expressions = complete["spec"]["selector"]["matchExpressions"]
+        for expression in expressions:
+            if expression["key"] == ".metadata.ownerReferences.[].kind":
+                expression["key"] = ".metadata.namespace"
+                expression["values"] = [LOCAL_PATH_NAMESPACE]
+        path = self.work_dir / "kwok-local-path-stages.yaml"
+        path.write_text(yaml.safe_dump(complete, sort_keys=False))
+        return path
+
     def _kwok_args(self) -> list[str]:
         # No --server-address: kwok would serve on 0.0.0.0 (and there is nothing to serve,
         # as there is no kubelet API to fake for logs or exec here).
+        extra = [f"--config={self._kwok_extra_stages()}"] if self.node is not None else []
         return [
             f"--kubeconfig={self._component_kubeconfig('kwok')}",
             f"--config={self.binaries.kwok_stages}",
+            *extra,
             # Only its own Nodes: the real node belongs to its kubelet.
             "--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake",
             f"--cidr={POD_CIDR}",
