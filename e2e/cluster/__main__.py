@@ -11,7 +11,7 @@ from pathlib import Path
 from e2e.cluster.binaries import Binaries, BinariesMissingError
 from e2e.cluster.controlplane import ControlPlane, ControlPlaneError
 from e2e.cluster.hostnet import HostNetError
-from e2e.cluster.realnode import RealNode, RealNodeError
+from e2e.cluster.realnode import RealNodeError, load_images
 
 
 def _up(plane: ControlPlane) -> int:
@@ -30,15 +30,7 @@ def _up(plane: ControlPlane) -> int:
 
 
 def _load_images(plane: ControlPlane, archives: list[Path]) -> int:
-    node = plane.node or RealNode(
-        plane.state_dir,
-        kubernetes_version=plane.binaries.kubernetes_version,
-        service_cidr="10.96.0.0/16",
-    )
-    if not node.is_healthy():
-        print(f"error: no real node running in {plane.state_dir}", file=sys.stderr)
-        return 1
-    for name in node.load_images(archives):
+    for name in load_images(plane.state_dir, archives):
         print(name)
     return 0
 

@@ -1108,3 +1108,20 @@ disabled_plugins = [
                 if subprocess.run(["umount", point], capture_output=True, check=False).returncode:
                     subprocess.run(["umount", "-l", point], capture_output=True, check=False)
         raise RealNodeError(f"real node: mounts left under {self.dir}")
+
+
+def load_images(state_dir: Path, archives: Sequence[Path]) -> list[str]:
+    """Import image tars into the running real node of `state_dir` (e.g. `.local`).
+
+    Each archive is an OCI image layout tar or a docker-archive tar (`ctr images import`): the
+    image is named by the docker-archive's RepoTags, or by the OCI index's
+    `io.containerd.image.name` (else a full reference in `org.opencontainers.image.ref.name`).
+    Pods use the names with `imagePullPolicy: IfNotPresent` or `Never`. Returns every image
+    name the node holds. Also: `python -m e2e.cluster load-images [--dir .local] TAR...`.
+    """
+    from e2e.cluster.binaries import pinned_version as version
+
+    node = RealNode(state_dir, kubernetes_version=version("K8S_VERSION"), service_cidr="")
+    if not node.is_healthy():
+        raise RealNodeError(f"no real node running in {node.state_dir} (make cluster-up)")
+    return node.load_images(archives)
