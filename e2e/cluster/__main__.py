@@ -60,12 +60,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m e2e.cluster",
         description="Local Kubernetes control plane: etcd, kube-apiserver, "
-        "kube-controller-manager, kube-scheduler and kwok on 127.0.0.1.",
+        "kube-controller-manager, kube-scheduler and kwok; `up` adds a real worker node "
+        "(containerd, kubelet, kube-proxy, CoreDNS, kube-router, local-path-provisioner; root) "
+        "unless --no-real-node.",
     )
     commands = parser.add_subparsers(dest="command", required=True)
     for name, text in (
-        ("up", "start the control plane and wait until it is usable (no-op if healthy)"),
-        ("down", "stop every process of the control plane"),
+        ("up", "start the control plane and the real node, wait until usable (no-op if healthy)"),
+        ("down", "stop every process of the control plane and its real node, clean the host"),
         ("status", "show each component; exit 1 unless healthy"),
         ("env", "print shell exports: KUBECONFIG and PATH with kubectl and helm"),
     ):
