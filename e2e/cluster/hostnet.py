@@ -38,6 +38,16 @@ SYSCTLS = (
     "net/bridge/bridge-nf-call-iptables",
     "net/ipv4/ip_forward",  # last: only once the drop rules are in place
 )
+# kubelet sets these at start (its kernel defaults; protectKernelDefaults would make it refuse
+# to start instead): recorded before it runs and restored by `down`.
+KUBELET_SYSCTLS = (
+    "vm/overcommit_memory",
+    "vm/panic_on_oom",
+    "kernel/panic",
+    "kernel/panic_on_oops",
+    "kernel/keys/root_maxkeys",
+    "kernel/keys/root_maxbytes",
+)
 # Chains the node's components add (kubelet, kube-proxy) or that we add ourselves.
 OWN_CHAIN_PREFIXES = ("KUBE-", "SWG-", "CNI-")
 IPSET_PREFIXES = ("KUBE-", "kube-router-", "inet6:KUBE-", "inet6:kube-router-")
@@ -152,16 +162,18 @@ def enable_forwarding(saved: dict[str, str]) -> None:
     IPv4 forwarding. The caller installs the guard first."""
     if not guard_in_place():
         raise HostNetError("refusing to enable forwarding: the SWG-FORWARD guard is not in place")
+    for name in KUBELET_SYSCTLS:
+        saved.setdefault(name, read_sysctl(name))
     for name in SYSCTLS:
         saved.setdefault(name, read_sysctl(name))
         write_sysctl(name, "1")
 
 
 def restore_sysctls(saved: dict[str, str]) -> None:
-    for name in reversed(SYSCTLS):
-        if name in saved:
-            with contextlib.suppress(OSError):
-                write_sysctl(name, saved[name])
+    """Forwarding off first, then every other recorded value."""
+    for name in sorted(saved, key=lambda n: n != "net/ipv4/ip_forward"):
+        with contextlib.suppress(OSError):
+            write_sysctl(name, saved[name])
 
 
 # ---------------------------------------------------------------------- ownership
