@@ -32,7 +32,7 @@ setup: deps $(VENV)/.installed ## Install what is missing: apt packages, .venv, 
 	@hack/install-analyzers.sh all
 
 .PHONY: cluster-up
-cluster-up: setup ## Start the local control plane (etcd, kube-apiserver, controllers, kwok)
+cluster-up: setup ## Start the local control plane (etcd, kube-apiserver, controllers, kwok) and the real node
 	$(CLUSTER) up --dir $(LOCAL)
 
 .PHONY: cluster-down
@@ -40,7 +40,7 @@ cluster-down: ## Stop the local control plane and every process it started
 	@if [ -x $(PY) ]; then $(CLUSTER) down --dir $(LOCAL); fi
 
 .PHONY: up
-up: cluster-up ## Everything: control plane, CRDs, operator, sample tenants
+up: cluster-up images ## Everything: control plane and real node, images, the operator by helm, sample tenants
 	$(PY) -m e2e.operator_process up --dir $(LOCAL)
 	@echo
 	@echo "Control plane is up. Use it with:"
@@ -74,7 +74,11 @@ test-unit: $(VENV)/.installed ## Fast tier: tests/ (no cluster)
 
 .PHONY: test-e2e
 test-e2e: setup ## Cluster tier: e2e/ against the local control plane (or $$SWG_E2E_KUBECONFIG)
-	$(PYTEST) e2e -m "not dataplane and not images"
+	$(PYTEST) e2e -m "not dataplane and not images and not node"
+
+.PHONY: test-node
+test-node: setup images ## Node tier: the real node of .local (started and stopped unless running) and tenants on it, installed by helm (root)
+	$(PYTEST) e2e -m node
 
 .PHONY: rootfs
 rootfs: deps ## Build (or reuse) the cached Debian 13 rootfs of the data-plane tier (root, ~1 min)
@@ -85,7 +89,7 @@ test-dataplane: setup rootfs ## Data-plane tier: Squid, c-icap, clamd from rende
 	$(PYTEST) e2e -m dataplane
 
 .PHONY: test
-test: setup lint test-unit test-e2e test-dataplane ## Install what is missing, then lint and every test tier
+test: setup lint test-unit test-e2e test-dataplane test-images test-node ## Install what is missing, then lint and every test tier
 
 .PHONY: bench-dataplane
 bench-dataplane: deps $(VENV)/.installed ## Data-plane benchmark (root; loopback-only namespaces): bench/results/dataplane-<date>.json

@@ -3,7 +3,9 @@
 # development machines do); prints what it would install otherwise.
 # Usage: hack/install-apt.sh [package...]   (no arguments: what every tier needs)
 set -euo pipefail
-wanted=(openssl iproute2 debootstrap faketime wrk shellcheck curl ca-certificates procps util-linux)
+wanted=(openssl iproute2 debootstrap faketime wrk shellcheck curl ca-certificates procps util-linux
+  # the real worker node: runtime, CNI plugins, helper image, packet filters
+  runc containernetworking-plugins busybox-static iptables ipset nftables conntrack)
 if [ $# -gt 0 ]; then wanted=("$@"); fi
 missing=()
 for p in "${wanted[@]}"; do

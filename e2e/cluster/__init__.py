@@ -1,6 +1,7 @@
 """The local Kubernetes control plane for `make up` and the e2e tier, usable as a library.
 
-python -m e2e.cluster up|down|status|env [--dir .local]
+python -m e2e.cluster up [--no-real-node]|down|status|env [--dir .local]
+python -m e2e.cluster load-images [--dir .local] TAR...
 python -m e2e.cluster kubectl-path|helm-path
 """
 

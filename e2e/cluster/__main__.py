@@ -1,4 +1,4 @@
-"""Command line: `python -m e2e.cluster up|down|status|env|kubectl-path|helm-path`."""
+"""Command line: `python -m e2e.cluster up|down|status|env|load-images|kubectl-path|helm-path`."""
 
 from __future__ import annotations
 
@@ -10,6 +10,8 @@ from pathlib import Path
 
 from e2e.cluster.binaries import Binaries, BinariesMissingError
 from e2e.cluster.controlplane import ControlPlane, ControlPlaneError
+from e2e.cluster.hostnet import HostNetError
+from e2e.cluster.realnode import RealNodeError, load_images
 
 
 def _up(plane: ControlPlane) -> int:
@@ -22,6 +24,14 @@ def _up(plane: ControlPlane) -> int:
         print(f"Control plane already running and healthy: {plane.server}")
     print(f"  kubeconfig: {plane.kubeconfig}")
     print(f"  logs:       {plane.logs_dir}/")
+    if plane.node is not None:
+        print(f"  real node:  swg-node, pods on {plane.node.volumes_dir.parent}/ (see realnode.py)")
+    return 0
+
+
+def _load_images(plane: ControlPlane, archives: list[Path]) -> int:
+    for name in load_images(plane.state_dir, archives):
+        print(name)
     return 0
 
 
@@ -50,17 +60,31 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m e2e.cluster",
         description="Local Kubernetes control plane: etcd, kube-apiserver, "
-        "kube-controller-manager, kube-scheduler and kwok on 127.0.0.1.",
+        "kube-controller-manager, kube-scheduler and kwok; `up` adds a real worker node "
+        "(containerd, kubelet, kube-proxy, CoreDNS, kube-router, local-path-provisioner; root) "
+        "unless --no-real-node.",
     )
     commands = parser.add_subparsers(dest="command", required=True)
     for name, text in (
-        ("up", "start the control plane and wait until it is usable (no-op if healthy)"),
-        ("down", "stop every process of the control plane"),
+        ("up", "start the control plane and the real node, wait until usable (no-op if healthy)"),
+        ("down", "stop every process of the control plane and its real node, clean the host"),
         ("status", "show each component; exit 1 unless healthy"),
         ("env", "print shell exports: KUBECONFIG and PATH with kubectl and helm"),
     ):
         sub = commands.add_parser(name, help=text)
         sub.add_argument("--dir", type=Path, default=Path(".local"), help="state directory")
+        if name == "up":
+            sub.add_argument(
+                "--no-real-node",
+                dest="real_node",
+                action="store_false",
+                help="kwok nodes only (no containerd, kubelet, ...; no root needed)",
+            )
+    sub = commands.add_parser(
+        "load-images", help="import OCI or docker-archive tars into the real node's containerd"
+    )
+    sub.add_argument("--dir", type=Path, default=Path(".local"), help="state directory")
+    sub.add_argument("archives", type=Path, nargs="+", help="image tar files")
     commands.add_parser("kubectl-path", help="print the path of the cached kubectl")
     commands.add_parser("helm-path", help="print the path of the cached helm")
     args = parser.parse_args(argv)
@@ -71,11 +95,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "helm-path":
         print(Binaries.from_cache().helm)
         return 0
-    plane = ControlPlane(args.dir)
+    plane = ControlPlane(args.dir, real_node=getattr(args, "real_node", False))
     actions = {"up": _up, "down": _down, "status": _status, "env": _env}
     try:
+        if args.command == "load-images":
+            return _load_images(plane, args.archives)
         return actions[args.command](plane)
-    except (ControlPlaneError, BinariesMissingError) as err:
+    except (ControlPlaneError, BinariesMissingError, RealNodeError, HostNetError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
 

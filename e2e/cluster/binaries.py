@@ -15,7 +15,7 @@ from pathlib import Path
 BUILD_SCRIPT = Path(__file__).with_name("build-binaries.sh")
 
 _VERSION_LINE = re.compile(
-    r'^(?P<var>[A-Z0-9]+_VERSION)="\$\{(?P=var):-(?P<default>[^}]+)\}"$', re.M
+    r'^(?P<var>[A-Z0-9_]+_VERSION)="\$\{(?P=var):-(?P<default>[^}]+)\}"$', re.M
 )
 
 
@@ -36,6 +36,14 @@ def pinned_versions() -> dict[str, str]:
     if missing:
         raise RuntimeError(f"{BUILD_SCRIPT} no longer pins {', '.join(missing)}")
     return {name: os.environ.get(name) or defaults[name] for name in wanted}
+
+
+def pinned_version(var: str) -> str:
+    """One `<NAME>_VERSION` the build script pins (the environment variable overrides it)."""
+    defaults = {m["var"]: m["default"] for m in _VERSION_LINE.finditer(BUILD_SCRIPT.read_text())}
+    if var not in defaults:
+        raise RuntimeError(f"{BUILD_SCRIPT} does not pin {var}")
+    return os.environ.get(var) or defaults[var]
 
 
 @dataclass(frozen=True)

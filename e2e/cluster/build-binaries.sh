@@ -3,13 +3,29 @@
 # under ${SWG_CACHE:-~/.cache/swg-operator}/bin/<name>-<version>/. A binary already present is
 # never rebuilt, so a warm `make cluster-up` builds nothing.
 #
-# Usage: build-binaries.sh [all|kubernetes|etcd|kwok|helm]
+# Usage: build-binaries.sh [all|kubernetes|etcd|kwok|helm|node]
+#
+# `node` builds the real worker node's binaries (kubelet, kube-proxy, containerd, CoreDNS, the
+# NetworkPolicy enforcer kube-router, local-path-provisioner and the pause program), each in a folder of its
+# own, so it can run while another target builds. runc and the CNI plugins are Debian packages
+# (runc, containernetworking-plugins: hack/install-apt.sh).
 set -euo pipefail
 
 K8S_VERSION="${K8S_VERSION:-v1.36.3}"
 ETCD_VERSION="${ETCD_VERSION:-v3.6.16}"
 KWOK_VERSION="${KWOK_VERSION:-v0.8.0}"
 HELM_VERSION="${HELM_VERSION:-v3.21.4}"
+CONTAINERD_VERSION="${CONTAINERD_VERSION:-v2.4.2}"
+COREDNS_VERSION="${COREDNS_VERSION:-v1.15.0}"
+# The NetworkPolicy enforcer: kube-router in firewall-only mode (iptables and ipset; ingress and
+# egress, ipBlock with except, namespace and pod selectors, ports). The module proxy serves
+# only v2.1.0 of github.com/cloudnativelabs/kube-router/v2. Its two published advisories,
+# GHSA-phqm-jgc3-qf8g (the service proxy trusts externalIPs) and GHSA-v5mh-h5hx-7v92 (the
+# router's GoBGP gRPC port), are in the modules the node never runs (--run-service-proxy=false,
+# --run-router=false). sigs.k8s.io/kube-network-policies (no advisory) needs the nftables
+# `queue` expression, which these machines' kernel lacks.
+KUBE_ROUTER_VERSION="${KUBE_ROUTER_VERSION:-v2.1.0}"
+LOCAL_PATH_VERSION="${LOCAL_PATH_VERSION:-v0.0.30}"
 CACHE="${SWG_CACHE:-$HOME/.cache/swg-operator}"
 export GOWORK=off GOFLAGS=-buildvcs=false GOTOOLCHAIN=local
 
@@ -21,15 +37,18 @@ have() {  # have DIR BIN... : every binary present
   for b in "$@"; do [ -x "$dir/$b" ] || return 1; done
 }
 
-build_kubernetes() {
-  local out="$CACHE/bin/kubernetes-$K8S_VERSION"
-  local bins=(kube-apiserver kube-controller-manager kube-scheduler kubectl)
-  if have "$out" "${bins[@]}"; then log "kubernetes $K8S_VERSION cached in $out"; return; fi
+# k8s_build NAME BIN... : builds k8s.io/kubernetes/cmd/<BIN> for each BIN in a wrapper module of
+# its own ($CACHE/src/NAME, output $CACHE/bin/NAME), the staging modules taken from the proxy.
+k8s_build() {
+  local name=$1; shift
+  local bins=("$@")
+  local out="$CACHE/bin/$name"
+  if have "$out" "${bins[@]}"; then log "$name cached in $out"; return; fi
   local staging="${K8S_VERSION/v1./v0.}"
-  local work="$CACHE/src/kubernetes-$K8S_VERSION"
+  local work="$CACHE/src/$name"
   mkdir -p "$work" "$out.tmp"
   cd "$work"
-  log "building kubernetes $K8S_VERSION (staging $staging) in $work; cold builds take 15-30 min"
+  log "building ${bins[*]} $K8S_VERSION (staging $staging) in $work"
   local gomod
   gomod=$(go mod download -json "k8s.io/kubernetes@$K8S_VERSION" | python3 -c 'import json,sys; print(json.load(sys.stdin)["GoMod"])')
   {
@@ -56,18 +75,12 @@ if block:
 open("go.mod", "w").write(mod)
 PY
   fi
-  cat > tools.go <<'GO'
-//go:build tools
-
-package tools
-
-import (
-	_ "k8s.io/kubernetes/cmd/kube-apiserver"
-	_ "k8s.io/kubernetes/cmd/kube-controller-manager"
-	_ "k8s.io/kubernetes/cmd/kube-scheduler"
-	_ "k8s.io/kubernetes/cmd/kubectl"
-)
-GO
+  {
+    printf '//go:build tools\n\npackage tools\n\nimport (\n'
+    local b
+    for b in "${bins[@]}"; do printf '\t_ "k8s.io/kubernetes/cmd/%s"\n' "$b"; done
+    printf ')\n'
+  } > tools.go
   go mod tidy -e >/dev/null 2>&1 || true
   go mod tidy
   local minor="${K8S_VERSION#v1.}"; minor="${minor%%.*}"
@@ -84,7 +97,11 @@ GO
     CGO_ENABLED=0 go build -trimpath -tags=selinux,notest -ldflags "$ld" -o "$out.tmp/$b" "k8s.io/kubernetes/cmd/$b"
   done
   rm -rf "$out"; mv "$out.tmp" "$out"
-  log "kubernetes $K8S_VERSION built into $out"
+  log "${bins[*]} $K8S_VERSION built into $out"
+}
+
+build_kubernetes() {  # cold builds take 15-30 min
+  k8s_build "kubernetes-$K8S_VERSION" kube-apiserver kube-controller-manager kube-scheduler kubectl
 }
 
 build_etcd() {
@@ -163,9 +180,86 @@ build_helm() {
   log "helm $HELM_VERSION built into $out"
 }
 
+# go_build NAME MODULE VERSION LDFLAGS OUT=PACKAGE... : builds each PACKAGE of MODULE@VERSION into
+# $CACHE/bin/NAME/OUT in a wrapper module of its own ($CACHE/src/NAME), static (CGO_ENABLED=0).
+go_build() {
+  local name=$1 module=$2 version=$3 ldflags=$4; shift 4
+  local out="$CACHE/bin/$name"
+  local pair outs=()
+  for pair in "$@"; do outs+=("${pair%%=*}"); done
+  if have "$out" "${outs[@]}"; then log "$name cached in $out"; return; fi
+  local work="$CACHE/src/$name"
+  mkdir -p "$work" "$out.tmp"
+  cd "$work"
+  log "building $module $version (${outs[*]}) in $work"
+  printf 'module swg-operator.local/%s-build\n\ngo 1.24\n' "${name%%-v*}" > go.mod
+  {
+    printf '//go:build tools\n\npackage tools\n\nimport (\n'
+    for pair in "$@"; do printf '\t_ "%s"\n' "${pair#*=}"; done
+    printf ')\n'
+  } > tools.go
+  go get "$module@$version"
+  go mod tidy
+  for pair in "$@"; do
+    log "go build ${pair%%=*}"
+    CGO_ENABLED=0 go build -trimpath -tags "$GO_TAGS" -ldflags "-s -w $ldflags" \
+      -o "$out.tmp/${pair%%=*}" "${pair#*=}"
+  done
+  rm -rf "$out"; mv "$out.tmp" "$out"
+  log "$name built into $out"
+}
+GO_TAGS=""
+
+build_kubelet() {  # kubelet and kube-proxy: ~3 min on 2 idle cores
+  k8s_build "kubernetes-node-$K8S_VERSION" kubelet kube-proxy
+}
+
+build_containerd() {
+  local m=github.com/containerd/containerd/v2
+  GO_TAGS="no_btrfs,no_devmapper,no_zfs" go_build "containerd-$CONTAINERD_VERSION" "$m" \
+    "$CONTAINERD_VERSION" "-X $m/version.Version=$CONTAINERD_VERSION -X $m/version.Package=$m" \
+    containerd="$m/cmd/containerd" ctr="$m/cmd/ctr" \
+    containerd-shim-runc-v2="$m/cmd/containerd-shim-runc-v2"
+}
+
+build_coredns() {
+  go_build "coredns-$COREDNS_VERSION" github.com/coredns/coredns "$COREDNS_VERSION" "" \
+    coredns=github.com/coredns/coredns
+}
+
+build_kube_router() {
+  local m=github.com/cloudnativelabs/kube-router/v2
+  go_build "kube-router-$KUBE_ROUTER_VERSION" "$m" "$KUBE_ROUTER_VERSION" \
+    "-X $m/pkg/version.Version=$KUBE_ROUTER_VERSION" kube-router="$m/cmd/kube-router"
+}
+
+build_local_path() {
+  go_build "local-path-provisioner-$LOCAL_PATH_VERSION" github.com/rancher/local-path-provisioner \
+    "$LOCAL_PATH_VERSION" "" local-path-provisioner=github.com/rancher/local-path-provisioner
+}
+
+# The sandbox (pause) program lives in the repository (pause/ beside this script); its build is
+# cached by the digest of its source.
+build_pause() {
+  local src; src="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/pause"
+  local digest; digest=$(cat "$src/go.mod" "$src/main.go" | sha256sum | cut -c1-12)
+  local out="$CACHE/bin/pause-$digest"
+  if have "$out" pause; then log "pause cached in $out"; return; fi
+  mkdir -p "$out.tmp"
+  (cd "$src" && CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o "$out.tmp/pause" .)
+  rm -rf "$out"; mv "$out.tmp" "$out"
+  log "pause built into $out"
+}
+
+build_node() {
+  build_pause; build_kube_router; build_local_path; build_coredns; build_containerd; build_kubelet
+}
+
 what="${1:-all}"
 case "$what" in
-  all) build_etcd; build_kwok; build_helm; build_kubernetes ;;
-  kubernetes|etcd|kwok|helm) "build_$what" ;;
-  *) echo "usage: $0 [all|kubernetes|etcd|kwok|helm]" >&2; exit 2 ;;
+  all) build_etcd; build_kwok; build_helm; build_kubernetes; build_node ;;
+  kubernetes|etcd|kwok|helm|node|kubelet|containerd|coredns|pause) "build_$what" ;;
+  kube-router) build_kube_router ;;
+  local-path) build_local_path ;;
+  *) echo "usage: $0 [all|kubernetes|etcd|kwok|helm|node]" >&2; exit 2 ;;
 esac

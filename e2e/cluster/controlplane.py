@@ -29,11 +29,12 @@ from typing import Any
 
 import yaml
 
-from e2e.cluster import processes
+from e2e.cluster import hostnet, processes
 from e2e.cluster.binaries import Binaries
 from e2e.cluster.client import Cluster, wait_until
 from e2e.cluster.nodes import NODES, KwokNode
-from e2e.cluster.pki import KeyPair, Pki, make_pki
+from e2e.cluster.pki import KeyPair, Pki, issue, make_pki
+from e2e.cluster.realnode import LOCAL_PATH_NAMESPACE, RealNode
 
 COMPONENTS = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok")
 SERVICE_CIDR = "10.96.0.0/16"
@@ -148,6 +149,11 @@ class ControlPlane(Cluster):
     >>> cp.stop()           # every daemon gone, verified
 
     `up` and `down` from different processes work too: pids live in the state file.
+
+    With `real_node=True` a real worker node (`e2e.cluster.realnode`) joins the kwok nodes: the
+    API server then listens on the pod bridge's gateway address instead of 127.0.0.1 (pods reach
+    it through the `kubernetes` Service) and the kubeconfig names that address. `stop` also
+    stops a real node found in the state dir, whoever started it.
     """
 
     def __init__(
@@ -157,6 +163,7 @@ class ControlPlane(Cluster):
         binaries: Binaries | None = None,
         nodes: Sequence[KwokNode] = NODES,
         start_timeout: float = 180.0,
+        real_node: bool = False,
     ) -> None:
         self.state_dir = state_dir.resolve()
         self.binaries = binaries or Binaries.from_cache()
@@ -169,6 +176,8 @@ class ControlPlane(Cluster):
         self._children: dict[int, subprocess.Popen[bytes]] = {}
         self._records: list[processes.ProcessRecord] = []
         self._ports: Ports | None = None
+        self._api_address: str | None = None
+        self.node: RealNode | None = self._real_node() if real_node else None
         super().__init__(
             self.state_dir / "kubeconfig",
             kubectl=self.binaries.kubectl,
@@ -177,12 +186,21 @@ class ControlPlane(Cluster):
             kubectl_cache=self.work_dir / "kubectl-cache",
         )
 
+    def _real_node(self) -> RealNode:
+        return RealNode(
+            self.state_dir,
+            kubernetes_version=self.binaries.kubernetes_version,
+            service_cidr=SERVICE_CIDR,
+        )
+
     # ------------------------------------------------------------------ state file
 
     def _save_state(self) -> None:
         assert self._ports is not None
         state = {
             "ports": self._ports.__dict__,
+            "api_address": self.api_address,
+            "real_node": self.node is not None,
             "processes": [r.to_json() for r in self._records],
             "kubernetes_version": self.binaries.kubernetes_version,
         }
@@ -206,9 +224,21 @@ class ControlPlane(Cluster):
         return self._ports
 
     @property
+    def api_address(self) -> str:
+        """Where the API server listens: 127.0.0.1, or the pod bridge's gateway with a real node."""
+        if self._api_address is None:
+            try:
+                saved = json.loads(self.state_file.read_text()).get("api_address")
+            except (FileNotFoundError, json.JSONDecodeError):
+                saved = None
+            self._api_address = str(saved) if saved else "127.0.0.1"
+        return self._api_address
+
+    @property
     def server(self) -> str:
-        """The API server URL, https://127.0.0.1:<port>."""
-        return f"https://127.0.0.1:{self.ports.apiserver}"
+        """The API server URL, https://127.0.0.1:<port> (https://<bridge gateway>:<port> with a
+        real node)."""
+        return f"https://{self.api_address}:{self.ports.apiserver}"
 
     def _pki(self) -> Pki:
         d = self.pki_dir
@@ -255,6 +285,9 @@ class ControlPlane(Cluster):
                 report[name] = f"dead (was pid {record.pid}; see {self.logs_dir / name}.log)"
         if records:
             report["readyz"] = "ok" if self._apiserver_ready() else "not ready"
+        node = self.node or (self._real_node() if (self.state_dir / "node").exists() else None)
+        if node is not None:
+            report.update({f"node/{k}": v for k, v in node.status().items()})
         return report
 
     def is_healthy(self) -> bool:
@@ -264,6 +297,11 @@ class ControlPlane(Cluster):
         if names != set(COMPONENTS) or not all(processes.is_alive(r) for r in records):
             return False
         self._ports, self._records = self._load_state()
+        self._api_address = None
+        if self.node is not None and not (
+            self.api_address == hostnet.BRIDGE_IP and self.node.is_healthy()
+        ):
+            return False
         return self._apiserver_ready()
 
     def listening(self) -> dict[str, list[str]]:
@@ -292,10 +330,15 @@ class ControlPlane(Cluster):
         self.work_dir.chmod(0o700)
         self.logs_dir.mkdir(parents=True, exist_ok=True)
         self._ports = Ports.allocate()
+        self._api_address = hostnet.BRIDGE_IP if self.node is not None else "127.0.0.1"
         self._records = []
         self._save_state()
         try:
+            if self.node is not None:
+                self.node.prepare_host()
             self._start_all()
+            if self.node is not None:
+                self.node.start(self, server=self.server, ca=self._pki().ca, pki_dir=self.pki_dir)
         except BaseException:
             self.stop()
             raise
@@ -304,7 +347,11 @@ class ControlPlane(Cluster):
     def _start_all(self) -> None:
         deadline = time.monotonic() + self.start_timeout
         ports = self.ports
-        pki = make_pki(self.pki_dir, service_ip=SERVICE_IP)
+        pki = make_pki(
+            self.pki_dir,
+            service_ip=SERVICE_IP,
+            apiserver_ips=(hostnet.BRIDGE_IP,) if self.node is not None else (),
+        )
         self._write_kubeconfigs(pki)
 
         self._launch("etcd", self._etcd_args(ports))
@@ -429,14 +476,32 @@ class ControlPlane(Cluster):
         ]
 
     def _apiserver_args(self, ports: Ports, pki: Pki) -> list[str]:
-        return [
-            f"--etcd-servers=http://127.0.0.1:{ports.etcd_client}",
-            "--bind-address=127.0.0.1",
-            "--advertise-address=127.0.0.1",
+        if self.node is not None:
+            # Pods reach the API server through the `kubernetes` Service, whose endpoint is the
+            # pod bridge's gateway address; it never listens on the uplink.
+            kubelet_client = issue(
+                pki.ca,
+                self.pki_dir,
+                "apiserver-kubelet-client",
+                subject="/O=system:masters/CN=kube-apiserver-kubelet-client",
+            )
+            endpoints = [
+                "--endpoint-reconciler-type=lease",
+                f"--kubelet-client-certificate={kubelet_client.cert}",
+                f"--kubelet-client-key={kubelet_client.key}",
+                f"--kubelet-certificate-authority={pki.ca.cert}",
+                "--kubelet-preferred-address-types=InternalIP",
+            ]
+        else:
             # Endpoints may not hold loopback addresses, and no pod could reach the API server
             # anyway: leave the `kubernetes` Service without endpoints instead of failing to
             # write them every ten seconds.
-            "--endpoint-reconciler-type=none",
+            endpoints = ["--endpoint-reconciler-type=none"]
+        return [
+            f"--etcd-servers=http://127.0.0.1:{ports.etcd_client}",
+            f"--bind-address={self.api_address}",
+            f"--advertise-address={self.api_address}",
+            *endpoints,
             f"--secure-port={ports.apiserver}",
             f"--cert-dir={self.pki_dir}",
             f"--tls-cert-file={pki.apiserver.cert}",
@@ -494,13 +559,33 @@ class ControlPlane(Cluster):
             ports.scheduler, pki.scheduler_serving, pki, self._component_kubeconfig("scheduler")
         )
 
+    def _kwok_extra_stages(self) -> Path:
+        """With a real node, `local-path` is the default class, so PVCs of pods on kwok nodes
+        are provisioned by local-path-provisioner too: its helper pods land on the kwok node,
+        and this stage (kwok's pod-complete, selecting the helper pods' namespace instead of
+        Jobs) completes them. Their PVs name a path on the kwok node; nothing is written."""
+        stages = list(yaml.safe_load_all(self.binaries.kwok_stages.read_text()))
+        complete = next(s for s in stages if s and s["metadata"]["name"] == "pod-complete")
+        complete["metadata"]["name"] = "local-path-helper-complete"
+        expressions = complete["spec"]["selector"]["matchExpressions"]
+        for expression in expressions:
+            if expression["key"] == ".metadata.ownerReferences.[].kind":
+                expression["key"] = ".metadata.namespace"
+                expression["values"] = [LOCAL_PATH_NAMESPACE]
+        path = self.work_dir / "kwok-local-path-stages.yaml"
+        path.write_text(yaml.safe_dump(complete, sort_keys=False))
+        return path
+
     def _kwok_args(self) -> list[str]:
         # No --server-address: kwok would serve on 0.0.0.0 (and there is nothing to serve,
         # as there is no kubelet API to fake for logs or exec here).
+        extra = [f"--config={self._kwok_extra_stages()}"] if self.node is not None else []
         return [
             f"--kubeconfig={self._component_kubeconfig('kwok')}",
             f"--config={self.binaries.kwok_stages}",
-            "--manage-all-nodes=true",
+            *extra,
+            # Only its own Nodes: the real node belongs to its kubelet.
+            "--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake",
             f"--cidr={POD_CIDR}",
             # Renew node Leases, or the node lifecycle controller marks the nodes NotReady.
             "--node-lease-duration-seconds=40",
@@ -508,12 +593,15 @@ class ControlPlane(Cluster):
 
     def _default_storage_class(self) -> dict[str, Any]:
         # The class kwok's pvc-provision stage acts on; default, so PVCs without a class bind.
+        # With a real node, its `local-path` class (real directories) is the default instead:
+        # kwok's fake hostPath PVs cannot serve a pod that really runs.
+        default = "false" if self.node is not None else "true"
         return {
             "apiVersion": "storage.k8s.io/v1",
             "kind": "StorageClass",
             "metadata": {
                 "name": DEFAULT_STORAGE_CLASS,
-                "annotations": {"storageclass.kubernetes.io/is-default-class": "true"},
+                "annotations": {"storageclass.kubernetes.io/is-default-class": default},
             },
             "provisioner": "kwok.x-k8s.io/volume",
             "reclaimPolicy": "Delete",
@@ -535,7 +623,11 @@ class ControlPlane(Cluster):
     # ------------------------------------------------------------------ stop
 
     def stop(self, timeout: float = 15.0) -> None:
-        """Stop every daemon of this state dir (recorded or stray); raise if any survives."""
+        """Stop every daemon of this state dir (recorded or stray) and its real node if there is
+        one; raise if any survives."""
+        node = self.node or (self._real_node() if (self.state_dir / "node").exists() else None)
+        if node is not None:
+            node.stop(timeout=timeout)
         records = self.records()
         marker = f"{self.work_dir}/"
         known = {r.pid for r in records}

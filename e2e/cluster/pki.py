@@ -99,8 +99,28 @@ def _make_leaf(
     return pair
 
 
-def make_pki(directory: Path, *, service_ip: str) -> Pki:
-    """Write a fresh CA, certificates and the ServiceAccount key pair into `directory`."""
+def issue(
+    ca: KeyPair,
+    directory: Path,
+    name: str,
+    *,
+    subject: str,
+    server: bool = False,
+    sans: Sequence[str] = (),
+) -> KeyPair:
+    """A client (or, with `server`, serving) certificate `<name>.crt` signed by `ca`.
+
+    `subject` is in openssl's form, e.g. `/O=system:nodes/CN=system:node:swg-node`.
+    """
+    usage = "serverAuth" if server else "clientAuth"
+    return _make_leaf(ca, directory, name, subject=subject, usage=usage, sans=sans)
+
+
+def make_pki(directory: Path, *, service_ip: str, apiserver_ips: Sequence[str] = ()) -> Pki:
+    """Write a fresh CA, certificates and the ServiceAccount key pair into `directory`.
+
+    `apiserver_ips` are addresses the API server also serves on (besides 127.0.0.1).
+    """
     directory.mkdir(parents=True, exist_ok=True)
     directory.chmod(0o700)
     ca = _make_ca(directory)
@@ -118,7 +138,7 @@ def make_pki(directory: Path, *, service_ip: str) -> Pki:
             "apiserver",
             subject="/CN=kube-apiserver",
             usage="serverAuth",
-            sans=(*API_SERVER_SANS, f"IP:{service_ip}"),
+            sans=(*API_SERVER_SANS, f"IP:{service_ip}", *(f"IP:{ip}" for ip in apiserver_ips)),
         ),
         admin=_make_leaf(
             ca, directory, "admin", subject="/O=system:masters/CN=swg-local-admin", usage=client

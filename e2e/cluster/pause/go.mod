@@ -1,0 +1,3 @@
+module swg-operator.local/pause
+
+go 1.24
