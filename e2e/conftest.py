@@ -166,3 +166,20 @@ def as_service_account(cluster: Cluster, tmp_path: Path) -> Callable[..., Cluste
         return cluster.with_kubeconfig(kubeconfig)
 
     return make
+
+
+@pytest.fixture(scope="session")
+def node_cluster() -> Iterator[ControlPlane]:
+    """The control plane of `.local` with its real node (the node tier; root): the one
+    `make cluster-up` starts, or started here (and stopped at the end) when it is not running.
+    $SWG_E2E_NODE_DIR picks another state dir; $SWG_E2E_KEEP_NODE=1 leaves it running."""
+    if os.geteuid() != 0:
+        pytest.skip("the real node needs root")
+    state_dir = Path(os.environ.get("SWG_E2E_NODE_DIR") or REPO_ROOT / ".local")
+    plane = ControlPlane(state_dir, real_node=True)
+    started = plane.start()
+    try:
+        yield plane
+    finally:
+        if started and not os.environ.get("SWG_E2E_KEEP_NODE"):
+            plane.stop()

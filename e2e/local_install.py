@@ -19,7 +19,7 @@ from typing import Any
 import yaml
 
 from e2e.cluster import ControlPlane, hostnet
-from e2e.cluster.realnode import REAL_NODE_LABEL
+from e2e.cluster.realnode import NODE_NAME, NODE_TAINT, REAL_NODE_LABEL
 from e2e.images import NAMES, Layout, cache_root, read_index
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -32,6 +32,9 @@ PLATFORM_SIGNATURE_FILE = "platform-eicar.ndb"
 RELEASE = "swg-operator"
 NAMESPACE = "swg-system"
 SIGNATURE_CONFIG_MAP = "swg-clamav-signatures"
+# With the product installed, workload pods belong on the real node: the kwok nodes (fake
+# kubelets, for the large-scale runs) take none.
+KWOK_TAINT = "kwok.x-k8s.io/node=fake:NoSchedule"
 # The local cluster has one real node of 2 CPUs; the example tenants request 1.1 and 4.35 CPUs
 # as sized. The platform's over-commit ratio (docs/sizing.md) lets them all fit.
 REQUESTS_PERCENT = 10
@@ -138,12 +141,21 @@ def install(plane: ControlPlane, *, extra: dict[str, Any] | None = None) -> None
     began = time.monotonic()
     plane.node.load_images(image_archives())
     print(f"Images imported into the real node in {time.monotonic() - began:.1f}s")
+    schedule_on_the_real_node(plane)
     install_platform_objects(plane)
     began = time.monotonic()
     install_operator(plane, extra=extra)
     pod = operator_pod(plane)
     where = pod["spec"].get("nodeName") if pod else "?"
     print(f"Operator installed by helm in {time.monotonic() - began:.1f}s (pod on node {where})")
+
+
+def schedule_on_the_real_node(plane: ControlPlane) -> None:
+    """The project's images are on the real node: lift its taint, and taint the kwok nodes so
+    that tenant pods (which tolerate nothing) run where their processes really start."""
+    taint = f"{NODE_TAINT['key']}={NODE_TAINT['value']}:{NODE_TAINT['effect']}"
+    plane.kubectl("taint", "node", NODE_NAME, f"{taint}-", check=False)
+    plane.kubectl("taint", "nodes", "-l", "type=kwok", KWOK_TAINT, "--overwrite")
 
 
 def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:

@@ -40,20 +40,6 @@ POD_TIMEOUT = 120.0
 OFF_MACHINE_ADDRESS = "198.51.100.7"
 
 
-@pytest.fixture(scope="session")
-def node_cluster() -> Iterator[ControlPlane]:
-    if os.geteuid() != 0:
-        pytest.skip("the real node needs root")
-    state_dir = Path(os.environ.get("SWG_E2E_NODE_DIR") or REPO_ROOT / ".local")
-    plane = ControlPlane(state_dir, real_node=True)
-    started = plane.start()
-    try:
-        yield plane
-    finally:
-        if started and not os.environ.get("SWG_E2E_KEEP_NODE"):
-            plane.stop()
-
-
 @pytest.fixture
 def node_namespace(node_cluster: ControlPlane, request: pytest.FixtureRequest) -> Iterator[str]:
     name = unique_name(request.node.name.removeprefix("test_").replace("_", "-"))

@@ -212,7 +212,7 @@ def test_region_pins_every_pod_and_replicas_spread_over_nodes_and_zones() -> Non
                     {
                         "key": "topology.kubernetes.io/region",
                         "operator": "In",
-                        "values": ["region-a"],
+                        "values": ["region-local"],
                     }
                 ]
             }
