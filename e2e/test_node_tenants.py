@@ -36,7 +36,7 @@ import pytest
 
 from e2e import local_install
 from e2e.cluster import ControlPlane, hostnet, service_account_kubeconfig, unique_name, wait_until
-from e2e.cluster.realnode import REAL_NODE_LABEL
+from e2e.cluster.realnode import NODE_NAME, REAL_NODE_LABEL
 from e2e.dataplane.payloads import Payload
 from e2e.node.origin import ORIGIN_IP, node_origin
 from e2e.operator_process import get_tenant, wait_phase
@@ -73,8 +73,16 @@ class Tenants:
         return f"swg-{self.b}"
 
 
-def client_pod(name: str, *, labels: dict[str, str] | None = None) -> dict[str, Any]:
-    """A client that idles; tests exec Python in it (restricted Pod Security)."""
+def client_pod(
+    name: str, *, labels: dict[str, str] | None = None, serve: int | None = None
+) -> dict[str, Any]:
+    """A client that idles (tests exec Python in it), or serves HTTP on port `serve`
+    (restricted Pod Security either way)."""
+    command = (
+        ["python", "-m", "http.server", str(serve), "--directory", "/tmp"]
+        if serve
+        else ["python", "-c", "import time; time.sleep(86400)"]
+    )
     return {
         "apiVersion": "v1",
         "kind": "Pod",
@@ -93,7 +101,7 @@ def client_pod(name: str, *, labels: dict[str, str] | None = None) -> dict[str, 
                     "name": "client",
                     "image": CLIENT_IMAGE,
                     "imagePullPolicy": "IfNotPresent",
-                    "command": ["python", "-c", "import time; time.sleep(86400)"],
+                    "command": command,
                     "securityContext": {
                         "allowPrivilegeEscalation": False,
                         "readOnlyRootFilesystem": True,
@@ -356,6 +364,8 @@ def test_nobody_outside_the_allowed_clients_connects_and_the_probes_can_fail(
         for what, (address, port) in probes.items():
             assert not can_connect(tenants, ns, pod, address, port), (pod, what)
     assert can_connect(tenants, tenants.client_ns, "client-in", *probes["proxy"])
+    b_logstore = (pod_ips(cluster, tenants.ns_b, "logstore")[0], 5140)
+    assert not _from_proxy(tenants, *b_logstore), "A's proxy reached B's log store"
 
     # Without A's policies (the operator stopped, so it cannot put them back) the same probes
     # connect: they would have seen a hole.
@@ -372,6 +382,11 @@ def test_nobody_outside_the_allowed_clients_connects_and_the_probes_can_fail(
                 timeout=30,
                 what=f"{pod} reaching A's proxy without policies",
             )
+        assert wait_until(
+            lambda: _from_proxy(tenants, *b_logstore),
+            timeout=30,
+            what="A's proxy reaching B's log store without policies",
+        )
     finally:
         cluster.kubectl("scale", *operator, "--replicas=1")
     address, port = probes["proxy"]
@@ -382,32 +397,44 @@ def test_nobody_outside_the_allowed_clients_connects_and_the_probes_can_fail(
     )
 
 
+def _from_proxy(t: Tenants, address: str, port: int) -> bool:
+    """Can A's Squid container open a TCP connection (bash's /dev/tcp, 5 s)?"""
+    pod = t.cluster.kubectl_json(
+        "get", "pods", "-n", t.ns_a, "-l", "app.kubernetes.io/component=proxy",
+        "--field-selector=status.phase=Running",
+    )["items"][0]["metadata"]["name"]  # fmt: skip
+    probe = t.cluster.kubectl(
+        "exec", pod, "-n", t.ns_a, "-c", "squid", "--",
+        "timeout", "5", "bash", "-c", f"exec 3<>/dev/tcp/{address}/{port}",
+        check=False, timeout=60,
+    )  # fmt: skip
+    return probe.returncode == 0
+
+
 def test_the_proxy_reaches_nothing_but_the_internet(tenants: Tenants) -> None:
     """Each target is first reached from a client pod without policies (so the probe can
     succeed), then refused to A's proxy; the origin, the "internet", stays reachable."""
     cluster = tenants.cluster
-    proxy_pod = cluster.kubectl_json(
-        "get", "pods", "-n", tenants.ns_a, "-l", "app.kubernetes.io/component=proxy"
-    )["items"][0]["metadata"]["name"]
-    b_logstore = pod_ips(cluster, tenants.ns_b, "logstore")[0]
+    listener = run_pod(cluster, tenants.client_ns, client_pod("listener", serve=8080))
+    node = cluster.kubectl_json("get", "node", NODE_NAME)
+    kubelet_port = node["status"]["daemonEndpoints"]["kubeletEndpoint"]["Port"]
     targets = {
         "kubernetes Service": ("10.96.0.1", 443),
-        "API server on the bridge": (hostnet.BRIDGE_IP, cluster.ports.apiserver),
-        "B's log store": (b_logstore, 5140),
+        "API server on the node": (hostnet.BRIDGE_IP, cluster.ports.apiserver),
+        "kubelet on the node": (hostnet.BRIDGE_IP, kubelet_port),
+        "a pod of another namespace": (listener["status"]["podIP"], 8080),
     }
 
-    def from_proxy(address: str, port: int) -> bool:
-        probe = cluster.kubectl(
-            "exec", proxy_pod, "-n", tenants.ns_a, "-c", "squid", "--",
-            "timeout", "5", "bash", "-c", f"exec 3<>/dev/tcp/{address}/{port}",
-            check=False, timeout=60,
-        )  # fmt: skip
-        return probe.returncode == 0
-
     for what, (address, port) in targets.items():
-        assert can_connect(tenants, tenants.client_ns, "client-out", address, port), what
-        assert not from_proxy(address, port), f"A's proxy reached {what} ({address}:{port})"
-    assert from_proxy(ORIGIN_IP, 80)
+        wait_until(
+            lambda a=address, p=port: can_connect(tenants, tenants.client_ns, "client-out", a, p),
+            timeout=30,
+            what=f"a client without policies reaching {what}",
+        )
+        assert not _from_proxy(tenants, address, port), (
+            f"A's proxy reached {what} ({address}:{port})"
+        )
+    assert _from_proxy(tenants, ORIGIN_IP, 80)
 
 
 def test_kubectl_logs_and_exec_on_tenant_pods(tenants: Tenants) -> None:

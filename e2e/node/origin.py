@@ -90,7 +90,16 @@ class OriginNamespace(NetNamespace):
             self._pool = None
         for rule in forward_rules(self.pod_subnet):
             while (
-                _run("iptables", "-w", "-D", hostnet.FORWARD_CHAIN, *rule, check=False).returncode
+                _run(
+                    "iptables",
+                    "-w",
+                    "-t",
+                    hostnet.GUARD_TABLE,
+                    "-D",
+                    hostnet.FORWARD_CHAIN,
+                    *rule,
+                    check=False,
+                ).returncode
                 == 0
             ):
                 pass
@@ -118,7 +127,9 @@ def _create(pod_subnet: str) -> OriginNamespace:
         if unexpected:
             raise RuntimeError(f"origin namespace has routes off the pod network: {unexpected}")
         for rule in reversed(forward_rules(pod_subnet)):
-            _run("iptables", "-w", "-I", hostnet.FORWARD_CHAIN, "1", *rule)
+            _run(
+                "iptables", "-w", "-t", hostnet.GUARD_TABLE, "-I", hostnet.FORWARD_CHAIN, "1", *rule
+            )
     except BaseException:
         ns.delete()
         raise
