@@ -13,6 +13,8 @@ file writes down from the product's promises, not from the renderer's code:
   any other address reaches nothing;
 * the proxy reaches the anti-virus ICAP port, the log store, DNS and the internet (every
   address but the cluster's networks, loopback, link-local and cloud metadata);
+* the anti-virus pods, which parse hostile files, reach DNS, the log store and their own
+  tenant's proxy port (freshclam's way to the public signature mirror): no address at all;
 * the log store admits the API server's networks on its export port (log download);
 * the operator reaches the API server and DNS only and admits only the metrics scrape.
 
@@ -71,7 +73,7 @@ SETTINGS = OperatorSettings(cluster_cidrs=CLUSTER_CIDRS, api_server_cidrs=(API_S
 PROXY_PORT = SETTINGS.proxy_port
 ICAP_PORT = 1344
 LOGSTORE_INGEST_PORTS = (5140,)  # the log shippers' ingest (HTTP POST /v1/ingest)
-SIGNATURE_MIRROR_PORTS = (443,)  # freshclam to the public mirror (default settings)
+# freshclam reaches the public mirror (default settings) through the tenant's proxy port.
 LOGSTORE_EXPORT_PORT = 8080
 OPERATOR_HTTP_PORT = 8080
 API_SERVER_PORTS = (443, 6443)
@@ -211,7 +213,7 @@ def expected_tenant(e: ExpectedConnectivity, case: Case) -> None:
     e.pod(proxy, logstore, Conns.tcp(*LOGSTORE_INGEST_PORTS))
     if case.antivirus:
         e.pod(proxy, antivirus, Conns.tcp(ICAP_PORT))
-        e.addresses(antivirus, "egress", Conns.tcp(*SIGNATURE_MIRROR_PORTS), INTERNET)
+        e.pod(antivirus, proxy, Conns.tcp(PROXY_PORT))
 
 
 def expected_operator(e: ExpectedConnectivity) -> None:
@@ -319,6 +321,15 @@ def test_no_subject_reaches_cluster_networks_loopback_or_metadata(analysis: Anal
                 assert address not in reachable, f"{w} reaches {address}"
 
 
+def test_the_antivirus_pods_reach_no_address(analysis: Analysis) -> None:
+    """The pod that parses hostile files has no internet egress of its own, whatever the
+    tenant (served or not, any client list): freshclam goes through the tenant's proxy."""
+    for case in CASES:
+        if case.antivirus:
+            reachable = analysis.found.reachable_from(case.workload("antivirus"))
+            assert not reachable, f"{case.name}: the anti-virus pods reach {reachable}"
+
+
 def test_proxy_reaches_the_whole_internet_over_tcp(analysis: Analysis) -> None:
     """The complement: the exclusions do not take out more than they should."""
     internet = INTERNET if analysis.family is None else INTERNET.family(analysis.family)
@@ -391,6 +402,12 @@ def _clients_on_every_port(policy: dict[str, Any]) -> None:
         del policy["spec"]["ingress"][0]["ports"]
 
 
+def _antivirus_to_the_internet(policy: dict[str, Any]) -> None:
+    if policy["metadata"]["name"] == "antivirus":
+        to = [{"ipBlock": {"cidr": "0.0.0.0/0", "except": ["10.0.0.0/8"]}}]
+        policy["spec"]["egress"].append({"to": to, "ports": [{"protocol": "TCP", "port": 443}]})
+
+
 def _dns_rule_to_anywhere(policy: dict[str, Any]) -> None:
     if policy["metadata"]["name"] == "allow-dns":
         del policy["spec"]["egress"][0]["to"]
@@ -409,6 +426,10 @@ WRONG_POLICIES = {
     "clients-on-every-port": (
         _clients_on_every_port,
         ("swg-alpha/proxy <= 192.0.2.0/24 : SCTP 1-65535; TCP 1-65535; UDP 1-65535",),
+    ),
+    "antivirus-to-the-internet": (
+        _antivirus_to_the_internet,
+        ("swg-alpha/antivirus =>", "128.0.0.0/1", "TCP 443"),
     ),
     "dns-rule-to-anywhere": (
         _dns_rule_to_anywhere,

@@ -100,20 +100,34 @@ def test_private_mirrors_replace_the_public_one() -> None:
         "PrivateMirror https://mirror2.example.net:8443/clamav",
     ]
     assert "Checks 24" in lines
+    # No mirror in the cluster (mirrorCIDRs, mirrorPods): through the tenant's proxy.
+    assert "HTTPProxyServer proxy.swg-acme.svc.cluster.local" in lines
     (rule,) = mirror_rules(manifests)
-    assert [p["port"] for p in rule["ports"]] == [80, 8443]
+    assert rule == {
+        "to": [
+            {
+                "podSelector": {
+                    "matchLabels": find(manifests, "Service", "proxy")["spec"]["selector"]
+                }
+            }
+        ],
+        "ports": [{"protocol": "TCP", "port": 3128}],
+    }
 
 
-def test_mirror_egress_defaults_to_the_internet_on_https_only() -> None:
+def test_mirror_egress_defaults_to_the_tenant_proxy_never_the_internet() -> None:
     manifests = render("acme", minimal_spec())
     (rule,) = mirror_rules(manifests)
-    assert rule["ports"] == [{"protocol": "TCP", "port": 443}]
-    proxy_internet = next(
-        r
-        for r in find(manifests, "NetworkPolicy", "proxy-egress")["spec"]["egress"]
-        if "port" not in r["ports"][0]
-    )
-    assert rule["to"] == proxy_internet["to"]  # the cluster's networks and metadata excepted
+    assert rule["ports"] == [{"protocol": "TCP", "port": 3128}]
+    assert rule["to"] == [
+        {"podSelector": {"matchLabels": find(manifests, "Service", "proxy")["spec"]["selector"]}}
+    ]
+    ingress = find(manifests, "NetworkPolicy", "proxy-ingress-clients")["spec"]["ingress"]
+    antivirus = find(manifests, "Service", "antivirus")["spec"]["selector"]
+    assert {
+        "from": [{"podSelector": {"matchLabels": antivirus}}],
+        "ports": rule["ports"],
+    } in ingress
 
 
 def test_mirror_pods_and_networks_narrow_the_egress() -> None:
@@ -123,7 +137,13 @@ def test_mirror_pods_and_networks_narrow_the_egress() -> None:
         mirrorCidrs=["10.96.0.10/32"],
         mirrorPorts=[8080],
     )
-    (rule,) = mirror_rules(render("acme", minimal_spec(), settings=settings))
+    manifests = render("acme", minimal_spec(), settings=settings)
+    # A mirror in the cluster is reached directly, not through the proxy.
+    assert "HTTPProxy" not in manifests.config_files["freshclam.conf"]
+    assert "swg_av_src" not in manifests.config_files["squid.conf"]
+    ingress = find(manifests, "NetworkPolicy", "proxy-ingress-clients")["spec"]["ingress"]
+    assert len(ingress) == 1  # the clients only
+    (rule,) = mirror_rules(manifests)
     assert rule["to"] == [
         {
             "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "swg-system"}},

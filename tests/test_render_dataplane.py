@@ -240,6 +240,9 @@ def test_https_inspection_bumps_except_do_not_inspect_and_bypass() -> None:
     assert "ssl-bump tls-cert=/etc/swg/tls/tls.crt tls-key=/etc/swg/tls/tls.key" in port
     assert directives(squid, "ssl_bump") == [
         "ssl_bump peek swg_step1",
+        # The anti-virus pods' tunnels to the signature mirror (tests/test_signature_mirror.py).
+        "ssl_bump splice swg_av_src swg_av_mirror_sni",
+        "ssl_bump terminate swg_av_src",
         "ssl_bump splice swg_bypass_sni",
         "ssl_bump splice swg_bypass",
         "ssl_bump splice swg_no_inspect",

@@ -116,6 +116,9 @@ def test_without_inspection_https_is_filtered_by_server_name() -> None:
     assert "/var/lib/swg/squid/peek-tls/tls.key" in port  # made per pod by the entrypoint
     assert ssl_bump(text) == [
         "peek swg_step1",
+        # The anti-virus pods' tunnels to the signature mirror (tests/test_signature_mirror.py).
+        "splice swg_av_src swg_av_mirror_sni",
+        "terminate swg_av_src",
         "splice swg_bypass_sni",
         "splice swg_bypass",
         "terminate swg_p0_src swg_c1_dom_sni swg_p0_tag_c1_dom",
@@ -141,7 +144,8 @@ def test_with_inspection_denied_names_are_decrypted_to_show_the_block_page() -> 
     assert rules.index("bump swg_t_deny_sni") < rules.index("splice swg_no_inspect")
     assert "splice swg_t_allow_sni swg_no_inspect" in rules
     assert rules[-1] == "bump all"
-    assert not [rule for rule in rules if rule.startswith("terminate")]
+    # Nothing is terminated but the anti-virus pods' tunnels to another name than the mirror.
+    assert [rule for rule in rules if rule.startswith("terminate")] == ["terminate swg_av_src"]
 
 
 def test_connect_to_an_address_is_refused_unless_in_a_bypass_network() -> None:

@@ -179,14 +179,15 @@ def test_service_paths_inside_the_tenant() -> None:
         assert allowed(policies, writer, logstore, 5140)  # the shipper's ingest port
         assert not allowed(policies, writer, logstore, 8080)  # downloads: the API server only
     assert not allowed(policies, logstore, antivirus, 1344)
-    assert not allowed(policies, antivirus, proxy, 3128)
+    # The anti-virus pods reach the signature mirror (by default the public one) through the
+    # tenant's proxy, on the proxy port only, and no address outside the tenant.
+    assert allowed(policies, antivirus, proxy, 3128)
+    assert not allowed(policies, antivirus, proxy, 443)
+    assert not allowed(policies, logstore, proxy, 3128)
     for destination in (INTERNET_V4, INTERNET_V6, *FORBIDDEN):
         for port in PORTS:
             assert not allowed(policies, logstore, Endpoint(destination), port)
-            # The anti-virus pods reach the signature mirror (by default the public one, on
-            # the internet over HTTPS) and nothing else outside the tenant.
-            mirror = destination in (INTERNET_V4, INTERNET_V6) and port == 443
-            assert allowed(policies, antivirus, Endpoint(destination), port) is mirror
+            assert not allowed(policies, antivirus, Endpoint(destination), port)
 
 
 def test_the_api_server_reaches_the_log_export_port_when_declared() -> None:

@@ -65,8 +65,10 @@ class Freshclam(CamelModel):
     mirror_cidrs: Annotated[
         tuple[Cidr, ...],
         Field(
-            description="Networks the anti-virus pods may reach the mirror in (NetworkPolicy "
-            "egress). Empty, and no mirrorPods: the internet, as the proxy reaches it."
+            description="Networks the anti-virus pods may reach an in-cluster mirror in "
+            "(NetworkPolicy egress). Empty, and no mirrorPods: freshclam goes through the "
+            "tenant's own proxy, which lets the anti-virus pods reach the mirror's names only; "
+            "they never get internet egress."
         ),
     ] = ()
     mirror_pods: MirrorPods | None = Field(

@@ -100,6 +100,8 @@ class MatchedList(StrEnum):
     BYPASS_DOMAIN = "bypass-domain"  # options.bypass.domains
     BYPASS_CIDR = "bypass-cidr"  # options.bypass.CIDRs
     RESTRICTED = "restricted"  # the gateway's own guard: loopback, link-local, cluster networks
+    # The tenant's anti-virus pods (freshclam) fetching signatures from the configured mirror.
+    SIGNATURE_MIRROR = "signature-mirror"
     DEFAULT = "default"  # no rule matched: the tenant's default allow
 
 

@@ -34,6 +34,8 @@ from swg_operator.render.network import ALWAYS_EXCLUDED
 from swg_operator.render.signatures import (
     FRESHCLAM_CONF,
     freshclam_template_values,
+    proxied_mirrors,
+    proxy_admits_antivirus,
     uses_freshclam,
 )
 
@@ -367,14 +369,44 @@ def sandbox_service_name(spec: SecureWebGatewaySpec) -> str | None:
     return SANDBOX_SERVICE if _sandbox_url(spec) else None
 
 
-def antivirus_host(settings: OperatorSettings, namespace: str | None) -> str:
-    """The anti-virus Service as Squid names it: fully qualified (Squid looks names up as
+def service_host(settings: OperatorSettings, component: Component, namespace: str | None) -> str:
+    """A Service of the tenant namespace by its full name (Squid and freshclam look names up as
     written, without the pod's search list); the short name when no namespace is given
     (previews of the config text only)."""
-    service = service_name(Component.ANTIVIRUS)
+    service = service_name(component)
     if namespace is None:
         return service
     return f"{service}.{namespace}.svc.{settings.cluster_domain}"
+
+
+def antivirus_host(settings: OperatorSettings, namespace: str | None) -> str:
+    """The anti-virus Service as Squid names it in its ICAP URL."""
+    return service_host(settings, Component.ANTIVIRUS, namespace)
+
+
+@dataclass(frozen=True)
+class MirrorRule:
+    """One `http_access allow` of the anti-virus pods: one mirror host on one port."""
+
+    acl: str  # the dstdomain ACL of the host; `<acl>_port` is its port ACL
+    host: str
+    port: int
+    connect: bool  # https: a CONNECT tunnel; http: GET or HEAD through the proxy
+
+
+def signature_mirror_rules(
+    spec: SecureWebGatewaySpec, settings: OperatorSettings
+) -> list[MirrorRule]:
+    """What squid.conf lets the tenant's anti-virus pods do (freshclam through the proxy, no
+    mirror in the cluster): reach the mirror's hosts on their ports, nothing else. Empty when
+    freshclam does not go through the proxy, and without cluster networks to tell the
+    anti-virus pods by."""
+    if not (spec.antivirus.enabled and proxy_admits_antivirus(settings)):
+        return []
+    return [
+        MirrorRule(f"swg_av_mirror{index}", m.host, m.port, m.scheme == "https")
+        for index, m in enumerate(proxied_mirrors(settings.antivirus.freshclam))
+    ]
 
 
 def render_dataplane_files(
@@ -462,6 +494,7 @@ def render_dataplane_files(
     max_scan_bytes = effective_scan_limit(spec)
     sandbox_url = _sandbox_url(spec)
     visible_hostname = f"{spec.service_code.lower()}.swg"
+    mirror_rules = signature_mirror_rules(spec, settings)
     common = {
         "service_code": spec.service_code,
         "visible_hostname": visible_hostname,
@@ -502,6 +535,12 @@ def render_dataplane_files(
         max_scan_bytes=max_scan_bytes,
         over_limit_regex=f"^{greater_than_regex(max_scan_bytes)}$",
         icap_url=f"icap://{antivirus_host(settings, namespace)}:{ICAP_PORT}/{ICAP_SERVICE_PATH}",
+        mirror_rules=mirror_rules,
+        mirror_src=_squid_cidrs(settings.cluster_cidrs),
+        mirror_tls_hosts=sorted({r.host for r in mirror_rules if r.connect}),
+        mirror_notes=annotation(
+            decision=Decision.BYPASS, matched=MatchedList.SIGNATURE_MIRROR, policy=TENANT_POLICY
+        ),
         cluster_domain=settings.cluster_domain,
         via_hostname=VIA_HOSTNAME,
         sandbox_url=sandbox_url,
@@ -529,7 +568,11 @@ def render_dataplane_files(
         }
         names = ["c-icap.conf", "clamd_mod.conf", "virus_scan.conf", "clamd.conf"]
         if uses_freshclam(settings):
-            context.update(freshclam_template_values(settings))
+            context.update(
+                freshclam_template_values(
+                    settings, proxy_host=service_host(settings, Component.PROXY, namespace)
+                )
+            )
             names.append(FRESHCLAM_CONF)
         for name in names:
             files[name] = _ENV.get_template(f"{name}.j2").render(**context)

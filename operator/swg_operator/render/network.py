@@ -3,7 +3,9 @@ needs it.
 
 * `default-deny`: every pod, ingress and egress.
 * `allow-dns`: every pod may ask the cluster DNS (UDP and TCP 53) and nothing else there.
-* `proxy-ingress-clients`: the proxy port, from `clients.allowedCIDRs` only.
+* `proxy-ingress-clients`: the proxy port, from `clients.allowedCIDRs` only, and from the
+  tenant's own anti-virus pods when freshclam reaches its mirror through the proxy (Squid lets
+  them reach the mirror and nothing else).
 * `proxy-egress`: the proxy may reach the anti-virus (ICAP), the log store's ingest port (its
   log shipper) and the internet:
   0.0.0.0/0 and ::/0 minus the cluster's networks (settings.cluster_cidrs), the API server's
@@ -15,9 +17,10 @@ needs it.
   name hosts); an address inside the cluster's networks is refused by
   `render.checks.check_sandbox`.
 * `antivirus`: ICAP from the proxy only; egress to the log store's ingest port and, with the
-  freshclam signature source, to the signature mirror on its ports (settings
-  antivirus.freshclam: the mirror's pods or networks, else the internet as the proxy reaches
-  it) while the tenant is served.
+  freshclam signature source while the tenant is served, to the signature mirror: the mirror's
+  pods or networks on its ports when the settings place it in the cluster (mirrorPods,
+  mirrorCIDRs), else the tenant's proxy pods on the proxy port (freshclam goes through the
+  proxy). The pod that parses hostile files never has an internet path of its own.
 * `logstore`: records from the proxy's and the anti-virus's log shippers on the ingest port;
   export (HTTP) from the API server's networks only (settings.api_server_cidrs), which carry the
   admins' service-proxy requests.
@@ -41,7 +44,7 @@ from swg_operator.render.context import (
     Tenant,
     manifest,
 )
-from swg_operator.render.signatures import mirror_ports
+from swg_operator.render.signatures import mirror_in_cluster, mirror_ports, proxy_admits_antivirus
 
 IpNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -169,12 +172,22 @@ def allow_dns(tenant: Tenant) -> dict[str, Any]:
     )
 
 
+def _antivirus_through_proxy(tenant: Tenant) -> bool:
+    """The anti-virus pods reach the signature mirror through the tenant's proxy."""
+    return tenant.antivirus_enabled and tenant.serving and proxy_admits_antivirus(tenant.settings)
+
+
 def proxy_ingress(tenant: Tenant) -> dict[str, Any]:
+    port = _tcp(tenant.settings.proxy_port)
+    ingress = [{"from": client_blocks(tenant), "ports": port}]
+    if _antivirus_through_proxy(tenant):
+        # freshclam; Squid lets these pods reach the mirror's names and nothing else.
+        ingress.append({"from": [_pods(tenant, Component.ANTIVIRUS)], "ports": port})
     return _policy(
         tenant,
         naming.POLICY_PROXY_INGRESS,
         pods=_pods(tenant, Component.PROXY)["podSelector"],
-        ingress=[{"from": client_blocks(tenant), "ports": _tcp(tenant.settings.proxy_port)}],
+        ingress=ingress,
     )
 
 
@@ -198,12 +211,19 @@ def proxy_egress(tenant: Tenant) -> dict[str, Any]:
 
 def signature_mirror_egress(tenant: Tenant) -> dict[str, Any] | None:
     """The anti-virus pods' path to the signature mirror (freshclam source, serving tenants
-    only): the settings' mirror pods and networks, or the internet as the proxy reaches it; on
-    the mirror's ports only."""
+    only): the settings' mirror pods and networks on the mirror's ports, or, with neither, the
+    tenant's proxy pods on the proxy port. Never the internet."""
     antivirus = tenant.settings.antivirus
     if antivirus.signature_source != "freshclam" or not tenant.serving:
         return None
     freshclam = antivirus.freshclam
+    if not mirror_in_cluster(freshclam):
+        if not _antivirus_through_proxy(tenant):
+            return None
+        return {
+            "to": [_pods(tenant, Component.PROXY)],
+            "ports": _tcp(tenant.settings.proxy_port),
+        }
     peers: list[dict[str, Any]] = []
     if freshclam.mirror_pods is not None:
         mirror = freshclam.mirror_pods
@@ -214,10 +234,6 @@ def signature_mirror_egress(tenant: Tenant) -> dict[str, Any] | None:
             }
         )
     peers += [{"ipBlock": {"cidr": cidr}} for cidr in freshclam.mirror_cidrs]
-    if not peers:
-        peers = internet_blocks(tenant)
-    if not peers:
-        return None
     return {"to": peers, "ports": _tcp(*mirror_ports(freshclam))}
 
 

@@ -8,7 +8,11 @@
   succeeds only once a complete database is there, and the kubelet starts the pod's containers
   only after its native sidecars have started, so clamd never starts without the public
   database; clamd's entrypoint waits for it too (`SWG_CLAMAV_REQUIRED`), for the restarts the
-  gate does not cover. The anti-virus pods get a NetworkPolicy egress to the mirror only.
+  gate does not cover. The anti-virus pods never reach the internet: with no mirror in the
+  cluster (settings mirrorCIDRs/mirrorPods empty), freshclam goes through the tenant's own proxy
+  (`HTTPProxyServer`), whose squid.conf lets the anti-virus pods reach the mirror's names and
+  ports and nothing else (`proxied_mirrors`); with a mirror in the cluster, a NetworkPolicy
+  egress to that mirror only.
 * `configMap`: the platform's ConfigMap of signature files (`signatureConfigMap`, in the
   operator's namespace) is copied into each tenant namespace; the operator's loop reads it and
   passes its `data` to `render_tenant(platform_signatures=...)`. The copy is projected beside the
@@ -22,6 +26,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any, Final
 from urllib.parse import urlsplit
 
@@ -89,13 +94,64 @@ def mirror_ports(freshclam: Freshclam) -> tuple[int, ...]:
     return tuple(sorted(ports))
 
 
-def freshclam_template_values(settings: OperatorSettings) -> dict[str, Any]:
-    """The values freshclam.conf.j2 needs (settings' strings are pattern-constrained)."""
+def mirror_in_cluster(freshclam: Freshclam) -> bool:
+    """The settings place the mirror in the cluster (mirrorCIDRs or mirrorPods): the anti-virus
+    pods reach it directly. Otherwise freshclam goes through the tenant's proxy."""
+    return bool(freshclam.mirror_cidrs) or freshclam.mirror_pods is not None
+
+
+def mirror_through_proxy(settings: OperatorSettings) -> bool:
+    """freshclam reaches its mirror through the tenant's own proxy: the freshclam source with
+    no mirror in the cluster (the public databaseMirror, or privateMirrors outside)."""
+    return uses_freshclam(settings) and not mirror_in_cluster(settings.antivirus.freshclam)
+
+
+def proxy_admits_antivirus(settings: OperatorSettings) -> bool:
+    """The tenant's proxy admits its anti-virus pods (for the mirror only): freshclam goes
+    through it and the cluster's networks are declared, which is how Squid tells those pods
+    (they have no fixed address). Without cluster networks freshclam cannot update: fail
+    closed."""
+    return mirror_through_proxy(settings) and bool(settings.cluster_cidrs)
+
+
+@dataclass(frozen=True, order=True)
+class MirrorEndpoint:
+    """One place freshclam downloads from: what the proxy lets the anti-virus pods reach."""
+
+    scheme: str  # https (a CONNECT tunnel) | http (a GET through the proxy)
+    host: str
+    port: int
+
+
+def proxied_mirrors(freshclam: Freshclam) -> tuple[MirrorEndpoint, ...]:
+    """The mirror endpoints freshclam asks: those of privateMirrors' URLs, else databaseMirror
+    on HTTPS. Sorted, without duplicates."""
+    if not freshclam.private_mirrors:
+        return (MirrorEndpoint("https", freshclam.database_mirror, DEFAULT_MIRROR_PORT),)
+    endpoints = set()
+    for url in freshclam.private_mirrors:
+        parts = urlsplit(url)
+        assert parts.hostname is not None  # MIRROR_URL_PATTERN
+        endpoints.add(
+            MirrorEndpoint(parts.scheme, parts.hostname, parts.port or _SCHEME_PORTS[parts.scheme])
+        )
+    return tuple(sorted(endpoints))
+
+
+def freshclam_template_values(
+    settings: OperatorSettings, *, proxy_host: str | None
+) -> dict[str, Any]:
+    """The values freshclam.conf.j2 needs (settings' strings are pattern-constrained).
+    `proxy_host`: the tenant's proxy Service by its full name, which freshclam goes through
+    when the mirror is not in the cluster (`mirror_through_proxy`)."""
     freshclam = settings.antivirus.freshclam
+    through_proxy = mirror_through_proxy(settings)
     return {
         "database_mirror": freshclam.database_mirror,
         "private_mirrors": list(freshclam.private_mirrors),
         "checks_per_day": freshclam.checks_per_day,
+        "proxy_host": proxy_host if through_proxy else None,
+        "proxy_port": settings.proxy_port,
     }
 
 
