@@ -208,7 +208,8 @@ def test_clients_of_the_allowed_cidrs_get_nothing_more(spec_name: str) -> None:
 
     def needs_av_source(line: str) -> bool:
         words = line.split()
-        is_av_acl = len(words) > 1 and words[0] == "acl" and words[1].startswith("swg_av_")
+        mirror_acls = ("swg_av_src", "swg_av_get", "swg_av_mirror")
+        is_av_acl = len(words) > 1 and words[0] == "acl" and words[1].startswith(mirror_acls)
         return "swg_av_src" in words or is_av_acl
 
     stripped = [
