@@ -203,7 +203,9 @@ def test_plausible_specs_are_mostly_accepted_and_rendered() -> None:
     about rendering."""
     outcomes = {"refused": 0, "render-error": 0, "rendered": 0}
 
-    @settings(FUZZ, max_examples=60, database=None)
+    # Derandomized: the same 60 examples every run, so the share that renders is a fact about
+    # the strategy and the validators, not about the run's luck.
+    @settings(FUZZ, max_examples=60, database=None, derandomize=True)
     @given(plausible_specs())
     def count(raw: dict[str, Any]) -> None:
         spec = check_parse(raw)
