@@ -14,10 +14,9 @@ What this proves, and how (docs/logs.md, "What is proven how"):
 * `kubectl swg status`: A's admin reads A's status mirror, B's gets 403; Events and workloads of
   the own namespace are readable, other ConfigMaps, Secrets and anything of B are not;
 * the plugin's download path end to end against a real log store process (`--server`).
-The bytes cannot flow through the API server here: the local control plane runs no pods, and
-a Service pointing at a log store on this machine would need an Endpoints/EndpointSlice address
-of 127.0.0.1, which the API server rejects ("may not be in the loopback range"). The full path
-(plugin -> API server -> Service -> pod) needs a cluster with real pods (kind).
+The bytes do not flow here: this tier's control plane has kwok nodes only. The full path
+(plugin -> API server -> Service -> log store pod) is proven on the real node by the node tier
+(e2e/test_node_tenants.py).
 """
 
 from __future__ import annotations
