@@ -743,7 +743,7 @@ def test_tenant_admins_read_their_tenant_and_nothing_of_another(
         output = str(tmp_path / "logs.ndjson")
         code = kubectl_main(["logs", a, "--kubeconfig", str(bob.kubeconfig), "-q", "-o", output])
         assert code == 1
-        assert "(403)" in capsys.readouterr().err
+        assert "(403, refused by the API server" in capsys.readouterr().err
 
         # Status, through the mirror.
         code = kubectl_main(["status", a, "--kubeconfig", str(alice.kubeconfig)])

@@ -158,9 +158,9 @@ def test_plugin_requests_are_decided_by_the_api_server(
     assert "not reachable now (503)" in err, err
     code, err = _plugin(bob.kubeconfig, tenants["a"], tmp_path, capsys)
     assert code == 1
-    assert "(403)" in err
+    assert "(403, refused by the API server" in err
     code, err = _plugin(alice.kubeconfig, tenants["b"], tmp_path, capsys)
-    assert "(403)" in err
+    assert "(403, refused by the API server" in err
 
     config = yaml.safe_load(alice.kubeconfig.read_text())
     config["users"][0]["user"] = {"token": "not-a-token"}
