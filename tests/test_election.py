@@ -22,6 +22,7 @@ class Clock:
 
     def __init__(self) -> None:
         self.now = 0.0
+        self._waiters: list[tuple[float, asyncio.Event]] = []
 
     def __call__(self) -> float:
         return self.now
@@ -31,7 +32,16 @@ class Clock:
 
     async def sleep(self, seconds: float) -> None:
         self.now += seconds
+        for when, reached in self._waiters:
+            if self.now >= when:
+                reached.set()
         await asyncio.sleep(0)
+
+    async def reach(self, when: float) -> None:
+        """Wait until fake sleeps have moved the clock to `when`."""
+        reached = asyncio.Event()
+        self._waiters.append((when, reached))
+        await reached.wait()
 
 
 class MemoryLeases:
@@ -110,7 +120,8 @@ def test_a_second_process_stands_by_while_the_holder_renews() -> None:
         assert not step(b)
         clock.now += 1.0
         assert step(a)
-    assert store.record is not None and store.record.holder == "pod-a"
+    assert store.record is not None
+    assert store.record.holder == "pod-a"
     assert not b.leading
     assert store.record.transitions == 0
 
@@ -176,7 +187,8 @@ def test_two_standbys_racing_for_an_expired_lease_give_one_leader() -> None:
         return list(await asyncio.gather(b.try_acquire_or_renew(), c.try_acquire_or_renew()))
 
     assert sorted(asyncio.run(race())) == [False, True]
-    assert store.record is not None and store.record.holder in ("pod-b", "pod-c")
+    assert store.record is not None
+    assert store.record.holder in ("pod-b", "pod-c")
     assert [b.leading, c.leading].count(True) == 1
 
 
@@ -186,7 +198,8 @@ def test_a_released_lease_is_taken_at_the_next_poll() -> None:
     assert step(a)
     assert not step(b)
     assert asyncio.run(a.release())
-    assert store.record is not None and store.record.holder == ""
+    assert store.record is not None
+    assert store.record.holder == ""
     assert not a.leading
     clock.now += 1.0
     assert step(b)
@@ -208,7 +221,8 @@ def test_a_restarted_process_of_the_same_pod_resumes_its_own_lease_at_once() -> 
     clock.now = 1.0
     again = elector(store, "pod-a", clock)
     assert step(again)
-    assert store.record is not None and store.record.transitions == 0
+    assert store.record is not None
+    assert store.record.transitions == 0
 
 
 def test_acquire_stands_by_then_returns_once_the_holder_stops_renewing() -> None:
@@ -230,8 +244,7 @@ def test_acquire_rides_out_an_unreachable_api_server() -> None:
 
     async def scenario() -> None:
         waiting = asyncio.create_task(b.acquire())
-        while clock.now < 5.0:
-            await asyncio.sleep(0)
+        await clock.reach(5.0)
         assert not waiting.done()
         store.down = False
         await waiting
@@ -247,8 +260,7 @@ def test_hold_renews_until_another_process_holds_the_lease() -> None:
 
     async def scenario() -> None:
         holding = asyncio.create_task(a.hold())
-        while clock.now < 7.0:
-            await asyncio.sleep(0)
+        await clock.reach(7.0)
         assert not holding.done()
         assert store.calls.count("update") >= 3
         assert store.record is not None
@@ -282,9 +294,9 @@ def test_hold_steps_down_before_a_standby_may_take_over() -> None:
 def test_timing_refuses_a_deadline_that_outlasts_the_lease() -> None:
     with pytest.raises(ValueError, match="renew deadline < lease duration"):
         Timing(lease_duration=5.0, renew_every=2.0, renew_deadline=6.0)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="0 < renew interval"):
         Timing(renew_every=0.0)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="poll interval must be positive"):
         Timing(poll_every=0.0)
 
 
