@@ -2,7 +2,7 @@
 with nothing but the chart's ServiceAccount.
 
 On the local control plane the chart gets a control plane of its own (started by this module):
-its release owns cluster-wide objects (the CRD, a ClusterRole, the peering object) and the
+its release owns cluster-wide objects (the CRD, ClusterRoles) and the
 operator it runs reconciles every tenant it sees, so sharing the session's cluster with other
 modules would let each disturb the other. Pods are simulated by kwok there: the operator image
 never runs, so the operator runs as a local process authenticated with a token of the chart's
@@ -124,7 +124,7 @@ def release(chart_cluster: Cluster) -> Iterator[Release]:
     """The chart installed into a namespace enforcing Pod Security `restricted`, as NOTES.txt's
     reader would: `helm install` and nothing else. On an external cluster where
     hack/e2e-kind.sh installed the chart ($SWG_E2E_CHART_RELEASE), that release: a second one
-    would compete for the CRD and the peering object."""
+    would compete for the CRD and the tenants."""
     named = os.environ.get("SWG_E2E_CHART_RELEASE")
     if named and not chart_cluster.local:
         namespace, _, name = named.partition("/")
@@ -210,7 +210,7 @@ def operator(
         "run",
         f"--settings={settings}",
         f"--metrics-address=127.0.0.1:{port}",
-        "--peering=swg-operator",
+        f"--lease={rel.fullname}",  # the chart's Lease, as its Deployment passes it
         "--resync-seconds=60",
     ]
     env = {k: v for k, v in os.environ.items() if not k.startswith("KUBERNETES_")}
@@ -284,7 +284,12 @@ def test_install_is_deployed_and_the_operator_pod_is_admitted_as_restricted(
     assert deployment["status"].get("availableReplicas") == 1
     crd = release.cluster.kubectl_json("get", "crd", CRD_NAME)
     assert crd["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
-    assert release.cluster.kubectl_json("get", "clusterkopfpeering", "swg-operator")
+    role = release.cluster.kubectl_json("get", "role", release.fullname, "-n", release.namespace)
+    lease_rules = [r for r in role["rules"] if r["resources"] == ["leases"]]
+    assert {(tuple(r.get("resourceNames", ())), tuple(r["verbs"])) for r in lease_rules} == {
+        ((), ("create",)),
+        ((release.fullname,), ("get", "update")),
+    }
 
 
 def _notes_tenant(notes: str) -> dict[str, Any]:
@@ -469,6 +474,11 @@ def test_operator_with_only_the_chart_rbac_makes_a_tenant_ready(
     try:
         result = wait_until(outcome, timeout=READY_TIMEOUT, what=f"{name} Ready or refused")
         assert result == "ready", result
+        # It led with the chart's Lease rights alone: created, read and renewed by name.
+        lease = cluster.kubectl_json(
+            "get", "lease", operator_release.fullname, "-n", operator_release.namespace
+        )
+        assert lease["spec"]["holderIdentity"]
     finally:
         cluster.kubectl("delete", "swg", name, "--wait=false", check=False)
 

@@ -120,7 +120,6 @@ def test_default_render_has_the_operator_objects() -> None:
     kinds = sorted(d["kind"] for d in render())
     assert kinds == sorted(
         [
-            "ClusterKopfPeering",
             "ClusterRole",
             "ClusterRole",  # the tenant admins' (tenant-reader.yaml)
             "ClusterRoleBinding",
@@ -139,7 +138,6 @@ def test_default_render_has_the_operator_objects() -> None:
 
 def test_every_object_is_labelled_and_namespaced_objects_are_in_the_release_namespace() -> None:
     cluster_scoped = {"ClusterRole", "ClusterRoleBinding", "CustomResourceDefinition"}
-    cluster_scoped |= {"ClusterKopfPeering"}
     for doc in render(EVERYTHING_ON):
         meta = doc["metadata"]
         labels = meta.get("labels", {})
@@ -160,12 +158,53 @@ def test_one_replica_replaced_not_rolled() -> None:
     assert deployment["spec"]["strategy"] == {"type": "Recreate"}
 
 
+def test_two_replicas_a_leader_and_a_standby_replaced_at_once_on_two_nodes() -> None:
+    """A standby is never ready, so a rollout that waits for new pods to be ready before it
+    stops old ones would never end: all are replaced at once and the Lease hands over."""
+    docs = render({"replicas": "2"})
+    deployment = one(docs, "Deployment")
+    assert deployment["spec"]["replicas"] == 2
+    assert deployment["spec"]["strategy"] == {
+        "type": "RollingUpdate",
+        "rollingUpdate": {"maxSurge": 0, "maxUnavailable": "100%"},
+    }
+    pod = deployment["spec"]["template"]["spec"]
+    (term,) = pod["affinity"]["podAntiAffinity"]["preferredDuringSchedulingIgnoredDuringExecution"]
+    assert term["podAffinityTerm"]["topologyKey"] == "kubernetes.io/hostname"
+    assert (
+        term["podAffinityTerm"]["labelSelector"]["matchLabels"]
+        == (deployment["spec"]["selector"]["matchLabels"])
+    )
+    assert "--lease=swg-swg-operator" in pod["containers"][0]["args"]
+    assert not by_kind(docs, "PodDisruptionBudget"), "a PDB would block draining the leader"
+    assert one(docs, "Service")["spec"]["publishNotReadyAddresses"] is True
+    custom = render({"replicas": "2", "affinity.nodeAffinity.x": "y"})
+    assert one(custom, "Deployment")["spec"]["template"]["spec"]["affinity"] == {
+        "nodeAffinity": {"x": "y"}
+    }
+
+
+def test_several_replicas_without_leader_election_are_refused() -> None:
+    result = run_helm(
+        "template",
+        RELEASE,
+        str(CHART),
+        "--kube-version",
+        kube_version(),
+        *set_args({"replicas": "2", "leaderElection.enabled": "false"}),
+        check=False,
+    )
+    assert result.returncode != 0
+    assert "replicas" in result.stderr, result.stderr
+
+
 def test_probes_hit_healthz_on_the_health_port_value() -> None:
     docs = render({"health.port": "9090"})
     container = one(docs, "Deployment")["spec"]["template"]["spec"]["containers"][0]
     assert container["ports"] == [{"name": "http", "containerPort": 9090, "protocol": "TCP"}]
-    for probe in ("livenessProbe", "readinessProbe"):
-        assert container[probe]["httpGet"] == {"path": "/healthz", "port": "http"}
+    assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
+    # A standby is alive but not ready: /readyz answers 200 only while the pod leads.
+    assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}
     assert "--metrics-address=0.0.0.0:9090" in container["args"]
     service = one(docs, "Service")
     assert service["spec"]["ports"][0]["port"] == 9090
@@ -334,22 +373,27 @@ def test_crds_can_be_left_to_the_user_or_not_kept() -> None:
         assert "helm.sh/resource-policy" not in crd["metadata"].get("annotations", {})
 
 
-def test_peering_crd_is_installed_before_the_templates() -> None:
-    """kopf's peering CRD sits in the chart's crds/ folder: Helm creates it first, so the
-    ClusterKopfPeering object can be part of the same release."""
-    with_crds = render(include_crds=True)
-    names = {d["metadata"]["name"] for d in by_kind(with_crds, "CustomResourceDefinition")}
-    assert "clusterkopfpeerings.kopf.dev" in names
-    peering = one(render(), "ClusterKopfPeering")
-    assert peering["metadata"]["name"] == "swg-operator"
-    deployment = one(render(), "Deployment")
-    assert (
-        "--peering=swg-operator" in deployment["spec"]["template"]["spec"]["containers"][0]["args"]
+def test_leader_election_on_a_lease_and_no_kopf_peering() -> None:
+    """kopf peering is gone: instances of equal priority all pause. The Lease is named after
+    the release unless leaderElection.leaseName says otherwise."""
+    assert not [
+        d
+        for d in render(include_crds=True)
+        if d["kind"] == "CustomResourceDefinition" and "kopf" in d["metadata"]["name"]
+    ]
+    assert not [d for d in render() if "kopf" in d["apiVersion"]]
+    container = one(render(), "Deployment")["spec"]["template"]["spec"]["containers"][0]
+    assert "--lease=swg-swg-operator" in container["args"]
+    assert {"name": "POD_ID", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}} in (
+        container["env"]
     )
-    standalone = render({"peering.enabled": "false"})
-    assert not by_kind(standalone, "ClusterKopfPeering")
+    named = render({"leaderElection.leaseName": "swg-leader"})
+    args = one(named, "Deployment")["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert "--lease=swg-leader" in args
+    standalone = render({"leaderElection.enabled": "false"})
     args = one(standalone, "Deployment")["spec"]["template"]["spec"]["containers"][0]["args"]
     assert "--standalone" in args
+    assert not [r for r in one(standalone, "Role")["rules"] if "leases" in r["resources"]]
 
 
 # --- NetworkPolicy -----------------------------------------------------------------------------
@@ -410,7 +454,10 @@ def test_every_alert_says_what_to_do() -> None:
 
 
 BAD_VALUES = [
-    ("unknown top-level key", {"replicas": "2"}),
+    ("unknown top-level key", {"replica": "2"}),
+    ("no replica", {"replicas": "0"}),
+    ("replicas not a number", {"replicas": "two"}),
+    ("several replicas, no election", {"replicas": "2", "leaderElection.enabled": "false"}),
     ("unknown nested key", {"image.registry": "example.org"}),
     ("digest that is not sha256", {"image.digest": "sha256:abc"}),
     ("tag with a space", {"image.tag": "1 2"}),
@@ -419,7 +466,7 @@ BAD_VALUES = [
     ("health port not a number", {"health.port": "http"}),
     ("cluster CIDR", {"dataplane.clusterCIDRs[0]": "10.0.0.0"}),
     ("log level", {"logLevel": "verbose"}),
-    ("peering name", {"peering.name": "Not_A_Name"}),
+    ("lease name", {"leaderElection.leaseName": "Not_A_Name"}),
     ("API server port", {"networkPolicy.apiServer.ports[0]": "70000"}),
     ("probe period", {"health.livenessProbe.periodSeconds": "0"}),
     ("crds.install not a boolean", {"crds.install": "maybe"}),
@@ -509,7 +556,7 @@ def test_operator_arguments_are_accepted_by_swg_operator_run() -> None:
     """The Deployment's args parse with the operator's own command line, for every mode."""
     from swg_operator.cli import build_parser
 
-    for values in ({}, {"peering.enabled": "false", "logLevel": "debug"}):
+    for values in ({}, {"leaderElection.enabled": "false", "logLevel": "debug"}):
         container = one(render(values), "Deployment")["spec"]["template"]["spec"]["containers"][0]
         args = build_parser().parse_args(container["args"])
         assert args.command == "run"
@@ -517,4 +564,5 @@ def test_operator_arguments_are_accepted_by_swg_operator_run() -> None:
         mount = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}["settings"]
         assert str(args.settings).startswith(mount + "/")
         assert args.verbose is (values.get("logLevel") == "debug")
-        assert (args.peering is None) is (values.get("peering.enabled") == "false")
+        assert (args.lease is None) is (values.get("leaderElection.enabled") == "false")
+        assert args.standalone is (values.get("leaderElection.enabled") == "false")

@@ -5,7 +5,10 @@ What the operator needs is derived, not listed by hand:
   in a recorder that notes every request as (API group, resource, verb, scope);
 * the kopf handlers are registered as `swg-operator run` registers them, and every resource kopf
   then watches (list + watch) or changes (patch: finalizers, annotations) is read off the registry;
-* kopf's own machinery (peering, CRD observation, Events) is the one fixed part, named below;
+* the leader election runs acquire, renew, a takeover and a release against an in-memory Lease
+  wrapped in a recorder; each of its calls is one request whose verb `kube.lease.VERBS` names,
+  on the Lease the chart's Deployment passes to `--lease`, in the operator's namespace;
+* kopf's own machinery (CRD observation, Events) is the one fixed part, named below;
 * reads the operator may do without (a customer's CA Secret: checked when the platform lets the
   operator read it, else only asked whether it exists) are answered 403, as the chart's RBAC
   answers them, and noted apart: they must not be granted, and the code must carry on.
@@ -26,10 +29,12 @@ from typing import Any
 import kopf
 
 from fakes import FakeKube, bind_log_volume, make_available
+from swg_operator import election
 from swg_operator.api import OperatorSettings
 from swg_operator.handlers import RunOptions, register
 from swg_operator.kube import KubeApiError, ResourceKind
 from swg_operator.kube.kinds import EVENT, OWNED_KINDS, TENANT
+from swg_operator.kube.lease import VERBS as LEASE_VERBS
 from swg_operator.naming import (
     inspection_ca_secret_name,
     legacy_reader_role_name,
@@ -39,6 +44,7 @@ from swg_operator.reconcile.loop import Context, PurgePolicy, reconcile
 from swg_operator.reconcile.purge import NotYet, cancel_and_purge
 from swg_operator.render.rbac import reader_rules
 from test_chart import one, render
+from test_election import Clock, MemoryLeases
 
 SETTINGS = OperatorSettings(operator_namespace="swg-system")
 NOW = datetime.datetime(2026, 1, 1, 12, 0, tzinfo=datetime.UTC)
@@ -276,10 +282,57 @@ def code_needs() -> set[Need]:
         needs.add(Need(_group(kind), kind.plural, "list"))
         needs.add(Need(_group(kind), kind.plural, "delete"))
     needs |= kopf_needs()
+    needs |= lease_needs(chart_lease_name())
     return needs
 
 
-def kopf_needs(peering: str = "swg-operator") -> set[Need]:
+def chart_lease_name() -> str:
+    """The Lease the chart's Deployment tells the operator to hold (`--lease=NAME`)."""
+    container = one(render(), "Deployment")["spec"]["template"]["spec"]["containers"][0]
+    (name,) = [a.removeprefix("--lease=") for a in container["args"] if a.startswith("--lease=")]
+    return str(name)
+
+
+class RecordingLeases(MemoryLeases):
+    """The in-memory Lease, noting each call's RBAC need as `kube.lease.HttpLeaseStore` makes it
+    (one request per call, in the operator's namespace)."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__()
+        self.name = name
+        self.needs: set[Need] = set()
+
+    def _check(self, method: str) -> None:
+        verb, by_name = LEASE_VERBS[method]
+        self.needs.add(
+            Need("coordination.k8s.io", "leases", verb, OWN, self.name if by_name else "")
+        )
+        super()._check(method)
+
+
+def lease_needs(name: str) -> set[Need]:
+    """Every request of the leader election: the first process creates the Lease and renews
+    it, a standby reads it and takes over after expiry, a graceful stop releases it."""
+    store, clock = RecordingLeases(name), Clock()
+
+    def make(identity: str) -> election.Elector:
+        return election.Elector(
+            store, identity, clock=clock, wall_clock=clock.wall, sleep=clock.sleep
+        )
+
+    async def scenario() -> None:
+        first, second = make("pod-a"), make("pod-b")
+        await first.acquire()
+        assert await first.try_acquire_or_renew()
+        assert not await second.try_acquire_or_renew()
+        await second.acquire()  # the first stopped renewing: taken over at expiry
+        assert await second.release()
+
+    asyncio.run(scenario())
+    return store.needs
+
+
+def kopf_needs() -> set[Need]:
     registry = kopf.OperatorRegistry()
     register(registry, RunOptions(settings=SETTINGS, purge=PurgePolicy()))
     needs: set[Need] = set()
@@ -299,13 +352,11 @@ def kopf_needs(peering: str = "swg-operator") -> set[Need]:
         selector = handler.selector
         assert selector is not None
         needs.add(Need(selector.group or "", str(selector.any_name), "patch"))
-    # kopf's machinery: CRD observation, peering keep-alive, its own Events.
+    # kopf's machinery: CRD observation, its own Events. No peering: kopf runs standalone in
+    # the process that holds the leader Lease.
     needs |= {
         Need("apiextensions.k8s.io", "customresourcedefinitions", "list"),
         Need("apiextensions.k8s.io", "customresourcedefinitions", "watch"),
-        Need("kopf.dev", "clusterkopfpeerings", "list"),
-        Need("kopf.dev", "clusterkopfpeerings", "watch"),
-        Need("kopf.dev", "clusterkopfpeerings", "patch", CLUSTER, peering),
         Need("", "events", "create"),
     }
     # The requeue path reads the tenant by name (handlers.requeued).
@@ -437,3 +488,16 @@ def test_the_operator_code_reads_one_secret_by_name() -> None:
     assert secrets == {("create", ""), ("get", inspection_ca_secret_name())}
     assert {(n.verb, n.name) for n in recorder.refused} == {("get", "own-ca")}
     assert not [n for n in recorder.refused if covered(n, granted(render()))]
+
+
+def test_the_leader_lease_is_created_then_read_and_renewed_by_its_name_only() -> None:
+    """create (unnamed by nature), get and update by the one name, in the release namespace;
+    nothing of leases cluster-wide, no list, watch, patch or delete."""
+    grants = {g for g in granted(render()) if g.resource == "leases"}
+    assert grants == {
+        Need("coordination.k8s.io", "leases", "create", OWN),
+        Need("coordination.k8s.io", "leases", "get", OWN, "swg-swg-operator"),
+        Need("coordination.k8s.io", "leases", "update", OWN, "swg-swg-operator"),
+    }
+    assert lease_needs("swg-swg-operator") == grants
+    assert not [g for g in granted(render({"leaderElection.enabled": "false"})) if g in grants]

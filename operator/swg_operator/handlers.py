@@ -8,7 +8,6 @@ of kopf setting is explained in docs/operator.md.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -22,7 +21,6 @@ from swg_operator.kube import KubeApiError
 from swg_operator.kube.http import HttpKubeApi, login
 from swg_operator.kube.kinds import OWNED_KINDS, TENANT
 from swg_operator.labels import MANAGED_BY, MANAGED_BY_KEY, TENANT_KEY
-from swg_operator.metrics import Heartbeat, serve
 from swg_operator.naming import tenant_label_value
 from swg_operator.reconcile.loop import Context, PurgePolicy, TransientError, reconcile
 from swg_operator.reconcile.purge import PURGE_PHASES, NotYet, cancel_and_purge
@@ -87,9 +85,6 @@ def register(registry: kopf.OperatorRegistry, options: RunOptions) -> None:
         kube = HttpKubeApi(login())
         state["ctx"] = Context(kube=kube, settings=options.settings, purge=options.purge)
         state["queue"] = TenantQueue(requeued)
-        heartbeat = Heartbeat()
-        state["heartbeat"] = asyncio.create_task(heartbeat.run())
-        state["metrics"] = await serve(options.metrics_host, options.metrics_port, heartbeat)
         logger.info(
             "Started the operator: finalizer %s, purge clock %s, resync every %.0fs",
             FINALIZER,
@@ -106,8 +101,6 @@ def register(registry: kopf.OperatorRegistry, options: RunOptions) -> None:
     @kopf.on.cleanup(registry=registry, id="cleanup")
     async def cleanup(**_: Any) -> None:
         await state["queue"].close()
-        state["heartbeat"].cancel()
-        await state["metrics"].cleanup()
         await state["ctx"].kube.close()
 
     @kopf.on.login(registry=registry, id="login")

@@ -1,7 +1,10 @@
-"""The operator's Prometheus metrics and its HTTP endpoint (`/metrics`, `/healthz`).
+"""The operator's Prometheus metrics and its HTTP endpoint (`/metrics`, `/healthz`, `/readyz`).
 
 One registry for the whole process; the names carry the `swg_operator_` prefix. The liveness
-endpoint answers 200 while the event loop turns (it is served from that loop), 503 otherwise.
+endpoint `/healthz` answers 200 while the event loop turns (it is served from that loop), 503
+otherwise; a standby is alive. The readiness endpoint `/readyz` answers 200 only while this
+process reconciles (it leads, and kopf has started), 503 while it stands by: a standby is not
+ready, and `swg_operator_leader` says which process leads.
 """
 
 from __future__ import annotations
@@ -9,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from typing import Final
 
 from aiohttp import web
@@ -60,6 +64,11 @@ CLOCK_SKEW: Final = Gauge(
     "swg_operator_clock_skew_seconds",
     "Local clock minus the API server's clock, measured at the last purge-deadline check.",
 )
+LEADER: Final = Gauge(
+    "swg_operator_leader",
+    "1 while this process leads (holds the leader Lease, or runs alone) and reconciles; 0 while "
+    "it stands by.",
+)
 
 _phases: dict[str, str] = {}
 
@@ -93,8 +102,11 @@ class Heartbeat:
         return time.monotonic() - self.last < self.stale_after
 
 
-async def serve(host: str, port: int, heartbeat: Heartbeat) -> web.AppRunner:
-    """Start the HTTP endpoint on `host:port` inside the running loop."""
+async def serve(
+    host: str, port: int, heartbeat: Heartbeat, ready: Callable[[], bool] = lambda: True
+) -> web.AppRunner:
+    """Start the HTTP endpoint on `host:port` inside the running loop; `ready()` decides
+    `/readyz`."""
 
     async def metrics_page(_: web.Request) -> web.Response:
         body = generate_latest()
@@ -105,9 +117,17 @@ async def serve(host: str, port: int, heartbeat: Heartbeat) -> web.AppRunner:
             return web.Response(text="ok\n")
         return web.Response(status=503, text="event loop stalled\n")
 
+    async def readyz(_: web.Request) -> web.Response:
+        if not heartbeat.alive:
+            return web.Response(status=503, text="event loop stalled\n")
+        if ready():
+            return web.Response(text="ok: leading\n")
+        return web.Response(status=503, text="standing by: another process leads\n")
+
     app = web.Application()
     app.router.add_get("/metrics", metrics_page)
     app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     await web.TCPSite(runner, host, port).start()

@@ -87,3 +87,10 @@ serves a cluster.
 {{- define "swg-operator.tenantReaderRole" -}}
 swg-tenant-reader
 {{- end }}
+
+{{/*
+The leader Lease's name: leaderElection.leaseName, else the release's full name.
+*/}}
+{{- define "swg-operator.leaseName" -}}
+{{- default (include "swg-operator.fullname" .) .Values.leaderElection.leaseName }}
+{{- end }}

@@ -3,13 +3,26 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import datetime
 import logging
 import os
+import signal
+import socket
+import sys
+import time
+from collections.abc import Callable, Coroutine
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
+
+from swg_operator.election import Timing
+
+if TYPE_CHECKING:
+    from swg_operator.handlers import RunOptions
+
+logger = logging.getLogger("swg_operator.run")
 
 DEFAULT_METRICS = "127.0.0.1:8080"
 
@@ -31,16 +44,52 @@ def add_parser(subparsers: Any) -> None:
         help="Namespace of the operator: URL catalogue and purge receipts "
         "(default: $SWG_OPERATOR_NAMESPACE or the settings file's).",
     )
-    peering = parser.add_mutually_exclusive_group()
-    peering.add_argument(
-        "--peering",
+    election = parser.add_mutually_exclusive_group()
+    election.add_argument(
+        "--lease",
         metavar="NAME",
-        help="Use kopf peering object NAME (ClusterKopfPeering) so a second replica stays idle.",
+        default=os.environ.get("SWG_LEADER_LEASE") or None,
+        help="Leader election on coordination.k8s.io Lease NAME in the operator namespace: "
+        "any number of replicas, one reconciles, the others stand by (not ready) and take over "
+        "when its Lease expires (default: $SWG_LEADER_LEASE).",
     )
-    peering.add_argument(
+    election.add_argument(
         "--standalone",
         action="store_true",
-        help="No peering (the default): exactly one replica must run (Deployment: Recreate).",
+        help="No leader election (the default without --lease): exactly one process may run.",
+    )
+    parser.add_argument(
+        "--lease-identity",
+        default=os.environ.get("POD_ID") or f"{socket.gethostname()}-{os.getpid()}",
+        help="This process's name in the Lease's holderIdentity (default: $POD_ID, the pod "
+        "name in the chart, else host-pid).",
+    )
+    timing = Timing()
+    parser.add_argument(
+        "--lease-duration",
+        type=float,
+        default=timing.lease_duration,
+        help="Seconds a Lease holds without renewal: a standby takes over this long after it "
+        f"last saw the Lease change (default {timing.lease_duration:g}).",
+    )
+    parser.add_argument(
+        "--lease-renew-seconds",
+        type=float,
+        default=timing.renew_every,
+        help=f"The leader renews its Lease this often (default {timing.renew_every:g}).",
+    )
+    parser.add_argument(
+        "--lease-renew-deadline",
+        type=float,
+        default=timing.renew_deadline,
+        help="The leader exits when it could not renew for this long, before a standby may "
+        f"take over (default {timing.renew_deadline:g}; less than --lease-duration).",
+    )
+    parser.add_argument(
+        "--lease-poll-seconds",
+        type=float,
+        default=timing.poll_every,
+        help=f"A standby reads the Lease this often (default {timing.poll_every:g}).",
     )
     parser.add_argument(
         "--metrics-address",
@@ -123,6 +172,12 @@ def run(args: argparse.Namespace) -> int:
         if args.watch_client_timeout is not None
         else args.watch_server_timeout + 30,
     )
+    timing = Timing(
+        lease_duration=args.lease_duration,
+        renew_every=args.lease_renew_seconds,
+        renew_deadline=args.lease_renew_deadline,
+        poll_every=args.lease_poll_seconds,
+    )
     kopf.configure(verbose=args.verbose, log_format=kopf.LogFormat.FULL)
     logging.getLogger("swg_operator").setLevel(logging.DEBUG if args.verbose else logging.INFO)
     if not args.verbose:
@@ -133,11 +188,117 @@ def run(args: argparse.Namespace) -> int:
     register(registry, options)
     kopf_settings = kopf.OperatorSettings()
     configure_kopf(kopf_settings, options)
-    kopf.run(
-        registry=registry,
-        settings=kopf_settings,
-        clusterwide=True,
-        standalone=args.peering is None,
-        peering_name=args.peering,
+    lease = None if args.standalone else args.lease
+    kopf_ready = asyncio.Event()
+
+    def start_kopf() -> Coroutine[Any, Any, None]:
+        # Standalone: no kopf peering (instances of equal priority would all pause); the Lease
+        # decides which process runs kopf at all.
+        return kopf.operator(
+            registry=registry,
+            settings=kopf_settings,
+            clusterwide=True,
+            standalone=True,
+            ready_flag=kopf_ready,
+        )
+
+    asyncio.run(
+        _operate(
+            options,
+            start_kopf,
+            kopf_ready,
+            lease=lease,
+            identity=args.lease_identity,
+            timing=timing,
+        )
     )
     return 0
+
+
+async def _operate(
+    options: RunOptions,
+    start_kopf: Callable[[], Coroutine[Any, Any, None]],
+    kopf_ready: asyncio.Event,
+    *,
+    lease: str | None,
+    identity: str,
+    timing: Timing,
+) -> None:
+    """Serve /healthz, /readyz and /metrics; stand by until this process leads (with `lease`);
+    run kopf (`start_kopf()`) while it leads; release the Lease when kopf stops."""
+    from swg_operator import metrics
+    from swg_operator.election import Elector
+    from swg_operator.kube.lease import HttpLeaseStore
+
+    heartbeat = metrics.Heartbeat()
+    beating = asyncio.create_task(heartbeat.run())
+    leading = asyncio.Event()
+    metrics.LEADER.set(0)
+
+    def ready() -> bool:
+        return leading.is_set() and kopf_ready.is_set()
+
+    endpoint = await metrics.serve(
+        options.metrics_host, options.metrics_port, heartbeat, ready=ready
+    )
+    store = None
+    try:
+        if lease is None:
+            leading.set()
+            metrics.LEADER.set(1)
+            await start_kopf()
+            return
+        store = HttpLeaseStore(lease, options.settings.operator_namespace)
+
+        def changed(now_leading: bool) -> None:
+            metrics.LEADER.set(1 if now_leading else 0)
+            (leading.set if now_leading else leading.clear)()
+
+        elector = Elector(
+            store,
+            identity,
+            timing=timing,
+            clock=time.monotonic,
+            wall_clock=lambda: datetime.datetime.now(datetime.UTC),
+            on_change=changed,
+        )
+        logger.info(
+            "Leader election on Lease %s/%s as %s (duration %gs, renew every %gs)",
+            options.settings.operator_namespace,
+            lease,
+            identity,
+            timing.lease_duration,
+            timing.renew_every,
+        )
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, stop.set)  # kopf installs its own once it runs
+        acquiring = asyncio.create_task(elector.acquire())
+        stopping = asyncio.create_task(stop.wait())
+        await asyncio.wait({acquiring, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        if not acquiring.done():
+            acquiring.cancel()
+            logger.info("Stopped while standing by")
+            return
+        stopping.cancel()
+        working = asyncio.create_task(start_kopf())
+        holding = asyncio.create_task(elector.hold())
+        await asyncio.wait({working, holding}, return_when=asyncio.FIRST_COMPLETED)
+        if holding.done():
+            # Another process may lead already: stop writing now, whatever kopf is doing. The
+            # pod's container restarts and stands by.
+            logger.critical("Exiting at once: this process no longer holds the leader Lease")
+            logging.shutdown()
+            sys.stdout.flush()
+            os._exit(1)
+        holding.cancel()
+        try:
+            await working
+        finally:
+            await elector.release()
+    finally:
+        beating.cancel()
+        await endpoint.cleanup()
+        if store is not None:
+            await store.close()
