@@ -31,8 +31,8 @@ def settings_of(freshclam: dict[str, Any] | None = None, **extra: Any) -> Operat
 SETTINGS = {
     "public-mirror": settings_of(),
     "private-https": settings_of({"privateMirrors": ["https://clamav.mirror.example/db"]}),
-    "private-http-and-https": settings_of(
-        {"privateMirrors": ["http://cvd.example.net:8080/x", "https://clamav.mirror.example"]}
+    "private-two-https": settings_of(
+        {"privateMirrors": ["https://cvd.example.net:8443/x", "https://clamav.mirror.example"]}
     ),
     "mirror-cidrs": settings_of(
         {"privateMirrors": ["http://mirror.example"], "mirrorCidrs": ["10.96.0.10/32"]}
@@ -144,7 +144,6 @@ def test_squid_admits_the_antivirus_pods_for_the_public_mirror_only() -> None:
     text = squid_conf(SETTINGS["public-mirror"])
     assert directives(text, "acl swg_av") == [
         "acl swg_av_src src 10.0.0.0/8 172.16.0.0/12 fd00::/8",
-        "acl swg_av_get method GET HEAD",
         "acl swg_av_mirror0 dstdomain -n database.clamav.net",
         "acl swg_av_mirror0_port port 443",
         "acl swg_av_mirror_sni ssl::server_name database.clamav.net",
@@ -176,22 +175,31 @@ def test_squid_admits_the_antivirus_pods_for_the_public_mirror_only() -> None:
     assert "decision=bypass list=signature-mirror" in text
 
 
-def test_http_private_mirrors_get_a_get_rule_and_https_ones_a_connect_rule() -> None:
-    text = squid_conf(SETTINGS["private-http-and-https"])
+def test_each_private_mirror_gets_a_connect_rule_on_its_port() -> None:
+    text = squid_conf(SETTINGS["private-two-https"])
     assert directives(text, "acl swg_av_mirror") == [
-        "acl swg_av_mirror0 dstdomain -n cvd.example.net",
-        "acl swg_av_mirror0_port port 8080",
-        "acl swg_av_mirror1 dstdomain -n clamav.mirror.example",
-        "acl swg_av_mirror1_port port 443",
-        "acl swg_av_mirror_sni ssl::server_name clamav.mirror.example",
+        "acl swg_av_mirror0 dstdomain -n clamav.mirror.example",
+        "acl swg_av_mirror0_port port 443",
+        "acl swg_av_mirror1 dstdomain -n cvd.example.net",
+        "acl swg_av_mirror1_port port 8443",
+        "acl swg_av_mirror_sni ssl::server_name clamav.mirror.example cvd.example.net",
     ]
     assert [line for line in directives(text, "http_access ") if "swg_av_src" in line] == [
         "http_access deny !swg_clients !swg_av_src",
-        "http_access allow swg_av_src swg_av_get swg_av_mirror0 swg_av_mirror0_port "
-        "swg_tag_av_mirror",
+        "http_access allow swg_av_src CONNECT swg_av_mirror0 swg_av_mirror0_port swg_tag_av_mirror",
         "http_access allow swg_av_src CONNECT swg_av_mirror1 swg_av_mirror1_port swg_tag_av_mirror",
         "http_access deny swg_av_src swg_tag_forbidden",
     ]
+
+
+def test_an_http_private_mirror_without_a_direct_path_is_refused_naming_the_field() -> None:
+    """freshclam tunnels through the proxy even to http:// URLs, which the proxy refuses: such
+    settings would leave every tenant without signatures, so the operator refuses them."""
+    with pytest.raises(ValueError, match=r"privateMirrors: http://mirror\.example/ is http://"):
+        settings_of({"privateMirrors": ["http://mirror.example/"]})
+    assert settings_of({"privateMirrors": ["https://mirror.example/"]})
+    direct = {"privateMirrors": ["http://mirror.example/"], "mirrorCidrs": ["198.18.0.0/15"]}
+    assert settings_of(direct)
 
 
 @pytest.mark.parametrize("spec_name", sorted(SPECS))
@@ -208,7 +216,7 @@ def test_clients_of_the_allowed_cidrs_get_nothing_more(spec_name: str) -> None:
 
     def needs_av_source(line: str) -> bool:
         words = line.split()
-        mirror_acls = ("swg_av_src", "swg_av_get", "swg_av_mirror")
+        mirror_acls = ("swg_av_src", "swg_av_mirror")
         is_av_acl = len(words) > 1 and words[0] == "acl" and words[1].startswith(mirror_acls)
         return "swg_av_src" in words or is_av_acl
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import Field, StringConstraints
+from pydantic import Field, StringConstraints, model_validator
 
 from swg_operator.api.base import CamelModel
 from swg_operator.api.types import Cidr, DnsLabel
@@ -83,6 +83,21 @@ class Freshclam(CamelModel):
             "on another port than their Service.",
         ),
     ] = ()
+
+    @model_validator(mode="after")
+    def _http_mirrors_need_a_direct_path(self) -> Freshclam:
+        # Without mirrorCidrs or mirrorPods freshclam goes through the tenant's proxy, where it
+        # tunnels (CONNECT) even to an http:// URL, which the proxy refuses off port 443.
+        if self.mirror_cidrs or self.mirror_pods is not None:
+            return self
+        plain = [url for url in self.private_mirrors if url.startswith("http://")]
+        if plain:
+            raise ValueError(
+                f"antivirus.freshclam.privateMirrors: {', '.join(plain)} is http://, which "
+                "freshclam cannot reach through the tenant's proxy: use an https:// mirror, or "
+                "declare mirrorCidrs or mirrorPods so the anti-virus pods reach it directly"
+            )
+        return self
 
 
 class AntivirusSettings(CamelModel):

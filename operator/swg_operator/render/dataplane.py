@@ -386,12 +386,13 @@ def antivirus_host(settings: OperatorSettings, namespace: str | None) -> str:
 
 @dataclass(frozen=True)
 class MirrorRule:
-    """One `http_access allow` of the anti-virus pods: one mirror host on one port."""
+    """One `http_access allow` of the anti-virus pods: a CONNECT tunnel to one mirror host on
+    one port (through a proxy freshclam tunnels every request; settings refuse http:// mirrors
+    that would go this way)."""
 
     acl: str  # the dstdomain ACL of the host; `<acl>_port` is its port ACL
     host: str
     port: int
-    connect: bool  # https: a CONNECT tunnel; http: GET or HEAD through the proxy
 
 
 def signature_mirror_rules(
@@ -404,7 +405,7 @@ def signature_mirror_rules(
     if not (spec.antivirus.enabled and proxy_admits_antivirus(settings)):
         return []
     return [
-        MirrorRule(f"swg_av_mirror{index}", m.host, m.port, m.scheme == "https")
+        MirrorRule(f"swg_av_mirror{index}", m.host, m.port)
         for index, m in enumerate(proxied_mirrors(settings.antivirus.freshclam))
     ]
 
@@ -537,7 +538,7 @@ def render_dataplane_files(
         icap_url=f"icap://{antivirus_host(settings, namespace)}:{ICAP_PORT}/{ICAP_SERVICE_PATH}",
         mirror_rules=mirror_rules,
         mirror_src=_squid_cidrs(settings.cluster_cidrs),
-        mirror_tls_hosts=sorted({r.host for r in mirror_rules if r.connect}),
+        mirror_tls_hosts=sorted({r.host for r in mirror_rules}),
         mirror_notes=annotation(
             decision=Decision.BYPASS, matched=MatchedList.SIGNATURE_MIRROR, policy=TENANT_POLICY
         ),
