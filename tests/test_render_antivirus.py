@@ -90,13 +90,13 @@ def test_freshclam_conf_goes_to_the_antivirus_config_map() -> None:
 
 def test_private_mirrors_replace_the_public_one() -> None:
     settings = with_freshclam(
-        privateMirrors=["http://mirror.swg-system.svc", "https://mirror2.example.net:8443/clamav"],
+        privateMirrors=["https://mirror.example.org", "https://mirror2.example.net:8443/clamav"],
         checksPerDay=24,
     )
     manifests = render("acme", minimal_spec(), settings=settings)
     lines = manifests.config_files["freshclam.conf"].splitlines()
     assert [line for line in lines if line.startswith(("PrivateMirror", "DatabaseMirror"))] == [
-        "PrivateMirror http://mirror.swg-system.svc",
+        "PrivateMirror https://mirror.example.org",
         "PrivateMirror https://mirror2.example.net:8443/clamav",
     ]
     assert "Checks 24" in lines
@@ -163,7 +163,7 @@ def test_mirror_ports_follow_the_urls() -> None:
     assert mirror_ports(with_freshclam().antivirus.freshclam) == (443,)
     assert mirror_ports(
         with_freshclam(
-            privateMirrors=["https://a.test", "http://b.test:8080/x"]
+            privateMirrors=["https://a.test", "http://b.test:8080/x"], mirrorCidrs=["198.18.0.0/15"]
         ).antivirus.freshclam
     ) == (443, 8080)
 
