@@ -44,7 +44,8 @@ def _ip(*args: str) -> str:
     return proc.stdout
 
 
-def _enter(path: str) -> None:
+def join(path: str) -> None:
+    """Move the calling thread into the network namespace at `path`."""
     fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     try:
         if _libc.setns(fd, CLONE_NEWNET) != 0:
@@ -52,6 +53,10 @@ def _enter(path: str) -> None:
             raise OSError(err, f"setns({path}): {os.strerror(err)}")
     finally:
         os.close(fd)
+
+
+def _enter(path: str) -> None:
+    join(path)
     names = sorted(name for _, name in socket.if_nameindex())
     if names != ["lo"]:
         raise IsolationError(f"worker thread sees interfaces {names}, expected only lo")

@@ -12,8 +12,6 @@ this machine: the namespace has no default route and the host forwards nothing e
 from __future__ import annotations
 
 import contextlib
-import ctypes
-import os
 import subprocess
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -21,7 +19,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from e2e.cluster import hostnet
-from e2e.dataplane.netns import CLONE_NEWNET, NETNS_DIR, NetNamespace
+from e2e.dataplane.netns import NETNS_DIR, NetNamespace, join
 from e2e.dataplane.origin import Origin
 from e2e.dataplane.payloads import Payload, write_payloads
 from e2e.dataplane.pki import make_pki
@@ -34,8 +32,6 @@ HOST_SIDE_IP = "198.18.0.2"
 PREFIX = 30
 HOST_LINK = "swg-origin0"
 NETNS = "swg-node-origin"
-
-_libc = ctypes.CDLL(None, use_errno=True)
 
 
 def _run(*argv: str, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -55,16 +51,6 @@ def forward_rules(pod_subnet: str) -> list[list[str]]:
     ]  # fmt: skip
 
 
-def _enter(path: str) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-    try:
-        if _libc.setns(fd, CLONE_NEWNET) != 0:
-            err = ctypes.get_errno()
-            raise OSError(err, f"setns({path}): {os.strerror(err)}")
-    finally:
-        os.close(fd)
-
-
 class OriginNamespace(NetNamespace):
     """The origin's namespace: lo and one veth link whose only route leads back to the pods."""
 
@@ -76,7 +62,7 @@ class OriginNamespace(NetNamespace):
     def call(self, fn: Callable[[], T], *, timeout: float = 60.0) -> T:
         if self._pool is None:
             self._pool = ThreadPoolExecutor(
-                max_workers=1, initializer=_enter, initargs=(str(NETNS_DIR / self.name),)
+                max_workers=1, initializer=join, initargs=(str(NETNS_DIR / self.name),)
             )
         return self._pool.submit(fn).result(timeout=timeout)
 
