@@ -3,9 +3,9 @@ reconcile loop (server-side apply by field manager, create-only POST with dry ru
 label and name selectors, a Secret's stringData stored as base64 data, namespace cascade,
 creation timestamps, status subresource, Events, a settable clock, and the PersistentVolume
 controller's reclaim: a claim's bound volume goes with the claim when its reclaim policy is
-Delete, stays `Released` otherwise; a ResourceQuota's claim count at admission, with the charge a
-killed create can leak, see `leak_claim_charge`), no network and no mock.patch. Every write is counted in
-`writes`, every read in `reads`."""
+Delete, stays `Released` otherwise; a ResourceQuota's claim count at admission, with the charge
+a killed create can leak: `leak_claim_charge`), no network and no mock.patch. Every write is
+counted in `writes`, every read in `reads`."""
 
 from __future__ import annotations
 
@@ -112,7 +112,9 @@ class FakeKube:
         return obj
 
     def _claims_charged(self, namespace: str, quota: Key) -> int:
-        stored = sum(1 for k in self.objects if k[1] == "PersistentVolumeClaim" and k[2] == namespace)
+        stored = sum(
+            1 for k in self.objects if k[1] == "PersistentVolumeClaim" and k[2] == namespace
+        )
         return stored + self.leaked_claim_charges.get(quota, 0)
 
     def _admit_claim(self, namespace: str, name: str) -> None:

@@ -268,7 +268,8 @@ def test_a_quota_charged_for_a_claim_that_does_not_exist_is_recreated_at_once() 
     assert kube.find("ResourceQuota", "tenant-quota", "swg-acme") is None
     assert ("delete", "ResourceQuota/swg-acme/tenant-quota") in kube.writes
     recovered = [e for e in kube.events if e["reason"] == "QuotaChargeRecovered"]
-    assert recovered and recovered[0]["type"] == "Warning"
+    assert recovered
+    assert recovered[0]["type"] == "Warning"
     assert "logstore-data" in recovered[0]["message"]
     # The retry creates the claim, then the quota again (a new quota counts what exists).
     outcome = run(reconcile(fresh(kube), ctx=ctx))
@@ -330,7 +331,8 @@ def test_a_deleted_tenant_with_a_leaked_quota_charge_still_reaches_its_purge() -
     assert _purge_until_done(kube, ctx).phase == "Purged"
     assert kube.find("Namespace", "swg-acme") is None
     receipt = kube.find("ConfigMap", receipt_name(fresh(kube)), SETTINGS.operator_namespace)
-    assert receipt is not None and receipt["data"]["state"] == "Completed"
+    assert receipt is not None
+    assert receipt["data"]["state"] == "Completed"
 
 
 def test_a_cancellation_reconcile_that_keeps_failing_does_not_hold_back_a_due_purge() -> None:
