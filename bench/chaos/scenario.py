@@ -125,6 +125,7 @@ def renderer(operator_namespace: str) -> Callable[[Expected], list[dict[str, Any
     catalogue is what `install_prerequisites` imports)."""
     from swg_operator.api import OperatorSettings, parse_spec
     from swg_operator.commands.render import read_catalogue
+    from swg_operator.reconcile.ownership import stamp
     from swg_operator.render import Lifecycle, render_tenant
     from swg_operator.sizing_io import load_capacity
 
@@ -142,7 +143,8 @@ def renderer(operator_namespace: str) -> Callable[[Expected], list[dict[str, Any
             capacity=capacity,
             lifecycle=lifecycle,
         )
-        return list(manifests.objects)
+        # As the operator applies them: its Namespace stamped with the tenant's UID.
+        return list(stamp(manifests.objects, manifests.namespace, e.uid))
 
     return render
 
