@@ -72,12 +72,9 @@ def test_chaos_converges_without_orphans_duplicates_or_early_purges(
     assert report.converge_seconds is not None, f"did not converge: {report.violations} ({where})"
     failed = {name: found for name, found in report.violations.items() if found}
     assert not failed, f"invariants violated ({where}): {json.dumps(failed, indent=1)}"
-    if report.known_issues:
-        # Every invariant holds for every other tenant; these wait for the quota resync.
-        pytest.xfail(
-            f"known operator issue, quota charge leaked by a killed create (reproducer: python "
-            f"-m bench.chaos.quota_leak): {report.known_issues} ({where})"
-        )
+    # A quota charged for a claim that does not exist is recovered by the operator at once.
+    leaks = report.quota_charge_leaks
+    assert not leaks, f"quota charged for a claim that does not exist: {leaks} ({where})"
 
 
 # --- each invariant can fail -------------------------------------------------------------------
@@ -330,11 +327,17 @@ def _quota_charged(snapshot: Snapshot, tenant: str, used: str) -> Snapshot:
     return _with(_without(snapshot, "ResourceQuota", "tenant-quota", tenant), quota)
 
 
-def test_check_a_leaked_quota_charge_is_told_apart_from_a_purged_claim() -> None:
+def test_check_a_leaked_quota_charge_is_reported_and_excuses_nothing() -> None:
     without_claim = _without(_healthy(), "PersistentVolumeClaim", "logstore-data", WAITING.name)
     leaked = _quota_charged(without_claim, WAITING.name, used="1")
     assert checks.quota_charge_leaks(leaked) == [WAITING.name]
-    assert checks.premature_purges(EXPECTED, leaked) == []
+    # No exemption: the missing claim is a violation like any other.
+    assert checks.premature_purges(EXPECTED, leaked) == [
+        "t-waiting: log volume claim gone or terminating before its 90 days"
+    ]
+    assert f"t-waiting: missing PersistentVolumeClaim/{tenant_namespace(WAITING.name)}/" in "".join(
+        checks.desired_state(EXPECTED, leaked, RENDER)
+    )
     # Released charge: the claim was deleted, which a tenant waiting 90 days must never see.
     purged = _quota_charged(without_claim, WAITING.name, used="0")
     assert checks.quota_charge_leaks(purged) == []

@@ -3,8 +3,9 @@ reconcile loop (server-side apply by field manager, create-only POST with dry ru
 label and name selectors, a Secret's stringData stored as base64 data, namespace cascade,
 creation timestamps, status subresource, Events, a settable clock, and the PersistentVolume
 controller's reclaim: a claim's bound volume goes with the claim when its reclaim policy is
-Delete, stays `Released` otherwise), no network and no mock.patch. Every write is counted in
-`writes`, every read in `reads`."""
+Delete, stays `Released` otherwise; a ResourceQuota's claim count at admission, with the charge
+a killed create can leak: `leak_claim_charge`), no network and no mock.patch. Every write is
+counted in `writes`, every read in `reads`."""
 
 from __future__ import annotations
 
@@ -60,6 +61,10 @@ class FakeKube:
         self.crash_after_delete: set[str] = set()
         # PersistentVolumes whose deletion fails (the PV controller marks them `Failed`).
         self.undeletable_volumes: set[str] = set()
+        # Per ResourceQuota: claims it is charged for that were never stored (`leak_claim_charge`).
+        self.leaked_claim_charges: dict[Key, int] = {}
+        # Namespaces where every apply is refused with this error (an admission webhook, say).
+        self.refuse_applies: dict[str, KubeApiError] = {}
         self._uids = itertools.count(1)
         self._versions = itertools.count(1)
 
@@ -92,6 +97,42 @@ class FakeKube:
                 return obj
         return None
 
+    def leak_claim_charge(self, namespace: str, quota: str = "tenant-quota") -> dict[str, Any]:
+        """Play a killed create: the API server charged `quota` for a claim it never stored. Its
+        status shows the charge (used >= hard) until the quota is deleted (a new quota's usage
+        is computed from what exists); meanwhile a new claim is refused (403 exceeded quota)."""
+        obj = self.find("ResourceQuota", quota, namespace)
+        assert obj is not None, f"ResourceQuota {namespace}/{quota} does not exist"
+        self.leaked_claim_charges[_key(obj)] = self.leaked_claim_charges.get(_key(obj), 0) + 1
+        hard = str(obj["spec"]["hard"].get("persistentvolumeclaims", "1"))
+        obj["status"] = {
+            "hard": {"persistentvolumeclaims": hard},
+            "used": {"persistentvolumeclaims": str(self._claims_charged(namespace, _key(obj)))},
+        }
+        return obj
+
+    def _claims_charged(self, namespace: str, quota: Key) -> int:
+        stored = sum(
+            1 for k in self.objects if k[1] == "PersistentVolumeClaim" and k[2] == namespace
+        )
+        return stored + self.leaked_claim_charges.get(quota, 0)
+
+    def _admit_claim(self, namespace: str, name: str) -> None:
+        """Quota admission of a new claim: refused when a quota's claim count is used up."""
+        for key, quota in self.objects.items():
+            if key[1] != "ResourceQuota" or key[2] != namespace:
+                continue
+            hard = (quota.get("spec") or {}).get("hard", {}).get("persistentvolumeclaims")
+            used = self._claims_charged(namespace, key)
+            if hard is not None and used + 1 > int(hard):
+                raise KubeApiError(
+                    403,
+                    f'persistentvolumeclaims "{name}" is forbidden: exceeded quota: {key[3]}, '
+                    f"requested: persistentvolumeclaims=1, used: persistentvolumeclaims={used}, "
+                    f"limited: persistentvolumeclaims={hard}",
+                    reason="Forbidden",
+                )
+
     def _maybe_fail(self) -> None:
         if self.fail_next:
             raise self.fail_next.pop(0)
@@ -105,8 +146,12 @@ class FakeKube:
         namespace = key[2]
         if namespace is not None and ("v1", "Namespace", None, namespace) not in self.objects:
             raise KubeApiError(404, f"namespaces {namespace!r} not found", reason="NotFound")
-        self.writes.append(("apply", f"{key[1]}/{key[2] or ''}/{key[3]}"))
+        if namespace in self.refuse_applies:
+            raise self.refuse_applies[namespace]
         before = self.objects.get(key)
+        if before is None and key[1] == "PersistentVolumeClaim" and namespace is not None:
+            self._admit_claim(namespace, key[3])
+        self.writes.append(("apply", f"{key[1]}/{key[2] or ''}/{key[3]}"))
         stored = copy.deepcopy(dict(obj))
         meta = stored["metadata"]
         if before is None:
@@ -223,9 +268,11 @@ class FakeKube:
             return False
         self.writes.append(("delete", f"{kind.kind}/{namespace or ''}/{name}"))
         del self.objects[key]
+        self.leaked_claim_charges.pop(key, None)
         if kind.kind == "Namespace":  # the namespace controller, instantly
             for other in [k for k in self.objects if k[2] == name]:
                 del self.objects[other]
+                self.leaked_claim_charges.pop(other, None)
                 if other[1] == "PersistentVolumeClaim":
                     self._release_volumes(name, other[3])
         if kind.kind == "PersistentVolumeClaim" and namespace is not None:

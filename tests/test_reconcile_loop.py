@@ -239,3 +239,118 @@ def test_platform_signatures_from_the_operator_namespace_reach_the_tenant() -> N
     copied = kube.find("ConfigMap", "antivirus-platform-signatures", namespace="swg-acme")
     assert copied is not None
     assert copied["data"] == {"platform.ndb": "Platform.Test:0:*:deadbeefcafe\n"}
+
+
+def _leak_claim_charge(kube: FakeKube) -> None:
+    """The state a create killed mid-request leaves: the quota charged for the log claim, which
+    was never stored."""
+    del kube.objects[("v1", "PersistentVolumeClaim", "swg-acme", "logstore-data")]
+    kube.leak_claim_charge("swg-acme")
+
+
+def _bug_reports() -> float:
+    from swg_operator import metrics
+
+    return metrics.RECONCILE_ERRORS.labels(kind="bug")._value.get()
+
+
+def test_a_quota_charged_for_a_claim_that_does_not_exist_is_recreated_at_once() -> None:
+    kube, ctx = setup(tenant())
+    run(reconcile(fresh(kube), ctx=ctx))
+    make_available(kube)
+    run(reconcile(fresh(kube), ctx=ctx))
+    _leak_claim_charge(kube)
+    bugs = _bug_reports()
+    kube.events.clear()
+    # The claim is refused (exceeded quota): the charged quota goes, the reconcile is retried.
+    with pytest.raises(TransientError):
+        run(reconcile(fresh(kube), ctx=ctx))
+    assert kube.find("ResourceQuota", "tenant-quota", "swg-acme") is None
+    assert ("delete", "ResourceQuota/swg-acme/tenant-quota") in kube.writes
+    recovered = [e for e in kube.events if e["reason"] == "QuotaChargeRecovered"]
+    assert recovered
+    assert recovered[0]["type"] == "Warning"
+    assert "logstore-data" in recovered[0]["message"]
+    # The retry creates the claim, then the quota again (a new quota counts what exists).
+    outcome = run(reconcile(fresh(kube), ctx=ctx))
+    assert outcome.result == "ok"
+    assert kube.find("PersistentVolumeClaim", "logstore-data", "swg-acme") is not None
+    assert kube.find("ResourceQuota", "tenant-quota", "swg-acme") is not None
+    assert _bug_reports() == bugs  # never reported as a bug
+    assert fresh(kube)["status"]["phase"] != "Degraded"
+
+
+def test_a_first_create_applies_the_log_claim_before_the_quota() -> None:
+    kube, ctx = setup(tenant())
+    run(reconcile(fresh(kube), ctx=ctx))
+    applied = [w for verb, w in kube.writes if verb == "apply"]
+    claim = applied.index("PersistentVolumeClaim/swg-acme/logstore-data")
+    assert claim < applied.index("ResourceQuota/swg-acme/tenant-quota")
+
+
+def test_a_claim_refused_by_a_quota_that_counts_a_real_claim_is_transient_not_a_bug() -> None:
+    kube, ctx = setup(tenant())
+    run(reconcile(fresh(kube), ctx=ctx))
+    # Someone else's claim uses the quota up: the quota is right and stays; retried, no bug.
+    del kube.objects[("v1", "PersistentVolumeClaim", "swg-acme", "logstore-data")]
+    kube.put(
+        {
+            "apiVersion": "v1",
+            "kind": "PersistentVolumeClaim",
+            "metadata": {"name": "by-hand", "namespace": "swg-acme"},
+            "spec": {},
+        }
+    )
+    quota = kube.edit("ResourceQuota", "tenant-quota", "swg-acme")
+    quota["status"] = {
+        "hard": {"persistentvolumeclaims": "1"},
+        "used": {"persistentvolumeclaims": "1"},
+    }
+    bugs = _bug_reports()
+    with pytest.raises(TransientError):
+        run(reconcile(fresh(kube), ctx=ctx))
+    assert kube.find("ResourceQuota", "tenant-quota", "swg-acme") is not None
+    assert _bug_reports() == bugs
+
+
+def _purge_until_done(kube: FakeKube, ctx: Context, attempts: int = 5) -> Any:
+    for _ in range(attempts):
+        try:
+            return run(cancel_and_purge(fresh(kube), ctx=ctx))
+        except (TransientError, NotYet):
+            continue
+    raise AssertionError(f"not purged after {attempts} attempts")
+
+
+def test_a_deleted_tenant_with_a_leaked_quota_charge_still_reaches_its_purge() -> None:
+    kube, ctx = setup(tenant())
+    run(reconcile(fresh(kube), ctx=ctx))
+    _leak_claim_charge(kube)
+    _cancel(kube, 0)
+    kube.server_now = NOW + datetime.timedelta(seconds=1)
+    assert _purge_until_done(kube, ctx).phase == "Purged"
+    assert kube.find("Namespace", "swg-acme") is None
+    receipt = kube.find("ConfigMap", receipt_name(fresh(kube)), SETTINGS.operator_namespace)
+    assert receipt is not None
+    assert receipt["data"]["state"] == "Completed"
+
+
+def test_a_cancellation_reconcile_that_keeps_failing_does_not_hold_back_a_due_purge() -> None:
+    kube, ctx = setup(tenant())
+    run(reconcile(fresh(kube), ctx=ctx))
+    _cancel(kube, 90)
+    # Every apply in the tenant namespace is refused for good (an admission webhook, say).
+    kube.refuse_applies["swg-acme"] = KubeApiError(
+        403, "admission webhook denied the request", reason="Forbidden"
+    )
+    # Not due: the failure is raised (retried by the handler), nothing is purged, and the
+    # deadline is stamped all the same.
+    with pytest.raises(KubeApiError):
+        run(cancel_and_purge(fresh(kube), ctx=ctx))
+    assert kube.find("Namespace", "swg-acme") is not None
+    status = fresh(kube)["status"]
+    assert status["cancellation"]["purgeAt"] == "2026-04-01T12:00:00Z"
+    # Due: the purge goes ahead (deleting the namespace stops the traffic the reconcile could not).
+    kube.server_now = NOW + datetime.timedelta(days=90, seconds=1)
+    assert _purge_until_done(kube, ctx).phase == "Purged"
+    assert kube.find("Namespace", "swg-acme") is None

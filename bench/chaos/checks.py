@@ -17,14 +17,13 @@ sentence naming the tenant and the object, so a failing run says what went wrong
 * `receipts`: every tenant that is gone has a completed purge receipt with its UID, completed
   no earlier than its purge deadline, whose inventory lists its namespace and log volume.
 
-Known issue, reported apart and excused from the checks above (`quota_charge_leaks`): a tenant
-whose ResourceQuota is charged for its log volume claim while no claim exists. A create the API
-server admitted (and charged to the quota) but never stored, because its client was killed
+Reported apart, as a figure (`quota_charge_leaks`), not excused from any check: tenants whose
+ResourceQuota is charged for its log volume claim while no claim exists. A create the API server
+admitted (and charged to the quota) but never stored, because its client was killed
 mid-request, leaves that charge until kube-controller-manager's next full quota resync (5
-minutes by default); the tenant quota admits exactly one claim, so the operator's next create
-is refused until then. `python -m bench.chaos.quota_leak` reproduces it without the operator.
-Such a tenant is not converged and misses its claim for that reason only; every other check
-still applies to it.
+minutes by default); `python -m bench.chaos.quota_leak` reproduces it without the operator. The
+operator applies the claim before the quota and, when the claim is refused by such a charge,
+deletes the quota and makes it again (docs/operator.md), so a converged run has none left.
 
 e2e/test_chaos.py feeds each check a snapshot with one fault to show that it can fail.
 """
@@ -149,16 +148,9 @@ def quota_charge_leaks(snapshot: Snapshot) -> list[str]:
     return found
 
 
-def _excused(snapshot: Snapshot) -> set[str]:
-    return set(quota_charge_leaks(snapshot))
-
-
 def convergence(expected: Sequence[Expected], snapshot: Snapshot) -> list[str]:
     found = []
-    excused = _excused(snapshot)
     for e in expected:
-        if tenant_label_value(e.name) in excused and not e.gone:
-            continue
         body = snapshot.tenants.get(e.name)
         if e.gone:
             if body is not None:
@@ -202,9 +194,8 @@ def convergence(expected: Sequence[Expected], snapshot: Snapshot) -> list[str]:
 
 def desired_state(expected: Sequence[Expected], snapshot: Snapshot, render: Render) -> list[str]:
     found = []
-    excused = _excused(snapshot)
     for e in expected:
-        if e.gone or tenant_label_value(e.name) in excused:
+        if e.gone:
             continue
         desired = {key(o): o for o in render(e)}
         observed = {
@@ -293,8 +284,6 @@ def premature_purges(expected: Sequence[Expected], snapshot: Snapshot) -> list[s
         if ns is None or _terminating(ns):
             found.append(f"{e.name}: namespace {namespace} gone or terminating before its 90 days")
         claim = objects.get(("PersistentVolumeClaim", namespace, LOG_CLAIM))
-        if tenant_label_value(e.name) in _excused(snapshot):
-            continue  # never created (a leaked quota charge), not purged
         if claim is None or _terminating(claim):
             found.append(f"{e.name}: log volume claim gone or terminating before its 90 days")
     return found

@@ -53,7 +53,6 @@ class Options:
     etcd_down_seconds: float = 3.0
     recovery_timeout: float = 90.0
     converge_timeout: float = 180.0
-    leak_grace: float = 60.0  # then stop waiting for tenants blocked by a leaked quota charge
     operator_namespace: str = "swg-system"
     prefix: str = "chaos"
 
@@ -92,12 +91,18 @@ class Report:
     converge_seconds: float | None = None
     total_seconds: float = 0.0
     violations: dict[str, list[str]] = field(default_factory=dict)
-    known_issues: dict[str, list[str]] = field(default_factory=dict)
+    # Tenants left with a quota charged for a log claim that does not exist (a figure; the
+    # operator recovers these, so a run that converged has none).
+    quota_charge_leaks: list[str] = field(default_factory=list)
     operator_errors: list[str] = field(default_factory=list)
 
     @property
     def passed(self) -> bool:
-        return bool(self.violations) and not any(self.violations.values())
+        return (
+            bool(self.violations)
+            and not any(self.violations.values())
+            and not self.quota_charge_leaks
+        )
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -108,7 +113,7 @@ class Report:
             "totalSeconds": round(self.total_seconds, 1),
             "passed": self.passed,
             "violations": self.violations,
-            "knownIssues": self.known_issues,
+            "quotaChargeLeaks": self.quota_charge_leaks,
             "operatorErrors": self.operator_errors,
             "tenants": self.tenants,
             "rounds": self.rounds,
@@ -120,6 +125,7 @@ def renderer(operator_namespace: str) -> Callable[[Expected], list[dict[str, Any
     catalogue is what `install_prerequisites` imports)."""
     from swg_operator.api import OperatorSettings, parse_spec
     from swg_operator.commands.render import read_catalogue
+    from swg_operator.reconcile.ownership import stamp
     from swg_operator.render import Lifecycle, render_tenant
     from swg_operator.sizing_io import load_capacity
 
@@ -137,7 +143,8 @@ def renderer(operator_namespace: str) -> Callable[[Expected], list[dict[str, Any
             capacity=capacity,
             lifecycle=lifecycle,
         )
-        return list(manifests.objects)
+        # As the operator applies them: its Namespace stamped with the tenant's UID.
+        return list(stamp(manifests.objects, manifests.namespace, e.uid))
 
     return render
 
@@ -425,30 +432,13 @@ class Chaos:
             self._cancel(self.rng.choice(active))
             budget["cancel"] -= 1
 
-    def _leaked(self) -> set[str]:
-        """Tenants of this run blocked by a leaked quota charge (see `checks`)."""
-        names = [t.name for t in self.tenants]
-        values = {tenant_label_value(n): n for n in names}
-        found = quota_charge_leaks(snapshot(self.plane, names, self.opts.operator_namespace))
-        return {values[v] for v in found if v in values}
-
     def _converge(self) -> None:
-        """One operator until every tenant settled, or until only tenants blocked by a leaked
-        quota charge are left (after `leak_grace` seconds), or the deadline."""
+        """One operator until every tenant settled, or the deadline."""
         self._start_operator()
         started = time.monotonic()
-        last_look = 0.0
 
         def done() -> bool:
-            nonlocal last_look
-            unsettled = {t.name for t in self.tenants if not self._settled(t)}
-            if not unsettled:
-                return True
-            now = time.monotonic()
-            if now - started < self.opts.leak_grace or now - last_look < 10:
-                return False
-            last_look = now
-            return unsettled <= self._leaked()
+            return all(self._settled(t) for t in self.tenants)
 
         try:
             wait_until(
@@ -471,7 +461,7 @@ class Chaos:
         )
         values = {tenant_label_value(n): n for n in names}
         leaked = sorted(values[v] for v in quota_charge_leaks(final) if v in values)
-        self.report.known_issues = {"quotaChargeLeaked": leaked} if leaked else {}
+        self.report.quota_charge_leaks = leaked
 
 
 def snapshot(plane: ControlPlane, names: Sequence[str], operator_namespace: str) -> Snapshot:

@@ -6,7 +6,10 @@ posts an Event for every change, and writes the status only when it changed. Err
 three kinds (STYLE.md 8): a spec the operator cannot honour becomes `Stalled` and is not retried
 until the spec changes; a transient API error (409, 429, 5xx, no answer) raises
 `TransientError` for the caller to retry with backoff; anything else is a bug: logged loudly,
-`Degraded`, re-raised.
+`Degraded`, re-raised. A write refused by a ResourceQuota (403 `exceeded quota`) is transient
+too (`QuotaExceededError`); when it is the log claim, refused by a quota charged for a claim
+that does not exist (a create killed mid-request), that quota is deleted first
+(`_recover_claim_charge`).
 """
 
 from __future__ import annotations
@@ -36,12 +39,13 @@ from swg_operator.catalogue import (
     catalogue_from_configmaps,
 )
 from swg_operator.kube import OWNED_KINDS, KubeApi, KubeApiError, kind_of
-from swg_operator.kube.kinds import CONFIG_MAP, NAMESPACE, TENANT
+from swg_operator.kube.kinds import CONFIG_MAP, NAMESPACE, RESOURCE_QUOTA, TENANT
 from swg_operator.labels import selector_string
 from swg_operator.naming import (
     Component,
     inspection_ca_certificate_name,
     inspection_ca_secret_name,
+    log_volume_claim_name,
     service_name,
     tenant_namespace,
 )
@@ -87,7 +91,12 @@ from swg_operator.reconcile.status import (
     status_patch,
     summarise,
 )
-from swg_operator.reconcile.storage import log_storage_problems, log_volume_claim
+from swg_operator.reconcile.storage import (
+    exceeded_quota,
+    leaked_claim_charge,
+    log_storage_problems,
+    log_volume_claim,
+)
 from swg_operator.render import (
     Lifecycle,
     RenderError,
@@ -103,6 +112,12 @@ logger = logging.getLogger("swg_operator.reconcile")
 
 class TransientError(Exception):
     """The API server could not serve the reconcile now; retry with backoff."""
+
+
+class QuotaExceededError(TransientError):
+    """A write refused by a ResourceQuota (403 `exceeded quota`): the quota's usage may be
+    recomputed by then (or, for the log claim, the charged quota deleted: see
+    `_recover_claim_charge`); retry with backoff."""
 
 
 def utcnow() -> datetime.datetime:
@@ -247,6 +262,8 @@ async def _guard(call: Awaitable[Any]) -> Any:
     except KubeApiError as exc:
         if exc.transient:
             raise TransientError(str(exc)) from exc
+        if exceeded_quota(exc):
+            raise QuotaExceededError(str(exc)) from exc
         raise
 
 
@@ -402,6 +419,36 @@ async def _mirror_observing(
     return await mirror_status(ctx, body, status, spec=spec, observed=observed)
 
 
+async def _recover_claim_charge(ctx: Context, body: Mapping[str, Any], *, namespace: str) -> None:
+    """A write was refused by a quota: when the tenant quota is charged for a log claim that
+    does not exist (`reconcile.storage.leaked_claim_charge`), delete that quota, by name, and
+    say so. The retry (the caller's backoff) creates the claim, then the quota again, which the
+    quota controller counts from what exists at once, instead of waiting for its next full
+    resync (minutes). Any other refusal is left to the retry."""
+    quota = await _guard(leaked_claim_charge(ctx.kube, namespace))
+    if quota is None:
+        return
+    name = quota["metadata"]["name"]
+    await _guard(ctx.kube.delete(RESOURCE_QUOTA, name, namespace=namespace))
+    ctx.applied.pop(key_of(quota), None)
+    used = ((quota.get("status") or {}).get("used") or {}).get("persistentvolumeclaims")
+    message = (
+        f"Deleted ResourceQuota {namespace}/{name}: it counted {used} volume claim(s) used while "
+        f"the log claim {log_volume_claim_name()} does not exist (a create interrupted after "
+        "admission), so the claim was refused; the quota is made again right after the claim"
+    )
+    logger.warning("QuotaChargeRecovered for %s %s: %s", KIND, body["metadata"]["name"], message)
+    metrics.CHILD_CHANGES.labels(action="pruned").inc()
+    await notify(
+        ctx.kube,
+        body,
+        reason="QuotaChargeRecovered",
+        message=message,
+        namespace=namespace,
+        type_="Warning",
+    )
+
+
 def _proxy_endpoint(namespace: str, settings: OperatorSettings) -> str:
     return f"{service_name(Component.PROXY)}.{namespace}.svc:{settings.proxy_port}"
 
@@ -480,13 +527,17 @@ async def reconcile(body: Mapping[str, Any], *, ctx: Context) -> Outcome:
 
 async def _report_bug(body: Mapping[str, Any], *, ctx: Context, error: str) -> None:
     previous = read_status(body.get("status"))
+    mode = _lifecycle(body)
+    cancellation = previous.cancellation if previous else None
+    if mode is Lifecycle.CANCELLED:  # the purge deadline holds whatever failed
+        _, cancellation = _cancellation(body, previous)
     facts = Facts(
         generation=int(body["metadata"].get("generation", 0)),
-        mode=_lifecycle(body),
+        mode=mode,
         error=error[:1000],
         namespace=previous.namespace if previous else None,
         proxy_endpoint=previous.proxy_endpoint if previous else None,
-        cancellation=previous.cancellation if previous else None,
+        cancellation=cancellation,
     )
     status = compute_status(facts, previous=previous, now=format_time(ctx.clock()))
     try:
@@ -610,7 +661,11 @@ async def _reconcile(body: Mapping[str, Any], *, ctx: Context) -> Outcome:
         for key in plan.created
         if ownership.state is Ownership.ABSENT and key.kind == "Namespace" and key.name == namespace
     )
-    stored = await execute(ctx.kube, plan, ctx.applied, create_only=create_only)
+    try:
+        stored = await execute(ctx.kube, plan, ctx.applied, create_only=create_only)
+    except QuotaExceededError:
+        await _recover_claim_charge(ctx, body, namespace=namespace)
+        raise
     if (
         ownership.state is Ownership.LEGACY
         and key_of({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}})

@@ -8,6 +8,12 @@ then deletes the tenant's namespace, with everything in it, when the operator cr
 tenant (`reconcile.ownership`: a namespace it did not create is left as it is), writes a purge
 receipt that outlives the resource, and only then lets the finalizer go.
 
+A cancellation reconcile that fails, whatever the reason (a refusal no retry gets past, a bug),
+never holds back a purge that is due: the deadline is judged from the resource itself, stamped
+into status when the failed reconcile could not, and the purge goes ahead (deleting the
+namespace stops the traffic the reconcile could not stop). Before the deadline the failure is
+raised, and the handler retries the reconcile.
+
 Crash safety: `phase: Purging` is written before the first deletion and the receipt (with the
 inventory) before the namespace goes, so a restart in the middle continues the purge instead of
 re-creating objects, and the receipt's inventory is the union of what every attempt saw.
@@ -40,13 +46,15 @@ from swg_operator.reconcile.lifecycle import (
 from swg_operator.reconcile.loop import (
     Context,
     TransientError,
+    _cancellation,
     _guard,
+    _lifecycle,
     reconcile,
     write_status,
 )
 from swg_operator.reconcile.ownership import Ownership, judge
 from swg_operator.reconcile.plan import key_of
-from swg_operator.reconcile.status import read_status
+from swg_operator.reconcile.status import Facts, compute_status, read_status
 
 logger = logging.getLogger("swg_operator.purge")
 
@@ -104,7 +112,12 @@ async def cancel_and_purge(body: Mapping[str, Any], *, ctx: Context) -> SecureWe
     name = body["metadata"]["name"]
     previous = read_status(body.get("status"))
     if previous is None or previous.phase not in PURGE_PHASES:
-        outcome = await reconcile(body, ctx=ctx)  # stops traffic, stamps the deadline
+        try:
+            outcome = await reconcile(body, ctx=ctx)  # stops traffic, stamps the deadline
+        except Exception as exc:
+            if not await _due_all_the_same(body, ctx=ctx, error=exc):
+                raise
+            return await purge(body, ctx=ctx)
         assert outcome.deadline is not None
         stamped = outcome.status.cancellation
         if stamped is not None and (previous is None or previous.cancellation is None):
@@ -141,6 +154,44 @@ async def cancel_and_purge(body: Mapping[str, Any], *, ctx: Context) -> SecureWe
             ctx.purge.clock,
         )
     return await purge(body, ctx=ctx)
+
+
+async def _due_all_the_same(body: Mapping[str, Any], *, ctx: Context, error: Exception) -> bool:
+    """The cancellation reconcile failed with `error`: True when the purge is due anyway (by
+    the deadline read from the resource), once the deadline is stamped into status (the purge
+    reads it there); False when it is not due yet (the failure is then raised and retried)."""
+    name = body["metadata"]["name"]
+    deadline, stamped = _cancellation(body, read_status(body.get("status")))
+    check = await due_check(body, deadline, ctx=ctx)
+    if not check.due:
+        return False
+    logger.warning(
+        "Started the purge of %s %s although its cancellation reconcile failed (%s: %s): the "
+        "purge is due (%s) and deleting the namespace stops its traffic",
+        KIND,
+        name,
+        type(error).__name__,
+        error,
+        check.reason,
+    )
+    current = await _guard(ctx.kube.get(TENANT, name))
+    previous = read_status((current or {}).get("status"))
+    if current is not None and (previous is None or previous.cancellation is None):
+        facts = Facts(
+            generation=int(current["metadata"].get("generation", 0)),
+            mode=_lifecycle(current),
+            error=f"{type(error).__name__}: {error}"[:1000],
+            cancellation=stamped,
+        )
+        status = compute_status(facts, previous=previous, now=format_time(ctx.clock()))
+        await write_status(ctx.kube, current, status)
+        await _notify(
+            current,
+            "Cancelled",
+            f"Cancelled at {stamped.cancelled_at}: purge due at {stamped.purge_at}",
+            ctx=ctx,
+        )
+    return True
 
 
 async def _notify(

@@ -7,6 +7,9 @@ binder gives it the default once one is marked), is reported by `LogStoreAvailab
 
 Only a claim that is not `Bound` is looked into, with one `get` of its StorageClass by name: a
 tenant whose log volume is bound costs no request.
+
+`leaked_claim_charge` tells a quota charged for a claim that was never stored (see there): the
+reconcile deletes that quota and retries, and the quota made again counts what exists.
 """
 
 from __future__ import annotations
@@ -15,9 +18,9 @@ from collections.abc import Iterable, Mapping
 from typing import Any, Final
 
 from swg_operator.api import SecureWebGatewaySpec
-from swg_operator.kube import KubeApi
-from swg_operator.kube.kinds import STORAGE_CLASS
-from swg_operator.naming import log_volume_claim_name
+from swg_operator.kube import KubeApi, KubeApiError
+from swg_operator.kube.kinds import PVC, RESOURCE_QUOTA, STORAGE_CLASS
+from swg_operator.naming import log_volume_claim_name, resource_quota_name
 from swg_operator.reconcile.status import Unresolved
 
 STORAGE_CLASS_NOT_FOUND: Final = "StorageClassNotFound"
@@ -75,3 +78,37 @@ async def log_storage_problems(
             f"claim's class cannot change) so that it is created again with it",
         ),
     )
+
+
+def exceeded_quota(exc: KubeApiError) -> bool:
+    """True for a write refused by a ResourceQuota's admission (403 `exceeded quota`)."""
+    return exc.status == 403 and "exceeded quota" in exc.api_message
+
+
+def _count(value: Any) -> int | None:
+    try:
+        return int(str(value))
+    except ValueError:
+        return None
+
+
+async def leaked_claim_charge(kube: KubeApi, namespace: str) -> Mapping[str, Any] | None:
+    """The tenant's ResourceQuota when it is charged for a volume claim that does not exist,
+    else None. A create the API server admitted (and charged to the quota) but never stored,
+    because its client was killed mid-request, leaves that charge until
+    kube-controller-manager's next full quota resync (minutes); the tenant quota admits one
+    claim, so the log claim is refused until then. Told by the quota's status: its claims used
+    reach its hard limit while the namespace holds fewer claims than it counts as used, and the
+    log claim is not among them. Reads by list only (the operator holds no `get` on these)."""
+    if await kube.find_named(PVC, log_volume_claim_name(), namespace=namespace) is not None:
+        return None
+    quota = await kube.find_named(RESOURCE_QUOTA, resource_quota_name(), namespace=namespace)
+    if quota is None or quota.get("metadata", {}).get("deletionTimestamp"):
+        return None
+    status = quota.get("status") or {}
+    hard = _count((status.get("hard") or {}).get("persistentvolumeclaims"))
+    used = _count((status.get("used") or {}).get("persistentvolumeclaims"))
+    if hard is None or used is None or used < hard:
+        return None
+    claims = await kube.list_labelled(PVC, selector="", namespace=namespace)
+    return quota if len(claims) < used else None

@@ -163,6 +163,9 @@ def render_tenant(
 
     objects: list[dict[str, Any]] = [namespace.namespace(tenant)]
     objects += namespace.service_accounts(tenant, components)
+    # The log claim before the quota: a first create killed mid-request can then leave no quota
+    # charge behind (a quota made afterwards counts only what exists).
+    objects.append(log_volume_claim(tenant))
     objects += [quota.resource_quota(tenant), quota.limit_range(tenant)]
     objects += network.network_policies(tenant)
     objects += rbac.admin_bindings(tenant)
@@ -174,7 +177,6 @@ def render_tenant(
     signatures = platform_signatures_config_map(tenant)
     if signatures is not None:
         objects.append(signatures)
-    objects.append(log_volume_claim(tenant))
 
     objects.append(services.logstore_service(tenant))
     if tenant.antivirus_enabled:
