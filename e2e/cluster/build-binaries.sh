@@ -27,6 +27,8 @@ COREDNS_VERSION="${COREDNS_VERSION:-v1.15.0}"
 KUBE_ROUTER_VERSION="${KUBE_ROUTER_VERSION:-v2.1.0}"
 LOCAL_PATH_VERSION="${LOCAL_PATH_VERSION:-v0.0.30}"
 CACHE="${SWG_CACHE:-$HOME/.cache/swg-operator}"
+# This script's folder, resolved before any build changes directory (BASH_SOURCE may be relative).
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 export GOWORK=off GOFLAGS=-buildvcs=false GOTOOLCHAIN=local
 
 log() { printf '[build-binaries] %s\n' "$*" >&2; }
@@ -241,7 +243,7 @@ build_local_path() {
 # The sandbox (pause) program lives in the repository (pause/ beside this script); its build is
 # cached by the digest of its source.
 build_pause() {
-  local src; src="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/pause"
+  local src="$HERE/pause"
   local digest; digest=$(cat "$src/go.mod" "$src/main.go" | sha256sum | cut -c1-12)
   local out="$CACHE/bin/pause-$digest"
   if have "$out" pause; then log "pause cached in $out"; return; fi
