@@ -1,4 +1,4 @@
-"""Cancellation and purge of a tenant (DESIGN.md 5, ISO/IEC 27017 CLD 8.1.5).
+"""Cancellation and purge of a tenant (docs/operator.md, ISO/IEC 27017 CLD 8.1.5).
 
 Deleting a `SecureWebGateway` is the customer's cancellation. The finalizer `swg.dev/purge` keeps
 the resource while this module: stops traffic at once (the CANCELLED render, through the one

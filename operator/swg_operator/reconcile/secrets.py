@@ -1,5 +1,5 @@
-"""The HTTPS-inspection CA the operator generates for a tenant whose spec names none (DESIGN.md
-10.1.1: a CA per tenant whose key never leaves the tenant namespace), and the checks of the CA
+"""The HTTPS-inspection CA the operator generates for a tenant whose spec names none (ISO/IEC
+27017 10.1.1: a CA per tenant whose key never leaves the tenant namespace), and the checks of the CA
 the proxy will use, generated or the customer's.
 
 Part of the shell, not of the pure core: a key is fresh randomness. The renderer only ever gets

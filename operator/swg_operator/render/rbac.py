@@ -1,7 +1,7 @@
 """The tenant admins' read-only rights: one ClusterRole for every tenant, bound per tenant.
 
-What the admins need, and nothing more (DESIGN.md: namespace-scoped read roles, logs and
-status): the state of their gateway's pods and workloads (and why they are in it: events, pod
+What the admins need, and nothing more (ISO/IEC 27017 9.2.x: namespace-scoped read roles, logs
+and status): the state of their gateway's pods and workloads (and why they are in it: events, pod
 output); their logs, which they download from the log store through the API server's service
 proxy; the tenant's status, which the operator mirrors into the ConfigMap `tenant-status` (the
 `SecureWebGateway` itself is cluster-scoped and out of a namespaced grant's reach); and the

@@ -1,7 +1,7 @@
 """The tenant's status, mirrored into its namespace for its admins: ConfigMap `tenant-status`.
 
 The `SecureWebGateway` is cluster-scoped, and the admins hold namespace-scoped read rights only
-(DESIGN.md 9.2.x), so they cannot read its status. The operator copies what they need of it into
+(ISO/IEC 27017 9.2.x), so they cannot read its status. The operator copies what they need of it into
 this ConfigMap whenever the status changes (an unchanged status writes nothing), and their
 ClusterRole grants `get` on it by name. `kubectl swg status TENANT` prints it.
 
