@@ -73,9 +73,7 @@ class Tenants:
         return f"swg-{self.b}"
 
 
-def client_pod(
-    name: str, *, labels: dict[str, str] | None = None, serve: int | None = None
-) -> dict[str, Any]:
+def client_pod(name: str, *, serve: int | None = None) -> dict[str, Any]:
     """A client that idles (tests exec Python in it), or serves HTTP on port `serve`
     (restricted Pod Security either way)."""
     command = (
@@ -86,7 +84,7 @@ def client_pod(
     return {
         "apiVersion": "v1",
         "kind": "Pod",
-        "metadata": {"name": name, "labels": {"app": name, **(labels or {})}},
+        "metadata": {"name": name, "labels": {"app": name}},
         "spec": {
             "nodeSelector": {REAL_NODE_LABEL: "true"},
             "terminationGracePeriodSeconds": 1,
@@ -193,9 +191,9 @@ def py(cluster: ControlPlane, namespace: str, pod: str, script: str, *args: str)
     return result.stdout.strip()
 
 
-def fetch(t: Tenants, pod: str, url: str, *, namespace: str | None = None) -> dict[str, Any]:
+def fetch(t: Tenants, pod: str, url: str) -> dict[str, Any]:
     proxy = f"http://proxy.{t.ns_a}.svc:{PROXY_PORT}"
-    out = py(t.cluster, namespace or t.client_ns, pod, FETCH, proxy, url)
+    out = py(t.cluster, t.client_ns, pod, FETCH, proxy, url)
     result: dict[str, Any] = json.loads(out)
     return result
 
@@ -255,8 +253,7 @@ def tenants(
     client_in = run_pod(cluster, client_ns, client_pod("client-in"))["status"]["podIP"]
     client_out = run_pod(cluster, client_ns, client_pod("client-out"))["status"]["podIP"]
     a, b = unique_name("node-a"), unique_name("node-b")
-    with node_origin(workdir, (DENIED_DOMAIN,)) as (origin, payloads):
-        del origin
+    with node_origin(workdir, (DENIED_DOMAIN,)) as (_origin, payloads):
         cluster.apply(
             tenant(
                 a, allowed=[f"{client_in}/32"], admin=f"system:serviceaccount:{admins_ns}:alice"

@@ -273,16 +273,8 @@ class ControlPlane(Cluster):
 
     def status(self) -> dict[str, str]:
         """Each component's state, plus the API server's /readyz answer."""
-        records = {r.name: r for r in self.records()}
-        report = {}
-        for name in COMPONENTS:
-            record = records.get(name)
-            if record is None:
-                report[name] = "not started"
-            elif processes.is_alive(record):
-                report[name] = f"running (pid {record.pid})"
-            else:
-                report[name] = f"dead (was pid {record.pid}; see {self.logs_dir / name}.log)"
+        records = self.records()
+        report = processes.describe(COMPONENTS, records, self.logs_dir)
         if records:
             report["readyz"] = "ok" if self._apiserver_ready() else "not ready"
         node = self.node or (self._real_node() if (self.state_dir / "node").exists() else None)

@@ -61,6 +61,24 @@ def is_alive(record: ProcessRecord) -> bool:
     return int(fields[21]) == record.start_ticks
 
 
+def describe(
+    names: Sequence[str], records: Sequence[ProcessRecord], logs_dir: Path
+) -> dict[str, str]:
+    """Each named process's state for a status report: not started, running or dead (with its
+    log, `<logs_dir>/<name>.log`)."""
+    by_name = {r.name: r for r in records}
+    report: dict[str, str] = {}
+    for name in names:
+        record = by_name.get(name)
+        if record is None:
+            report[name] = "not started"
+        elif is_alive(record):
+            report[name] = f"running (pid {record.pid})"
+        else:
+            report[name] = f"dead (was pid {record.pid}; see {logs_dir / name}.log)"
+    return report
+
+
 def spawn(
     name: str, argv: Sequence[str], *, log_path: Path, env: dict[str, str] | None = None
 ) -> tuple[subprocess.Popen[bytes], ProcessRecord]:

@@ -298,17 +298,7 @@ class RealNode:
         )
 
     def status(self) -> dict[str, str]:
-        records = {r.name: r for r in self.records()}
-        report: dict[str, str] = {}
-        for name in HOST_COMPONENTS:
-            record = records.get(name)
-            if record is None:
-                report[name] = "not started"
-            elif processes.is_alive(record):
-                report[name] = f"running (pid {record.pid})"
-            else:
-                report[name] = f"dead (was pid {record.pid}; see {self.log(name)})"
-        return report
+        return processes.describe(HOST_COMPONENTS, self.records(), self.logs_dir)
 
     # ------------------------------------------------------------------ host network
 
