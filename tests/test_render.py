@@ -22,6 +22,9 @@ from render_support import (
 from swg_operator.api import OperatorSettings, parse_spec
 from swg_operator.labels import CONFIG_DIGEST_ANNOTATION, selector_for
 from swg_operator.naming import Component
+from swg_operator.quantities import MIB
+from swg_operator.quantities import parse_bytes as parse_memory_quantity
+from swg_operator.quantities import parse_cpu as parse_cpu_quantity
 from swg_operator.render import Lifecycle, RenderError, effective_lifecycle, rbac
 from swg_operator.render.configmaps import (
     CONFIG_MAP_BUDGET_BYTES,
@@ -31,9 +34,10 @@ from swg_operator.render.configmaps import (
     workload_config,
 )
 from swg_operator.render.context import Tenant
+from swg_operator.render.resources import container_resources
 from swg_operator.render.shipper import SHIPPER
 from swg_operator.render.workloads import proxy_deployment, squid_shutdown_seconds
-from swg_operator.sizing import MIB, Resources, parse_cpu_quantity, parse_memory_quantity
+from swg_operator.sizing_plan import Resources
 
 MINIMAL_OBJECTS = [
     ("Namespace", "swg-minimal"),
@@ -158,7 +162,7 @@ def test_every_container_is_hardened_and_sized(example: str) -> None:
             assert security["allowPrivilegeEscalation"] is False
             assert security["readOnlyRootFilesystem"] is True
             assert security["capabilities"] == {"drop": ["ALL"]}
-            assert container["resources"] == plan.containers[container["name"]].to_kubernetes()
+            assert container["resources"] == container_resources(plan.containers[container["name"]])
             if container not in sidecars:
                 assert {"startupProbe", "readinessProbe", "livenessProbe"} <= container.keys()
             mounted = {m["mountPath"] for m in container["volumeMounts"]}
@@ -557,7 +561,7 @@ def test_a_sized_shipper_runs_as_a_native_sidecar_that_drains_last() -> None:
     (sidecar,) = pod["initContainers"]
     assert sidecar["restartPolicy"] == "Always"
     assert sidecar["args"] == ["ship"]
-    assert sidecar["resources"] == shipper.to_kubernetes()
+    assert sidecar["resources"] == container_resources(shipper)
     env = {e["name"]: e["value"] for e in sidecar["env"]}
     assert env["SWG_LOGSTORE_URL"] == "http://logstore:5140"
     assert env["SWG_SHIP_SOURCES"] == "squid-access"
@@ -583,7 +587,7 @@ def test_proxy_and_antivirus_pods_ship_their_logs_through_sized_sidecars() -> No
         pod = templates[component]
         shipper = next(c for c in pod["initContainers"] if c["name"] == SHIPPER)
         assert shipper["restartPolicy"] == "Always"
-        assert shipper["resources"] == plan.containers[SHIPPER].to_kubernetes()
+        assert shipper["resources"] == container_resources(plan.containers[SHIPPER])
         state = next(v for v in pod["volumes"] if v["name"] == "state")
         assert plan.log_spool > 0
         assert parse_memory_quantity(state["emptyDir"]["sizeLimit"]) == base + plan.log_spool

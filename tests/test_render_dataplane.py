@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from swg_operator.api import OperatorSettings, SecureWebGatewaySpec, parse_spec
 from swg_operator.catalogue import Catalogue, Category
 from swg_operator.logstore import formats
+from swg_operator.quantities import parse_bytes
 from swg_operator.render.configmaps import files_by_component
 from swg_operator.render.dataplane import (
     CICAP_SERVICE_NAMES,
@@ -22,7 +23,6 @@ from swg_operator.render.dataplane import (
     SHUTDOWN_SECONDS,
     effective_scan_limit,
     greater_than_regex,
-    quantity_bytes,
     render_dataplane_files,
     sandbox_service_name,
 )
@@ -273,7 +273,7 @@ def test_one_declared_scan_limit_is_every_daemon_s_limit(declared: str) -> None:
     files = render_dataplane_files(
         spec(antivirus={"maxScanSize": declared}), catalogue=CATALOGUE, settings=SETTINGS
     )
-    limit = min(quantity_bytes(declared), CLAMD_MAX_BYTES)
+    limit = min(parse_bytes(declared), CLAMD_MAX_BYTES)
     assert effective_scan_limit(spec(antivirus={"maxScanSize": declared})) == limit
     vscan, clamd = files["virus_scan.conf"], files["clamd.conf"]
     assert _directive(vscan, "virus_scan.MaxObjectSize") == str(limit)
@@ -327,14 +327,6 @@ def test_fail_open_sends_objects_over_the_limit_around_the_scanner() -> None:
         settings=SETTINGS,
     )["squid.conf"]
     assert "too_large" not in closed
-
-
-@pytest.mark.parametrize(
-    ("text", "expected"),
-    [("50Mi", 50 * 2**20), ("1.5G", 1_500_000_000), ("1024", 1024), ("0.5Ki", 512), ("1k", 1000)],
-)
-def test_quantity_bytes(text: str, expected: int) -> None:
-    assert quantity_bytes(text) == expected
 
 
 @settings(max_examples=50, deadline=None)

@@ -3,40 +3,36 @@ capacity data file's validation."""
 
 from __future__ import annotations
 
-import copy
 import json
 import re
 from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from swg_operator import cli
-from swg_operator.sizing import (
+from swg_operator.capacity import Capacity
+from swg_operator.quantities import GIB, MIB, parse_cpu
+from swg_operator.render.resources import (
+    container_resources,
+    limit_range_spec,
+    quota_hard,
+    sizing_document,
+)
+from swg_operator.sizing import HA_MIN_REPLICAS, compute_sizing
+from swg_operator.sizing_io import load_capacity
+from swg_operator.sizing_plan import (
     CICAP,
     CLAMD,
     FRESHCLAM,
-    GIB,
-    HA_MIN_REPLICAS,
     LOGSTORE,
-    MIB,
     SHIPPER,
     SQUID,
-    Capacity,
-    CapacityError,
     ClamavDatabase,
     SizingPlan,
-    compute_sizing,
-    cpu_quantity,
-    memory_quantity,
-    parse_capacity,
-    parse_cpu_quantity,
-    parse_memory_quantity,
 )
-from swg_operator.sizing_io import PACKAGED_CAPACITY, load_capacity
 
 PACKAGED = load_capacity()
 
@@ -103,7 +99,7 @@ def _plan(endpoints: int, rps: int, **kwargs: Any) -> SizingPlan:
 
 
 def _resources(plan: SizingPlan, workload: str, container: str) -> dict[str, Any]:
-    return plan.workloads()[workload].containers[container].to_kubernetes()
+    return container_resources(plan.workloads()[workload].containers[container])
 
 
 # ------------------------------------------------------------------------------------------------
@@ -173,7 +169,7 @@ def test_small_customer_50_endpoints_20_rps() -> None:
     # limits.cpu = (4x300 + 4x700 + 3x200 + 2x200) x 1.1 = 5500m
     # requests.memory = (4x144 + 4x1600 + 3x128 + 2x64)Mi x 1.1 = 8236.8 -> r64 8256Mi
     # limits.memory = (4x224 + 4x3024 + 3x192 + 2x96)Mi x 1.1 = 15136 -> r64 15168Mi
-    assert plan.quota.hard() == {
+    assert quota_hard(plan.quota) == {
         "requests.cpu": "2800m",
         "limits.cpu": "5500m",
         "requests.memory": "8256Mi",
@@ -182,7 +178,7 @@ def test_small_customer_50_endpoints_20_rps() -> None:
         "requests.storage": "7Gi",
         "persistentvolumeclaims": "1",
     }
-    assert plan.limit_range.spec() == {
+    assert limit_range_spec(plan.limit_range) == {
         "limits": [
             {
                 "type": "Container",
@@ -219,7 +215,7 @@ def test_medium_customer_500_endpoints_200_rps() -> None:
     # limits.cpu (4x300 + 4x1100 + 3x200 + 400) x 1.1 = 7260 -> 7300m
     # requests.memory (4x256 + 4x1632 + 3x128 + 128) x 1.1 = 8870.4 -> 8896Mi
     # limits.memory (4x384 + 4x3056 + 3x192 + 192) x 1.1 = 15980.8 -> 16000Mi
-    assert plan.quota.hard() == {
+    assert quota_hard(plan.quota) == {
         "requests.cpu": "3700m",
         "limits.cpu": "7300m",
         "requests.memory": "8896Mi",
@@ -265,7 +261,7 @@ def test_large_customer_50000_endpoints_20000_rps() -> None:
     # Pods: proxy 13 + 8, anti-virus 16 + 8, log store 3, spare 2 = 50.
     # requests.cpu (21x1300 + 24x2200 + 3x4000 + 200) x 1.1 = 101,530 -> 101,600m
     # limits.memory (21x1728 + 24x3424 + 3x192 + 192)Mi x 1.1 = 131,155.2 -> 131,200Mi
-    hard = plan.quota.hard()
+    hard = quota_hard(plan.quota)
     assert (hard["pods"], hard["requests.cpu"], hard["limits.memory"]) == (
         "50",
         "101600m",
@@ -276,7 +272,7 @@ def test_large_customer_50000_endpoints_20000_rps() -> None:
 def test_without_antivirus_and_one_day_of_logs() -> None:
     plan = _plan(50, 20, antivirus_enabled=False, retention_days=1)
     assert plan.antivirus is None
-    assert "antivirus" not in plan.to_dict()["workloads"]
+    assert "antivirus" not in sizing_document(plan)["workloads"]
     # 20 x 30% x 512 x 86,400 = 265,420,800 B/day x (2 + 0.15) x 1.2 = 684,785,664 B -> the
     # 1Gi floor.
     assert plan.log_volume == GIB
@@ -554,9 +550,9 @@ def test_every_plan_is_consistent(
     )
 
     # Quantities are Kubernetes quantity strings that read back to the same integers.
-    document = plan.to_dict()
+    document = sizing_document(plan)
     json.dumps(document)
-    for key, value in quota.hard().items():
+    for key, value in quota_hard(quota).items():
         if key in ("pods", "persistentvolumeclaims"):
             assert value.isdigit()
         elif key.endswith("cpu"):
@@ -565,121 +561,13 @@ def test_every_plan_is_consistent(
             assert MEMORY_QUANTITY.match(value), value
     for w in workloads:
         for res in (*w.containers.values(), w.init_container):
-            rendered = res.to_kubernetes()
+            rendered = container_resources(res)
             for kind in ("requests", "limits"):
-                assert parse_cpu_quantity(rendered[kind]["cpu"]) in (
+                assert parse_cpu(rendered[kind]["cpu"]) in (
                     res.cpu_request,
                     res.cpu_limit,
                 )
                 assert MEMORY_QUANTITY.match(rendered[kind]["memory"])
-
-
-@given(st.integers(min_value=1, max_value=10**9))
-def test_quantities_read_back(value: int) -> None:
-    assert parse_cpu_quantity(cpu_quantity(value)) == value
-    assert parse_memory_quantity(memory_quantity(value)) == value
-
-
-def test_quantity_strings() -> None:
-    assert cpu_quantity(500) == "500m"
-    assert cpu_quantity(2000) == "2"
-    assert memory_quantity(768 * MIB) == "768Mi"
-    assert memory_quantity(20 * GIB) == "20Gi"
-    assert memory_quantity(1536 * MIB) == "1536Mi"
-    assert memory_quantity(100) == "100"
-
-
-# ------------------------------------------------------------------------------------------------
-# The capacity data file
-# ------------------------------------------------------------------------------------------------
-
-
-def _packaged_document() -> dict[str, Any]:
-    from importlib import resources
-
-    text = resources.files("swg_operator").joinpath(PACKAGED_CAPACITY).read_text("utf-8")
-    document = yaml.safe_load(text)
-    assert isinstance(document, dict)
-    return document
-
-
-def test_packaged_capacity_is_provisional_with_provenance_for_every_constant() -> None:
-    assert PACKAGED.provisional
-    document = _packaged_document()
-    assert set(PACKAGED.provenance) == set(document["constants"])
-    for key, provenance in PACKAGED.provenance.items():
-        for text in (provenance.date, provenance.machine, provenance.description, provenance.note):
-            assert text, key
-    # Calibrated by the data-plane benchmark (bench/results/dataplane-2026-11-26.json).
-    measured = PACKAGED.provenance["proxyRequestsPerSecondPerCore"]
-    assert measured.source == "dataplane-bench-2026-11-26"
-    assert not measured.provisional
-    assert PACKAGED.proxy_rps_per_core == 4500
-    assert PACKAGED.clamd_database_memory_full >= 1200 * MIB
-
-
-def _broken(mutate: Any) -> dict[str, Any]:
-    document = copy.deepcopy(_packaged_document())
-    mutate(document)
-    return document
-
-
-@pytest.mark.parametrize(
-    ("mutate", "message"),
-    [
-        (lambda d: d["constants"].pop("proxyRequestsPerSecondPerCore"), "missing"),
-        (lambda d: d["constants"].update(madeUp={"value": 1}), "unknown key.*madeUp"),
-        (lambda d: d.update(schemaVersion=2), "schemaVersion"),
-        (
-            lambda d: d["constants"]["proxyMemoryBase"].update(value="64MB"),
-            "proxyMemoryBase.value",
-        ),
-        (
-            lambda d: d["constants"]["proxyCpuMin"].update(value=100),
-            "proxyCpuMin.value",
-        ),
-        (
-            lambda d: d["constants"]["targetUtilisationPercent"].update(value=0),
-            "targetUtilisationPercent.value: 0 is outside",
-        ),
-        (
-            lambda d: d["constants"]["maxSurgePercent"].update(kind="count"),
-            "maxSurgePercent.kind",
-        ),
-        (
-            lambda d: d["constants"]["connectionsPerEndpoint"].update(value="4"),
-            "connectionsPerEndpoint.value",
-        ),
-        (
-            lambda d: d["constants"]["quotaSparePods"].update(value=True),
-            "quotaSparePods.value",
-        ),
-        (
-            lambda d: d["constants"]["proxyCpuMin"].update(source="nowhere"),
-            "proxyCpuMin.source",
-        ),
-        (lambda d: d["sources"]["design-decision"].pop("machine"), "design-decision: missing"),
-        (
-            lambda d: d["constants"]["proxyCpuMin"].update(value="2"),
-            "proxyCpuMin exceeds proxyCpuMaxPerReplica",
-        ),
-        (lambda d: d.update(constants=[]), "constants: expected a mapping"),
-    ],
-)
-def test_malformed_capacity_is_refused_naming_the_key(mutate: Any, message: str) -> None:
-    with pytest.raises(CapacityError, match=message):
-        parse_capacity(_broken(mutate), origin="capacity.yaml")
-
-
-def test_capacity_file_from_a_path(tmp_path: Any) -> None:
-    path = tmp_path / "capacity.yaml"
-    document = _packaged_document()
-    document["constants"]["proxyRequestsPerSecondPerCore"]["value"] = 5500
-    path.write_text(yaml.safe_dump(document))
-    assert load_capacity(path).proxy_rps_per_core == 5500
-    path.write_text("constants: [")
-    with pytest.raises(CapacityError, match=str(path)):
-        load_capacity(path)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -696,8 +584,8 @@ def test_sizing_command_json(capsys: pytest.CaptureFixture[str]) -> None:
         retention_days=90,
         antivirus_enabled=True,
         capacity=PACKAGED,
-    ).to_dict()
-    assert document == expected
+    )
+    assert document == sizing_document(expected)
     assert document["provisional"] is True
 
 
@@ -763,3 +651,17 @@ def test_doc_names_every_constant() -> None:
     text = DOC.read_text()
     missing = [key for key in PACKAGED.provenance if f"`{key}`" not in text]
     assert not missing
+
+
+def test_storage_override_is_a_sizing_input() -> None:
+    modelled = _plan(500, 200).log_volume
+    larger = _plan(500, 200, log_volume_override=modelled + 10 * GIB)
+    assert larger.log_volume == modelled + 10 * GIB
+    assert larger.quota.requests_storage == modelled + 10 * GIB
+    smaller = _plan(500, 200, log_volume_override=GIB)
+    assert smaller.log_volume == GIB
+    # The quota keeps room for the modelled volume, so that going back to auto needs no change.
+    assert smaller.quota.requests_storage == modelled
+    assert sizing_document(smaller)["inputs"]["logVolumeOverride"] == "1Gi"
+    with pytest.raises(ValueError, match="log_volume_override"):
+        _plan(500, 200, log_volume_override=0)

@@ -16,6 +16,7 @@ from typing import Any
 
 from swg_operator import naming
 from swg_operator.api import OperatorSettings, SecureWebGatewaySpec
+from swg_operator.capacity import Capacity
 from swg_operator.catalogue import Catalogue
 from swg_operator.naming import Component
 from swg_operator.render import namespace, network, quota, rbac, services
@@ -37,7 +38,11 @@ from swg_operator.render.configmaps import (
 from swg_operator.render.context import Lifecycle, Tenant, generates_inspection_ca
 from swg_operator.render.dataplane import render_dataplane_files
 from swg_operator.render.errors import CONFIG_TOO_LARGE, RenderError
-from swg_operator.render.logstore import check_log_storage, log_volume_claim, logstore_deployment
+from swg_operator.render.logstore import (
+    log_storage_override,
+    log_volume_claim,
+    logstore_deployment,
+)
 from swg_operator.render.signatures import (
     check_platform_signatures,
     clamav_database,
@@ -50,7 +55,8 @@ from swg_operator.render.workloads import (
     inspection_ca_secret_name,
     proxy_deployment,
 )
-from swg_operator.sizing import Capacity, SizingPlan, compute_sizing
+from swg_operator.sizing import compute_sizing
+from swg_operator.sizing_plan import SizingPlan
 
 __all__ = [
     "Lifecycle",
@@ -127,7 +133,7 @@ def render_tenant(
         spec = stopped_service_spec(spec, catalogue)
     check_categories(spec, catalogue)
     check_sandbox(spec, settings)
-    check_log_storage(spec)
+    storage_override = log_storage_override(spec)
     if lifecycle is not Lifecycle.CANCELLED:
         check_platform_signatures(spec, settings, platform_signatures)
     files = render_dataplane_files(
@@ -141,6 +147,7 @@ def render_tenant(
         capacity=capacity,
         clamav_database=clamav_database(settings),
         acl_entries=acl_entry_count(spec, catalogue),
+        log_volume_override=storage_override,
     )
     tenant = Tenant(
         name=name,

@@ -15,10 +15,8 @@ never an empty directive.
 from __future__ import annotations
 
 import ipaddress
-import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from decimal import ROUND_CEILING, Decimal
 from typing import Final
 
 import jinja2
@@ -29,6 +27,7 @@ from swg_operator.catalogue import Catalogue, squid_dstdomain_lines, squid_url_r
 from swg_operator.logstore import formats
 from swg_operator.logstore.formats import TENANT_POLICY, Decision, MatchedList, annotation
 from swg_operator.naming import Component, service_name
+from swg_operator.quantities import parse_bytes
 from swg_operator.render.context import CONF_DIR, ICAP_PORT, STATE_DIR, TLS_DIR
 from swg_operator.render.network import ALWAYS_EXCLUDED
 from swg_operator.render.signatures import (
@@ -65,19 +64,6 @@ VIA_HOSTNAME: Final = "swg-gateway"
 # match every IPv4 destination. The IPv4 ranges themselves are listed, so it is left out.
 _NOT_FOR_SQUID: Final = frozenset({"::ffff:0:0/96"})
 
-_QUANTITY = re.compile(r"^(?P<n>[0-9]+(?:\.[0-9]+)?)(?P<unit>Ki|Mi|Gi|Ti|k|M|G|T)?$")
-_UNITS: Final = {
-    "": 1,
-    "k": 10**3,
-    "M": 10**6,
-    "G": 10**9,
-    "T": 10**12,
-    "Ki": 2**10,
-    "Mi": 2**20,
-    "Gi": 2**30,
-    "Ti": 2**40,
-}
-
 _ENV = jinja2.Environment(
     loader=jinja2.PackageLoader("swg_operator.render", "templates"),
     undefined=jinja2.StrictUndefined,
@@ -86,15 +72,6 @@ _ENV = jinja2.Environment(
     lstrip_blocks=True,
     keep_trailing_newline=True,
 )
-
-
-def quantity_bytes(quantity: str) -> int:
-    """A Kubernetes byte quantity ("50Mi", "1.5G", "1024") in bytes, rounded up."""
-    match = _QUANTITY.match(quantity)
-    if match is None:
-        raise ValueError(f"{quantity!r} is not a byte quantity")
-    exact = Decimal(match["n"]) * _UNITS[match["unit"] or ""]
-    return int(exact.to_integral_value(rounding=ROUND_CEILING))
 
 
 @dataclass(frozen=True)
@@ -342,7 +319,7 @@ def _sandbox_url(spec: SecureWebGatewaySpec) -> str:
 def effective_scan_limit(spec: SecureWebGatewaySpec) -> int:
     """The tenant's anti-virus scan limit in bytes: spec.antivirus.maxScanSize, capped at what
     clamd can scan. c-icap, clamd and Squid all get this one value (docs/antivirus.md)."""
-    return min(quantity_bytes(spec.antivirus.max_scan_size), CLAMD_MAX_BYTES)
+    return min(parse_bytes(spec.antivirus.max_scan_size), CLAMD_MAX_BYTES)
 
 
 def greater_than_regex(limit: int) -> str:

@@ -37,7 +37,7 @@ from swg_operator.naming import Component
 from swg_operator.render.context import CONF_DIR, STATE_DIR, TMP_DIR, Tenant, manifest
 from swg_operator.render.errors import SIGNATURES_UNAVAILABLE, RenderError
 from swg_operator.render.pods import container_security_context, mount
-from swg_operator.sizing import FRESHCLAM, ClamavDatabase, WorkloadPlan
+from swg_operator.sizing_plan import FRESHCLAM, ClamavDatabase, WorkloadPlan
 
 FRESHCLAM_SOURCE: Final = "freshclam"
 CONFIG_MAP_SOURCE: Final = "configMap"

@@ -8,6 +8,7 @@ from typing import Any, Final
 from swg_operator import naming
 from swg_operator.api import SecureWebGatewaySpec
 from swg_operator.naming import Component
+from swg_operator.quantities import GIB, format_bytes
 from swg_operator.render.configmaps import WorkloadConfig, config_digest
 from swg_operator.render.context import (
     CONF_DIR,
@@ -39,7 +40,7 @@ from swg_operator.render.signatures import (
     platform_signatures_digest,
     platform_signatures_projection,
 )
-from swg_operator.sizing import CICAP, CLAMD, GIB, SQUID, WorkloadPlan, memory_quantity
+from swg_operator.sizing_plan import CICAP, CLAMD, SQUID, WorkloadPlan
 
 SQUID_CONF: Final = "squid.conf"
 # Squid's own default when squid.conf does not set shutdown_lifetime.
@@ -111,7 +112,7 @@ def state_size_limit(base_bytes: int, plan: WorkloadPlan) -> str:
     """sizeLimit of a pod's state emptyDir: what its daemons keep there plus the log spool the
     sizing plan reserves for a log store outage (docs/sizing.md, "Log shippers and spools").
     Not counted in the ResourceQuota, which sets no ephemeral-storage."""
-    return memory_quantity(base_bytes + plan.log_spool)
+    return format_bytes(base_bytes + plan.log_spool)
 
 
 def proxy_deployment(tenant: Tenant, config: WorkloadConfig) -> dict[str, Any]:
