@@ -30,13 +30,17 @@ from swg_operator.render.configmaps import (
     CONFIG_MAP_BUDGET_BYTES,
     ConfigTooLargeError,
     config_digest,
-    file_component,
     workload_config,
 )
 from swg_operator.render.context import Tenant
 from swg_operator.render.resources import container_resources
-from swg_operator.render.shipper import SHIPPER
-from swg_operator.render.workloads import proxy_deployment, squid_shutdown_seconds
+from swg_operator.render.shipper import SHIPPER, SHIPPER_DRAIN_SECONDS
+from swg_operator.render.squid import SHUTDOWN_SECONDS
+from swg_operator.render.workloads import (
+    PROXY_PRE_STOP_SECONDS,
+    PROXY_SHUTDOWN_MARGIN_SECONDS,
+    proxy_deployment,
+)
 from swg_operator.sizing_plan import Resources
 
 MINIMAL_OBJECTS = [
@@ -176,22 +180,16 @@ def test_proxy_gets_memory_backed_shm_and_a_grace_period_after_squid_shutdown() 
     volumes = {v["name"]: v for v in pod["volumes"]}
     assert volumes["shm"]["emptyDir"]["medium"] == "Memory"
     assert {"name": "shm", "mountPath": "/dev/shm"} in pod["containers"][0]["volumeMounts"]
-    shutdown = squid_shutdown_seconds(manifests.config_files["squid.conf"])
-    assert pod["terminationGracePeriodSeconds"] >= shutdown + 5
-
-
-@pytest.mark.parametrize(
-    ("conf", "seconds"),
-    [
-        ("http_port 3128\n", 30),
-        ("shutdown_lifetime 10 seconds\n", 10),
-        ("shutdown_lifetime 2 minutes\n", 120),
-        ("shutdown_lifetime 5\nshutdown_lifetime 7 seconds # last wins\n", 7),
-        ("# shutdown_lifetime 99 seconds\n", 30),
-    ],
-)
-def test_squid_shutdown_lifetime_is_read_from_the_config(conf: str, seconds: int) -> None:
-    assert squid_shutdown_seconds(conf) == seconds
+    # squid.conf sets the shutdown_lifetime the grace period is computed from.
+    assert (
+        f"\nshutdown_lifetime {SHUTDOWN_SECONDS} seconds\n" in manifests.config_files["squid.conf"]
+    )
+    assert pod["terminationGracePeriodSeconds"] == (
+        PROXY_PRE_STOP_SECONDS
+        + SHUTDOWN_SECONDS
+        + PROXY_SHUTDOWN_MARGIN_SECONDS
+        + SHIPPER_DRAIN_SECONDS
+    )
 
 
 def test_antivirus_pod_shares_one_state_directory_between_its_daemons() -> None:
@@ -448,22 +446,20 @@ def test_sandbox_inside_the_cluster_networks_is_refused(url: str, refused: bool)
         render("sandbox", spec)
 
 
-@pytest.mark.parametrize(
-    ("file_name", "component"),
-    [
-        ("squid.conf", Component.PROXY),
-        ("acl-blocked-malware.domains", Component.PROXY),
-        ("c-icap.conf", Component.ANTIVIRUS),
-        ("virus_scan.conf", Component.ANTIVIRUS),
-        ("clamd.conf", Component.ANTIVIRUS),
-        ("clamd_mod.conf", Component.ANTIVIRUS),
-        ("logstore.yaml", Component.LOGSTORE),
-    ],
-)
-def test_config_files_go_to_the_workload_that_reads_them(
-    file_name: str, component: Component
-) -> None:
-    assert file_component(file_name) is component
+@pytest.mark.parametrize("example", ["minimal", "full"])
+def test_config_files_go_to_the_workload_that_reads_them(example: str) -> None:
+    manifests = render_example(example)
+    by_component = manifests.config_by_component
+    assert "squid.conf" in by_component[Component.PROXY]
+    assert "c-icap.conf" in by_component[Component.ANTIVIRUS]
+    for component, files in by_component.items():
+        carried: dict[str, str] = {}
+        for config_map in manifests.objects:
+            if config_map["kind"] == "ConfigMap" and config_map["metadata"]["name"].startswith(
+                f"{component.value}-config"
+            ):
+                carried.update(config_map["data"])
+        assert carried == dict(files), component
 
 
 def _tenant() -> Tenant:

@@ -26,17 +26,12 @@ from swg_operator.render.checks import (
     check_sandbox,
     stopped_service_spec,
 )
-from swg_operator.render.configmaps import (
-    ConfigTooLargeError,
-    WorkloadConfig,
-    files_by_component,
-    workload_config,
-)
+from swg_operator.render.configmaps import ConfigTooLargeError, WorkloadConfig, workload_config
 from swg_operator.render.configmaps import (
     inspection_ca_certificate as inspection_ca_certificate_config_map,
 )
 from swg_operator.render.context import Lifecycle, Tenant, generates_inspection_ca
-from swg_operator.render.dataplane import render_dataplane_files
+from swg_operator.render.dataplane import flat_files, render_dataplane_files
 from swg_operator.render.errors import CONFIG_TOO_LARGE, RenderError
 from swg_operator.render.logstore import (
     log_storage_override,
@@ -73,7 +68,9 @@ __all__ = [
 class TenantManifests:
     namespace: str  # the tenant namespace name
     objects: tuple[dict[str, Any], ...]  # every desired object, plain dicts, in apply order
-    config_files: Mapping[str, str]  # rendered data-plane files (for `render -o DIR` and tests)
+    # Rendered data-plane files by name (for `render -o DIR` and tests), and by component.
+    config_files: Mapping[str, str]
+    config_by_component: Mapping[Component, Mapping[str, str]]
     sizing: SizingPlan
 
 
@@ -85,12 +82,13 @@ def effective_lifecycle(spec: SecureWebGatewaySpec, lifecycle: Lifecycle) -> Lif
 
 
 def _workload_configs(
-    tenant: Tenant, files: Mapping[str, str], components: tuple[Component, ...]
+    tenant: Tenant,
+    grouped: Mapping[Component, Mapping[str, str]],
+    components: tuple[Component, ...],
 ) -> dict[Component, WorkloadConfig]:
     """Each workload's ConfigMaps; the proxy and the anti-virus always get one (their pods
     mount it), the log store only when it has files."""
-    grouped = files_by_component(files)
-    wanted: dict[Component, dict[str, str]] = {
+    wanted: dict[Component, Mapping[str, str]] = {
         c: grouped.get(c, {}) for c in components if c is not Component.LOGSTORE
     }
     if Component.LOGSTORE in grouped:
@@ -205,6 +203,9 @@ def render_tenant(
     return TenantManifests(
         namespace=tenant.namespace,
         objects=tuple(objects),
-        config_files=MappingProxyType(dict(files)),
+        config_files=MappingProxyType(flat_files(files)),
+        config_by_component=MappingProxyType(
+            {c: MappingProxyType(dict(f)) for c, f in files.items()}
+        ),
         sizing=sizing,
     )
