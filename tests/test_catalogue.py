@@ -13,15 +13,14 @@ import pytest
 import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from pydantic import TypeAdapter, ValidationError
 
 from swg_operator import catalogue as catalogue_module
 from swg_operator import cli
+from swg_operator.api.types import DOMAIN_PATTERN, Domain, domain_name
 from swg_operator.catalogue import (
     CATEGORY_LABEL,
     DEFAULT_SHARD_BYTES,
-    REVISION_ANNOTATION,
-    SHARD_LABEL,
-    SHARDS_ANNOTATION,
     Catalogue,
     CatalogueError,
     Category,
@@ -32,9 +31,8 @@ from swg_operator.catalogue import (
     parse_entries,
     parse_url,
     read_configmaps,
-    squid_dstdomain_lines,
-    squid_url_regex_lines,
 )
+from swg_operator.catalogue.codec import REVISION_ANNOTATION, SHARD_LABEL, SHARDS_ANNOTATION
 from swg_operator.catalogue_io import (
     load_blacklist_directory,
     read_blacklist_directory,
@@ -474,49 +472,6 @@ def test_shard_size_bounds() -> None:
 
 
 # ------------------------------------------------------------------------------------------------
-# Squid ACL lines
-# ------------------------------------------------------------------------------------------------
-
-
-def test_dstdomain_lines_collapse_subdomains() -> None:
-    lines = squid_dstdomain_lines(
-        ["a.test", "www.a.test", "deep.www.a.test", "b.a.example", "a.example", "192.0.2.1"]
-    )
-    # Sorted by reversed labels (parents first), each parent once, addresses without a dot.
-    assert lines == ["192.0.2.1", ".a.example", ".a.test"]
-    assert squid_dstdomain_lines(["aa.test", "a.test"]) == [".a.test", ".aa.test"]
-
-
-def test_url_regex_lines_match_the_entry_and_nothing_else() -> None:
-    (line,) = squid_url_regex_lines(["x.test/a.b?c=(1)"])
-    assert line == r"^https?://([^/?@:]+\.)?x\.test(:[0-9]+)?/a\.b\?c=\(1\)"
-    pattern = re.compile(line)
-    assert pattern.match("http://x.test/a.b?c=(1)&more")
-    assert pattern.match("https://www.x.test:8080/a.b?c=(1)")
-    assert not pattern.match("http://x.test/aXb?c=(1)")
-    assert not pattern.match("http://evilx.test/a.b?c=(1)")
-    assert not pattern.match("http://x.test.evil.example/a.b?c=(1)")
-    (with_port,) = squid_url_regex_lines(["x.test:8080/"])
-    assert with_port == r"^https?://([^/?@:]+\.)?x\.test:8080/"
-
-
-@settings(max_examples=100)
-@given(st.lists(st.text(), max_size=5))
-def test_acl_lines_are_single_safe_lines(raw: list[str]) -> None:
-    urls = []
-    for entry in raw:
-        try:
-            urls.append(parse_url(entry))
-        except ValueError:
-            continue
-    for line in squid_url_regex_lines(urls):
-        assert re.fullmatch(r"[!-~]+", line)
-        assert "#" not in line
-        assert '"' not in line
-        re.compile(line)
-
-
-# ------------------------------------------------------------------------------------------------
 # The command
 # ------------------------------------------------------------------------------------------------
 
@@ -571,25 +526,67 @@ def test_check_directory_and_configmap_file(
 # ------------------------------------------------------------------------------------------------
 
 
-def test_catalogue_module_is_pure() -> None:
-    source = Path(catalogue_module.__file__).read_text()
-    imported: set[str] = set()
-    for node in ast.walk(ast.parse(source)):
-        if isinstance(node, ast.Import):
-            imported.update(alias.name.split(".")[0] for alias in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.module:
-            imported.add(node.module)
-    allowed = {
-        "__future__",
-        "hashlib",
-        "ipaddress",
-        "re",
-        "unicodedata",
-        "collections",
-        "collections.abc",
-        "dataclasses",
-        "typing",
-        "swg_operator.api.types",
-    }
-    assert imported <= allowed, imported - allowed
-    assert "open(" not in source
+def test_catalogue_package_is_pure() -> None:
+    package = Path(catalogue_module.__file__).parent
+    for path in sorted(package.glob("*.py")):
+        source = path.read_text()
+        imported: set[str] = set()
+        for node in ast.walk(ast.parse(source)):
+            if isinstance(node, ast.Import):
+                imported.update(alias.name.split(".")[0] for alias in node.names)
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                imported.add(node.module)
+        allowed = {
+            "__future__",
+            "hashlib",
+            "ipaddress",
+            "re",
+            "unicodedata",
+            "collections",
+            "collections.abc",
+            "dataclasses",
+            "typing",
+            "swg_operator.api.types",
+        }
+        ours = {name for name in imported if name.startswith("swg_operator.catalogue.")}
+        assert imported - ours <= allowed, (path.name, imported - ours - allowed)
+        assert "open(" not in source, path.name
+
+
+# ------------------------------------------------------------------------------------------------
+# One domain grammar and one rule with the API
+# ------------------------------------------------------------------------------------------------
+
+_API_DOMAIN = TypeAdapter(Domain)
+
+
+@settings(max_examples=300)
+@given(st.one_of(st.from_regex(DOMAIN_PATTERN, fullmatch=True), st.text(max_size=40)))
+def test_catalogue_and_api_accept_the_same_domains(text: str) -> None:
+    try:
+        entry = parse_domain(text)
+    except ValueError:
+        entry = None
+    try:
+        api_value = _API_DOMAIN.validate_python(text)
+    except ValidationError:
+        api_value = None
+    if api_value is not None:
+        # Every domain the API admits is a catalogue entry naming the same domain.
+        assert entry == domain_name(api_value)
+    if entry is not None and not entry[0].isdigit():
+        # A catalogue entry is an API domain, with or without the leading dot.
+        assert _API_DOMAIN.validate_python(entry) == entry
+        assert domain_name(_API_DOMAIN.validate_python(f".{entry}")) == entry
+
+
+@pytest.mark.parametrize("text", ["my_host.example.test", "_dmarc.example.test"])
+def test_underscore_labels_are_domains_in_the_api_and_the_catalogue(text: str) -> None:
+    assert parse_domain(text) == text
+    assert _API_DOMAIN.validate_python(text) == text
+
+
+@pytest.mark.parametrize("text", ["..example.test", "*..example.test", "example.test..", "a.b-"])
+def test_malformed_dots_are_refused(text: str) -> None:
+    with pytest.raises(ValueError, match="is not a domain name"):
+        parse_domain(text)
