@@ -10,6 +10,7 @@ import pytest
 
 from render_support import (
     EXAMPLE_NAMES,
+    example_document,
     example_spec,
     find,
     has,
@@ -26,6 +27,7 @@ from swg_operator.quantities import MIB
 from swg_operator.quantities import parse_bytes as parse_memory_quantity
 from swg_operator.quantities import parse_cpu as parse_cpu_quantity
 from swg_operator.render import Lifecycle, RenderError, effective_lifecycle, rbac
+from swg_operator.render.checks import category_references, wire_category_references
 from swg_operator.render.configmaps import (
     CONFIG_MAP_BUDGET_BYTES,
     ConfigTooLargeError,
@@ -629,3 +631,31 @@ def test_requests_percent_outside_1_to_100_is_refused() -> None:
     for percent in (0, 101):
         with pytest.raises(ValueError, match="resource_requests_percent"):
             OperatorSettings(resource_requests_percent=percent)
+
+
+def test_one_category_collector_for_parsed_and_stored_specs() -> None:
+    raw = {
+        **example_document("minimal")["spec"],
+        "urlFiltering": {
+            "blockedCategories": ["gambling"],
+            "policies": [
+                {"name": "kids", "sourceCIDRs": ["10.0.0.0/24"], "blockedCategories": ["adult"]}
+            ],
+        },
+        "options": {
+            "httpsInspection": {"enabled": True, "doNotInspect": {"categories": ["malware"]}}
+        },
+    }
+    expected = [
+        ("spec.urlFiltering.blockedCategories[0]", "gambling"),
+        ("spec.urlFiltering.policies[0].blockedCategories[0]", "adult"),
+        ("spec.options.httpsInspection.doNotInspect.categories[0]", "malware"),
+    ]
+    assert list(wire_category_references(raw)) == expected
+    assert list(category_references(parse_spec(raw))) == expected
+    # A stored spec that does not parse still yields what it names, and never fails.
+    broken = {"urlFiltering": {"blockedCategories": ["x"], "policies": [None, {"x": 1}]}}
+    assert list(wire_category_references(broken)) == [
+        ("spec.urlFiltering.blockedCategories[0]", "x")
+    ]
+    assert list(wire_category_references({"options": "nonsense"})) == []
