@@ -13,16 +13,23 @@ from typing import Any
 import yaml
 
 from swg_operator.api import OperatorSettings, SecureWebGatewaySpec, parse_spec
+from swg_operator.capacity import Capacity
 from swg_operator.catalogue import Catalogue
 from swg_operator.catalogue_io import load_blacklist_directory
 from swg_operator.render import Lifecycle, TenantManifests, render_tenant
-from swg_operator.sizing import Capacity
+from swg_operator.render.dataplane import flat_files, render_dataplane_files
 from swg_operator.sizing_io import load_capacity
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLES = REPO / "examples" / "tenants"
 SAMPLE_CATALOGUE = REPO / "examples" / "catalogue"
 EXAMPLE_NAMES = ("minimal", "full")
+
+
+def dataplane_files(spec: SecureWebGatewaySpec, **arguments: Any) -> dict[str, str]:
+    """Every data-plane file of `spec` by name (`render_dataplane_files` keys them by
+    component)."""
+    return flat_files(render_dataplane_files(spec, **arguments))
 
 
 @cache

@@ -8,11 +8,10 @@ from typing import Any
 
 import pytest
 
-from render_support import find, minimal_spec, render
+from render_support import dataplane_files, find, minimal_spec, render
 from swg_operator.api import OperatorSettings, parse_spec
 from swg_operator.api.resource import SpecError
 from swg_operator.catalogue import Catalogue
-from swg_operator.render.dataplane import render_dataplane_files
 
 API_SERVER = "203.0.113.10/32"  # outside every cluster network of the default settings
 SETTINGS = OperatorSettings(apiServerCidrs=(API_SERVER,))
@@ -41,9 +40,9 @@ def test_api_server_networks_are_not_a_proxy_destination() -> None:
 
 
 def test_api_server_networks_are_refused_by_squid() -> None:
-    squid = render_dataplane_files(
-        parse_spec(raw_spec()), catalogue=Catalogue.of([]), settings=SETTINGS
-    )["squid.conf"]
+    squid = dataplane_files(parse_spec(raw_spec()), catalogue=Catalogue.of([]), settings=SETTINGS)[
+        "squid.conf"
+    ]
     (forbidden,) = [
         line for line in squid.splitlines() if line.startswith("acl swg_forbidden_dst ")
     ]

@@ -10,6 +10,7 @@ import pytest
 
 from render_support import (
     EXAMPLE_NAMES,
+    example_document,
     example_spec,
     find,
     has,
@@ -22,18 +23,27 @@ from render_support import (
 from swg_operator.api import OperatorSettings, parse_spec
 from swg_operator.labels import CONFIG_DIGEST_ANNOTATION, selector_for
 from swg_operator.naming import Component
+from swg_operator.quantities import MIB
+from swg_operator.quantities import parse_bytes as parse_memory_quantity
+from swg_operator.quantities import parse_cpu as parse_cpu_quantity
 from swg_operator.render import Lifecycle, RenderError, effective_lifecycle, rbac
+from swg_operator.render.checks import category_references, wire_category_references
 from swg_operator.render.configmaps import (
     CONFIG_MAP_BUDGET_BYTES,
     ConfigTooLargeError,
     config_digest,
-    file_component,
     workload_config,
 )
 from swg_operator.render.context import Tenant
-from swg_operator.render.shipper import SHIPPER
-from swg_operator.render.workloads import proxy_deployment, squid_shutdown_seconds
-from swg_operator.sizing import MIB, Resources, parse_cpu_quantity, parse_memory_quantity
+from swg_operator.render.resources import container_resources
+from swg_operator.render.shipper import SHIPPER, SHIPPER_DRAIN_SECONDS
+from swg_operator.render.squid import SHUTDOWN_SECONDS
+from swg_operator.render.workloads import (
+    PROXY_PRE_STOP_SECONDS,
+    PROXY_SHUTDOWN_MARGIN_SECONDS,
+    proxy_deployment,
+)
+from swg_operator.sizing_plan import Resources
 
 MINIMAL_OBJECTS = [
     ("Namespace", "swg-minimal"),
@@ -158,7 +168,7 @@ def test_every_container_is_hardened_and_sized(example: str) -> None:
             assert security["allowPrivilegeEscalation"] is False
             assert security["readOnlyRootFilesystem"] is True
             assert security["capabilities"] == {"drop": ["ALL"]}
-            assert container["resources"] == plan.containers[container["name"]].to_kubernetes()
+            assert container["resources"] == container_resources(plan.containers[container["name"]])
             if container not in sidecars:
                 assert {"startupProbe", "readinessProbe", "livenessProbe"} <= container.keys()
             mounted = {m["mountPath"] for m in container["volumeMounts"]}
@@ -172,22 +182,16 @@ def test_proxy_gets_memory_backed_shm_and_a_grace_period_after_squid_shutdown() 
     volumes = {v["name"]: v for v in pod["volumes"]}
     assert volumes["shm"]["emptyDir"]["medium"] == "Memory"
     assert {"name": "shm", "mountPath": "/dev/shm"} in pod["containers"][0]["volumeMounts"]
-    shutdown = squid_shutdown_seconds(manifests.config_files["squid.conf"])
-    assert pod["terminationGracePeriodSeconds"] >= shutdown + 5
-
-
-@pytest.mark.parametrize(
-    ("conf", "seconds"),
-    [
-        ("http_port 3128\n", 30),
-        ("shutdown_lifetime 10 seconds\n", 10),
-        ("shutdown_lifetime 2 minutes\n", 120),
-        ("shutdown_lifetime 5\nshutdown_lifetime 7 seconds # last wins\n", 7),
-        ("# shutdown_lifetime 99 seconds\n", 30),
-    ],
-)
-def test_squid_shutdown_lifetime_is_read_from_the_config(conf: str, seconds: int) -> None:
-    assert squid_shutdown_seconds(conf) == seconds
+    # squid.conf sets the shutdown_lifetime the grace period is computed from.
+    assert (
+        f"\nshutdown_lifetime {SHUTDOWN_SECONDS} seconds\n" in manifests.config_files["squid.conf"]
+    )
+    assert pod["terminationGracePeriodSeconds"] == (
+        PROXY_PRE_STOP_SECONDS
+        + SHUTDOWN_SECONDS
+        + PROXY_SHUTDOWN_MARGIN_SECONDS
+        + SHIPPER_DRAIN_SECONDS
+    )
 
 
 def test_antivirus_pod_shares_one_state_directory_between_its_daemons() -> None:
@@ -444,22 +448,20 @@ def test_sandbox_inside_the_cluster_networks_is_refused(url: str, refused: bool)
         render("sandbox", spec)
 
 
-@pytest.mark.parametrize(
-    ("file_name", "component"),
-    [
-        ("squid.conf", Component.PROXY),
-        ("acl-blocked-malware.domains", Component.PROXY),
-        ("c-icap.conf", Component.ANTIVIRUS),
-        ("virus_scan.conf", Component.ANTIVIRUS),
-        ("clamd.conf", Component.ANTIVIRUS),
-        ("clamd_mod.conf", Component.ANTIVIRUS),
-        ("logstore.yaml", Component.LOGSTORE),
-    ],
-)
-def test_config_files_go_to_the_workload_that_reads_them(
-    file_name: str, component: Component
-) -> None:
-    assert file_component(file_name) is component
+@pytest.mark.parametrize("example", ["minimal", "full"])
+def test_config_files_go_to_the_workload_that_reads_them(example: str) -> None:
+    manifests = render_example(example)
+    by_component = manifests.config_by_component
+    assert "squid.conf" in by_component[Component.PROXY]
+    assert "c-icap.conf" in by_component[Component.ANTIVIRUS]
+    for component, files in by_component.items():
+        carried: dict[str, str] = {}
+        for config_map in manifests.objects:
+            if config_map["kind"] == "ConfigMap" and config_map["metadata"]["name"].startswith(
+                f"{component.value}-config"
+            ):
+                carried.update(config_map["data"])
+        assert carried == dict(files), component
 
 
 def _tenant() -> Tenant:
@@ -557,7 +559,7 @@ def test_a_sized_shipper_runs_as_a_native_sidecar_that_drains_last() -> None:
     (sidecar,) = pod["initContainers"]
     assert sidecar["restartPolicy"] == "Always"
     assert sidecar["args"] == ["ship"]
-    assert sidecar["resources"] == shipper.to_kubernetes()
+    assert sidecar["resources"] == container_resources(shipper)
     env = {e["name"]: e["value"] for e in sidecar["env"]}
     assert env["SWG_LOGSTORE_URL"] == "http://logstore:5140"
     assert env["SWG_SHIP_SOURCES"] == "squid-access"
@@ -583,7 +585,7 @@ def test_proxy_and_antivirus_pods_ship_their_logs_through_sized_sidecars() -> No
         pod = templates[component]
         shipper = next(c for c in pod["initContainers"] if c["name"] == SHIPPER)
         assert shipper["restartPolicy"] == "Always"
-        assert shipper["resources"] == plan.containers[SHIPPER].to_kubernetes()
+        assert shipper["resources"] == container_resources(plan.containers[SHIPPER])
         state = next(v for v in pod["volumes"] if v["name"] == "state")
         assert plan.log_spool > 0
         assert parse_memory_quantity(state["emptyDir"]["sizeLimit"]) == base + plan.log_spool
@@ -629,3 +631,31 @@ def test_requests_percent_outside_1_to_100_is_refused() -> None:
     for percent in (0, 101):
         with pytest.raises(ValueError, match="resource_requests_percent"):
             OperatorSettings(resource_requests_percent=percent)
+
+
+def test_one_category_collector_for_parsed_and_stored_specs() -> None:
+    raw = {
+        **example_document("minimal")["spec"],
+        "urlFiltering": {
+            "blockedCategories": ["gambling"],
+            "policies": [
+                {"name": "kids", "sourceCIDRs": ["10.0.0.0/24"], "blockedCategories": ["adult"]}
+            ],
+        },
+        "options": {
+            "httpsInspection": {"enabled": True, "doNotInspect": {"categories": ["malware"]}}
+        },
+    }
+    expected = [
+        ("spec.urlFiltering.blockedCategories[0]", "gambling"),
+        ("spec.urlFiltering.policies[0].blockedCategories[0]", "adult"),
+        ("spec.options.httpsInspection.doNotInspect.categories[0]", "malware"),
+    ]
+    assert list(wire_category_references(raw)) == expected
+    assert list(category_references(parse_spec(raw))) == expected
+    # A stored spec that does not parse still yields what it names, and never fails.
+    broken = {"urlFiltering": {"blockedCategories": ["x"], "policies": [None, {"x": 1}]}}
+    assert list(wire_category_references(broken)) == [
+        ("spec.urlFiltering.blockedCategories[0]", "x")
+    ]
+    assert list(wire_category_references({"options": "nonsense"})) == []

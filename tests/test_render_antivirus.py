@@ -15,8 +15,9 @@ from swg_operator.api import OperatorSettings
 from swg_operator.labels import CONFIG_DIGEST_ANNOTATION
 from swg_operator.render import Lifecycle, RenderError, TenantManifests
 from swg_operator.render.errors import SIGNATURES_UNAVAILABLE
+from swg_operator.render.resources import container_resources
 from swg_operator.render.signatures import ENTRYPOINT, mirror_ports
-from swg_operator.sizing import CLAMD, FRESHCLAM, SHIPPER, ClamavDatabase
+from swg_operator.sizing_plan import CLAMD, FRESHCLAM, SHIPPER, ClamavDatabase
 
 PLATFORM_SIGNATURES = {
     "eicar.ndb": "Custom.Test.EICAR-NDB:0:*:58354f2150254041505b345c505a5835342850\n",
@@ -59,7 +60,7 @@ def test_default_source_runs_freshclam_before_the_daemons() -> None:
     assert freshclam["restartPolicy"] == "Always"
     assert freshclam["args"] == ["freshclam"]
     assert freshclam["image"] == container(pod, CLAMD)["image"]
-    assert freshclam["resources"] == plan.containers[FRESHCLAM].to_kubernetes()
+    assert freshclam["resources"] == container_resources(plan.containers[FRESHCLAM])
     # The kubelet starts clamd and c-icap only once this probe has succeeded.
     probe = freshclam["startupProbe"]
     assert probe["exec"]["command"] == ["/usr/local/bin/swg-antivirus-entrypoint", "database-ready"]

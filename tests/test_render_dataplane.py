@@ -11,22 +11,21 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from render_support import dataplane_files
 from swg_operator.api import OperatorSettings, SecureWebGatewaySpec, parse_spec
 from swg_operator.catalogue import Catalogue, Category
 from swg_operator.logstore import formats
-from swg_operator.render.configmaps import files_by_component
+from swg_operator.naming import Component
+from swg_operator.quantities import parse_bytes
+from swg_operator.render.cicap import CICAP_SERVICE_NAMES
+from swg_operator.render.clamd import CLAMD_MAX_BYTES
 from swg_operator.render.dataplane import (
-    CICAP_SERVICE_NAMES,
-    CLAMD_MAX_BYTES,
-    LIST_FILE_BYTES,
-    SHUTDOWN_SECONDS,
     effective_scan_limit,
-    greater_than_regex,
-    quantity_bytes,
     render_dataplane_files,
     sandbox_service_name,
 )
-from swg_operator.render.workloads import squid_shutdown_seconds
+from swg_operator.render.squid import SHUTDOWN_SECONDS, greater_than_regex
+from swg_operator.render.squid_acls import LIST_FILE_BYTES
 
 CATALOGUE = Catalogue.of(
     [
@@ -53,22 +52,31 @@ def directives(text: str, name: str) -> list[str]:
 
 
 def test_minimal_tenant_gets_proxy_and_antivirus_files() -> None:
-    files = render_dataplane_files(spec(), catalogue=CATALOGUE, settings=SETTINGS)
+    files = dataplane_files(spec(), catalogue=CATALOGUE, settings=SETTINGS)
     assert {"squid.conf", "ERR_SWG_BLOCKED", "c-icap.conf", "virus_scan.conf"} <= set(files)
     assert {"clamd.conf", "clamd_mod.conf"} <= set(files)
-    grouped = files_by_component(files)  # every name is a valid ConfigMap key
-    assert set(grouped[next(iter(grouped))]) <= set(files)
+    grouped = render_dataplane_files(spec(), catalogue=CATALOGUE, settings=SETTINGS)
+    assert {"squid.conf", "ERR_SWG_BLOCKED"} <= set(grouped[Component.PROXY])
+    assert set(grouped[Component.ANTIVIRUS]) == {
+        "c-icap.conf",
+        "clamd_mod.conf",
+        "virus_scan.conf",
+        "clamd.conf",
+        "freshclam.conf",
+    }
     squid = files["squid.conf"]
     assert "acl swg_clients src 198.51.100.0/24" in squid
     # without inspection: peek at the TLS client hello, never decrypt (tests/test_render_exposure)
     assert directives(squid, "http_port")[0].startswith("http_port 3128 ssl-bump ")
     assert "generate-host-certificates=off" in directives(squid, "http_port")[0]
     assert "ssl_bump bump" not in squid
-    assert squid_shutdown_seconds(squid) == SHUTDOWN_SECONDS
+    assert directives(squid, "shutdown_lifetime") == [
+        f"shutdown_lifetime {SHUTDOWN_SECONDS} seconds"
+    ]
 
 
 def test_antivirus_disabled_renders_no_icap_and_no_antivirus_files() -> None:
-    files = render_dataplane_files(
+    files = dataplane_files(
         spec(antivirus={"enabled": False}), catalogue=CATALOGUE, settings=SETTINGS
     )
     assert "icap_service" not in files["squid.conf"]
@@ -79,7 +87,7 @@ def test_antivirus_disabled_renders_no_icap_and_no_antivirus_files() -> None:
 def test_fail_open_decides_icap_bypass_and_a_failed_scan_is_an_error(
     fail_open: bool, bypass: str
 ) -> None:
-    files = render_dataplane_files(
+    files = dataplane_files(
         spec(antivirus={"failOpen": fail_open}), catalogue=CATALOGUE, settings=SETTINGS
     )
     services = directives(files["squid.conf"], "icap_service")
@@ -93,7 +101,7 @@ def test_fail_open_decides_icap_bypass_and_a_failed_scan_is_an_error(
 def test_forbidden_destinations_are_collapsed_so_squid_ignores_none() -> None:
     # Squid ignores the WIDER of two nested networks in one ACL: fd00:ec2::254 (metadata) inside
     # fd00::/8 (a cluster network) would switch off fd00::/8. No nesting may remain.
-    files = render_dataplane_files(spec(), catalogue=CATALOGUE, settings=SETTINGS)
+    files = dataplane_files(spec(), catalogue=CATALOGUE, settings=SETTINGS)
     (line,) = [
         acl for acl in directives(files["squid.conf"], "acl") if " swg_forbidden_dst " in acl
     ]
@@ -120,16 +128,16 @@ def test_forbidden_destinations_are_collapsed_so_squid_ignores_none() -> None:
 
 
 def test_test_loopback_setting_is_the_only_exception() -> None:
-    files = render_dataplane_files(spec(), catalogue=CATALOGUE, settings=SETTINGS)
+    files = dataplane_files(spec(), catalogue=CATALOGUE, settings=SETTINGS)
     assert "swg_test_origin" not in files["squid.conf"]
     test_settings = OperatorSettings(test_allowed_loopback=("127.0.0.2/32",))
-    files = render_dataplane_files(spec(), catalogue=CATALOGUE, settings=test_settings)
+    files = dataplane_files(spec(), catalogue=CATALOGUE, settings=test_settings)
     assert "acl swg_test_origin dst 127.0.0.2/32" in files["squid.conf"]
     assert "http_access deny swg_forbidden_dst !swg_test_origin" in files["squid.conf"]
 
 
 def test_rules_come_in_order_bypass_policy_allow_deny_categories() -> None:
-    files = render_dataplane_files(
+    files = dataplane_files(
         spec(
             urlFiltering={
                 "blockedCategories": ["gambling", "malware"],
@@ -191,7 +199,7 @@ def test_rules_come_in_order_bypass_policy_allow_deny_categories() -> None:
 
 
 def test_acl_files_hold_catalogue_lines_and_are_referenced() -> None:
-    files = render_dataplane_files(
+    files = dataplane_files(
         spec(urlFiltering={"blockedCategories": ["gambling", "malware"]}),
         catalogue=CATALOGUE,
         settings=SETTINGS,
@@ -210,7 +218,7 @@ def test_acl_files_hold_catalogue_lines_and_are_referenced() -> None:
 def test_large_categories_are_split_into_bounded_files() -> None:
     domains = [f"host{i:06d}.big.example" for i in range(40_000)]
     catalogue = Catalogue.of([Category.build("big", domains=domains)])
-    files = render_dataplane_files(
+    files = dataplane_files(
         spec(urlFiltering={"blockedCategories": ["big"]}), catalogue=catalogue, settings=SETTINGS
     )
     parts = sorted(name for name in files if name.startswith("category-big.domains."))
@@ -222,7 +230,7 @@ def test_large_categories_are_split_into_bounded_files() -> None:
 
 
 def test_https_inspection_bumps_except_do_not_inspect_and_bypass() -> None:
-    files = render_dataplane_files(
+    files = dataplane_files(
         spec(
             options={
                 "bypass": {"domains": ["bypass.test"]},
@@ -252,7 +260,7 @@ def test_https_inspection_bumps_except_do_not_inspect_and_bypass() -> None:
 
 
 def test_max_scan_size_reaches_c_icap_and_clamd() -> None:
-    files = render_dataplane_files(
+    files = dataplane_files(
         spec(antivirus={"maxScanSize": "200Mi"}), catalogue=CATALOGUE, settings=SETTINGS
     )
     assert f"virus_scan.MaxObjectSize {200 * 2**20}" in files["virus_scan.conf"]
@@ -270,10 +278,10 @@ def test_one_declared_scan_limit_is_every_daemon_s_limit(declared: str) -> None:
     unscanned), and clamd's file and stream limits are the declared one: nothing smaller
     (a 3 MiB object scanned at a 1 MiB limit) and nothing larger (a larger file skipped and
     reported clean). clamd cannot scan more than 2000 MiB; a larger declaration is capped."""
-    files = render_dataplane_files(
+    files = dataplane_files(
         spec(antivirus={"maxScanSize": declared}), catalogue=CATALOGUE, settings=SETTINGS
     )
-    limit = min(quantity_bytes(declared), CLAMD_MAX_BYTES)
+    limit = min(parse_bytes(declared), CLAMD_MAX_BYTES)
     assert effective_scan_limit(spec(antivirus={"maxScanSize": declared})) == limit
     vscan, clamd = files["virus_scan.conf"], files["clamd.conf"]
     assert _directive(vscan, "virus_scan.MaxObjectSize") == str(limit)
@@ -285,7 +293,7 @@ def test_one_declared_scan_limit_is_every_daemon_s_limit(declared: str) -> None:
 
 @pytest.mark.parametrize("fail_open", [False, True])
 def test_what_clamd_cannot_scan_is_reported_never_clean(fail_open: bool) -> None:
-    files = render_dataplane_files(
+    files = dataplane_files(
         spec(antivirus={"failOpen": fail_open}), catalogue=CATALOGUE, settings=SETTINGS
     )
     clamd = files["clamd.conf"]
@@ -308,7 +316,7 @@ def test_fail_open_sends_objects_over_the_limit_around_the_scanner() -> None:
     """With failOpen, a body whose declared length is over the limit is not sent to c-icap
     (Squid passes it and logs it not scanned); fail closed, every body is sent (clamd reports
     it over the limit and c-icap blocks it)."""
-    open_ = render_dataplane_files(
+    open_ = dataplane_files(
         spec(antivirus={"failOpen": True, "maxScanSize": "1Mi"}),
         catalogue=CATALOGUE,
         settings=SETTINGS,
@@ -321,20 +329,12 @@ def test_fail_open_sends_objects_over_the_limit_around_the_scanner() -> None:
         "swg_av_req allow swg_upload_methods"
     )
     assert access.index("swg_av_resp deny swg_av_too_large") < access.index("swg_av_resp allow all")
-    closed = render_dataplane_files(
+    closed = dataplane_files(
         spec(antivirus={"failOpen": False, "maxScanSize": "1Mi"}),
         catalogue=CATALOGUE,
         settings=SETTINGS,
     )["squid.conf"]
     assert "too_large" not in closed
-
-
-@pytest.mark.parametrize(
-    ("text", "expected"),
-    [("50Mi", 50 * 2**20), ("1.5G", 1_500_000_000), ("1024", 1024), ("0.5Ki", 512), ("1k", 1000)],
-)
-def test_quantity_bytes(text: str, expected: int) -> None:
-    assert quantity_bytes(text) == expected
 
 
 @settings(max_examples=50, deadline=None)
@@ -346,7 +346,7 @@ def test_quantity_bytes(text: str, expected: int) -> None:
 def test_every_line_is_a_directive_comment_or_blank(
     deny: list[str], inspection: bool, fail_open: bool
 ) -> None:
-    files = render_dataplane_files(
+    files = dataplane_files(
         spec(
             urlFiltering={"deny": {"domains": sorted(set(deny))}},
             antivirus={"failOpen": fail_open},
@@ -378,7 +378,7 @@ def test_every_line_is_a_directive_comment_or_blank(
 def test_logging_directives_are_the_log_stores_and_follow_the_sandbox() -> None:
     """squid.conf and c-icap.conf carry `logstore.formats`' directives verbatim; the sandbox
     log exists exactly when Squid adapts through the sandbox (anti-virus on)."""
-    plain = render_dataplane_files(spec(), catalogue=CATALOGUE, settings=SETTINGS)
+    plain = dataplane_files(spec(), catalogue=CATALOGUE, settings=SETTINGS)
     assert formats.squid_logging_directives() in plain["squid.conf"]
     assert "icap_log" not in plain["squid.conf"]
     assert (
@@ -387,7 +387,7 @@ def test_logging_directives_are_the_log_stores_and_follow_the_sandbox() -> None:
     )
     sandbox = {"sandbox": {"enabled": True, "icapURL": "icaps://sandbox.example:1344/respmod"}}
     with_sandbox = spec(options=sandbox)
-    files = render_dataplane_files(with_sandbox, catalogue=CATALOGUE, settings=SETTINGS)
+    files = dataplane_files(with_sandbox, catalogue=CATALOGUE, settings=SETTINGS)
     assert sandbox_service_name(with_sandbox) == "swg_sandbox_resp"
     assert (
         formats.squid_logging_directives(sandbox_service="swg_sandbox_resp")
@@ -395,7 +395,7 @@ def test_logging_directives_are_the_log_stores_and_follow_the_sandbox() -> None:
     )
     without_scanning = spec(options=sandbox, antivirus={"enabled": False})
     assert sandbox_service_name(without_scanning) is None
-    files = render_dataplane_files(without_scanning, catalogue=CATALOGUE, settings=SETTINGS)
+    files = dataplane_files(without_scanning, catalogue=CATALOGUE, settings=SETTINGS)
     assert "icap_log" not in files["squid.conf"]
     assert "swg_sandbox_resp" not in files["squid.conf"]
     for text in (plain["squid.conf"], files["squid.conf"]):  # one definition of each

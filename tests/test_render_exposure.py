@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from render_support import dataplane_files
 from swg_operator.api import OperatorSettings, SecureWebGatewaySpec, parse_spec
 from swg_operator.catalogue import Catalogue, Category
-from swg_operator.render.dataplane import render_dataplane_files
 
 CATALOGUE = Catalogue.of(
     [
@@ -29,9 +29,7 @@ def spec(**overrides: Any) -> SecureWebGatewaySpec:
 
 
 def squid_conf(tenant: SecureWebGatewaySpec | None = None, **kwargs: Any) -> str:
-    files = render_dataplane_files(
-        tenant or spec(), catalogue=CATALOGUE, settings=SETTINGS, **kwargs
-    )
+    files = dataplane_files(tenant or spec(), catalogue=CATALOGUE, settings=SETTINGS, **kwargs)
     return files["squid.conf"]
 
 
@@ -71,7 +69,7 @@ def test_the_antivirus_service_is_named_fully_qualified() -> None:
     text = squid_conf(namespace="swg-acme")
     urls = [line.split()[-1] for line in directive(text, "icap_service")]
     assert urls == ["icap://antivirus.swg-acme.svc.cluster.local:1344/avscan"] * 2
-    custom = render_dataplane_files(
+    custom = dataplane_files(
         spec(),
         catalogue=CATALOGUE,
         settings=OperatorSettings(clusterDomain="k8s.example.internal"),
@@ -160,7 +158,7 @@ def test_connect_to_an_address_is_refused_unless_in_a_bypass_network() -> None:
 def test_the_address_patterns_match_every_spelling_of_an_address_and_no_name() -> None:
     import re
 
-    from swg_operator.render.dataplane import IP_HOST_PATTERNS
+    from swg_operator.render.squid import IP_HOST_PATTERNS
 
     def is_address(host: str) -> bool:
         return any(re.search(p, host, re.I) for p in IP_HOST_PATTERNS)

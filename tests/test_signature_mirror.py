@@ -12,11 +12,10 @@ from typing import Any
 
 import pytest
 
-from render_support import find, minimal_spec, render
+from render_support import dataplane_files, find, minimal_spec, render
 from swg_operator.api import OperatorSettings, parse_spec
 from swg_operator.catalogue import Catalogue
 from swg_operator.render import Lifecycle
-from swg_operator.render.dataplane import render_dataplane_files
 
 CLUSTER_CIDRS = ("10.0.0.0/8", "172.16.0.0/12", "fd00::/8")
 
@@ -127,7 +126,7 @@ def test_a_stopped_tenant_has_no_antivirus_path_to_the_proxy(lifecycle: Lifecycl
 
 # ------------------------------------------------------------------------------ squid.conf
 def squid_conf(settings: OperatorSettings, spec: dict[str, Any] | None = None) -> str:
-    files = render_dataplane_files(
+    files = dataplane_files(
         parse_spec(spec or minimal_spec()),
         catalogue=Catalogue.of([]),
         settings=settings,

@@ -3,40 +3,34 @@ capacity data file's validation."""
 
 from __future__ import annotations
 
-import copy
 import json
 import re
 from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 from swg_operator import cli
-from swg_operator.sizing import (
+from swg_operator.capacity import Capacity
+from swg_operator.quantities import GIB, MIB
+from swg_operator.render.resources import (
+    container_resources,
+    limit_range_spec,
+    quota_hard,
+    sizing_document,
+)
+from swg_operator.sizing import compute_sizing
+from swg_operator.sizing_io import load_capacity
+from swg_operator.sizing_plan import (
     CICAP,
     CLAMD,
     FRESHCLAM,
-    GIB,
-    HA_MIN_REPLICAS,
     LOGSTORE,
-    MIB,
     SHIPPER,
     SQUID,
-    Capacity,
-    CapacityError,
     ClamavDatabase,
     SizingPlan,
-    compute_sizing,
-    cpu_quantity,
-    memory_quantity,
-    parse_capacity,
-    parse_cpu_quantity,
-    parse_memory_quantity,
 )
-from swg_operator.sizing_io import PACKAGED_CAPACITY, load_capacity
 
 PACKAGED = load_capacity()
 
@@ -88,9 +82,6 @@ PINNED = Capacity(
     provenance={},
 )
 
-CPU_QUANTITY = re.compile(r"^[0-9]+m?$")
-MEMORY_QUANTITY = re.compile(r"^[0-9]+(Ki|Mi|Gi|Ti)?$")
-
 
 def _plan(endpoints: int, rps: int, **kwargs: Any) -> SizingPlan:
     arguments: dict[str, Any] = {
@@ -103,7 +94,7 @@ def _plan(endpoints: int, rps: int, **kwargs: Any) -> SizingPlan:
 
 
 def _resources(plan: SizingPlan, workload: str, container: str) -> dict[str, Any]:
-    return plan.workloads()[workload].containers[container].to_kubernetes()
+    return container_resources(plan.workloads()[workload].containers[container])
 
 
 # ------------------------------------------------------------------------------------------------
@@ -173,7 +164,7 @@ def test_small_customer_50_endpoints_20_rps() -> None:
     # limits.cpu = (4x300 + 4x700 + 3x200 + 2x200) x 1.1 = 5500m
     # requests.memory = (4x144 + 4x1600 + 3x128 + 2x64)Mi x 1.1 = 8236.8 -> r64 8256Mi
     # limits.memory = (4x224 + 4x3024 + 3x192 + 2x96)Mi x 1.1 = 15136 -> r64 15168Mi
-    assert plan.quota.hard() == {
+    assert quota_hard(plan.quota) == {
         "requests.cpu": "2800m",
         "limits.cpu": "5500m",
         "requests.memory": "8256Mi",
@@ -182,7 +173,7 @@ def test_small_customer_50_endpoints_20_rps() -> None:
         "requests.storage": "7Gi",
         "persistentvolumeclaims": "1",
     }
-    assert plan.limit_range.spec() == {
+    assert limit_range_spec(plan.limit_range) == {
         "limits": [
             {
                 "type": "Container",
@@ -219,7 +210,7 @@ def test_medium_customer_500_endpoints_200_rps() -> None:
     # limits.cpu (4x300 + 4x1100 + 3x200 + 400) x 1.1 = 7260 -> 7300m
     # requests.memory (4x256 + 4x1632 + 3x128 + 128) x 1.1 = 8870.4 -> 8896Mi
     # limits.memory (4x384 + 4x3056 + 3x192 + 192) x 1.1 = 15980.8 -> 16000Mi
-    assert plan.quota.hard() == {
+    assert quota_hard(plan.quota) == {
         "requests.cpu": "3700m",
         "limits.cpu": "7300m",
         "requests.memory": "8896Mi",
@@ -265,7 +256,7 @@ def test_large_customer_50000_endpoints_20000_rps() -> None:
     # Pods: proxy 13 + 8, anti-virus 16 + 8, log store 3, spare 2 = 50.
     # requests.cpu (21x1300 + 24x2200 + 3x4000 + 200) x 1.1 = 101,530 -> 101,600m
     # limits.memory (21x1728 + 24x3424 + 3x192 + 192)Mi x 1.1 = 131,155.2 -> 131,200Mi
-    hard = plan.quota.hard()
+    hard = quota_hard(plan.quota)
     assert (hard["pods"], hard["requests.cpu"], hard["limits.memory"]) == (
         "50",
         "101600m",
@@ -276,7 +267,7 @@ def test_large_customer_50000_endpoints_20000_rps() -> None:
 def test_without_antivirus_and_one_day_of_logs() -> None:
     plan = _plan(50, 20, antivirus_enabled=False, retention_days=1)
     assert plan.antivirus is None
-    assert "antivirus" not in plan.to_dict()["workloads"]
+    assert "antivirus" not in sizing_document(plan)["workloads"]
     # 20 x 30% x 512 x 86,400 = 265,420,800 B/day x (2 + 0.15) x 1.2 = 684,785,664 B -> the
     # 1Gi floor.
     assert plan.log_volume == GIB
@@ -329,360 +320,6 @@ def test_inputs_out_of_bounds_are_refused(arguments: dict[str, Any], message: st
 
 
 # ------------------------------------------------------------------------------------------------
-# Properties over every valid input, with the packaged constants
-# ------------------------------------------------------------------------------------------------
-
-endpoints_st = st.integers(min_value=1, max_value=1_000_000)
-rps_st = st.integers(min_value=1, max_value=1_000_000)
-retention_st = st.integers(min_value=1, max_value=90)
-databases_st = st.sampled_from(list(ClamavDatabase))
-
-
-def _metrics(plan: SizingPlan) -> dict[str, int]:
-    """Every number that must not shrink when the declared load grows."""
-    out = {
-        "log_volume": plan.log_volume,
-        "quota.requests_cpu": plan.quota.requests_cpu,
-        "quota.limits_cpu": plan.quota.limits_cpu,
-        "quota.requests_memory": plan.quota.requests_memory,
-        "quota.limits_memory": plan.quota.limits_memory,
-        "quota.pods": plan.quota.pods,
-        "quota.requests_storage": plan.quota.requests_storage,
-        "limit_range.max_cpu": plan.limit_range.max_cpu,
-        "limit_range.max_memory": plan.limit_range.max_memory,
-    }
-    for name, workload in plan.workloads().items():
-        out[f"{name}.replicas"] = workload.replicas
-        out[f"{name}.max_surge"] = workload.max_surge
-        pod = workload.pod
-        for field in ("cpu_request", "cpu_limit", "memory_request", "memory_limit"):
-            out[f"{name}.pod.{field}"] = getattr(pod, field)
-            out[f"{name}.total.{field}"] = workload.replicas * getattr(pod, field)
-        for container, res in workload.containers.items():
-            for field in ("cpu_request", "cpu_limit", "memory_request", "memory_limit"):
-                out[f"{name}.{container}.{field}"] = getattr(res, field)
-    return out
-
-
-def _assert_not_smaller(smaller: SizingPlan, larger: SizingPlan) -> None:
-    low, high = _metrics(smaller), _metrics(larger)
-    assert low.keys() == high.keys()
-    shrunk = {key: (low[key], high[key]) for key in low if low[key] > high[key]}
-    assert not shrunk, shrunk
-
-
-@settings(max_examples=150, deadline=None)
-@given(
-    endpoints=st.tuples(endpoints_st, endpoints_st).map(sorted),
-    rps=rps_st,
-    retention=retention_st,
-    antivirus=st.booleans(),
-    database=databases_st,
-)
-def test_monotonic_in_endpoints(
-    endpoints: list[int], rps: int, retention: int, antivirus: bool, database: ClamavDatabase
-) -> None:
-    common: dict[str, Any] = {
-        "requests_per_second": rps,
-        "retention_days": retention,
-        "antivirus_enabled": antivirus,
-        "capacity": PACKAGED,
-        "clamav_database": database,
-    }
-    _assert_not_smaller(
-        compute_sizing(endpoints=endpoints[0], **common),
-        compute_sizing(endpoints=endpoints[1], **common),
-    )
-
-
-@settings(max_examples=150, deadline=None)
-@given(
-    endpoints=endpoints_st,
-    rps=st.tuples(rps_st, rps_st).map(sorted),
-    retention=retention_st,
-    antivirus=st.booleans(),
-    database=databases_st,
-)
-def test_monotonic_in_requests_per_second(
-    endpoints: int, rps: list[int], retention: int, antivirus: bool, database: ClamavDatabase
-) -> None:
-    common: dict[str, Any] = {
-        "endpoints": endpoints,
-        "retention_days": retention,
-        "antivirus_enabled": antivirus,
-        "capacity": PACKAGED,
-        "clamav_database": database,
-    }
-    _assert_not_smaller(
-        compute_sizing(requests_per_second=rps[0], **common),
-        compute_sizing(requests_per_second=rps[1], **common),
-    )
-
-
-@settings(max_examples=100, deadline=None)
-@given(endpoints=endpoints_st, rps=rps_st, retention=st.tuples(retention_st, retention_st))
-def test_log_volume_monotonic_in_retention(
-    endpoints: int, rps: int, retention: tuple[int, int]
-) -> None:
-    low, high = sorted(retention)
-    plans = [
-        compute_sizing(
-            endpoints=endpoints,
-            requests_per_second=rps,
-            retention_days=days,
-            antivirus_enabled=True,
-            capacity=PACKAGED,
-        )
-        for days in (low, high)
-    ]
-    assert plans[0].log_volume <= plans[1].log_volume
-
-
-@settings(max_examples=200, deadline=None)
-@given(
-    endpoints=endpoints_st,
-    rps=rps_st,
-    retention=retention_st,
-    antivirus=st.booleans(),
-    database=databases_st,
-    acl_entries=st.integers(min_value=0, max_value=5_000_000),
-)
-def test_every_plan_is_consistent(
-    endpoints: int,
-    rps: int,
-    retention: int,
-    antivirus: bool,
-    database: ClamavDatabase,
-    acl_entries: int,
-) -> None:
-    capacity = PACKAGED
-    plan = compute_sizing(
-        endpoints=endpoints,
-        requests_per_second=rps,
-        retention_days=retention,
-        antivirus_enabled=antivirus,
-        capacity=capacity,
-        clamav_database=database,
-        acl_entries=acl_entries,
-    )
-    # HA floor.
-    assert plan.proxy.replicas >= HA_MIN_REPLICAS
-    if antivirus:
-        assert plan.antivirus is not None
-        assert plan.antivirus.replicas >= HA_MIN_REPLICAS
-    else:
-        assert plan.antivirus is None
-
-    workloads = list(plan.workloads().values())
-    # The quota covers a rolling update of every workload (log store and init containers
-    # included): replicas + surge pods at their limits, and also the old pods still terminating.
-    quota = plan.quota
-    for field, hard in (
-        ("cpu_request", quota.requests_cpu),
-        ("cpu_limit", quota.limits_cpu),
-        ("memory_request", quota.requests_memory),
-        ("memory_limit", quota.limits_memory),
-    ):
-        during_update = sum((w.replicas + w.max_surge) * getattr(w.pod, field) for w in workloads)
-        assert during_update <= hard, field
-        with_terminating = sum(w.pods_during_rollout * getattr(w.pod, field) for w in workloads)
-        assert with_terminating <= hard, field
-        for w in workloads:
-            assert getattr(w.pod, field) >= getattr(w.init_container, field)
-    assert sum(w.replicas + 2 * w.max_surge for w in workloads) <= quota.pods
-    assert quota.requests_storage >= plan.log_volume
-    for w in workloads:
-        assert w.max_unavailable == 0
-        assert w.max_surge >= 1
-        if w.pdb_max_unavailable is not None:
-            assert 1 <= w.pdb_max_unavailable < w.replicas
-
-    # Every container passes the LimitRange and has limits at least its requests.
-    for w in workloads:
-        for res in (*w.containers.values(), w.init_container):
-            assert 0 < res.cpu_request <= res.cpu_limit <= plan.limit_range.max_cpu
-            assert 0 < res.memory_request <= res.memory_limit <= plan.limit_range.max_memory
-
-    # The plan serves the declared load at the utilisation target.
-    squid = plan.proxy.containers[SQUID]
-    served = plan.proxy.replicas * squid.cpu_request * capacity.proxy_rps_per_core
-    assert served * capacity.target_utilisation_percent >= rps * 1000 * 100
-    connections = endpoints * capacity.connections_per_endpoint
-    assert plan.proxy.replicas * capacity.max_connections_per_replica >= connections
-    if plan.antivirus is not None:
-        scan_cpu = sum(r.cpu_request for r in plan.antivirus.containers.values())
-        served = plan.antivirus.replicas * scan_cpu * capacity.antivirus_rps_per_core
-        assert served * capacity.target_utilisation_percent >= rps * 1000 * 100
-
-    # The log volume holds the retained days and is a whole number of GiB.
-    assert plan.log_volume % GIB == 0
-    assert (
-        plan.log_volume
-        >= rps
-        * capacity.average_to_peak_percent
-        * capacity.access_log_line_bytes
-        * 86_400
-        * (capacity.uncompressed_log_days * 100 + retention * capacity.compression_ratio_percent)
-        // (100 * 100)
-    )
-    # Every proxy and anti-virus pod ships its logs through a sized sidecar, with a spool for a
-    # log store outage at the pod's peak.
-    outage = capacity.log_spool_outage_minutes * 60
-    for w, per_core, cpu_max, line_bytes in (
-        (
-            plan.proxy,
-            capacity.proxy_rps_per_core,
-            capacity.proxy_cpu_max,
-            capacity.access_log_line_bytes,
-        ),
-        (
-            plan.antivirus,
-            capacity.antivirus_rps_per_core,
-            capacity.antivirus_cpu_max,
-            capacity.antivirus_log_line_bytes,
-        ),
-    ):
-        if w is None:
-            continue
-        assert SHIPPER in w.containers
-        per_replica = cpu_max * per_core * capacity.target_utilisation_percent // 100_000
-        assert w.log_spool >= min(rps, per_replica) * line_bytes * outage
-        shipped = w.containers[SHIPPER].cpu_request * capacity.shipper_lines_per_core
-        assert shipped * capacity.target_utilisation_percent >= min(rps, per_replica) * 100_000
-    assert (FRESHCLAM in (plan.antivirus.containers if plan.antivirus else {})) == (
-        antivirus and database is ClamavDatabase.FULL
-    )
-
-    # Quantities are Kubernetes quantity strings that read back to the same integers.
-    document = plan.to_dict()
-    json.dumps(document)
-    for key, value in quota.hard().items():
-        if key in ("pods", "persistentvolumeclaims"):
-            assert value.isdigit()
-        elif key.endswith("cpu"):
-            assert CPU_QUANTITY.match(value), value
-        else:
-            assert MEMORY_QUANTITY.match(value), value
-    for w in workloads:
-        for res in (*w.containers.values(), w.init_container):
-            rendered = res.to_kubernetes()
-            for kind in ("requests", "limits"):
-                assert parse_cpu_quantity(rendered[kind]["cpu"]) in (
-                    res.cpu_request,
-                    res.cpu_limit,
-                )
-                assert MEMORY_QUANTITY.match(rendered[kind]["memory"])
-
-
-@given(st.integers(min_value=1, max_value=10**9))
-def test_quantities_read_back(value: int) -> None:
-    assert parse_cpu_quantity(cpu_quantity(value)) == value
-    assert parse_memory_quantity(memory_quantity(value)) == value
-
-
-def test_quantity_strings() -> None:
-    assert cpu_quantity(500) == "500m"
-    assert cpu_quantity(2000) == "2"
-    assert memory_quantity(768 * MIB) == "768Mi"
-    assert memory_quantity(20 * GIB) == "20Gi"
-    assert memory_quantity(1536 * MIB) == "1536Mi"
-    assert memory_quantity(100) == "100"
-
-
-# ------------------------------------------------------------------------------------------------
-# The capacity data file
-# ------------------------------------------------------------------------------------------------
-
-
-def _packaged_document() -> dict[str, Any]:
-    from importlib import resources
-
-    text = resources.files("swg_operator").joinpath(PACKAGED_CAPACITY).read_text("utf-8")
-    document = yaml.safe_load(text)
-    assert isinstance(document, dict)
-    return document
-
-
-def test_packaged_capacity_is_provisional_with_provenance_for_every_constant() -> None:
-    assert PACKAGED.provisional
-    document = _packaged_document()
-    assert set(PACKAGED.provenance) == set(document["constants"])
-    for key, provenance in PACKAGED.provenance.items():
-        for text in (provenance.date, provenance.machine, provenance.description, provenance.note):
-            assert text, key
-    # Calibrated by the data-plane benchmark (bench/results/dataplane-2026-11-26.json).
-    measured = PACKAGED.provenance["proxyRequestsPerSecondPerCore"]
-    assert measured.source == "dataplane-bench-2026-11-26"
-    assert not measured.provisional
-    assert PACKAGED.proxy_rps_per_core == 4500
-    assert PACKAGED.clamd_database_memory_full >= 1200 * MIB
-
-
-def _broken(mutate: Any) -> dict[str, Any]:
-    document = copy.deepcopy(_packaged_document())
-    mutate(document)
-    return document
-
-
-@pytest.mark.parametrize(
-    ("mutate", "message"),
-    [
-        (lambda d: d["constants"].pop("proxyRequestsPerSecondPerCore"), "missing"),
-        (lambda d: d["constants"].update(madeUp={"value": 1}), "unknown key.*madeUp"),
-        (lambda d: d.update(schemaVersion=2), "schemaVersion"),
-        (
-            lambda d: d["constants"]["proxyMemoryBase"].update(value="64MB"),
-            "proxyMemoryBase.value",
-        ),
-        (
-            lambda d: d["constants"]["proxyCpuMin"].update(value=100),
-            "proxyCpuMin.value",
-        ),
-        (
-            lambda d: d["constants"]["targetUtilisationPercent"].update(value=0),
-            "targetUtilisationPercent.value: 0 is outside",
-        ),
-        (
-            lambda d: d["constants"]["maxSurgePercent"].update(kind="count"),
-            "maxSurgePercent.kind",
-        ),
-        (
-            lambda d: d["constants"]["connectionsPerEndpoint"].update(value="4"),
-            "connectionsPerEndpoint.value",
-        ),
-        (
-            lambda d: d["constants"]["quotaSparePods"].update(value=True),
-            "quotaSparePods.value",
-        ),
-        (
-            lambda d: d["constants"]["proxyCpuMin"].update(source="nowhere"),
-            "proxyCpuMin.source",
-        ),
-        (lambda d: d["sources"]["design-decision"].pop("machine"), "design-decision: missing"),
-        (
-            lambda d: d["constants"]["proxyCpuMin"].update(value="2"),
-            "proxyCpuMin exceeds proxyCpuMaxPerReplica",
-        ),
-        (lambda d: d.update(constants=[]), "constants: expected a mapping"),
-    ],
-)
-def test_malformed_capacity_is_refused_naming_the_key(mutate: Any, message: str) -> None:
-    with pytest.raises(CapacityError, match=message):
-        parse_capacity(_broken(mutate), origin="capacity.yaml")
-
-
-def test_capacity_file_from_a_path(tmp_path: Any) -> None:
-    path = tmp_path / "capacity.yaml"
-    document = _packaged_document()
-    document["constants"]["proxyRequestsPerSecondPerCore"]["value"] = 5500
-    path.write_text(yaml.safe_dump(document))
-    assert load_capacity(path).proxy_rps_per_core == 5500
-    path.write_text("constants: [")
-    with pytest.raises(CapacityError, match=str(path)):
-        load_capacity(path)
-
-
-# ------------------------------------------------------------------------------------------------
 # The command
 # ------------------------------------------------------------------------------------------------
 
@@ -696,8 +333,8 @@ def test_sizing_command_json(capsys: pytest.CaptureFixture[str]) -> None:
         retention_days=90,
         antivirus_enabled=True,
         capacity=PACKAGED,
-    ).to_dict()
-    assert document == expected
+    )
+    assert document == sizing_document(expected)
     assert document["provisional"] is True
 
 
@@ -763,3 +400,17 @@ def test_doc_names_every_constant() -> None:
     text = DOC.read_text()
     missing = [key for key in PACKAGED.provenance if f"`{key}`" not in text]
     assert not missing
+
+
+def test_storage_override_is_a_sizing_input() -> None:
+    modelled = _plan(500, 200).log_volume
+    larger = _plan(500, 200, log_volume_override=modelled + 10 * GIB)
+    assert larger.log_volume == modelled + 10 * GIB
+    assert larger.quota.requests_storage == modelled + 10 * GIB
+    smaller = _plan(500, 200, log_volume_override=GIB)
+    assert smaller.log_volume == GIB
+    # The quota keeps room for the modelled volume, so that going back to auto needs no change.
+    assert smaller.quota.requests_storage == modelled
+    assert sizing_document(smaller)["inputs"]["logVolumeOverride"] == "1Gi"
+    with pytest.raises(ValueError, match="log_volume_override"):
+        _plan(500, 200, log_volume_override=0)

@@ -26,6 +26,7 @@ from swg_operator.reconcile.loop import Context, PurgePolicy, TransientError, re
 from swg_operator.reconcile.purge import PURGE_PHASES, NotYet, cancel_and_purge
 from swg_operator.reconcile.queue import RetryLater, TenantQueue
 from swg_operator.reconcile.status import read_status
+from swg_operator.render.checks import wire_category_references
 
 logger = logging.getLogger("swg_operator.handlers")
 
@@ -213,10 +214,4 @@ def register(registry: kopf.OperatorRegistry, options: RunOptions) -> None:
 
 
 def _categories(spec: Mapping[str, Any]) -> set[str]:
-    filtering = spec.get("urlFiltering") or {}
-    found = set(filtering.get("blockedCategories") or ())
-    for policy in filtering.get("policies") or ():
-        found.update(policy.get("blockedCategories") or ())
-    inspection = (spec.get("options") or {}).get("httpsInspection") or {}
-    found.update((inspection.get("doNotInspect") or {}).get("categories") or ())
-    return {str(c) for c in found}
+    return {name for _, name in wire_category_references(spec)}

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import yaml
 
-from swg_operator.sizing import Capacity, CapacityError, parse_capacity
+from swg_operator.capacity import Capacity, CapacityError, parse_capacity
 
 PACKAGED_CAPACITY = "data/capacity.yaml"
 

@@ -12,17 +12,24 @@ import ipaddress
 import socket
 from typing import Annotated
 
-from pydantic import AfterValidator, Field, StringConstraints
+from pydantic import AfterValidator, Field, StringConstraints, TypeAdapter, ValidationError
 
 # One DNS label, RFC 1123.
 DNS_LABEL_PATTERN = r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"
-# A hostname, lowercase ASCII (IDNA-encoded), optionally with a leading dot meaning "and every
-# subdomain" (Squid dstdomain semantics).
-# Two or more labels; the top-level one is 2-63 letters or an xn-- label, so no entry is a bare
-# name or a number (the catalogue's parse_domain applies the same rule to its files).
-_DOMAIN_LABEL = r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?"
+# Domains: ONE rule in the API, the URL catalogue and the rendered Squid lists. A domain entry
+# matches the domain itself and every subdomain: `example.com` matches example.com,
+# www.example.com and a.b.example.com, never notexample.com. `.example.com` is accepted as
+# another spelling of the same entry (Squid's dstdomain spelling of that rule, which the rendered
+# lists use); there is no entry for one host without its subdomains. docs/api.md and
+# docs/catalogue.md state the rule; e2e/dataplane/test_domain_rule.py proves it with real Squid.
+# A name is lowercase ASCII (IDNA-encoded), two or more labels of a-z, 0-9, '-' and '_' (DNS has
+# such names and real blocklists carry them), the top-level one 2-63 letters or an xn-- label,
+# so no entry is a bare name or a number.
+_DOMAIN_LABEL = r"[a-z0-9_]([-a-z0-9_]{0,61}[a-z0-9_])?"
 _TOP_LEVEL_LABEL = r"([a-z]{2,63}|xn--[a-z0-9]([-a-z0-9]{0,57}[a-z0-9])?)"
+DOMAIN_NAME_PATTERN = rf"^({_DOMAIN_LABEL}\.)+{_TOP_LEVEL_LABEL}$"
 DOMAIN_PATTERN = rf"^\.?({_DOMAIN_LABEL}\.)+{_TOP_LEVEL_LABEL}$"
+MAX_DOMAIN_NAME_LENGTH = 253
 # Printable ASCII without space, '#' or quotes: one line of a Squid ACL file. URLs a proxy sees
 # carry no fragment and no raw quote, so nothing useful is lost.
 URL_REGEX_PATTERN = r"^[!$-&(-~]+$"
@@ -110,9 +117,41 @@ def check_icap_host(url: str) -> str:
 DnsLabel = Annotated[str, StringConstraints(pattern=DNS_LABEL_PATTERN, max_length=63)]
 Domain = Annotated[
     str,
-    StringConstraints(pattern=DOMAIN_PATTERN, min_length=1, max_length=254),
+    StringConstraints(pattern=DOMAIN_PATTERN, min_length=1, max_length=MAX_DOMAIN_NAME_LENGTH + 1),
     AfterValidator(check_punycode),
 ]
+# A domain without the optional leading dot: what a `Domain` entry names.
+DomainName = Annotated[
+    str,
+    StringConstraints(pattern=DOMAIN_NAME_PATTERN, max_length=MAX_DOMAIN_NAME_LENGTH),
+    AfterValidator(check_punycode),
+]
+_DOMAIN_NAME: TypeAdapter[str] = TypeAdapter(DomainName)
+
+
+def domain_name(entry: str) -> str:
+    """The domain a `Domain` entry names (its leading dot dropped), validated with the API's own
+    grammar. Raises ValueError saying what is wrong."""
+    return check_domain_name(entry.removeprefix("."))
+
+
+def check_domain_name(name: str) -> str:
+    """`name` if it is a domain name in the API's grammar (no leading dot). Raises ValueError
+    saying what is wrong."""
+    if len(name) > MAX_DOMAIN_NAME_LENGTH:
+        raise ValueError(f"is longer than {MAX_DOMAIN_NAME_LENGTH} characters")
+    try:
+        return _DOMAIN_NAME.validate_python(name)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        if error["type"] == "string_pattern_mismatch":
+            raise ValueError(
+                "is not a domain name (labels of a-z, 0-9, '-', '_' separated by dots, "
+                "ending in an alphabetic or xn-- top-level domain)"
+            ) from None
+        raise ValueError(str(error["msg"]).removeprefix("Value error, ")) from None
+
+
 UrlRegex = Annotated[str, StringConstraints(pattern=URL_REGEX_PATTERN, max_length=1024)]
 CategoryName = Annotated[str, StringConstraints(pattern=CATEGORY_PATTERN, max_length=63)]
 ServiceCode = Annotated[str, StringConstraints(pattern=SERVICE_CODE_PATTERN, max_length=32)]

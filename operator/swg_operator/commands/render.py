@@ -21,11 +21,11 @@ from pydantic import ValidationError
 
 from swg_operator.api import API_VERSION, KIND, OperatorSettings, SpecError, parse_spec
 from swg_operator.api.crd import MAX_TENANT_NAME, TENANT_NAME_PATTERN
+from swg_operator.capacity import CapacityError
 from swg_operator.catalogue import Catalogue, CatalogueError
 from swg_operator.catalogue_io import load_blacklist_directory
 from swg_operator.posix_regex import url_regex_problems
 from swg_operator.render import Lifecycle, RenderError, TenantManifests, render_tenant
-from swg_operator.sizing import CapacityError
 from swg_operator.sizing_io import load_capacity
 
 MANIFESTS_DIR: Final = "manifests"

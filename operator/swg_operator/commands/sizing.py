@@ -8,19 +8,18 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from swg_operator.capacity import CapacityError
+from swg_operator.quantities import format_bytes as memory_quantity
+from swg_operator.quantities import format_cpu as cpu_quantity
+from swg_operator.render.resources import limit_range_spec, quota_hard, sizing_document
 from swg_operator.sizing import (
     MAX_ENDPOINTS,
     MAX_REQUESTS_PER_SECOND,
     MAX_RETENTION_DAYS,
-    CapacityError,
-    ClamavDatabase,
-    Resources,
-    SizingPlan,
     compute_sizing,
-    cpu_quantity,
-    memory_quantity,
 )
 from swg_operator.sizing_io import load_capacity
+from swg_operator.sizing_plan import ClamavDatabase, Resources, SizingPlan
 
 OUTPUTS = ("table", "json", "markdown")
 
@@ -121,7 +120,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"swg-operator sizing: {exc}", file=sys.stderr)
         return 2
     if args.output == "json":
-        documents = [plan.to_dict() for plan in plans]
+        documents = [sizing_document(plan) for plan in plans]
         json.dump(documents[0] if len(documents) == 1 else documents, sys.stdout, indent=2)
         sys.stdout.write("\n")
     elif args.output == "markdown":
@@ -178,11 +177,11 @@ def table(plan: SizingPlan) -> str:
             rows.append([name, container, *replicas, *_resource_cells(res)])
     rows.append(["(any)", "init", "-", "-", "-", *_resource_cells(plan.proxy.init_container)])
     lines.append("\n" + _columns(rows) + "\n")
-    limit_range = plan.limit_range.spec()["limits"][0]
+    limit_range = limit_range_spec(plan.limit_range)["limits"][0]
     lines.append(
         _columns(
             [
-                ["ResourceQuota", " ".join(f"{k}={v}" for k, v in plan.quota.hard().items())],
+                ["ResourceQuota", " ".join(f"{k}={v}" for k, v in quota_hard(plan.quota).items())],
                 [
                     "LimitRange",
                     " ".join(

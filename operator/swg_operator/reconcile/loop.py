@@ -32,6 +32,7 @@ from swg_operator.api import (
     SpecError,
     parse_spec,
 )
+from swg_operator.capacity import Capacity
 from swg_operator.catalogue import (
     CATEGORY_LABEL,
     Catalogue,
@@ -50,6 +51,7 @@ from swg_operator.naming import (
     tenant_namespace,
 )
 from swg_operator.posix_regex import url_regex_problems
+from swg_operator.quantities import format_bytes
 from swg_operator.reconcile.admins import (
     legacy_reader_role,
     mirror_plan,
@@ -104,7 +106,7 @@ from swg_operator.render import (
     generates_inspection_ca,
     render_tenant,
 )
-from swg_operator.sizing import Capacity
+from swg_operator.render.resources import quota_hard
 from swg_operator.sizing_io import load_capacity
 
 logger = logging.getLogger("swg_operator.reconcile")
@@ -183,12 +185,12 @@ def computed_sizing(
     existing claim keeps its size) or else the rendered one (`logs.storage.size` wins over the
     model's)."""
     sizing = manifests.sizing
-    hard = sizing.quota.hard()
+    hard = quota_hard(sizing.quota)
     claim = log_volume_claim(current, manifests.namespace) or log_volume_claim(
         manifests.objects, manifests.namespace
     )
     requested = ((claim or {}).get("spec") or {}).get("resources", {}).get("requests", {})
-    log_storage = str(requested.get("storage") or sizing.to_dict()["logVolume"])
+    log_storage = str(requested.get("storage") or format_bytes(sizing.log_volume))
     return ComputedSizing(
         proxy_replicas=sizing.proxy.replicas,
         antivirus_replicas=sizing.antivirus.replicas if sizing.antivirus is not None else 0,

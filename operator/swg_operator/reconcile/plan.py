@@ -17,13 +17,12 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
-import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
 from typing import Any, Final, NamedTuple
 
 from swg_operator.naming import inspection_ca_certificate_name, log_volume_claim_name
+from swg_operator.quantities import same_quantity
 
 APPLIED_DIGEST_ANNOTATION: Final = "swg.dev/applied-digest"
 
@@ -69,47 +68,12 @@ def with_digest(obj: Mapping[str, Any]) -> dict[str, Any]:
     return stamped
 
 
-_QUANTITY = re.compile(
-    r"^([+-]?[0-9]+(?:\.[0-9]*)?|[+-]?\.[0-9]+)([eE][+-]?[0-9]+|Ki|Mi|Gi|Ti|Pi|Ei|m|k|M|G|T|P|E)?$"
-)
-_SUFFIX: Final = {
-    None: Decimal(1),
-    "m": Decimal("0.001"),
-    "k": Decimal(10) ** 3,
-    "M": Decimal(10) ** 6,
-    "G": Decimal(10) ** 9,
-    "T": Decimal(10) ** 12,
-    "P": Decimal(10) ** 15,
-    "E": Decimal(10) ** 18,
-    "Ki": Decimal(2) ** 10,
-    "Mi": Decimal(2) ** 20,
-    "Gi": Decimal(2) ** 30,
-    "Ti": Decimal(2) ** 40,
-    "Pi": Decimal(2) ** 50,
-    "Ei": Decimal(2) ** 60,
-}
-
-
-def _quantity(value: str) -> Decimal | None:
-    match = _QUANTITY.match(value)
-    if match is None:
-        return None
-    number, suffix = match.groups()
-    try:
-        if suffix and suffix[0] in "eE":
-            return Decimal(number + suffix)
-        return Decimal(number) * _SUFFIX[suffix]
-    except InvalidOperation:
-        return None
-
-
 def _scalar_equal(want: Any, have: Any) -> bool:
     if want == have and type(want) is type(have):
         return True
     if isinstance(want, str) and isinstance(have, str):
         # The API server canonicalises quantities ("1000m" is stored as "1").
-        left, right = _quantity(want), _quantity(have)
-        return left is not None and left == right
+        return same_quantity(want, have)
     if isinstance(want, bool) or isinstance(have, bool):
         return False
     if isinstance(want, int | float) and isinstance(have, int | float):

@@ -16,6 +16,7 @@ from typing import Any
 
 from swg_operator import naming
 from swg_operator.api import OperatorSettings, SecureWebGatewaySpec
+from swg_operator.capacity import Capacity
 from swg_operator.catalogue import Catalogue
 from swg_operator.naming import Component
 from swg_operator.render import namespace, network, quota, rbac, services
@@ -25,19 +26,18 @@ from swg_operator.render.checks import (
     check_sandbox,
     stopped_service_spec,
 )
-from swg_operator.render.configmaps import (
-    ConfigTooLargeError,
-    WorkloadConfig,
-    files_by_component,
-    workload_config,
-)
+from swg_operator.render.configmaps import ConfigTooLargeError, WorkloadConfig, workload_config
 from swg_operator.render.configmaps import (
     inspection_ca_certificate as inspection_ca_certificate_config_map,
 )
 from swg_operator.render.context import Lifecycle, Tenant, generates_inspection_ca
-from swg_operator.render.dataplane import render_dataplane_files
+from swg_operator.render.dataplane import flat_files, render_dataplane_files
 from swg_operator.render.errors import CONFIG_TOO_LARGE, RenderError
-from swg_operator.render.logstore import check_log_storage, log_volume_claim, logstore_deployment
+from swg_operator.render.logstore import (
+    log_storage_override,
+    log_volume_claim,
+    logstore_deployment,
+)
 from swg_operator.render.signatures import (
     check_platform_signatures,
     clamav_database,
@@ -50,7 +50,8 @@ from swg_operator.render.workloads import (
     inspection_ca_secret_name,
     proxy_deployment,
 )
-from swg_operator.sizing import Capacity, SizingPlan, compute_sizing
+from swg_operator.sizing import compute_sizing
+from swg_operator.sizing_plan import SizingPlan
 
 __all__ = [
     "Lifecycle",
@@ -67,7 +68,9 @@ __all__ = [
 class TenantManifests:
     namespace: str  # the tenant namespace name
     objects: tuple[dict[str, Any], ...]  # every desired object, plain dicts, in apply order
-    config_files: Mapping[str, str]  # rendered data-plane files (for `render -o DIR` and tests)
+    # Rendered data-plane files by name (for `render -o DIR` and tests), and by component.
+    config_files: Mapping[str, str]
+    config_by_component: Mapping[Component, Mapping[str, str]]
     sizing: SizingPlan
 
 
@@ -79,12 +82,13 @@ def effective_lifecycle(spec: SecureWebGatewaySpec, lifecycle: Lifecycle) -> Lif
 
 
 def _workload_configs(
-    tenant: Tenant, files: Mapping[str, str], components: tuple[Component, ...]
+    tenant: Tenant,
+    grouped: Mapping[Component, Mapping[str, str]],
+    components: tuple[Component, ...],
 ) -> dict[Component, WorkloadConfig]:
     """Each workload's ConfigMaps; the proxy and the anti-virus always get one (their pods
     mount it), the log store only when it has files."""
-    grouped = files_by_component(files)
-    wanted: dict[Component, dict[str, str]] = {
+    wanted: dict[Component, Mapping[str, str]] = {
         c: grouped.get(c, {}) for c in components if c is not Component.LOGSTORE
     }
     if Component.LOGSTORE in grouped:
@@ -127,7 +131,7 @@ def render_tenant(
         spec = stopped_service_spec(spec, catalogue)
     check_categories(spec, catalogue)
     check_sandbox(spec, settings)
-    check_log_storage(spec)
+    storage_override = log_storage_override(spec)
     if lifecycle is not Lifecycle.CANCELLED:
         check_platform_signatures(spec, settings, platform_signatures)
     files = render_dataplane_files(
@@ -141,6 +145,7 @@ def render_tenant(
         capacity=capacity,
         clamav_database=clamav_database(settings),
         acl_entries=acl_entry_count(spec, catalogue),
+        log_volume_override=storage_override,
     )
     tenant = Tenant(
         name=name,
@@ -198,6 +203,9 @@ def render_tenant(
     return TenantManifests(
         namespace=tenant.namespace,
         objects=tuple(objects),
-        config_files=MappingProxyType(dict(files)),
+        config_files=MappingProxyType(flat_files(files)),
+        config_by_component=MappingProxyType(
+            {c: MappingProxyType(dict(f)) for c, f in files.items()}
+        ),
         sizing=sizing,
     )

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
+from typing import Any
 
 from swg_operator.api import OperatorSettings, SecureWebGatewaySpec
 from swg_operator.catalogue import Catalogue
@@ -14,16 +15,33 @@ from swg_operator.render.network import ALWAYS_EXCLUDED
 _ICAP_HOST = re.compile(r"^icaps?://(?P<host>[^:/]+)")
 
 
+def _list(value: object) -> list[Any]:
+    return list(value) if isinstance(value, list | tuple) else []
+
+
+def _object(value: object) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}
+
+
+def wire_category_references(spec: Mapping[str, Any]) -> Iterator[tuple[str, str]]:
+    """(field path, category name) of every category a spec names, read from its wire form
+    (camelCase keys, as stored): the one collector, for a parsed spec
+    (`category_references`) and for one that may not parse (the operator's index of tenants by
+    category)."""
+    filtering = _object(spec.get("urlFiltering"))
+    for i, name in enumerate(_list(filtering.get("blockedCategories"))):
+        yield f"spec.urlFiltering.blockedCategories[{i}]", str(name)
+    for p, policy in enumerate(_list(filtering.get("policies"))):
+        for i, name in enumerate(_list(_object(policy).get("blockedCategories"))):
+            yield f"spec.urlFiltering.policies[{p}].blockedCategories[{i}]", str(name)
+    inspection = _object(_object(spec.get("options")).get("httpsInspection"))
+    for i, name in enumerate(_list(_object(inspection.get("doNotInspect")).get("categories"))):
+        yield f"spec.options.httpsInspection.doNotInspect.categories[{i}]", str(name)
+
+
 def category_references(spec: SecureWebGatewaySpec) -> Iterator[tuple[str, str]]:
     """(field path, category name) of every category the spec names."""
-    filtering = spec.url_filtering
-    for i, name in enumerate(filtering.blocked_categories):
-        yield f"spec.urlFiltering.blockedCategories[{i}]", name
-    for p, policy in enumerate(filtering.policies):
-        for i, name in enumerate(policy.blocked_categories):
-            yield f"spec.urlFiltering.policies[{p}].blockedCategories[{i}]", name
-    for i, name in enumerate(spec.options.https_inspection.do_not_inspect.categories):
-        yield f"spec.options.httpsInspection.doNotInspect.categories[{i}]", name
+    return wire_category_references(spec.model_dump(mode="json", by_alias=True))
 
 
 def check_categories(spec: SecureWebGatewaySpec, catalogue: Catalogue) -> None:

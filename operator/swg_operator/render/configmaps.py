@@ -1,9 +1,8 @@
 """ConfigMaps carrying the data-plane config files, and the digest that rolls pods on a change.
 
-`render_dataplane_files` returns one flat mapping of file name -> text; each file belongs to the
-workload that reads it, decided by its name (anti-virus daemons' files start with their daemon's
-name). A workload's files go into one ConfigMap, or several when they exceed what one ConfigMap
-holds (large URL lists); the pods mount them all into one directory through a projected volume.
+`render_dataplane_files` returns each workload's files (component -> file name -> text). A
+workload's files go into one ConfigMap, or several when they exceed what one ConfigMap holds
+(large URL lists); the pods mount them all into one directory through a projected volume.
 """
 
 from __future__ import annotations
@@ -18,10 +17,6 @@ from typing import Any, Final
 from swg_operator import naming
 from swg_operator.naming import Component
 from swg_operator.render.context import Tenant, generates_inspection_ca, manifest
-
-# File name prefixes of the anti-virus pod's config (c-icap and its modules, clamd, freshclam).
-ANTIVIRUS_FILE_PREFIXES: Final = ("c-icap", "clamd", "freshclam", "virus_scan", "antivirus")
-LOGSTORE_FILE_PREFIXES: Final = ("logstore",)
 
 # The key of the published inspection CA certificate (the name clients and tools expect).
 CA_CERTIFICATE_KEY: Final = "ca.crt"
@@ -39,22 +34,11 @@ class ConfigKeyError(ValueError):
     """A config file name is not a valid ConfigMap key."""
 
 
-def file_component(file_name: str) -> Component:
-    """The workload that reads `file_name`."""
-    if file_name.startswith(ANTIVIRUS_FILE_PREFIXES):
-        return Component.ANTIVIRUS
-    if file_name.startswith(LOGSTORE_FILE_PREFIXES):
-        return Component.LOGSTORE
-    return Component.PROXY
-
-
-def files_by_component(files: Mapping[str, str]) -> dict[Component, dict[str, str]]:
-    grouped: dict[Component, dict[str, str]] = {}
-    for file_name in sorted(files):
+def check_config_keys(files: Mapping[str, str]) -> None:
+    """Every file name must be a valid ConfigMap key."""
+    for file_name in files:
         if not _KEY.match(file_name) or file_name in (".", ".."):
             raise ConfigKeyError(f"config file {file_name!r} is not a valid ConfigMap key")
-        grouped.setdefault(file_component(file_name), {})[file_name] = files[file_name]
-    return grouped
 
 
 def config_digest(files: Mapping[str, str], *, references: Iterable[str] = ()) -> str:
@@ -107,6 +91,7 @@ class WorkloadConfig:
 def workload_config(
     tenant: Tenant, component: Component, files: Mapping[str, str]
 ) -> WorkloadConfig:
+    check_config_keys(files)
     config_maps = tuple(
         manifest(
             "v1",
@@ -116,7 +101,9 @@ def workload_config(
         )
         for index, chunk in enumerate(_chunks(files))
     )
-    return WorkloadConfig(component=component, config_maps=config_maps, files=dict(files))
+    return WorkloadConfig(
+        component=component, config_maps=config_maps, files=dict(sorted(files.items()))
+    )
 
 
 def inspection_ca_certificate(tenant: Tenant) -> dict[str, Any] | None:

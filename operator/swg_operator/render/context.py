@@ -11,7 +11,8 @@ from typing import Any, Final
 from swg_operator import labels
 from swg_operator.api import OperatorSettings, SecureWebGatewaySpec
 from swg_operator.naming import Component
-from swg_operator.sizing import SizingPlan, WorkloadPlan
+from swg_operator.render.resources import container_resources
+from swg_operator.sizing_plan import SizingPlan, WorkloadPlan
 
 # Ports (the proxy port comes from OperatorSettings.proxy_port).
 ICAP_PORT: Final = 1344
@@ -69,7 +70,9 @@ class Tenant:
         """A container's `resources`: the sized limits, and the sized requests scaled by the
         platform's `resourceRequestsPercent` (what the scheduler reserves on a node)."""
         sized = plan.containers[container]
-        return sized.with_requests_percent(self.settings.resource_requests_percent).to_kubernetes()
+        return container_resources(
+            sized.with_requests_percent(self.settings.resource_requests_percent)
+        )
 
     def labels(self, component: Component | None = None) -> dict[str, str]:
         if component is None:

@@ -18,6 +18,7 @@ from typing import Any, Final
 from swg_operator import naming
 from swg_operator.api import SecureWebGatewaySpec
 from swg_operator.naming import Component
+from swg_operator.quantities import GIB, TIB, format_bytes, parse_bytes
 from swg_operator.render.configmaps import WorkloadConfig, config_digest
 from swg_operator.render.context import (
     CONF_DIR,
@@ -40,35 +41,28 @@ from swg_operator.render.pods import (
     projected_config_volume,
     tcp_probes,
 )
-from swg_operator.sizing import GIB, KIB, LOGSTORE, MIB, memory_quantity
+from swg_operator.sizing_plan import LOGSTORE
 
 LOGSTORE_GRACE_SECONDS: Final = 30
 
 
-_STORAGE_UNITS: Final = {"Ki": KIB, "Mi": MIB, "Gi": GIB, "Ti": 1024 * GIB}
 MIN_LOG_VOLUME_BYTES: Final = GIB
-MAX_LOG_VOLUME_BYTES: Final = 1024 * 1024 * GIB  # 1 PiB
+MAX_LOG_VOLUME_BYTES: Final = 1024 * TIB  # 1 PiB
 
 
-def log_volume_bytes(tenant: Tenant) -> int:
-    """The claim's size: `logs.storage.size` when given, else the sizing model's."""
-    size = tenant.spec.logs.storage.size
-    if size == "auto":
-        return tenant.sizing.log_volume
-    return int(size[:-2]) * _STORAGE_UNITS[size[-2:]]
-
-
-def check_log_storage(spec: SecureWebGatewaySpec) -> None:
-    """A declared log volume size must be one a storage class can provision."""
+def log_storage_override(spec: SecureWebGatewaySpec) -> int | None:
+    """`logs.storage.size` in bytes, the sizing model's storage override; None for auto. A
+    declared size must be one a storage class can provision."""
     size = spec.logs.storage.size
     if size == "auto":
-        return
-    requested = int(size[:-2]) * _STORAGE_UNITS[size[-2:]]
+        return None
+    requested = parse_bytes(size)
     if not MIN_LOG_VOLUME_BYTES <= requested <= MAX_LOG_VOLUME_BYTES:
         raise RenderError(
             INVALID_LOG_STORAGE,
             (f"spec.logs.storage.size: {size} is outside 1Gi..1024Ti; use auto or a size within",),
         )
+    return requested
 
 
 def log_volume_claim(tenant: Tenant) -> dict[str, Any]:
@@ -78,7 +72,7 @@ def log_volume_claim(tenant: Tenant) -> dict[str, Any]:
     spec: dict[str, Any] = {
         "accessModes": ["ReadWriteOnce"],
         "volumeMode": "Filesystem",
-        "resources": {"requests": {"storage": memory_quantity(log_volume_bytes(tenant))}},
+        "resources": {"requests": {"storage": format_bytes(tenant.sizing.log_volume)}},
     }
     storage_class = tenant.spec.logs.storage.storage_class_name
     if storage_class:

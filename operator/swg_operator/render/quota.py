@@ -6,22 +6,17 @@ from typing import Any
 
 from swg_operator import naming
 from swg_operator.render.context import Tenant, manifest
-from swg_operator.render.logstore import log_volume_bytes
-from swg_operator.sizing import memory_quantity
+from swg_operator.render.resources import limit_range_spec, quota_hard
 
 
 def resource_quota(tenant: Tenant) -> dict[str, Any]:
-    """The plan's quota, which covers a rolling update of every workload. An explicit
-    `logs.storage.size` larger than the computed log volume raises the storage quota to it, or
-    the log volume's claim would be refused."""
-    hard = dict(tenant.sizing.quota.hard())
-    storage = max(tenant.sizing.quota.requests_storage, log_volume_bytes(tenant))
-    hard["requests.storage"] = memory_quantity(storage)
+    """The plan's quota, which covers a rolling update of every workload and the log volume
+    (an explicit `logs.storage.size` is a sizing input: the storage quota covers it)."""
     return manifest(
         "v1",
         "ResourceQuota",
         tenant.metadata(naming.resource_quota_name()),
-        spec={"hard": hard},
+        spec={"hard": quota_hard(tenant.sizing.quota)},
     )
 
 
@@ -30,7 +25,7 @@ def limit_range(tenant: Tenant) -> dict[str, Any]:
         "v1",
         "LimitRange",
         tenant.metadata(naming.limit_range_name()),
-        spec=tenant.sizing.limit_range.spec(
-            requests_percent=tenant.settings.resource_requests_percent
+        spec=limit_range_spec(
+            tenant.sizing.limit_range, requests_percent=tenant.settings.resource_requests_percent
         ),
     )

@@ -18,7 +18,7 @@ from swg_operator.render.context import (
     Tenant,
     manifest,
 )
-from swg_operator.sizing import WorkloadPlan
+from swg_operator.sizing_plan import WorkloadPlan
 
 
 def _port(name: str, port: int) -> dict[str, Any]:

@@ -18,9 +18,8 @@ from swg_operator.naming import Component, service_name
 from swg_operator.render.context import LOGSTORE_INGEST_PORT, STATE_DIR, TMP_DIR, Tenant
 from swg_operator.render.dataplane import sandbox_service_name
 from swg_operator.render.pods import container_security_context, mount
-from swg_operator.sizing import WorkloadPlan
+from swg_operator.sizing_plan import SHIPPER, WorkloadPlan
 
-SHIPPER: Final = "shipper"
 # After the daemons exit: the shipper's quiet period (3 s) and the last batch's round trip.
 SHIPPER_DRAIN_SECONDS: Final = 10
 

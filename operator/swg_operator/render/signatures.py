@@ -36,12 +36,11 @@ from swg_operator.api.settings import Freshclam
 from swg_operator.naming import Component
 from swg_operator.render.context import CONF_DIR, STATE_DIR, TMP_DIR, Tenant, manifest
 from swg_operator.render.errors import SIGNATURES_UNAVAILABLE, RenderError
+from swg_operator.render.freshclam import FreshclamConfig
 from swg_operator.render.pods import container_security_context, mount
-from swg_operator.sizing import FRESHCLAM, ClamavDatabase, WorkloadPlan
+from swg_operator.sizing_plan import FRESHCLAM, ClamavDatabase, WorkloadPlan
 
 FRESHCLAM_SOURCE: Final = "freshclam"
-CONFIG_MAP_SOURCE: Final = "configMap"
-FRESHCLAM_CONF: Final = "freshclam.conf"
 # The signature files the anti-virus image installs from its config directory
 # (images/antivirus/entrypoint.sh, install_signatures).
 SIGNATURE_EXTENSIONS: Final = (
@@ -138,21 +137,21 @@ def proxied_mirrors(freshclam: Freshclam) -> tuple[MirrorEndpoint, ...]:
     return tuple(sorted(endpoints))
 
 
-def freshclam_template_values(
-    settings: OperatorSettings, *, proxy_host: str | None
-) -> dict[str, Any]:
-    """The values freshclam.conf.j2 needs (settings' strings are pattern-constrained).
-    `proxy_host`: the tenant's proxy Service by its full name, which freshclam goes through
-    when the mirror is not in the cluster (`mirror_through_proxy`)."""
+def freshclam_config(
+    spec: SecureWebGatewaySpec, settings: OperatorSettings, proxy_host: str
+) -> FreshclamConfig:
+    """freshclam's config values (settings' strings are pattern-constrained). `proxy_host`: the
+    tenant's proxy Service by its full name, which freshclam goes through when the mirror is not
+    in the cluster (`mirror_through_proxy`)."""
     freshclam = settings.antivirus.freshclam
-    through_proxy = mirror_through_proxy(settings)
-    return {
-        "database_mirror": freshclam.database_mirror,
-        "private_mirrors": list(freshclam.private_mirrors),
-        "checks_per_day": freshclam.checks_per_day,
-        "proxy_host": proxy_host if through_proxy else None,
-        "proxy_port": settings.proxy_port,
-    }
+    return FreshclamConfig(
+        service_code=spec.service_code,
+        database_mirror=freshclam.database_mirror,
+        private_mirrors=tuple(freshclam.private_mirrors),
+        checks_per_day=freshclam.checks_per_day,
+        proxy_host=proxy_host if mirror_through_proxy(settings) else None,
+        proxy_port=settings.proxy_port,
+    )
 
 
 def platform_signature_files(platform_signatures: Mapping[str, str] | None) -> dict[str, str]:

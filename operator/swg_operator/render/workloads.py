@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import re
 from typing import Any, Final
 
 from swg_operator import naming
 from swg_operator.api import SecureWebGatewaySpec
 from swg_operator.naming import Component
+from swg_operator.quantities import GIB, format_bytes
 from swg_operator.render.configmaps import WorkloadConfig, config_digest
 from swg_operator.render.context import (
     CONF_DIR,
@@ -39,11 +39,9 @@ from swg_operator.render.signatures import (
     platform_signatures_digest,
     platform_signatures_projection,
 )
-from swg_operator.sizing import CICAP, CLAMD, GIB, SQUID, WorkloadPlan, memory_quantity
+from swg_operator.render.squid import SHUTDOWN_SECONDS
+from swg_operator.sizing_plan import CICAP, CLAMD, SQUID, WorkloadPlan
 
-SQUID_CONF: Final = "squid.conf"
-# Squid's own default when squid.conf does not set shutdown_lifetime.
-SQUID_DEFAULT_SHUTDOWN_SECONDS: Final = 30
 # Endpoints are removed asynchronously: keep accepting connections this long after SIGTERM is
 # due, so that no client is sent to a proxy that already closed its port.
 PROXY_PRE_STOP_SECONDS: Final = 5
@@ -56,38 +54,11 @@ ANTIVIRUS_GRACE_SECONDS: Final = 30
 PROXY_STATE_BYTES: Final = 2 * GIB
 ANTIVIRUS_STATE_BYTES: Final = 4 * GIB
 
-_SHUTDOWN_LIFETIME = re.compile(
-    r"^[ \t]*shutdown_lifetime[ \t]+([0-9]{1,6})[ \t]*([a-z]*)[ \t]*(?:#.*)?$", re.MULTILINE
-)
-_TIME_UNITS: Final = {
-    "": 1,
-    "second": 1,
-    "seconds": 1,
-    "sec": 1,
-    "minute": 60,
-    "minutes": 60,
-    "min": 60,
-}
 
-
-def squid_shutdown_seconds(squid_conf: str) -> int:
-    """shutdown_lifetime of a squid.conf (the last one wins, as in Squid), in seconds."""
-    matches = _SHUTDOWN_LIFETIME.findall(squid_conf)
-    if not matches:
-        return SQUID_DEFAULT_SHUTDOWN_SECONDS
-    value, unit = matches[-1]
-    return int(value) * _TIME_UNITS.get(unit, 1)
-
-
-def proxy_grace_seconds(squid_conf: str, *, drain: int = 0) -> int:
-    """Pre-stop pause, Squid's shutdown_lifetime and a margin, then `drain` seconds for a log
-    shipper sidecar, which is stopped after Squid."""
-    return (
-        PROXY_PRE_STOP_SECONDS
-        + squid_shutdown_seconds(squid_conf)
-        + PROXY_SHUTDOWN_MARGIN_SECONDS
-        + drain
-    )
+def proxy_grace_seconds(*, drain: int = 0) -> int:
+    """Pre-stop pause, Squid's shutdown_lifetime (the one squid.conf is rendered with) and a
+    margin, then `drain` seconds for a log shipper sidecar, which is stopped after Squid."""
+    return PROXY_PRE_STOP_SECONDS + SHUTDOWN_SECONDS + PROXY_SHUTDOWN_MARGIN_SECONDS + drain
 
 
 def inspection_ca_secret_name(spec: SecureWebGatewaySpec) -> str | None:
@@ -111,7 +82,7 @@ def state_size_limit(base_bytes: int, plan: WorkloadPlan) -> str:
     """sizeLimit of a pod's state emptyDir: what its daemons keep there plus the log spool the
     sizing plan reserves for a log store outage (docs/sizing.md, "Log shippers and spools").
     Not counted in the ResourceQuota, which sets no ephemeral-storage."""
-    return memory_quantity(base_bytes + plan.log_spool)
+    return format_bytes(base_bytes + plan.log_spool)
 
 
 def proxy_deployment(tenant: Tenant, config: WorkloadConfig) -> dict[str, Any]:
@@ -152,7 +123,6 @@ def proxy_deployment(tenant: Tenant, config: WorkloadConfig) -> dict[str, Any]:
         "lifecycle": {"preStop": {"sleep": {"seconds": PROXY_PRE_STOP_SECONDS}}},
         "volumeMounts": mounts,
     }
-    squid_conf = config.files.get(SQUID_CONF, "")
     sidecars = shipper_sidecars(tenant, Component.PROXY, plan)
     pod = pod_spec(
         tenant,
@@ -160,7 +130,7 @@ def proxy_deployment(tenant: Tenant, config: WorkloadConfig) -> dict[str, Any]:
         init_containers=sidecars,
         containers=[squid],
         volumes=volumes,
-        grace_seconds=proxy_grace_seconds(squid_conf, drain=drain_seconds(sidecars)),
+        grace_seconds=proxy_grace_seconds(drain=drain_seconds(sidecars)),
         spread=True,
     )
     references = [f"secret/{ca_secret}"] if ca_secret else []
