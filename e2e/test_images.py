@@ -24,7 +24,7 @@ ENTRYPOINTS = {
     "operator": ["swg-operator"],
     "proxy": ["/usr/local/bin/swg-proxy-entrypoint"],
     "antivirus": ["/usr/local/bin/swg-antivirus-entrypoint"],
-    "logstore": ["python", "-m", "swg_operator.logstore"],
+    "logstore": ["python", "-m", "swg_logstore"],
 }
 # What each image must run as its unprivileged user: (argv, text expected in the output).
 COMMANDS = {
@@ -40,12 +40,12 @@ COMMANDS = {
             [
                 "python",
                 "-c",
-                "import aiohttp, swg_operator.logstore.server, "
-                "swg_operator.logstore.shipper, sys; print(sys.version)",
+                "import aiohttp, swg_logstore.server, "
+                "swg_logstore.shipper, sys; print(sys.version)",
             ],
             "3.13",
         ),
-        (["python", "-m", "swg_operator.logstore", "--help"], "serve"),
+        (["python", "-m", "swg_logstore", "--help"], "serve"),
     ],
 }
 

@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 from tests.test_logstore_shipping import Proc, _free_port, _wait_http
 
-from swg_operator.commands.logs import kubectl_main
-from swg_operator.logstore import __main__ as logstore_main
-from swg_operator.logstore.download import (
+from swg_logstore import __main__ as logstore_main
+from swg_logstore.formats import LogType
+from swg_operator.commands.log_download import (
     SERVICE_PORT_NAME,
     DownloadError,
     LogQuery,
@@ -29,7 +29,7 @@ from swg_operator.logstore.download import (
     with_local_time,
     zone,
 )
-from swg_operator.logstore.formats import LogType
+from swg_operator.commands.logs import kubectl_main
 from swg_operator.render import context, rbac
 
 QUERY = LogQuery(
@@ -87,7 +87,7 @@ def running_store(tmp_path: Path) -> Iterator[tuple[int, int]]:
     http_port, ingest_port = _free_port(), _free_port()
     proc = Proc(
         [
-            sys.executable, "-m", "swg_operator.logstore", "serve", "--root", str(tmp_path / "s"),
+            sys.executable, "-m", "swg_logstore", "serve", "--root", str(tmp_path / "s"),
             "--tenant", "acme", "--service-code", "SWG-1", "--host", "127.0.0.1",
             "--display-time-zone", "Asia/Tokyo",
             "--http-port", str(http_port), "--ingest-port", str(ingest_port),

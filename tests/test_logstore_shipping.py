@@ -96,7 +96,7 @@ def test_kill_store_and_shipper_while_records_flow(tmp_path: Path, procs: list[P
     http_port, ingest_port = _free_port(), _free_port()
     access, av = tmp_path / "pod" / "access.jsonl", tmp_path / "pod" / "av.log"
     access.parent.mkdir()
-    python = [sys.executable, "-m", "swg_operator.logstore"]
+    python = [sys.executable, "-m", "swg_logstore"]
     store = Proc(
         [
             *python, "serve", "--root", str(tmp_path / "store"), "--tenant", "acme",

@@ -11,9 +11,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from swg_logstore import formats
 from swg_operator.api import OperatorSettings, SecureWebGatewaySpec, parse_spec
 from swg_operator.catalogue import Catalogue, Category
-from swg_operator.logstore import formats
 from swg_operator.render.configmaps import files_by_component
 from swg_operator.render.dataplane import (
     CICAP_SERVICE_NAMES,

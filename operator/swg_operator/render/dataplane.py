@@ -23,11 +23,11 @@ from typing import Final
 
 import jinja2
 
+from swg_logstore import formats
+from swg_logstore.formats import TENANT_POLICY, Decision, MatchedList, annotation
 from swg_operator.api import OperatorSettings, SecureWebGatewaySpec
 from swg_operator.api.spec import DenyList, DomainList
 from swg_operator.catalogue import Catalogue, squid_dstdomain_lines, squid_url_regex_lines
-from swg_operator.logstore import formats
-from swg_operator.logstore.formats import TENANT_POLICY, Decision, MatchedList, annotation
 from swg_operator.naming import Component, service_name
 from swg_operator.render.context import CONF_DIR, ICAP_PORT, STATE_DIR, TLS_DIR
 from swg_operator.render.network import ALWAYS_EXCLUDED

@@ -1,4 +1,4 @@
-"""`python -m swg_operator.logstore serve|ship`: the log store and its shipping sidecar.
+"""`python -m swg_logstore serve|ship`: the log store and its shipping sidecar.
 
     serve  [--root DIR] --tenant NAME --service-code CODE [--retention-days N] [--legal-hold]
            [--host 0.0.0.0] [--http-port 8080] [--ingest-port 5140]
@@ -21,8 +21,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from swg_operator.logstore.formats import SHIPPER_STATE_DIR, SOURCE_PATHS, SourceKind
-from swg_operator.logstore.retention import MAX_RETENTION_DAYS, MIN_RETENTION_DAYS
+from swg_logstore.formats import SHIPPER_STATE_DIR, SOURCE_PATHS, SourceKind
+from swg_logstore.retention import MAX_RETENTION_DAYS, MIN_RETENTION_DAYS
 
 # The image contract shared with render.context (tests/test_logstore_plugin.py checks it).
 STATE_DIR = "/var/lib/swg"
@@ -54,7 +54,7 @@ def _source(text: str) -> tuple[SourceKind, Path]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m swg_operator.logstore")
+    parser = argparse.ArgumentParser(prog="python -m swg_logstore")
     sub = parser.add_subparsers(dest="command", required=True)
     serve = sub.add_parser("serve", help="run the tenant's log store")
     state_dir = _env("SWG_STATE_DIR", STATE_DIR) or STATE_DIR
@@ -113,8 +113,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "serve":
-        from swg_operator.logstore.server import serve  # aiohttp only where it is needed
-        from swg_operator.logstore.store import LogStore, StoreConfig
+        from swg_logstore.server import serve  # aiohttp only where it is needed
+        from swg_logstore.store import LogStore, StoreConfig
 
         store = LogStore(
             StoreConfig(
@@ -136,7 +136,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
         )
         return 0
-    from swg_operator.logstore.shipper import Shipper, Source, StoreClient
+    from swg_logstore.shipper import Shipper, Source, StoreClient
 
     args.state_dir.mkdir(parents=True, exist_ok=True)
     sources = [Source(kind, path, args.state_dir) for kind, path in args.source]

@@ -25,9 +25,9 @@ from typing import Final
 
 from aiohttp import web
 
-from swg_operator.logstore.formats import LogType
-from swg_operator.logstore.retention import utc_day
-from swg_operator.logstore.store import (
+from swg_logstore.formats import LogType
+from swg_logstore.retention import utc_day
+from swg_logstore.store import (
     Batch,
     BatchError,
     DaySnapshot,

@@ -43,8 +43,8 @@ from pathlib import Path
 from typing import Any, Final
 from urllib.parse import urlsplit
 
-from swg_operator.logstore.formats import SourceKind
-from swg_operator.logstore.records import MalformedLineError, decode, parse_line
+from swg_logstore.formats import SourceKind
+from swg_logstore.records import MalformedLineError, decode, parse_line
 
 DEFAULT_BATCH_BYTES: Final = 1024 * 1024
 MAX_LINE_BYTES: Final = 1024 * 1024
