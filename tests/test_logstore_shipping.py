@@ -1,7 +1,8 @@
 """Shipping with real processes: a writer appending Squid and c-icap lines the way they do
 (one write per record, O_APPEND), the shipper and the log store as separate processes, both
-killed with SIGKILL again and again while records flow. Then: every record stored, none twice.
-Bounded: a few thousand records on 127.0.0.1, well under a minute."""
+killed with SIGKILL again and again while records flow (each kill waits until the pair stored
+more since the last one). Then: every record stored, none twice. Bounded: a few thousand records
+on 127.0.0.1, well under a minute."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ import sys
 import time
 import urllib.request
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -73,6 +74,15 @@ def procs() -> Iterator[list[Proc]]:
         proc.kill()
 
 
+def wait_for(condition: Callable[[], bool], what: str, timeout: float = 30.0) -> None:
+    """Poll `condition` until it holds; fail naming `what` after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+        time.sleep(0.02)
+
+
 def _wait_http(url: str, timeout: float = 20.0) -> None:
     deadline = time.monotonic() + timeout
     while True:
@@ -126,20 +136,42 @@ def test_kill_store_and_shipper_while_records_flow(tmp_path: Path, procs: list[P
     writer.stdin.write(f"{SQUID_CLEAN}\n{CICAP_CLEAN}".encode())
     writer.stdin.close()
 
+    state_file = tmp_path / "pod" / "shipper" / "squid-access.json"
+
+    def stored_offset() -> int:
+        """How far the store has acknowledged the access log (the shipper's saved offset)."""
+        try:
+            return int(json.loads(state_file.read_text())["offset"])
+        except (FileNotFoundError, ValueError, KeyError):
+            return 0
+
+    def all_stored() -> bool:
+        return writer.poll() is not None and stored_offset() == access.stat().st_size
+
     kills = Counter[str]()
+    shipper_starts = 1
     turn = 0
     while writer.poll() is None or turn < 6:
-        time.sleep(0.35)
+        reached = stored_offset()
+        wait_for(
+            lambda: stored_offset() > reached or all_stored(),  # noqa: B023 (called at once)
+            "the shipper and the store to store more records",
+        )
         victim = (store, shipper)[turn % 2]
         victim.restart()
         kills[victim.argv[3]] += 1
+        shipper_starts += victim is shipper
         turn += 1
     assert writer.wait(timeout=60) == 0
     _wait_http(f"http://127.0.0.1:{http_port}/healthz")
 
-    # Drain: SIGTERM makes the shipper finish what is written, then exit by itself.
+    # Drain: SIGTERM makes the shipper finish what is written, then exit by itself. It handles
+    # SIGTERM once it has logged that it started.
     assert shipper.process is not None
-    time.sleep(0.3)
+    wait_for(
+        lambda: (tmp_path / "shipper.log").read_text().count("Shipper started") == shipper_starts,
+        "the restarted shipper to start",
+    )
     shipper.process.send_signal(signal.SIGTERM)
     assert shipper.process.wait(timeout=60) == 0
 

@@ -58,6 +58,7 @@ def shipper_container(tenant: Tenant, component: Component, plan: WorkloadPlan) 
         "restartPolicy": "Always",
         "args": ["ship"],
         "env": [
+            {"name": "SWG_TENANT", "value": tenant.name},  # named in its log lines
             {"name": "SWG_LOGSTORE_URL", "value": store},
             {"name": "SWG_SHIP_SOURCES", "value": sources},
             {"name": "SWG_SHIPPER_STATE_DIR", "value": SHIPPER_STATE_DIR},
