@@ -282,7 +282,6 @@ class Cancellation(CamelModel):
 
 
 class Phase(StrEnum):
-    PENDING = "Pending"
     PROVISIONING = "Provisioning"
     READY = "Ready"
     DEGRADED = "Degraded"
