@@ -82,7 +82,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--retention-days",
         type=_retention,
-        default=_retention(_env("SWG_LOG_RETENTION_DAYS") or _env("SWG_RETENTION_DAYS") or "90"),
+        default=_retention(
+            _env("SWG_LOG_RETENTION_DAYS") or _env("SWG_RETENTION_DAYS") or str(MAX_RETENTION_DAYS)
+        ),
     )
     serve.add_argument(
         "--legal-hold",

@@ -16,6 +16,8 @@ from enum import StrEnum
 from types import MappingProxyType
 from typing import Any, Final
 
+from swg_logstore.retention import MAX_RETENTION_DAYS
+
 KIB: Final = 1024
 MIB: Final = 1024 * KIB
 GIB: Final = 1024 * MIB
@@ -32,7 +34,6 @@ QUOTA_MEMORY_STEP_BYTES: Final = 64 * MIB
 # Inputs the model accepts (the CRD enforces the same bounds on the spec).
 MAX_ENDPOINTS: Final = 1_000_000
 MAX_REQUESTS_PER_SECOND: Final = 1_000_000
-MAX_RETENTION_DAYS: Final = 90
 
 # Container names the plan's resources are keyed by; the renderer uses the same names.
 SQUID: Final = "squid"
