@@ -17,10 +17,10 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from devtools.images import NAMES, Layout, cache_root, read_index
 
 from e2e.cluster import ControlPlane, hostnet
 from e2e.cluster.realnode import NODE_NAME, NODE_TAINT, REAL_NODE_LABEL
-from e2e.images import NAMES, Layout, cache_root, read_index
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 CHART = REPO_ROOT / "charts" / "swg-operator"

@@ -1,4 +1,4 @@
-"""The images `make images` built (e2e/images.py), checked as the node gets them: each
+"""The images `make images` built (devtools/images.py), checked as the node gets them: each
 docker-archive tar of the index is unpacked and its programs run in a chroot as UID 10001, the
 user the chart's and the renderer's pods run as. Needs root and a prior `make images`
 (`make test-images` does both); skipped otherwise."""
@@ -14,8 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
-from e2e import images
+from devtools import images
 
 pytestmark = pytest.mark.images
 

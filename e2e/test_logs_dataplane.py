@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.test_logstore_shipping import Proc, _free_port, _wait_http
+from devtools.processes import Proc, free_port, wait_http
 
 from e2e.dataplane.conftest import (  # noqa: F401 - fixtures used by this module's tests
     TENANT_DATA,
@@ -79,7 +79,7 @@ class Pipeline:
     """The log store and the two shippers, as processes on this host (127.0.0.1)."""
 
     def __init__(self, stack: DataplaneStack, work: Path) -> None:
-        self.http_port, ingest_port = _free_port(), _free_port()
+        self.http_port, ingest_port = free_port(), free_port()
         python = [sys.executable, "-m", "swg_logstore"]
         self.store = Proc(
             [
@@ -103,7 +103,7 @@ class Pipeline:
 
     def start(self) -> None:
         self.store.start()
-        _wait_http(f"http://127.0.0.1:{self.http_port}/healthz")
+        wait_http(f"http://127.0.0.1:{self.http_port}/healthz")
         for shipper in self.shippers:
             shipper.start()
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from aiohttp import ClientSession
 from aiohttp.test_utils import TestServer
-from tests.test_logstore_shipping import Proc, _free_port, _wait_http, wait_for
+from devtools.processes import Proc, free_port, wait_for, wait_http
 
 from swg_logstore import __main__ as logstore_main
 from swg_logstore.logs import REQUEST_ID_HEADER, configure
@@ -93,7 +93,7 @@ def test_the_store_logs_a_download_with_the_callers_request_id(
 
 
 def test_the_shipper_and_the_store_log_the_same_request_id(tmp_path: Path) -> None:
-    http_port, ingest_port = _free_port(), _free_port()
+    http_port, ingest_port = free_port(), free_port()
     log_file = tmp_path / "store.log"
     store = Proc(
         [
@@ -106,7 +106,7 @@ def test_the_shipper_and_the_store_log_the_same_request_id(tmp_path: Path) -> No
     )  # fmt: skip
     store.start()
     try:
-        _wait_http(f"http://127.0.0.1:{http_port}/healthz")
+        wait_http(f"http://127.0.0.1:{http_port}/healthz")
         client = StoreClient(f"http://127.0.0.1:{ingest_port}", timeout=10)
         # An offset past `to`: the store refuses the batch (400) and logs why.
         with pytest.raises(StoreUnavailableError, match="HTTP 400") as refused:

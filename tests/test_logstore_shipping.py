@@ -9,16 +9,15 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
-import time
 import urllib.request
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from devtools.processes import Proc, free_port, wait_for, wait_http
 from tests.test_logformat import CICAP_CLEAN, SQUID_CLEAN
 
 RECORDS = 3000
@@ -38,62 +37,12 @@ for n in range(count):
 """
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-class Proc:
-    def __init__(self, argv: list[str], log: Path) -> None:
-        self.argv = argv
-        self.log = log
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        with self.log.open("ab") as out:
-            self.process = subprocess.Popen(
-                self.argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
-            )
-
-    def kill(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGKILL)
-            self.process.wait(timeout=10)
-
-    def restart(self) -> None:
-        self.kill()
-        self.start()
-
-
 @pytest.fixture
 def procs() -> Iterator[list[Proc]]:
     started: list[Proc] = []
     yield started
     for proc in started:
         proc.kill()
-
-
-def wait_for(condition: Callable[[], bool], what: str, timeout: float = 30.0) -> None:
-    """Poll `condition` until it holds; fail naming `what` after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
-        time.sleep(0.02)
-
-
-def _wait_http(url: str, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            with urllib.request.urlopen(url, timeout=2) as response:
-                if response.status == 200:
-                    return
-        except OSError:
-            if time.monotonic() > deadline:
-                raise
-        time.sleep(0.05)
 
 
 def _download(http_port: int, log_type: str) -> list[dict[str, object]]:
@@ -103,7 +52,7 @@ def _download(http_port: int, log_type: str) -> list[dict[str, object]]:
 
 
 def test_kill_store_and_shipper_while_records_flow(tmp_path: Path, procs: list[Proc]) -> None:
-    http_port, ingest_port = _free_port(), _free_port()
+    http_port, ingest_port = free_port(), free_port()
     access, av = tmp_path / "pod" / "access.jsonl", tmp_path / "pod" / "av.log"
     access.parent.mkdir()
     python = [sys.executable, "-m", "swg_logstore"]
@@ -126,7 +75,7 @@ def test_kill_store_and_shipper_while_records_flow(tmp_path: Path, procs: list[P
     )  # fmt: skip
     procs += [store, shipper]
     store.start()
-    _wait_http(f"http://127.0.0.1:{http_port}/healthz")
+    wait_http(f"http://127.0.0.1:{http_port}/healthz")
     shipper.start()
     writer = subprocess.Popen(
         [sys.executable, "-c", WRITER, str(access), str(av), str(RECORDS)],
@@ -163,7 +112,7 @@ def test_kill_store_and_shipper_while_records_flow(tmp_path: Path, procs: list[P
         shipper_starts += victim is shipper
         turn += 1
     assert writer.wait(timeout=60) == 0
-    _wait_http(f"http://127.0.0.1:{http_port}/healthz")
+    wait_http(f"http://127.0.0.1:{http_port}/healthz")
 
     # Drain: SIGTERM makes the shipper finish what is written, then exit by itself. It handles
     # SIGTERM once it has logged that it started.
