@@ -180,7 +180,7 @@ def operator(prepared: Cluster) -> Iterator[OperatorProcess]:
         yield process
 
 
-JUDGED = {
+JUDGED: dict[str, tuple[dict[str, Any], str, str]] = {
     "unknown-category": (
         {"urlFiltering": {"blockedCategories": ["malware", "no-such-category"]}},
         "spec.urlFiltering.blockedCategories[1]",
