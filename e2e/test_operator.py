@@ -285,7 +285,7 @@ def test_the_admins_see_the_status_and_the_notices_in_their_namespace(
 
     found = wait_until(
         lambda: (
-            (n := notices()) and {"Created", "Updated"} <= {e["reason"] for e in n} and n or None
+            ((n := notices()) and {"Created", "Updated"} <= {e["reason"] for e in n} and n) or None
         ),
         timeout=30,
         what=f"change notices in {ns}",
