@@ -54,15 +54,15 @@ down: ## Stop everything `make up` started
 
 .PHONY: lint
 lint: $(VENV)/.installed ## ruff (lint + format check), mypy --strict, import-linter
-	$(VENV)/bin/ruff check operator tests e2e bench
-	$(VENV)/bin/ruff format --check operator tests e2e bench
+	$(VENV)/bin/ruff check operator tests e2e bench devtools
+	$(VENV)/bin/ruff format --check operator tests e2e bench devtools
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports
 
 .PHONY: fmt
 fmt: $(VENV)/.installed ## Format and auto-fix the code
-	$(VENV)/bin/ruff format operator tests e2e bench
-	$(VENV)/bin/ruff check --fix operator tests e2e bench
+	$(VENV)/bin/ruff format operator tests e2e bench devtools
+	$(VENV)/bin/ruff check --fix operator tests e2e bench devtools
 
 .PHONY: crds
 crds: $(VENV)/.installed ## Regenerate crds/ from the API models (swg-operator crd)
@@ -82,7 +82,7 @@ test-node: setup images ## Node tier: the real node of .local (started and stopp
 
 .PHONY: rootfs
 rootfs: deps ## Build (or reuse) the cached Debian 13 rootfs of the data-plane tier (root, ~1 min)
-	$(PYTHON) -m e2e.dataplane.rootfs build
+	$(PYTHON) -m devtools.rootfs build
 
 .PHONY: test-dataplane
 test-dataplane: setup rootfs ## Data-plane tier: Squid, c-icap, clamd from rendered config (root)
@@ -110,14 +110,14 @@ bench: bench-dataplane bench-provision bench-chaos ## Every benchmark (bench-* t
 chart-lint: $(VENV)/.installed ## helm lint --strict of the chart, hadolint of the images, shellcheck of hack/e2e-kind.sh
 	@e2e/cluster/build-binaries.sh helm
 	"$$($(CLUSTER) helm-path)" lint --strict charts/swg-operator \
-		--kube-version "$$($(PY) -c 'from e2e.cluster.binaries import pinned_versions as v; print(v()["K8S_VERSION"])')"
+		--kube-version "$$($(PY) -c 'from devtools.binaries import pinned_versions as v; print(v()["K8S_VERSION"])')"
 	$(VENV)/bin/hadolint --failure-threshold error images/*/Dockerfile
 	shellcheck hack/e2e-kind.sh
 
 .PHONY: images
 images: $(VENV)/.installed ## Build the four images with buildah, no Docker (root): tars + index.json in $$SWG_CACHE/images
 	@hack/install-apt.sh buildah debootstrap
-	$(PY) -m e2e.images build
+	$(PY) -m devtools.images build
 
 .PHONY: images-docker
 images-docker: ## docker build of every image (needs a Docker engine: none on the project's machines)

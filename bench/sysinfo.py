@@ -55,7 +55,7 @@ def git_commit(repo: Path) -> str:
 
 
 def versions(repo: Path) -> dict[str, str]:
-    from e2e.cluster.binaries import pinned_versions
+    from devtools.binaries import pinned_versions
 
     from swg_operator import __version__
 

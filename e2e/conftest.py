@@ -39,6 +39,7 @@ from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
 import pytest
+from devtools.binaries import find_tool
 
 from e2e.cluster import (
     Binaries,
@@ -50,7 +51,6 @@ from e2e.cluster import (
     unique_name,
     wait_until,
 )
-from e2e.cluster.binaries import find_tool
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 NAMESPACE_READY_TIMEOUT = 60.0

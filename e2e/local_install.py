@@ -17,10 +17,10 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from devtools.images import NAMES, Layout, cache_root, read_index
 
 from e2e.cluster import ControlPlane, hostnet
 from e2e.cluster.realnode import NODE_NAME, NODE_TAINT, REAL_NODE_LABEL
-from e2e.images import NAMES, Layout, cache_root, read_index
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 CHART = REPO_ROOT / "charts" / "swg-operator"
@@ -159,7 +159,7 @@ def schedule_on_the_real_node(plane: ControlPlane) -> None:
 
 
 def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
-    out = json.loads(json.dumps(base))
+    out: dict[str, Any] = json.loads(json.dumps(base))
     for key, value in extra.items():
         if isinstance(value, dict) and isinstance(out.get(key), dict):
             out[key] = _merge(out[key], value)

@@ -9,9 +9,9 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from devtools.binaries import pinned_versions
 
 from e2e.cluster import NODES, REGION_LABEL, ZONE_LABEL, Cluster, ControlPlane, wait_until
-from e2e.cluster.binaries import pinned_versions
 
 pytestmark = pytest.mark.cluster
 

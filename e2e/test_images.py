@@ -1,4 +1,4 @@
-"""The images `make images` built (e2e/images.py), checked as the node gets them: each
+"""The images `make images` built (devtools/images.py), checked as the node gets them: each
 docker-archive tar of the index is unpacked and its programs run in a chroot as UID 10001, the
 user the chart's and the renderer's pods run as. Needs root and a prior `make images`
 (`make test-images` does both); skipped otherwise."""
@@ -14,8 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
-from e2e import images
+from devtools import images
 
 pytestmark = pytest.mark.images
 
@@ -24,7 +23,7 @@ ENTRYPOINTS = {
     "operator": ["swg-operator"],
     "proxy": ["/usr/local/bin/swg-proxy-entrypoint"],
     "antivirus": ["/usr/local/bin/swg-antivirus-entrypoint"],
-    "logstore": ["python", "-m", "swg_operator.logstore"],
+    "logstore": ["python", "-m", "swg_logstore"],
 }
 # What each image must run as its unprivileged user: (argv, text expected in the output).
 COMMANDS = {
@@ -40,12 +39,12 @@ COMMANDS = {
             [
                 "python",
                 "-c",
-                "import aiohttp, swg_operator.logstore.server, "
-                "swg_operator.logstore.shipper, sys; print(sys.version)",
+                "import aiohttp, swg_logstore.server, "
+                "swg_logstore.shipper, sys; print(sys.version)",
             ],
             "3.13",
         ),
-        (["python", "-m", "swg_operator.logstore", "--help"], "serve"),
+        (["python", "-m", "swg_logstore", "--help"], "serve"),
     ],
 }
 

@@ -1,6 +1,6 @@
 """Tenant logs from real traffic: the data-plane test tenant's configuration exactly as
 `swg-operator render` writes it (the templates carry the logging directives of
-`swg_operator.logstore.formats`), real Squid + c-icap + clamd in a loopback-only namespace, the
+`swg_logstore.formats`), real Squid + c-icap + clamd in a loopback-only namespace, the
 real shippers and log store as processes on 127.0.0.1. Traffic that is allowed, blocked by
 category and by list, bypassed, EICAR down and up (HTTP and inspected HTTPS); meanwhile the log
 store, the shippers and Squid are killed with SIGKILL and restarted. Then the downloaded logs are
@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.test_logstore_shipping import Proc, _free_port, _wait_http
+from devtools.processes import Proc, free_port, wait_http
 
 from e2e.dataplane.conftest import (  # noqa: F401 - fixtures used by this module's tests
     TENANT_DATA,
@@ -37,8 +37,8 @@ from e2e.dataplane.conftest import (  # noqa: F401 - fixtures used by this modul
     start_dataplane,
 )
 from e2e.dataplane.stack import DEFAULT_TEST_NAMES, DataplaneStack
-from swg_operator.logstore import formats
-from swg_operator.logstore.formats import (
+from swg_logstore import formats
+from swg_logstore.formats import (
     CICAP_ANTIVIRUS_LOG_PATH,
     SQUID_ACCESS_LOG_PATH,
     SourceKind,
@@ -79,8 +79,8 @@ class Pipeline:
     """The log store and the two shippers, as processes on this host (127.0.0.1)."""
 
     def __init__(self, stack: DataplaneStack, work: Path) -> None:
-        self.http_port, ingest_port = _free_port(), _free_port()
-        python = [sys.executable, "-m", "swg_operator.logstore"]
+        self.http_port, ingest_port = free_port(), free_port()
+        python = [sys.executable, "-m", "swg_logstore"]
         self.store = Proc(
             [
                 *python, "serve", "--root", str(work / "store"), "--tenant", TENANT,
@@ -103,7 +103,7 @@ class Pipeline:
 
     def start(self) -> None:
         self.store.start()
-        _wait_http(f"http://127.0.0.1:{self.http_port}/healthz")
+        wait_http(f"http://127.0.0.1:{self.http_port}/healthz")
         for shipper in self.shippers:
             shipper.start()
 

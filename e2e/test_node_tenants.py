@@ -244,7 +244,7 @@ def tenants(
     for ns in (client_ns, admins_ns):
         cluster.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})
         wait_until(
-            lambda ns=ns: (
+            lambda ns=ns: (  # type: ignore[misc]
                 cluster.kubectl("get", "sa", "default", "-n", ns, check=False).returncode == 0
             ),
             timeout=60,
@@ -375,7 +375,7 @@ def test_nobody_outside_the_allowed_clients_connects_and_the_probes_can_fail(
         for ns, pod in sources:
             address, port = probes["proxy"]
             assert wait_until(
-                lambda ns=ns, pod=pod, a=address, p=port: can_connect(tenants, ns, pod, a, p),
+                lambda ns=ns, pod=pod, a=address, p=port: can_connect(tenants, ns, pod, a, p),  # type: ignore[misc]
                 timeout=30,
                 what=f"{pod} reaching A's proxy without policies",
             )
@@ -424,7 +424,7 @@ def test_the_proxy_reaches_nothing_but_the_internet(tenants: Tenants) -> None:
 
     for what, (address, port) in targets.items():
         wait_until(
-            lambda a=address, p=port: can_connect(tenants, tenants.client_ns, "client-out", a, p),
+            lambda a=address, p=port: can_connect(tenants, tenants.client_ns, "client-out", a, p),  # type: ignore[misc]
             timeout=30,
             what=f"a client without policies reaching {what}",
         )

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -55,7 +56,7 @@ def names(objects: set[str], kind: str) -> set[str]:
     return {o.split("/")[2] for o in objects if o.startswith(f"{kind}/")}
 
 
-def deployment(cluster: Cluster, ns: str, name: str) -> dict[str, object]:
+def deployment(cluster: Cluster, ns: str, name: str) -> dict[str, Any]:
     result = cluster.kubectl_json("get", "deployment", name, "-n", ns)
     assert isinstance(result, dict)
     return result
@@ -105,16 +106,16 @@ def test_create_change_and_prune(
     assert (
         body["status"]["sizing"]["proxyReplicas"]
         == deployment(cluster, ns, "proxy")["spec"]["replicas"]
-    )  # type: ignore[index]
+    )
     assert all(c["observedGeneration"] == 2 for c in body["status"]["conditions"])
     wait_event(cluster, name, "Updated", "ResourceQuota")
 
     # Lists: the config changes, so the pod template's config digest changes (pods roll).
     digest = "swg.dev/config-digest"
-    before = deployment(cluster, ns, "proxy")["spec"]["template"]["metadata"]["annotations"][digest]  # type: ignore[index]
+    before = deployment(cluster, ns, "proxy")["spec"]["template"]["metadata"]["annotations"][digest]
     patch_spec(cluster, name, {"urlFiltering": {"deny": {"domains": [".blocked.example"]}}})
     wait_phase(cluster, name, "Ready", generation=3, timeout=120)
-    after = deployment(cluster, ns, "proxy")["spec"]["template"]["metadata"]["annotations"][digest]  # type: ignore[index]
+    after = deployment(cluster, ns, "proxy")["spec"]["template"]["metadata"]["annotations"][digest]
     assert after != before
 
     # Anti-virus off: its objects are pruned, the tenant stays Ready; on: they come back.
@@ -234,15 +235,15 @@ def test_suspend_and_resume(prepared: Cluster, operator: OperatorProcess, tenant
     patch_spec(cluster, name, {"suspended": True})
     body = wait_phase(cluster, name, "Suspended", generation=2)
     assert condition(body, "Ready")["reason"] == "Suspended"
-    assert deployment(cluster, ns, "proxy")["spec"]["replicas"] == 0  # type: ignore[index]
-    assert deployment(cluster, ns, "antivirus")["spec"]["replicas"] == 0  # type: ignore[index]
+    assert deployment(cluster, ns, "proxy")["spec"]["replicas"] == 0
+    assert deployment(cluster, ns, "antivirus")["spec"]["replicas"] == 0
     assert "logstore-data" in names(labelled_objects(cluster, name), "PersistentVolumeClaim")
     patch_spec(cluster, name, {"suspended": False})
     body = wait_phase(cluster, name, "Ready", generation=3, timeout=120)
     assert (
         deployment(cluster, ns, "proxy")["spec"]["replicas"]
         == body["status"]["sizing"]["proxyReplicas"]
-    )  # type: ignore[index]
+    )
 
 
 def _mirror(cluster: Cluster, ns: str) -> dict[str, str]:
@@ -278,12 +279,14 @@ def test_the_admins_see_the_status_and_the_notices_in_their_namespace(
     wait_phase(cluster, name, "Suspended", generation=2)
     wait_until(lambda: mirrored("Suspended", 2), timeout=30, what="the mirror Suspended")
 
-    def notices() -> list[dict[str, object]]:
+    def notices() -> list[dict[str, Any]]:
         events = cluster.kubectl_json("get", "events", "-n", ns)["items"]
         return [e for e in events if e["involvedObject"].get("name") == "tenant-status"]
 
     found = wait_until(
-        lambda: (n := notices()) and {"Created", "Updated"} <= {e["reason"] for e in n} and n,
+        lambda: (
+            ((n := notices()) and {"Created", "Updated"} <= {e["reason"] for e in n} and n) or None
+        ),
         timeout=30,
         what=f"change notices in {ns}",
     )

@@ -19,6 +19,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from devtools.security.hostile import plausible_specs
+from devtools.security.manifests import render
 from hypothesis import HealthCheck, Phase, assume, given, settings
 
 from e2e.cluster import Cluster, unique_name, wait_until
@@ -30,8 +32,6 @@ from e2e.operator_process import (
     install_prerequisites,
     tenant_manifest,
 )
-from e2e.security.hostile import plausible_specs
-from e2e.security.manifests import render
 from swg_operator.api import SpecError, parse_spec
 from swg_operator.render import RenderError, TenantManifests
 
@@ -180,7 +180,7 @@ def operator(prepared: Cluster) -> Iterator[OperatorProcess]:
         yield process
 
 
-JUDGED = {
+JUDGED: dict[str, tuple[dict[str, Any], str, str]] = {
     "unknown-category": (
         {"urlFiltering": {"blockedCategories": ["malware", "no-such-category"]}},
         "spec.urlFiltering.blockedCategories[1]",

@@ -27,8 +27,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from e2e.security.hostile import catalogue_files, hostile_specs, plausible_specs
-from e2e.security.manifests import example_spec, sample_catalogue
+from devtools.security.hostile import catalogue_files, hostile_specs, plausible_specs
+from devtools.security.manifests import example_spec, sample_catalogue
 from hypothesis import HealthCheck, assume, example, given, settings
 
 from swg_operator.api import OperatorSettings, SecureWebGatewaySpec, SpecError, parse_spec

@@ -1,4 +1,4 @@
-"""The pure parts of `make images` (e2e/images.py): what an image's inputs are, the digest that
+"""The pure parts of `make images` (devtools/images.py): what an image's inputs are, the digest that
 decides a rebuild, the index the node reads, and the refs the chart and the operator name.
 Building needs root and buildah: e2e/test_images.py checks the built images (-m images)."""
 
@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from e2e import images
+from devtools import images
 
 from swg_operator.api.settings import Images
 

@@ -19,7 +19,7 @@ file writes down from the product's promises, not from the renderer's code:
 * the operator reaches the API server and DNS only and admits only the metrics scrape.
 
 Any extra edge fails, and so does a missing one. netpol-analyzer reads IPv4 only
-(`e2e.security.analysis`), so it is compared on IPv4; network-config-analyzer on both families.
+(`devtools.security.analysis`), so it is compared on IPv4; network-config-analyzer on both families.
 The tests at the end feed deliberately wrong policies and check that the comparison fails.
 """
 
@@ -34,13 +34,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from e2e.security.analysis import (
+from devtools.security.analysis import (
     nca_edges,
     netpolicy_edges,
     without_ipv6_ip_blocks,
     write_analysed,
 )
-from e2e.security.connectivity import (
+from devtools.security.connectivity import (
     DNS,
     EVERY_IPV4,
     EVERY_IPV6,
@@ -52,7 +52,7 @@ from e2e.security.connectivity import (
     Workload,
     parse_edges,
 )
-from e2e.security.manifests import (
+from devtools.security.manifests import (
     OPERATOR_NAMESPACE,
     chart_objects,
     example_spec,
@@ -60,7 +60,7 @@ from e2e.security.manifests import (
     render,
     workload,
 )
-from e2e.security.tools import analyzer
+from devtools.security.tools import analyzer
 
 from swg_operator.api import OperatorSettings
 from swg_operator.render import Lifecycle
@@ -460,7 +460,7 @@ def test_the_unmutated_single_tenant_passes_the_same_comparison(analyser: str) -
 def test_netpolicy_misreads_ipv6_blocks_which_is_why_it_gets_ipv4_only(tmp_path: Path) -> None:
     """Canary: given an IPv6 ipBlock as is, netpol-analyzer v1.4.4 reports an IPv4 range (the
     block's first 32 bits: 2001:db8:100::/48 becomes 32.1.13.184). When a new version stops
-    doing that, the IPv6 stripping in `e2e.security.analysis` can go."""
+    doing that, the IPv6 stripping in `devtools.security.analysis` can go."""
     write_analysed(scenario_objects(CASES[1:2]), tmp_path)  # beta: 2001:db8:100::/48 clients
     result = subprocess.run(
         [str(analyzer("netpolicy").path), "list", "--dirpath", str(tmp_path)],

@@ -11,9 +11,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from swg_operator.logstore import formats, records
-from swg_operator.logstore.formats import Decision, LogType, MatchedList, SourceKind
-from swg_operator.logstore.records import MalformedLineError
+from swg_logstore import formats, records
+from swg_logstore.formats import Decision, LogType, MatchedList, SourceKind
+from swg_logstore.records import MalformedLineError
 
 # Written by Squid 6.13 (trixie) with formats.SQUID_ACCESS_LOGFORMAT.
 SQUID_CLEAN = (

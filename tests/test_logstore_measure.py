@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from swg_operator.logstore.measure import measure, throughput
+from bench.logstore_measure import measure, throughput
 
 
 def test_measurement_of_a_small_day() -> None:

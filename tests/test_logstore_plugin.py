@@ -14,11 +14,11 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from tests.test_logstore_shipping import Proc, _free_port, _wait_http
+from devtools.processes import Proc, free_port, wait_http
 
-from swg_operator.commands.logs import kubectl_main
-from swg_operator.logstore import __main__ as logstore_main
-from swg_operator.logstore.download import (
+from swg_logstore import __main__ as logstore_main
+from swg_logstore.formats import LogType
+from swg_operator.commands.log_download import (
     SERVICE_PORT_NAME,
     DownloadError,
     LogQuery,
@@ -29,7 +29,7 @@ from swg_operator.logstore.download import (
     with_local_time,
     zone,
 )
-from swg_operator.logstore.formats import LogType
+from swg_operator.commands.logs import kubectl_main
 from swg_operator.render import context, rbac
 
 QUERY = LogQuery(
@@ -84,10 +84,10 @@ def test_progress_line_with_an_injected_clock() -> None:
 
 @pytest.fixture
 def running_store(tmp_path: Path) -> Iterator[tuple[int, int]]:
-    http_port, ingest_port = _free_port(), _free_port()
+    http_port, ingest_port = free_port(), free_port()
     proc = Proc(
         [
-            sys.executable, "-m", "swg_operator.logstore", "serve", "--root", str(tmp_path / "s"),
+            sys.executable, "-m", "swg_logstore", "serve", "--root", str(tmp_path / "s"),
             "--tenant", "acme", "--service-code", "SWG-1", "--host", "127.0.0.1",
             "--display-time-zone", "Asia/Tokyo",
             "--http-port", str(http_port), "--ingest-port", str(ingest_port),
@@ -96,7 +96,7 @@ def running_store(tmp_path: Path) -> Iterator[tuple[int, int]]:
     )  # fmt: skip
     proc.start()
     try:
-        _wait_http(f"http://127.0.0.1:{http_port}/healthz")
+        wait_http(f"http://127.0.0.1:{http_port}/healthz")
         today = datetime.now(UTC).date()
         for back in range(3):
             day = today - timedelta(days=back)
@@ -166,7 +166,7 @@ def test_plugin_reports_an_unreachable_store(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     code = kubectl_main(
-        ["logs", "acme", "--server", f"http://127.0.0.1:{_free_port()}", "-o", str(tmp_path / "x")]
+        ["logs", "acme", "--server", f"http://127.0.0.1:{free_port()}", "-o", str(tmp_path / "x")]
     )
     assert code == 1
     assert "interrupted" in capsys.readouterr().err

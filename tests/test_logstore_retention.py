@@ -10,16 +10,16 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from swg_operator.logstore.formats import LogType
-from swg_operator.logstore.records import Record
-from swg_operator.logstore.retention import (
+from swg_logstore.formats import LogType
+from swg_logstore.records import Record
+from swg_logstore.retention import (
     closable_days,
     expired_days,
     first_retained_day,
     is_retained,
     utc_day,
 )
-from swg_operator.logstore.store import Batch, LogStore, StoreConfig
+from swg_logstore.store import Batch, LogStore, StoreConfig
 
 START = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 

@@ -1,23 +1,23 @@
 """Shipping with real processes: a writer appending Squid and c-icap lines the way they do
 (one write per record, O_APPEND), the shipper and the log store as separate processes, both
-killed with SIGKILL again and again while records flow. Then: every record stored, none twice.
-Bounded: a few thousand records on 127.0.0.1, well under a minute."""
+killed with SIGKILL again and again while records flow (each kill waits until the pair stored
+more since the last one). Then: every record stored, none twice. Bounded: a few thousand records
+on 127.0.0.1, well under a minute."""
 
 from __future__ import annotations
 
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
-import time
 import urllib.request
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from devtools.processes import Proc, free_port, wait_for, wait_http
 from tests.test_logformat import CICAP_CLEAN, SQUID_CLEAN
 
 RECORDS = 3000
@@ -37,53 +37,12 @@ for n in range(count):
 """
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-class Proc:
-    def __init__(self, argv: list[str], log: Path) -> None:
-        self.argv = argv
-        self.log = log
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        with self.log.open("ab") as out:
-            self.process = subprocess.Popen(
-                self.argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
-            )
-
-    def kill(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGKILL)
-            self.process.wait(timeout=10)
-
-    def restart(self) -> None:
-        self.kill()
-        self.start()
-
-
 @pytest.fixture
 def procs() -> Iterator[list[Proc]]:
     started: list[Proc] = []
     yield started
     for proc in started:
         proc.kill()
-
-
-def _wait_http(url: str, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            with urllib.request.urlopen(url, timeout=2) as response:
-                if response.status == 200:
-                    return
-        except OSError:
-            if time.monotonic() > deadline:
-                raise
-        time.sleep(0.05)
 
 
 def _download(http_port: int, log_type: str) -> list[dict[str, object]]:
@@ -93,10 +52,10 @@ def _download(http_port: int, log_type: str) -> list[dict[str, object]]:
 
 
 def test_kill_store_and_shipper_while_records_flow(tmp_path: Path, procs: list[Proc]) -> None:
-    http_port, ingest_port = _free_port(), _free_port()
+    http_port, ingest_port = free_port(), free_port()
     access, av = tmp_path / "pod" / "access.jsonl", tmp_path / "pod" / "av.log"
     access.parent.mkdir()
-    python = [sys.executable, "-m", "swg_operator.logstore"]
+    python = [sys.executable, "-m", "swg_logstore"]
     store = Proc(
         [
             *python, "serve", "--root", str(tmp_path / "store"), "--tenant", "acme",
@@ -116,7 +75,7 @@ def test_kill_store_and_shipper_while_records_flow(tmp_path: Path, procs: list[P
     )  # fmt: skip
     procs += [store, shipper]
     store.start()
-    _wait_http(f"http://127.0.0.1:{http_port}/healthz")
+    wait_http(f"http://127.0.0.1:{http_port}/healthz")
     shipper.start()
     writer = subprocess.Popen(
         [sys.executable, "-c", WRITER, str(access), str(av), str(RECORDS)],
@@ -126,20 +85,42 @@ def test_kill_store_and_shipper_while_records_flow(tmp_path: Path, procs: list[P
     writer.stdin.write(f"{SQUID_CLEAN}\n{CICAP_CLEAN}".encode())
     writer.stdin.close()
 
+    state_file = tmp_path / "pod" / "shipper" / "squid-access.json"
+
+    def stored_offset() -> int:
+        """How far the store has acknowledged the access log (the shipper's saved offset)."""
+        try:
+            return int(json.loads(state_file.read_text())["offset"])
+        except (FileNotFoundError, ValueError, KeyError):
+            return 0
+
+    def all_stored() -> bool:
+        return writer.poll() is not None and stored_offset() == access.stat().st_size
+
     kills = Counter[str]()
+    shipper_starts = 1
     turn = 0
     while writer.poll() is None or turn < 6:
-        time.sleep(0.35)
+        reached = stored_offset()
+        wait_for(
+            lambda: stored_offset() > reached or all_stored(),  # noqa: B023 (called at once)
+            "the shipper and the store to store more records",
+        )
         victim = (store, shipper)[turn % 2]
         victim.restart()
         kills[victim.argv[3]] += 1
+        shipper_starts += victim is shipper
         turn += 1
     assert writer.wait(timeout=60) == 0
-    _wait_http(f"http://127.0.0.1:{http_port}/healthz")
+    wait_http(f"http://127.0.0.1:{http_port}/healthz")
 
-    # Drain: SIGTERM makes the shipper finish what is written, then exit by itself.
+    # Drain: SIGTERM makes the shipper finish what is written, then exit by itself. It handles
+    # SIGTERM once it has logged that it started.
     assert shipper.process is not None
-    time.sleep(0.3)
+    wait_for(
+        lambda: (tmp_path / "shipper.log").read_text().count("Shipper started") == shipper_starts,
+        "the restarted shipper to start",
+    )
     shipper.process.send_signal(signal.SIGTERM)
     assert shipper.process.wait(timeout=60) == 0
 

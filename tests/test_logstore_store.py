@@ -17,11 +17,11 @@ import pytest
 from aiohttp import ClientSession
 from aiohttp.test_utils import TestServer
 
-from swg_operator.logstore import layout
-from swg_operator.logstore.formats import LogType
-from swg_operator.logstore.records import Record
-from swg_operator.logstore.server import download_app, ingest_app
-from swg_operator.logstore.store import (
+from swg_logstore import layout
+from swg_logstore.formats import LogType
+from swg_logstore.records import Record
+from swg_logstore.server import download_app, ingest_app
+from swg_logstore.store import (
     Batch,
     BatchError,
     LogStore,

@@ -2,9 +2,9 @@
 for a range of tenants, and over the chart's `helm template` output; and no RBAC wildcard.
 
 checkov runs once, without skips, over all of it (pinned, in its own venv, offline: see
-`e2e.security.analysis.run_checkov`). Every failure must be listed in `JUSTIFIED` below, by check
-and resource, with the reason the check does not apply; anything else fails the test, and so
-does a justification that no longer matches any failure (so the list cannot rot). This is
+`devtools.security.analysis.run_checkov`). Every failure must be listed in `JUSTIFIED` below, by
+check and resource, with the reason the check does not apply; anything else fails the test, and
+so does a justification that no longer matches any failure (so the list cannot rot). This is
 narrower than checkov's `--skip-check`, which would switch a check off for every object.
 
 The renderer and the chart are run as production runs them: images pinned by digest (the
@@ -23,8 +23,8 @@ from typing import Any
 
 import pytest
 import yaml
-from e2e.security.analysis import CheckovFinding, CheckovReport, run_checkov
-from e2e.security.manifests import chart_objects, example_spec, render
+from devtools.security.analysis import CheckovFinding, CheckovReport, run_checkov
+from devtools.security.manifests import chart_objects, example_spec, render
 
 from swg_operator.api import Images, OperatorSettings
 from swg_operator.render import Lifecycle

@@ -43,7 +43,12 @@ def every_child_name(tenant: str) -> list[str]:
         naming.limit_range_name(),
         naming.legacy_reader_role_name(),
         naming.tenant_status_name(),
-        *naming.network_policy_names(),
+        naming.POLICY_DEFAULT_DENY,
+        naming.POLICY_ALLOW_DNS,
+        naming.POLICY_PROXY_INGRESS,
+        naming.POLICY_PROXY_EGRESS,
+        naming.POLICY_ANTIVIRUS,
+        naming.POLICY_LOGSTORE,
     ]
     return names
 

@@ -26,7 +26,7 @@ from swg_operator.naming import Component
 from swg_operator.quantities import MIB
 from swg_operator.quantities import parse_bytes as parse_memory_quantity
 from swg_operator.quantities import parse_cpu as parse_cpu_quantity
-from swg_operator.render import Lifecycle, RenderError, effective_lifecycle, rbac
+from swg_operator.render import Lifecycle, RenderError, TenantManifests, effective_lifecycle, rbac
 from swg_operator.render.checks import category_references, wire_category_references
 from swg_operator.render.configmaps import (
     CONFIG_MAP_BUDGET_BYTES,
@@ -379,11 +379,21 @@ def test_cancelled_tenant_releases_its_proxy_address() -> None:
     assert not has(render_example("full", lifecycle=Lifecycle.CANCELLED), "Service", "proxy")
 
 
+def ip_block_peers(manifests: TenantManifests) -> list[dict[str, Any]]:
+    return [
+        peer
+        for policy in objects_of(manifests, "NetworkPolicy")
+        for rule in policy["spec"].get("ingress", []) + policy["spec"].get("egress", [])
+        for peer in rule.get("from", []) + rule.get("to", [])
+        if "ipBlock" in peer
+    ]
+
+
 def test_cancelled_tenant_has_no_ip_block_left() -> None:
-    manifests = render_example("full", lifecycle=Lifecycle.CANCELLED)
-    for policy in objects_of(manifests, "NetworkPolicy"):
-        for rule in policy["spec"].get("ingress", []) + policy["spec"].get("egress", []):
-            assert all("ipBlock" not in peer for peer in rule.get("from", rule.get("to", [])))
+    assert ip_block_peers(render_example("full")), "the active tenant has client and egress CIDRs"
+    cancelled = render_example("full", lifecycle=Lifecycle.CANCELLED)
+    assert has(cancelled, "NetworkPolicy", "default-deny")
+    assert ip_block_peers(cancelled) == []
 
 
 def test_spec_suspended_suspends_an_active_tenant_only() -> None:

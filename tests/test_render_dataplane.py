@@ -12,9 +12,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from render_support import dataplane_files
+from swg_logstore import formats
 from swg_operator.api import OperatorSettings, SecureWebGatewaySpec, parse_spec
 from swg_operator.catalogue import Catalogue, Category
-from swg_operator.logstore import formats
 from swg_operator.naming import Component
 from swg_operator.quantities import parse_bytes
 from swg_operator.render.cicap import CICAP_SERVICE_NAMES

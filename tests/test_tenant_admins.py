@@ -142,7 +142,7 @@ _text = st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), max_si
 
 @settings(max_examples=100)
 @given(
-    phase=st.sampled_from(["Pending", "Provisioning", "Ready", "Degraded", "Cancelled"]),
+    phase=st.sampled_from(["Provisioning", "Ready", "Degraded", "Cancelled"]),
     generation=st.integers(min_value=0, max_value=10**9),
     message=_text,
     endpoint=st.none() | _text,

@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from e2e.dataplane import rootfs
+from devtools import rootfs
 
 from bench.dataplane import machine, report, run, tenants
 from bench.dataplane.loadgen import WrkParams, wrk_version

@@ -9,7 +9,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from e2e.dataplane import rootfs
+from devtools import rootfs
 
 # Packages of the trixie rootfs (the images' package lists) whose versions the results name.
 ROOTFS_PACKAGES = ("squid-openssl", "c-icap", "libc-icap-mod-virus-scan", "clamav-daemon")

@@ -5,7 +5,8 @@ python -m e2e.cluster load-images [--dir .local] TAR...
 python -m e2e.cluster kubectl-path|helm-path
 """
 
-from e2e.cluster.binaries import Binaries, BinariesMissingError
+from devtools.binaries import Binaries, BinariesMissingError
+
 from e2e.cluster.client import (
     Cluster,
     KubectlError,

@@ -8,7 +8,8 @@ import sys
 import time
 from pathlib import Path
 
-from e2e.cluster.binaries import Binaries, BinariesMissingError
+from devtools.binaries import Binaries, BinariesMissingError
+
 from e2e.cluster.controlplane import ControlPlane, ControlPlaneError
 from e2e.cluster.hostnet import HostNetError
 from e2e.cluster.realnode import RealNodeError, load_images

@@ -28,9 +28,9 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from devtools.binaries import Binaries
 
 from e2e.cluster import hostnet, processes
-from e2e.cluster.binaries import Binaries
 from e2e.cluster.client import Cluster, wait_until
 from e2e.cluster.nodes import NODES, KwokNode
 from e2e.cluster.pki import KeyPair, Pki, issue, make_pki

@@ -38,9 +38,9 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from devtools.binaries import cache_dir, pinned_version
 
 from e2e.cluster import hostnet, images, processes
-from e2e.cluster.binaries import cache_dir, pinned_version
 from e2e.cluster.client import Cluster, wait_until
 from e2e.cluster.nodes import REGION_LABEL, ZONE_LABEL
 from e2e.cluster.pki import KeyPair, issue
@@ -1109,7 +1109,7 @@ def load_images(state_dir: Path, archives: Sequence[Path]) -> list[str]:
     Pods use the names with `imagePullPolicy: IfNotPresent` or `Never`. Returns every image
     name the node holds. Also: `python -m e2e.cluster load-images [--dir .local] TAR...`.
     """
-    from e2e.cluster.binaries import pinned_version as version
+    from devtools.binaries import pinned_version as version
 
     node = RealNode(state_dir, kubernetes_version=version("K8S_VERSION"), service_cidr="")
     if not node.is_healthy():

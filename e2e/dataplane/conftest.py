@@ -4,7 +4,7 @@ real traffic, all inside loopback-only network namespaces.
 Public API:
 
 ``dataplane_rootfs`` (session) -> ``pathlib.Path``
-    The trixie root filesystem with the images' packages (``e2e/dataplane/rootfs.py``), built on
+    The trixie root filesystem with the images' packages (``devtools/rootfs.py``), built on
     first use (about a minute) and cached by the hash of ``images/*/packages.txt``. Needs root.
 
 ``dataplane_payloads`` (session) -> ``dict[str, Payload]``
@@ -58,8 +58,9 @@ from pathlib import Path
 from typing import Protocol
 
 import pytest
+from devtools import rootfs
 
-from e2e.dataplane import netns, rootfs
+from e2e.dataplane import netns
 from e2e.dataplane.payloads import Payload, write_payloads
 from e2e.dataplane.stack import DEFAULT_TEST_NAMES, DataplaneStack
 

@@ -40,7 +40,7 @@ from e2e.dataplane.netns import NetNamespace
 from e2e.dataplane.origin import Origin
 from e2e.dataplane.payloads import Payload
 from e2e.dataplane.pki import TestPki, make_pki
-from swg_operator.logstore.formats import SQUID_ACCESS_LOG_PATH
+from swg_logstore.formats import SQUID_ACCESS_LOG_PATH
 
 REPO = Path(__file__).resolve().parents[2]
 ENTRYPOINTS = {

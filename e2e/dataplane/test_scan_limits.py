@@ -23,8 +23,8 @@ import pytest
 from e2e.dataplane.conftest import TENANT_DATA, TENANT_SIGNATURES, RenderTenant, StartDataplane
 from e2e.dataplane.payloads import SCAN_LIMIT, Payload
 from e2e.dataplane.stack import DaemonStartError, DataplaneStack
-from swg_operator.logstore import records
-from swg_operator.logstore.formats import CICAP_ANTIVIRUS_LOG_PATH, SQUID_ACCESS_LOG_PATH
+from swg_logstore import records
+from swg_logstore.formats import CICAP_ANTIVIRUS_LOG_PATH, SQUID_ACCESS_LOG_PATH
 
 pytestmark = pytest.mark.dataplane
 

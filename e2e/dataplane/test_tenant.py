@@ -23,8 +23,8 @@ from e2e.dataplane.conftest import (
 from e2e.dataplane.payloads import Payload
 from e2e.dataplane.pki import subject_of
 from e2e.dataplane.stack import DEFAULT_TEST_NAMES, DataplaneStack
-from swg_operator.logstore import records
-from swg_operator.logstore.formats import SQUID_ACCESS_LOG_PATH
+from swg_logstore import records
+from swg_logstore.formats import SQUID_ACCESS_LOG_PATH
 
 pytestmark = pytest.mark.dataplane
 

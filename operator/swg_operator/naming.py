@@ -180,14 +180,3 @@ POLICY_PROXY_INGRESS: Final = "proxy-ingress-clients"
 POLICY_PROXY_EGRESS: Final = "proxy-egress"
 POLICY_ANTIVIRUS: Final = "antivirus"
 POLICY_LOGSTORE: Final = "logstore"
-
-
-def network_policy_names() -> tuple[str, ...]:
-    return (
-        POLICY_DEFAULT_DENY,
-        POLICY_ALLOW_DNS,
-        POLICY_PROXY_INGRESS,
-        POLICY_PROXY_EGRESS,
-        POLICY_ANTIVIRUS,
-        POLICY_LOGSTORE,
-    )

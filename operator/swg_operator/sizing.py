@@ -30,6 +30,7 @@ from swg_operator.sizing_plan import (
     WorkloadPlan,
 )
 
+from swg_logstore.retention import MAX_RETENTION_DAYS
 SECONDS_PER_DAY: Final = 86_400
 SECONDS_PER_MINUTE: Final = 60
 
@@ -46,7 +47,6 @@ SPOOL_STEP_BYTES: Final = 64 * MIB
 # Inputs the model accepts (the CRD enforces the same bounds on the spec).
 MAX_ENDPOINTS: Final = 1_000_000
 MAX_REQUESTS_PER_SECOND: Final = 1_000_000
-MAX_RETENTION_DAYS: Final = 90
 
 
 def _ceil_div(numerator: int, denominator: int) -> int:

@@ -9,10 +9,11 @@ the message of each names the field it is about.
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Annotated, Literal
+from typing import Annotated, Final, Literal
 
 from pydantic import Field, model_validator
 
+from swg_logstore.retention import MAX_RETENTION_DAYS, MIN_RETENTION_DAYS
 from swg_operator.api.base import CamelModel
 from swg_operator.api.types import (
     ByteQuantity,
@@ -240,8 +241,8 @@ class LogStorage(CamelModel):
 class Logs(CamelModel):
     """Access, URL-filter, anti-virus and sandbox logs, downloadable by the admins."""
 
-    retention_days: Annotated[int, Field(ge=1, le=90)] = Field(
-        default=90, description="Calendar days kept, today included."
+    retention_days: Annotated[int, Field(ge=MIN_RETENTION_DAYS, le=MAX_RETENTION_DAYS)] = Field(
+        default=MAX_RETENTION_DAYS, description="Calendar days kept, today included."
     )
     time_zone: TimeZoneName = Field(
         default="UTC", description="Display time zone (IANA name); storage is always UTC."
@@ -268,11 +269,17 @@ class Admin(CamelModel):
     """User or group name as the cluster authenticates it."""
 
 
+# A cancelled tenant's data is purged no later than this many days after the cancellation
+# (reconcile.lifecycle computes the deadline with it). The log retention limit is the log
+# store's own: swg_logstore.retention.MAX_RETENTION_DAYS.
+MAX_PURGE_DAYS: Final = 90
+
+
 class Cancellation(CamelModel):
     """What happens when the contract is cancelled (the resource is deleted)."""
 
-    purge_after_days: Annotated[int, Field(ge=0, le=90)] = Field(
-        default=90, description="Days between cancellation (deletion) and the purge."
+    purge_after_days: Annotated[int, Field(ge=0, le=MAX_PURGE_DAYS)] = Field(
+        default=MAX_PURGE_DAYS, description="Days between cancellation (deletion) and the purge."
     )
     legal_hold: bool = Field(
         default=False, description="Postpones the purge while true; shown in status."
@@ -282,7 +289,6 @@ class Cancellation(CamelModel):
 
 
 class Phase(StrEnum):
-    PENDING = "Pending"
     PROVISIONING = "Provisioning"
     READY = "Ready"
     DEGRADED = "Degraded"

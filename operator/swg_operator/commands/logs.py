@@ -19,7 +19,7 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
-from swg_operator.logstore.formats import LogType
+from swg_logstore.formats import LogType
 
 
 def _day(text: str) -> date:
@@ -78,7 +78,8 @@ def add_parser(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from swg_operator.logstore.download import DownloadError, LogQuery, Progress, download
+    from swg_operator.commands.cluster_client import ClusterClientError
+    from swg_operator.commands.log_download import LogQuery, Progress, download
 
     last = args.last or datetime.now(UTC).date()
     first = args.first or last
@@ -104,7 +105,7 @@ def run(args: argparse.Namespace) -> int:
             progress=progress,
             local_time=args.local_time,
         )
-    except DownloadError as err:
+    except ClusterClientError as err:  # DownloadError too
         print(f"error: {err}", file=sys.stderr)
         return 1
     return 0

@@ -65,7 +65,7 @@ def add_parser(subparsers: Any) -> None:
         type=_bounded(MAX_RETENTION_DAYS),
         default=MAX_RETENTION_DAYS,
         metavar="D",
-        help="days of logs kept, today included (1..90, default 90)",
+        help=f"days of logs kept, today included (1..{MAX_RETENTION_DAYS}, default the same)",
     )
     parser.add_argument(
         "--no-antivirus", action="store_true", help="size without the anti-virus workload"

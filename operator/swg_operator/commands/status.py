@@ -75,11 +75,11 @@ def fetch(tenant: str, *, kubeconfig: str | None, context: str | None) -> dict[s
     """The mirror's `data`, read with the caller's identity."""
     import httpx2 as httpx
 
-    from swg_operator.logstore.download import DownloadError, http_client
+    from swg_operator.commands.cluster_client import ClusterClientError, http_client
 
     try:
         client = http_client(kubeconfig=kubeconfig, context=context)
-    except DownloadError as err:
+    except ClusterClientError as err:
         raise StatusError(str(err)) from err
     try:
         with client:

@@ -32,7 +32,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Final
 
-MAX_PURGE_DAYS: Final = 90
+from swg_operator.api.spec import MAX_PURGE_DAYS
+
 UTC: Final = datetime.UTC
 # kopf's diff-base (handlers.configure_kopf): the object as the operator last handled it.
 LAST_HANDLED_ANNOTATION: Final = "swg.dev/last-handled-configuration"

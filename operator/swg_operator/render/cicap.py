@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Final
 
-from swg_operator.logstore import formats
+from swg_logstore import formats
 from swg_operator.render.clamd import CLAMD_SOCKET
 from swg_operator.render.config_text import render_template
 from swg_operator.render.context import CONF_DIR, ICAP_PORT, STATE_DIR

@@ -5,7 +5,7 @@ their logs until the purge. A Deployment with a separate PersistentVolumeClaim (
 StatefulSet): the claim can grow with the sizing (a StatefulSet's claim template is immutable)
 and it is an object the operator lists, keeps and purges explicitly.
 
-Image contract (the logstore image, `python -m swg_operator.logstore serve|ship`): writes under
+Image contract (the logstore image, `python -m swg_logstore serve|ship`): writes under
 $SWG_STATE_DIR (the volume), serves downloads over HTTP on `LOGSTORE_HTTP_PORT` and takes
 records from the shippers on `LOGSTORE_INGEST_PORT`; tenant, service code and retention come from
 the environment. Timestamps are stored in UTC.

@@ -1,6 +1,6 @@
 """The log shipper: a native sidecar (an init container that keeps running) in the proxy and
 anti-virus pods. It reads the raw log files Squid and c-icap append to on the pod's state
-emptyDir and posts the records to the log store's ingest port (swg_operator.logstore).
+emptyDir and posts the records to the log store's ingest port (swg_logstore).
 
 A native sidecar starts before the daemons and is stopped after them, so it drains what they
 wrote last; the pod's grace period leaves it `SHIPPER_DRAIN_SECONDS` for that.
@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any, Final
 
-from swg_operator.logstore.formats import SHIPPER_STATE_DIR, SourceKind
+from swg_logstore.formats import SHIPPER_STATE_DIR, SourceKind
 from swg_operator.naming import Component, service_name
 from swg_operator.render.context import LOGSTORE_INGEST_PORT, STATE_DIR, TMP_DIR, Tenant
 from swg_operator.render.dataplane import sandbox_service_name
@@ -57,6 +57,7 @@ def shipper_container(tenant: Tenant, component: Component, plan: WorkloadPlan) 
         "restartPolicy": "Always",
         "args": ["ship"],
         "env": [
+            {"name": "SWG_TENANT", "value": tenant.name},  # named in its log lines
             {"name": "SWG_LOGSTORE_URL", "value": store},
             {"name": "SWG_SHIP_SOURCES", "value": sources},
             {"name": "SWG_SHIPPER_STATE_DIR", "value": SHIPPER_STATE_DIR},

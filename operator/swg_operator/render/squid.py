@@ -11,8 +11,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Final
 
-from swg_operator.logstore import formats
-from swg_operator.logstore.formats import TENANT_POLICY, Decision, MatchedList, annotation
+from swg_logstore import formats
+from swg_logstore.formats import TENANT_POLICY, Decision, MatchedList, annotation
 from swg_operator.render.config_text import render_template
 from swg_operator.render.context import CONF_DIR, STATE_DIR, TLS_DIR
 from swg_operator.render.squid_acls import SquidAccess

@@ -3,7 +3,7 @@
 --
 --   Healthy      Ready=True for the current generation
 --   Progressing  no status yet, a generation not observed yet, Reconciling=True,
---                phase Pending / Provisioning, or Ready not (yet) True; phase Purging / Purged
+--                phase Provisioning, or Ready not (yet) True; phase Purging / Purged
 --   Degraded     Stalled=True (the spec must change) or phase Degraded
 --   Suspended    phase Suspended (spec.suspended: true); phase Cancelled: the contract was
 --                cancelled and the tenant waits for its purge date (or a legal hold)

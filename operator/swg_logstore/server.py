@@ -16,18 +16,21 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import signal
-import sys
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict
 from datetime import UTC, date, datetime
 from typing import Final
 
 from aiohttp import web
+from aiohttp.typedefs import Handler
 
-from swg_operator.logstore.formats import LogType
-from swg_operator.logstore.retention import utc_day
-from swg_operator.logstore.store import (
+from swg_logstore.formats import LogType
+from swg_logstore.logs import REQUEST_ID_HEADER, new_request_id
+from swg_logstore.retention import utc_day
+from swg_logstore.store import (
     Batch,
     BatchError,
     DaySnapshot,
@@ -82,6 +85,59 @@ def _day(request: web.Request, name: str, default: date) -> date:
         raise web.HTTPBadRequest(text=f"{name}: expected a date YYYY-MM-DD") from None
 
 
+# --- request ids and the access log -----------------------------------------------------------
+
+log = logging.getLogger(__name__)
+REQUEST_ID_KEY: Final = web.RequestKey("request_id", str)
+
+
+def _log_answer(request: web.Request, status: int, started: float) -> None:
+    if status < 400 and request.path != "/v1/logs":
+        return
+    log.log(
+        logging.WARNING if status >= 500 else logging.INFO,
+        "Log store answered %s %s with %d",
+        request.method,
+        request.path,
+        status,
+        extra={
+            "request_id": request[REQUEST_ID_KEY],
+            "method": request.method,
+            "path": request.path,
+            "status": status,
+            "duration_ms": round((time.monotonic() - started) * 1000),
+        },
+    )
+
+
+@web.middleware
+async def request_log(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Give every exchange a request id (the caller's `X-Request-Id`, or a new one), answer with
+    it, and log downloads and failures with it (successful ingests are too many to log)."""
+    request_id = request.headers.get(REQUEST_ID_HEADER) or new_request_id()
+    request[REQUEST_ID_KEY] = request_id
+    started = time.monotonic()
+    try:
+        response = await handler(request)
+    except web.HTTPException as err:
+        err.headers[REQUEST_ID_HEADER] = request_id
+        _log_answer(request, err.status, started)
+        raise
+    except Exception as err:
+        log.warning(
+            "Log store failed %s %s: %s",
+            request.method,
+            request.path,
+            err,
+            extra={"request_id": request_id, "method": request.method, "path": request.path},
+        )
+        raise
+    if not response.prepared:
+        response.headers[REQUEST_ID_HEADER] = request_id
+    _log_answer(request, response.status, started)
+    return response
+
+
 # --- handlers ---------------------------------------------------------------------------------
 
 
@@ -128,6 +184,7 @@ async def download(request: web.Request) -> web.StreamResponse:
                 "X-SWG-Stored-Bytes": str(sum(p.size for s in snapshots for p in s.parts)),
                 "X-SWG-Time-Zone": store.config.display_time_zone,
                 "Cache-Control": "no-store",
+                REQUEST_ID_HEADER: request[REQUEST_ID_KEY],
             }
         )
         if form == "ndjson":
@@ -155,7 +212,11 @@ async def ingest(request: web.Request) -> web.Response:
     try:
         result = await asyncio.to_thread(store.ingest, batch, now=request.app[CLOCK_KEY]())
     except OSError as err:
-        print(f"Log store failed to write a batch of {batch.stream}: {err}", file=sys.stderr)
+        log.error(
+            "Log store failed to write a batch: %s",
+            err,
+            extra={"request_id": request[REQUEST_ID_KEY], "stream": batch.stream},
+        )
         return _error(503, "the log store could not write the batch; retry")
     return web.json_response(asdict(result))
 
@@ -164,7 +225,7 @@ async def ingest(request: web.Request) -> web.Response:
 
 
 def download_app(store: LogStore, *, clock: Clock = utcnow) -> web.Application:
-    app = web.Application()
+    app = web.Application(middlewares=[request_log])
     app[STORE_KEY] = store
     app[CLOCK_KEY] = clock
     app.router.add_get("/healthz", healthz)
@@ -175,7 +236,7 @@ def download_app(store: LogStore, *, clock: Clock = utcnow) -> web.Application:
 
 
 def ingest_app(store: LogStore, *, clock: Clock = utcnow) -> web.Application:
-    app = web.Application(client_max_size=MAX_BATCH_BYTES)
+    app = web.Application(client_max_size=MAX_BATCH_BYTES, middlewares=[request_log])
     app[STORE_KEY] = store
     app[CLOCK_KEY] = clock
     app.router.add_get("/healthz", healthz)
@@ -188,7 +249,7 @@ async def maintain_forever(store: LogStore, *, clock: Clock, interval: float) ->
         try:
             await asyncio.to_thread(store.maintain, now=clock())
         except OSError as err:
-            print(f"Log store maintenance failed: {err}", file=sys.stderr)
+            log.error("Log store maintenance failed: %s", err)
         await asyncio.sleep(interval)
 
 
@@ -207,11 +268,8 @@ async def serve(
     for runner, port in zip(runners, (http_port, ingest_port), strict=True):
         await runner.setup()
         await web.TCPSite(runner, host, port, shutdown_timeout=5).start()
-    print(
-        f"Log store of tenant {store.config.tenant} listened on {host}:{http_port} (http) "
-        f"and {host}:{ingest_port} (ingest)",
-        file=sys.stderr,
-        flush=True,
+    log.info(
+        "Log store listened on %s:%d (http) and %s:%d (ingest)", host, http_port, host, ingest_port
     )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

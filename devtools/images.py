@@ -25,12 +25,12 @@ inputs costs a second or two.
 
 Usage::
 
-    python -m e2e.images build [NAME...]     # build what changed (--jobs 2), print the index
-    python -m e2e.images base [--force]      # (re)make debian:trixie-slim
-    python -m e2e.images digest [NAME...]    # the inputs digest of each image
-    python -m e2e.images index               # print the index
-    python -m e2e.images lock                # regenerate the hashed lock files (PyPI)
-    python -m e2e.images ctr-import --address SOCK   # ctr -n k8s.io images import every tar
+    python -m devtools.images build [NAME...]     # build what changed (--jobs 2), print the index
+    python -m devtools.images base [--force]      # (re)make debian:trixie-slim
+    python -m devtools.images digest [NAME...]    # the inputs digest of each image
+    python -m devtools.images index               # print the index
+    python -m devtools.images lock                # regenerate the hashed lock files (PyPI)
+    python -m devtools.images ctr-import --address SOCK   # ctr -n k8s.io images import every tar
 """
 
 from __future__ import annotations
@@ -55,7 +55,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from e2e.dataplane import rootfs
+from devtools import rootfs
 
 REPO = Path(__file__).resolve().parents[1]
 IMAGES_DIR = REPO / "images"
@@ -70,7 +70,7 @@ BASE_VERSION = "1"
 # The CA bundle handed to builds as the secret `ca-bundle` (never stored in an image): lets pip
 # reach PyPI from a machine behind a TLS-inspecting egress proxy. Absent: pip's default trust.
 HOST_CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
-# Pinned tool that regenerates the lock files (`python -m e2e.images lock`).
+# Pinned tool that regenerates the lock files (`python -m devtools.images lock`).
 PIP_TOOLS = "pip-tools==7.6.2"
 
 # Never part of a build context: caches and build leftovers (the Dockerfile.dockerignore files
@@ -798,7 +798,7 @@ def regenerate_locks(repo: Path = REPO, cache: Path | None = None) -> None:
             header = (
                 f"# Hashed lock of {what} ({source}), the versions .venv runs the tests with.\n"
                 "# Made by pip-compile --generate-hashes; regenerate: "
-                ".venv/bin/python -m e2e.images lock\n"
+                ".venv/bin/python -m devtools.images lock\n"
             )
             path.write_text(header + body)
 
@@ -887,7 +887,7 @@ def ctr_import(
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m e2e.images", description=__doc__.split("\n")[0]
+        prog="python -m devtools.images", description=__doc__.split("\n")[0]
     )
     sub = parser.add_subparsers(dest="command", required=True)
     p_build = sub.add_parser("build", help="build the images whose inputs changed")

@@ -1,8 +1,8 @@
 """Measure what a day of tenant logs costs on the log volume: bytes per stored record and the
 gzip ratio of a closed day, from realistic generated traffic run through the real parsers.
 
-    python -m swg_operator.logstore.measure [--requests 200000] [--seed 1] [--inspect-share 0.4]
-    python -m swg_operator.logstore.measure --throughput [--requests 100000]
+    python -m bench.logstore_measure [--requests 200000] [--seed 1] [--inspect-share 0.4]
+    python -m bench.logstore_measure --throughput [--requests 100000]
 
 The traffic: clients in one /16, a Zipf-like choice among a few thousand destination hosts,
 URLs with the shapes seen on the web (pages, assets with content hashes, API calls with ids),
@@ -35,8 +35,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from swg_operator.logstore.formats import LogType, SourceKind
-from swg_operator.logstore.records import encode, finalise, parse_line
+from swg_logstore.formats import LogType, SourceKind
+from swg_logstore.records import encode, finalise, parse_line
 
 DAY_START = 1795651200  # 2026-11-26T00:00:00Z
 TLDS = ("com", "net", "org", "jp", "co.jp", "io", "de", "cloud")
@@ -270,7 +270,7 @@ def throughput(requests: int, *, seed: int, inspect_share: float) -> dict[str, o
                     lines += 1
         sizes = {"squid-access": access.stat().st_size, "cicap-antivirus": av.stat().st_size}
         http_port, ingest_port = _free_port(), _free_port()
-        python = [sys.executable, "-m", "swg_operator.logstore"]
+        python = [sys.executable, "-m", "swg_logstore"]
         serve = [*python, "serve", "--root", str(work / "store"), "--tenant", "t"]
         serve += ["--service-code", "S", "--host", "127.0.0.1", "--http-port", str(http_port)]
         serve += ["--ingest-port", str(ingest_port)]
@@ -325,7 +325,7 @@ def throughput(requests: int, *, seed: int, inspect_share: float) -> dict[str, o
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m swg_operator.logstore.measure")
+    parser = argparse.ArgumentParser(prog="python -m bench.logstore_measure")
     parser.add_argument("--requests", type=int, default=200_000)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--inspect-share", type=float, default=0.4, help="share of HTTPS inspected")

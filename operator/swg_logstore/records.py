@@ -21,7 +21,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Final
 from urllib.parse import urlsplit
 
-from swg_operator.logstore.formats import (
+from swg_logstore.formats import (
     CICAP_FIELDS,
     DECISION_ALIASES,
     PSEUDO_CATEGORIES,

@@ -32,9 +32,9 @@ import errno
 import gzip
 import http.client
 import json
+import logging
 import os
 import signal
-import sys
 import time
 import uuid
 from collections import deque
@@ -43,8 +43,9 @@ from pathlib import Path
 from typing import Any, Final
 from urllib.parse import urlsplit
 
-from swg_operator.logstore.formats import SourceKind
-from swg_operator.logstore.records import MalformedLineError, decode, parse_line
+from swg_logstore.formats import SourceKind
+from swg_logstore.logs import REQUEST_ID_HEADER, new_request_id
+from swg_logstore.records import MalformedLineError, decode, parse_line
 
 DEFAULT_BATCH_BYTES: Final = 1024 * 1024
 MAX_LINE_BYTES: Final = 1024 * 1024
@@ -54,10 +55,15 @@ FALLOC_FL_PUNCH_HOLE: Final = 0x02
 SANDBOX_REPEAT_WINDOW: Final = 64
 
 _libc = ctypes.CDLL(None, use_errno=True)
+log = logging.getLogger(__name__)
 
 
 class StoreUnavailableError(RuntimeError):
     """The store did not acknowledge a batch; it is sent again later."""
+
+    def __init__(self, message: str, *, request_id: str) -> None:
+        super().__init__(message)
+        self.request_id = request_id
 
 
 def punch_hole(fd: int, offset: int, length: int) -> bool:
@@ -125,8 +131,10 @@ class Source:
             return None
         except PermissionError:
             self._can_punch = False
-            print(
-                f"Shipper could not open {self.path} for writing: no hole punching", file=sys.stderr
+            log.warning(
+                "Shipper could not open %s for writing: no hole punching",
+                self.path,
+                extra={"source": self.kind.value},
             )
             return self._open()
         return fd, os.fstat(fd)
@@ -185,7 +193,11 @@ class Source:
                 parsed = parse_line(self.kind, decode(line))
             except MalformedLineError as err:
                 self.malformed += 1
-                print(f"Shipper skipped a malformed {self.kind.value} line: {err}", file=sys.stderr)
+                log.warning(
+                    "Shipper skipped a malformed line: %s",
+                    err,
+                    extra={"source": self.kind.value, "stream": state.stream},
+                )
                 continue
             records += [{"off": position, "record": record} for record in parsed]
         return state, position, records, lines
@@ -222,6 +234,9 @@ class StoreClient:
         self._conn: http.client.HTTPConnection | None = None
 
     def send(self, stream: str, to: int, records: list[dict[str, Any]]) -> int:
+        """POST one batch; the offset the store acknowledged. The batch's request id goes in
+        `X-Request-Id`, so the store's log lines about it carry the same id."""
+        request_id = new_request_id()
         body = gzip.compress(
             json.dumps({"stream": stream, "to": to, "records": records}).encode("utf-8"),
             compresslevel=1,
@@ -233,15 +248,21 @@ class StoreClient:
                 "POST",
                 "/v1/ingest",
                 body=body,
-                headers={"Content-Type": "application/json", "Content-Encoding": "gzip"},
+                headers={
+                    "Content-Type": "application/json",
+                    "Content-Encoding": "gzip",
+                    REQUEST_ID_HEADER: request_id,
+                },
             )
             response = self._conn.getresponse()
             payload = response.read()
         except (OSError, http.client.HTTPException) as err:
             self.close()
-            raise StoreUnavailableError(f"{type(err).__name__}: {err}") from err
+            message = f"{type(err).__name__}: {err}"
+            raise StoreUnavailableError(message, request_id=request_id) from err
         if response.status != 200:
-            raise StoreUnavailableError(f"HTTP {response.status}: {payload[:200]!r}")
+            message = f"HTTP {response.status}: {payload[:200]!r}"
+            raise StoreUnavailableError(message, request_id=request_id)
         return int(json.loads(payload)["acked"])
 
     def close(self) -> None:
@@ -280,6 +301,10 @@ class Shipper:
         """Ship until stopped (SIGTERM/SIGINT) and drained; the exit code."""
         signal.signal(signal.SIGTERM, self._stop)
         signal.signal(signal.SIGINT, self._stop)
+        # Logged once the signals are handled: from here a SIGTERM drains, never kills.
+        log.info(
+            "Shipper started for %s", ", ".join(f"{s.kind.value}={s.path}" for s in self.sources)
+        )
         backoff = poll_interval
         failing = False
         quiet_since: float | None = None
@@ -288,13 +313,17 @@ class Shipper:
                 shipped = self.ship_once()
             except StoreUnavailableError as err:
                 if not failing:
-                    print(f"Shipper could not reach the log store: {err}", file=sys.stderr)
+                    log.warning(
+                        "Shipper could not reach the log store: %s",
+                        err,
+                        extra={"request_id": err.request_id},
+                    )
                 failing = True
                 time.sleep(backoff)
                 backoff = min(backoff * 2, 5.0)
                 continue
             if failing:
-                print("Shipper reached the log store again", file=sys.stderr)
+                log.info("Shipper reached the log store again")
             failing, backoff = False, poll_interval
             if self.stopping:
                 if shipped:

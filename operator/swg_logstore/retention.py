@@ -14,6 +14,8 @@ from collections.abc import Iterable
 from datetime import UTC, date, datetime, timedelta
 from typing import Final
 
+# The one place of the log retention limit (90 calendar days, today included): the operator's API
+# (spec.logs.retentionDays), its sizing model and this store all use these.
 MIN_RETENTION_DAYS: Final = 1
 MAX_RETENTION_DAYS: Final = 90
 

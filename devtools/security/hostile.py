@@ -284,7 +284,7 @@ def plausible_specs(draw: st.DrawFn) -> dict[str, Any]:
                     }
                 ),
                 max_size=3,
-                unique_by=lambda p: p["name"],
+                unique_by=lambda p: str(p["name"]),
             )
         )
         spec["urlFiltering"] = {

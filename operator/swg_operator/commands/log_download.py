@@ -8,7 +8,9 @@ and authorises `get` on `services/proxy` for that one Service; the operator give
 declared admins exactly that in their tenant's namespace (render.rbac). Nothing else is
 needed, and an admin of another tenant gets 403 from the API server itself.
 
-`--server URL` talks to a log store directly instead (port-forward, tests).
+`--server URL` talks to a log store directly instead (port-forward, tests). The HTTP client
+and the API server's error shapes are shared with the other plugin commands
+(commands/cluster_client.py).
 """
 
 from __future__ import annotations
@@ -18,25 +20,30 @@ import json
 import os
 import sys
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
-from typing import IO, Any, Final
+from typing import IO, Final
 from urllib.parse import urlencode
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import httpx2 as httpx
 
-from swg_operator.logstore.formats import LogType
+from swg_logstore.formats import LogType
+from swg_operator.commands.cluster_client import (
+    ClusterClientError,
+    api_status,
+    http_client,
+    is_authorization_refusal,
+)
 from swg_operator.naming import Component, service_name, tenant_namespace
 
 SERVICE_PORT_NAME: Final = "http"
 LOGS_PATH: Final = "/v1/logs"
-TIMEOUT_SECONDS: Final = 30.0
 
 
-class DownloadError(RuntimeError):
+class DownloadError(ClusterClientError):
     """The download failed; the message says why in the user's terms."""
 
 
@@ -74,28 +81,6 @@ def direct_path(query: LogQuery) -> str:
 
 
 UNREACHABLE_STATUSES: Final = frozenset({403, 407, 500, 502, 503, 504})
-
-
-def api_status(body: str) -> Mapping[str, Any] | None:
-    """The API server's own error (a `Status` object), or None when the body is someone
-    else's: the log store's, or whatever stood between the API server and the pod."""
-    try:
-        parsed = json.loads(body)
-    except ValueError:
-        return None
-    if isinstance(parsed, dict) and parsed.get("kind") == "Status":
-        return parsed
-    return None
-
-
-def is_authorization_refusal(status: int, body: str) -> bool:
-    """A 403 from the API server's authorization: a `Status` with reason `Forbidden`. A 403
-    whose body is not one is an answer passed through the service proxy (an HTTP proxy or
-    firewall on the API server's path to the pod refusing the dial), not an RBAC decision."""
-    if status != 403:
-        return False
-    parsed = api_status(body)
-    return parsed is not None and parsed.get("reason") == "Forbidden"
 
 
 def explain(status: int, body: str, query: LogQuery) -> str:
@@ -287,28 +272,3 @@ def download(
     if progress is not None:
         progress.finish()
     return progress.received if progress is not None else 0
-
-
-def http_client(
-    *, kubeconfig: str | None, context: str | None, server: str | None = None
-) -> httpx.Client:
-    """An HTTP client for the API server as the kubeconfig's user (lightkube reads the
-    kubeconfig: certificates, tokens, exec plugins), or for a log store URL."""
-    timeout = httpx.Timeout(TIMEOUT_SECONDS, read=None)
-    if server:
-        return httpx.Client(base_url=server, timeout=timeout)
-    from lightkube.config import client_adapter
-    from lightkube.config.kubeconfig import KubeConfig
-    from lightkube.core.exceptions import ConfigError
-
-    try:
-        config = KubeConfig.from_file(kubeconfig) if kubeconfig else KubeConfig.from_env()
-        single = config.get(context_name=context)
-    except ConfigError as err:
-        raise DownloadError(f"no usable kubeconfig: {err}") from err
-    if single is None:
-        raise DownloadError(f"context {context!r} is not in the kubeconfig")
-    client: httpx.Client = client_adapter.Client(
-        single, client_adapter.ConnectionParams(timeout=timeout)
-    )
-    return client

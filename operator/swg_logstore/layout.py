@@ -22,7 +22,7 @@ from enum import IntEnum
 from pathlib import Path
 from typing import Final
 
-from swg_operator.logstore.formats import LogType
+from swg_logstore.formats import LogType
 
 OPEN_SUFFIX: Final = ".jsonl"
 SEALED_SUFFIX: Final = ".jsonl.sealed"

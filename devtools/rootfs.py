@@ -10,8 +10,8 @@ is never used.
 
 Usage::
 
-    python -m e2e.dataplane.rootfs build     # build if missing, print the path
-    python -m e2e.dataplane.rootfs path      # print the path it would use (exit 1 if absent)
+    python -m devtools.rootfs build     # build if missing, print the path
+    python -m devtools.rootfs path      # print the path it would use (exit 1 if absent)
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[1]
 PACKAGE_LISTS = (
     REPO / "images" / "proxy" / "packages.txt",
     REPO / "images" / "antivirus" / "packages.txt",
@@ -231,7 +231,7 @@ def build(*, force: bool = False) -> Rootfs:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m e2e.dataplane.rootfs")
+    parser = argparse.ArgumentParser(prog="python -m devtools.rootfs")
     parser.add_argument("command", choices=["build", "path", "key", "versions"])
     parser.add_argument("--force", action="store_true", help="rebuild even when cached")
     args = parser.parse_args(argv)

@@ -1,6 +1,6 @@
 """Where the control plane's binaries live: a cache outside the repository, one folder per version.
 
-`build-binaries.sh` (beside this file) builds them from the Go module proxy; its default versions
+`e2e/cluster/build-binaries.sh` builds them from the Go module proxy; its default versions
 are the single source of truth and are read from the script here, so the two never disagree.
 """
 
@@ -12,7 +12,7 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-BUILD_SCRIPT = Path(__file__).with_name("build-binaries.sh")
+BUILD_SCRIPT = Path(__file__).resolve().parents[1] / "e2e" / "cluster" / "build-binaries.sh"
 
 _VERSION_LINE = re.compile(
     r'^(?P<var>[A-Z0-9_]+_VERSION)="\$\{(?P=var):-(?P<default>[^}]+)\}"$', re.M
@@ -103,6 +103,16 @@ class Binaries:
                 + f"; build them once with `make setup` (or {BUILD_SCRIPT} all)"
             )
         return self
+
+
+def cached_helm() -> Path:
+    """The helm that `make setup` built; tests use it and never build it themselves."""
+    helm = Binaries.from_cache().helm
+    if not helm.exists():
+        raise BinariesMissingError(
+            f"helm is not built ({helm}): build it once with `make setup` (or {BUILD_SCRIPT} helm)"
+        )
+    return helm
 
 
 def find_tool(cached: Path, name: str) -> Path | None:

@@ -1,7 +1,7 @@
 """Where the pinned analysers live, installed on demand by hack/install-analyzers.sh.
 
 The script's default versions are the single source of truth; they are read from it here, as
-`e2e.cluster.binaries` does for the control plane's binaries.
+`devtools.binaries` does for the control plane's binaries.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
-from e2e.cluster.binaries import cache_dir
+from devtools.binaries import cache_dir
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 INSTALL_SCRIPT = REPO_ROOT / "hack" / "install-analyzers.sh"

@@ -1,15 +1,17 @@
-"""`python -m swg_operator.logstore serve|ship`: the log store and its shipping sidecar.
+"""`python -m swg_logstore serve|ship`: the log store and its shipping sidecar.
 
     serve  [--root DIR] --tenant NAME --service-code CODE [--retention-days N] [--legal-hold]
-           [--host 0.0.0.0] [--http-port 8080] [--ingest-port 5140]
+           [--host 0.0.0.0] [--http-port 8080] [--ingest-port 5140] [--log-format text|json]
     ship   --store http://logstore:5140 --source KIND[=PATH] ... [--state-dir DIR]
+           [--tenant NAME] [--log-format text|json]
 
 Every option has an environment variable, so the pod spec can use either:
 SWG_STATE_DIR (the volume; records go to $SWG_STATE_DIR/logs, or SWG_LOGSTORE_ROOT),
 SWG_TENANT, SWG_SERVICE_CODE, SWG_LOG_RETENTION_DAYS, SWG_LOG_LEGAL_HOLD (`true`: expire nothing),
 SWG_LOG_DISPLAY_TIME_ZONE,
 SWG_HTTP_PORT, SWG_INGEST_PORT;
-SWG_LOGSTORE_URL, SWG_SHIP_SOURCES (`KIND[=PATH],...`), SWG_SHIPPER_STATE_DIR.
+SWG_LOGSTORE_URL, SWG_SHIP_SOURCES (`KIND[=PATH],...`), SWG_SHIPPER_STATE_DIR;
+both: SWG_LOG_FORMAT (`text`, the default, or `json`: the programs' own log lines, `logs.py`).
 """
 
 from __future__ import annotations
@@ -21,8 +23,9 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from swg_operator.logstore.formats import SHIPPER_STATE_DIR, SOURCE_PATHS, SourceKind
-from swg_operator.logstore.retention import MAX_RETENTION_DAYS, MIN_RETENTION_DAYS
+from swg_logstore.formats import SHIPPER_STATE_DIR, SOURCE_PATHS, SourceKind
+from swg_logstore.logs import FORMATS, configure
+from swg_logstore.retention import MAX_RETENTION_DAYS, MIN_RETENTION_DAYS
 
 # The image contract shared with render.context (tests/test_logstore_plugin.py checks it).
 STATE_DIR = "/var/lib/swg"
@@ -53,10 +56,20 @@ def _source(text: str) -> tuple[SourceKind, Path]:
     return source_kind, Path(path if sep else SOURCE_PATHS[source_kind])
 
 
+def _log_format(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--log-format",
+        choices=FORMATS,
+        default=_env("SWG_LOG_FORMAT") or "text",
+        help="this program's own log lines on stderr: text (default) or json",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m swg_operator.logstore")
+    parser = argparse.ArgumentParser(prog="python -m swg_logstore")
     sub = parser.add_subparsers(dest="command", required=True)
     serve = sub.add_parser("serve", help="run the tenant's log store")
+    _log_format(serve)
     state_dir = _env("SWG_STATE_DIR", STATE_DIR) or STATE_DIR
     root = _env("SWG_LOGSTORE_ROOT") or f"{state_dir}/logs"
     serve.add_argument("--root", type=Path, default=Path(root))
@@ -69,7 +82,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--retention-days",
         type=_retention,
-        default=_retention(_env("SWG_LOG_RETENTION_DAYS") or _env("SWG_RETENTION_DAYS") or "90"),
+        default=_retention(
+            _env("SWG_LOG_RETENTION_DAYS") or _env("SWG_RETENTION_DAYS") or str(MAX_RETENTION_DAYS)
+        ),
     )
     serve.add_argument(
         "--legal-hold",
@@ -85,6 +100,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("--maintenance-interval", type=float, default=60.0)
     ship = sub.add_parser("ship", help="ship the pod's raw log files to the log store")
+    _log_format(ship)
+    ship.add_argument("--tenant", default=_env("SWG_TENANT"), help="named in the log lines")
     ship.add_argument(
         "--store", default=_env("SWG_LOGSTORE_URL"), required=_env("SWG_LOGSTORE_URL") is None
     )
@@ -111,10 +128,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        configure(args.log_format, tenant=args.tenant)
+    except ValueError as err:  # SWG_LOG_FORMAT, which argparse does not check
+        parser.error(str(err))
     if args.command == "serve":
-        from swg_operator.logstore.server import serve  # aiohttp only where it is needed
-        from swg_operator.logstore.store import LogStore, StoreConfig
+        from swg_logstore.server import serve  # aiohttp only where it is needed
+        from swg_logstore.store import LogStore, StoreConfig
 
         store = LogStore(
             StoreConfig(
@@ -136,17 +158,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
         )
         return 0
-    from swg_operator.logstore.shipper import Shipper, Source, StoreClient
+    from swg_logstore.shipper import Shipper, Source, StoreClient
 
     args.state_dir.mkdir(parents=True, exist_ok=True)
     sources = [Source(kind, path, args.state_dir) for kind, path in args.source]
     shipper = Shipper(
         sources, StoreClient(args.store, timeout=args.timeout), batch_bytes=args.batch_bytes
-    )
-    print(
-        f"Shipper started for {', '.join(f'{s.kind.value}={s.path}' for s in sources)}",
-        file=sys.stderr,
-        flush=True,
     )
     return shipper.run(poll_interval=args.poll_interval, linger=args.linger)
 

@@ -26,8 +26,8 @@ from typing import Any
 
 import yaml
 
-from e2e.security.connectivity import Edge, parse_edges
-from e2e.security.tools import analyzer
+from devtools.security.connectivity import Edge, parse_edges
+from devtools.security.tools import analyzer
 
 ANALYSIS_TIMEOUT = 300.0
 PEER_LISTS = (("ingress", "from"), ("egress", "to"))

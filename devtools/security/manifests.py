@@ -11,7 +11,7 @@ from typing import Any
 
 import yaml
 
-from e2e.cluster.binaries import BUILD_SCRIPT, Binaries
+from devtools.binaries import Binaries, cached_helm
 from swg_operator.api import OperatorSettings, parse_spec
 from swg_operator.catalogue import Catalogue
 from swg_operator.catalogue_io import load_blacklist_directory
@@ -56,19 +56,11 @@ def render(
 
 
 @cache
-def helm() -> Path:
-    binaries = Binaries.from_cache()
-    if not binaries.helm.exists():
-        subprocess.run([str(BUILD_SCRIPT), "helm"], check=True, timeout=1800)
-    return binaries.helm
-
-
-@cache
 def _chart_text(values: tuple[tuple[str, str], ...]) -> str:
     args = [arg for key, value in values for arg in ("--set", f"{key}={value}")]
     result = subprocess.run(
         [
-            str(helm()),
+            str(cached_helm()),
             "template",
             RELEASE,
             str(CHART),

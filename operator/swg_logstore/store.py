@@ -36,10 +36,10 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import IO, Any, Final
 
-from swg_operator.logstore import layout
-from swg_operator.logstore.formats import LogType
-from swg_operator.logstore.layout import Segment, SegmentState
-from swg_operator.logstore.records import (
+from swg_logstore import layout
+from swg_logstore.formats import LogType
+from swg_logstore.layout import Segment, SegmentState
+from swg_logstore.records import (
     MalformedLineError,
     Record,
     encode,
@@ -48,7 +48,7 @@ from swg_operator.logstore.records import (
     record_day,
     validate,
 )
-from swg_operator.logstore.retention import (
+from swg_logstore.retention import (
     closable_days,
     expired_days,
     first_retained_day,

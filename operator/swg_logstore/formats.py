@@ -179,7 +179,7 @@ def squid_logging_directives(*, sandbox_service: str | None = None) -> str:
     """The squid.conf block that produces the tenant logs. `sandbox_service` is the
     `icap_service` name of the sandbox analyser when options.sandbox is enabled."""
     lines = [
-        "# --- tenant logs (swg_operator.logstore.formats; parsed by logstore.records) ---",
+        "# --- tenant logs (swg_logstore.formats; parsed by swg_logstore.records) ---",
         "logfile_rotate 0",
         "icap_send_client_ip on",
         "icap_send_client_username on",
@@ -232,7 +232,7 @@ def cicap_logging_directives(*, service_names: Sequence[str]) -> str:
         if not _NOTE_VALUE.fullmatch(name):
             raise ValueError(f"c-icap service name {name!r} is not a plain token")
     return (
-        "# --- tenant anti-virus log (swg_operator.logstore.formats) ---\n"
+        "# --- tenant anti-virus log (swg_logstore.formats) ---\n"
         f"{CICAP_LOGFORMAT}\n"
         f"acl {CICAP_SERVICE_ACL} service {' '.join(service_names)}\n"
         f"AccessLog {CICAP_ANTIVIRUS_LOG_PATH} {CICAP_FORMAT_NAME} {CICAP_SERVICE_ACL}\n"

@@ -44,7 +44,7 @@ class IpRange:
         """As CIDRs, e.g. `10.0.0.0/8,11.0.0.0/16`."""
         address = ipaddress.IPv4Address if self.version == 4 else ipaddress.IPv6Address
         first, last = address(self.first), address(self.last)
-        nets = ipaddress.summarize_address_range(first, last)  # type: ignore[type-var]
+        nets = ipaddress.summarize_address_range(first, last)
         return ",".join(str(n) for n in nets)
 
 
