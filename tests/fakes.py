@@ -282,7 +282,9 @@ class FakeKube:
             raise KubeApiError(0, f"connection lost after deleting {kind.kind} {name}")
         return True
 
-    async def patch_status(self, kind: ResourceKind, name: str, status: Mapping[str, Any]) -> None:
+    async def patch_status(
+        self, kind: ResourceKind, name: str, status: Mapping[str, Any]
+    ) -> dict[str, Any] | None:
         self._maybe_fail()
         obj = self.objects[(kind.api_version, kind.kind, None, name)]
         self.writes.append(("status", f"{kind.kind}//{name}"))
@@ -293,6 +295,8 @@ class FakeKube:
             else:
                 merged[field] = copy.deepcopy(value)
         obj["status"] = merged
+        obj["metadata"]["resourceVersion"] = str(next(self._versions))
+        return copy.deepcopy(obj)
 
     async def post_event(
         self,
