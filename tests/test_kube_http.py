@@ -9,6 +9,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import kopf
+import pytest
 from aiohttp import web
 
 from swg_operator.kube import KubeApiError
@@ -65,7 +66,8 @@ def test_a_401_reads_the_credentials_again_and_keeps_the_requests_in_flight() ->
             assert [ns["metadata"]["name"] for ns in fast if ns] == ["ns-0", "ns-1", "ns-2"]
             release.set()
             done = await slow  # still answered: the session was not closed under it
-            assert done is not None and done["metadata"]["name"] == "slow"
+            assert done is not None
+            assert done["metadata"]["name"] == "slow"
             assert logins == ["new"]  # read once, by the first request to hear the 401
         finally:
             await kube.close()
@@ -86,12 +88,9 @@ def test_throttling_and_gone_are_transient_and_retry_after_is_kept() -> None:
         kube = HttpKubeApi(kopf.ConnectionInfo(server=url, token="t"))
         try:
             for name, after in (("busy", 7.0), ("gone", None)):
-                try:
+                with pytest.raises(TransientError) as caught:
                     await guard(kube.get(NAMESPACE, name))
-                except TransientError as exc:
-                    assert exc.retry_after == after
-                else:
-                    raise AssertionError(f"{name}: no TransientError")
+                assert caught.value.retry_after == after
         finally:
             await kube.close()
             await runner.cleanup()

@@ -77,6 +77,7 @@ def test_an_event_that_never_comes_is_waited_for_a_while_only() -> None:
 def test_slim_drops_managed_fields_and_names_the_kind() -> None:
     body = {"metadata": {"name": "a", "managedFields": [{"manager": "x"}]}, "data": {}}
     kept = slim(body, api_version="v1", kind="ConfigMap")
-    assert kept["kind"] == "ConfigMap" and kept["apiVersion"] == "v1"
+    assert kept["kind"] == "ConfigMap"
+    assert kept["apiVersion"] == "v1"
     assert "managedFields" not in kept["metadata"]
     assert "managedFields" in body["metadata"]
