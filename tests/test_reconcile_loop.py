@@ -403,3 +403,12 @@ def test_a_cancellation_reconcile_that_keeps_failing_does_not_hold_back_a_due_pu
     kube.server_now = NOW + datetime.timedelta(days=90, seconds=1)
     assert _purge_until_done(kube, ctx).phase == "Purged"
     assert kube.find("Namespace", "swg-acme") is None
+
+
+def test_a_purged_tenant_leaves_nothing_behind_in_the_context() -> None:
+    kube, ctx = setup(tenant())
+    run(reconcile(fresh(kube), ctx=ctx))
+    assert any(key.namespace == "swg-acme" for key in ctx.applied)
+    ctx.forget_tenant("acme")
+    assert not [key for key in ctx.applied if "swg-acme" in (key.namespace, key.name)]
+    assert "acme" not in ctx.status_versions

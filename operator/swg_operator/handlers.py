@@ -148,7 +148,10 @@ def register(registry: kopf.OperatorRegistry, options: RunOptions) -> None:
         """Every change of a tenant but its deletion (the purge's) and the operator's own
         status writes asks for a reconcile; a new tenant's or a changed spec's goes first."""
         meta = body["metadata"]
-        if type == "DELETED" or meta.get("deletionTimestamp") or ctx().is_echo(body):
+        if type == "DELETED":
+            ctx().forget_tenant(meta["name"])
+            return
+        if meta.get("deletionTimestamp") or ctx().is_echo(body):
             return
         status = body.get("status") or {}
         first = status.get("observedGeneration") != meta.get("generation")

@@ -19,6 +19,7 @@ from swg_operator import __version__
 from swg_operator.api import OperatorSettings, SecureWebGatewayStatus
 from swg_operator.kube import KubeApi, KubeApiError
 from swg_operator.kube.cache import WatchCache
+from swg_operator.naming import tenant_namespace
 from swg_operator.reconcile.lifecycle import ClockMode, Deadline
 from swg_operator.reconcile.plan import ObjectKey
 from swg_operator.reconcile.storage import exceeded_quota
@@ -94,6 +95,17 @@ class Context:
     def lock(self, tenant: str) -> asyncio.Lock:
         """One reconcile per tenant at a time, whichever handler asked for it."""
         return self._locks.setdefault(tenant, asyncio.Lock())
+
+    def forget_tenant(self, tenant: str) -> None:
+        """The tenant is gone (purged): drop what was kept for it and its namespace's objects."""
+        namespace = tenant_namespace(tenant)
+        for key in [k for k in self.applied if namespace in (k.namespace, k.name)]:
+            del self.applied[key]
+        self.status_versions.pop(tenant, None)
+        self.legacy_checked.discard(tenant)
+        lock = self._locks.get(tenant)
+        if lock is not None and not lock.locked():
+            del self._locks[tenant]
 
     def is_echo(self, obj: Any) -> bool:
         """True when `obj` (a watched object) is as the operator's own last write left it."""
