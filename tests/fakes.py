@@ -18,6 +18,11 @@ from typing import Any
 
 from swg_operator.kube import KubeApiError, ResourceKind, kind_of
 from swg_operator.kube.api import EventType
+from swg_operator.kube.cache import WatchCache
+from swg_operator.kube.kinds import OWNED_KINDS
+from swg_operator.labels import MANAGED_BY, MANAGED_BY_KEY, TENANT_KEY
+
+OWNED = {(kind.api_version, kind.kind) for kind in OWNED_KINDS}
 
 Key = tuple[str, str, str | None, str]
 
@@ -65,6 +70,7 @@ class FakeKube:
         self.leaked_claim_charges: dict[Key, int] = {}
         # Namespaces where every apply is refused with this error (an admission webhook, say).
         self.refuse_applies: dict[str, KubeApiError] = {}
+        self.watchers: list[WatchCache] = []
         self._uids = itertools.count(1)
         self._versions = itertools.count(1)
 
@@ -89,6 +95,7 @@ class FakeKube:
         obj = self.find(kind, name, namespace)
         assert obj is not None, f"{kind} {namespace}/{name} does not exist"
         obj["metadata"]["resourceVersion"] = str(next(self._versions))
+        self._event(obj)
         return obj
 
     def find(self, kind: str, name: str, namespace: str | None = None) -> dict[str, Any] | None:
@@ -137,6 +144,35 @@ class FakeKube:
         if self.fail_next:
             raise self.fail_next.pop(0)
 
+    def watch_cache(self, operator_namespace: str) -> WatchCache:
+        """A `WatchCache` fed by this fake as a watch that is never behind would feed it: its
+        reads are not counted (a watch is not a request per reconcile)."""
+
+        def children_of(label: str) -> list[dict[str, Any]]:
+            wanted = {MANAGED_BY_KEY: MANAGED_BY, TENANT_KEY: label}
+            return [
+                copy.deepcopy(obj)
+                for obj in self.objects.values()
+                if wanted.items() <= (obj["metadata"].get("labels") or {}).items()
+                and (obj["apiVersion"], obj["kind"]) in OWNED
+            ]
+
+        def config_maps_of() -> list[dict[str, Any]]:
+            return [
+                copy.deepcopy(obj)
+                for (_, kind, namespace, _), obj in self.objects.items()
+                if kind == "ConfigMap" and namespace == operator_namespace
+            ]
+
+        cache = WatchCache(children_of=children_of, config_maps_of=config_maps_of)
+        self.watchers.append(cache)
+        return cache
+
+    def _event(self, obj: Mapping[str, Any], *, deleted: bool = False) -> None:
+        """The watch event of a change, to every cache this fake feeds."""
+        for cache in self.watchers:
+            cache.saw(obj, deleted=deleted)
+
     # --- KubeApi -------------------------------------------------------------------------------
 
     async def apply(self, obj: Mapping[str, Any]) -> dict[str, Any]:
@@ -167,6 +203,7 @@ class FakeKube:
                 stored["status"] = before["status"]
         meta["resourceVersion"] = str(next(self._versions))
         self.objects[key] = stored
+        self._event(stored)
         return copy.deepcopy(stored)
 
     async def list_labelled(
@@ -217,6 +254,7 @@ class FakeKube:
         stored["metadata"]["resourceVersion"] = str(next(self._versions))
         stored["metadata"]["creationTimestamp"] = self._timestamp()
         self.objects[key] = stored
+        self._event(stored)
         return True
 
     async def patch(
@@ -267,11 +305,11 @@ class FakeKube:
         if key not in self.objects:
             return False
         self.writes.append(("delete", f"{kind.kind}/{namespace or ''}/{name}"))
-        del self.objects[key]
+        self._event(self.objects.pop(key), deleted=True)
         self.leaked_claim_charges.pop(key, None)
         if kind.kind == "Namespace":  # the namespace controller, instantly
             for other in [k for k in self.objects if k[2] == name]:
-                del self.objects[other]
+                self._event(self.objects.pop(other), deleted=True)
                 self.leaked_claim_charges.pop(other, None)
                 if other[1] == "PersistentVolumeClaim":
                     self._release_volumes(name, other[3])
@@ -282,7 +320,9 @@ class FakeKube:
             raise KubeApiError(0, f"connection lost after deleting {kind.kind} {name}")
         return True
 
-    async def patch_status(self, kind: ResourceKind, name: str, status: Mapping[str, Any]) -> None:
+    async def patch_status(
+        self, kind: ResourceKind, name: str, status: Mapping[str, Any]
+    ) -> dict[str, Any] | None:
         self._maybe_fail()
         obj = self.objects[(kind.api_version, kind.kind, None, name)]
         self.writes.append(("status", f"{kind.kind}//{name}"))
@@ -293,6 +333,8 @@ class FakeKube:
             else:
                 merged[field] = copy.deepcopy(value)
         obj["status"] = merged
+        obj["metadata"]["resourceVersion"] = str(next(self._versions))
+        return copy.deepcopy(obj)
 
     async def post_event(
         self,

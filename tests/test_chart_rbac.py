@@ -155,9 +155,11 @@ class RecordingKube:
         self._note(kind, "delete", namespace, name=name)
         return await self.inner.delete(kind, name, namespace=namespace)
 
-    async def patch_status(self, kind: ResourceKind, name: str, status: Mapping[str, Any]) -> None:
+    async def patch_status(
+        self, kind: ResourceKind, name: str, status: Mapping[str, Any]
+    ) -> dict[str, Any] | None:
         self._note(kind, "patch", None, "/status")
-        await self.inner.patch_status(kind, name, status)
+        return await self.inner.patch_status(kind, name, status)
 
     async def post_event(self, **kwargs: Any) -> None:
         self._note(EVENT, "create", None)

@@ -116,13 +116,6 @@ def test_namespace_and_log_volume_survive_an_empty_desired_state() -> None:
     assert "Deployment" in kinds
 
 
-def test_purge_prunes_everything_including_retained_objects() -> None:
-    observed = as_stored(desired_state())
-    plan = plan_changes(desired_state(), observed, purge=True)
-    assert plan.apply == ()
-    assert len(plan.prune) == len(observed)
-
-
 def test_a_changed_desired_field_is_applied() -> None:
     desired = desired_state()
     observed = as_stored(desired)

@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 
-from fakes import FakeKube, make_available
+from fakes import FakeKube, bind_log_volume, make_available
 from swg_operator.api import OperatorSettings
 from swg_operator.kube import KubeApiError
-from swg_operator.kube.kinds import TENANT
+from swg_operator.kube.kinds import DEPLOYMENT, TENANT
 from swg_operator.reconcile.loop import Context, PurgePolicy, TransientError, reconcile
 from swg_operator.reconcile.purge import NotYet, cancel_and_purge, receipt_name
 
@@ -56,6 +56,55 @@ def fresh(kube: FakeKube, name: str = "acme") -> dict[str, Any]:
 
 def children(kube: FakeKube) -> set[str]:
     return {f"{k}/{n}" for (_, k, ns, n) in kube.objects if ns == "swg-acme"}
+
+
+def test_an_unchanged_tenant_observed_from_the_watches_costs_no_request() -> None:
+    """With the cache the watches feed (the running operator), a reconcile of a tenant whose
+    objects are as desired asks the API server nothing: no LIST, no GET, no write, no Event."""
+    kube, ctx = setup(tenant())
+    ctx.cache = kube.watch_cache(SETTINGS.operator_namespace)
+    run(reconcile(fresh(kube), ctx=ctx))
+    make_available(kube)
+    run(reconcile(fresh(kube), ctx=ctx))
+    assert fresh(kube)["status"]["phase"] == "Ready"
+    kube.reads.clear()
+    kube.writes.clear()
+    events = len(kube.events)
+    outcome = run(reconcile(fresh(kube), ctx=ctx))
+    assert outcome.result == "ok"
+    assert kube.reads == []
+    assert kube.writes == []
+    assert len(kube.events) == events
+
+
+def test_the_cache_and_the_lists_observe_the_same_drift() -> None:
+    """A Deployment deleted by hand is restored whether the reconcile observes from the
+    watches or with LISTs."""
+    for cached in (False, True):
+        kube, ctx = setup(tenant())
+        if cached:
+            ctx.cache = kube.watch_cache(SETTINGS.operator_namespace)
+        run(reconcile(fresh(kube), ctx=ctx))
+        run(kube.delete(DEPLOYMENT, "proxy", namespace="swg-acme"))
+        run(reconcile(fresh(kube), ctx=ctx))
+        assert kube.find("Deployment", "proxy", "swg-acme") is not None
+        assert [e["reason"] for e in kube.events if e["namespace"] is None][-1] == "Restored"
+
+
+def test_a_claim_the_api_server_defaulted_is_not_reverted() -> None:
+    """The API server fills in a claim's class and volume; the digest stamped on it is the
+    rendered manifest's, so the next reconcile neither re-applies it nor says it was changed
+    by hand."""
+    kube, ctx = setup(tenant())
+    run(reconcile(fresh(kube), ctx=ctx))
+    claim = kube.edit("PersistentVolumeClaim", "logstore-data", "swg-acme")
+    claim["spec"]["storageClassName"] = "standard"
+    claim["spec"]["volumeMode"] = "Filesystem"
+    bind_log_volume(kube, "swg-acme")
+    kube.writes.clear()
+    run(reconcile(fresh(kube), ctx=ctx))
+    assert not [w for w in kube.writes if "PersistentVolumeClaim" in w[1]]
+    assert "Reverted" not in {e["reason"] for e in kube.events}
 
 
 def test_create_then_ready_then_idle_costs_no_write() -> None:
@@ -356,3 +405,12 @@ def test_a_cancellation_reconcile_that_keeps_failing_does_not_hold_back_a_due_pu
     kube.server_now = NOW + datetime.timedelta(days=90, seconds=1)
     assert _purge_until_done(kube, ctx).phase == "Purged"
     assert kube.find("Namespace", "swg-acme") is None
+
+
+def test_a_purged_tenant_leaves_nothing_behind_in_the_context() -> None:
+    kube, ctx = setup(tenant())
+    run(reconcile(fresh(kube), ctx=ctx))
+    assert any(key.namespace == "swg-acme" for key in ctx.applied)
+    ctx.forget_tenant("acme")
+    assert not [key for key in ctx.applied if "swg-acme" in (key.namespace, key.name)]
+    assert "acme" not in ctx.status_versions

@@ -398,8 +398,8 @@ def test_cancelled_tenant_has_no_ip_block_left() -> None:
 
 def test_spec_suspended_suspends_an_active_tenant_only() -> None:
     spec = parse_spec(minimal_spec(suspended=True))
-    assert effective_lifecycle(spec, Lifecycle.ACTIVE) is Lifecycle.SUSPENDED
-    assert effective_lifecycle(spec, Lifecycle.CANCELLED) is Lifecycle.CANCELLED
+    assert effective_lifecycle(Lifecycle.ACTIVE, suspended=spec.suspended) is Lifecycle.SUSPENDED
+    assert effective_lifecycle(Lifecycle.CANCELLED, suspended=spec.suspended) is Lifecycle.CANCELLED
     assert replicas(render("paused", spec))["proxy"] == 0
 
 

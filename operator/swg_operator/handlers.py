@@ -1,13 +1,18 @@
 """kopf wiring only: which events call the one reconcile, and kopf's settings.
 
-Create, update, resume and the periodic resync call `reconcile()`; deletion calls
-`cancel_and_purge()`; events on the tenant's labelled children (drift, Deployment availability)
-and on the URL catalogue's ConfigMaps queue a re-reconcile of the tenant concerned. Every choice
-of kopf setting is explained in docs/operator.md.
+Every reconcile runs from the operator's own queue (`reconcile.queue`: bounded, new tenants
+first, backoff with jitter): a tenant's events (create, update, the first listing at start), its
+labelled children's (drift, Deployment availability), the URL catalogue's ConfigMaps and the
+periodic resync ask for one; the operator's own writes (the resourceVersion it got back) ask for
+none. Deletion calls `cancel_and_purge()` through kopf's finalizer handling. kopf keeps the
+owned kinds and the operator namespace's ConfigMaps in in-memory indexes, which feed the
+reconcile's `WatchCache`: a reconcile of an unchanged tenant makes no request. Every choice of
+kopf setting is explained in docs/operator.md.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -15,16 +20,18 @@ from typing import Any
 
 import kopf
 
-from swg_operator.api import GROUP, KIND, PLURAL, VERSION, OperatorSettings
+from swg_operator.api import API_VERSION, GROUP, KIND, PLURAL, VERSION, OperatorSettings
 from swg_operator.catalogue import CATEGORY_LABEL
-from swg_operator.kube import KubeApiError
-from swg_operator.kube.http import HttpKubeApi, login
-from swg_operator.kube.kinds import OWNED_KINDS, TENANT
+from swg_operator.kube import ResourceKind
+from swg_operator.kube.cache import WatchCache, slim
+from swg_operator.kube.http import POOL_SIZE, HttpKubeApi, login
+from swg_operator.kube.kinds import OWNED_KINDS
 from swg_operator.labels import MANAGED_BY, MANAGED_BY_KEY, TENANT_KEY
 from swg_operator.naming import tenant_label_value
-from swg_operator.reconcile.loop import Context, PurgePolicy, TransientError, reconcile
+from swg_operator.reconcile.context import Context, PurgePolicy, TransientError
+from swg_operator.reconcile.loop import reconcile
 from swg_operator.reconcile.purge import PURGE_PHASES, NotYet, cancel_and_purge
-from swg_operator.reconcile.queue import RetryLater, TenantQueue
+from swg_operator.reconcile.queue import RetryLater, TenantQueue, backoff
 from swg_operator.reconcile.status import read_status
 from swg_operator.render.checks import wire_category_references
 
@@ -33,7 +40,8 @@ logger = logging.getLogger("swg_operator.handlers")
 FINALIZER = "swg.dev/purge"
 ANNOTATION_PREFIX = "swg.dev"
 SWG = (GROUP, VERSION, PLURAL)
-BACKOFF_CAP = 300.0
+SETTLE_SECONDS = 0.5  # a burst of child events (a rollout) becomes one reconcile
+RECONCILE_WORKERS = POOL_SIZE - 4  # reconciles in flight; the purge and Events keep the rest
 
 
 @dataclass(frozen=True)
@@ -45,15 +53,9 @@ class RunOptions:
     metrics_host: str = "127.0.0.1"
     metrics_port: int = 8080
     resync_seconds: float = 900.0
-    handler_retries: int = 10
     watch_server_timeout: int = 300
     watch_client_timeout: int = 330
     event_level: int = logging.WARNING
-
-
-def backoff(retry: int) -> float:
-    """Exponential backoff for transient errors: 2, 4, 8 ... seconds, capped at 5 minutes."""
-    return min(BACKOFF_CAP, 2.0 ** (retry + 1))
 
 
 def configure_kopf(settings: kopf.OperatorSettings, options: RunOptions) -> None:
@@ -80,12 +82,32 @@ def register(registry: kopf.OperatorRegistry, options: RunOptions) -> None:
         context: Context = state["ctx"]
         return context
 
+    def queue() -> TenantQueue:
+        tenant_queue: TenantQueue = state["queue"]
+        return tenant_queue
+
     @kopf.on.startup(registry=registry, id="startup")
-    async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
+    async def startup(settings: kopf.OperatorSettings, **kwargs: Any) -> None:
         configure_kopf(settings, options)
-        kube = HttpKubeApi(login())
-        state["ctx"] = Context(kube=kube, settings=options.settings, purge=options.purge)
-        state["queue"] = TenantQueue(requeued)
+        owned: list[kopf.Index[str, dict[str, Any]]] = [
+            kwargs[_index_id(kind)] for kind in OWNED_KINDS
+        ]
+        platform: kopf.Index[str, dict[str, Any]] = kwargs["platform_config_maps"]
+        state["tenants"] = kwargs["tenant_bodies"]
+        cache = WatchCache(
+            children_of=lambda label: [obj for index in owned for obj in index.get(label, ())],
+            config_maps_of=lambda: [obj for store in platform.values() for obj in store],
+        )
+        kube = state["kube"] = HttpKubeApi(login())
+        state["ctx"] = Context(
+            kube=kube, settings=options.settings, purge=options.purge, cache=cache
+        )
+        state["queue"] = TenantQueue(requeued, workers=RECONCILE_WORKERS)
+        if options.resync_seconds > 0:
+            state["resync"] = asyncio.create_task(
+                queue().resync(options.resync_seconds, lambda: list(state["tenants"])),
+                name="resync",
+            )
         logger.info(
             "Started the operator: finalizer %s, purge clock %s, resync every %.0fs",
             FINALIZER,
@@ -101,12 +123,18 @@ def register(registry: kopf.OperatorRegistry, options: RunOptions) -> None:
 
     @kopf.on.cleanup(registry=registry, id="cleanup")
     async def cleanup(**_: Any) -> None:
-        await state["queue"].close()
-        await state["ctx"].kube.close()
+        if "resync" in state:
+            state["resync"].cancel()
+        await queue().close()
+        await state["kube"].close()
 
     @kopf.on.login(registry=registry, id="login")
     def credentials(**_: Any) -> kopf.ConnectionInfo:
         return login()
+
+    @kopf.index(*SWG, registry=registry, id="tenant_bodies")
+    def tenant_bodies(name: str, body: kopf.Body, **_: Any) -> dict[str, dict[str, Any]]:
+        return {name: slim(body, api_version=API_VERSION, kind=KIND)}
 
     @kopf.index(*SWG, registry=registry, id="tenant_names")
     def tenant_names(name: str, **_: Any) -> dict[str, str]:
@@ -116,38 +144,19 @@ def register(registry: kopf.OperatorRegistry, options: RunOptions) -> None:
     def tenants_by_category(name: str, spec: Mapping[str, Any], **_: Any) -> dict[str, str]:
         return {category: name for category in _categories(spec)}
 
-    async def run(body: Mapping[str, Any], retry: int) -> None:
-        name = body["metadata"]["name"]
-        async with ctx().lock(name):
-            try:
-                await reconcile(body, ctx=ctx())
-            except TransientError as exc:
-                raise kopf.TemporaryError(
-                    f"Transient API error: {exc}", delay=backoff(retry)
-                ) from exc
-            except Exception as exc:  # a bug: logged loudly and Degraded by reconcile()
-                raise kopf.TemporaryError(
-                    f"Failed ({type(exc).__name__}); retrying", delay=backoff(retry + 3)
-                ) from exc
-
-    @kopf.on.resume(*SWG, registry=registry, id="reconcile", retries=options.handler_retries)
-    @kopf.on.create(*SWG, registry=registry, id="reconcile", retries=options.handler_retries)
-    @kopf.on.update(*SWG, registry=registry, id="reconcile", retries=options.handler_retries)
-    async def on_change(body: kopf.Body, retry: int, **_: Any) -> None:
-        await run(body, retry)
-
-    if options.resync_seconds > 0:
-
-        @kopf.timer(
-            *SWG,
-            registry=registry,
-            interval=options.resync_seconds,
-            initial_delay=options.resync_seconds,
-            id="resync",
-        )
-        async def resync(body: kopf.Body, **_: Any) -> None:
-            if not body["metadata"].get("deletionTimestamp"):
-                state["queue"].request(body["metadata"]["name"])
+    @kopf.on.event(*SWG, registry=registry, id="tenant")
+    async def tenant_event(body: kopf.Body, type: str | None, **_: Any) -> None:
+        """Every change of a tenant but its deletion (the purge's) and the operator's own
+        status writes asks for a reconcile; a new tenant's or a changed spec's goes first."""
+        meta = body["metadata"]
+        if type == "DELETED":
+            ctx().forget_tenant(meta["name"])
+            return
+        if meta.get("deletionTimestamp") or ctx().is_echo(body):
+            return
+        status = body.get("status") or {}
+        first = status.get("observedGeneration") != meta.get("generation")
+        queue().request(meta["name"], first=first)
 
     # Unlimited retries: giving up would keep the finalizer forever; the purge must complete.
     @kopf.on.delete(*SWG, registry=registry, id="purge", retries=None)
@@ -159,44 +168,77 @@ def register(registry: kopf.OperatorRegistry, options: RunOptions) -> None:
             except NotYet as exc:
                 raise kopf.TemporaryError(str(exc), delay=exc.delay) from exc
             except TransientError as exc:
-                raise kopf.TemporaryError(
-                    f"Transient API error: {exc}", delay=backoff(retry)
-                ) from exc
+                delay = max(backoff(retry + 1), exc.retry_after or 0.0)
+                raise kopf.TemporaryError(f"Transient API error: {exc}", delay=delay) from exc
 
     async def requeued(name: str) -> None:
+        store = state["tenants"].get(name, ())
+        body = next(iter(store), None)
+        if body is None:
+            return  # deleted meanwhile
+        if body["metadata"].get("deletionTimestamp"):
+            status = read_status(body.get("status"))
+            if status is not None and status.phase in PURGE_PHASES:
+                return  # the purge owns the tenant now: never re-create its objects
         async with ctx().lock(name):
-            try:
-                body = await ctx().kube.get(TENANT, name)
-            except KubeApiError as exc:
-                raise RetryLater(str(exc)) from exc
-            if body is None:
-                return
-            if body["metadata"].get("deletionTimestamp"):
-                status = read_status(body.get("status"))
-                if status is not None and status.phase in PURGE_PHASES:
-                    return  # the purge owns the tenant now: never re-create its objects
             try:
                 await reconcile(body, ctx=ctx())
             except TransientError as exc:
-                raise RetryLater(str(exc)) from exc
+                raise RetryLater(str(exc), retry_after=exc.retry_after) from exc
 
-    async def child_event(**kwargs: Any) -> None:
-        if kwargs["type"] is None:
-            return  # the initial listing: resume handlers cover existing tenants
+    def index_child(kind: ResourceKind) -> Any:
+        def index(body: kopf.Body, labels: Mapping[str, str], **_: Any) -> dict[str, Any]:
+            return {labels[TENANT_KEY]: slim(body, api_version=kind.api_version, kind=kind.kind)}
+
+        return index
+
+    async def child_event(body: kopf.Body, type: str | None, **kwargs: Any) -> None:
+        cache = ctx().cache
+        if cache is not None:
+            cache.saw(body, deleted=type == "DELETED")
+        if type is None or ctx().is_echo(body):
+            return  # the initial listing (the tenants' own events cover it), or an echo
         labels: Mapping[str, str] = kwargs["labels"]
         names: kopf.Index[str, str] = kwargs["tenant_names"]
         for name in names.get(labels.get(TENANT_KEY, ""), ()):
-            state["queue"].request(name)
+            queue().request(name, after=SETTLE_SECONDS)
 
-    owned: dict[str, Any] = {
+    owned_labels: dict[str, Any] = {
         MANAGED_BY_KEY: MANAGED_BY,
         TENANT_KEY: kopf.PRESENT,
     }
     for kind in OWNED_KINDS:  # never Secrets (see kube.kinds)
         group, _, version = kind.api_version.rpartition("/")
+        kopf.index(
+            group,
+            version,
+            kind.plural,
+            registry=registry,
+            labels=owned_labels,
+            id=_index_id(kind),
+        )(index_child(kind))
         kopf.on.event(
-            group, version, kind.plural, registry=registry, labels=owned, id=f"drift-{kind.plural}"
+            group,
+            version,
+            kind.plural,
+            registry=registry,
+            labels=owned_labels,
+            id=f"drift-{kind.plural}",
         )(child_event)
+
+    def in_operator_namespace(namespace: str | None, **_: Any) -> bool:
+        return namespace == options.settings.operator_namespace
+
+    @kopf.index(
+        "",
+        "v1",
+        "configmaps",
+        registry=registry,
+        when=in_operator_namespace,
+        id="platform_config_maps",
+    )
+    def platform_config_maps(name: str, body: kopf.Body, **_: Any) -> dict[str, dict[str, Any]]:
+        return {name: slim(body, api_version="v1", kind="ConfigMap")}
 
     async def category_event(**kwargs: Any) -> None:
         if kwargs["type"] is None or kwargs["namespace"] != options.settings.operator_namespace:
@@ -205,12 +247,16 @@ def register(registry: kopf.OperatorRegistry, options: RunOptions) -> None:
         names: kopf.Index[str, str] = kwargs["tenants_by_category"]
         for name in names.get(category, ()):
             logger.info("Queued %s %s: URL category %s changed", KIND, name, category)
-            state["queue"].request(name)
+            queue().request(name)
 
     catalogue_labels: dict[str, Any] = {CATEGORY_LABEL: kopf.PRESENT}
     kopf.on.event(
         "", "v1", "configmaps", registry=registry, labels=catalogue_labels, id="catalogue"
     )(category_event)
+
+
+def _index_id(kind: ResourceKind) -> str:
+    return f"owned_{kind.plural}"
 
 
 def _categories(spec: Mapping[str, Any]) -> set[str]:

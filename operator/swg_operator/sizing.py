@@ -13,6 +13,7 @@ from __future__ import annotations
 from types import MappingProxyType
 from typing import Final
 
+from swg_logstore.retention import MAX_RETENTION_DAYS
 from swg_operator.capacity import Capacity
 from swg_operator.quantities import GIB, MIB
 from swg_operator.sizing_plan import (
@@ -30,7 +31,6 @@ from swg_operator.sizing_plan import (
     WorkloadPlan,
 )
 
-from swg_logstore.retention import MAX_RETENTION_DAYS
 SECONDS_PER_DAY: Final = 86_400
 SECONDS_PER_MINUTE: Final = 60
 

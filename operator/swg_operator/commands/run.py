@@ -147,8 +147,8 @@ def run(args: argparse.Namespace) -> int:
 
     from swg_operator.api import OperatorSettings
     from swg_operator.handlers import RunOptions, configure_kopf, register
+    from swg_operator.reconcile.context import PurgePolicy
     from swg_operator.reconcile.lifecycle import ClockMode
-    from swg_operator.reconcile.loop import PurgePolicy
 
     raw: dict[str, Any] = {}
     if args.settings is not None:

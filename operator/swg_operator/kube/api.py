@@ -16,18 +16,22 @@ from swg_operator.kube.kinds import ResourceKind
 FIELD_MANAGER = "swg-operator"
 EventType = Literal["Normal", "Warning"]
 
-# HTTP statuses worth a retry with backoff: conflicts, throttling and server-side trouble.
-TRANSIENT_STATUSES = frozenset({409, 429, 500, 502, 503, 504})
+# HTTP statuses worth a retry with backoff: conflicts, a watch or list position the server no
+# longer holds (410 Gone), throttling and server-side trouble.
+TRANSIENT_STATUSES = frozenset({409, 410, 429, 500, 502, 503, 504})
 
 
 class KubeApiError(Exception):
     """The API server refused a request (`status` is its HTTP status, 0 for no answer)."""
 
-    def __init__(self, status: int, message: str, *, reason: str = "") -> None:
+    def __init__(
+        self, status: int, message: str, *, reason: str = "", retry_after: float | None = None
+    ) -> None:
         super().__init__(f"{status} {reason}: {message}".strip())
         self.status = status
         self.reason = reason
         self.api_message = message
+        self.retry_after = retry_after  # seconds, from the answer's Retry-After header
 
     @property
     def transient(self) -> bool:
@@ -87,8 +91,11 @@ class KubeApi(Protocol):
         """Delete (dependents in the background); False when it was already gone."""
         ...
 
-    async def patch_status(self, kind: ResourceKind, name: str, status: Mapping[str, Any]) -> None:
-        """Merge-patch the status subresource of a cluster-scoped object."""
+    async def patch_status(
+        self, kind: ResourceKind, name: str, status: Mapping[str, Any]
+    ) -> dict[str, Any] | None:
+        """Merge-patch the status subresource of a cluster-scoped object; returns the object as
+        stored (its resourceVersion tells the watch event of this write)."""
         ...
 
     async def post_event(

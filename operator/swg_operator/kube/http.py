@@ -15,7 +15,7 @@ import json
 import logging
 import os
 import socket
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import aiohttp
@@ -44,8 +44,26 @@ def login() -> kopf.ConnectionInfo:
     return info
 
 
+POOL_SIZE = 16  # connections to the API server; the reconciles in flight stay below it
+
+
+def retry_after(value: str | None) -> float | None:
+    """The seconds of a `Retry-After` header (delta-seconds; an HTTP date is not sent by the
+    API server and counts as none)."""
+    try:
+        return max(0.0, float(value)) if value is not None else None
+    except ValueError:
+        return None
+
+
 class HttpKubeApi:
-    """`KubeApi` over one aiohttp session; create it inside the running event loop."""
+    """`KubeApi` over one aiohttp session; create it inside the running event loop.
+
+    Timeouts are per socket operation (connecting, then each read), so a request that waits for
+    one of the pool's `POOL_SIZE` connections is never failed for the wait. Credentials travel
+    per request: after a 401 they are read again (`relogin`; projected ServiceAccount tokens
+    rotate) and the request is sent once more, while the session, and every request in flight
+    on it, carries on."""
 
     def __init__(
         self,
@@ -53,19 +71,22 @@ class HttpKubeApi:
         *,
         request_timeout: float = 30.0,
         event_namespace: str = "default",
+        relogin: Callable[[], kopf.ConnectionInfo] = login,
     ) -> None:
         self._info = info
-        self._timeout = aiohttp.ClientTimeout(total=request_timeout)
+        self._relogin = relogin
+        self._timeout = aiohttp.ClientTimeout(
+            total=None, connect=None, sock_connect=10.0, sock_read=request_timeout
+        )
         self._session: aiohttp.ClientSession | None = None
         self._event_namespace = event_namespace
         self._instance = os.environ.get("HOSTNAME") or socket.gethostname()
 
     def _open(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
-            connector = aiohttp.TCPConnector(ssl=self._info.as_ssl_context(), limit=16)
+            connector = aiohttp.TCPConnector(ssl=self._info.as_ssl_context(), limit=POOL_SIZE)
             self._session = aiohttp.ClientSession(
                 base_url=self._info.server.rstrip("/"),
-                headers=self._info.as_http_headers(),
                 connector=connector,
                 timeout=self._timeout,
             )
@@ -86,12 +107,15 @@ class HttpKubeApi:
         allow_404: bool = False,
     ) -> tuple[Any, str | None]:
         """Send one request; return (parsed JSON or None, Date header). Retries once after a
-        401 with freshly read credentials (projected ServiceAccount tokens rotate)."""
+        401 with freshly read credentials."""
         verb = method.lower()
+        data = None if body is None else json.dumps(body, separators=(",", ":"))
         for attempt in (1, 2):
             session = self._open()
-            data = None if body is None else json.dumps(body, separators=(",", ":"))
-            headers = {"Content-Type": content_type} if body is not None else {}
+            info = self._info
+            headers = dict(info.as_http_headers())
+            if body is not None:
+                headers["Content-Type"] = content_type
             try:
                 async with session.request(
                     method, path, params=params, data=data, headers=headers
@@ -100,13 +124,15 @@ class HttpKubeApi:
                     text = await response.text()
                     date = response.headers.get("Date")
                     if response.status == 401 and attempt == 1:
-                        self._info = login()
-                        await session.close()
+                        if self._info is info:  # the first request in flight to hear it
+                            self._info = self._relogin()
                         continue
                     if response.status == 404 and allow_404:
                         return None, date
                     if response.status >= 400:
-                        raise _error(response.status, text)
+                        error = _error(response.status, text)
+                        error.retry_after = retry_after(response.headers.get("Retry-After"))
+                        raise error
                     return (json.loads(text) if text else None), date
             except (aiohttp.ClientError, TimeoutError) as exc:
                 metrics.API_REQUESTS.labels(verb=verb, code="0").inc()
@@ -192,11 +218,14 @@ class HttpKubeApi:
         )
         return result is not None
 
-    async def patch_status(self, kind: ResourceKind, name: str, status: Mapping[str, Any]) -> None:
+    async def patch_status(
+        self, kind: ResourceKind, name: str, status: Mapping[str, Any]
+    ) -> dict[str, Any] | None:
         path = f"{kind.object_path(name)}/status"
-        await self._request(
+        result, _ = await self._request(
             "PATCH", path, body={"status": dict(status)}, content_type=MERGE_CONTENT_TYPE
         )
+        return result if isinstance(result, dict) else None
 
     async def post_event(
         self,

@@ -15,20 +15,17 @@ to the chart's ClusterRole), looked up by name once per tenant and operator proc
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from swg_operator.api import KIND, SecureWebGatewayStatus
-from swg_operator.kube import KubeApi, KubeApiError
-from swg_operator.kube.api import EventType
+from swg_operator.api import SecureWebGatewayStatus
+from swg_operator.kube import KubeApi
 from swg_operator.kube.kinds import CONFIG_MAP, NAMESPACE, ROLE
 from swg_operator.labels import selector_for, selector_string
 from swg_operator.naming import legacy_reader_role_name, tenant_status_name
+from swg_operator.reconcile.ownership import namespace_ready
 from swg_operator.reconcile.plan import ObjectKey, Plan, key_of, plan_changes
 from swg_operator.render.status_mirror import tenant_status_config_map
-
-logger = logging.getLogger("swg_operator.reconcile")
 
 
 def mirror_key(namespace: str) -> ObjectKey:
@@ -44,16 +41,6 @@ def split_mirror(
     rest = [dict(o) for o in observed if key_of(o) != key]
     mirror = next((dict(o) for o in observed if key_of(o) == key), None)
     return rest, mirror
-
-
-def namespace_ready(objects: Iterable[Mapping[str, Any]], namespace: str) -> bool:
-    """True when `objects` hold the tenant's Namespace and it is not being deleted."""
-    return any(
-        o.get("kind") == "Namespace"
-        and o["metadata"]["name"] == namespace
-        and not o["metadata"].get("deletionTimestamp")
-        for o in objects
-    )
 
 
 def mirror_plan(
@@ -98,30 +85,3 @@ def notice_subject(namespace: str) -> dict[str, Any]:
         "kind": CONFIG_MAP.kind,
         "metadata": {"name": tenant_status_name(), "namespace": namespace},
     }
-
-
-async def notify(
-    kube: KubeApi,
-    body: Mapping[str, Any],
-    *,
-    reason: str,
-    message: str,
-    namespace: str | None,
-    type_: EventType = "Normal",
-) -> None:
-    """Post an Event on the tenant and, with `namespace`, the same in the tenant namespace. A
-    lost notice is logged, never raised: the change it reports is made."""
-    subjects = [body, *([notice_subject(namespace)] if namespace else [])]
-    for subject in subjects:
-        try:
-            await kube.post_event(regarding=subject, reason=reason, message=message, type_=type_)
-        except KubeApiError as exc:
-            where = subject["metadata"].get("namespace") or "default"
-            logger.warning(
-                "Failed to post the %s Event of %s %s in %s: %s",
-                reason,
-                KIND,
-                body["metadata"]["name"],
-                where,
-                exc,
-            )

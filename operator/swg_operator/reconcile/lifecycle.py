@@ -32,7 +32,9 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Final
 
+from swg_operator.api import CancellationStatus
 from swg_operator.api.spec import MAX_PURGE_DAYS
+from swg_operator.render import Lifecycle, effective_lifecycle
 
 UTC: Final = datetime.UTC
 # kopf's diff-base (handlers.configure_kopf): the object as the operator last handled it.
@@ -128,6 +130,36 @@ def purge_deadline(
         days = max(0, min(purge_after_days, MAX_PURGE_DAYS))
         purge_at = cancelled_at + datetime.timedelta(days=days)
     return Deadline(cancelled_at=cancelled_at, purge_at=min(purge_at, latest))
+
+
+def tenant_lifecycle(body: Mapping[str, Any]) -> Lifecycle:
+    """Cancelled once the tenant is being deleted, else as its spec says (`suspended`, read
+    raw: a spec that fails validation is still suspended)."""
+    if (body.get("metadata") or {}).get("deletionTimestamp"):
+        return Lifecycle.CANCELLED
+    spec = body.get("spec")
+    suspended = isinstance(spec, Mapping) and bool(spec.get("suspended"))
+    return effective_lifecycle(Lifecycle.ACTIVE, suspended=suspended)
+
+
+def cancellation(
+    body: Mapping[str, Any], stamped: CancellationStatus | None
+) -> tuple[Deadline, CancellationStatus]:
+    """The purge deadline of a tenant being deleted and its status: what is `stamped` in its
+    status is kept (see the module docstring); raw reads, so an invalid spec still holds."""
+    deadline = purge_deadline(
+        deletion_timestamp=body["metadata"]["deletionTimestamp"],
+        purge_after_days=purge_after_days(body),
+        stamped_purge_at=stamped.purge_at if stamped is not None else None,
+    )
+    status = CancellationStatus(
+        cancelled_at=format_time(deadline.cancelled_at),
+        purge_at=format_time(deadline.purge_at),
+        legal_hold=legal_hold(body.get("spec")),
+        purged_at=stamped.purged_at if stamped is not None else None,
+        receipt=stamped.receipt if stamped is not None else None,
+    )
+    return deadline, status
 
 
 @dataclass(frozen=True)

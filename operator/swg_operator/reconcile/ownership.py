@@ -139,3 +139,13 @@ def stamp(
             copied["metadata"].setdefault("annotations", {})[TENANT_UID_ANNOTATION] = uid
         out.append(copied)
     return tuple(out)
+
+
+def namespace_ready(objects: Iterable[Mapping[str, Any]], namespace: str) -> bool:
+    """True when `objects` hold the tenant's Namespace and it is not being deleted."""
+    return any(
+        o.get("kind") == "Namespace"
+        and o.get("metadata", {}).get("name") == namespace
+        and not o.get("metadata", {}).get("deletionTimestamp")
+        for o in objects
+    )

@@ -60,11 +60,13 @@ def manifest_digest(obj: Mapping[str, Any]) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()[:20]
 
 
-def with_digest(obj: Mapping[str, Any]) -> dict[str, Any]:
-    """A copy of `obj` carrying its manifest digest as an annotation."""
+def with_digest(obj: Mapping[str, Any], digest: str | None = None) -> dict[str, Any]:
+    """A copy of `obj` carrying `digest` (by default its own manifest digest) as an
+    annotation."""
     stamped = copy.deepcopy(dict(obj))
     meta = stamped.setdefault("metadata", {})
-    meta.setdefault("annotations", {})[APPLIED_DIGEST_ANNOTATION] = manifest_digest(obj)
+    annotations = meta.setdefault("annotations", {})
+    annotations[APPLIED_DIGEST_ANNOTATION] = digest or manifest_digest(obj)
     return stamped
 
 
@@ -153,24 +155,28 @@ class Plan:
         return len(self.apply) + len(self.prune)
 
 
-def is_current(desired: Mapping[str, Any], observed: Mapping[str, Any] | None) -> bool:
-    """True when `observed` is what applying `desired` (with its digest) would leave."""
+def is_current(
+    desired: Mapping[str, Any], observed: Mapping[str, Any] | None, digest: str | None = None
+) -> bool:
+    """True when `observed` is what applying `desired` (with `digest`, by default its own)
+    would leave."""
     if observed is None or observed.get("metadata", {}).get("deletionTimestamp"):
         return False
-    stamped = with_digest(desired)
-    return contains(stamped, observed)
+    return contains(with_digest(desired, digest), observed)
 
 
-def applied_version(desired: Mapping[str, Any], stored: Mapping[str, Any]) -> tuple[str, str]:
-    """What to remember after applying `desired`: its digest and the stored resourceVersion."""
-    return manifest_digest(desired), str(stored.get("metadata", {}).get("resourceVersion", ""))
+def applied_version(applied: Mapping[str, Any], stored: Mapping[str, Any]) -> tuple[str, str]:
+    """What to remember after applying `applied` (as `plan_changes` made it, digest stamped):
+    its digest and the stored resourceVersion."""
+    annotations = (applied.get("metadata") or {}).get("annotations") or {}
+    digest = annotations.get(APPLIED_DIGEST_ANNOTATION) or manifest_digest(applied)
+    return str(digest), str(stored.get("metadata", {}).get("resourceVersion", ""))
 
 
 def plan_changes(
     desired: Sequence[Mapping[str, Any]],
     observed: Iterable[Mapping[str, Any]],
     *,
-    purge: bool = False,
     applied: Mapping[ObjectKey, tuple[str, str]] | None = None,
 ) -> Plan:
     """Compare `desired` (render order) with `observed` (listed by ownership label).
@@ -180,12 +186,12 @@ def plan_changes(
     the same is current even where the server normalises a field the comparison cannot see
     through, so such a quirk never turns into an apply on every reconcile.
 
-    With `purge`, nothing is applied and everything observed is pruned, the retained objects too.
+    The digest stamped is the rendered manifest's: fields kept from the stored object
+    (`keep_fixed_fields`, such as a claim's class the API server defaulted) never change it, so
+    they never read as a changed desired state.
     """
     remembered = applied or {}
     seen = {key_of(obj): obj for obj in observed}
-    if purge:
-        return Plan(apply=(), created=(), updated=(), prune=tuple(seen), unchanged=())
     apply: list[dict[str, Any]] = []
     created: list[ObjectKey] = []
     updated: list[ObjectKey] = []
@@ -195,12 +201,14 @@ def plan_changes(
         key = key_of(wanted_obj)
         wanted.add(key)
         current = seen.get(key)
+        digest = manifest_digest(wanted_obj)
         obj = keep_fixed_fields(wanted_obj, current)
-        untouched = current is not None and remembered.get(key) == applied_version(obj, current)
-        if untouched or is_current(obj, current):
+        version = str((current or {}).get("metadata", {}).get("resourceVersion", ""))
+        untouched = current is not None and remembered.get(key) == (digest, version)
+        if untouched or is_current(obj, current, digest):
             unchanged.append(key)
             continue
-        apply.append(with_digest(obj))
+        apply.append(with_digest(obj, digest))
         (created if current is None else updated).append(key)
     prune = tuple(key for key in seen if key not in wanted and not is_retained(key))
     return Plan(

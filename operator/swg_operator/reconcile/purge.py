@@ -21,55 +21,46 @@ re-creating objects, and the receipt's inventory is the union of what every atte
 
 from __future__ import annotations
 
-import datetime
 import json
 import logging
 from collections.abc import Mapping
 from typing import Any
 
 from swg_operator import metrics
-from swg_operator.api import KIND, Condition, Phase, SecureWebGatewayStatus
+from swg_operator.api import KIND, Phase, SecureWebGatewayStatus
 from swg_operator.kube import OWNED_KINDS, KubeApi, KubeApiError
-from swg_operator.kube.kinds import CONFIG_MAP, NAMESPACE, PERSISTENT_VOLUME, TENANT
+from swg_operator.kube.kinds import CONFIG_MAP, NAMESPACE, TENANT
 from swg_operator.labels import MANAGED_BY, MANAGED_BY_KEY, selector_string
 from swg_operator.naming import label_value, tenant_label_value, tenant_namespace
-from swg_operator.reconcile.admins import notify
+from swg_operator.reconcile.actions import notify, write_status
+from swg_operator.reconcile.context import Context, TransientError, guard
 from swg_operator.reconcile.lifecycle import (
     ClockMode,
     Deadline,
     DueCheck,
+    cancellation,
     check_due,
     format_time,
     legal_hold,
-    parse_time,
+    tenant_lifecycle,
 )
-from swg_operator.reconcile.loop import (
-    Context,
-    TransientError,
-    _cancellation,
-    _guard,
-    _lifecycle,
-    reconcile,
-    write_status,
-)
+from swg_operator.reconcile.loop import reconcile
 from swg_operator.reconcile.ownership import Ownership, judge
 from swg_operator.reconcile.plan import key_of
 from swg_operator.reconcile.status import Facts, compute_status, read_status
+from swg_operator.reconcile.volumes import NotYet as NotYet  # the purge's signal to wait
+from swg_operator.reconcile.volumes import (
+    claimed_volumes,
+    reclaim_by_deletion,
+    volume_entry,
+    volume_left,
+)
 
 logger = logging.getLogger("swg_operator.purge")
 
 RECEIPT_LABEL = "swg.dev/purge-receipt"
 RECEIPT_TENANT_LABEL = "swg.dev/purged-tenant"
 PURGE_PHASES = (Phase.PURGING, Phase.PURGED)
-
-
-class NotYet(Exception):  # noqa: N818 - a signal to wait, not a failure
-    """The tenant is not done: look again in `delay` seconds (the caller sleeps, no polling)."""
-
-    def __init__(self, delay: float, reason: str) -> None:
-        super().__init__(f"{reason}; next check in {delay:.0f}s")
-        self.delay = delay
-        self.reason = reason
 
 
 def receipt_name(body: Mapping[str, Any]) -> str:
@@ -161,7 +152,8 @@ async def _due_all_the_same(body: Mapping[str, Any], *, ctx: Context, error: Exc
     the deadline read from the resource), once the deadline is stamped into status (the purge
     reads it there); False when it is not due yet (the failure is then raised and retried)."""
     name = body["metadata"]["name"]
-    deadline, stamped = _cancellation(body, read_status(body.get("status")))
+    before = read_status(body.get("status"))
+    deadline, stamped = cancellation(body, before.cancellation if before else None)
     check = await due_check(body, deadline, ctx=ctx)
     if not check.due:
         return False
@@ -174,17 +166,17 @@ async def _due_all_the_same(body: Mapping[str, Any], *, ctx: Context, error: Exc
         error,
         check.reason,
     )
-    current = await _guard(ctx.kube.get(TENANT, name))
+    current = await guard(ctx.kube.get(TENANT, name))
     previous = read_status((current or {}).get("status"))
     if current is not None and (previous is None or previous.cancellation is None):
         facts = Facts(
             generation=int(current["metadata"].get("generation", 0)),
-            mode=_lifecycle(current),
+            mode=tenant_lifecycle(current),
             error=f"{type(error).__name__}: {error}"[:1000],
             cancellation=stamped,
         )
         status = compute_status(facts, previous=previous, now=format_time(ctx.clock()))
-        await write_status(ctx.kube, current, status)
+        await write_status(ctx, current, status)
         await _notify(
             current,
             "Cancelled",
@@ -233,7 +225,7 @@ async def purge(body: Mapping[str, Any], *, ctx: Context) -> SecureWebGatewaySta
     kube = ctx.kube
     # Read again just before deleting anything: a legal hold set since the handler was called
     # (or since the deadline was checked) must still stop the purge.
-    current = await _guard(kube.get(TENANT, name))
+    current = await guard(kube.get(TENANT, name))
     if current is None:
         raise NotYet(5.0, f"{KIND} {name} could not be read again before the purge")
     if legal_hold(current.get("spec")):
@@ -245,18 +237,18 @@ async def purge(body: Mapping[str, Any], *, ctx: Context) -> SecureWebGatewaySta
         raise NotYet(1.0, "Waiting for the cancellation to be stamped into status")
     if previous.phase is not Phase.PURGING:
         purging = previous.model_copy(update={"phase": Phase.PURGING})
-        await write_status(kube, body, purging)
+        await write_status(ctx, body, purging)
         body = {**body, "status": purging.model_dump(mode="json", by_alias=True, exclude_none=True)}
         previous = purging
     metrics.record_phase(name, Phase.PURGING)
 
     namespace = tenant_namespace(name)
-    ns_found = await _guard(kube.get(NAMESPACE, namespace))
+    ns_found = await guard(kube.get(NAMESPACE, namespace))
     ownership = judge(body, namespace, ns_found, ctx.settings)
     found: list[dict[str, Any]] = []
     if ownership.deletable:
         assert ns_found is not None
-        found = [ns_found, *await _guard(_labelled_in(kube, name, namespace))]
+        found = [ns_found, *await guard(_labelled_in(kube, name, namespace))]
         deleted = f"namespace {namespace} and everything in it"
     elif ownership.state is Ownership.ABSENT:
         deleted = f"namespace {namespace} and everything in it (gone before this attempt)"
@@ -266,8 +258,8 @@ async def purge(body: Mapping[str, Any], *, ctx: Context) -> SecureWebGatewaySta
             f"nothing: namespace {namespace} was not created for this tenant "
             f"({ownership.state}) and was left as it was"
         )
-    volumes = await _guard(_claimed_volumes(kube, found, namespace))
-    inventory = sorted({*(receipt_entry(obj) for obj in found), *map(_volume_entry, volumes)})
+    volumes = await guard(claimed_volumes(kube, found, namespace))
+    inventory = sorted({*(receipt_entry(obj) for obj in found), *map(volume_entry, volumes)})
     receipt = await _write_receipt(
         body, inventory=inventory, ctx=ctx, completed_at=None, deleted=deleted, volumes=volumes
     )
@@ -275,18 +267,18 @@ async def purge(body: Mapping[str, Any], *, ctx: Context) -> SecureWebGatewaySta
     volumes = list(receipt["volumes"])
     # Their data must go with the claim whatever the storage class says (Retain keeps it).
     for volume in volumes:
-        await _guard(_reclaim_by_deletion(kube, volume, namespace))
+        await guard(reclaim_by_deletion(kube, volume, namespace))
 
     if ownership.deletable:
         assert ns_found is not None
         if not ns_found["metadata"].get("deletionTimestamp"):
-            await _guard(kube.delete(NAMESPACE, namespace))
-        if await _guard(kube.get(NAMESPACE, namespace)) is not None:
+            await guard(kube.delete(NAMESPACE, namespace))
+        if await guard(kube.get(NAMESPACE, namespace)) is not None:
             raise NotYet(5.0, f"Waiting for namespace {namespace} to go")
     for volume in volumes:
-        pv = await _guard(_reclaim_by_deletion(kube, volume, namespace))
+        pv = await guard(reclaim_by_deletion(kube, volume, namespace))
         if pv is not None:
-            await _volume_left(body, previous, pv, receipt, ctx=ctx)
+            await volume_left(body, previous, pv, receipt, ctx=ctx)
 
     completed = format_time(await _server_or_local_time(ctx))
     receipt = await _write_receipt(
@@ -311,7 +303,7 @@ async def purge(body: Mapping[str, Any], *, ctx: Context) -> SecureWebGatewaySta
         }
     )
     try:
-        await write_status(kube, body, final)
+        await write_status(ctx, body, final)
     except (KubeApiError, TransientError) as exc:  # the receipt is the record; status is a courtesy
         logger.warning("Failed to write the Purged status of %s %s: %s", KIND, name, exc)
     metrics.PURGES_DONE.inc()
@@ -328,95 +320,6 @@ async def _server_or_local_time(ctx: Context) -> Any:
         except KubeApiError:
             pass
     return ctx.clock()
-
-
-# How long a released volume may take to be deleted before the tenant says so (Stalled).
-VOLUME_PATIENCE = datetime.timedelta(minutes=10)
-
-
-def _volume_entry(volume: str) -> str:
-    return f"PersistentVolume/{volume}"
-
-
-def _claims_volume(pv: Mapping[str, Any], namespace: str) -> bool:
-    """True when `pv` is bound (or was, being released) to a claim in the tenant namespace."""
-    ref = (pv.get("spec") or {}).get("claimRef") or {}
-    return bool(ref.get("namespace") == namespace)
-
-
-async def _claimed_volumes(kube: KubeApi, found: list[dict[str, Any]], namespace: str) -> list[str]:
-    """The volumes of the tenant's claims: named by the claim, and claimed back by the volume
-    (a volume bound to another claim is never the tenant's, and never touched)."""
-    volumes = []
-    for obj in found:
-        if obj.get("kind") != "PersistentVolumeClaim":
-            continue
-        name = (obj.get("spec") or {}).get("volumeName")
-        if not name:
-            continue
-        pv = await kube.get(PERSISTENT_VOLUME, str(name))
-        if pv is not None and _claims_volume(pv, namespace):
-            volumes.append(str(name))
-    return volumes
-
-
-async def _reclaim_by_deletion(kube: KubeApi, volume: str, namespace: str) -> dict[str, Any] | None:
-    """Make the PV controller delete `volume` once its claim is gone: reclaim policy Delete.
-    Returns the volume while it exists (None once it is gone, or when it is no longer the
-    tenant's: rebound elsewhere, it is not touched)."""
-    pv = await kube.get(PERSISTENT_VOLUME, volume)
-    if pv is None or not _claims_volume(pv, namespace):
-        return None
-    if (pv.get("spec") or {}).get("persistentVolumeReclaimPolicy") != "Delete":
-        logger.info("Set the reclaim policy of PersistentVolume %s to Delete", volume)
-        pv = await kube.patch(
-            PERSISTENT_VOLUME, volume, {"spec": {"persistentVolumeReclaimPolicy": "Delete"}}
-        )
-    return pv
-
-
-async def _volume_left(
-    body: Mapping[str, Any],
-    previous: SecureWebGatewayStatus,
-    pv: Mapping[str, Any],
-    receipt: Mapping[str, Any],
-    *,
-    ctx: Context,
-) -> None:
-    """A volume of the tenant is still there after its claim went: wait, or, when the PV
-    controller failed to delete it or it takes too long, report the tenant `Stalled` naming it.
-    Always raises `NotYet`: the purge is complete only when the data is gone."""
-    name = pv["metadata"]["name"]
-    status = pv.get("status") or {}
-    now = ctx.clock()
-    started = parse_time(str(receipt.get("startedAt") or format_time(now)))
-    if status.get("phase") != "Failed" and now - started < VOLUME_PATIENCE:
-        raise NotYet(5.0, f"Waiting for PersistentVolume {name} (the log volume) to be deleted")
-    message = (
-        f"PersistentVolume {name} (the tenant's log volume) is not deleted: phase "
-        f"{status.get('phase', 'unknown')}"
-        + (f", {status['message']}" if status.get("message") else "")
-        + "; its storage must be erased and the volume deleted by an administrator"
-    )
-    logger.warning("Stalled the purge of %s %s: %s", KIND, body["metadata"]["name"], message)
-    conditions = [c for c in previous.conditions if c.type != "Stalled"]
-    before = next((c for c in previous.conditions if c.type == "Stalled"), None)
-    conditions.append(
-        Condition(
-            type="Stalled",
-            status="True",
-            reason="VolumeNotDeleted",
-            message=message,
-            last_transition_time=before.last_transition_time
-            if before is not None and before.status == "True"
-            else format_time(now),
-            observed_generation=previous.observed_generation,
-        )
-    )
-    await write_status(
-        ctx.kube, body, previous.model_copy(update={"conditions": tuple(conditions)})
-    )
-    raise NotYet(60.0, message)
 
 
 async def _labelled_in(kube: KubeApi, tenant: str, namespace: str) -> list[dict[str, Any]]:
@@ -442,7 +345,7 @@ async def _write_receipt(
     """Create or update the receipt; its inventory only grows (a restart sees less)."""
     namespace = ctx.settings.operator_namespace
     name = receipt_name(body)
-    existing = await _guard(ctx.kube.get(CONFIG_MAP, name, namespace=namespace))
+    existing = await guard(ctx.kube.get(CONFIG_MAP, name, namespace=namespace))
     data = dict((existing or {}).get("data") or {})
     before = [e for e in json.loads(data.get("inventory.json", "[]")) if _impersonal(e)]
     merged = sorted({*before, *inventory})
@@ -481,5 +384,5 @@ async def _write_receipt(
         },
         "data": record,
     }
-    await _guard(ctx.kube.apply(manifest))
+    await guard(ctx.kube.apply(manifest))
     return {**record, "inventory": merged, "volumes": all_volumes}

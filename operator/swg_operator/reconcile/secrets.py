@@ -44,7 +44,7 @@ from swg_operator.naming import (
     inspection_ca_certificate_name,
     inspection_ca_secret_name,
 )
-from swg_operator.reconcile.admins import notify
+from swg_operator.reconcile.actions import notify
 from swg_operator.reconcile.ca_pair import (
     certificate_expiry,
     customer_ca_problems,
@@ -52,6 +52,7 @@ from swg_operator.reconcile.ca_pair import (
     generated_ca_problems,
     tls_pair,
 )
+from swg_operator.reconcile.ownership import namespace_ready
 from swg_operator.reconcile.references import (
     ca_secret_problems,
     published_certificate,
@@ -195,15 +196,6 @@ class InspectionCa:
     expiry: CaExpiry | None = None  # the CA in use, when its certificate is known
 
 
-def _namespace_exists(observed: Iterable[Mapping[str, Any]], namespace: str) -> bool:
-    return any(
-        o.get("kind") == "Namespace"
-        and o.get("metadata", {}).get("name") == namespace
-        and not o.get("metadata", {}).get("deletionTimestamp")
-        for o in observed
-    )
-
-
 async def settle_inspection_ca(
     kube: KubeApi,
     *,
@@ -232,7 +224,7 @@ async def settle_inspection_ca(
     where = f"ConfigMap {namespace}/{inspection_ca_certificate_name()}"
     secret = (
         await read_secret(kube, name, namespace=namespace)
-        if _namespace_exists(observed, namespace)
+        if namespace_ready(observed, namespace)
         else None
     )
     if secret is not None:

@@ -74,9 +74,9 @@ class TenantManifests:
     sizing: SizingPlan
 
 
-def effective_lifecycle(spec: SecureWebGatewaySpec, lifecycle: Lifecycle) -> Lifecycle:
+def effective_lifecycle(lifecycle: Lifecycle, *, suspended: bool) -> Lifecycle:
     """`spec.suspended` suspends an active tenant; a cancelled tenant stays cancelled."""
-    if lifecycle is Lifecycle.ACTIVE and spec.suspended:
+    if lifecycle is Lifecycle.ACTIVE and suspended:
         return Lifecycle.SUSPENDED
     return lifecycle
 
@@ -152,7 +152,7 @@ def render_tenant(
         spec=spec,
         settings=settings,
         sizing=sizing,
-        lifecycle=effective_lifecycle(spec, lifecycle),
+        lifecycle=effective_lifecycle(lifecycle, suspended=spec.suspended),
         namespace=naming.tenant_namespace(name),
         inspection_ca_certificate=inspection_ca_certificate,
         platform_signatures=MappingProxyType(

@@ -13,10 +13,10 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Final
 
+from swg_logstore.formats import TENANT_POLICY, Decision, MatchedList, annotation
 from swg_operator.api import SecureWebGatewaySpec
 from swg_operator.api.spec import DenyList, DomainList
 from swg_operator.catalogue import Catalogue, parse_domain, parse_url
-from swg_logstore.formats import TENANT_POLICY, Decision, MatchedList, annotation
 
 # Largest list file: ConfigMaps hold about 1 MiB, and several files share one.
 LIST_FILE_BYTES: Final = 256 * 1024

@@ -1,0 +1,106 @@
+"""The real adapter's handling of the API server's answers, against a small HTTP server on
+127.0.0.1: a rotated token (401) is read again without disturbing the requests in flight, and
+`Retry-After` and 410 reach the reconcile as a transient error."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import kopf
+import pytest
+from aiohttp import web
+
+from swg_operator.kube import KubeApiError
+from swg_operator.kube.http import HttpKubeApi, retry_after
+from swg_operator.kube.kinds import NAMESPACE
+from swg_operator.reconcile.context import TransientError, guard
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+async def serve(handler: Handler) -> tuple[web.AppRunner, str]:
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", handler)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    return runner, f"http://127.0.0.1:{port}"
+
+
+def namespace(name: str) -> dict[str, Any]:
+    return {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}
+
+
+def test_a_401_reads_the_credentials_again_and_keeps_the_requests_in_flight() -> None:
+    async def scenario() -> None:
+        valid = {"token": "old"}
+        release = asyncio.Event()
+        arrived = asyncio.Event()
+
+        async def handler(request: web.Request) -> web.StreamResponse:
+            if request.headers.get("Authorization") != f"Bearer {valid['token']}":
+                return web.json_response({"reason": "Unauthorized", "message": "no"}, status=401)
+            name = request.path.rsplit("/", 1)[-1]
+            if name == "slow":
+                arrived.set()
+                await release.wait()
+            return web.json_response(namespace(name))
+
+        runner, url = await serve(handler)
+        logins: list[str] = []
+
+        def relogin() -> kopf.ConnectionInfo:
+            logins.append(valid["token"])
+            return kopf.ConnectionInfo(server=url, token=valid["token"])
+
+        kube = HttpKubeApi(kopf.ConnectionInfo(server=url, token="old"), relogin=relogin)
+        try:
+            slow = asyncio.create_task(kube.get(NAMESPACE, "slow"))
+            await arrived.wait()
+            valid["token"] = "new"  # the projected token rotated
+            fast = await asyncio.gather(*(kube.get(NAMESPACE, f"ns-{n}") for n in range(3)))
+            assert [ns["metadata"]["name"] for ns in fast if ns] == ["ns-0", "ns-1", "ns-2"]
+            release.set()
+            done = await slow  # still answered: the session was not closed under it
+            assert done is not None
+            assert done["metadata"]["name"] == "slow"
+            assert logins == ["new"]  # read once, by the first request to hear the 401
+        finally:
+            await kube.close()
+            await runner.cleanup()
+
+    asyncio.run(scenario())
+
+
+def test_throttling_and_gone_are_transient_and_retry_after_is_kept() -> None:
+    async def scenario() -> None:
+        async def handler(request: web.Request) -> web.StreamResponse:
+            if request.path.endswith("/busy"):
+                body = {"reason": "TooManyRequests", "message": "slow down"}
+                return web.json_response(body, status=429, headers={"Retry-After": "7"})
+            return web.json_response({"reason": "Expired", "message": "too old"}, status=410)
+
+        runner, url = await serve(handler)
+        kube = HttpKubeApi(kopf.ConnectionInfo(server=url, token="t"))
+        try:
+            for name, after in (("busy", 7.0), ("gone", None)):
+                with pytest.raises(TransientError) as caught:
+                    await guard(kube.get(NAMESPACE, name))
+                assert caught.value.retry_after == after
+        finally:
+            await kube.close()
+            await runner.cleanup()
+
+    asyncio.run(scenario())
+
+
+def test_retry_after_reads_seconds_only() -> None:
+    assert retry_after("3") == 3.0
+    assert retry_after("-1") == 0.0
+    assert retry_after("Wed, 21 Oct 2015 07:28:00 GMT") is None
+    assert retry_after(None) is None
+    assert KubeApiError(410, "gone").transient
