@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from swg_logstore.retention import MAX_RETENTION_DAYS
 from swg_operator.capacity import CapacityError
 from swg_operator.quantities import format_bytes as memory_quantity
 from swg_operator.quantities import format_cpu as cpu_quantity
@@ -15,7 +16,6 @@ from swg_operator.render.resources import limit_range_spec, quota_hard, sizing_d
 from swg_operator.sizing import (
     MAX_ENDPOINTS,
     MAX_REQUESTS_PER_SECOND,
-    MAX_RETENTION_DAYS,
     compute_sizing,
 )
 from swg_operator.sizing_io import load_capacity
