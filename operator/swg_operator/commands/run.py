@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
+from swg_operator.commands.logformat import LOG_FORMATS, configure_logging
 from swg_operator.election import Timing
 
 if TYPE_CHECKING:
@@ -138,6 +139,13 @@ def add_parser(subparsers: Any) -> None:
         "connection); default: the server timeout plus 30.",
     )
     parser.add_argument("--verbose", action="store_true", help="Debug logging.")
+    parser.add_argument(
+        "--log-format",
+        choices=LOG_FORMATS,
+        default=os.environ.get("SWG_LOG_FORMAT", "text"),
+        help="text (default): kopf's text lines; json: one JSON object per line with `tenant` "
+        "and `generation` fields (default: $SWG_LOG_FORMAT or text).",
+    )
     parser.set_defaults(handler=run)
 
 
@@ -178,7 +186,7 @@ def run(args: argparse.Namespace) -> int:
         renew_deadline=args.lease_renew_deadline,
         poll_every=args.lease_poll_seconds,
     )
-    kopf.configure(verbose=args.verbose, log_format=kopf.LogFormat.FULL)
+    configure_logging(args.log_format, verbose=args.verbose)
     logging.getLogger("swg_operator").setLevel(logging.DEBUG if args.verbose else logging.INFO)
     if not args.verbose:
         # kopf logs every watch-event handler call at INFO ("Handler 'drift-...' succeeded"):
