@@ -109,10 +109,15 @@ bench: bench-dataplane bench-provision bench-chaos ## Every benchmark (bench-* t
 .PHONY: chart-lint
 chart-lint: $(VENV)/.installed ## helm lint --strict of the chart, hadolint of the images, shellcheck of hack/e2e-kind.sh
 	@e2e/cluster/build-binaries.sh helm
-	"$$($(CLUSTER) helm-path)" lint --strict charts/swg-operator \
-		--kube-version "$$($(PY) -c 'from e2e.cluster.binaries import pinned_versions as v; print(v()["K8S_VERSION"])')"
+	"$$($(CLUSTER) helm-path)" lint --strict charts/swg-operator
 	$(VENV)/bin/hadolint --failure-threshold error images/*/Dockerfile
 	shellcheck hack/e2e-kind.sh
+
+.PHONY: chart-docs
+chart-docs: ## Regenerate charts/swg-operator/README.md's values table (helm-docs, from values.yaml's `# --` comments)
+	@e2e/cluster/build-binaries.sh helm-docs
+	"$${SWG_CACHE:-$$HOME/.cache/swg-operator}/bin/helm-docs-$$(sed -nE 's/^HELM_DOCS_VERSION="\$$\{HELM_DOCS_VERSION:-(.*)\}"$$/\1/p' e2e/cluster/build-binaries.sh)/helm-docs" \
+		--chart-search-root charts/swg-operator --template-files README.md.gotmpl --sort-values-order file
 
 .PHONY: images
 images: $(VENV)/.installed ## Build the four images with buildah, no Docker (root): tars + index.json in $$SWG_CACHE/images
