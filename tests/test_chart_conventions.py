@@ -8,8 +8,8 @@ import re
 from typing import Any
 
 import pytest
-from chart_support import REPO_ROOT, run_helm, template
 
+from chart_support import REPO_ROOT, run_helm, template
 from swg_operator.api import OperatorSettings
 from swg_operator.naming import NAMESPACE_PREFIX, log_volume_claim_name
 

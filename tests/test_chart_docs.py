@@ -26,5 +26,5 @@ def test_the_values_table_is_generated_from_the_values_comments() -> None:
         timeout=120,
     ).stdout
     committed = (CHART / "README.md").read_text()
-    assert "| logFormat | string | `\"text\"` |" in committed
+    assert '| logFormat | string | `"text"` |' in committed
     assert generated == committed, "charts/swg-operator/README.md is stale: run `make chart-docs`"

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+
 from chart_support import CHART, go_tool, run_helm
 
 
