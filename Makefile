@@ -66,7 +66,7 @@ fmt: $(VENV)/.installed ## Format and auto-fix the code
 
 .PHONY: crds
 crds: $(VENV)/.installed ## Regenerate crds/ from the API models (swg-operator crd)
-	$(VENV)/bin/swg-operator crd -o crds/swg.dev_securewebgateways.yaml
+	$(VENV)/bin/swg-operator crd --file crds/swg.dev_securewebgateways.yaml
 
 .PHONY: test-unit
 test-unit: $(VENV)/.installed ## Fast tier: tests/ (no cluster)

@@ -152,18 +152,45 @@ def add_parser(subparsers: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     # Imported here so that other subcommands start without kopf and the cluster client.
     import kopf
+    from pydantic import ValidationError
 
     from swg_operator.api import OperatorSettings
+    from swg_operator.commands.errors import file_error
     from swg_operator.handlers import RunOptions, configure_kopf, register
     from swg_operator.reconcile.lifecycle import ClockMode
     from swg_operator.reconcile.loop import PurgePolicy
 
     raw: dict[str, Any] = {}
     if args.settings is not None:
-        raw = yaml.safe_load(args.settings.read_text()) or {}
+        try:
+            raw = yaml.safe_load(args.settings.read_text()) or {}
+        except OSError as exc:
+            print(
+                f"swg-operator run: {file_error(exc, 'could not be read (--settings)')}",
+                file=sys.stderr,
+            )
+            return 2
+        except yaml.YAMLError as exc:
+            print(f"swg-operator run: {args.settings}: not valid YAML: {exc}", file=sys.stderr)
+            return 2
+        if not isinstance(raw, dict):
+            print(
+                f"swg-operator run: {args.settings}: expected a mapping of operator settings "
+                "(the chart's settings.json)",
+                file=sys.stderr,
+            )
+            return 2
     if args.operator_namespace:
         raw["operatorNamespace"] = args.operator_namespace
-    settings = OperatorSettings.model_validate(raw)
+    try:
+        settings = OperatorSettings.model_validate(raw)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in error['loc'])}: {error['msg']}" for error in exc.errors()
+        )
+        source = args.settings or "--operator-namespace"
+        print(f"swg-operator run: {source}: invalid operator settings: {problems}", file=sys.stderr)
+        return 2
     host, _, port = args.metrics_address.rpartition(":")
     options = RunOptions(
         settings=settings,

@@ -8,6 +8,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import yaml
+
+from swg_operator.commands.errors import file_error
 from swg_operator.sizing import (
     MAX_ENDPOINTS,
     MAX_REQUESTS_PER_SECOND,
@@ -22,7 +25,9 @@ from swg_operator.sizing import (
 )
 from swg_operator.sizing_io import load_capacity
 
-OUTPUTS = ("table", "json", "markdown")
+OUTPUTS = ("text", "json", "yaml", "markdown")
+# `table` was the text format's name before every command's -o took text|json|yaml.
+LEGACY_OUTPUTS = ("table",)
 
 
 def _bounded(high: int) -> Any:
@@ -91,7 +96,14 @@ def add_parser(subparsers: Any) -> None:
         metavar="FILE",
         help="capacity constants to use instead of the packaged data/capacity.yaml",
     )
-    parser.add_argument("-o", "--output", choices=OUTPUTS, default="table")
+    parser.add_argument(
+        "-o",
+        "--output",
+        choices=OUTPUTS + LEGACY_OUTPUTS,
+        default="text",
+        metavar="{" + ",".join(OUTPUTS) + "}",
+        help="output format (default text: a table per tenant)",
+    )
     parser.set_defaults(handler=run)
 
 
@@ -101,7 +113,10 @@ def run(args: argparse.Namespace) -> int:
         return 2
     try:
         capacity = load_capacity(args.capacity)
-    except (OSError, CapacityError) as exc:
+    except OSError as exc:
+        print(f"swg-operator sizing: {file_error(exc, 'could not be read')}", file=sys.stderr)
+        return 1
+    except CapacityError as exc:
         print(f"swg-operator sizing: {exc}", file=sys.stderr)
         return 1
     try:
@@ -120,10 +135,14 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"swg-operator sizing: {exc}", file=sys.stderr)
         return 2
-    if args.output == "json":
+    if args.output in ("json", "yaml"):
         documents = [plan.to_dict() for plan in plans]
-        json.dump(documents[0] if len(documents) == 1 else documents, sys.stdout, indent=2)
-        sys.stdout.write("\n")
+        document = documents[0] if len(documents) == 1 else documents
+        if args.output == "json":
+            json.dump(document, sys.stdout, indent=2)
+            sys.stdout.write("\n")
+        else:
+            sys.stdout.write(yaml.safe_dump(document, sort_keys=False))
     elif args.output == "markdown":
         sys.stdout.write(markdown_summary(plans))
     else:
