@@ -20,10 +20,12 @@ help: ## List the targets with one line each
 deps: ## Install missing Debian packages (apt) the tools and tests need
 	@hack/install-apt.sh
 
-$(VENV)/.installed: pyproject.toml
+# The dependencies come from the hashed lock (every version and file pinned:
+# `.venv/bin/python -m e2e.images lock` regenerates it), then the project itself without any.
+$(VENV)/.installed: pyproject.toml requirements-dev.lock
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[dev]'
+	$(PY) -m pip install -q --require-hashes -r requirements-dev.lock
+	$(PY) -m pip install -q --no-deps -e .
 	touch $@
 
 .PHONY: setup
