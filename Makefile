@@ -20,10 +20,12 @@ help: ## List the targets with one line each
 deps: ## Install missing Debian packages (apt) the tools and tests need
 	@hack/install-apt.sh
 
-$(VENV)/.installed: pyproject.toml
+# The dependencies come from the hashed lock (every version and file pinned:
+# `.venv/bin/python -m e2e.images lock` regenerates it), then the project itself without any.
+$(VENV)/.installed: pyproject.toml requirements-dev.lock
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[dev]'
+	$(PY) -m pip install -q --require-hashes -r requirements-dev.lock
+	$(PY) -m pip install -q --no-deps -e .
 	touch $@
 
 .PHONY: setup
@@ -66,7 +68,7 @@ fmt: $(VENV)/.installed ## Format and auto-fix the code
 
 .PHONY: crds
 crds: $(VENV)/.installed ## Regenerate crds/ from the API models (swg-operator crd)
-	$(VENV)/bin/swg-operator crd -o crds/swg.dev_securewebgateways.yaml
+	$(VENV)/bin/swg-operator crd --file crds/swg.dev_securewebgateways.yaml
 
 .PHONY: test-unit
 test-unit: $(VENV)/.installed ## Fast tier: tests/ (no cluster)
@@ -109,10 +111,15 @@ bench: bench-dataplane bench-provision bench-chaos ## Every benchmark (bench-* t
 .PHONY: chart-lint
 chart-lint: $(VENV)/.installed ## helm lint --strict of the chart, hadolint of the images, shellcheck of hack/e2e-kind.sh
 	@e2e/cluster/build-binaries.sh helm
-	"$$($(CLUSTER) helm-path)" lint --strict charts/swg-operator \
-		--kube-version "$$($(PY) -c 'from devtools.binaries import pinned_versions as v; print(v()["K8S_VERSION"])')"
+	"$$($(CLUSTER) helm-path)" lint --strict charts/swg-operator
 	$(VENV)/bin/hadolint --failure-threshold error images/*/Dockerfile
 	shellcheck hack/e2e-kind.sh
+
+.PHONY: chart-docs
+chart-docs: ## Regenerate charts/swg-operator/README.md's values table (helm-docs, from values.yaml's `# --` comments)
+	@e2e/cluster/build-binaries.sh helm-docs
+	"$${SWG_CACHE:-$$HOME/.cache/swg-operator}/bin/helm-docs-$$(sed -nE 's/^HELM_DOCS_VERSION="\$$\{HELM_DOCS_VERSION:-(.*)\}"$$/\1/p' e2e/cluster/build-binaries.sh)/helm-docs" \
+		--chart-search-root charts/swg-operator --template-files README.md.gotmpl --sort-values-order file
 
 .PHONY: images
 images: $(VENV)/.installed ## Build the four images with buildah, no Docker (root): tars + index.json in $$SWG_CACHE/images

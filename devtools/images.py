@@ -768,6 +768,8 @@ def build(
 LOCKS = {
     # lock file: (input, header)
     "images/operator/requirements.lock": ("pyproject.toml", "the operator's dependencies"),
+    # `make setup` and CI install this one (--require-hashes), then the project with --no-deps.
+    "requirements-dev.lock": ("pyproject.toml[dev]", "the development environment"),
     "images/logstore/requirements.txt": ("images/logstore/requirements.in", "aiohttp's closure"),
 }
 
@@ -791,7 +793,10 @@ def regenerate_locks(repo: Path = REPO, cache: Path | None = None) -> None:
         for out, (source, what) in LOCKS.items():
             argv = [str(tools / "bin/pip-compile"), "-q", "--generate-hashes", "--allow-unsafe"]
             argv += ["--strip-extras", "--no-emit-find-links", "--no-emit-index-url"]
-            argv += ["--no-header", "-c", str(constraints), "-o", out, source]
+            input_file, _, extra = source.partition("[")
+            if extra:
+                argv += ["--extra", extra.rstrip("]")]
+            argv += ["--no-header", "-c", str(constraints), "-o", out, input_file]
             subprocess.run(argv, check=True, cwd=repo, env={**os.environ, "PIP_FIND_LINKS": ""})
             path = repo / out
             body = path.read_text().replace(str(constraints), ".venv")

@@ -751,7 +751,9 @@ def test_tenant_admins_read_their_tenant_and_nothing_of_another(
         assert _proxy_can_i(bob, ns_b) == "yes"
         assert _proxy_can_i(bob, ns_a) == "no"
         output = str(tmp_path / "logs.ndjson")
-        code = kubectl_main(["logs", a, "--kubeconfig", str(bob.kubeconfig), "-q", "-o", output])
+        code = kubectl_main(
+            ["logs", a, "--kubeconfig", str(bob.kubeconfig), "-q", "--file", output]
+        )
         assert code == 1
         assert "(403, refused by the API server" in capsys.readouterr().err
 

@@ -140,7 +140,7 @@ def _plugin(
             "--kubeconfig",
             str(kubeconfig),
             "-q",
-            "-o",
+            "--file",
             str(tmp_path / f"{tenant}.ndjson"),
         ]
     )

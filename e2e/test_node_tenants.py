@@ -321,7 +321,9 @@ def test_records_reach_the_log_store_and_only_the_admin_downloads_them(
 
     def downloaded() -> list[dict[str, Any]] | None:
         out.unlink(missing_ok=True)
-        code = kubectl_main(["logs", tenants.a, "--kubeconfig", str(alice), "-q", "-o", str(out)])
+        code = kubectl_main(
+            ["logs", tenants.a, "--kubeconfig", str(alice), "-q", "--file", str(out)]
+        )
         capsys.readouterr()
         if code != 0 or not out.exists():
             return None
@@ -331,7 +333,7 @@ def test_records_reach_the_log_store_and_only_the_admin_downloads_them(
 
     records = wait_until(downloaded, timeout=120, what="the blocked request in A's log store")
     assert any("block" in json.dumps(r).lower() for r in records), records
-    code = kubectl_main(["logs", tenants.a, "--kubeconfig", str(bob), "-q", "-o", str(out)])
+    code = kubectl_main(["logs", tenants.a, "--kubeconfig", str(bob), "-q", "--file", str(out)])
     err = capsys.readouterr().err
     assert code != 0
     assert "403" in err, err

@@ -5,7 +5,9 @@
 set -euo pipefail
 wanted=(openssl iproute2 debootstrap faketime wrk shellcheck curl ca-certificates procps util-linux
   # the real worker node: runtime, CNI plugins, helper image, packet filters
-  runc containernetworking-plugins busybox-static iptables ipset nftables conntrack)
+  runc containernetworking-plugins busybox-static iptables ipset nftables conntrack
+  # the Argo CD health check under the standalone Lua 5.1 interpreter (tests/test_argocd_health_lua.py)
+  lua5.1)
 if [ $# -gt 0 ]; then wanted=("$@"); fi
 missing=()
 for p in "${wanted[@]}"; do

@@ -446,7 +446,8 @@ def test_every_alert_says_what_to_do() -> None:
     for alert in alerts:
         annotations = alert["annotations"]
         assert annotations["summary"], alert["alert"]
-        assert len(annotations["runbook"]) > 80, f"{alert['alert']}: the runbook says too little"
+        assert len(annotations["description"]) > 80, f"{alert['alert']}: it says too little"
+        assert annotations["runbook_url"].startswith("https://"), alert["alert"]
         assert alert["labels"]["severity"] in ("warning", "critical")
 
 

@@ -65,7 +65,7 @@ def test_cli_prints_the_crd(capsys: pytest.CaptureFixture[str]) -> None:
 
 def test_cli_writes_the_crd_to_a_file(tmp_path: Path) -> None:
     target = tmp_path / "crd.yaml"
-    assert main(["crd", "-o", str(target)]) == 0
+    assert main(["crd", "--file", str(target)]) == 0
     assert yaml.safe_load(target.read_text()) == custom_resource_definition()
 
 
@@ -381,6 +381,8 @@ def test_printer_columns() -> None:
         "RPS",
         "Purge At",
         "Age",
+        "Proxy",
+        "Message",
     ]
     assert columns["Purge At"]["jsonPath"] == ".status.cancellation.purgeAt"
     assert columns["Ready"]["jsonPath"] == '.status.conditions[?(@.type=="Ready")].status'

@@ -135,7 +135,7 @@ def test_plugin_downloads_a_date_range(
     code = kubectl_main(
         [
             "logs", "acme", "--server", f"http://127.0.0.1:{http_port}", "--type", "access",
-            "--from", str(today - timedelta(days=1)), "--to", str(today), "-o", str(out),
+            "--from", str(today - timedelta(days=1)), "--to", str(today), "--file", str(out),
         ]
     )  # fmt: skip
     assert code == 0
@@ -149,8 +149,8 @@ def test_plugin_downloads_a_date_range(
     tar_path = tmp_path / "access.tar"
     code = kubectl_main(
         [
-            "logs", "acme", "--server", f"http://127.0.0.1:{http_port}", "--format", "tar",
-            "--from", str(today - timedelta(days=2)), "-q", "-o", str(tar_path),
+            "logs", "acme", "--server", f"http://127.0.0.1:{http_port}", "-o", "tar",
+            "--from", str(today - timedelta(days=2)), "-q", "--file", str(tar_path),
         ]
     )  # fmt: skip
     assert code == 0
@@ -166,7 +166,14 @@ def test_plugin_reports_an_unreachable_store(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     code = kubectl_main(
-        ["logs", "acme", "--server", f"http://127.0.0.1:{free_port()}", "-o", str(tmp_path / "x")]
+        [
+            "logs",
+            "acme",
+            "--server",
+            f"http://127.0.0.1:{free_port()}",
+            "--file",
+            str(tmp_path / "x"),
+        ]
     )
     assert code == 1
     assert "interrupted" in capsys.readouterr().err
@@ -209,7 +216,7 @@ def test_plugin_adds_the_tenant_display_time_zone(
     code = kubectl_main(
         [
             "logs", "acme", "--server", f"http://127.0.0.1:{http_port}", "--local-time",
-            "-q", "-o", str(out),
+            "-q", "--file", str(out),
         ]
     )  # fmt: skip
     assert code == 0

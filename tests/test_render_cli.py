@@ -15,7 +15,7 @@ def test_render_writes_one_file_per_object_and_the_config(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     out = tmp_path / "full"
-    assert main(["render", str(EXAMPLES / "full.yaml"), "-o", str(out)]) == 0
+    assert main(["render", str(EXAMPLES / "full.yaml"), "--output-dir", str(out)]) == 0
     manifests = sorted((out / "manifests").iterdir())
     documents = [yaml.safe_load(path.read_text()) for path in manifests]
     assert documents[0]["kind"] == "Namespace"
@@ -28,12 +28,12 @@ def test_render_writes_one_file_per_object_and_the_config(
 
 def test_render_refuses_to_mix_with_an_earlier_render(tmp_path: Path) -> None:
     tenant = str(EXAMPLES / "minimal.yaml")
-    assert main(["render", tenant, "-o", str(tmp_path)]) == 0
+    assert main(["render", tenant, "--output-dir", str(tmp_path)]) == 0
     stale = tmp_path / "manifests" / "99-stale.yaml"
     stale.write_text("stale")
-    assert main(["render", tenant, "-o", str(tmp_path)]) == 2
+    assert main(["render", tenant, "--output-dir", str(tmp_path)]) == 2
     assert stale.exists()
-    assert main(["render", tenant, "-o", str(tmp_path), "--overwrite"]) == 0
+    assert main(["render", tenant, "--output-dir", str(tmp_path), "--overwrite"]) == 0
     assert not stale.exists()
 
 
@@ -45,7 +45,7 @@ def test_render_lifecycle_and_settings(tmp_path: Path) -> None:
         [
             "render",
             str(EXAMPLES / "minimal.yaml"),
-            "-o",
+            "--output-dir",
             str(out),
             "--lifecycle",
             "Suspended",
@@ -85,7 +85,10 @@ def test_an_invalid_spec_is_reported_by_field(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     spec = {**BASE, "clients": {"allowedCIDRs": ["192.0.2.1/24"]}}
-    assert main(["render", str(_tenant_file(tmp_path, spec)), "-o", str(tmp_path / "o")]) == 1
+    assert (
+        main(["render", str(_tenant_file(tmp_path, spec)), "--output-dir", str(tmp_path / "o")])
+        == 1
+    )
     assert "spec.clients.allowedCIDRs[0]" in capsys.readouterr().err
     assert not (tmp_path / "o" / "manifests").exists()
 
@@ -94,7 +97,10 @@ def test_an_unknown_category_is_reported_with_its_reason(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     spec = {**BASE, "urlFiltering": {"blockedCategories": ["no-such"]}}
-    assert main(["render", str(_tenant_file(tmp_path, spec)), "-o", str(tmp_path / "o")]) == 1
+    assert (
+        main(["render", str(_tenant_file(tmp_path, spec)), "--output-dir", str(tmp_path / "o")])
+        == 1
+    )
     err = capsys.readouterr().err
     assert "UnknownCategory" in err
     assert "spec.urlFiltering.blockedCategories[0]" in err
@@ -105,12 +111,12 @@ def test_a_tenant_name_that_cannot_name_a_namespace_is_refused(
     tmp_path: Path, name: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     path = _tenant_file(tmp_path, BASE, name=name)
-    assert main(["render", str(path), "-o", str(tmp_path / "o")]) == 1
+    assert main(["render", str(path), "--output-dir", str(tmp_path / "o")]) == 1
     assert "metadata.name" in capsys.readouterr().err
 
 
 def test_not_a_tenant_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     path = tmp_path / "cm.yaml"
     path.write_text("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\n")
-    assert main(["render", str(path), "-o", str(tmp_path / "o")]) == 1
+    assert main(["render", str(path), "--output-dir", str(tmp_path / "o")]) == 1
     assert "expected apiVersion swg.dev/v1alpha1" in capsys.readouterr().err

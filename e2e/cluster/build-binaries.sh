@@ -3,7 +3,7 @@
 # under ${SWG_CACHE:-~/.cache/swg-operator}/bin/<name>-<version>/. A binary already present is
 # never rebuilt, so a warm `make cluster-up` builds nothing.
 #
-# Usage: build-binaries.sh [all|kubernetes|etcd|kwok|helm|node]
+# Usage: build-binaries.sh [all|kubernetes|etcd|kwok|helm|registry|helm-docs|node]
 #
 # `node` builds the real worker node's binaries (kubelet, kube-proxy, containerd, CoreDNS, the
 # NetworkPolicy enforcer kube-router, local-path-provisioner and the pause program), each in a folder of its
@@ -170,16 +170,49 @@ build_kwok() {
   log "kwok $KWOK_VERSION and its stages are in $out"
 }
 
+# helm's defaults for `.Capabilities.KubeVersion` (helm template, helm lint) are link-time
+# variables its release Makefile sets from the client-go it builds with; without them a helm
+# built from the module proxy reports Kubernetes v1.20 and charts needing newer ones fail without
+# --kube-version. The stamp file records what this build was linked with.
 build_helm() {
   local out="$CACHE/bin/helm-$HELM_VERSION"
-  if have "$out" helm; then log "helm $HELM_VERSION cached in $out"; return; fi
+  local minor="${K8S_VERSION#v1.}"; minor="${minor%%.*}"
+  local stamp="helm $HELM_VERSION kube v1.$minor"
+  if have "$out" helm && [ "$(cat "$out/stamp" 2>/dev/null)" = "$stamp" ]; then
+    log "helm $HELM_VERSION cached in $out"; return
+  fi
   mkdir -p "$out.tmp"
-  log "building helm $HELM_VERSION"
-  CGO_ENABLED=0 GOBIN="$out.tmp" go install -trimpath \
-    -ldflags "-s -w -X helm.sh/helm/v3/internal/version.version=$HELM_VERSION" \
-    "helm.sh/helm/v3/cmd/helm@$HELM_VERSION"
+  log "building helm $HELM_VERSION (default Kubernetes v1.$minor)"
+  local m=helm.sh/helm/v3
+  local ld="-s -w -X $m/internal/version.version=$HELM_VERSION -X $m/internal/version.metadata="
+  ld+=" -X $m/internal/version.gitTreeState=clean"
+  ld+=" -X $m/pkg/chartutil.k8sVersionMajor=1 -X $m/pkg/chartutil.k8sVersionMinor=$minor"
+  ld+=" -X $m/pkg/lint/rules.k8sVersionMajor=1 -X $m/pkg/lint/rules.k8sVersionMinor=$minor"
+  CGO_ENABLED=0 GOBIN="$out.tmp" go install -trimpath -ldflags "$ld" "$m/cmd/helm@$HELM_VERSION"
+  echo "$stamp" > "$out.tmp/stamp"
   rm -rf "$out"; mv "$out.tmp" "$out"
   log "helm $HELM_VERSION built into $out"
+}
+
+# A container registry (CNCF distribution) for the chart tests' `helm push` to an OCI registry;
+# it listens on 127.0.0.1 only (tests/test_chart_oci.py).
+REGISTRY_VERSION="${REGISTRY_VERSION:-v3.1.2}"
+build_registry() {
+  local m=github.com/distribution/distribution/v3
+  go_build "registry-$REGISTRY_VERSION" "$m" "$REGISTRY_VERSION" \
+    "-X $m/version.version=$REGISTRY_VERSION" registry="$m/cmd/registry"
+}
+
+# helm-docs generates charts/*/README.md's values table from the `# --` comments of values.yaml.
+HELM_DOCS_VERSION="${HELM_DOCS_VERSION:-v1.14.2}"
+build_helm_docs() {
+  local out="$CACHE/bin/helm-docs-$HELM_DOCS_VERSION"
+  if have "$out" helm-docs; then log "helm-docs cached in $out"; return; fi
+  mkdir -p "$out.tmp"
+  CGO_ENABLED=0 GOBIN="$out.tmp" go install -trimpath -ldflags "-s -w -X main.version=$HELM_DOCS_VERSION" \
+    "github.com/norwoodj/helm-docs/cmd/helm-docs@$HELM_DOCS_VERSION"
+  rm -rf "$out"; mv "$out.tmp" "$out"
+  log "helm-docs $HELM_DOCS_VERSION built into $out"
 }
 
 # go_build NAME MODULE VERSION LDFLAGS OUT=PACKAGE... : builds each PACKAGE of MODULE@VERSION into
@@ -259,9 +292,10 @@ build_node() {
 
 what="${1:-all}"
 case "$what" in
-  all) build_etcd; build_kwok; build_helm; build_kubernetes; build_node ;;
-  kubernetes|etcd|kwok|helm|node|kubelet|containerd|coredns|pause) "build_$what" ;;
+  all) build_etcd; build_kwok; build_helm; build_registry; build_kubernetes; build_node ;;
+  kubernetes|etcd|kwok|helm|node|kubelet|containerd|coredns|pause|registry) "build_$what" ;;
+  helm-docs) build_helm_docs ;;
   kube-router) build_kube_router ;;
   local-path) build_local_path ;;
-  *) echo "usage: $0 [all|kubernetes|etcd|kwok|helm|node]" >&2; exit 2 ;;
+  *) echo "usage: $0 [all|kubernetes|etcd|kwok|helm|registry|helm-docs|node]" >&2; exit 2 ;;
 esac

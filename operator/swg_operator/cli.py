@@ -20,6 +20,7 @@ Command = Callable[[argparse.Namespace], int]
 # One line per subcommand module; keep sorted.
 SUBCOMMAND_MODULES: tuple[str, ...] = (
     "swg_operator.commands.catalogue",
+    "swg_operator.commands.completion",
     "swg_operator.commands.crd",
     "swg_operator.commands.logs",
     "swg_operator.commands.render",

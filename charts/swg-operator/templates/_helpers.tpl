@@ -33,6 +33,9 @@ helm.sh/chart: {{ include "swg-operator.chart" . }}
 app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
 app.kubernetes.io/managed-by: {{ .Release.Service }}
 app.kubernetes.io/part-of: swg-operator
+{{- with .Values.commonLabels }}
+{{ toYaml . }}
+{{- end }}
 {{- end }}
 
 {{- define "swg-operator.serviceAccountName" -}}
@@ -58,25 +61,13 @@ Usage: include "swg-operator.image" (dict "image" .Values.image "context" $)
 {{- end }}
 {{- end }}
 
-{{/* The restricted-profile container security context every container of the chart uses. */}}
+{{/* The container security context every container of the chart uses (securityContext). */}}
 {{- define "swg-operator.containerSecurityContext" -}}
-allowPrivilegeEscalation: false
-readOnlyRootFilesystem: true
-runAsNonRoot: true
-capabilities:
-  drop:
-    - ALL
-seccompProfile:
-  type: RuntimeDefault
+{{- toYaml .Values.securityContext }}
 {{- end }}
 
 {{- define "swg-operator.podSecurityContext" -}}
-runAsNonRoot: true
-runAsUser: 10001
-runAsGroup: 10001
-fsGroup: 10001
-seccompProfile:
-  type: RuntimeDefault
+{{- toYaml .Values.podSecurityContext }}
 {{- end }}
 
 {{/*

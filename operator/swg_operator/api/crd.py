@@ -304,8 +304,17 @@ def _metadata_schema(max_name_length: int) -> JsonSchema:
 
 
 def _printer_columns() -> list[JsonSchema]:
-    def column(name: str, json_path: str, type_: str, description: str) -> JsonSchema:
-        return {"name": name, "type": type_, "jsonPath": json_path, "description": description}
+    def column(
+        name: str, json_path: str, type_: str, description: str, *, wide: bool = False
+    ) -> JsonSchema:
+        # priority 1: shown by `kubectl get swg -o wide` only.
+        return {
+            "name": name,
+            "type": type_,
+            "jsonPath": json_path,
+            "description": description,
+            **({"priority": 1} if wide else {}),
+        }
 
     return [
         column(
@@ -321,6 +330,20 @@ def _printer_columns() -> list[JsonSchema]:
         # A string, not a date: kubectl renders a future date column as "<invalid>".
         column("Purge At", ".status.cancellation.purgeAt", "string", "When the purge is due."),
         column("Age", ".metadata.creationTimestamp", "date", "Time since creation."),
+        column(
+            "Proxy",
+            ".status.proxyEndpoint",
+            "string",
+            "host:port the customer's clients use.",
+            wide=True,
+        ),
+        column(
+            "Message",
+            '.status.conditions[?(@.type=="Ready")].message',
+            "string",
+            "The Ready condition's message.",
+            wide=True,
+        ),
     ]
 
 

@@ -34,6 +34,15 @@ class Images(CamelModel):
     antivirus: str = "ghcr.io/swg-operator/antivirus:0.1.0"
     logstore: str = "ghcr.io/swg-operator/logstore:0.1.0"
     pull_policy: str = "IfNotPresent"
+    pull_secrets: Annotated[
+        tuple[DomainName, ...],
+        Field(
+            max_length=8,
+            description="Names of docker-registry Secrets every tenant pod pulls its images "
+            "with (imagePullSecrets). Each must exist in every tenant namespace: the platform "
+            "copies it there (the operator reads no Secret).",
+        ),
+    ] = ()
 
 
 class MirrorPods(CamelModel):

@@ -19,6 +19,7 @@ from swg_operator.catalogue import (
     catalogue_to_configmaps,
 )
 from swg_operator.catalogue_io import read_blacklist_directory, read_configmap_file
+from swg_operator.commands.errors import file_error
 
 DEFAULT_NAMESPACE = "swg-system"
 
@@ -46,7 +47,13 @@ def add_parser(subparsers: Any) -> None:
         default=DEFAULT_NAMESPACE,
         help=f"the operator's namespace (default {DEFAULT_NAMESPACE})",
     )
-    importer.add_argument("-o", "--output", choices=("yaml", "json"), default="yaml")
+    importer.add_argument(
+        "-o",
+        "--output",
+        choices=("yaml", "json"),
+        default="yaml",
+        help="yaml (default): a stream of ConfigMaps; json: a v1 List",
+    )
     importer.add_argument(
         "--skip-invalid",
         action="store_true",
@@ -69,6 +76,13 @@ def add_parser(subparsers: Any) -> None:
         "ConfigMaps (`kubectl get configmaps -n swg-system -l swg.dev/url-category -o yaml`).",
     )
     checker.add_argument("path", type=Path, metavar="PATH")
+    checker.add_argument(
+        "-o",
+        "--output",
+        choices=("text", "json", "yaml"),
+        default="text",
+        help="format of the per-category summary (default text)",
+    )
     checker.set_defaults(handler=run_check)
 
 
@@ -106,7 +120,10 @@ def run_import(args: argparse.Namespace) -> int:
         objects = catalogue_to_configmaps(
             catalogue, namespace=args.namespace, max_shard_bytes=args.max_shard_bytes
         )
-    except (OSError, CatalogueError, ValueError) as exc:
+    except OSError as exc:
+        print(f"swg-operator catalogue: {file_error(exc, 'could not be read')}", file=sys.stderr)
+        return 1
+    except (CatalogueError, ValueError) as exc:
         print(f"swg-operator catalogue: {exc}", file=sys.stderr)
         return 1
     if args.output == "json":
@@ -137,11 +154,32 @@ def run_check(args: argparse.Namespace) -> int:
             catalogue, issues = read_blacklist_directory(args.path)
         else:
             catalogue, issues = read_configmap_file(args.path)
-    except (OSError, CatalogueError) as exc:
+    except OSError as exc:
+        print(f"swg-operator catalogue: {file_error(exc, 'could not be read')}", file=sys.stderr)
+        return 1
+    except CatalogueError as exc:
         print(f"swg-operator catalogue: {exc}", file=sys.stderr)
         return 1
     errors = _report(issues)
-    sys.stdout.write(_summary(catalogue))
+    if args.output == "text":
+        sys.stdout.write(_summary(catalogue))
+    else:
+        document = {
+            "categories": [
+                {
+                    "name": c.name,
+                    "domains": len(c.domains),
+                    "urls": len(c.urls),
+                    "description": c.description,
+                }
+                for c in catalogue.values()
+            ],
+            "errors": errors,
+        }
+        if args.output == "json":
+            sys.stdout.write(json.dumps(document, indent=2) + "\n")
+        else:
+            sys.stdout.write(yaml.safe_dump(document, sort_keys=False))
     if errors:
         print(f"swg-operator catalogue: {errors} error(s)", file=sys.stderr)
         return 1

@@ -1,8 +1,8 @@
 """`kubectl swg logs` (and `swg-operator logs`): download a tenant's logs as its admin.
 
     kubectl swg logs TENANT [--type access|urlfilter|antivirus|sandbox]
-                            [--from YYYY-MM-DD] [--to YYYY-MM-DD] [--format ndjson|tar]
-                            [--local-time [ZONE]] [-o FILE]
+                            [--from YYYY-MM-DD] [--to YYYY-MM-DD] [-o ndjson|json|tar]
+                            [--local-time [ZONE]] [--file FILE]
                             [--kubeconfig PATH] [--context NAME] [--server URL]
 
 Dates are UTC calendar days (the retention clock), both included; `--to` defaults to today
@@ -41,11 +41,17 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--from", dest="first", type=_day, help="first UTC day (default: --to)")
     parser.add_argument("--to", dest="last", type=_day, help="last UTC day (default: today)")
     parser.add_argument(
-        "--format",
+        "-o",
+        "--output",
         dest="form",
-        choices=["ndjson", "tar"],
+        choices=["ndjson", "json", "tar"],
         default="ndjson",
-        help="ndjson: one record per line; tar: one <type>-<day>.jsonl.gz per day",
+        help="ndjson (default; json is the same): one JSON record per line; tar: one "
+        "<type>-<day>.jsonl.gz per day",
+    )
+    # The format's name before every command's -o became an output format.
+    parser.add_argument(
+        "--format", dest="form", choices=["ndjson", "json", "tar"], help=argparse.SUPPRESS
     )
     parser.add_argument(
         "--local-time",
@@ -55,7 +61,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="add tsLocal to every record: the time in ZONE (IANA name), or without ZONE in "
         "the tenant's display time zone (spec.logs.timeZone); ndjson only",
     )
-    parser.add_argument("-o", "--output", type=Path, help="write to FILE instead of stdout")
+    parser.add_argument(
+        "--file", dest="file", type=Path, metavar="FILE", help="write to FILE instead of stdout"
+    )
     parser.add_argument("--kubeconfig", help="kubeconfig file (default: $KUBECONFIG, ~/.kube)")
     parser.add_argument("--context", help="kubeconfig context (default: the current one)")
     parser.add_argument(
@@ -86,11 +94,15 @@ def run(args: argparse.Namespace) -> int:
     if first > last:
         print("error: --from is after --to", file=sys.stderr)
         return 2
-    if args.output is None and args.form == "tar" and sys.stdout.isatty():
-        print("error: a tar download needs -o FILE (stdout is a terminal)", file=sys.stderr)
+    form = "ndjson" if args.form == "json" else args.form
+    if args.file is None and form == "tar" and sys.stdout.isatty():
+        print(
+            "error: a tar download needs --file FILE (standard output is a terminal)",
+            file=sys.stderr,
+        )
         return 2
     query = LogQuery(
-        tenant=args.tenant, log_type=LogType(args.log_type), first=first, last=last, form=args.form
+        tenant=args.tenant, log_type=LogType(args.log_type), first=first, last=last, form=form
     )
     progress = None
     if not args.quiet:
@@ -98,7 +110,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         download(
             query,
-            output=args.output,
+            output=args.file,
             kubeconfig=args.kubeconfig,
             context=args.context,
             server=args.server,

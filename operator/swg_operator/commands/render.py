@@ -1,14 +1,16 @@
-"""`swg-operator render TENANT.yaml -o DIR`: preview everything the operator would create for a
-tenant, the way `helm template` previews a chart.
+"""`swg-operator render TENANT.yaml --output-dir DIR`: preview everything the operator would
+create for a tenant, the way `helm template` previews a chart.
 
 DIR/manifests/ gets one YAML file per object, numbered in apply order
 (`NN-<kind>-<name>.yaml`); DIR/config/ gets the raw data-plane files (squid.conf, ACL lists,
-c-icap, clamd and freshclam config) exactly as the pods read them.
+c-icap, clamd and freshclam config) exactly as the pods read them. `-o text|json|yaml` is the
+format of the summary printed on standard output (json, yaml: the files written, as data).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import re
 import shutil
 import sys
@@ -24,6 +26,7 @@ from swg_operator.api.crd import MAX_TENANT_NAME, TENANT_NAME_PATTERN
 from swg_operator.capacity import CapacityError
 from swg_operator.catalogue import Catalogue, CatalogueError
 from swg_operator.catalogue_io import load_blacklist_directory
+from swg_operator.commands.errors import file_error
 from swg_operator.posix_regex import url_regex_problems
 from swg_operator.render import Lifecycle, RenderError, TenantManifests, render_tenant
 from swg_operator.sizing_io import load_capacity
@@ -167,7 +170,20 @@ def add_parser(subparsers: Any) -> None:
         "apply order) and DIR/config (squid.conf, ACL lists, c-icap and clamd config).",
     )
     parser.add_argument("tenant", type=Path, metavar="TENANT.yaml", help="a SecureWebGateway")
-    parser.add_argument("-o", "--output", type=Path, required=True, metavar="DIR")
+    parser.add_argument(
+        "--output-dir",
+        type=Path,
+        required=True,
+        metavar="DIR",
+        help="directory receiving manifests/ and config/ (created when missing)",
+    )
+    parser.add_argument(
+        "-o",
+        "--output",
+        choices=("text", "json", "yaml"),
+        default="text",
+        help="format of the summary on standard output (default text)",
+    )
     parser.add_argument(
         "--catalogue",
         type=Path,
@@ -206,11 +222,15 @@ def add_parser(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    out_dir: Path = args.output
+    out_dir: Path = args.output_dir
     occupied = _occupied(out_dir)
     if occupied and not args.overwrite:
         shown = ", ".join(str(p) for p in occupied)
-        print(f"Refused to write: {shown} already hold files (use --overwrite)", file=sys.stderr)
+        print(
+            f"Refused to write: {shown} already hold files; add --overwrite to replace them, "
+            "or choose another --output-dir",
+            file=sys.stderr,
+        )
         return 2
     try:
         name, raw_spec = read_tenant(args.tenant)
@@ -236,10 +256,30 @@ def run(args: argparse.Namespace) -> int:
         for problem in exc.problems:
             print(f"  {problem}", file=sys.stderr)
         return 1
-    except (TenantFileError, CatalogueError, CapacityError, OSError) as exc:
+    except (TenantFileError, CatalogueError, CapacityError) as exc:
         print(str(exc), file=sys.stderr)
         return 1
-    write_manifests(manifests, out_dir)
+    except OSError as exc:
+        print(file_error(exc, "could not be read"), file=sys.stderr)
+        return 1
+    try:
+        written = write_manifests(manifests, out_dir)
+    except OSError as exc:
+        print(file_error(exc, "could not be written (--output-dir)"), file=sys.stderr)
+        return 1
+    if args.output != "text":
+        summary = {
+            "tenant": name,
+            "namespace": manifests.namespace,
+            "provisionalSizing": manifests.sizing.provisional,
+            "manifests": [str(p) for p in written if p.parent.name == MANIFESTS_DIR],
+            "config": [str(p) for p in written if p.parent.name == CONFIG_DIR],
+        }
+        if args.output == "json":
+            sys.stdout.write(json.dumps(summary, indent=2) + "\n")
+        else:
+            sys.stdout.write(yaml.safe_dump(summary, sort_keys=False))
+        return 0
     provisional = " (sizing PROVISIONAL)" if manifests.sizing.provisional else ""
     print(
         f"Rendered tenant {name} (namespace {manifests.namespace}): "

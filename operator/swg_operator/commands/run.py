@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
+from swg_operator.commands.logformat import LOG_FORMATS, configure_logging
 from swg_operator.election import Timing
 
 if TYPE_CHECKING:
@@ -138,24 +139,58 @@ def add_parser(subparsers: Any) -> None:
         "connection); default: the server timeout plus 30.",
     )
     parser.add_argument("--verbose", action="store_true", help="Debug logging.")
+    parser.add_argument(
+        "--log-format",
+        choices=LOG_FORMATS,
+        default=os.environ.get("SWG_LOG_FORMAT", "text"),
+        help="text (default): kopf's text lines; json: one JSON object per line with `tenant` "
+        "and `generation` fields (default: $SWG_LOG_FORMAT or text).",
+    )
     parser.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
     # Imported here so that other subcommands start without kopf and the cluster client.
     import kopf
+    from pydantic import ValidationError
 
     from swg_operator.api import OperatorSettings
+    from swg_operator.commands.errors import file_error
     from swg_operator.handlers import RunOptions, configure_kopf, register
     from swg_operator.reconcile.context import PurgePolicy
     from swg_operator.reconcile.lifecycle import ClockMode
 
     raw: dict[str, Any] = {}
     if args.settings is not None:
-        raw = yaml.safe_load(args.settings.read_text()) or {}
+        try:
+            raw = yaml.safe_load(args.settings.read_text()) or {}
+        except OSError as exc:
+            print(
+                f"swg-operator run: {file_error(exc, 'could not be read (--settings)')}",
+                file=sys.stderr,
+            )
+            return 2
+        except yaml.YAMLError as exc:
+            print(f"swg-operator run: {args.settings}: not valid YAML: {exc}", file=sys.stderr)
+            return 2
+        if not isinstance(raw, dict):
+            print(
+                f"swg-operator run: {args.settings}: expected a mapping of operator settings "
+                "(the chart's settings.json)",
+                file=sys.stderr,
+            )
+            return 2
     if args.operator_namespace:
         raw["operatorNamespace"] = args.operator_namespace
-    settings = OperatorSettings.model_validate(raw)
+    try:
+        settings = OperatorSettings.model_validate(raw)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in error['loc'])}: {error['msg']}" for error in exc.errors()
+        )
+        source = args.settings or "--operator-namespace"
+        print(f"swg-operator run: {source}: invalid operator settings: {problems}", file=sys.stderr)
+        return 2
     host, _, port = args.metrics_address.rpartition(":")
     options = RunOptions(
         settings=settings,
@@ -178,7 +213,7 @@ def run(args: argparse.Namespace) -> int:
         renew_deadline=args.lease_renew_deadline,
         poll_every=args.lease_poll_seconds,
     )
-    kopf.configure(verbose=args.verbose, log_format=kopf.LogFormat.FULL)
+    configure_logging(args.log_format, verbose=args.verbose)
     logging.getLogger("swg_operator").setLevel(logging.DEBUG if args.verbose else logging.INFO)
     if not args.verbose:
         # kopf logs every watch-event handler call at INFO ("Handler 'drift-...' succeeded"):

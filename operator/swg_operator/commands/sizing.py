@@ -8,8 +8,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from swg_logstore.retention import MAX_RETENTION_DAYS
 from swg_operator.capacity import CapacityError
+from swg_operator.commands.errors import file_error
 from swg_operator.quantities import format_bytes as memory_quantity
 from swg_operator.quantities import format_cpu as cpu_quantity
 from swg_operator.render.resources import limit_range_spec, quota_hard, sizing_document
@@ -21,7 +24,9 @@ from swg_operator.sizing import (
 from swg_operator.sizing_io import load_capacity
 from swg_operator.sizing_plan import ClamavDatabase, Resources, SizingPlan
 
-OUTPUTS = ("table", "json", "markdown")
+OUTPUTS = ("text", "json", "yaml", "markdown")
+# `table` was the text format's name before every command's -o took text|json|yaml.
+LEGACY_OUTPUTS = ("table",)
 
 
 def _bounded(high: int) -> Any:
@@ -90,7 +95,14 @@ def add_parser(subparsers: Any) -> None:
         metavar="FILE",
         help="capacity constants to use instead of the packaged data/capacity.yaml",
     )
-    parser.add_argument("-o", "--output", choices=OUTPUTS, default="table")
+    parser.add_argument(
+        "-o",
+        "--output",
+        choices=OUTPUTS + LEGACY_OUTPUTS,
+        default="text",
+        metavar="{" + ",".join(OUTPUTS) + "}",
+        help="output format (default text: a table per tenant)",
+    )
     parser.set_defaults(handler=run)
 
 
@@ -100,7 +112,10 @@ def run(args: argparse.Namespace) -> int:
         return 2
     try:
         capacity = load_capacity(args.capacity)
-    except (OSError, CapacityError) as exc:
+    except OSError as exc:
+        print(f"swg-operator sizing: {file_error(exc, 'could not be read')}", file=sys.stderr)
+        return 1
+    except CapacityError as exc:
         print(f"swg-operator sizing: {exc}", file=sys.stderr)
         return 1
     try:
@@ -119,10 +134,14 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"swg-operator sizing: {exc}", file=sys.stderr)
         return 2
-    if args.output == "json":
+    if args.output in ("json", "yaml"):
         documents = [sizing_document(plan) for plan in plans]
-        json.dump(documents[0] if len(documents) == 1 else documents, sys.stdout, indent=2)
-        sys.stdout.write("\n")
+        document = documents[0] if len(documents) == 1 else documents
+        if args.output == "json":
+            json.dump(document, sys.stdout, indent=2)
+            sys.stdout.write("\n")
+        else:
+            sys.stdout.write(yaml.safe_dump(document, sort_keys=False))
     elif args.output == "markdown":
         sys.stdout.write(markdown_summary(plans))
     else:

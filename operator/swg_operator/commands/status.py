@@ -1,6 +1,6 @@
 """`kubectl swg status` (and `swg-operator status`): a tenant's status, as its admins see it.
 
-    kubectl swg status TENANT [-o text|json|yaml] [--kubeconfig PATH] [--context NAME]
+    kubectl swg status TENANT [-o text|wide|json|yaml] [--kubeconfig PATH] [--context NAME]
 
 The `SecureWebGateway` is cluster-scoped and its admins hold read rights in their tenant's
 namespace only, so this reads the ConfigMap `tenant-status` the operator mirrors the status into
@@ -28,9 +28,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "-o",
         "--output",
-        choices=["text", "json", "yaml"],
+        choices=["text", "wide", "json", "yaml"],
         default="text",
-        help="text (default): a summary and the conditions; json, yaml: the mirrored status",
+        help="text (default): a summary and the conditions; wide: also each condition's "
+        "observed generation; json, yaml: the mirrored status",
     )
     parser.add_argument("--kubeconfig", help="kubeconfig file (default: $KUBECONFIG, ~/.kube)")
     parser.add_argument("--context", help="kubeconfig context (default: the current one)")
@@ -102,7 +103,7 @@ def _table(rows: Sequence[Sequence[str]]) -> list[str]:
     ]
 
 
-def format_text(status: Mapping[str, Any]) -> str:
+def format_text(status: Mapping[str, Any], *, wide: bool = False) -> str:
     """A summary of the mirrored status (`render.status_mirror.read_status_data`) for people."""
     lines = [f"Tenant:          {status.get('tenant', '?')}"]
     lines.append(f"Phase:           {status.get('phase', 'unknown')}")
@@ -125,13 +126,15 @@ def format_text(status: Mapping[str, Any]) -> str:
         )
     conditions = status.get("conditions") or []
     if conditions:
-        rows = [("TYPE", "STATUS", "REASON", "SINCE", "MESSAGE")]
+        header = ("TYPE", "STATUS", "REASON", "SINCE", *(("GENERATION",) if wide else ()))
+        rows: list[tuple[str, ...]] = [(*header, "MESSAGE")]
         rows += [
             (
                 str(c.get("type", "")),
                 str(c.get("status", "")),
                 str(c.get("reason", "")),
                 str(c.get("lastTransitionTime", "")),
+                *((str(c.get("observedGeneration", "")),) if wide else ()),
                 str(c.get("message", "")),
             )
             for c in conditions
@@ -147,7 +150,7 @@ def render_output(status: Mapping[str, Any], form: str) -> str:
         import yaml
 
         return str(yaml.safe_dump(dict(status), sort_keys=False, allow_unicode=True))
-    return format_text(status)
+    return format_text(status, wide=form == "wide")
 
 
 def run(args: argparse.Namespace) -> int:

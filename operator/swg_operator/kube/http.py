@@ -34,11 +34,15 @@ LIST_PAGE = 500
 
 def login() -> kopf.ConnectionInfo:
     """Credentials the same way kopf's own login resolves them: the pod's ServiceAccount when
-    running in a cluster, otherwise $KUBECONFIG (or ~/.kube/config)."""
+    running in a cluster, otherwise $KUBECONFIG (or ~/.kube/config), whose user may be an
+    `exec` credential plugin (kube/exec_credentials.py; kopf alone ignores those)."""
+    from swg_operator.kube.exec_credentials import login_with_exec_plugin
+
     settings = kopf.OperatorSettings()
-    info = kopf.login_with_service_account(settings=settings) or kopf.login_with_kubeconfig(
-        settings=settings
-    )
+    info = kopf.login_with_service_account(settings=settings)
+    if info is None:
+        from_kubeconfig = kopf.login_with_kubeconfig(settings=settings)
+        info = login_with_exec_plugin(from_kubeconfig) or from_kubeconfig
     if info is None:
         raise kopf.LoginError("Found no ServiceAccount token and no kubeconfig to log in with")
     return info

@@ -139,6 +139,11 @@ def affinity(tenant: Tenant, component: Component, *, spread: bool) -> dict[str,
     return out or None
 
 
+def _pull_secrets(tenant: Tenant) -> dict[str, Any]:
+    names = tenant.settings.images.pull_secrets
+    return {"imagePullSecrets": [{"name": name} for name in names]} if names else {}
+
+
 def pod_spec(
     tenant: Tenant,
     component: Component,
@@ -155,6 +160,7 @@ def pod_spec(
         # No Service environment variables: tenant pods find each other through DNS only.
         "enableServiceLinks": False,
         "securityContext": pod_security_context(),
+        **_pull_secrets(tenant),
         "terminationGracePeriodSeconds": grace_seconds,
         **({"initContainers": init_containers} if init_containers else {}),
         "containers": containers,

@@ -1,0 +1,70 @@
+"""Dependencies are declared and locked: every import comes from a declared distribution
+(hack/check-imports.py), every declared version is pinned and is the one the hashed locks hold,
+and `make setup`/CI and the operator image install from those locks with hashes."""
+
+from __future__ import annotations
+
+import re
+import runpy
+import tomllib
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+CHECK = runpy.run_path(str(REPO / "hack" / "check-imports.py"))
+PROJECT = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+DEV_LOCK = REPO / "requirements-dev.lock"
+IMAGE_LOCK = REPO / "images" / "operator" / "requirements.lock"
+
+
+def pins(requirements: list[str]) -> dict[str, str]:
+    found = {}
+    for line in requirements:
+        match = re.match(r"^([A-Za-z0-9_.-]+)==([^\s;#]+)", line)
+        assert match, f"{line!r} is not pinned with =="
+        found[CHECK["normalise"](match[1])] = match[2]
+    return found
+
+
+def locked(path: Path) -> dict[str, str]:
+    text = path.read_text()
+    entries = re.findall(r"^([A-Za-z0-9_.-]+)==(\S+) \\\n\s+--hash=sha256:[0-9a-f]{64}", text, re.M)
+    assert entries, f"{path}: no hashed entries"
+    return {CHECK["normalise"](name): version for name, version in entries}
+
+
+def test_every_imported_distribution_is_declared() -> None:
+    assert CHECK["undeclared"]() == []
+
+
+def test_the_checker_finds_an_undeclared_import(tmp_path: Path) -> None:
+    package = tmp_path / "pkg"
+    package.mkdir()
+    (package / "m.py").write_text("import yaml\nimport aiohttp\nfrom . import x\n")
+    pyproject = tmp_path / "pyproject.toml"
+    pyproject.write_text('[project]\nname = "p"\ndependencies = ["PyYAML==6.0.4"]\n')
+    (problem,) = CHECK["undeclared"](package, pyproject)
+    assert problem.startswith("aiohttp: imported by")
+
+
+def test_runtime_pins_are_the_locked_versions() -> None:
+    runtime = pins(PROJECT["dependencies"])
+    for lock in (locked(IMAGE_LOCK), locked(DEV_LOCK)):
+        for name, version in runtime.items():
+            assert lock.get(name) == version, f"{name}: pyproject {version}, lock {lock.get(name)}"
+
+
+def test_dev_pins_are_the_locked_versions() -> None:
+    dev = pins(PROJECT["optional-dependencies"]["dev"])
+    lock = locked(DEV_LOCK)
+    for name, version in dev.items():
+        assert lock.get(name) == version, f"{name}: pyproject {version}, lock {lock.get(name)}"
+
+
+def test_setup_and_the_image_install_with_hashes_only() -> None:
+    makefile = (REPO / "Makefile").read_text()
+    assert "pip install -q --require-hashes -r requirements-dev.lock" in makefile
+    assert "pip install -q --no-deps -e ." in makefile
+    assert "-e '.[dev]'" not in makefile
+    dockerfile = (REPO / "images" / "operator" / "Dockerfile").read_text()
+    assert "--require-hashes" in dockerfile
+    assert "requirements.lock" in dockerfile
