@@ -140,31 +140,46 @@ class BenchControlPlane(ControlPlane):
 
 # --- what the control plane's own limits held back -------------------------------------------
 
-_SAMPLE = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{[^}]*\})?\s+(\S+)$", re.M)
-THROTTLE_METRICS = {
+_SAMPLE = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})?\s+(\S+)$", re.M)
+# Per component: the counters to read, and the label to keep them apart by ("" sums them all).
+THROTTLE_METRICS: dict[str, tuple[tuple[str, ...], str]] = {
     "kube-controller-manager": (
-        "rest_client_rate_limiter_duration_seconds_sum",
-        "rest_client_rate_limiter_duration_seconds_count",
+        (
+            "rest_client_rate_limiter_duration_seconds_sum",
+            "rest_client_rate_limiter_duration_seconds_count",
+        ),
+        "",
     ),
     "kube-scheduler": (
-        "rest_client_rate_limiter_duration_seconds_sum",
-        "rest_client_rate_limiter_duration_seconds_count",
+        (
+            "rest_client_rate_limiter_duration_seconds_sum",
+            "rest_client_rate_limiter_duration_seconds_count",
+        ),
+        "",
     ),
     "kube-apiserver": (
-        "apiserver_flowcontrol_rejected_requests_total",
-        "apiserver_flowcontrol_request_wait_duration_seconds_sum",
-        "apiserver_flowcontrol_request_wait_duration_seconds_count",
+        (
+            "apiserver_flowcontrol_rejected_requests_total",
+            "apiserver_flowcontrol_request_wait_duration_seconds_sum",
+            "apiserver_flowcontrol_request_wait_duration_seconds_count",
+        ),
+        "priority_level",
     ),
 }
 
 
-def metric_sums(text: str, names: Sequence[str]) -> dict[str, float]:
+def metric_sums(text: str, names: Sequence[str], *, by: str = "") -> dict[str, float]:
     """Each of `names` summed over its label sets in a Prometheus text exposition (0 if
-    absent)."""
-    totals = dict.fromkeys(names, 0.0)
-    for name, value in _SAMPLE.findall(text):
-        if name in totals:
-            totals[name] += float(value)
+    absent); with `by`, one sum per value of that label, as `name{by="value"}`."""
+    totals = dict.fromkeys(names, 0.0) if not by else {}
+    for name, labels, value in _SAMPLE.findall(text):
+        if name not in names:
+            continue
+        key = name
+        if by:
+            found = re.search(rf'{by}="([^"]*)"', labels)
+            key = f'{name}{{{by}="{found.group(1) if found else ""}"}}'
+        totals[key] = totals.get(key, 0.0) + float(value)
     return totals
 
 
@@ -180,7 +195,7 @@ def client_throttle(plane: ControlPlane) -> dict[str, dict[str, float]]:
         "kube-apiserver": plane.ports.apiserver,
     }
     found: dict[str, dict[str, float]] = {}
-    for component, names in THROTTLE_METRICS.items():
+    for component, (names, by) in THROTTLE_METRICS.items():
         host = plane.api_address if component == "kube-apiserver" else "127.0.0.1"
         got = http_get(
             f"https://{host}:{ports[component]}/metrics",
@@ -189,7 +204,7 @@ def client_throttle(plane: ControlPlane) -> dict[str, dict[str, float]]:
             timeout=30.0,
         )
         if got is not None and got[0] == 200:
-            found[component] = metric_sums(got[1], names)
+            found[component] = metric_sums(got[1], names, by=by)
     return found
 
 

@@ -109,7 +109,7 @@ def run_one(n: int, args: argparse.Namespace) -> Path:
         state_dir=(args.dir / f"N{n}").resolve(),
         concurrency=args.concurrency,
         idle_seconds=args.idle_seconds,
-        ready_timeout=args.ready_timeout,
+        ready_timeout=args.ready_timeout or max(3600.0, 4.0 * n),
         floor=not args.no_floor,
         operator_args=tuple(args.operator_arg),
         profile=args.py_spy,
@@ -164,7 +164,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--dir", type=Path, default=REPO_ROOT / ".local" / "bench-provision")
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--idle-seconds", type=float, default=180.0)
-    parser.add_argument("--ready-timeout", type=float, default=3600.0)
+    parser.add_argument(
+        "--ready-timeout",
+        type=float,
+        default=None,
+        help="seconds to wait for all tenants (default: 3,600 or 4 s per tenant, the larger)",
+    )
     parser.add_argument("--no-floor", action="store_true", help="skip the floor")
     parser.add_argument(
         "--operator-arg", action="append", default=[], help="extra `swg-operator run` flag"
