@@ -1,8 +1,13 @@
 """The local control plane as the benchmarks and the chaos tests need it.
 
 * `BenchControlPlane`: `e2e.cluster.ControlPlane` with an audit log (who made which request:
-  `apiserver_request_total` has no user label) and kwok Nodes large enough for 1,000 tenants (the
-  default three Nodes hold 110 pods each; a tenant runs five).
+  `apiserver_request_total` has no user label), kwok Nodes sized for the tenants' pods
+  (`nodes_for`; the default three Nodes hold 110 pods each, a tenant runs five) and
+  `BENCH_TUNING`: no client throttle in kube-controller-manager or kube-scheduler, more
+  controller workers, more API server seats, a larger etcd quota (for 10,000 tenants).
+* `client_throttle`: what the control plane's own limits held back (client rate limiter waits of
+  the controller manager and the scheduler, API Priority and Fairness queueing and rejections), so
+  a run shows that neither the floor nor the operator waited on them.
 * Faults on any running local control plane, through its state file: `pause` (SIGSTOP) and
   `resume` (SIGCONT) one daemon, `restart` one daemon with the exact command line and
   environment it ran with. `ControlPlane` has no public API for either; these helpers keep its
@@ -13,7 +18,9 @@
 from __future__ import annotations
 
 import json
+import math
 import os
+import re
 import signal
 import subprocess
 import time
@@ -21,11 +28,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from e2e.cluster import NODES, ControlPlane, KwokNode, wait_until
-from e2e.cluster.controlplane import Ports
-from e2e.cluster.pki import Pki
+from e2e.cluster import NODES, ControlPlane, KwokNode, Tuning, wait_until
+from e2e.cluster.controlplane import Ports, http_get
+from e2e.cluster.pki import KeyPair, Pki
 from e2e.cluster.processes import ProcessRecord, is_alive, spawn
 from e2e.cluster.processes import stop as stop_processes
+
+from bench.sysinfo import MIB, sample
 
 # Users whose requests the audit log records (everything else is level None): the operator's
 # and the floor client's ServiceAccounts. Both are ordinary ServiceAccounts, so API Priority and
@@ -41,6 +50,47 @@ BIG_NODES: tuple[KwokNode, ...] = tuple(
     KwokNode(n.name, region=n.region, zone=n.zone, cpu="20000", memory="200Ti", pods="20000")
     for n in NODES
 )
+
+PODS_PER_TENANT = 5  # the benchmark's tenant: 2 proxies, 2 anti-virus, 1 log store
+MAX_PODS_PER_NODE = 1000
+GIB_PER_POD = 4  # the anti-virus pod requests 1376Mi; the others less
+
+# Neither the floor nor the operator may wait on a client throttle of the controllers: 1,000
+# requests/s is more than this machine's API server serves. 50 workers per controller keep
+# hundreds of tenants' Deployments moving at once (5 by default). The API server's seats are
+# doubled (APF shares 600 by default); etcd gets 8 GiB (10,000 tenants with their pods,
+# ReplicaSets, Events and the history kept between compactions exceed the default 2 GiB).
+BENCH_TUNING = Tuning(
+    client_qps=1000.0,
+    client_burst=2000,
+    controller_workers=50,
+    max_requests_inflight=800,
+    max_mutating_requests_inflight=400,
+    etcd_quota_bytes=8 * 1024**3,
+)
+
+
+def nodes_for(tenants: int, *, pods_per_tenant: int = PODS_PER_TENANT) -> tuple[KwokNode, ...]:
+    """kwok Nodes with room for twice the tenants' pods (rolling updates surge), at most
+    `MAX_PODS_PER_NODE` each, in a multiple of three: one node per zone of the default
+    topology (region-a's two zones, region-b's one) in turn, so the spread the renderer asks
+    for (replicas over nodes and zones, preferred) is possible at every size."""
+    if tenants < 1:
+        raise ValueError(f"tenants must be at least 1, got {tenants}")
+    room = 2 * tenants * pods_per_tenant
+    count = 3 * max(1, math.ceil(room / MAX_PODS_PER_NODE / 3))
+    pods = math.ceil(room / count)
+    return tuple(
+        KwokNode(
+            f"{NODES[i % 3].name}-{i // 3}",
+            region=NODES[i % 3].region,
+            zone=NODES[i % 3].zone,
+            cpu=str(pods),
+            memory=f"{pods * GIB_PER_POD}Gi",
+            pods=str(pods),
+        )
+        for i in range(count)
+    )
 
 
 def audit_policy(users: Sequence[str]) -> dict[str, Any]:
@@ -58,10 +108,18 @@ def audit_policy(users: Sequence[str]) -> dict[str, Any]:
 
 
 class BenchControlPlane(ControlPlane):
-    """A local control plane with an audit log of the benchmark's users and big kwok Nodes."""
+    """A local control plane with an audit log of the benchmark's users, kwok Nodes sized for
+    `tenants` and `BENCH_TUNING`."""
 
-    def __init__(self, state_dir: Path, *, audited_users: Sequence[str] = AUDITED_USERS) -> None:
-        super().__init__(state_dir, nodes=BIG_NODES, start_timeout=300.0)
+    def __init__(
+        self,
+        state_dir: Path,
+        *,
+        tenants: int,
+        audited_users: Sequence[str] = AUDITED_USERS,
+        tuning: Tuning = BENCH_TUNING,
+    ) -> None:
+        super().__init__(state_dir, nodes=nodes_for(tenants), start_timeout=300.0, tuning=tuning)
         self.audited_users = tuple(audited_users)
         self.audit_log = self.logs_dir / "audit.log"
         self.audit_policy_file = self.state_dir / "audit-policy.json"
@@ -78,6 +136,104 @@ class BenchControlPlane(ControlPlane):
             "--audit-log-format=json",
             "--audit-log-maxsize=0",  # never rotate: the benchmark reads one file
         ]
+
+
+# --- what the control plane's own limits held back -------------------------------------------
+
+_SAMPLE = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})?\s+(\S+)$", re.M)
+# Per component: the counters to read, and the label to keep them apart by ("" sums them all).
+THROTTLE_METRICS: dict[str, tuple[tuple[str, ...], str]] = {
+    "kube-controller-manager": (
+        (
+            "rest_client_rate_limiter_duration_seconds_sum",
+            "rest_client_rate_limiter_duration_seconds_count",
+        ),
+        "",
+    ),
+    "kube-scheduler": (
+        (
+            "rest_client_rate_limiter_duration_seconds_sum",
+            "rest_client_rate_limiter_duration_seconds_count",
+        ),
+        "",
+    ),
+    "kube-apiserver": (
+        (
+            "apiserver_flowcontrol_rejected_requests_total",
+            "apiserver_flowcontrol_request_wait_duration_seconds_sum",
+            "apiserver_flowcontrol_request_wait_duration_seconds_count",
+        ),
+        "priority_level",
+    ),
+}
+
+
+def metric_sums(text: str, names: Sequence[str], *, by: str = "") -> dict[str, float]:
+    """Each of `names` summed over its label sets in a Prometheus text exposition (0 if
+    absent); with `by`, one sum per value of that label, as `name{by="value"}`."""
+    totals = dict.fromkeys(names, 0.0) if not by else {}
+    for name, labels, value in _SAMPLE.findall(text):
+        if name not in names:
+            continue
+        key = name
+        if by:
+            found = re.search(rf'{by}="([^"]*)"', labels)
+            key = f'{name}{{{by}="{found.group(1) if found else ""}"}}'
+        totals[key] = totals.get(key, 0.0) + float(value)
+    return totals
+
+
+def client_throttle(plane: ControlPlane) -> dict[str, dict[str, float]]:
+    """The counters of `THROTTLE_METRICS` now, per component (read with the admin certificate,
+    which the controllers' delegated authorization admits); a component that does not answer
+    is left out."""
+    pki = plane.pki_dir
+    admin = KeyPair(pki / "admin.crt", pki / "admin.key")
+    ports = {
+        "kube-controller-manager": plane.ports.controller_manager,
+        "kube-scheduler": plane.ports.scheduler,
+        "kube-apiserver": plane.ports.apiserver,
+    }
+    found: dict[str, dict[str, float]] = {}
+    for component, (names, by) in THROTTLE_METRICS.items():
+        host = plane.api_address if component == "kube-apiserver" else "127.0.0.1"
+        got = http_get(
+            f"https://{host}:{ports[component]}/metrics",
+            ca=pki / "ca.crt",
+            client=admin,
+            timeout=30.0,
+        )
+        if got is not None and got[0] == 200:
+            found[component] = metric_sums(got[1], names, by=by)
+    return found
+
+
+def throttle_delta(
+    before: dict[str, dict[str, float]], after: dict[str, dict[str, float]]
+) -> dict[str, dict[str, float]]:
+    """`after - before` per component and counter, rounded to milliseconds."""
+    return {
+        component: {
+            name: round(value - before.get(component, {}).get(name, 0.0), 3)
+            for name, value in counters.items()
+        }
+        for component, counters in after.items()
+    }
+
+
+def plane_processes(plane: ControlPlane) -> dict[str, dict[str, float]]:
+    """CPU seconds and peak RSS (VmHWM) of each running daemon of the control plane: what a
+    larger run needs from the machine."""
+    found: dict[str, dict[str, float]] = {}
+    for record in plane.records():
+        got = sample(record.pid) if is_alive(record) else None
+        if got is not None:
+            found[record.name] = {
+                "cpuSeconds": round(got.cpu_seconds, 1),
+                "peakRssMiB": round(got.peak_rss_bytes / MIB, 1),
+                "rssMiB": round(got.rss_bytes / MIB, 1),
+            }
+    return found
 
 
 # --- faults ----------------------------------------------------------------------------------

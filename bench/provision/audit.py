@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime
 import json
+import sys
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -20,7 +21,7 @@ from typing import Any
 MUTATING = frozenset({"create", "update", "patch", "delete", "deletecollection"})
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Request:
     user: str
     verb: str
@@ -51,11 +52,13 @@ def parse_event(event: dict[str, Any]) -> Request | None:
     resource = ref.get("resource") or event.get("requestURI", "").split("?")[0]
     if ref.get("subresource"):
         resource = f"{resource}/{ref['subresource']}"
+    # Interned: a run at 10,000 tenants keeps millions of these, with a few dozen distinct
+    # strings among them.
     return Request(
-        user=(event.get("user") or {}).get("username", ""),
-        verb=verb,
-        resource=str(resource),
-        client=_client(event.get("userAgent", "")),
+        user=sys.intern((event.get("user") or {}).get("username", "")),
+        verb=sys.intern(verb),
+        resource=sys.intern(str(resource)),
+        client=sys.intern(_client(event.get("userAgent", ""))),
         code=int((event.get("responseStatus") or {}).get("code", 0)),
         at=_epoch(event["requestReceivedTimestamp"]),
     )

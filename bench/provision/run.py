@@ -36,8 +36,12 @@ from bench.localcluster import (
     FLOOR_ACCOUNT,
     OPERATOR_ACCOUNT,
     BenchControlPlane,
+    client_throttle,
+    plane_processes,
+    throttle_delta,
 )
 from bench.provision.audit import MUTATING, summary, window
+from bench.provision.errors import transient_errors
 from bench.provision.measure import (
     AuditTail,
     ProcessSampler,
@@ -89,7 +93,7 @@ def _log(message: str) -> None:
 
 
 def fresh_plane(opts: Options) -> BenchControlPlane:
-    plane = BenchControlPlane(opts.state_dir)
+    plane = BenchControlPlane(opts.state_dir, tenants=opts.tenants)
     plane.stop()  # whatever ran in this state dir before: start() then starts from scratch
     plane.start()
     return plane
@@ -118,6 +122,19 @@ def account_kubeconfig(plane: ControlPlane, name: str) -> Path:
         path=plane.state_dir / f"{name}.kubeconfig",
         duration="12h",
     )
+
+
+def plane_settings(plane: BenchControlPlane) -> dict[str, Any]:
+    """The control plane's flags and Nodes that differ from `make up`'s (for the result)."""
+    tuning = plane.tuning
+    return {
+        "etcd": tuning.etcd_args(),
+        "kube-apiserver": tuning.apiserver_args(),
+        "kube-controller-manager": tuning.controller_manager_args(),
+        "kube-scheduler": tuning.client_args(),
+        "kwokNodes": len(plane.nodes),
+        "podsPerNode": int(plane.nodes[0].pods),
+    }
 
 
 def user_of(account: str) -> str:
@@ -206,6 +223,7 @@ async def _floor(
 
         watcher = asyncio.create_task(watch())
         before = await apiserver_requests_by_verb(admin)
+        throttle_before = await asyncio.to_thread(client_throttle, plane)
         load_start = load_average()
         applied_at: dict[str, float] = {}
         semaphore = asyncio.Semaphore(opts.concurrency)
@@ -226,6 +244,8 @@ async def _floor(
         t_all = max(all_at.values())
         _log(f"Floor: ready in {t_ready - t0:.1f}s (log stores too: {t_all - t0:.1f}s)")
         after = await apiserver_requests_by_verb(admin)
+        throttle_after = await asyncio.to_thread(client_throttle, plane)
+        processes = plane_processes(plane)
         watcher.cancel()
         tail.poll()
 
@@ -240,6 +260,9 @@ async def _floor(
         "timeToReadySinceStart": quantiles(ready_at[n] - t0 for n in rendered),
         "apiRequests": summary(requests, per=len(rendered)),
         "apiserverRequestTotalDelta": counter_delta(before, after),
+        "controlPlane": plane_settings(plane),
+        "controlPlaneLimitsUntilReady": throttle_delta(throttle_before, throttle_after),
+        "controlPlaneProcessesAtReady": processes,
         "loadAverageStart": load_start,
         "loadAverageEnd": load_average(),
     }
@@ -255,6 +278,7 @@ def run_floor(opts: Options, names: Sequence[str]) -> dict[str, Any]:
     finally:
         plane.stop()
     result["renderCpuSeconds"] = round(render_seconds, 2)
+    result["renderMsPerTenant"] = round(1000 * render_seconds / len(names), 2)
     return result
 
 
@@ -318,6 +342,7 @@ async def _operator(
         watcher = asyncio.create_task(watch())
         sampler.start()
         before = await apiserver_requests_by_verb(admin)
+        throttle_before = await asyncio.to_thread(client_throttle, plane)
         load_start = load_average()
         if opts.profile is not None:
             profiler = await asyncio.create_subprocess_exec(
@@ -348,6 +373,7 @@ async def _operator(
         t_ready = max(ready.values())
         at_ready = sampler.now()
         after_ready = await apiserver_requests_by_verb(admin)
+        throttle_ready = await asyncio.to_thread(client_throttle, plane)
         metrics_ready = operator.metrics()
         load_ready = load_average()
         _log(f"Operator: all Ready in {t_ready - t0:.1f}s; waiting for it to go quiet")
@@ -376,6 +402,7 @@ async def _operator(
         idle_end = sampler.now()
         idle_after = await apiserver_requests_by_verb(admin)
         metrics_end = operator.metrics()
+        processes = plane_processes(plane)
         listed = await admin.request("GET", SWG_PATH)
         watcher.cancel()
         await sampler.stop()
@@ -390,6 +417,8 @@ async def _operator(
     idle_writes = sum(1 for r in idle if r.verb in MUTATING)
     stamps = [s for s in (_stamp_seconds(o) for o in listed["items"]) if s is not None]
     n = len(names)
+    cpu_ready = at_ready.cpu_seconds - baseline.cpu_seconds
+    cpu_quiet = settled.cpu_seconds - baseline.cpu_seconds
     return {
         "tenants": n,
         "concurrency": opts.concurrency,
@@ -406,13 +435,23 @@ async def _operator(
             "untilQuiet": summary(provisioning, per=n),
         },
         "apiserverRequestTotalDelta": counter_delta(before, after_ready),
+        "controlPlane": plane_settings(plane),
+        "controlPlaneLimitsUntilReady": throttle_delta(throttle_before, throttle_ready),
+        "controlPlaneProcessesAtEnd": processes,
+        "transientErrors": transient_errors(
+            operator.log_text(),
+            [r for r in requests if r.user == user and r.at >= t0],
+            metrics_end,
+        ),
         "process": {
             "baselineRssMiB": round(baseline.rss_bytes / MIB, 1),
             "peakRssMiB": round(max(sampler.peak_rss, idle_end.peak_rss_bytes) / MIB, 1),
             "rssAtReadyMiB": round(at_ready.rss_bytes / MIB, 1),
             "rssAfterIdleMiB": round(idle_end.rss_bytes / MIB, 1),
-            "cpuSecondsUntilReady": round(at_ready.cpu_seconds - baseline.cpu_seconds, 2),
-            "cpuSecondsUntilQuiet": round(settled.cpu_seconds - baseline.cpu_seconds, 2),
+            "cpuSecondsUntilReady": round(cpu_ready, 2),
+            "cpuSecondsUntilQuiet": round(cpu_quiet, 2),
+            "cpuMsPerTenantUntilReady": round(1000 * cpu_ready / n, 1),
+            "cpuMsPerTenantUntilQuiet": round(1000 * cpu_quiet / n, 1),
             "timeline": sampler.timeline[:: max(1, len(sampler.timeline) // 200)],
         },
         "idle": {

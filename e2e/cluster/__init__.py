@@ -14,7 +14,7 @@ from e2e.cluster.client import (
     unique_name,
     wait_until,
 )
-from e2e.cluster.controlplane import ControlPlane, ControlPlaneError
+from e2e.cluster.controlplane import ControlPlane, ControlPlaneError, Tuning
 from e2e.cluster.nodes import NODES, REGION_LABEL, ZONE_LABEL, KwokNode
 
 __all__ = [
@@ -28,6 +28,7 @@ __all__ = [
     "ControlPlaneError",
     "KubectlError",
     "KwokNode",
+    "Tuning",
     "service_account_kubeconfig",
     "unique_name",
     "wait_until",

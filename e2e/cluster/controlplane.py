@@ -57,6 +57,66 @@ DEFAULT_STORAGE_CLASS = "kwok-volume"
 LOG_TAIL_LINES = 25
 
 
+@dataclass(frozen=True)
+class Tuning:
+    """Flags for runs at scale (the provisioning benchmark). A field left None keeps the
+    daemon's default, so `Tuning()`, what `make up` and the test tiers use, adds no flag.
+
+    `client_qps`/`client_burst` are kube-controller-manager's and kube-scheduler's client rate
+    limits (`--kube-api-qps`/`--kube-api-burst`, 20/30 and 50/100 by default); the controller
+    manager's limit is per controller. `controller_workers` is the controller manager's workers
+    per controller for the kinds a tenant makes (Deployments, ReplicaSets, quotas, namespaces,
+    ServiceAccount tokens, EndpointSlices; 5 or 10 by default). The API server's in-flight limits
+    (400 + 200) are the total seats API Priority and Fairness shares out. etcd refuses writes
+    once its database reaches `etcd_quota_bytes` (2 GiB by default)."""
+
+    client_qps: float | None = None
+    client_burst: int | None = None
+    controller_workers: int | None = None
+    max_requests_inflight: int | None = None
+    max_mutating_requests_inflight: int | None = None
+    etcd_quota_bytes: int | None = None
+
+    def etcd_args(self) -> list[str]:
+        if self.etcd_quota_bytes is None:
+            return []
+        return [f"--quota-backend-bytes={self.etcd_quota_bytes}"]
+
+    def apiserver_args(self) -> list[str]:
+        args: list[str] = []
+        if self.max_requests_inflight is not None:
+            args.append(f"--max-requests-inflight={self.max_requests_inflight}")
+        if self.max_mutating_requests_inflight is not None:
+            args.append(f"--max-mutating-requests-inflight={self.max_mutating_requests_inflight}")
+        return args
+
+    def client_args(self) -> list[str]:
+        """kube-controller-manager's and kube-scheduler's client rate limits."""
+        args: list[str] = []
+        if self.client_qps is not None:
+            args.append(f"--kube-api-qps={self.client_qps:g}")
+        if self.client_burst is not None:
+            args.append(f"--kube-api-burst={self.client_burst}")
+        return args
+
+    def controller_manager_args(self) -> list[str]:
+        args = self.client_args()
+        if self.controller_workers is not None:
+            args += [f"--{name}={self.controller_workers}" for name in CONTROLLER_WORKER_FLAGS]
+        return args
+
+
+# The controller manager's worker counts for what a tenant makes (see `Tuning`).
+CONTROLLER_WORKER_FLAGS = (
+    "concurrent-deployment-syncs",
+    "concurrent-replicaset-syncs",
+    "concurrent-resource-quota-syncs",
+    "concurrent-namespace-syncs",
+    "concurrent-serviceaccount-token-syncs",
+    "concurrent-service-endpoint-syncs",
+)
+
+
 class ControlPlaneError(RuntimeError):
     """The control plane failed to start or stop; the message names the component and its log."""
 
@@ -164,8 +224,10 @@ class ControlPlane(Cluster):
         nodes: Sequence[KwokNode] = NODES,
         start_timeout: float = 180.0,
         real_node: bool = False,
+        tuning: Tuning | None = None,
     ) -> None:
         self.state_dir = state_dir.resolve()
+        self.tuning = tuning or Tuning()
         self.binaries = binaries or Binaries.from_cache()
         self.nodes = tuple(nodes)
         self.start_timeout = start_timeout
@@ -465,6 +527,7 @@ class ControlPlane(Cluster):
             "--initial-cluster-state=new",
             "--unsafe-no-fsync",
             "--log-level=warn",
+            *self.tuning.etcd_args(),
         ]
 
     def _apiserver_args(self, ports: Ports, pki: Pki) -> list[str]:
@@ -508,6 +571,7 @@ class ControlPlane(Cluster):
             # Privileged pods must reach admission so PodSecurity (not this flag) rejects them.
             "--allow-privileged=true",
             "--profiling=false",
+            *self.tuning.apiserver_args(),
         ]
 
     def _secure_serving(self, port: int, serving: KeyPair, pki: Pki, kubeconfig: Path) -> list[str]:
@@ -544,12 +608,16 @@ class ControlPlane(Cluster):
             f"--cluster-cidr={POD_CIDR}",
             "--allocate-node-cidrs=false",
             f"--cluster-name={CLUSTER_NAME}",
+            *self.tuning.controller_manager_args(),
         ]
 
     def _scheduler_args(self, ports: Ports, pki: Pki) -> list[str]:
-        return self._secure_serving(
-            ports.scheduler, pki.scheduler_serving, pki, self._component_kubeconfig("scheduler")
-        )
+        return [
+            *self._secure_serving(
+                ports.scheduler, pki.scheduler_serving, pki, self._component_kubeconfig("scheduler")
+            ),
+            *self.tuning.client_args(),
+        ]
 
     def _kwok_extra_stages(self) -> Path:
         """With a real node, `local-path` is the default class, so PVCs of pods on kwok nodes
