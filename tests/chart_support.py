@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from e2e.cluster.binaries import BUILD_SCRIPT, Binaries, cache_dir, pinned_version
+from devtools.binaries import BUILD_SCRIPT, Binaries, cache_dir, pinned_version
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 CHART = REPO_ROOT / "charts" / "swg-operator"
