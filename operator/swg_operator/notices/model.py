@@ -22,7 +22,7 @@ import datetime
 import hashlib
 import json
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any, Final
@@ -275,30 +275,47 @@ def bound(
     mail is dropped only when the history holds nothing else to drop."""
     cutoff = now - max_age
     entries = [e for e in history.entries if parse_time(e.notice.time) >= cutoff]
-
-    def too_big(kept: Sequence[Entry]) -> bool:
-        return len(kept) > max_entries or encoded_size(History(tuple(kept))) > max_bytes
-
-    while entries and too_big(entries):
+    sizes = {e.notice.id: _entry_size(e) for e in entries}
+    total = _EMPTY_SIZE + sum(sizes.values())
+    while entries and (len(entries) > max_entries or total > max_bytes):
         victim = next((e for e in entries if e.settled), entries[0])
         entries.remove(victim)
+        total -= sizes[victim.notice.id]
     return History(tuple(entries))
 
 
 # --- codec: the ConfigMap's data ----------------------------------------------------------------
 
 
+def _json(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+
+
+def _notice_json(entry: Entry) -> str:
+    return _json(entry.notice.to_dict())
+
+
+def _mail_json(entry: Entry) -> str:
+    """One member of the mail mapping, `"<id>":{...}`."""
+    deliveries = {d.recipient: d.to_dict() for d in entry.deliveries}
+    return f"{_json(entry.notice.id)}:{_json(deliveries)}"
+
+
+# "[]" and "{}"; each entry adds its two members and, past the first, two commas.
+_EMPTY_SIZE: Final = 4
+
+
+def _entry_size(entry: Entry) -> int:
+    """What `entry` adds to the encoded history, in bytes (exact: compact JSON)."""
+    return len(_notice_json(entry).encode()) + len(_mail_json(entry).encode()) + 2
+
+
 def encode(history: History) -> dict[str, str]:
-    """The ConfigMap `data`: the notices (what admins read) and the mail state, apart."""
-    notices = [e.notice.to_dict() for e in history.entries]
-    mail = {
-        e.notice.id: {d.recipient: d.to_dict() for d in e.deliveries}
-        for e in history.entries
-        if e.deliveries
-    }
+    """The ConfigMap `data`: the notices (what admins read) and the mail state, apart; compact
+    JSON, one notice after the other, oldest first."""
     return {
-        NOTICES_KEY: json.dumps(notices, indent=1, ensure_ascii=False),
-        MAIL_KEY: json.dumps(mail, indent=1, ensure_ascii=False, sort_keys=True),
+        NOTICES_KEY: "[" + ",".join(_notice_json(e) for e in history.entries) + "]",
+        MAIL_KEY: "{" + ",".join(_mail_json(e) for e in history.entries) + "}",
     }
 
 
