@@ -252,3 +252,35 @@ def test_the_mail_carries_the_notice() -> None:
     text = mail.get_content()
     for expected in ("Anti-virus: off", n.id, "kubectl swg notices acme"):
         assert expected in text
+
+
+def test_the_notices_command_shows_newest_first_with_the_mail() -> None:
+    from swg_operator.commands.notices import render_output
+
+    history = add(History(), notice(key="g1"), ["a@example.com", "b@example.com"], now=NOW)
+    later = notice(kind=NoticeKind.INCIDENT, key="r1", at=NOW + datetime.timedelta(hours=1))
+    history = add(history, later, ["a@example.com"], now=NOW)
+    first = history.entries[0]
+    failed = settled(
+        claimed(first.deliveries[1], now=NOW, wait=datetime.timedelta(0)),
+        now=NOW,
+        message="<m>",
+        error=MailError("relay refused", permanent=True),
+        max_tries=3,
+    )
+    history = history.replace_entry(first.with_delivery(failed))
+    text = render_output(history, "text")
+    assert text.index("incident") < text.index("change")
+    assert "mail: 1 pending, 1 failed" in text
+    assert "failed to b@example.com after 1 tries: relay refused" in text
+    records = json.loads(render_output(history, "json", kind="change"))
+    assert [r["kind"] for r in records] == ["change"]
+    assert records[0]["mail"][1] == {
+        "recipient": "b@example.com",
+        "state": "failed",
+        "tries": 1,
+        "messageId": "<m>",
+        "lastError": "relay refused",
+        "updated": "2026-03-01T12:00:00Z",
+    }
+    assert render_output(History(), "text") == "No notices.\n"

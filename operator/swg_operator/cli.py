@@ -22,6 +22,8 @@ SUBCOMMAND_MODULES: tuple[str, ...] = (
     "swg_operator.commands.catalogue",
     "swg_operator.commands.crd",
     "swg_operator.commands.logs",
+    "swg_operator.commands.notices",
+    "swg_operator.commands.receipt",
     "swg_operator.commands.render",
     "swg_operator.commands.run",
     "swg_operator.commands.sizing",
