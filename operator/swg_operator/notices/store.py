@@ -9,8 +9,9 @@ its mail is settled and its notices are older than the history keeps.
 Every write is a merge patch carrying the `resourceVersion` the change was computed from, so the
 API server refuses it (409) when anything else wrote in between, and the change is computed again
 on what is stored: two writers never overwrite each other's deliveries. The ConfigMap carries
-the tenant label but not `app.kubernetes.io/managed-by`: the reconcile prunes what it labels and
-no longer renders, and this object is not rendered, it is written here.
+the tenant label but not `app.kubernetes.io/managed-by`: the reconcile prunes what carries both
+and is not rendered, and watches it for drift; this object is written here, never rendered, and
+its writes must not wake a reconcile.
 """
 
 from __future__ import annotations
