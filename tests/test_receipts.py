@@ -227,3 +227,17 @@ def test_a_provided_key_is_used_and_a_broken_one_named() -> None:
     kube.put({**secret, "data": {"ed25519.key": base64.b64encode(b"junk").decode()}})
     with pytest.raises(ReceiptError, match=r"Secret ns/k key ed25519.key: not a PEM private key"):
         asyncio.run(signing_key(kube, secret="k", namespace="ns"))
+
+
+def test_keygen_makes_a_secret_the_operator_reads_and_its_public_key(
+    tmp_path: Path, capsys: Any
+) -> None:
+    pub = tmp_path / "receipts.pub"
+    assert main(["receipt", "keygen", "--namespace", "ops", "--public-key-out", str(pub)]) == 0
+    secret = yaml.safe_load(capsys.readouterr().out)
+    assert (secret["kind"], secret["metadata"]["namespace"]) == ("Secret", "ops")
+    kube = FakeKube()
+    kube.put(secret)  # as `kubectl apply` stores it (stringData into data)
+    key = asyncio.run(signing_key(kube, secret="swg-receipt-signing-key", namespace="ops"))
+    published = load_public_key(pub.read_bytes(), where="pub")
+    assert verify_receipt(sign_receipt(RECEIPT, key), published).valid
