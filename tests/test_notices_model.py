@@ -284,3 +284,30 @@ def test_the_notices_command_shows_newest_first_with_the_mail() -> None:
         "updated": "2026-03-01T12:00:00Z",
     }
     assert render_output(History(), "text") == "No notices.\n"
+
+
+def test_each_event_is_one_notice_however_often_it_is_recorded() -> None:
+    from swg_operator.notices import events
+
+    first = events.change(
+        "acme", service_code="S", generation=3, changes=["a\nb", *("x",) * 50], at=NOW
+    )
+    again = events.change("acme", service_code="S", generation=3, changes=[], at=NOW)
+    assert first.id == again.id
+    assert first.body[0] == "a b"
+    assert len(first.body) == 40
+    assert first.body[-1] == "... and 12 more"
+    down = events.incident(
+        "acme", service_code="S", since="2026-03-01T11:00:00Z", reason="R", message="m", at=NOW
+    )
+    up = events.recovered("acme", service_code="S", since="2026-03-01T11:30:00Z", at=NOW)
+    assert len({first.id, down.id, up.id}) == 3
+    with pytest.raises(NoticeError, match=r"attachments\[0\]"):
+        Notice(
+            kind=NoticeKind.PURGE,
+            tenant="acme",
+            service_code="S",
+            time=format_time(NOW),
+            subject="s",
+            attachments=(("../etc/passwd", "x"),),
+        )

@@ -440,3 +440,42 @@ def test_the_mailer_is_built_from_the_settings_and_the_secret(
     assert run(deliver_pending(kube, built, now=NOW)).sent == 1
     assert relay.logins == [USER]
     assert run(load_mailer(kube, OperatorSettings(), tls=tls.client)) is None
+
+
+def test_the_purge_notice_mails_the_signed_receipt_and_then_forgets_the_contacts(
+    tls: Tls, port: int, relay: Received
+) -> None:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from swg_operator.notices import events, purged_box
+    from swg_operator.receipts import read_receipt, sign_receipt, verify_receipt
+
+    kube = cluster()
+    kube.put({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "swg-system"}})
+    key = Ed25519PrivateKey.generate()
+    receipt = sign_receipt(
+        {
+            "tenant": "acme",
+            "tenantUID": "u-1",
+            "state": "Completed",
+            "deleted": "namespace swg-acme",
+        },
+        key,
+    )
+    notice = events.purge(
+        "acme", service_code="SWG-0001", receipt_name="purge-acme-u-1", receipt=receipt, at=NOW
+    )
+    box = purged_box("acme", operator_namespace="swg-system", service_code="SWG-0001")
+    run(record(kube, notice, recipients=CONTACTS[:1], now=NOW, box=box))
+    assert kube.find("ConfigMap", box.name, "swg-system") is not None
+    assert run(deliver_pending(kube, mailer(tls, port), now=NOW, policy=POLICY)).sent == 1
+    (message,) = relay.messages
+    (attachment,) = [p for p in message.walk() if p.get_filename() == "purge-acme-u-1.json"]
+    payload = attachment.get_payload(decode=True)
+    assert isinstance(payload, bytes)
+    mailed = read_receipt(payload, where="mail")
+    assert verify_receipt(mailed, key.public_key()).valid
+    # Settled: the next pass deletes the ConfigMap that held the contact's address.
+    run(deliver_pending(kube, mailer(tls, port), now=later(1), policy=POLICY))
+    assert kube.find("ConfigMap", box.name, "swg-system") is None
+    assert len(relay.messages) == 1

@@ -68,6 +68,13 @@ def compose(notice: Notice, recipient: str, *, sender: str, message_id: str) -> 
         f"Your admins can list every notice with: kubectl swg notices {notice.tenant}",
     ]
     message.set_content("\n".join(lines) + "\n")
+    for name, text in notice.attachments:
+        if name.endswith(".json"):
+            message.add_attachment(
+                text.encode(), maintype="application", subtype="json", filename=name
+            )
+        else:
+            message.add_attachment(text, subtype="plain", filename=name)
     return message
 
 

@@ -38,7 +38,10 @@ MAX_RECIPIENTS: Final = 16  # spec.contacts holds at most 16
 NOTICES_KEY: Final = "notices.json"
 MAIL_KEY: Final = "mail.json"
 
+MAX_ATTACHMENT: Final = 64 * 1024
+
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_ATTACHMENT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 
 
 class NoticeError(ValueError):
@@ -95,6 +98,8 @@ class Notice:
     subject: str
     body: tuple[str, ...] = ()
     key: str = ""  # names the event: the same key is the same notice
+    # (file name, text): sent with the mail, e.g. the signed purge receipt as JSON.
+    attachments: tuple[tuple[str, str], ...] = ()
 
     def __post_init__(self) -> None:
         NoticeKind(self.kind)
@@ -110,6 +115,11 @@ class Notice:
             raise NoticeError(f"body: {len(self.body)} lines, at most {MAX_LINES}")
         for index, line in enumerate(self.body):
             _one_line(line, field_name=f"body[{index}]", limit=MAX_LINE)
+        for index, (name, text) in enumerate(self.attachments):
+            if not _ATTACHMENT_NAME.match(name):
+                raise NoticeError(f"attachments[{index}]: name {name!r} is not a plain file name")
+            if len(text.encode()) > MAX_ATTACHMENT:
+                raise NoticeError(f"attachments[{index}]: larger than {MAX_ATTACHMENT} bytes")
 
     @property
     def id(self) -> str:
@@ -132,6 +142,8 @@ class Notice:
         }
         if self.key:
             out["key"] = self.key
+        if self.attachments:
+            out["attachments"] = [{"name": n, "text": t} for n, t in self.attachments]
         return out
 
     @classmethod
@@ -145,6 +157,9 @@ class Notice:
                 subject=str(raw["subject"]),
                 body=tuple(str(line) for line in raw.get("body", ())),
                 key=str(raw.get("key", "")),
+                attachments=tuple(
+                    (str(a["name"]), str(a["text"])) for a in raw.get("attachments", ())
+                ),
             )
         except KeyError as err:
             raise NoticeError(f"{where}: field {err.args[0]} is missing") from None
