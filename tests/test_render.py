@@ -312,7 +312,11 @@ def test_reader_role_is_read_only_and_never_reaches_secrets() -> None:
     proxy_rule = next(r for r in role["rules"] if r["resources"] == ["services/proxy"])
     assert all(name.split(":")[0] in ("logstore", "http") for name in proxy_rule["resourceNames"])
     config_rule = next(r for r in role["rules"] if r["resources"] == ["configmaps"])
-    assert sorted(config_rule["resourceNames"]) == ["https-inspection-ca-cert", "tenant-status"]
+    assert sorted(config_rule["resourceNames"]) == [
+        "https-inspection-ca-cert",
+        "tenant-notices",
+        "tenant-status",
+    ]
 
 
 def test_an_admin_listed_twice_is_bound_once() -> None:

@@ -23,6 +23,8 @@ SUBCOMMAND_MODULES: tuple[str, ...] = (
     "swg_operator.commands.completion",
     "swg_operator.commands.crd",
     "swg_operator.commands.logs",
+    "swg_operator.commands.notices",
+    "swg_operator.commands.receipt",
     "swg_operator.commands.render",
     "swg_operator.commands.run",
     "swg_operator.commands.sizing",

@@ -148,6 +148,18 @@ def tenant_status_name() -> str:
     return "tenant-status"
 
 
+def notices_config_map_name() -> str:
+    """The ConfigMap holding the tenant's notice history and their mail's delivery state
+    (`swg_operator.notices`), which its admins may read (`kubectl swg notices`)."""
+    return "tenant-notices"
+
+
+def purged_notices_config_map_name(tenant: str) -> str:
+    """The ConfigMap in the operator's namespace holding the notices of a tenant whose
+    namespace the purge deleted (the purge notice and its mail), until they are delivered."""
+    return dns_label(f"purged-notices-{tenant}")
+
+
 def tenant_reader_cluster_role_name() -> str:
     """The ClusterRole of the tenant admins' rights, shipped by the chart and bound in each
     tenant namespace. One operator serves a cluster (the CRD is cluster-wide), so the name is

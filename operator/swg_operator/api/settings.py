@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 from pydantic import Field, StringConstraints, model_validator
 
 from swg_operator.api.base import CamelModel
-from swg_operator.api.types import Cidr, DnsLabel
+from swg_operator.api.types import EMAIL_PATTERN, Cidr, DnsLabel
 
 # A mirror host name (freshclam's DatabaseMirror) and a private mirror URL (PrivateMirror): they
 # reach freshclam.conf, so no space, newline or quote can pass.
@@ -127,6 +127,46 @@ class AntivirusSettings(CamelModel):
     )
 
 
+class MailSettings(CamelModel):
+    """The SMTP relay the operator mails notices to tenants' contacts through (docs/notices.md).
+    No host: notices are recorded in the tenant namespace and no mail is sent."""
+
+    host: MirrorHost | None = Field(default=None, description="The relay's host name.")
+    port: Port = Field(default=587, description="The relay's submission port.")
+    sender: Annotated[str, StringConstraints(pattern=EMAIL_PATTERN, max_length=254)] = Field(
+        default="swg-operator@swg-operator.invalid",
+        description="The From address of every notice; set it to an address of yours.",
+    )
+    starttls: bool = Field(
+        default=True,
+        description="Require STARTTLS, the relay's certificate verified: a relay that does not "
+        "offer it gets no credential and no mail. false only for a relay on the same host.",
+    )
+    credentials_secret: DnsLabel | None = Field(
+        default=None,
+        description="Secret in the operator's namespace with keys username and password for "
+        "the relay's login; none: no login.",
+    )
+    timeout_seconds: Annotated[float, Field(gt=0, le=300)] = 30.0
+    max_tries: Annotated[int, Field(ge=1, le=100)] = Field(
+        default=10, description="Tries of one mail before it is marked failed."
+    )
+    retry_seconds: Annotated[float, Field(ge=0, le=86400)] = Field(
+        default=60.0, description="Wait before the second try; doubled after each, jittered."
+    )
+    max_retry_seconds: Annotated[float, Field(ge=0, le=86400)] = 3600.0
+
+
+class ReceiptSettings(CamelModel):
+    """How purge receipts are signed (docs/operator.md, "Signed receipts")."""
+
+    signing_key_secret: DnsLabel = Field(
+        default="swg-receipt-signing-key",
+        description="Secret in the operator's namespace holding the Ed25519 key that signs "
+        "purge receipts; the operator generates it when it does not exist.",
+    )
+
+
 class OperatorSettings(CamelModel):
     """Settings shared by every tenant; they come from the operator's environment/Helm values."""
 
@@ -162,6 +202,8 @@ class OperatorSettings(CamelModel):
         ),
     ] = ()
     antivirus: AntivirusSettings = AntivirusSettings()
+    mail: MailSettings = MailSettings()
+    receipts: ReceiptSettings = ReceiptSettings()
     resource_requests_percent: Annotated[int, Field(ge=1, le=100)] = Field(
         default=100,
         description="Percent of each sized CPU and memory request that tenant containers "

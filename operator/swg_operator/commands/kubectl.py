@@ -2,6 +2,7 @@
 
     kubectl swg logs TENANT ...     download the tenant's logs (commands/logs.py)
     kubectl swg status TENANT ...   show the tenant's status (commands/status.py)
+    kubectl swg notices TENANT ...  list the tenant's notices and their mail (commands/notices.py)
 
 The executable's entry point is `swg_operator.commands.logs:kubectl_main`, which calls `main`.
 """
@@ -11,7 +12,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Sequence
 
-from swg_operator.commands import logs, status
+from swg_operator.commands import logs, notices, status
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -21,6 +22,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     logs.add_parser(sub)
     status.add_parser(sub)
+    notices.add_parser(sub)
     args = parser.parse_args(argv)
     code: int = args.handler(args)
     return code

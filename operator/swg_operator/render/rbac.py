@@ -4,10 +4,10 @@ What the admins need, and nothing more (ISO/IEC 27017 9.2.x: namespace-scoped re
 and status): the state of their gateway's pods and workloads (and why they are in it: events, pod
 output); their logs, which they download from the log store through the API server's service
 proxy; the tenant's status, which the operator mirrors into the ConfigMap `tenant-status` (the
-`SecureWebGateway` itself is cluster-scoped and out of a namespaced grant's reach); and the
-certificate of the HTTPS-inspection CA the operator generated, to install on their clients. No
-Secrets (the CA's key lives in the namespace), no other ConfigMap, no write verb, no exec or
-port-forward.
+`SecureWebGateway` itself is cluster-scoped and out of a namespaced grant's reach); their notices
+(ConfigMap `tenant-notices`); and the certificate of the HTTPS-inspection CA the operator
+generated, to install on their clients. No Secrets (the CA's key lives in the namespace), no
+other ConfigMap, no write verb, no exec or port-forward.
 
 The rules are the same in every tenant namespace (resource names are fixed names inside the
 namespace), so they live in one ClusterRole the chart ships (`swg-tenant-reader`), and each
@@ -59,7 +59,11 @@ def reader_rules() -> list[dict[str, Any]]:
         {
             "apiGroups": [""],
             "resources": ["configmaps"],
-            "resourceNames": [naming.tenant_status_name(), naming.inspection_ca_certificate_name()],
+            "resourceNames": [
+                naming.tenant_status_name(),
+                naming.inspection_ca_certificate_name(),
+                naming.notices_config_map_name(),
+            ],
             "verbs": ["get"],
         },
     ]
