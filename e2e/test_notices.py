@@ -113,7 +113,9 @@ def _notice(tenant: str, kind: NoticeKind, key: str, at: datetime.datetime) -> N
 
 
 async def _record_and_deliver(tenants: dict[str, Any]) -> tuple[RecordingMailer, list[str]]:
-    kube = HttpKubeApi(kopf.login_with_kubeconfig(settings=kopf.OperatorSettings()))
+    credentials = kopf.login_with_kubeconfig(settings=kopf.OperatorSettings())
+    assert credentials is not None, "the cluster's kubeconfig gave no credentials"
+    kube = HttpKubeApi(credentials)
     try:
         now = await kube.server_time()
         a, b = tenants["a"], tenants["b"]

@@ -41,6 +41,8 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in SUBCOMMAND_MODULES:
         importlib.import_module(name).add_parser(subparsers)
+    # `completion` describes this very parser; it gets it from here (commands sit below cli).
+    parser.set_defaults(build_parser=build_parser)
     return parser
 
 

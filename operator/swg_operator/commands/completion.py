@@ -72,7 +72,6 @@ def add_parser(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from swg_operator.cli import build_parser
-
+    build_parser = args.build_parser  # set by swg_operator.cli.build_parser
     sys.stdout.write(bash_script(build_parser()))
     return 0
