@@ -21,7 +21,7 @@ deps: ## Install missing Debian packages (apt) the tools and tests need
 	@hack/install-apt.sh
 
 # The dependencies come from the hashed lock (every version and file pinned:
-# `.venv/bin/python -m e2e.images lock` regenerates it), then the project itself without any.
+# `.venv/bin/python -m devtools.images lock` regenerates it), then the project itself without any.
 $(VENV)/.installed: pyproject.toml requirements-dev.lock
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --require-hashes -r requirements-dev.lock
