@@ -15,6 +15,8 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 PACKAGE = REPO / "operator" / "swg_operator"
+# The distribution's own packages (pyproject.toml [tool.setuptools] packages).
+FIRST_PARTY = frozenset({"swg_operator", "swg_logstore"})
 
 
 def imported_modules(root: Path) -> dict[str, list[str]]:
@@ -48,7 +50,7 @@ def undeclared(root: Path = PACKAGE, pyproject: Path = REPO / "pyproject.toml") 
     wanted = declared(pyproject)
     problems = []
     for module, files in sorted(imported_modules(root).items()):
-        if module in sys.stdlib_module_names or module == root.name or module == "__future__":
+        if module in sys.stdlib_module_names or module in FIRST_PARTY or module == "__future__":
             continue
         providers = {normalise(d) for d in distributions.get(module, [])}
         if not providers:
