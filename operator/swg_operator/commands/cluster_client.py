@@ -9,7 +9,7 @@ authorization of the caller (the Roles the operator grants a tenant's declared a
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, Final
 
 import httpx2 as httpx
@@ -66,3 +66,24 @@ def http_client(
         single, client_adapter.ConnectionParams(timeout=timeout)
     )
     return client
+
+
+def read_config_map_data(
+    path: str,
+    *,
+    kubeconfig: str | None,
+    context: str | None,
+    explain: Callable[[int, str], str],
+) -> dict[str, str]:
+    """The `data` of the ConfigMap at API `path`, read with the caller's identity; a refusal
+    or an unanswered request is a `ClusterClientError` worded by `explain(status, body)`."""
+    client = http_client(kubeconfig=kubeconfig, context=context)
+    try:
+        with client:
+            response = client.get(path)
+    except httpx.HTTPError as err:
+        raise ClusterClientError(f"the cluster did not answer: {err}") from err
+    if response.status_code != 200:
+        raise ClusterClientError(explain(response.status_code, response.text))
+    data = response.json().get("data") or {}
+    return {str(k): str(v) for k, v in data.items()}

@@ -78,23 +78,17 @@ def explain(status: int, body: str, tenant: str) -> str:
 
 def fetch(tenant: str, *, kubeconfig: str | None, context: str | None) -> dict[str, str]:
     """The notices ConfigMap's `data`, read with the caller's identity."""
-    import httpx2 as httpx
-
-    from swg_operator.commands.cluster_client import ClusterClientError, http_client
+    from swg_operator.commands.cluster_client import ClusterClientError, read_config_map_data
 
     try:
-        client = http_client(kubeconfig=kubeconfig, context=context)
+        return read_config_map_data(
+            notices_path(tenant),
+            kubeconfig=kubeconfig,
+            context=context,
+            explain=lambda status, body: explain(status, body, tenant),
+        )
     except ClusterClientError as err:
         raise NoticesError(str(err)) from err
-    try:
-        with client:
-            response = client.get(notices_path(tenant))
-    except httpx.HTTPError as err:
-        raise NoticesError(f"the cluster did not answer: {err}") from err
-    if response.status_code != 200:
-        raise NoticesError(explain(response.status_code, response.text, tenant))
-    data = response.json().get("data") or {}
-    return {str(k): str(v) for k, v in data.items()}
 
 
 def as_records(history: History, *, kind: str | None = None) -> list[dict[str, Any]]:
