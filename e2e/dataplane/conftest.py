@@ -169,7 +169,7 @@ def render_tenant(tmp_path_factory: pytest.TempPathFactory) -> RenderTenant:
     ) -> Path:
         out = tmp_path_factory.mktemp(f"render-{tenant_yaml.stem}")
         argv = [sys.executable, "-m", "swg_operator.cli", "render", str(tenant_yaml)]
-        argv += ["-o", str(out), "--overwrite", "--settings", str(settings)]
+        argv += ["--output-dir", str(out), "--overwrite", "--settings", str(settings)]
         argv += ["--catalogue", str(catalogue)]
         if platform_signatures is not None:
             argv += ["--platform-signatures", str(platform_signatures)]
