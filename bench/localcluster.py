@@ -29,7 +29,8 @@ from pathlib import Path
 from typing import Any
 
 from e2e.cluster import NODES, ControlPlane, KwokNode, Tuning, wait_until
-from e2e.cluster.controlplane import Ports, http_get
+from e2e.cluster.config import Ports
+from e2e.cluster.controlplane import http_get
 from e2e.cluster.pki import KeyPair, Pki
 from e2e.cluster.processes import ProcessRecord, is_alive, spawn
 from e2e.cluster.processes import stop as stop_processes

@@ -23,7 +23,9 @@ from typing import Any
 import pytest
 from bench.chaos import checks
 from bench.chaos.checks import Expected, Snapshot
-from bench.chaos.scenario import Chaos, Options, renderer
+from bench.chaos.model import Options
+from bench.chaos.observe import renderer
+from bench.chaos.scenario import Chaos
 
 from e2e.cluster import Cluster, ControlPlane, unique_name
 from e2e.operator_process import forget_tenant, install_prerequisites, tenant_manifest

@@ -1,4 +1,4 @@
-"""The images `make images` built (devtools/images.py), checked as the node gets them: each
+"""The images `make images` built (devtools/images/), checked as the node gets them: each
 docker-archive tar of the index is unpacked and its programs run in a chroot as UID 10001, the
 user the chart's and the renderer's pods run as. Needs root and a prior `make images`
 (`make test-images` does both); skipped otherwise."""

@@ -9,7 +9,7 @@
 # Usage: hack/e2e-kind.sh [all|images|up|load|install|test|down]     (default: all)
 #   all      images, up, load, install, test
 #   images   docker build of every images/*/Dockerfile (also `make images-docker`; `make images`
-#            builds the same without Docker, with buildah: devtools/images.py)
+#            builds the same without Docker, with buildah: devtools/images/)
 #   up       create the kind cluster (kept when it exists)
 #   down     delete the kind cluster
 # Environment: IMAGE_REGISTRY (ghcr.io/swg-operator), IMAGE_TAG (the package version),

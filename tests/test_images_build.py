@@ -1,4 +1,4 @@
-"""The pure parts of `make images` (devtools/images.py): what an image's inputs are, the digest that
+"""The pure parts of `make images` (devtools/images/): what an image's inputs are, the digest that
 decides a rebuild, the index the node reads, and the refs the chart and the operator name.
 Building needs root and buildah: e2e/test_images.py checks the built images (-m images)."""
 

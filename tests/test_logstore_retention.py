@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from swg_logstore.batch import Batch
 from swg_logstore.formats import LogType
 from swg_logstore.records import Record
 from swg_logstore.retention import (
@@ -19,7 +20,7 @@ from swg_logstore.retention import (
     is_retained,
     utc_day,
 )
-from swg_logstore.store import Batch, LogStore, StoreConfig
+from swg_logstore.store import LogStore, StoreConfig
 
 START = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 

@@ -18,18 +18,13 @@ from aiohttp import ClientSession
 from aiohttp.test_utils import TestServer
 
 from swg_logstore import layout
+from swg_logstore.batch import Batch, BatchError
+from swg_logstore.durable import write_json_atomic
+from swg_logstore.export import ndjson_chunks, tar_chunks
 from swg_logstore.formats import LogType
 from swg_logstore.records import Record
 from swg_logstore.server import download_app, ingest_app
-from swg_logstore.store import (
-    Batch,
-    BatchError,
-    LogStore,
-    StoreConfig,
-    ndjson_chunks,
-    tar_chunks,
-    write_json_atomic,
-)
+from swg_logstore.store import LogStore, StoreConfig
 
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 TODAY = NOW.date()

@@ -164,8 +164,9 @@ def test_a_deadline_is_never_shortened() -> None:
 
 def test_a_legal_hold_stops_the_log_store_expiring_days(tmp_path: Any) -> None:
     from swg_logstore.__main__ import build_parser
+    from swg_logstore.batch import Batch
     from swg_logstore.formats import LogType
-    from swg_logstore.store import Batch, LogStore, StoreConfig
+    from swg_logstore.store import LogStore, StoreConfig
 
     start = datetime.datetime(2026, 1, 1, 10, 0, tzinfo=datetime.UTC)
     record = {

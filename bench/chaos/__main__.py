@@ -19,7 +19,8 @@ from pathlib import Path
 from e2e.cluster import ControlPlane
 from e2e.operator_process import install_prerequisites
 
-from bench.chaos.scenario import Chaos, Options
+from bench.chaos.model import Options
+from bench.chaos.scenario import Chaos
 from bench.localcluster import BIG_NODES
 from bench.sysinfo import load_average, machine, now_iso, today, versions
 

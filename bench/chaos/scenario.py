@@ -16,137 +16,26 @@ import copy
 import json
 import random
 import time
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, cast
 
 from e2e.cluster import ControlPlane, wait_until
-from e2e.operator_process import OWNED_KINDS, OperatorProcess, tenant_manifest
+from e2e.operator_process import OperatorProcess, tenant_manifest
 
-from bench.chaos.checks import FINALIZER, Expected, Snapshot, every_check, quota_charge_leaks
+from bench.chaos.checks import FINALIZER, every_check, quota_charge_leaks
+from bench.chaos.model import (
+    RESYNC_SECONDS,
+    SPEC_VARIANTS,
+    WATCH_CLIENT_TIMEOUT,
+    WATCH_SERVER_TIMEOUT,
+    Options,
+    Report,
+    Tenant,
+)
+from bench.chaos.observe import renderer, snapshot
 from bench.localcluster import pause, restart, resume
 from swg_operator.naming import tenant_label_value
-
-WATCH_SERVER_TIMEOUT = 10
-WATCH_CLIENT_TIMEOUT = 15
-RESYNC_SECONDS = 3600  # far away: convergence must come from the watches
-SPEC_VARIANTS: tuple[Mapping[str, Any], ...] = (
-    {"sizing": {"endpoints": 500, "requestsPerSecond": 200}},
-    {"sizing": {"endpoints": 50, "requestsPerSecond": 20}},
-    {"clients": {"allowedCIDRs": ["198.51.100.0/24"]}},
-    {"clients": {"allowedCIDRs": ["192.0.2.0/24", "203.0.113.0/25"]}},
-    {"suspended": True},
-    {"suspended": False},
-)
-
-
-@dataclass(frozen=True)
-class Options:
-    seed: int
-    kills: int = 20
-    tenants: int = 8  # created before the first kill
-    late_tenants: int = 4  # created during the kills
-    cancellations: int = 5  # tenants cancelled during the kills
-    max_run_seconds: float = 4.0  # the operator lives uniform(0, this) before SIGKILL
-    pause_seconds: float = 20.0  # > WATCH_CLIENT_TIMEOUT
-    etcd_down_seconds: float = 3.0
-    recovery_timeout: float = 90.0
-    converge_timeout: float = 180.0
-    operator_namespace: str = "swg-system"
-    prefix: str = "chaos"
-
-
-@dataclass
-class Tenant:
-    name: str
-    purge_after_days: int
-    spec: dict[str, Any]
-    uid: str = ""
-    created: bool = False
-    deleted: bool = False
-    # False when the tenant was deleted before the operator ever put its finalizer on it: the
-    # API server then removes it at once, nothing of it was ever created, and no purge (so no
-    # receipt) is owed. The orphan check still proves nothing of it exists.
-    finalized: bool = True
-
-    def expected(self) -> Expected:
-        return Expected(
-            name=self.name,
-            uid=self.uid,
-            spec=copy.deepcopy(self.spec),
-            purge_after_days=self.purge_after_days,
-            deleted=self.deleted,
-            finalized=self.finalized,
-        )
-
-
-@dataclass
-class Report:
-    seed: int
-    tenants: list[dict[str, Any]] = field(default_factory=list)
-    rounds: list[dict[str, Any]] = field(default_factory=list)
-    faults: list[dict[str, Any]] = field(default_factory=list)
-    kills: int = 0
-    converge_seconds: float | None = None
-    total_seconds: float = 0.0
-    violations: dict[str, list[str]] = field(default_factory=dict)
-    # Tenants left with a quota charged for a log claim that does not exist (a figure; the
-    # operator recovers these, so a run that converged has none).
-    quota_charge_leaks: list[str] = field(default_factory=list)
-    operator_errors: list[str] = field(default_factory=list)
-
-    @property
-    def passed(self) -> bool:
-        return (
-            bool(self.violations)
-            and not any(self.violations.values())
-            and not self.quota_charge_leaks
-        )
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "seed": self.seed,
-            "kills": self.kills,
-            "faults": self.faults,
-            "convergeSeconds": self.converge_seconds,
-            "totalSeconds": round(self.total_seconds, 1),
-            "passed": self.passed,
-            "violations": self.violations,
-            "quotaChargeLeaks": self.quota_charge_leaks,
-            "operatorErrors": self.operator_errors,
-            "tenants": self.tenants,
-            "rounds": self.rounds,
-        }
-
-
-def renderer(operator_namespace: str) -> Callable[[Expected], list[dict[str, Any]]]:
-    """The desired objects of an `Expected` tenant, as the operator renders them (the sample
-    catalogue is what `install_prerequisites` imports)."""
-    from swg_operator.api import OperatorSettings, parse_spec
-    from swg_operator.commands.render import read_catalogue
-    from swg_operator.reconcile.ownership import stamp
-    from swg_operator.render import Lifecycle, render_tenant
-    from swg_operator.sizing_io import load_capacity
-
-    catalogue = read_catalogue(None)
-    settings = OperatorSettings.model_validate({"operatorNamespace": operator_namespace})
-    capacity = load_capacity()
-
-    def render(e: Expected) -> list[dict[str, Any]]:
-        lifecycle = Lifecycle.CANCELLED if e.deleted else Lifecycle.ACTIVE
-        manifests = render_tenant(
-            e.name,
-            parse_spec(dict(e.spec)),
-            catalogue=catalogue,
-            settings=settings,
-            capacity=capacity,
-            lifecycle=lifecycle,
-        )
-        # As the operator applies them: its Namespace stamped with the tenant's UID.
-        return list(stamp(manifests.objects, manifests.namespace, e.uid))
-
-    return render
 
 
 class Chaos:
@@ -462,17 +351,3 @@ class Chaos:
         values = {tenant_label_value(n): n for n in names}
         leaked = sorted(values[v] for v in quota_charge_leaks(final) if v in values)
         self.report.quota_charge_leaks = leaked
-
-
-def snapshot(plane: ControlPlane, names: Sequence[str], operator_namespace: str) -> Snapshot:
-    """Live tenants among `names`, every object labelled for any tenant, every purge receipt."""
-    tenants = {
-        item["metadata"]["name"]: item
-        for item in plane.kubectl_json("get", "securewebgateways")["items"]
-        if item["metadata"]["name"] in set(names)
-    }
-    objects = plane.kubectl_json("get", OWNED_KINDS, "-A", "-l", "swg.dev/tenant")["items"]
-    receipts = plane.kubectl_json(
-        "get", "configmaps", "-n", operator_namespace, "-l", "swg.dev/purge-receipt=true"
-    )["items"]
-    return Snapshot(tenants=tenants, objects=objects, receipts=receipts)

@@ -16,7 +16,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench.provision.run import REPO_ROOT, Options, run_floor, run_operator, tenant_names
+from bench.provision.floor import run_floor
+from bench.provision.harness import REPO_ROOT, Options, tenant_names
+from bench.provision.operator_run import run_operator
 from bench.sysinfo import load_average, machine, now_iso, today, versions
 
 RESULTS = REPO_ROOT / "bench" / "results"

@@ -14,7 +14,8 @@ from e2e.cluster.client import (
     unique_name,
     wait_until,
 )
-from e2e.cluster.controlplane import ControlPlane, ControlPlaneError, Tuning
+from e2e.cluster.config import Tuning
+from e2e.cluster.controlplane import ControlPlane, ControlPlaneError
 from e2e.cluster.nodes import NODES, REGION_LABEL, ZONE_LABEL, KwokNode
 
 __all__ = [

@@ -27,17 +27,12 @@ from typing import Final
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
+from swg_logstore.batch import Batch, BatchError
+from swg_logstore.export import DaySnapshot, ndjson_chunks, tar_chunks
 from swg_logstore.formats import LogType
 from swg_logstore.logs import REQUEST_ID_HEADER, new_request_id
 from swg_logstore.retention import utc_day
-from swg_logstore.store import (
-    Batch,
-    BatchError,
-    DaySnapshot,
-    LogStore,
-    ndjson_chunks,
-    tar_chunks,
-)
+from swg_logstore.store import LogStore
 
 Clock = Callable[[], datetime]
 MAX_BATCH_BYTES: Final = 32 * 1024 * 1024

@@ -21,32 +21,27 @@ outside it on a sealed segment that nothing appends to any more.
 
 from __future__ import annotations
 
-import contextlib
 import gzip
-import json
 import os
-import re
 import shutil
-import tarfile
-import tempfile
 import threading
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
-from typing import IO, Any, Final
+from typing import Any, Final
 
 from swg_logstore import layout
+from swg_logstore.batch import Batch
+from swg_logstore.durable import CHUNK, fsync_dir, read_json, write_json_atomic
+from swg_logstore.export import DaySnapshot, Part
 from swg_logstore.formats import LogType
 from swg_logstore.layout import Segment, SegmentState
 from swg_logstore.records import (
-    MalformedLineError,
     Record,
     encode,
     finalise,
     iso_ms,
     record_day,
-    validate,
 )
 from swg_logstore.retention import (
     closable_days,
@@ -56,8 +51,6 @@ from swg_logstore.retention import (
     utc_day,
 )
 
-CHUNK: Final = 64 * 1024
-STREAM_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")
 STATE_VERSION: Final = 1
 # Streams idle this long after the retention window are forgotten (their records are gone).
 STREAM_MEMORY_DAYS: Final = 7
@@ -66,10 +59,6 @@ STREAM_MEMORY_DAYS: Final = 7
 # own time kept in `tsReported`: it lands in today's file and expires with it, instead of
 # opening a day that the retention window would never reach.
 MAX_FUTURE_SKEW: Final = timedelta(minutes=5)
-
-
-class BatchError(ValueError):
-    """A batch the store refuses as a whole (the sender has a bug)."""
 
 
 @dataclass(frozen=True)
@@ -81,46 +70,6 @@ class StoreConfig:
     close_grace: timedelta = timedelta(minutes=10)
     display_time_zone: str = "UTC"  # spec.logs.timeZone: sent to downloaders, not applied
     legal_hold: bool = False  # spec.cancellation.legalHold: no day expires while held
-
-
-@dataclass(frozen=True)
-class Batch:
-    """Records of one stream, each with the offset where its source line ends, and the offset
-    the batch reaches (`to`: past its last line, including lines that made no record)."""
-
-    stream: str
-    to: int
-    records: Sequence[tuple[int, Record]]
-
-    @staticmethod
-    def from_json(body: Any) -> Batch:
-        if not isinstance(body, dict):
-            raise BatchError("a batch is a JSON object")
-        stream, to, items = body.get("stream"), body.get("to"), body.get("records", [])
-        if not isinstance(stream, str) or not STREAM_ID.match(stream):
-            raise BatchError("stream: expected an id of 1-128 [A-Za-z0-9._:-]")
-        if not isinstance(to, int) or isinstance(to, bool) or to < 0:
-            raise BatchError("to: expected a non-negative integer")
-        if not isinstance(items, list):
-            raise BatchError("records: expected a list")
-        records: list[tuple[int, Record]] = []
-        previous = -1
-        for item in items:
-            if not isinstance(item, dict):
-                raise BatchError("records[]: expected objects {off, record}")
-            offset, record = item.get("off"), item.get("record")
-            if not isinstance(offset, int) or isinstance(offset, bool):
-                raise BatchError("records[].off: expected an integer")
-            if offset < previous or offset > to:
-                raise BatchError("records[].off: offsets must not decrease or pass `to`")
-            if not isinstance(record, dict):
-                raise BatchError("records[].record: expected an object")
-            try:
-                records.append((offset, validate(record)))
-            except MalformedLineError as err:
-                raise BatchError(f"records[].record: {err}") from None
-            previous = offset
-        return Batch(stream=stream, to=to, records=records)
 
 
 @dataclass(frozen=True)
@@ -143,27 +92,6 @@ class Counters:
     recovered_batches: int = 0
 
 
-@dataclass(frozen=True)
-class Part:
-    """A readable piece of a day: an open file, how many bytes of it belong to the snapshot,
-    and whether those bytes are gzip."""
-
-    file: IO[bytes]
-    size: int
-    compressed: bool
-
-
-@dataclass
-class DaySnapshot:
-    log_type: LogType
-    day: date
-    parts: list[Part] = field(default_factory=list)
-
-    def close(self) -> None:
-        for part in self.parts:
-            part.file.close()
-
-
 # --- timestamps -----------------------------------------------------------------------------
 
 
@@ -182,41 +110,6 @@ def _too_far_ahead(record: Record, now: datetime) -> bool:
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=now.tzinfo)
     return moment > now + MAX_FUTURE_SKEW
-
-
-# --- file helpers ---------------------------------------------------------------------------
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def write_json_atomic(path: Path, value: object) -> None:
-    """Replace `path` with `value` as JSON: temporary file, fsync, rename, fsync directory."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as out:
-            out.write(json.dumps(value, separators=(",", ":"), sort_keys=True).encode())
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-    _fsync_dir(path.parent)
-
-
-def _read_json(path: Path) -> Any:
-    try:
-        return json.loads(path.read_bytes())
-    except FileNotFoundError:
-        return None
 
 
 # --- the store ------------------------------------------------------------------------------
@@ -241,9 +134,9 @@ class LogStore:
     def _recover(self) -> None:
         for leftover in self._state_dir.glob(".*.tmp"):
             leftover.unlink()
-        state = _read_json(self._streams_path) or {}
+        state = read_json(self._streams_path) or {}
         self._streams = dict(state.get("streams", {}))
-        intent = _read_json(self._intent_path)
+        intent = read_json(self._intent_path)
         if intent is not None:
             acked = self._acked(str(intent["stream"]))
             if acked < int(intent["to"]):
@@ -257,7 +150,7 @@ class LogStore:
                             os.fsync(synced.fileno())
                 self.counters.recovered_batches += 1
             self._intent_path.unlink()
-            _fsync_dir(self._state_dir)
+            fsync_dir(self._state_dir)
         for log_type in LogType:
             type_dir = self.root / log_type.value
             for child in type_dir.iterdir():
@@ -354,7 +247,7 @@ class LogStore:
                 out.flush()
                 os.fsync(out.fileno())
         for directory in new_dirs:
-            _fsync_dir(directory)
+            fsync_dir(directory)
 
     def _save_streams(self) -> None:
         write_json_atomic(self._streams_path, {"version": STATE_VERSION, "streams": self._streams})
@@ -395,7 +288,7 @@ class LogStore:
         directory = layout.day_dir(self.root, log_type, day)
         doomed = directory.with_name(f"{layout.DELETING_PREFIX}{day.isoformat()}")
         os.replace(directory, doomed)
-        _fsync_dir(directory.parent)
+        fsync_dir(directory.parent)
         shutil.rmtree(doomed)
         self.counters.deleted_days += 1
 
@@ -410,7 +303,7 @@ class LogStore:
                     if segment.state is SegmentState.OPEN:
                         target = layout.segment_path(directory, segment.seq, SegmentState.SEALED)
                         os.replace(segment.path, target)
-                        _fsync_dir(directory)
+                        fsync_dir(directory)
                         segment = Segment(segment.seq, SegmentState.SEALED, target)
                     sealed.append(segment)
         return sealed
@@ -425,7 +318,7 @@ class LogStore:
             raw.flush()
             os.fsync(raw.fileno())
         os.replace(tmp, target)
-        _fsync_dir(directory)
+        fsync_dir(directory)
         segment.path.unlink()
         self.counters.compressed_segments += 1
 
@@ -464,123 +357,3 @@ class LogStore:
                     }
                 )
             return out
-
-
-# --- download bodies (generators of byte chunks; the caller closes the snapshots) -------------
-
-
-def _raw_chunks(part: Part) -> Iterator[bytes]:
-    part.file.seek(0)
-    remaining = part.size
-    while remaining > 0:
-        chunk = part.file.read(min(CHUNK, remaining))
-        if not chunk:
-            return
-        remaining -= len(chunk)
-        yield chunk
-
-
-def ndjson_chunks(days: Sequence[DaySnapshot]) -> Iterator[bytes]:
-    """The records of the snapshots as NDJSON, day after day, in stored order."""
-    for snap in days:
-        for part in snap.parts:
-            if part.compressed:
-                part.file.seek(0)
-                with gzip.GzipFile(fileobj=part.file, mode="rb") as unzipped:
-                    while chunk := unzipped.read(CHUNK):
-                        yield chunk
-            else:
-                yield from _raw_chunks(part)
-
-
-class _Counter:
-    """A write-only file that keeps nothing: counts the bytes written to it."""
-
-    def __init__(self) -> None:
-        self.size = 0
-
-    def write(self, data: bytes) -> int:
-        self.size += len(data)
-        return len(data)
-
-    def flush(self) -> None:
-        pass
-
-
-class _Collector:
-    """A write-only file whose bytes the caller takes (`take`) after each write."""
-
-    def __init__(self) -> None:
-        self._pending: list[bytes] = []
-
-    def write(self, data: bytes) -> int:
-        self._pending.append(bytes(data))
-        return len(data)
-
-    def flush(self) -> None:
-        pass
-
-    def take(self) -> bytes:
-        out = b"".join(self._pending)
-        self._pending.clear()
-        return out
-
-
-def _gzip_member(part: Part, sink: _Counter | _Collector) -> Iterator[bytes]:
-    """An uncompressed part as one gzip member, written to `sink` chunk by chunk. Deterministic
-    (fixed level, no name, mtime 0): compressing twice gives the same bytes, so the size can be
-    learnt by a first pass into a `_Counter` and the bytes sent by a second, nothing kept."""
-    take = sink.take if isinstance(sink, _Collector) else (lambda: b"")
-    with gzip.GzipFile(filename="", fileobj=sink, mode="wb", compresslevel=6, mtime=0) as zipped:
-        for chunk in _raw_chunks(part):
-            zipped.write(chunk)
-            if out := take():
-                yield out
-    if out := take():
-        yield out
-
-
-def _day_gzip_size(snap: DaySnapshot) -> int:
-    """The size of one day as a gzip file (`_day_gzip_chunks`), without keeping its bytes."""
-    size = 0
-    for part in snap.parts:
-        if part.compressed:
-            size += part.size
-        else:
-            counter = _Counter()
-            for _ in _gzip_member(part, counter):
-                pass
-            size += counter.size
-    return size
-
-
-def _day_gzip_chunks(snap: DaySnapshot) -> Iterator[bytes]:
-    """One day as a gzip file: compressed segments as they are (gzip members concatenate),
-    open ones compressed now, on the fly."""
-    for part in snap.parts:
-        if part.compressed:
-            yield from _raw_chunks(part)
-        else:
-            yield from _gzip_member(part, _Collector())
-
-
-def tar_chunks(days: Sequence[DaySnapshot]) -> Iterator[bytes]:
-    """A tar stream with one `<type>/<type>-<day>.jsonl.gz` member per day, streamed: nothing is
-    staged in memory or on disk (a tar header needs the member's size first; an open segment's
-    compressed size is counted by compressing it once without keeping the output)."""
-    for snap in days:
-        size = _day_gzip_size(snap)
-        info = tarfile.TarInfo(layout.download_name(snap.log_type, snap.day))
-        info.size = size
-        info.mode = 0o644
-        info.mtime = 0
-        yield info.tobuf(format=tarfile.PAX_FORMAT)
-        sent = 0
-        for chunk in _day_gzip_chunks(snap):
-            sent += len(chunk)
-            yield chunk
-        if sent != size:  # cannot happen (the snapshot is fixed): never send a corrupt member
-            raise RuntimeError(f"{info.name}: {sent} bytes sent, {size} announced")
-        if size % tarfile.BLOCKSIZE:
-            yield b"\0" * (tarfile.BLOCKSIZE - size % tarfile.BLOCKSIZE)
-    yield b"\0" * (2 * tarfile.BLOCKSIZE)
