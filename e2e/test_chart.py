@@ -417,12 +417,6 @@ def _condition(obj: dict[str, Any] | None, kind: str) -> str | None:
     return None
 
 
-def _with_condition(cluster: Cluster, name: str, kind: str) -> dict[str, Any] | None:
-    """The tenant when its condition `kind` is True, else None (a probe for `wait_until`)."""
-    obj = _status(cluster, name)
-    return obj if obj is not None and _condition(obj, kind) == "True" else None
-
-
 def _lua_health(obj: dict[str, Any]) -> dict[str, str]:
     from lupa import lua51
 
@@ -506,7 +500,7 @@ def test_operator_with_only_the_chart_rbac_generates_the_inspection_ca_and_check
     )
     try:
         ready = wait_until(
-            lambda: _with_condition(cluster, generated, "Ready"),
+            lambda: (s := _status(cluster, generated)) and _condition(s, "Ready") == "True" and s,
             timeout=READY_TIMEOUT,
             what=f"{generated} Ready (operator log:\n{operator.log_text()[-3000:]})",
         )
@@ -572,7 +566,7 @@ def test_operator_with_the_chart_service_account_reconciles_cancels_and_purges(
     assert _lua_health(seen_first)["status"] in ("Progressing", "Healthy")
 
     ready = wait_until(
-        lambda: _with_condition(cluster, name, "Ready"),
+        lambda: (s := _status(cluster, name)) and _condition(s, "Ready") == "True" and s,
         timeout=READY_TIMEOUT,
         what=f"{name} Ready (operator log:\n{operator.log_text()[-3000:]})",
     )
@@ -634,7 +628,7 @@ def test_operator_reports_a_spec_it_cannot_honour_as_degraded(
     cluster.apply(_tenant(name, urlFiltering={"blockedCategories": ["no-such-category"]}))
     try:
         stalled = wait_until(
-            lambda: _with_condition(cluster, name, "Stalled"),
+            lambda: (s := _status(cluster, name)) and _condition(s, "Stalled") == "True" and s,
             timeout=READY_TIMEOUT,
             what=f"{name} Stalled",
         )
@@ -697,7 +691,7 @@ def _admin_tenant(name: str, admin: str) -> dict[str, Any]:
 
 def _ready(cluster: Cluster, name: str, operator: OperatorProcess) -> dict[str, Any]:
     found: dict[str, Any] = wait_until(
-        lambda: _with_condition(cluster, name, "Ready"),
+        lambda: (s := _status(cluster, name)) and _condition(s, "Ready") == "True" and s,
         timeout=READY_TIMEOUT,
         what=f"{name} Ready (operator log:\n{operator.log_text()[-3000:]})",
     )
@@ -998,7 +992,7 @@ def test_service_account_cannot_bind_any_other_role(
         assert refused.returncode != 0, role
         assert "forbidden" in refused.stderr.lower(), refused.stderr
     # A Role granting what the operator lacks (log reading), made by the cluster's admin.
-    readers: dict[str, Any] = {
+    readers = {
         "apiVersion": "rbac.authorization.k8s.io/v1",
         "kind": "Role",
         "metadata": {"name": unique_name("log-readers"), "namespace": namespace},
@@ -1008,13 +1002,13 @@ def test_service_account_cannot_bind_any_other_role(
     refused = _apply_as(sa, _binding(namespace, "Role", readers["metadata"]["name"]))
     assert refused.returncode != 0
     assert "forbidden" in refused.stderr.lower(), refused.stderr
-    tenant_role: dict[str, Any] = {
+    role = {
         "apiVersion": "rbac.authorization.k8s.io/v1",
         "kind": "Role",
         "metadata": {"name": "tenant-reader", "namespace": namespace},
         "rules": [{"apiGroups": [""], "resources": ["pods/log"], "verbs": ["get"]}],
     }
-    refused = _apply_as(sa, tenant_role)
+    refused = _apply_as(sa, role)
     assert refused.returncode != 0
     assert "forbidden" in refused.stderr.lower(), refused.stderr
 
@@ -1104,7 +1098,7 @@ def test_real_traffic_through_a_tenant_proxy(
     )
     try:
         ready = wait_until(
-            lambda: _with_condition(cluster, name, "Ready"),
+            lambda: (s := _status(cluster, name)) and _condition(s, "Ready") == "True" and s,
             timeout=600,
             what=f"{name} Ready",
         )
