@@ -140,6 +140,23 @@ class FakeKube:
                     reason="Forbidden",
                 )
 
+    @staticmethod
+    def _check_version(
+        meta: Mapping[str, Any], stored: Mapping[str, Any] | None, name: str
+    ) -> None:
+        """Optimistic locking: a write naming a resourceVersion other than the stored one is a
+        409 Conflict, as on the API server."""
+        wanted = meta.get("resourceVersion")
+        if wanted is None or stored is None:
+            return
+        if wanted != stored["metadata"].get("resourceVersion"):
+            raise KubeApiError(
+                409,
+                f'Operation cannot be fulfilled on "{name}": the object has been modified; '
+                "please apply your changes to the latest version and try again",
+                reason="Conflict",
+            )
+
     def _maybe_fail(self) -> None:
         if self.fail_next:
             raise self.fail_next.pop(0)
@@ -181,14 +198,15 @@ class FakeKube:
         key = _key(obj)
         namespace = key[2]
         if namespace is not None and ("v1", "Namespace", None, namespace) not in self.objects:
-            raise KubeApiError(404, f"namespaces {namespace!r} not found", reason="NotFound")
+            raise KubeApiError(404, f'namespaces "{namespace}" not found', reason="NotFound")
         if namespace in self.refuse_applies:
             raise self.refuse_applies[namespace]
         before = self.objects.get(key)
         if before is None and key[1] == "PersistentVolumeClaim" and namespace is not None:
             self._admit_claim(namespace, key[3])
+        self._check_version(obj["metadata"], before, key[3])
         self.writes.append(("apply", f"{key[1]}/{key[2] or ''}/{key[3]}"))
-        stored = copy.deepcopy(dict(obj))
+        stored = _as_stored(obj)
         meta = stored["metadata"]
         if before is None:
             meta["uid"] = f"uid-{next(self._uids)}"
@@ -201,6 +219,9 @@ class FakeKube:
             meta["generation"] = before["metadata"].get("generation", 1) + int(changed)
             if "status" in before:
                 stored["status"] = before["status"]
+            meta["resourceVersion"] = before["metadata"].get("resourceVersion")
+            if stored == before:  # a no-op apply: no new version, no watch event
+                return copy.deepcopy(stored)
         meta["resourceVersion"] = str(next(self._versions))
         self.objects[key] = stored
         self._event(stored)
@@ -243,7 +264,7 @@ class FakeKube:
         key = _key(obj)
         namespace = key[2]
         if namespace is not None and ("v1", "Namespace", None, namespace) not in self.objects:
-            raise KubeApiError(404, f"namespaces {namespace!r} not found", reason="NotFound")
+            raise KubeApiError(404, f'namespaces "{namespace}" not found', reason="NotFound")
         if key in self.objects:
             return False
         if dry_run:
@@ -269,8 +290,9 @@ class FakeKube:
         key = (kind.api_version, kind.kind, namespace, name)
         if key not in self.objects:
             return None
-        self.writes.append(("patch", f"{kind.kind}/{namespace or ''}/{name}"))
         obj = self.objects[key]
+        self._check_version(patch.get("metadata") or {}, obj, name)
+        self.writes.append(("patch", f"{kind.kind}/{namespace or ''}/{name}"))
         _merge(obj, patch)
         obj["metadata"]["resourceVersion"] = str(next(self._versions))
         if kind.kind == "PersistentVolume":
@@ -324,7 +346,9 @@ class FakeKube:
         self, kind: ResourceKind, name: str, status: Mapping[str, Any]
     ) -> dict[str, Any] | None:
         self._maybe_fail()
-        obj = self.objects[(kind.api_version, kind.kind, None, name)]
+        obj = self.objects.get((kind.api_version, kind.kind, None, name))
+        if obj is None:
+            raise KubeApiError(404, f'{kind.plural} "{name}" not found', reason="NotFound")
         self.writes.append(("status", f"{kind.kind}//{name}"))
         merged = dict(obj.get("status") or {})
         for field, value in status.items():
