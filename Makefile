@@ -22,8 +22,11 @@ deps: ## Install missing Debian packages (apt) the tools and tests need
 
 # The dependencies come from the hashed lock (every version and file pinned:
 # `.venv/bin/python -m devtools.images lock` regenerates it), then the project itself without any.
+# pip itself is pinned first: the pip that Python 3.11's venv brings (23.2) refuses the lock's
+# hashed requirements when a locked package asks for another with extras (lightkube's httpx2[http2,ws]).
 $(VENV)/.installed: pyproject.toml requirements-dev.lock
 	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q 'pip==26.3'
 	$(PY) -m pip install -q --require-hashes -r requirements-dev.lock
 	$(PY) -m pip install -q --no-deps -e .
 	touch $@
