@@ -18,6 +18,8 @@ from typing import Any, TypeVar
 
 import yaml
 
+from swg_operator.commands import yamltext
+
 T = TypeVar("T")
 
 
@@ -65,7 +67,8 @@ def _clean_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
 
 
 def to_yaml_stream(manifests: Iterable[Mapping[str, Any]]) -> str:
-    return yaml.safe_dump_all([dict(m) for m in manifests], sort_keys=False)
+    """What `swg-operator render` writes: strings a Go YAML reader could take for numbers quoted."""
+    return yamltext.dump_all(manifests)
 
 
 class Cluster:

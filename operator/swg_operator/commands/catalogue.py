@@ -9,8 +9,6 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from swg_operator.catalogue import (
     DEFAULT_SHARD_BYTES,
     Catalogue,
@@ -19,6 +17,7 @@ from swg_operator.catalogue import (
     catalogue_to_configmaps,
 )
 from swg_operator.catalogue_io import read_blacklist_directory, read_configmap_file
+from swg_operator.commands import yamltext
 from swg_operator.commands.errors import file_error
 
 DEFAULT_NAMESPACE = "swg-system"
@@ -94,20 +93,8 @@ def _report(issues: Iterable[CatalogueIssue]) -> int:
     return errors
 
 
-class _Dumper(yaml.SafeDumper):
-    """Multi-line strings as literal blocks, so the lists stay one entry per line."""
-
-
-def _str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
-    style = "|" if "\n" in value else None
-    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
-
-
-_Dumper.add_representer(str, _str)
-
-
 def configmaps_yaml(objects: list[dict[str, Any]]) -> str:
-    return yaml.dump_all(objects, Dumper=_Dumper, sort_keys=False, explicit_start=True, width=1000)
+    return yamltext.dump_all(objects, width=1000)
 
 
 def run_import(args: argparse.Namespace) -> int:
@@ -179,7 +166,7 @@ def run_check(args: argparse.Namespace) -> int:
         if args.output == "json":
             sys.stdout.write(json.dumps(document, indent=2) + "\n")
         else:
-            sys.stdout.write(yaml.safe_dump(document, sort_keys=False))
+            sys.stdout.write(yamltext.dump(document))
     if errors:
         print(f"swg-operator catalogue: {errors} error(s)", file=sys.stderr)
         return 1

@@ -52,14 +52,14 @@ def add_parser(subparsers: Any) -> None:
 
 
 def run_keygen(args: argparse.Namespace) -> int:
-    import yaml
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+    from swg_operator.commands import yamltext
     from swg_operator.receipts import key_id, key_secret, public_key_pem
 
     key = Ed25519PrivateKey.generate()
     args.public_key_out.write_bytes(public_key_pem(key.public_key()))
-    sys.stdout.write(yaml.safe_dump(key_secret(args.secret, args.namespace, key), sort_keys=False))
+    sys.stdout.write(yamltext.dump(key_secret(args.secret, args.namespace, key)))
     print(f"key {key_id(key.public_key())}: public key in {args.public_key_out}", file=sys.stderr)
     return 0
 

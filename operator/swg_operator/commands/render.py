@@ -26,6 +26,7 @@ from swg_operator.api.crd import MAX_TENANT_NAME, TENANT_NAME_PATTERN
 from swg_operator.capacity import CapacityError
 from swg_operator.catalogue import Catalogue, CatalogueError
 from swg_operator.catalogue_io import load_blacklist_directory
+from swg_operator.commands import yamltext
 from swg_operator.commands.errors import file_error
 from swg_operator.posix_regex import url_regex_problems
 from swg_operator.render import Lifecycle, RenderError, TenantManifests, render_tenant
@@ -44,25 +45,8 @@ class TenantFileError(ValueError):
 # --- YAML ----------------------------------------------------------------------------------------
 
 
-class _BlockDumper(yaml.SafeDumper):
-    """Multi-line strings (config files in ConfigMaps) as readable `|` blocks; no anchors."""
-
-    def ignore_aliases(self, data: Any) -> bool:
-        return True
-
-
-def _represent_str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
-    style = "|" if "\n" in value else None
-    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
-
-
-_BlockDumper.add_representer(str, _represent_str)
-
-
 def to_yaml(document: Mapping[str, Any]) -> str:
-    return yaml.dump(
-        dict(document), Dumper=_BlockDumper, sort_keys=False, allow_unicode=False, width=100
-    )
+    return yamltext.dump(dict(document))
 
 
 # --- reading -------------------------------------------------------------------------------------
@@ -278,7 +262,7 @@ def run(args: argparse.Namespace) -> int:
         if args.output == "json":
             sys.stdout.write(json.dumps(summary, indent=2) + "\n")
         else:
-            sys.stdout.write(yaml.safe_dump(summary, sort_keys=False))
+            sys.stdout.write(yamltext.dump(summary))
         return 0
     provisional = " (sizing PROVISIONAL)" if manifests.sizing.provisional else ""
     print(

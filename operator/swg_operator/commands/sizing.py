@@ -8,10 +8,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from swg_logstore.retention import MAX_RETENTION_DAYS
 from swg_operator.capacity import CapacityError
+from swg_operator.commands import yamltext
 from swg_operator.commands.errors import file_error
 from swg_operator.quantities import format_bytes as memory_quantity
 from swg_operator.quantities import format_cpu as cpu_quantity
@@ -141,7 +140,7 @@ def run(args: argparse.Namespace) -> int:
             json.dump(document, sys.stdout, indent=2)
             sys.stdout.write("\n")
         else:
-            sys.stdout.write(yaml.safe_dump(document, sort_keys=False))
+            sys.stdout.write(yamltext.dump(document))
     elif args.output == "markdown":
         sys.stdout.write(markdown_summary(plans))
     else:
