@@ -14,11 +14,12 @@ from typing import Any
 import yaml
 
 from e2e.cluster import Cluster, wait_until
+from swg_operator.api import GROUP, PLURAL
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CHART = REPO_ROOT / "charts" / "swg-operator"
 HEALTH_LUA = REPO_ROOT / "deploy/argocd/resource_customizations/swg.dev/SecureWebGateway/health.lua"
-CRD_NAME = "securewebgateways.swg.dev"
+CRD_NAME = f"{PLURAL}.{GROUP}"
 TENANT_READER = "swg-tenant-reader"
 READY_TIMEOUT = 180.0
 PURGE_TIMEOUT = 180.0
