@@ -116,7 +116,9 @@ def test_sandbox_clean_and_malicious() -> None:
     ],
 )
 def test_finalised_records_start_with_the_common_keys(kind: SourceKind, line: str) -> None:
-    for record in records.parse_line(kind, line):
+    parsed = records.parse_line(kind, line)
+    assert parsed, line
+    for record in parsed:
         final = records.finalise(record, tenant="acme", service_code="SWG-0001234")
         assert list(final)[:6] == list(records.HEAD_KEYS)
         assert (final["tenant"], final["serviceCode"]) == ("acme", "SWG-0001234")
