@@ -216,8 +216,10 @@ def tenant_manifest(name: str, **spec: object) -> dict[str, object]:
 
 
 def get_tenant(cluster: Cluster, name: str) -> dict[str, Any] | None:
-    found = cluster.kubectl("get", "swg", name, "-o", "json", check=False)
-    return json.loads(found.stdout) if found.returncode == 0 else None
+    """The tenant, or None when there is none; any other failure of kubectl raises (so that
+    "gone" is never an error read as absence)."""
+    found = cluster.kubectl("get", "swg", name, "-o", "json", "--ignore-not-found").stdout
+    return json.loads(found) if found.strip() else None
 
 
 def condition(body: Mapping[str, Any] | None, kind: str) -> dict[str, Any]:

@@ -4,7 +4,6 @@ chart's ServiceAccount, tenant manifests and probes of their status, Argo CD's h
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 from dataclasses import dataclass
@@ -14,6 +13,7 @@ from typing import Any
 import yaml
 
 from e2e.cluster import Cluster, wait_until
+from e2e.operator_process import condition, get_tenant
 from swg_operator.api import GROUP, PLURAL
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -77,16 +77,9 @@ def tenant_manifest(name: str, **spec: Any) -> dict[str, Any]:
     }
 
 
-def get_tenant(cluster: Cluster, name: str) -> dict[str, Any] | None:
-    found = cluster.kubectl("get", "swg", name, "-o", "json", "--ignore-not-found").stdout
-    return json.loads(found) if found.strip() else None
-
-
 def condition_status(obj: dict[str, Any] | None, kind: str) -> str | None:
-    for condition in (obj or {}).get("status", {}).get("conditions", []):
-        if condition["type"] == kind:
-            return str(condition["status"])
-    return None
+    found = condition(obj, kind).get("status")
+    return None if found is None else str(found)
 
 
 def with_condition(cluster: Cluster, name: str, kind: str) -> dict[str, Any] | None:

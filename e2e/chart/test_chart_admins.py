@@ -17,12 +17,12 @@ from e2e.chart.support import (
     can,
     condition_status,
     delete_tenants,
-    get_tenant,
     log_without_refusals,
     proxy_can_i,
     wait_ready,
 )
 from e2e.cluster import service_account_kubeconfig, unique_name, wait_until
+from e2e.operator_process import get_tenant
 
 pytestmark = pytest.mark.cluster
 

@@ -22,13 +22,13 @@ from e2e.chart.support import (
     capture,
     condition_status,
     delete_tenants,
-    get_tenant,
     log_without_refusals,
     lua_health,
     tenant_manifest,
     with_condition,
 )
 from e2e.cluster import unique_name, wait_until
+from e2e.operator_process import get_tenant
 
 pytestmark = pytest.mark.cluster
 
