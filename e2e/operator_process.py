@@ -216,8 +216,7 @@ def tenant_manifest(name: str, **spec: object) -> dict[str, object]:
 
 
 def get_tenant(cluster: Cluster, name: str) -> dict[str, Any] | None:
-    """The tenant, or None when there is none; any other failure of kubectl raises (so that
-    "gone" is never an error read as absence)."""
+    """The tenant, or None when there is none (any other kubectl failure raises)."""
     found = cluster.kubectl("get", "swg", name, "-o", "json", "--ignore-not-found").stdout
     return json.loads(found) if found.strip() else None
 
