@@ -11,7 +11,7 @@ import datetime
 import functools
 from typing import Any
 
-from fakes import FakeKube
+from fakes import FakeKube, fake_cluster, stored_tenant
 from swg_operator.api import OperatorSettings
 from swg_operator.labels import CONFIG_DIGEST_ANNOTATION
 from swg_operator.reconcile.loop import Context, reconcile
@@ -32,26 +32,11 @@ def generated_ca() -> Any:
 
 
 def tenant(name: str = "acme", **spec: Any) -> dict[str, Any]:
-    return {
-        "apiVersion": "swg.dev/v1alpha1",
-        "kind": "SecureWebGateway",
-        "metadata": {"name": name, "uid": "1234abcd-0000", "generation": 1},
-        "spec": {
-            "serviceCode": "SWG-0001",
-            "sizing": {"endpoints": 50, "requestsPerSecond": 20},
-            "clients": {"allowedCIDRs": ["192.0.2.0/24"]},
-            **spec,
-        },
-    }
+    return stored_tenant(name, **spec)
 
 
 def setup(body: dict[str, Any]) -> tuple[FakeKube, Context]:
-    kube = FakeKube(now=NOW)
-    kube.put(
-        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": SETTINGS.operator_namespace}}
-    )
-    kube.put(body)
-    return kube, Context(kube=kube, settings=SETTINGS, clock=lambda: NOW)
+    return fake_cluster(body, SETTINGS, NOW)
 
 
 def run(kube: FakeKube, ctx: Context, name: str = "acme") -> dict[str, Any]:
