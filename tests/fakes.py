@@ -16,13 +16,11 @@ import itertools
 from collections.abc import Mapping
 from typing import Any
 
-from swg_operator.api import OperatorSettings
 from swg_operator.kube import KubeApiError, ResourceKind, kind_of
 from swg_operator.kube.api import EventType
 from swg_operator.kube.cache import WatchCache
 from swg_operator.kube.kinds import OWNED_KINDS
 from swg_operator.labels import MANAGED_BY, MANAGED_BY_KEY, TENANT_KEY
-from swg_operator.reconcile.loop import Context
 
 OWNED = {(kind.api_version, kind.kind) for kind in OWNED_KINDS}
 
@@ -437,32 +435,3 @@ def make_available(kube: FakeKube) -> None:
             "readyReplicas": replicas,
             "conditions": [{"type": "Available", "status": "True"}],
         }
-
-
-def stored_tenant(name: str = "acme", **spec: Any) -> dict[str, Any]:
-    """A SecureWebGateway as the API server stores it (a uid, generation 1): a minimal spec
-    with `spec` laid over it."""
-    return {
-        "apiVersion": "swg.dev/v1alpha1",
-        "kind": "SecureWebGateway",
-        "metadata": {"name": name, "uid": "1234abcd-0000", "generation": 1},
-        "spec": {
-            "serviceCode": "SWG-0001",
-            "sizing": {"endpoints": 50, "requestsPerSecond": 20},
-            "clients": {"allowedCIDRs": ["192.0.2.0/24"]},
-            **spec,
-        },
-    }
-
-
-def fake_cluster(
-    body: dict[str, Any], settings: OperatorSettings, now: datetime.datetime
-) -> tuple[FakeKube, Context]:
-    """The in-memory API server holding the operator's namespace and `body`, and a reconcile
-    context on it whose clock stands at `now`."""
-    kube = FakeKube(now=now)
-    kube.put(
-        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": settings.operator_namespace}}
-    )
-    kube.put(body)
-    return kube, Context(kube=kube, settings=settings, clock=lambda: now)

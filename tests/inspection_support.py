@@ -11,7 +11,8 @@ import datetime
 import functools
 from typing import Any
 
-from fakes import FakeKube, fake_cluster, stored_tenant
+from fakes import FakeKube
+from reconcile_support import fake_cluster, stored_tenant
 from swg_operator.api import OperatorSettings
 from swg_operator.labels import CONFIG_DIGEST_ANNOTATION
 from swg_operator.reconcile.loop import Context, reconcile

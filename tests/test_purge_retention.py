@@ -13,7 +13,8 @@ from typing import Any
 
 import pytest
 
-from fakes import FakeKube, fake_cluster, stored_tenant
+from fakes import FakeKube
+from reconcile_support import fake_cluster, stored_tenant
 from swg_operator.api import OperatorSettings
 from swg_operator.kube.kinds import TENANT
 from swg_operator.reconcile.loop import Context, reconcile

@@ -9,7 +9,8 @@ from typing import Any
 
 import pytest
 
-from fakes import FakeKube, bind_log_volume, fake_cluster, make_available, stored_tenant
+from fakes import FakeKube, bind_log_volume, make_available
+from reconcile_support import fake_cluster, stored_tenant
 from swg_operator.api import OperatorSettings
 from swg_operator.kube import KubeApiError
 from swg_operator.kube.kinds import DEPLOYMENT, TENANT

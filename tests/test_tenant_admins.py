@@ -14,7 +14,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fakes import FakeKube, fake_cluster, make_available
+from fakes import FakeKube, make_available
+from reconcile_support import fake_cluster
 from swg_operator.api import (
     CancellationStatus,
     ComputedSizing,
