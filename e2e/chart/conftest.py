@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from devtools.processes import free_port
 
-from e2e.chart.support import CHART, CRD_NAME, REPO_ROOT, TENANT_READER, OperatorProcess, Release
+from e2e.chart.support import CHART, CRD_NAME, REPO_ROOT, TENANT_READER, ChartOperator, Release
 from e2e.cluster import (
     Cluster,
     ControlPlane,
@@ -111,7 +111,7 @@ def operator_release(chart_cluster: Cluster, release: Release) -> Release:
 @pytest.fixture(scope="package")
 def operator(
     operator_release: Release, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[OperatorProcess]:
+) -> Iterator[ChartOperator]:
     """`swg-operator run` with a kubeconfig holding a token of the chart's ServiceAccount."""
     rel = operator_release
     work = tmp_path_factory.mktemp("chart-operator")
@@ -124,7 +124,7 @@ def operator(
     )
     sa_cluster = rel.cluster.with_kubeconfig(sa_kubeconfig)
     if not rel.owned:  # the release's own pod runs the operator
-        yield OperatorProcess(None, None, sa_cluster)
+        yield ChartOperator(None, None, sa_cluster)
         return
     settings = work / "settings.json"
     settings.write_text(rel.settings_json())
@@ -142,7 +142,7 @@ def operator(
     env.update(KUBECONFIG=str(sa_kubeconfig), SWG_OPERATOR_NAMESPACE=rel.namespace)
     with log.open("wb") as out:
         process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env)
-    running = OperatorProcess(process, log, sa_cluster)
+    running = ChartOperator(process, log, sa_cluster)
 
     def healthy() -> bool:
         if process.poll() is not None:

@@ -15,12 +15,13 @@ import yaml
 from e2e.cluster import Cluster, wait_until
 from e2e.operator_process import condition, get_tenant
 from swg_operator.api import GROUP, PLURAL
+from swg_operator.naming import tenant_reader_cluster_role_name
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CHART = REPO_ROOT / "charts" / "swg-operator"
 HEALTH_LUA = REPO_ROOT / "deploy/argocd/resource_customizations/swg.dev/SecureWebGateway/health.lua"
 CRD_NAME = f"{PLURAL}.{GROUP}"
-TENANT_READER = "swg-tenant-reader"
+TENANT_READER = tenant_reader_cluster_role_name()
 READY_TIMEOUT = 180.0
 PURGE_TIMEOUT = 180.0
 
@@ -31,7 +32,7 @@ class Release:
     name: str
     namespace: str
     install_output: str
-    owned: bool  # installed by this module (uninstalled at the end)
+    owned: bool  # installed by the package's fixture (uninstalled at the end)
 
     @property
     def fullname(self) -> str:
@@ -39,10 +40,6 @@ class Release:
 
     def helm(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         return self.cluster.helm(*args, "--namespace", self.namespace, check=check)
-
-    def manifest(self) -> list[dict[str, Any]]:
-        text = self.helm("get", "manifest", self.name).stdout
-        return [d for d in yaml.safe_load_all(text) if d]
 
     def settings_json(self) -> str:
         config_map = self.cluster.kubectl_json(
@@ -52,7 +49,11 @@ class Release:
 
 
 @dataclass
-class OperatorProcess:
+class ChartOperator:
+    """The operator with the chart's rights: a local process (`process`, its `log`) on the local
+    control plane, the release's own pod elsewhere; `sa_cluster` is the cluster as its
+    ServiceAccount."""
+
     process: subprocess.Popen[bytes] | None
     log: Path | None
     sa_cluster: Cluster
@@ -132,7 +133,7 @@ def admin_tenant(name: str, admin: str) -> dict[str, Any]:
     return tenant
 
 
-def wait_ready(cluster: Cluster, name: str, operator: OperatorProcess) -> dict[str, Any]:
+def wait_ready(cluster: Cluster, name: str, operator: ChartOperator) -> dict[str, Any]:
     found: dict[str, Any] = wait_until(
         lambda: with_condition(cluster, name, "Ready"),
         timeout=READY_TIMEOUT,
@@ -162,7 +163,7 @@ def delete_tenants(cluster: Cluster, *names: str) -> None:
         wait_until(gone, timeout=PURGE_TIMEOUT, what=f"{name} purged")
 
 
-def log_without_refusals(operator: OperatorProcess, log_start: int) -> str | None:
+def log_without_refusals(operator: ChartOperator, log_start: int) -> str | None:
     """The operator's log from `log_start` on, asserted free of API refusals (the chart's RBAC
     sufficed); None when the release's own pod runs the operator (no log here)."""
     if operator.process is None:

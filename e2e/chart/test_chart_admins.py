@@ -11,7 +11,7 @@ import pytest
 from e2e.chart.support import (
     READY_TIMEOUT,
     TENANT_READER,
-    OperatorProcess,
+    ChartOperator,
     Release,
     admin_tenant,
     can,
@@ -29,7 +29,7 @@ pytestmark = pytest.mark.cluster
 
 def test_tenant_admins_read_their_tenant_and_nothing_of_another(
     operator_release: Release,
-    operator: OperatorProcess,
+    operator: ChartOperator,
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
@@ -108,7 +108,7 @@ def test_tenant_admins_read_their_tenant_and_nothing_of_another(
 
 
 def test_an_upgrade_removes_the_admins_role_of_earlier_versions(
-    operator_release: Release, operator: OperatorProcess
+    operator_release: Release, operator: ChartOperator
 ) -> None:
     """A tenant namespace as an earlier version left it (the tenant's labels but no UID stamp, a
     Role `tenant-reader` and a binding to it; the tenant's status names the namespace): the

@@ -11,7 +11,7 @@ import yaml
 
 from e2e.chart.support import (
     TENANT_READER,
-    OperatorProcess,
+    ChartOperator,
     Release,
     can,
 )
@@ -58,7 +58,7 @@ CANNOT = [
     ids=[f"{v} {r} {n or 'any'}" for v, r, n in CANNOT],
 )
 def test_service_account_cannot(
-    operator: OperatorProcess, verb: str, resource: str, namespace: str | None
+    operator: ChartOperator, verb: str, resource: str, namespace: str | None
 ) -> None:
     # `can-i VERB TYPE/NAME` reads "pods/log" as the pod named log: subresources go apart.
     kind, _, subresource = resource.partition("/")
@@ -71,7 +71,7 @@ def test_service_account_cannot(
 
 
 def test_can_i_answers_yes_for_a_right_the_operator_holds(
-    operator: OperatorProcess,
+    operator: ChartOperator,
 ) -> None:
     """Control for the checks above: the same can-i calls answer yes where a right exists."""
     result = operator.sa_cluster.kubectl(
@@ -81,7 +81,7 @@ def test_can_i_answers_yes_for_a_right_the_operator_holds(
 
 
 def test_service_account_binds_only_the_tenant_admins_cluster_role(
-    operator: OperatorProcess,
+    operator: ChartOperator,
 ) -> None:
     """`bind` on the chart's tenant admins' ClusterRole by name; no `escalate` anywhere; of
     Roles only the list and delete of the one earlier versions wrote."""
@@ -123,7 +123,7 @@ def _apply_as(who: Cluster, obj: dict[str, Any]) -> subprocess.CompletedProcess[
 
 
 def test_service_account_cannot_bind_any_other_role(
-    operator_release: Release, operator: OperatorProcess
+    operator_release: Release, operator: ChartOperator
 ) -> None:
     """The API server refuses the operator a RoleBinding to any ClusterRole but the tenant
     admins' (cluster-admin, admin, edit, view) and to a Role granting what it lacks, and it
@@ -158,7 +158,7 @@ def test_service_account_cannot_bind_any_other_role(
     assert "forbidden" in refused.stderr.lower(), refused.stderr
 
 
-def test_can_i_list_matches_the_chart(operator_release: Release, operator: OperatorProcess) -> None:
+def test_can_i_list_matches_the_chart(operator_release: Release, operator: ChartOperator) -> None:
     """`kubectl auth can-i --list` in a tenant namespace: no wildcard, no log, and on Secrets
     nothing but `create`, and `get` of the generated CA's Secret by its name."""
     listing = operator.sa_cluster.kubectl("auth", "can-i", "--list", "-n", "swg-probe").stdout

@@ -16,7 +16,7 @@ import pytest
 from e2e.chart.support import (
     PURGE_TIMEOUT,
     READY_TIMEOUT,
-    OperatorProcess,
+    ChartOperator,
     Release,
     argo_health,
     capture,
@@ -34,7 +34,7 @@ pytestmark = pytest.mark.cluster
 
 
 def test_operator_with_only_the_chart_rbac_makes_a_tenant_ready(
-    operator_release: Release, operator: OperatorProcess
+    operator_release: Release, operator: ChartOperator
 ) -> None:
     cluster = operator_release.cluster
     name = unique_name("chart-only")
@@ -62,7 +62,7 @@ def test_operator_with_only_the_chart_rbac_makes_a_tenant_ready(
 
 
 def test_operator_with_only_the_chart_rbac_generates_the_inspection_ca_and_checks_references(
-    operator_release: Release, operator: OperatorProcess
+    operator_release: Release, operator: ChartOperator
 ) -> None:
     """HTTPS inspection with the chart's rights alone: the CA Secret is created (`create`, the
     only verb on Secrets) and its certificate published; a CA Secret the spec names is looked
@@ -124,7 +124,7 @@ def test_operator_with_only_the_chart_rbac_generates_the_inspection_ca_and_check
 
 
 def test_operator_with_the_chart_service_account_reconciles_cancels_and_purges(
-    operator_release: Release, operator: OperatorProcess
+    operator_release: Release, operator: ChartOperator
 ) -> None:
     """A tenant becomes Ready, is suspended and resumed, and is cancelled and purged by the
     operator holding only the chart's RBAC; each live status meets the Argo CD health check."""
@@ -192,7 +192,7 @@ def test_operator_with_the_chart_service_account_reconciles_cancels_and_purges(
 
 
 def test_operator_reports_a_spec_it_cannot_honour_as_degraded(
-    operator_release: Release, operator: OperatorProcess
+    operator_release: Release, operator: ChartOperator
 ) -> None:
     """An unknown URL category passes the CRD (the catalogue is the operator's to judge): the
     operator marks the tenant Stalled, and Argo CD shows Degraded."""
@@ -212,7 +212,7 @@ def test_operator_reports_a_spec_it_cannot_honour_as_degraded(
 
 
 def test_a_cancelled_tenant_waits_for_its_purge_and_shows_so(
-    operator_release: Release, operator: OperatorProcess
+    operator_release: Release, operator: ChartOperator
 ) -> None:
     """Cancelled with a purge date ahead: traffic stops, the tenant stays; health.lua says
     Suspended, Argo CD shows Progressing "Pending deletion" (docs/argocd.md)."""
@@ -265,7 +265,7 @@ def _host_address_towards(address: str) -> str:
 
 
 def test_real_traffic_through_a_tenant_proxy(
-    operator_release: Release, operator: OperatorProcess, tmp_path: Path
+    operator_release: Release, operator: ChartOperator, tmp_path: Path
 ) -> None:
     """On kind (real pods, NetworkPolicy enforced): a client inside allowedCIDRs fetches from an
     origin through its tenant's proxy, and a URL the tenant denies is refused by Squid."""

@@ -5,10 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from e2e.chart.support import (
-    CRD_NAME,
-    Release,
-)
+from e2e.chart.support import CRD_NAME, Release
 from e2e.cluster import Cluster
 
 pytestmark = pytest.mark.cluster
