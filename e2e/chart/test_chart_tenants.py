@@ -28,7 +28,7 @@ from e2e.chart.support import (
     with_condition,
 )
 from e2e.cluster import unique_name, wait_until
-from e2e.operator_process import get_tenant
+from e2e.operator_process import forget_tenant, get_tenant
 
 pytestmark = pytest.mark.cluster
 
@@ -241,17 +241,8 @@ def test_a_cancelled_tenant_waits_for_its_purge_and_shows_so(
         assert argo_health(cancelled) == {"status": "Progressing", "message": "Pending deletion"}
     finally:
         # The purge is 30 days away: release the tenant by hand so nothing outlives the test.
-        cluster.kubectl(
-            "patch",
-            "swg",
-            name,
-            "--type=merge",
-            "-p",
-            '{"metadata":{"finalizers":null}}',
-            check=False,
-        )
-        cluster.kubectl("delete", "namespace", f"swg-{name}", "--wait=false", check=False)
-        delete_tenants(cluster, name)
+        forget_tenant(cluster, name)
+        delete_tenants(cluster, name)  # waits until it is gone
 
 
 # --- the tenant admins, bound by the operator with the chart's RBAC ---------------------------
