@@ -201,7 +201,7 @@ OWNED_KINDS = (
 )
 
 
-def tenant_manifest(name: str, **spec: object) -> dict[str, object]:
+def tenant_manifest(name: str, **spec: Any) -> dict[str, Any]:
     return {
         "apiVersion": "swg.dev/v1alpha1",
         "kind": "SecureWebGateway",

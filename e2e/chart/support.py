@@ -12,6 +12,7 @@ from typing import Any
 
 import yaml
 
+from e2e import operator_process
 from e2e.cluster import Cluster, wait_until
 from e2e.operator_process import condition, get_tenant
 from swg_operator.api import GROUP, PLURAL
@@ -63,19 +64,13 @@ class ChartOperator:
 
 
 def tenant_manifest(name: str, **spec: Any) -> dict[str, Any]:
-    return {
-        "apiVersion": "swg.dev/v1alpha1",
-        "kind": "SecureWebGateway",
-        "metadata": {"name": name},
-        "spec": {
-            "serviceCode": "SWG-0000001",
-            "sizing": {"endpoints": 50, "requestsPerSecond": 20},
-            "clients": {"allowedCIDRs": ["203.0.113.0/24"]},
-            "admins": [{"kind": "User", "name": "admin@example.com"}],
-            "cancellation": {"purgeAfterDays": 0},
-            **spec,
-        },
+    """The e2e tier's tenant with an admin and no wait before its purge (a deleted tenant goes
+    at once), `spec` laid over it."""
+    defaults: dict[str, Any] = {
+        "admins": [{"kind": "User", "name": "admin@example.com"}],
+        "cancellation": {"purgeAfterDays": 0},
     }
+    return operator_process.tenant_manifest(name, **{**defaults, **spec})
 
 
 def condition_status(obj: dict[str, Any] | None, kind: str) -> str | None:
