@@ -159,10 +159,19 @@ def delete_tenants(cluster: Cluster, *names: str) -> None:
 
 
 def log_without_refusals(operator: ChartOperator, log_start: int) -> str | None:
-    """The operator's log from `log_start` on, asserted free of API refusals (the chart's RBAC
-    sufficed); None when the release's own pod runs the operator (no log here)."""
+    """The operator's log from `log_start` on, asserted free of authorisation refusals (the
+    chart's RBAC sufficed); None when the release's own pod runs the operator (no log here).
+
+    A 403 for writing into a namespace "because it is being terminated" is no refusal of rights:
+    the API server answers so to anyone while a purged tenant's namespace goes away, and a
+    reconcile racing the purge meets it."""
     if operator.process is None:
         return None
     log = operator.log_text()[log_start:]
-    assert "Forbidden" not in log, log[-3000:]
+    refused = [
+        line
+        for line in log.splitlines()
+        if "Forbidden" in line and "because it is being terminated" not in line
+    ]
+    assert not refused, "\n".join(refused[-20:])
     return log
