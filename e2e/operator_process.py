@@ -201,7 +201,7 @@ OWNED_KINDS = (
 )
 
 
-def tenant_manifest(name: str, **spec: object) -> dict[str, object]:
+def tenant_manifest(name: str, **spec: Any) -> dict[str, Any]:
     return {
         "apiVersion": "swg.dev/v1alpha1",
         "kind": "SecureWebGateway",
@@ -216,8 +216,9 @@ def tenant_manifest(name: str, **spec: object) -> dict[str, object]:
 
 
 def get_tenant(cluster: Cluster, name: str) -> dict[str, Any] | None:
-    found = cluster.kubectl("get", "swg", name, "-o", "json", check=False)
-    return json.loads(found.stdout) if found.returncode == 0 else None
+    """The tenant, or None when there is none (any other kubectl failure raises)."""
+    found = cluster.kubectl("get", "swg", name, "-o", "json", "--ignore-not-found").stdout
+    return json.loads(found) if found.strip() else None
 
 
 def condition(body: Mapping[str, Any] | None, kind: str) -> dict[str, Any]:

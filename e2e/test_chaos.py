@@ -89,7 +89,7 @@ def _tenant(name: str, *, days: int, deleted: bool = False, **spec: Any) -> Expe
     return Expected(
         name=name,
         uid=f"uid-{name}",
-        spec=dict(body["spec"]),  # type: ignore[call-overload]
+        spec=dict(body["spec"]),
         purge_after_days=days,
         deleted=deleted,
     )

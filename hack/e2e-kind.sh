@@ -148,13 +148,13 @@ run_tests() {
   # scaled to zero meanwhile, so that two operators never reconcile the same tenants.
   # shellcheck disable=SC2086  # PYTEST_ARGS is a list of words on purpose
   SWG_E2E_KUBECONFIG="$kubeconfig" SWG_E2E_CHART_RELEASE="$namespace/$release" \
-    "$repo/.venv/bin/python" -m pytest e2e/test_chart.py ${PYTEST_ARGS:-}
+    "$repo/.venv/bin/python" -m pytest e2e/chart/ ${PYTEST_ARGS:-}
   kc -n "$namespace" scale deployment "$release" --replicas=0
   kc -n "$namespace" wait --for=delete pod -l app.kubernetes.io/instance="$release",app.kubernetes.io/component=operator --timeout=120s
   local status=0
   # shellcheck disable=SC2086
   SWG_E2E_KUBECONFIG="$kubeconfig" \
-    "$repo/.venv/bin/python" -m pytest e2e -m "not dataplane and not images" --ignore=e2e/test_chart.py ${PYTEST_ARGS:-} \
+    "$repo/.venv/bin/python" -m pytest e2e -m "not dataplane and not images" --ignore=e2e/chart ${PYTEST_ARGS:-} \
     || status=$?
   kc -n "$namespace" scale deployment "$release" --replicas=1
   return "$status"

@@ -4,7 +4,7 @@ Argo CD runs health checks in gopher-lua (Lua 5.1) with a reduced standard libra
 `lua51` module is the reference Lua 5.1, and the script runs in an environment holding only what
 Argo CD opens, so a script passing here uses nothing Argo CD lacks. The cases are those of
 health_test.yaml (Argo CD's own layout, testdata captured from a live operator by
-e2e/test_chart.py), plus statuses the operator's reconcile loop writes through the in-memory
+e2e/chart/), plus statuses the operator's reconcile loop writes through the in-memory
 API fake.
 """
 

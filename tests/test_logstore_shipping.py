@@ -18,7 +18,8 @@ from pathlib import Path
 
 import pytest
 from devtools.processes import Proc, free_port, wait_for, wait_http
-from tests.test_logformat import CICAP_CLEAN, SQUID_CLEAN
+
+from logformat_samples import CICAP_CLEAN, SQUID_CLEAN
 
 RECORDS = 3000
 WRITER = r"""

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from fakes import FakeKube
+from reconcile_support import fake_cluster, stored_tenant
 from swg_operator.api import OperatorSettings
 from swg_operator.kube.kinds import TENANT
 from swg_operator.reconcile.loop import Context, reconcile
@@ -26,24 +27,11 @@ LAST_HANDLED = "swg.dev/last-handled-configuration"
 
 
 def tenant(**spec: Any) -> dict[str, Any]:
-    return {
-        "apiVersion": "swg.dev/v1alpha1",
-        "kind": "SecureWebGateway",
-        "metadata": {"name": "acme", "uid": "1234abcd-0000", "generation": 1},
-        "spec": {
-            "serviceCode": "SWG-0001",
-            "sizing": {"endpoints": 50, "requestsPerSecond": 20},
-            "clients": {"allowedCIDRs": ["192.0.2.0/24"]},
-            **spec,
-        },
-    }
+    return stored_tenant(**spec)
 
 
 def setup(body: dict[str, Any]) -> tuple[FakeKube, Context]:
-    kube = FakeKube(now=NOW)
-    kube.put({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "swg-system"}})
-    kube.put(body)
-    ctx = Context(kube=kube, settings=SETTINGS, clock=lambda: NOW)
+    kube, ctx = fake_cluster(body, SETTINGS, NOW)
     asyncio.run(reconcile(fresh(kube), ctx=ctx))
     return kube, ctx
 

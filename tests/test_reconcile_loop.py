@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from fakes import FakeKube, bind_log_volume, make_available
+from reconcile_support import fake_cluster, stored_tenant
 from swg_operator.api import OperatorSettings
 from swg_operator.kube import KubeApiError
 from swg_operator.kube.kinds import DEPLOYMENT, TENANT
@@ -21,27 +22,11 @@ NOW = datetime.datetime(2026, 1, 1, 12, 0, tzinfo=datetime.UTC)
 
 
 def tenant(name: str = "acme", **spec: Any) -> dict[str, Any]:
-    body = {
-        "apiVersion": "swg.dev/v1alpha1",
-        "kind": "SecureWebGateway",
-        "metadata": {"name": name, "uid": "1234abcd-0000", "generation": 1},
-        "spec": {
-            "serviceCode": "SWG-0001",
-            "sizing": {"endpoints": 50, "requestsPerSecond": 20},
-            "clients": {"allowedCIDRs": ["192.0.2.0/24"]},
-            **spec,
-        },
-    }
-    return body
+    return stored_tenant(name, **spec)
 
 
 def setup(body: dict[str, Any]) -> tuple[FakeKube, Context]:
-    kube = FakeKube(now=NOW)
-    kube.put(
-        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": SETTINGS.operator_namespace}}
-    )
-    kube.put(body)
-    return kube, Context(kube=kube, settings=SETTINGS, clock=lambda: NOW)
+    return fake_cluster(body, SETTINGS, NOW)
 
 
 def run(coro: Any) -> Any:

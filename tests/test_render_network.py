@@ -162,7 +162,9 @@ def test_proxy_reaches_the_internet_and_nothing_of_the_cluster() -> None:
 def test_every_pod_resolves_names_through_the_cluster_dns_only() -> None:
     manifests = render_example("full")
     policies = policies_of(manifests)
-    for pod in workload_pods(manifests, subnet=1).values():
+    pods = workload_pods(manifests, subnet=1)
+    assert pods
+    for pod in pods.values():
         for protocol in ("UDP", "TCP"):
             assert connection_allowed(policies, pod, DNS, port=53, protocol=protocol)
         assert not connection_allowed(policies, pod, DNS, port=443)
@@ -209,6 +211,7 @@ def test_a_stopped_tenant_has_no_client_or_internet_path(lifecycle: Lifecycle) -
     policies = policies_of(manifests)
     pods = workload_pods(manifests, subnet=1)
     client = Endpoint("198.51.100.20")
+    assert pods
     for pod in pods.values():
         for port in PORTS:
             assert not allowed(policies, client, pod, port)

@@ -25,7 +25,9 @@ def test_every_tenant_pod_pulls_with_the_platform_secrets() -> None:
 
 def test_without_pull_secrets_pods_have_none() -> None:
     name, spec = example_spec("minimal")
-    for template in pod_templates(render(name, spec)):
+    templates = pod_templates(render(name, spec))
+    assert templates
+    for template in templates:
         assert "imagePullSecrets" not in template["spec"]
 
 

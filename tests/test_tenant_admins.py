@@ -15,6 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from fakes import FakeKube, make_available
+from reconcile_support import fake_cluster
 from swg_operator.api import (
     CancellationStatus,
     ComputedSizing,
@@ -192,12 +193,7 @@ def tenant(name: str = "acme", **spec: Any) -> dict[str, Any]:
 
 
 def setup(body: dict[str, Any]) -> tuple[FakeKube, Context]:
-    kube = FakeKube(now=NOW)
-    kube.put(
-        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": SETTINGS.operator_namespace}}
-    )
-    kube.put(body)
-    return kube, Context(kube=kube, settings=SETTINGS, clock=lambda: NOW)
+    return fake_cluster(body, SETTINGS, NOW)
 
 
 def fresh(kube: FakeKube, name: str = "acme") -> dict[str, Any]:

@@ -27,20 +27,31 @@ import re
 import shlex
 import shutil
 import signal
-import socket
 import subprocess
 import time
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Unpack
 
 from e2e.dataplane import client
+from e2e.dataplane.daemons import (
+    DAEMONS,
+    Daemon,
+    DaemonSpec,
+    DaemonStartError,
+    copy_tree,
+    directive,
+    host_port,
+    tcp_open,
+    unix_ping,
+)
 from e2e.dataplane.netns import NetNamespace
 from e2e.dataplane.origin import Origin
 from e2e.dataplane.payloads import Payload
 from e2e.dataplane.pki import TestPki, make_pki
 from swg_logstore.formats import SQUID_ACCESS_LOG_PATH
+
+__all__ = ["DEFAULT_TEST_NAMES", "UID", "DaemonStartError", "DataplaneStack"]
 
 REPO = Path(__file__).resolve().parents[2]
 ENTRYPOINTS = {
@@ -70,122 +81,6 @@ DEFAULT_TEST_NAMES = (
     "denied.test",
     "noinspect.test",
 )
-
-
-class DaemonStartError(RuntimeError):
-    pass
-
-
-@dataclass(frozen=True)
-class DaemonSpec:
-    name: str
-    pod: str  # which state directory (one per pod)
-    argv: tuple[str, ...]
-
-
-DAEMONS = {
-    "clamd": DaemonSpec("clamd", "antivirus", ("/usr/local/bin/swg-antivirus-entrypoint", "clamd")),
-    "c-icap": DaemonSpec(
-        "c-icap", "antivirus", ("/usr/local/bin/swg-antivirus-entrypoint", "c-icap")
-    ),
-    "squid": DaemonSpec("squid", "proxy", ("/usr/local/bin/swg-proxy-entrypoint",)),
-}
-
-
-class Daemon:
-    """A running daemon; its stdout and stderr go to ``<logs>/<name>.out`` and ``.err``."""
-
-    def __init__(
-        self, spec: DaemonSpec, process: subprocess.Popen[bytes], stdout: Path, stderr: Path
-    ) -> None:
-        self.spec = spec
-        self.process = process
-        self.stdout = stdout
-        self.stderr = stderr
-
-    @property
-    def alive(self) -> bool:
-        return self.process.poll() is None
-
-    def log_tail(self, lines: int = 30) -> str:
-        parts = []
-        for path in (self.stderr, self.stdout):
-            text = path.read_text(errors="replace") if path.exists() else ""
-            parts.append(f"--- {path.name}\n" + "\n".join(text.splitlines()[-lines:]))
-        return "\n".join(parts)
-
-    def stop(self, *, timeout: float = 60.0, sig: signal.Signals = signal.SIGTERM) -> float:
-        """Send ``sig`` (SIGTERM: the graceful stop Kubernetes does), wait; SIGKILL the process
-        group after ``timeout``. Returns the seconds it took."""
-        started = time.monotonic()
-        if self.alive:
-            with contextlib.suppress(ProcessLookupError):
-                self.process.send_signal(sig)
-            try:
-                self.process.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait(timeout=10)
-        # helpers (Squid's certificate generators) share the process group
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.process.pid, signal.SIGKILL)
-        return time.monotonic() - started
-
-
-def _directive(conf: Path, name: str) -> list[str]:
-    """Arguments of every ``name`` line of a Squid / c-icap / clamd style configuration file."""
-    found: list[str] = []
-    for line in conf.read_text().splitlines():
-        parts = line.split()
-        if parts and parts[0] == name:
-            found.append(" ".join(parts[1:]))
-    return found
-
-
-def _host_port(value: str, default_host: str = "127.0.0.1") -> tuple[str, int]:
-    match = re.fullmatch(r"(?:\[?([0-9a-fA-F.:]+?)\]?:)?(\d+)", value.split()[0])
-    if not match:
-        raise ValueError(f"cannot read an address from {value!r}")
-    return match.group(1) or default_host, int(match.group(2))
-
-
-def _copy_tree(src: Path, dst: Path) -> None:
-    """Copy with modes the non-root daemons can read (0755 directories, 0644 files)."""
-    dst.mkdir(parents=True, exist_ok=True)
-    dst.chmod(0o755)
-    for item in sorted(src.iterdir()):
-        if item.is_dir():
-            _copy_tree(item, dst / item.name)
-        else:
-            shutil.copyfile(item, dst / item.name)
-            (dst / item.name).chmod(0o644)
-
-
-def _unix_ping(path: Path) -> bool:
-    # Through /proc/self/fd so that long temporary paths fit in sun_path.
-    try:
-        dir_fd = os.open(path.parent, os.O_PATH)
-    except FileNotFoundError:
-        return False
-    try:
-        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
-            sock.settimeout(2)
-            sock.connect(f"/proc/self/fd/{dir_fd}/{path.name}")
-            sock.sendall(b"zPING\0")
-            return sock.recv(16).startswith(b"PONG")
-    except OSError:
-        return False
-    finally:
-        os.close(dir_fd)
-
-
-def _tcp_open(address: tuple[str, int]) -> bool:
-    try:
-        with socket.create_connection(address, timeout=1):
-            return True
-    except OSError:
-        return False
 
 
 class DataplaneStack:
@@ -222,9 +117,9 @@ class DataplaneStack:
         self.origin: Origin | None = None
         self.resolv_search = tuple(resolv_search)
         workdir.mkdir(parents=True, exist_ok=True)
-        _copy_tree(conf_dir, self.conf)
+        copy_tree(conf_dir, self.conf)
         # The anti-virus Service as squid.conf names it (fully qualified): the loopback listener.
-        for service in _directive(self.conf / "squid.conf", "icap_service"):
+        for service in directive(self.conf / "squid.conf", "icap_service"):
             match = re.search(r"icaps?://(antivirus\.[^:/]+)", service)
             if match:
                 self.hosts.setdefault(match.group(1), DEFAULT_SERVICE_HOSTS["antivirus"])
@@ -232,10 +127,10 @@ class DataplaneStack:
             shutil.copyfile(path, self.conf / path.name)
             (self.conf / path.name).chmod(0o644)
         self.pki: TestPki = make_pki(workdir / "pki", self.hosts)
-        self.proxy_address = _host_port(_directive(self.conf / "squid.conf", "http_port")[0])
-        icap_port = _directive(self.conf / "c-icap.conf", "Port") if "c-icap" in daemons else []
-        self.icap_address = _host_port(icap_port[0]) if icap_port else None
-        sockets = _directive(self.conf / "clamd.conf", "LocalSocket") if "clamd" in daemons else []
+        self.proxy_address = host_port(directive(self.conf / "squid.conf", "http_port")[0])
+        icap_port = directive(self.conf / "c-icap.conf", "Port") if "c-icap" in daemons else []
+        self.icap_address = host_port(icap_port[0]) if icap_port else None
+        sockets = directive(self.conf / "clamd.conf", "LocalSocket") if "clamd" in daemons else []
         self.clamd_socket = self.host_path("antivirus", sockets[0]) if sockets else None
 
     # ------------------------------------------------------------------ paths
@@ -279,7 +174,7 @@ class DataplaneStack:
             shutil.copyfile(source, bin_dir / name)
             (bin_dir / name).chmod(0o755)
         tls = self.workdir / "tls"
-        _copy_tree(self.pki.inspection_dir, tls)
+        copy_tree(self.pki.inspection_dir, tls)
         etc = self.workdir / "etc"
         etc.mkdir(exist_ok=True)
         hosts = ["127.0.0.1 localhost", "::1 localhost"]
@@ -377,10 +272,10 @@ class DataplaneStack:
     def _ready(self, name: str) -> bool:
         assert self.netns is not None
         if name == "clamd":
-            return self.clamd_socket is not None and _unix_ping(self.clamd_socket)
+            return self.clamd_socket is not None and unix_ping(self.clamd_socket)
         address = self.icap_address if name == "c-icap" else self.proxy_address
         assert address is not None
-        return self.netns.call(lambda: _tcp_open(address))
+        return self.netns.call(lambda: tcp_open(address))
 
     def _wait_ready(self, daemon: Daemon, *, timeout: float) -> None:
         deadline = time.monotonic() + timeout

@@ -1,0 +1,231 @@
+"""The tenants the CRD admission tests (test_crd_admission.py) send: a minimal and a full spec,
+variations of the minimal one, and the malformed ones with the text each refusal must hold."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from swg_operator.api import API_VERSION, KIND
+
+MINIMAL_SPEC: dict[str, Any] = {
+    "serviceCode": "SWG-0001234",
+    "sizing": {"endpoints": 100, "requestsPerSecond": 50},
+    "clients": {"allowedCIDRs": ["10.20.0.0/16"]},
+}
+
+FULL_SPEC: dict[str, Any] = {
+    "serviceCode": "SWG-0009876",
+    "displayName": "Example Corp (head office)",
+    "contacts": ["noc@example.com"],
+    "sizing": {"endpoints": 2500, "requestsPerSecond": 800},
+    "clients": {"allowedCIDRs": ["10.20.0.0/16", "2001:db8:10::/48"]},
+    "urlFiltering": {
+        "blockedCategories": ["gambling", "malware"],
+        "allow": {"domains": [".example.com"]},
+        "deny": {"domains": ["bad.example.net"], "urlRegex": [r"^https?://[^/]+/ads/"]},
+        "policies": [
+            {"name": "finance", "sourceCIDRs": ["10.20.1.0/24"], "blockedCategories": ["social"]},
+            {"name": "it", "sourceCIDRs": ["10.20.2.0/24"], "allow": {"domains": ["github.com"]}},
+        ],
+    },
+    "antivirus": {"enabled": True, "maxScanSize": "100Mi", "failOpen": False},
+    "options": {
+        "bypass": {"domains": ["update.example.org"], "CIDRs": ["192.0.2.0/24"]},
+        "httpsInspection": {"enabled": True, "doNotInspect": {"categories": ["banking"]}},
+        "sandbox": {"enabled": True, "icapURL": "icaps://sandbox.example.net:1344/analyze"},
+    },
+    "logs": {"retentionDays": 30, "timeZone": "Asia/Tokyo", "storage": {"size": "20Gi"}},
+    "placement": {"region": "region-a"},
+    "admins": [{"kind": "Group", "name": "example-corp:admins"}],
+    "cancellation": {"purgeAfterDays": 30, "legalHold": False},
+}
+
+
+def tenant(name: str, spec: dict[str, Any]) -> dict[str, Any]:
+    return {"apiVersion": API_VERSION, "kind": KIND, "metadata": {"name": name}, "spec": spec}
+
+
+DELETE = object()
+
+
+def with_changes(**changes: Any) -> dict[str, Any]:
+    """MINIMAL_SPEC with `changes` set (or removed, with `DELETE`); `__` separates the parts
+    of a nested key: `sizing__endpoints=0`."""
+    spec = copy.deepcopy(MINIMAL_SPEC)
+    for path, value in changes.items():
+        *parents, leaf = path.split("__")
+        node = spec
+        for part in parents:
+            node = node.setdefault(part, {})
+        if value is DELETE:
+            del node[leaf]
+        else:
+            node[leaf] = value
+    return spec
+
+
+# (id, spec or full object, text the error must contain: the field path, and a message part)
+MALFORMED: list[tuple[str, dict[str, Any], tuple[str, ...]]] = [
+    ("missing-serviceCode", with_changes(serviceCode=DELETE), ("spec.serviceCode", "Required")),
+    ("serviceCode-lowercase", with_changes(serviceCode="swg-1"), ("spec.serviceCode",)),
+    ("missing-sizing", with_changes(sizing=DELETE), ("spec.sizing", "Required")),
+    ("endpoints-0", with_changes(sizing__endpoints=0), ("spec.sizing.endpoints",)),
+    (
+        "rps-over-1e6",
+        with_changes(sizing__requestsPerSecond=1_000_001),
+        ("spec.sizing.requestsPerSecond", "1000000"),
+    ),
+    (
+        "cidr-host-bits",
+        with_changes(clients__allowedCIDRs=["10.20.1.0/16"]),
+        ("spec.clients.allowedCIDRs[0]", "host bits"),
+    ),
+    (
+        "cidr-ipv6-not-canonical",
+        with_changes(clients__allowedCIDRs=["2001:DB8::/32"]),
+        ("spec.clients.allowedCIDRs[0]", "canonical"),
+    ),
+    (
+        "cidr-prefix-too-long",
+        with_changes(clients__allowedCIDRs=["10.0.0.0/33"]),
+        ("spec.clients.allowedCIDRs[0]", "must be a CIDR"),
+    ),
+    (
+        "cidr-garbage",
+        with_changes(clients__allowedCIDRs=["example.com/8"]),
+        ("spec.clients.allowedCIDRs[0]",),
+    ),
+    (
+        "catch-all-without-consent",
+        with_changes(clients__allowedCIDRs=["10.0.0.0/8", "0.0.0.0/0"]),
+        ("spec.clients.allowedCIDRs", "allowAnyClient"),
+    ),
+    (
+        "ipv6-catch-all-without-consent",
+        with_changes(clients__allowedCIDRs=["::/0"]),
+        ("spec.clients.allowedCIDRs", "allowAnyClient"),
+    ),
+    (
+        "no-allowed-cidrs",
+        with_changes(clients__allowedCIDRs=[]),
+        ("spec.clients.allowedCIDRs",),
+    ),
+    (
+        "duplicate-allowed-cidrs",
+        with_changes(clients__allowedCIDRs=["10.0.0.0/8", "10.0.0.0/8"]),
+        ("spec.clients.allowedCIDRs", "duplicate"),
+    ),
+    (
+        "policy-cidr-host-bits",
+        with_changes(urlFiltering={"policies": [{"name": "a", "sourceCIDRs": ["10.0.0.1/8"]}]}),
+        ("spec.urlFiltering.policies[0].sourceCIDRs[0]", "host bits"),
+    ),
+    (
+        "bypass-cidr-invalid",
+        with_changes(options={"bypass": {"CIDRs": ["300.0.0.0/8"]}}),
+        ("spec.options.bypass.CIDRs[0]", "must be a CIDR"),
+    ),
+    (
+        "domain-with-newline",
+        with_changes(urlFiltering={"deny": {"domains": ["bad.example\nhttp_access allow all"]}}),
+        ("spec.urlFiltering.deny.domains[0]",),
+    ),
+    (
+        "domain-with-space",
+        with_changes(urlFiltering={"allow": {"domains": ["a b.example"]}}),
+        ("spec.urlFiltering.allow.domains[0]",),
+    ),
+    (
+        "url-regex-with-space",
+        with_changes(urlFiltering={"deny": {"urlRegex": ["^http://a b"]}}),
+        ("spec.urlFiltering.deny.urlRegex[0]",),
+    ),
+    (
+        "url-regex-leading-hash",
+        with_changes(urlFiltering={"deny": {"urlRegex": ["#include /etc/passwd"]}}),
+        ("spec.urlFiltering.deny.urlRegex[0]",),
+    ),
+    (
+        "url-regex-unicode-line-separator",
+        with_changes(urlFiltering={"deny": {"urlRegex": ["a\u2028b"]}}),
+        ("spec.urlFiltering.deny.urlRegex[0]",),
+    ),
+    (
+        "duplicate-policy-names",
+        with_changes(
+            urlFiltering={
+                "policies": [
+                    {"name": "staff", "sourceCIDRs": ["10.1.0.0/16"]},
+                    {"name": "staff", "sourceCIDRs": ["10.2.0.0/16"]},
+                ]
+            }
+        ),
+        ("spec.urlFiltering.policies", "duplicate", "staff"),
+    ),
+    (
+        "duplicate-blocked-categories",
+        with_changes(urlFiltering={"blockedCategories": ["adult", "adult"]}),
+        ("spec.urlFiltering.blockedCategories", "duplicate"),
+    ),
+    (
+        "category-with-directive",
+        with_changes(urlFiltering={"blockedCategories": ["adult include"]}),
+        ("spec.urlFiltering.blockedCategories[0]",),
+    ),
+    (
+        "sandbox-enabled-without-url",
+        with_changes(options={"sandbox": {"enabled": True}}),
+        ("spec.options.sandbox.icapURL", "Required"),
+    ),
+    (
+        "sandbox-url-not-icap",
+        with_changes(options={"sandbox": {"enabled": True, "icapURL": "http://x.example/"}}),
+        ("spec.options.sandbox.icapURL",),
+    ),
+    ("retention-91", with_changes(logs={"retentionDays": 91}), ("spec.logs.retentionDays", "90")),
+    ("retention-0", with_changes(logs={"retentionDays": 0}), ("spec.logs.retentionDays",)),
+    ("time-zone-injection", with_changes(logs={"timeZone": "UTC\n"}), ("spec.logs.timeZone",)),
+    (
+        "log-size-not-quantity",
+        with_changes(logs={"storage": {"size": "lots"}}),
+        ("spec.logs.storage.size",),
+    ),
+    (
+        "purge-after-minus-1",
+        with_changes(cancellation={"purgeAfterDays": -1}),
+        ("spec.cancellation.purgeAfterDays",),
+    ),
+    (
+        "purge-after-91",
+        with_changes(cancellation={"purgeAfterDays": 91}),
+        ("spec.cancellation.purgeAfterDays",),
+    ),
+    (
+        "max-scan-size-injection",
+        with_changes(antivirus={"maxScanSize": "50Mi; rm"}),
+        ("spec.antivirus.maxScanSize",),
+    ),
+    ("bad-contact", with_changes(contacts=["not-an-email"]), ("spec.contacts[0]",)),
+    (
+        "admin-kind-unknown",
+        with_changes(admins=[{"kind": "ServiceAccount", "name": "x"}]),
+        ("spec.admins[0].kind", "Unsupported value"),
+    ),
+    (
+        "display-name-newline",
+        with_changes(displayName="Example\nCorp"),
+        ("spec.displayName",),
+    ),
+    (
+        "region-not-label-value",
+        with_changes(placement={"region": "eu west"}),
+        ("spec.placement.region",),
+    ),
+    ("unknown-field", with_changes(proxyPort=8080), ("spec.proxyPort", "not declared")),
+    (
+        "unknown-nested-field",
+        with_changes(sizing__burst=10),
+        ("spec.sizing.burst", "not declared"),
+    ),
+]

@@ -1,0 +1,201 @@
+"""What the real node's tenant tests (e2e/test_node_tenants.py) share: the two tenants and
+their clients, client pods and the Python scripts they run (fetch through a proxy, a TCP
+connect, a request loop), and a tenant manifest."""
+
+from __future__ import annotations
+
+import json
+import textwrap
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from e2e.cluster import ControlPlane, wait_until
+from e2e.cluster.realnode import REAL_NODE_LABEL
+from e2e.dataplane.payloads import Payload
+
+CLIENT_IMAGE = "ghcr.io/swg-operator/logstore:0.1.0"  # has Python: the clients' HTTP tool
+POD_TIMEOUT = 180.0
+READY_TIMEOUT = 420.0
+DENIED_DOMAIN = "denied.test"
+PROXY_PORT = 3128
+
+
+@dataclass(frozen=True)
+class Tenants:
+    cluster: ControlPlane
+    a: str
+    b: str
+    admins_ns: str
+    client_ns: str
+    client_in_ip: str
+    client_out_ip: str
+    payloads: dict[str, Payload]
+    workdir: Path
+
+    @property
+    def ns_a(self) -> str:
+        return f"swg-{self.a}"
+
+    @property
+    def ns_b(self) -> str:
+        return f"swg-{self.b}"
+
+
+def client_pod(name: str, *, serve: int | None = None) -> dict[str, Any]:
+    """A client that idles (tests exec Python in it), or serves HTTP on port `serve`
+    (restricted Pod Security either way)."""
+    command = (
+        ["python", "-m", "http.server", str(serve), "--directory", "/tmp"]
+        if serve
+        else ["python", "-c", "import time; time.sleep(86400)"]
+    )
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": name, "labels": {"app": name}},
+        "spec": {
+            "nodeSelector": {REAL_NODE_LABEL: "true"},
+            "terminationGracePeriodSeconds": 1,
+            "automountServiceAccountToken": False,
+            "securityContext": {
+                "runAsNonRoot": True,
+                "runAsUser": 10001,
+                "seccompProfile": {"type": "RuntimeDefault"},
+            },
+            "containers": [
+                {
+                    "name": "client",
+                    "image": CLIENT_IMAGE,
+                    "imagePullPolicy": "IfNotPresent",
+                    "command": command,
+                    "securityContext": {
+                        "allowPrivilegeEscalation": False,
+                        "readOnlyRootFilesystem": True,
+                        "capabilities": {"drop": ["ALL"]},
+                    },
+                    "resources": {
+                        "requests": {"cpu": "10m", "memory": "32Mi"},
+                        "limits": {"cpu": "200m", "memory": "128Mi"},
+                    },
+                }
+            ],
+        },
+    }
+
+
+def run_pod(cluster: ControlPlane, namespace: str, pod: dict[str, Any]) -> dict[str, Any]:
+    name = pod["metadata"]["name"]
+    cluster.apply(pod, namespace=namespace)
+
+    def ready() -> dict[str, Any] | None:
+        obj = cluster.kubectl_json("get", "pod", name, "-n", namespace)
+        conditions = obj.get("status", {}).get("conditions", [])
+        ok = any(c["type"] == "Ready" and c["status"] == "True" for c in conditions)
+        return obj if ok else None
+
+    def describe() -> str:
+        return cluster.kubectl("describe", "pod", name, "-n", namespace, check=False).stdout
+
+    result: dict[str, Any] = wait_until(
+        ready, timeout=POD_TIMEOUT, what=f"pod {namespace}/{name} Ready", describe=describe
+    )
+    return result
+
+
+# Runs in a client pod: one request through a proxy, prints JSON {status, body | error}.
+FETCH = textwrap.dedent(
+    """
+    import json, sys, urllib.request, urllib.error
+    proxy, url = sys.argv[1], sys.argv[2]
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({"http": proxy}))
+    try:
+        with opener.open(url, timeout=20) as r:
+            print(json.dumps({"status": r.status, "body": r.read(4096).decode("latin-1")}))
+    except urllib.error.HTTPError as e:
+        print(json.dumps({"status": e.code, "body": e.read(4096).decode("latin-1")}))
+    except Exception as e:
+        print(json.dumps({"status": None, "error": repr(e)}))
+    """
+)
+
+# Runs in a client pod: can a TCP connection be opened? prints "open" or "closed: <error>".
+CONNECT = textwrap.dedent(
+    """
+    import socket, sys
+    try:
+        socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=3).close()
+        print("open")
+    except OSError as e:
+        print(f"closed: {e!r}")
+    """
+)
+
+# Runs in a client pod: requests through the proxy in a loop for N seconds; prints counts.
+LOOP = textwrap.dedent(
+    """
+    import json, sys, time, urllib.request, urllib.error
+    proxy, url, seconds = sys.argv[1], sys.argv[2], float(sys.argv[3])
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({"http": proxy}))
+    ok, failed, errors = 0, 0, []
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        try:
+            with opener.open(url, timeout=10) as r:
+                r.read()
+                ok += 1
+        except Exception as e:
+            failed += 1
+            errors.append(repr(e)[:200])
+        time.sleep(0.1)
+    print(json.dumps({"ok": ok, "failed": failed, "errors": errors[:5]}))
+    """
+)
+
+
+def py(cluster: ControlPlane, namespace: str, pod: str, script: str, *args: str) -> str:
+    result = cluster.kubectl(
+        "exec", pod, "-n", namespace, "--", "python", "-c", script, *args, timeout=600
+    )
+    return result.stdout.strip()
+
+
+def fetch(t: Tenants, pod: str, url: str) -> dict[str, Any]:
+    proxy = f"http://proxy.{t.ns_a}.svc:{PROXY_PORT}"
+    out = py(t.cluster, t.client_ns, pod, FETCH, proxy, url)
+    result: dict[str, Any] = json.loads(out)
+    return result
+
+
+def can_connect(t: Tenants, namespace: str, pod: str, address: str, port: int) -> bool:
+    return py(t.cluster, namespace, pod, CONNECT, address, str(port)) == "open"
+
+
+def pod_ips(cluster: ControlPlane, namespace: str, component: str) -> list[str]:
+    listed = cluster.kubectl_json(
+        "get", "pods", "-n", namespace, "-l", f"app.kubernetes.io/component={component}"
+    )
+    return [
+        p["status"]["podIP"]
+        for p in listed.get("items", [])
+        if p["status"].get("phase") == "Running" and p["status"].get("podIP")
+    ]
+
+
+def tenant(name: str, *, allowed: list[str], admin: str, **spec: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "serviceCode": f"SWG-{abs(hash(name)) % 10_000_000:07d}",
+        "sizing": {"endpoints": 50, "requestsPerSecond": 20},
+        "clients": {"allowedCIDRs": allowed},
+        "urlFiltering": {"deny": {"domains": [f".{DENIED_DOMAIN}"]}},
+        "antivirus": {"enabled": True, "failOpen": False},
+        "admins": [{"kind": "User", "name": admin}],
+        "cancellation": {"purgeAfterDays": 0},
+        **spec,
+    }
+    return {
+        "apiVersion": "swg.dev/v1alpha1",
+        "kind": "SecureWebGateway",
+        "metadata": {"name": name},
+        "spec": body,
+    }
