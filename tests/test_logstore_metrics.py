@@ -48,7 +48,9 @@ def test_a_category_block_names_category_and_list() -> None:
         Sample("decisions", (("decision", "block"), ("category", "gambling"), ("list", "category")))
         in got
     )
-    assert [s for s in got if s.metric == "bytes"] == [Sample("bytes", (("direction", "out"),), 804)]
+    assert [s for s in got if s.metric == "bytes"] == [
+        Sample("bytes", (("direction", "out"),), 804)
+    ]
 
 
 def test_scanner_and_sandbox_errors_and_verdicts() -> None:
@@ -93,19 +95,22 @@ def test_metrics_endpoint_counts_each_stored_record_once(tmp_path: Path) -> None
     store.ingest(batch, now=NOW + timedelta(seconds=1))  # a resend: duplicates count nothing
 
     async def main() -> str:
-        async with TestServer(metrics_app(store, figures)) as server:
-            async with ClientSession() as session:
-                async with session.get(str(server.make_url("/metrics"))) as response:
-                    assert response.status == 200
-                    assert response.headers["Content-Type"].startswith("text/plain")
-                    return await response.text()
+        async with TestServer(metrics_app(store, figures)) as server, ClientSession() as session:
+            response = await session.get(str(server.make_url("/metrics")))
+            assert response.status == 200
+            assert response.headers["Content-Type"].startswith("text/plain")
+            return await response.text()
 
     got = _values(asyncio.run(main()))
     assert got["swg_dataplane_requests_total{decision=allow,tenant=acme}"] == 1
     assert got["swg_dataplane_requests_total{decision=block,tenant=acme}"] == 1
-    key = "swg_dataplane_decisions_total{category=gambling,decision=block,list=category,tenant=acme}"
+    key = (
+        "swg_dataplane_decisions_total{category=gambling,decision=block,list=category,tenant=acme}"
+    )
     assert got[key] == 1
-    verdict = "swg_dataplane_antivirus_verdicts_total{direction=download,tenant=acme,verdict=infected}"
+    verdict = (
+        "swg_dataplane_antivirus_verdicts_total{direction=download,tenant=acme,verdict=infected}"
+    )
     assert got[verdict] == 1
     assert got["swg_dataplane_bytes_total{direction=out,tenant=acme}"] == 2 * 804
     assert got["swg_dataplane_request_duration_seconds_count{tenant=acme}"] == 2
