@@ -16,6 +16,7 @@ import os
 import re
 import signal
 import sys
+import time
 import urllib.request
 from collections import Counter
 from collections.abc import Iterator
@@ -25,6 +26,7 @@ from typing import Any
 
 import pytest
 from devtools.processes import Proc, free_port, wait_http
+from prometheus_client.parser import text_string_to_metric_families
 
 from e2e.dataplane.conftest import (  # noqa: F401 - fixtures used by this module's tests
     TENANT_DATA,
@@ -49,6 +51,7 @@ pytestmark = pytest.mark.dataplane
 TENANT = "dataplane-test"
 SERVICE_CODE = "SWG-TEST-0001"
 EICAR_SIGNATURE = "Custom.Test.EICAR-NDB.UNOFFICIAL"
+STORED = f"swg_logstore_stored_total{{tenant={TENANT}}}"
 ISO_MS = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 
 
@@ -79,13 +82,14 @@ class Pipeline:
     """The log store and the two shippers, as processes on this host (127.0.0.1)."""
 
     def __init__(self, stack: DataplaneStack, work: Path) -> None:
-        self.http_port, ingest_port = free_port(), free_port()
+        self.http_port, ingest_port, self.metrics_port = free_port(), free_port(), free_port()
         python = [sys.executable, "-m", "swg_logstore"]
         self.store = Proc(
             [
                 *python, "serve", "--root", str(work / "store"), "--tenant", TENANT,
                 "--service-code", SERVICE_CODE, "--host", "127.0.0.1",
                 "--http-port", str(self.http_port), "--ingest-port", str(ingest_port),
+                "--metrics-port", str(self.metrics_port),
             ],
             work / "store.log",
         )  # fmt: skip
@@ -106,6 +110,16 @@ class Pipeline:
         wait_http(f"http://127.0.0.1:{self.http_port}/healthz")
         for shipper in self.shippers:
             shipper.start()
+        self.wait_for_shippers()
+
+    def wait_for_shippers(self) -> None:
+        """Until each shipper handles SIGTERM (it logs so): before that a SIGTERM kills it."""
+        deadline = time.monotonic() + 120
+        for name in ("shipper-proxy.log", "shipper-antivirus.log"):
+            log = self.work / name
+            while not (log.exists() and "Shipper started" in log.read_text()):
+                assert time.monotonic() < deadline, f"{name}: the shipper did not start"
+                time.sleep(0.1)
 
     def drain(self) -> None:
         for shipper in self.shippers:
@@ -121,6 +135,29 @@ class Pipeline:
         url = f"http://127.0.0.1:{self.http_port}/v1/logs?{query}"
         with urllib.request.urlopen(url, timeout=60) as response:
             return [json.loads(line) for line in response.read().splitlines()]
+
+    def figures(self) -> dict[str, float]:
+        """Every sample of the store's /metrics as {'name{k=v,...}': value}."""
+        url = f"http://127.0.0.1:{self.metrics_port}/metrics"
+        with urllib.request.urlopen(url, timeout=30) as response:
+            text = response.read().decode()
+        out: dict[str, float] = {}
+        for family in text_string_to_metric_families(text):
+            for s in family.samples:
+                labels = ",".join(f"{k}={v}" for k, v in sorted(s.labels.items()))
+                out[f"{s.name}{{{labels}}}"] = s.value
+        return out
+
+    def settled_figures(self) -> dict[str, float]:
+        """The figures once two scrapes a second apart agree (the shippers caught up)."""
+        last = self.figures()
+        for _ in range(60):
+            time.sleep(1)
+            now = self.figures()
+            if now.get(STORED) == last.get(STORED):
+                return now
+            last = now
+        raise AssertionError("the log store kept storing records for a minute")
 
     def close(self) -> None:
         for proc in (*self.shippers, self.store):
@@ -254,3 +291,36 @@ def test_real_traffic_gives_linked_records_and_survives_kills(
     assert all(r["requestId"] in access_ids for r in antivirus)
     for name in ("shipper-proxy.log", "shipper-antivirus.log"):
         assert "malformed" not in (pipeline.work / name).read_text()
+
+
+def test_real_traffic_moves_the_data_plane_figures(
+    stack: DataplaneStack, pipeline: Pipeline
+) -> None:
+    """/metrics of the log store counts what went through the real Squid, c-icap and clamd."""
+    before = pipeline.settled_figures()
+    assert stack.request("http://clean.test/files/hello.txt").status == 200
+    assert stack.request("http://poker.test/play").status == 403  # category gambling
+    assert stack.request("http://denied.test/page").status == 403  # tenant deny list
+    assert stack.request("http://clean.test/files/eicar.com").status == 403  # EICAR
+    stack.wait_for_log("proxy", SQUID_ACCESS_LOG_PATH, r"clean\.test/files/eicar\.com")
+    pipeline.drain()
+    after = pipeline.figures()
+
+    def delta(name: str, **labels: str) -> float:
+        pairs = sorted((labels | {"tenant": TENANT}).items())
+        key = f"{name}{{{','.join(f'{k}={v}' for k, v in pairs)}}}"
+        return after.get(key, 0.0) - before.get(key, 0.0)
+
+    requests = "swg_dataplane_requests_total"
+    assert (delta(requests, decision="allow"), delta(requests, decision="block")) == (2, 2)
+    decisions = "swg_dataplane_decisions_total"
+    assert delta(decisions, decision="block", category="gambling", list="category") == 1
+    assert delta(decisions, decision="block", category="none", list="deny-domain") == 1
+    verdicts = "swg_dataplane_antivirus_verdicts_total"
+    assert delta(verdicts, direction="download", verdict="infected") == 1
+    assert delta(verdicts, direction="download", verdict="clean") == 1
+    assert delta("swg_dataplane_request_duration_seconds_count") == 4
+    assert delta("swg_dataplane_bytes_total", direction="out") > 0
+    assert delta("swg_dataplane_scanner_errors_total", source="proxy") == 0
+    assert delta("swg_logstore_ingest_lag_seconds_count") >= 6  # 4 access + 2 scans (+ urlfilter)
+    assert after[f"swg_logstore_disk_bytes{{tenant={TENANT},type=access}}"] > 0

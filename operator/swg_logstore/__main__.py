@@ -1,7 +1,8 @@
 """`python -m swg_logstore serve|ship`: the log store and its shipping sidecar.
 
     serve  [--root DIR] --tenant NAME --service-code CODE [--retention-days N] [--legal-hold]
-           [--host 0.0.0.0] [--http-port 8080] [--ingest-port 5140] [--log-format text|json]
+           [--host 0.0.0.0] [--http-port 8080] [--ingest-port 5140] [--metrics-port 9464]
+           [--log-format text|json]
     ship   --store http://logstore:5140 --source KIND[=PATH] ... [--state-dir DIR]
            [--tenant NAME] [--log-format text|json]
 
@@ -9,7 +10,7 @@ Every option has an environment variable, so the pod spec can use either:
 SWG_STATE_DIR (the volume; records go to $SWG_STATE_DIR/logs, or SWG_LOGSTORE_ROOT),
 SWG_TENANT, SWG_SERVICE_CODE, SWG_LOG_RETENTION_DAYS, SWG_LOG_LEGAL_HOLD (`true`: expire nothing),
 SWG_LOG_DISPLAY_TIME_ZONE,
-SWG_HTTP_PORT, SWG_INGEST_PORT;
+SWG_HTTP_PORT, SWG_INGEST_PORT, SWG_METRICS_PORT;
 SWG_LOGSTORE_URL, SWG_SHIP_SOURCES (`KIND[=PATH],...`), SWG_SHIPPER_STATE_DIR;
 both: SWG_LOG_FORMAT (`text`, the default, or `json`: the programs' own log lines, `logs.py`).
 """
@@ -31,6 +32,7 @@ from swg_logstore.retention import MAX_RETENTION_DAYS, MIN_RETENTION_DAYS
 STATE_DIR = "/var/lib/swg"
 HTTP_PORT = 8080
 INGEST_PORT = 5140
+METRICS_PORT = 9464
 
 
 def _env(name: str, default: str | None = None) -> str | None:
@@ -98,6 +100,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--ingest-port", type=int, default=int(_env("SWG_INGEST_PORT") or INGEST_PORT)
     )
+    serve.add_argument(
+        "--metrics-port", type=int, default=int(_env("SWG_METRICS_PORT") or METRICS_PORT)
+    )
     serve.add_argument("--maintenance-interval", type=float, default=60.0)
     ship = sub.add_parser("ship", help="ship the pod's raw log files to the log store")
     _log_format(ship)
@@ -154,6 +159,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 host=args.host,
                 http_port=args.http_port,
                 ingest_port=args.ingest_port,
+                metrics_port=args.metrics_port,
                 maintenance_interval=args.maintenance_interval,
             )
         )

@@ -2,7 +2,10 @@
 
 * `http` (downloads; the port the Kubernetes API server's service proxy reaches):
   `GET /v1/logs?type=access&from=YYYY-MM-DD&to=YYYY-MM-DD[&format=ndjson|tar]`,
-  `GET /v1/days?type=access`, `GET /healthz`, `GET /metrics`.
+  `GET /v1/days?type=access`, `GET /healthz`.
+* `metrics` (the platform's Prometheus, admitted from the monitoring namespace the operator's
+  settings name): `GET /metrics` (swg_logstore.metrics), `GET /healthz`. Nothing else is
+  served there, so scraping never reaches the logs.
 * `ingest` (records from the shippers in the proxy and anti-virus pods only; NetworkPolicy
   admits nothing else): `POST /v1/ingest`, `GET /healthz`.
 
@@ -26,11 +29,13 @@ from typing import Final
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from swg_logstore.batch import Batch, BatchError
 from swg_logstore.export import DaySnapshot, ndjson_chunks, tar_chunks
 from swg_logstore.formats import LogType
 from swg_logstore.logs import REQUEST_ID_HEADER, new_request_id
+from swg_logstore.metrics import DataPlaneMetrics
 from swg_logstore.retention import utc_day
 from swg_logstore.store import LogStore
 
@@ -39,6 +44,7 @@ MAX_BATCH_BYTES: Final = 32 * 1024 * 1024
 HOP_BYTES: Final = 512 * 1024  # bytes read per worker-thread hop while streaming
 STORE_KEY: Final = web.AppKey("store", LogStore)
 CLOCK_KEY: Final[web.AppKey[Clock]] = web.AppKey("clock")
+METRICS_KEY: Final = web.AppKey("metrics", DataPlaneMetrics)
 
 
 def utcnow() -> datetime:
@@ -142,12 +148,18 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 async def metrics(request: web.Request) -> web.Response:
-    store = request.app[STORE_KEY]
-    lines = []
-    for name, value in asdict(store.counters).items():
-        metric = f"swg_logstore_{name}_total"
-        lines += [f"# TYPE {metric} counter", f"{metric} {value}"]
-    return web.Response(text="\n".join(lines) + "\n", content_type="text/plain")
+    registry = request.app[METRICS_KEY].registry
+    body = await asyncio.to_thread(generate_latest, registry)  # walks the log volume
+    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
+def attach_metrics(store: LogStore) -> DataPlaneMetrics:
+    """The store's registry, fed with every record the store keeps from now on."""
+    figures = DataPlaneMetrics(
+        store.config.tenant, store.root, counters=lambda: asdict(store.counters)
+    )
+    store.observer = figures.observe
+    return figures
 
 
 async def list_days(request: web.Request) -> web.Response:
@@ -224,9 +236,17 @@ def download_app(store: LogStore, *, clock: Clock = utcnow) -> web.Application:
     app[STORE_KEY] = store
     app[CLOCK_KEY] = clock
     app.router.add_get("/healthz", healthz)
-    app.router.add_get("/metrics", metrics)
     app.router.add_get("/v1/days", list_days)
     app.router.add_get("/v1/logs", download)
+    return app
+
+
+def metrics_app(store: LogStore, figures: DataPlaneMetrics) -> web.Application:
+    app = web.Application()
+    app[STORE_KEY] = store
+    app[METRICS_KEY] = figures
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/metrics", metrics)
     return app
 
 
@@ -254,13 +274,19 @@ async def serve(
     host: str,
     http_port: int,
     ingest_port: int,
+    metrics_port: int | None = None,
     clock: Clock = utcnow,
     maintenance_interval: float = 60.0,
 ) -> None:
-    """Run both listeners and the maintenance loop until SIGTERM or SIGINT."""
+    """Run the listeners and the maintenance loop until SIGTERM or SIGINT."""
+    figures = attach_metrics(store)
     runners = [web.AppRunner(download_app(store, clock=clock), access_log=None)]
     runners.append(web.AppRunner(ingest_app(store, clock=clock), access_log=None))
-    for runner, port in zip(runners, (http_port, ingest_port), strict=True):
+    ports = [http_port, ingest_port]
+    if metrics_port is not None:
+        runners.append(web.AppRunner(metrics_app(store, figures), access_log=None))
+        ports.append(metrics_port)
+    for runner, port in zip(runners, ports, strict=True):
         await runner.setup()
         await web.TCPSite(runner, host, port, shutdown_timeout=5).start()
     log.info(

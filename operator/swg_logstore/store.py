@@ -25,6 +25,7 @@ import gzip
 import os
 import shutil
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -120,6 +121,8 @@ class LogStore:
         self.config = config
         self.root = config.root
         self.counters = Counters()
+        # Called with each record once it is on disk, and the ingestion time (metrics).
+        self.observer: Callable[[Record, datetime], None] | None = None
         self._lock = threading.Lock()
         self._state_dir = self.root / layout.STATE_DIR
         self._streams_path = self._state_dir / layout.STREAMS_FILE
@@ -188,6 +191,7 @@ class LogStore:
             lines: dict[Path, list[bytes]] = {}
             targets: dict[tuple[LogType, date], Path] = {}
             expired = 0
+            kept: list[Record] = []
             for _, record in fresh:
                 final = finalise(
                     record, tenant=self.config.tenant, service_code=self.config.service_code
@@ -203,6 +207,7 @@ class LogStore:
                 if key not in targets:
                     targets[key] = self._append_target(*key)
                 lines.setdefault(targets[key], []).append(encode(final))
+                kept.append(final)
             try:
                 self._write(batch.stream, batch.to, lines)
                 self._streams[batch.stream] = {"offset": batch.to, "seen": today.isoformat()}
@@ -217,6 +222,9 @@ class LogStore:
             self.counters.duplicates += duplicates
             self.counters.expired += expired
             self.counters.batches += 1
+            if self.observer is not None:
+                for final in kept:
+                    self.observer(final, now)
             return IngestResult(
                 acked=batch.to, stored=stored, duplicates=duplicates, expired=expired
             )

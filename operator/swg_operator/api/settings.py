@@ -201,6 +201,12 @@ class OperatorSettings(CamelModel):
             "service proxy. Empty: only in-namespace traffic reaches the log store."
         ),
     ] = ()
+    monitoring_namespace: DnsLabel | None = Field(
+        default=None,
+        description="Namespace of the platform's Prometheus. Each tenant's log store admits it "
+        "on its metrics port (the tenant's data-plane figures, never the logs). None: nothing "
+        "outside the tenant's namespace can scrape them.",
+    )
     antivirus: AntivirusSettings = AntivirusSettings()
     mail: MailSettings = MailSettings()
     receipts: ReceiptSettings = ReceiptSettings()

@@ -18,10 +18,12 @@ from swg_operator.sizing_plan import SizingPlan, WorkloadPlan
 ICAP_PORT: Final = 1344
 LOGSTORE_HTTP_PORT: Final = 8080  # log downloads (the API server's service proxy) and health
 LOGSTORE_INGEST_PORT: Final = 5140  # records from the shippers (HTTP POST /v1/ingest)
+LOGSTORE_METRICS_PORT: Final = 9464  # GET /metrics: the tenant's data-plane figures
 PROXY_PORT_NAME: Final = "proxy"
 ICAP_PORT_NAME: Final = "icap"
 LOGSTORE_HTTP_PORT_NAME: Final = "http"
 LOGSTORE_INGEST_PORT_NAME: Final = "ingest"
+LOGSTORE_METRICS_PORT_NAME: Final = "metrics"
 
 # The images' runtime contract (images/*/Dockerfile).
 RUN_AS_ID: Final = 10001

@@ -26,6 +26,8 @@ from swg_operator.render.context import (
     LOGSTORE_HTTP_PORT_NAME,
     LOGSTORE_INGEST_PORT,
     LOGSTORE_INGEST_PORT_NAME,
+    LOGSTORE_METRICS_PORT,
+    LOGSTORE_METRICS_PORT_NAME,
     STATE_DIR,
     TMP_DIR,
     Tenant,
@@ -95,6 +97,7 @@ def _environment(tenant: Tenant) -> list[dict[str, str]]:
         {"name": "SWG_LOG_DISPLAY_TIME_ZONE", "value": logs.time_zone},
         {"name": "SWG_HTTP_PORT", "value": str(LOGSTORE_HTTP_PORT)},
         {"name": "SWG_INGEST_PORT", "value": str(LOGSTORE_INGEST_PORT)},
+        {"name": "SWG_METRICS_PORT", "value": str(LOGSTORE_METRICS_PORT)},
         # Stored timestamps are UTC whatever the node's zone.
         {"name": "TZ", "value": "UTC"},
         # A legal hold stops retention from expiring any day (set only while held).
@@ -133,6 +136,11 @@ def logstore_deployment(tenant: Tenant, config: WorkloadConfig | None) -> dict[s
             {
                 "name": LOGSTORE_INGEST_PORT_NAME,
                 "containerPort": LOGSTORE_INGEST_PORT,
+                "protocol": "TCP",
+            },
+            {
+                "name": LOGSTORE_METRICS_PORT_NAME,
+                "containerPort": LOGSTORE_METRICS_PORT,
                 "protocol": "TCP",
             },
         ],

@@ -41,6 +41,7 @@ from swg_operator.render.context import (
     ICAP_PORT,
     LOGSTORE_HTTP_PORT,
     LOGSTORE_INGEST_PORT,
+    LOGSTORE_METRICS_PORT,
     Tenant,
     manifest,
 )
@@ -251,6 +252,16 @@ def antivirus_policy(tenant: Tenant) -> dict[str, Any]:
     )
 
 
+def monitoring_ingress(tenant: Tenant) -> list[dict[str, Any]]:
+    """The platform's Prometheus (settings.monitoring_namespace) on the log store's metrics
+    port only: it never reaches downloads or ingestion. None without that setting."""
+    namespace = tenant.settings.monitoring_namespace
+    if namespace is None:
+        return []
+    peer = {"namespaceSelector": {"matchLabels": {NAMESPACE_NAME_LABEL: namespace}}}
+    return [{"from": [peer], "ports": _tcp(LOGSTORE_METRICS_PORT)}]
+
+
 def logstore_policy(tenant: Tenant) -> dict[str, Any]:
     writers = [_pods(tenant, Component.PROXY)]
     if tenant.antivirus_enabled:
@@ -259,6 +270,7 @@ def logstore_policy(tenant: Tenant) -> dict[str, Any]:
     api_server = [{"ipBlock": {"cidr": c}} for c in tenant.settings.api_server_cidrs]
     if api_server:
         ingress.append({"from": api_server, "ports": _tcp(LOGSTORE_HTTP_PORT)})
+    ingress += monitoring_ingress(tenant)
     return _policy(
         tenant,
         naming.POLICY_LOGSTORE,
