@@ -92,10 +92,11 @@ def _environment(tenant: Tenant) -> list[dict[str, str]]:
         {"name": "SWG_SERVICE_CODE", "value": tenant.spec.service_code},
         {"name": "SWG_STATE_DIR", "value": STATE_DIR},
         {"name": "SWG_LOG_RETENTION_DAYS", "value": str(logs.retention_days)},
-        {"name": "SWG_LOG_DISPLAY_TIME_ZONE", "value": logs.time_zone},
+        # Days of the log store end at the tenant's local midnight.
+        {"name": "SWG_LOG_TIME_ZONE", "value": logs.time_zone},
         {"name": "SWG_HTTP_PORT", "value": str(LOGSTORE_HTTP_PORT)},
         {"name": "SWG_INGEST_PORT", "value": str(LOGSTORE_INGEST_PORT)},
-        # Stored timestamps are UTC whatever the node's zone.
+        # Stored timestamps are UTC whatever the node's zone (only day boundaries are local).
         {"name": "TZ", "value": "UTC"},
         # A legal hold stops retention from expiring any day (set only while held).
         *(
