@@ -188,8 +188,10 @@ def test_an_unknown_time_zone_is_refused_naming_the_field(tmp_path: Path) -> Non
     with pytest.raises(ValueError, match=r"(?s)logs\.timeZone.*Mars/Olympus"):
         parse_spec(spec)
     done = subprocess.run(
-        [sys.executable, "-m", "swg_logstore", "serve", "--root", str(tmp_path)]
-        + ["--tenant", "acme", "--service-code", "SWG-1", "--time-zone", "Mars/Olympus"],
+        [
+            *(sys.executable, "-m", "swg_logstore", "serve", "--root", str(tmp_path)),
+            *("--tenant", "acme", "--service-code", "SWG-1", "--time-zone", "Mars/Olympus"),
+        ],
         capture_output=True,
         text=True,
         timeout=60,

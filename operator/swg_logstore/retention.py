@@ -13,8 +13,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import UTC, date, datetime, timedelta, tzinfo
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from typing import Final
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 # The one place of the log retention limit (90 calendar days, today included): the operator's API
 # (spec.logs.retentionDays), its sizing model and this store all use these.

@@ -7,7 +7,8 @@
 
 Dates are the tenant's calendar days (spec.logs.timeZone: a day ends at its local midnight),
 both included; `--to` defaults to the tenant's today and `--from` to `--to`. Timestamps are UTC;
---local-time adds `tsLocal` in the tenant's time zone (or ZONE). The caller's own kubeconfig identity is used; see docs/logs.md.
+--local-time adds `tsLocal` in the tenant's time zone (or ZONE). The caller's own kubeconfig
+identity is used; see docs/logs.md.
 """
 
 from __future__ import annotations
@@ -39,7 +40,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="which log (default: access)",
     )
     parser.add_argument(
-        "--from", dest="first", type=_day, help="first day, in the tenant's time zone (default: --to)"
+        "--from",
+        dest="first",
+        type=_day,
+        help="first day, in the tenant's time zone (default: --to)",
     )
     parser.add_argument(
         "--to", dest="last", type=_day, help="last day, in the tenant's time zone (default: today)"

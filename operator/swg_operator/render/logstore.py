@@ -67,8 +67,8 @@ def log_storage_override(spec: SecureWebGatewaySpec) -> int | None:
 
 def log_volume_claim(tenant: Tenant) -> dict[str, Any]:
     """The log volume. With a region pinned, its PersistentVolume is placed where the log store
-    pod is scheduled, provided the storage class binds WaitForFirstConsumer (document this for
-    platform teams: an Immediate class may provision it anywhere)."""
+    pod is scheduled, provided the storage class binds WaitForFirstConsumer or its
+    allowedTopologies are the region; reconcile/region.py reports any other class (Stalled)."""
     spec: dict[str, Any] = {
         "accessModes": ["ReadWriteOnce"],
         "volumeMode": "Filesystem",
