@@ -18,7 +18,10 @@ LOCKS = {
     "images/operator/requirements.lock": ("pyproject.toml", "the operator's dependencies"),
     # `make setup` and CI install this one (--require-hashes), then the project with --no-deps.
     "requirements-dev.lock": ("pyproject.toml[dev]", "the development environment"),
-    "images/logstore/requirements.txt": ("images/logstore/requirements.in", "aiohttp's closure"),
+    "images/logstore/requirements.txt": (
+        "images/logstore/requirements.in",
+        "the log store's closure: aiohttp, tzdata",
+    ),
 }
 
 

@@ -1,6 +1,7 @@
 """`python -m swg_logstore serve|ship`: the log store and its shipping sidecar.
 
     serve  [--root DIR] --tenant NAME --service-code CODE [--retention-days N] [--legal-hold]
+           [--time-zone ZONE]
            [--host 0.0.0.0] [--http-port 8080] [--ingest-port 5140] [--metrics-port 9464]
            [--log-format text|json]
     ship   --store http://logstore:5140 --source KIND[=PATH] ... [--state-dir DIR]
@@ -9,7 +10,7 @@
 Every option has an environment variable, so the pod spec can use either:
 SWG_STATE_DIR (the volume; records go to $SWG_STATE_DIR/logs, or SWG_LOGSTORE_ROOT),
 SWG_TENANT, SWG_SERVICE_CODE, SWG_LOG_RETENTION_DAYS, SWG_LOG_LEGAL_HOLD (`true`: expire nothing),
-SWG_LOG_DISPLAY_TIME_ZONE,
+SWG_LOG_TIME_ZONE (IANA zone: days end at its midnight; UTC by default),
 SWG_HTTP_PORT, SWG_INGEST_PORT, SWG_METRICS_PORT;
 SWG_LOGSTORE_URL, SWG_SHIP_SOURCES (`KIND[=PATH],...`), SWG_SHIPPER_STATE_DIR;
 both: SWG_LOG_FORMAT (`text`, the default, or `json`: the programs' own log lines, `logs.py`).
@@ -94,7 +95,13 @@ def build_parser() -> argparse.ArgumentParser:
         default=(_env("SWG_LOG_LEGAL_HOLD") or "").lower() == "true",
         help="keep every day: retention expires nothing (spec.cancellation.legalHold)",
     )
-    serve.add_argument("--display-time-zone", default=_env("SWG_LOG_DISPLAY_TIME_ZONE") or "UTC")
+    serve.add_argument(
+        "--time-zone",
+        "--display-time-zone",
+        dest="time_zone",
+        default=_env("SWG_LOG_TIME_ZONE") or _env("SWG_LOG_DISPLAY_TIME_ZONE") or "UTC",
+        help="IANA zone whose midnight ends a day (spec.logs.timeZone)",
+    )
     serve.add_argument("--host", default=_env("SWG_LOGSTORE_HOST", "0.0.0.0"))  # noqa: S104
     serve.add_argument("--http-port", type=int, default=int(_env("SWG_HTTP_PORT") or HTTP_PORT))
     serve.add_argument(
@@ -143,16 +150,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         from swg_logstore.server import serve  # aiohttp only where it is needed
         from swg_logstore.store import LogStore, StoreConfig
 
-        store = LogStore(
-            StoreConfig(
-                root=args.root,
-                tenant=args.tenant,
-                service_code=args.service_code,
-                retention_days=args.retention_days,
-                display_time_zone=args.display_time_zone,
-                legal_hold=args.legal_hold,
+        try:
+            store = LogStore(
+                StoreConfig(
+                    root=args.root,
+                    tenant=args.tenant,
+                    service_code=args.service_code,
+                    retention_days=args.retention_days,
+                    time_zone=args.time_zone,
+                    legal_hold=args.legal_hold,
+                )
             )
-        )
+        except ValueError as err:  # an unknown time zone
+            parser.error(str(err))
         asyncio.run(
             serve(
                 store,

@@ -17,7 +17,7 @@ import hashlib
 import json
 import re
 from collections.abc import Callable, Mapping
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta, tzinfo
 from typing import Final
 from urllib.parse import urlsplit
 
@@ -72,15 +72,24 @@ def epoch_ms(text: str) -> int:
     return int(seconds) * 1000 + int((fraction + "000")[:3])
 
 
-def record_day(record: Mapping[str, JsonScalar]) -> date:
-    """The UTC calendar day of a record (its daily file)."""
+def record_day(record: Mapping[str, JsonScalar], zone: tzinfo = UTC) -> date:
+    """The calendar day of a record in `zone` (its daily file): the tenant's day
+    (spec.logs.timeZone), cut at local midnight. A `ts` without an offset, or one that only its
+    date can be read from, is taken as written."""
     ts = record.get("ts")
     if not isinstance(ts, str) or len(ts) < 10:
         raise MalformedLineError(f"record without a timestamp: {record!r}")
     try:
-        return date.fromisoformat(ts[:10])
+        written = date.fromisoformat(ts[:10])
     except ValueError as err:
         raise MalformedLineError(f"record with a bad timestamp {ts!r}") from err
+    try:
+        moment = datetime.fromisoformat(ts.replace("Z", "+00:00"))
+    except ValueError:
+        return written
+    if moment.tzinfo is None:
+        return written
+    return moment.astimezone(zone).date()
 
 
 def _text(value: object) -> str | None:

@@ -1,6 +1,7 @@
 """Which days of logs a tenant keeps: the last `retentionDays` calendar days, today included.
 
-Days are UTC calendar days of the record timestamps (the retention clock). On day D with N
+Days are the tenant's calendar days (spec.logs.timeZone, UTC by default): a day starts at local
+midnight and lasts 23, 24 or 25 hours across a daylight saving change. On day D with N
 retention days the store holds D-(N-1) .. D and nothing older. Days after D (a node clock ahead
 of the store's) are kept: they are not old. A change of N applies on the next sweep and never
 touches a day that is still inside the window.
@@ -11,8 +12,9 @@ Pure: `today` (or `now`) is always an argument.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta, tzinfo
 from typing import Final
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 # The one place of the log retention limit (90 calendar days, today included): the operator's API
 # (spec.logs.retentionDays), its sizing model and this store all use these.
@@ -20,11 +22,26 @@ MIN_RETENTION_DAYS: Final = 1
 MAX_RETENTION_DAYS: Final = 90
 
 
-def utc_day(now: datetime) -> date:
-    """The retention clock's day of `now` (an aware datetime)."""
+def load_zone(name: str) -> tzinfo:
+    """The IANA zone `name` (spec.logs.timeZone); ValueError naming the field when unknown."""
+    if name == "UTC":
+        return UTC
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError) as err:
+        raise ValueError(f"spec.logs.timeZone: unknown IANA time zone {name!r}") from err
+
+
+def local_day(now: datetime, zone: tzinfo = UTC) -> date:
+    """The day of `now` (an aware datetime) in `zone`: the retention clock's day."""
     if now.tzinfo is None:
         raise ValueError("now must be timezone-aware")
-    return now.astimezone(UTC).date()
+    return now.astimezone(zone).date()
+
+
+def utc_day(now: datetime) -> date:
+    """The UTC day of `now` (an aware datetime)."""
+    return local_day(now, UTC)
 
 
 def first_retained_day(*, today: date, retention_days: int) -> date:
@@ -45,8 +62,11 @@ def expired_days(days: Iterable[date], *, today: date, retention_days: int) -> l
     return sorted({day for day in days if day < first})
 
 
-def closable_days(days: Iterable[date], *, now: datetime, grace: timedelta) -> list[date]:
-    """Days whose files can be compressed: the day ended at least `grace` ago (records of a
-    day still arrive for a while after midnight: shippers catch up, pods drain)."""
-    cutoff = utc_day(now - grace)
+def closable_days(
+    days: Iterable[date], *, now: datetime, grace: timedelta, zone: tzinfo = UTC
+) -> list[date]:
+    """Days whose files can be compressed: the day ended (local midnight in `zone`) at least
+    `grace` ago (records of a day still arrive for a while after midnight: shippers catch up,
+    pods drain)."""
+    cutoff = local_day(now - grace, zone)
     return sorted({day for day in days if day < cutoff})

@@ -36,7 +36,6 @@ from swg_logstore.export import DaySnapshot, ndjson_chunks, tar_chunks
 from swg_logstore.formats import LogType
 from swg_logstore.logs import REQUEST_ID_HEADER, new_request_id
 from swg_logstore.metrics import DataPlaneMetrics
-from swg_logstore.retention import utc_day
 from swg_logstore.store import LogStore
 
 Clock = Callable[[], datetime]
@@ -172,7 +171,7 @@ async def list_days(request: web.Request) -> web.Response:
 async def download(request: web.Request) -> web.StreamResponse:
     store = request.app[STORE_KEY]
     log_type = _log_type(request)
-    today = utc_day(request.app[CLOCK_KEY]())
+    today = store.today(request.app[CLOCK_KEY]())
     last = _day(request, "to", today)
     first = _day(request, "from", last)
     if first > last:
@@ -189,7 +188,7 @@ async def download(request: web.Request) -> web.StreamResponse:
                 "Content-Disposition": f'attachment; filename="{stem}.{form}"',
                 "X-SWG-Days": str(len(snapshots)),
                 "X-SWG-Stored-Bytes": str(sum(p.size for s in snapshots for p in s.parts)),
-                "X-SWG-Time-Zone": store.config.display_time_zone,
+                "X-SWG-Time-Zone": store.config.time_zone,
                 "Cache-Control": "no-store",
                 REQUEST_ID_HEADER: request[REQUEST_ID_KEY],
             }

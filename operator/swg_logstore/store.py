@@ -49,7 +49,8 @@ from swg_logstore.retention import (
     expired_days,
     first_retained_day,
     is_retained,
-    utc_day,
+    load_zone,
+    local_day,
 )
 
 STATE_VERSION: Final = 1
@@ -69,7 +70,7 @@ class StoreConfig:
     service_code: str
     retention_days: int
     close_grace: timedelta = timedelta(minutes=10)
-    display_time_zone: str = "UTC"  # spec.logs.timeZone: sent to downloaders, not applied
+    time_zone: str = "UTC"  # spec.logs.timeZone: where the store's days start and end
     legal_hold: bool = False  # spec.cancellation.legalHold: no day expires while held
 
 
@@ -120,6 +121,7 @@ class LogStore:
     def __init__(self, config: StoreConfig) -> None:
         self.config = config
         self.root = config.root
+        self.zone = load_zone(config.time_zone)  # ValueError naming spec.logs.timeZone
         self.counters = Counters()
         # Called with each record once it is on disk, and the ingestion time (metrics).
         self.observer: Callable[[Record, datetime], None] | None = None
@@ -178,9 +180,13 @@ class LogStore:
         entry = self._streams.get(stream)
         return int(entry["offset"]) if entry else 0
 
+    def today(self, now: datetime) -> date:
+        """The tenant's day of `now`: "today" of retention and downloads."""
+        return local_day(now, self.zone)
+
     # ------------------------------------------------------------------ ingestion
     def ingest(self, batch: Batch, *, now: datetime) -> IngestResult:
-        today = utc_day(now)
+        today = self.today(now)
         with self._lock:
             acked = self._acked(batch.stream)
             if batch.to <= acked:
@@ -199,7 +205,7 @@ class LogStore:
                 if _too_far_ahead(final, now):
                     final = final | {"ts": iso_ms(_epoch_ms(now)), "tsReported": final["ts"]}
                     self.counters.clamped += 1
-                day = record_day(final)
+                day = record_day(final, self.zone)
                 if not is_retained(day, today=today, retention_days=self.config.retention_days):
                     expired += 1
                     continue
@@ -274,7 +280,7 @@ class LogStore:
         """Delete days out of the retention window (none under a legal hold), then compress the
         segments of days that ended more than `close_grace` ago. Call it periodically (and at
         start)."""
-        today = utc_day(now)
+        today = self.today(now)
         with self._lock:
             for log_type in () if self.config.legal_hold else LogType:
                 for day in expired_days(
@@ -303,7 +309,9 @@ class LogStore:
     def _seal_closable(self, now: datetime) -> list[Segment]:
         sealed: list[Segment] = []
         for log_type in LogType:
-            for day in closable_days(self.days(log_type), now=now, grace=self.config.close_grace):
+            for day in closable_days(
+                self.days(log_type), now=now, grace=self.config.close_grace, zone=self.zone
+            ):
                 directory = layout.day_dir(self.root, log_type, day)
                 for segment in layout.readable_segments(list(directory.iterdir())):
                     if segment.state is SegmentState.CLOSED:

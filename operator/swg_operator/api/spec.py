@@ -11,9 +11,9 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Annotated, Final, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
-from swg_logstore.retention import MAX_RETENTION_DAYS, MIN_RETENTION_DAYS
+from swg_logstore.retention import MAX_RETENTION_DAYS, MIN_RETENTION_DAYS, load_zone
 from swg_operator.api.base import CamelModel
 from swg_operator.api.types import (
     ByteQuantity,
@@ -245,9 +245,20 @@ class Logs(CamelModel):
         default=MAX_RETENTION_DAYS, description="Calendar days kept, today included."
     )
     time_zone: TimeZoneName = Field(
-        default="UTC", description="Display time zone (IANA name); storage is always UTC."
+        default="UTC",
+        description="IANA time zone of the customer's days: the log store's days end at its "
+        "local midnight (retention, downloads); timestamps stay UTC.",
     )
     storage: LogStorage = LogStorage()
+
+    @field_validator("time_zone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            load_zone(value)
+        except ValueError as err:
+            raise ValueError(f"unknown IANA time zone {value!r}") from err
+        return value
 
 
 class Placement(CamelModel):

@@ -51,19 +51,20 @@ class DownloadError(ClusterClientError):
 class LogQuery:
     tenant: str
     log_type: LogType
-    first: date
-    last: date
+    # The tenant's calendar days (spec.logs.timeZone); None: the log store's default (`to`
+    # today in the tenant's zone, `from` = `to`), so "today" is the customer's, not the caller's.
+    first: date | None
+    last: date | None
     form: str = "ndjson"  # or "tar"
 
     def query_string(self) -> str:
-        return urlencode(
-            {
-                "type": self.log_type.value,
-                "from": self.first.isoformat(),
-                "to": self.last.isoformat(),
-                "format": self.form,
-            }
-        )
+        params = {"type": self.log_type.value}
+        if self.first is not None:
+            params["from"] = self.first.isoformat()
+        if self.last is not None:
+            params["to"] = self.last.isoformat()
+        params["format"] = self.form
+        return urlencode(params)
 
 
 def service_proxy_path(query: LogQuery) -> str:

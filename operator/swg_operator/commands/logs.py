@@ -5,9 +5,10 @@
                             [--local-time [ZONE]] [--file FILE]
                             [--kubeconfig PATH] [--context NAME] [--server URL]
 
-Dates are UTC calendar days (the retention clock), both included; `--to` defaults to today
-and `--from` to `--to`. Timestamps are UTC; --local-time adds `tsLocal` in the tenant's display
-time zone (or ZONE). The caller's own kubeconfig identity is used; see docs/logs.md.
+Dates are the tenant's calendar days (spec.logs.timeZone: a day ends at its local midnight),
+both included; `--to` defaults to the tenant's today and `--from` to `--to`. Timestamps are UTC;
+--local-time adds `tsLocal` in the tenant's time zone (or ZONE). The caller's own kubeconfig
+identity is used; see docs/logs.md.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
-from datetime import UTC, date, datetime
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -38,8 +39,15 @@ def configure(parser: argparse.ArgumentParser) -> None:
         default=LogType.ACCESS.value,
         help="which log (default: access)",
     )
-    parser.add_argument("--from", dest="first", type=_day, help="first UTC day (default: --to)")
-    parser.add_argument("--to", dest="last", type=_day, help="last UTC day (default: today)")
+    parser.add_argument(
+        "--from",
+        dest="first",
+        type=_day,
+        help="first day, in the tenant's time zone (default: --to)",
+    )
+    parser.add_argument(
+        "--to", dest="last", type=_day, help="last day, in the tenant's time zone (default: today)"
+    )
     parser.add_argument(
         "-o",
         "--output",
@@ -59,7 +67,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         const="tenant",
         metavar="ZONE",
         help="add tsLocal to every record: the time in ZONE (IANA name), or without ZONE in "
-        "the tenant's display time zone (spec.logs.timeZone); ndjson only",
+        "the tenant's time zone (spec.logs.timeZone); ndjson only",
     )
     parser.add_argument(
         "--file", dest="file", type=Path, metavar="FILE", help="write to FILE instead of stdout"
@@ -89,9 +97,10 @@ def run(args: argparse.Namespace) -> int:
     from swg_operator.commands.cluster_client import ClusterClientError
     from swg_operator.commands.log_download import LogQuery, Progress, download
 
-    last = args.last or datetime.now(UTC).date()
-    first = args.first or last
-    if first > last:
+    # Absent dates are left to the log store, which knows the tenant's today.
+    last: date | None = args.last
+    first: date | None = args.first or last
+    if first is not None and last is not None and first > last:
         print("error: --from is after --to", file=sys.stderr)
         return 2
     form = "ndjson" if args.form == "json" else args.form

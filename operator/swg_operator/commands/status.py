@@ -4,8 +4,10 @@
 
 The `SecureWebGateway` is cluster-scoped and its admins hold read rights in their tenant's
 namespace only, so this reads the ConfigMap `tenant-status` the operator mirrors the status into
-(docs/tenant-objects.md lists its keys): `get` on that one ConfigMap, which the admins'
-ClusterRole grants. The caller's own kubeconfig identity is used.
+(docs/tenant-objects.md lists its keys): the status, and the contract as the operator applies it
+(options, effective filtering, sizing, log retention and time zone, region; never a secret).
+It needs `get` on that one ConfigMap, which the admins' ClusterRole grants. The caller's own
+kubeconfig identity is used.
 """
 
 from __future__ import annotations
@@ -134,6 +136,11 @@ def format_text(status: Mapping[str, Any], *, wide: bool = False) -> str:
             for c in conditions
         ]
         lines += ["", *_table(rows)]
+    contract = status.get("contract")
+    if isinstance(contract, dict):
+        from swg_operator.render.contract_view import format_contract
+
+        lines += format_contract(contract)
     return "\n".join(lines) + "\n"
 
 

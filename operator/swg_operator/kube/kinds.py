@@ -59,10 +59,14 @@ ROLE_BINDING: Final = ResourceKind(
     "rbac.authorization.k8s.io/v1", "RoleBinding", "rolebindings", namespaced=True
 )
 TENANT: Final = ResourceKind(API_VERSION, KIND, PLURAL, namespaced=False)
-# Read by name only, to tell why the log volume's claim does not bind (reconcile.storage).
+# Read by name to tell why the log volume's claim does not bind (reconcile.storage) and whether
+# it keeps the volume in the tenant's region; listed to find the default (reconcile.region).
 STORAGE_CLASS: Final = ResourceKind(
     "storage.k8s.io/v1", "StorageClass", "storageclasses", namespaced=False
 )
+# Listed by the region's label to tell whether spec.placement.region has a Ready node
+# (reconcile.region).
+NODE: Final = ResourceKind("v1", "Node", "nodes", namespaced=False)
 # The log store claim's volume: read and its reclaim policy patched by the purge, nothing more.
 PERSISTENT_VOLUME: Final = ResourceKind(
     "v1", "PersistentVolume", "persistentvolumes", namespaced=False

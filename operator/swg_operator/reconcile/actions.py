@@ -245,6 +245,7 @@ async def mirror(
         body["metadata"]["name"],
         status,
         service_code=_service_code(body, spec),
+        spec=spec,
         observed=observed,
         applied=ctx.applied,
     )

@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from swg_operator.api import SecureWebGatewayStatus
+from swg_operator.api import SecureWebGatewaySpec, SecureWebGatewayStatus
 from swg_operator.kube import KubeApi
 from swg_operator.kube.kinds import CONFIG_MAP, NAMESPACE, ROLE
 from swg_operator.labels import selector_for, selector_string
@@ -48,11 +48,12 @@ def mirror_plan(
     status: SecureWebGatewayStatus,
     *,
     service_code: str,
+    spec: SecureWebGatewaySpec | None = None,
     observed: Mapping[str, Any] | None,
     applied: Mapping[ObjectKey, tuple[str, str]],
 ) -> Plan:
     """Apply the status mirror when it is missing or differs; nothing else, never a prune."""
-    desired = tenant_status_config_map(tenant, status, service_code=service_code)
+    desired = tenant_status_config_map(tenant, status, service_code=service_code, spec=spec)
     return plan_changes([desired], [observed] if observed is not None else [], applied=applied)
 
 

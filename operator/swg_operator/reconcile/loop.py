@@ -59,6 +59,7 @@ from swg_operator.reconcile.lifecycle import cancellation, tenant_lifecycle
 from swg_operator.reconcile.ownership import Ownership, judge, namespace_ready, stamp
 from swg_operator.reconcile.plan import ObjectKey, Plan, key_of, plan_changes
 from swg_operator.reconcile.references import custom_signatures_problems
+from swg_operator.reconcile.region import region_problems
 from swg_operator.reconcile.report import (
     Applied,
     Inputs,
@@ -324,6 +325,7 @@ async def check_references(
     if spec is not None:
         claims = [*inputs.observed, *applied.stored.values()]
         unresolved += await guard(log_storage_problems(ctx.kube, spec, claims, namespace=namespace))
+        unresolved += await guard(region_problems(ctx.kube, spec, claims, namespace=namespace))
     if unresolved:
         logger.warning(
             "Stalled %s %s: %s", KIND, inputs.name, "; ".join(u.message for u in unresolved)

@@ -69,8 +69,8 @@ def log_storage_override(spec: SecureWebGatewaySpec) -> int | None:
 
 def log_volume_claim(tenant: Tenant) -> dict[str, Any]:
     """The log volume. With a region pinned, its PersistentVolume is placed where the log store
-    pod is scheduled, provided the storage class binds WaitForFirstConsumer (document this for
-    platform teams: an Immediate class may provision it anywhere)."""
+    pod is scheduled, provided the storage class binds WaitForFirstConsumer or its
+    allowedTopologies are the region; reconcile/region.py reports any other class (Stalled)."""
     spec: dict[str, Any] = {
         "accessModes": ["ReadWriteOnce"],
         "volumeMode": "Filesystem",
@@ -94,11 +94,12 @@ def _environment(tenant: Tenant) -> list[dict[str, str]]:
         {"name": "SWG_SERVICE_CODE", "value": tenant.spec.service_code},
         {"name": "SWG_STATE_DIR", "value": STATE_DIR},
         {"name": "SWG_LOG_RETENTION_DAYS", "value": str(logs.retention_days)},
-        {"name": "SWG_LOG_DISPLAY_TIME_ZONE", "value": logs.time_zone},
+        # Days of the log store end at the tenant's local midnight.
+        {"name": "SWG_LOG_TIME_ZONE", "value": logs.time_zone},
         {"name": "SWG_HTTP_PORT", "value": str(LOGSTORE_HTTP_PORT)},
         {"name": "SWG_INGEST_PORT", "value": str(LOGSTORE_INGEST_PORT)},
         {"name": "SWG_METRICS_PORT", "value": str(LOGSTORE_METRICS_PORT)},
-        # Stored timestamps are UTC whatever the node's zone.
+        # Stored timestamps are UTC whatever the node's zone (only day boundaries are local).
         {"name": "TZ", "value": "UTC"},
         # A legal hold stops retention from expiring any day (set only while held).
         *(

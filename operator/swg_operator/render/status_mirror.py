@@ -16,6 +16,10 @@ Keys (every value a string; absent when the status has no such field):
 | `sizing.<field>` | `sizing`: proxyReplicas, antivirusReplicas, quotaCpu, quotaMemory, logStorage |
 | `cancellation.<field>` | `cancellation`: `cancelledAt`, `purgeAt`, `legalHold` (`true`/`false`) |
 | `conditions` | JSON array, a condition a line: type, status, reason, message, lastTransitionTime |
+| `contract` | JSON object: options, filtering, sizing, logs, region (`render.contract_view`) |
+
+`contract` is the spec as the operator applies it, without secrets; absent while the spec is
+invalid.
 
 Not mirrored: the purge receipt's name (a ConfigMap of the operator's namespace) and the
 messages of a failure inside the operator (reason `InternalError`: an exception text is the
@@ -31,8 +35,9 @@ from collections.abc import Mapping
 from typing import Any, Final
 
 from swg_operator import labels, naming
-from swg_operator.api import SecureWebGatewayStatus
+from swg_operator.api import SecureWebGatewaySpec, SecureWebGatewayStatus
 from swg_operator.render.context import manifest
+from swg_operator.render.contract_view import contract_view
 
 CONDITION_FIELDS: Final = ("type", "status", "reason", "message", "lastTransitionTime")
 INTERNAL_ERROR: Final = "InternalError"
@@ -48,7 +53,9 @@ def _condition(condition: Mapping[str, Any]) -> dict[str, Any]:
     return mirrored
 
 
-def status_data(tenant: str, status: SecureWebGatewayStatus) -> dict[str, str]:
+def status_data(
+    tenant: str, status: SecureWebGatewayStatus, spec: SecureWebGatewaySpec | None = None
+) -> dict[str, str]:
     """The ConfigMap's `data` for `status` (see the module docstring for the keys)."""
     wire = status.model_dump(mode="json", by_alias=True, exclude_none=True)
     data = {"tenant": tenant}
@@ -65,11 +72,17 @@ def status_data(tenant: str, status: SecureWebGatewayStatus) -> dict[str, str]:
         data["cancellation.legalHold"] = "true" if cancellation.get("legalHold") else "false"
     lines = [json.dumps(_condition(c)) for c in wire.get("conditions", ())]
     data["conditions"] = "[\n" + ",\n".join(lines) + "\n]" if lines else "[]"
+    if spec is not None:
+        data["contract"] = json.dumps(contract_view(spec), indent=1, ensure_ascii=False)
     return data
 
 
 def tenant_status_config_map(
-    tenant: str, status: SecureWebGatewayStatus, *, service_code: str
+    tenant: str,
+    status: SecureWebGatewayStatus,
+    *,
+    service_code: str,
+    spec: SecureWebGatewaySpec | None = None,
 ) -> dict[str, Any]:
     """The ConfigMap `tenant-status` in the tenant namespace, labelled as the tenant's."""
     metadata = {
@@ -77,7 +90,7 @@ def tenant_status_config_map(
         "namespace": naming.tenant_namespace(tenant),
         "labels": labels.tenant_labels(tenant, service_code=service_code),
     }
-    return manifest("v1", "ConfigMap", metadata, data=status_data(tenant, status))
+    return manifest("v1", "ConfigMap", metadata, data=status_data(tenant, status, spec))
 
 
 def read_status_data(data: Mapping[str, str]) -> dict[str, Any]:
@@ -109,4 +122,10 @@ def read_status_data(data: Mapping[str, str]) -> dict[str, Any]:
     except ValueError:
         conditions = []
     out["conditions"] = [c for c in conditions if isinstance(c, dict)]
+    try:
+        contract = json.loads(data["contract"]) if "contract" in data else None
+    except ValueError:
+        contract = None
+    if isinstance(contract, dict):
+        out["contract"] = contract
     return out
