@@ -34,7 +34,7 @@ _ANY, _PE, _ELF, _MACHO = 0, 1, 6, 9
 # type -> (signature suffix, target, offset, magic hex)
 BUILTIN_SIGNATURES: Final[dict[FileType, tuple[tuple[str, int, int, str], ...]]] = {
     FileType.EXECUTABLE: (
-        ("Executable.PE", _PE, 0, "4d5a"),
+        ("Executable.PE", _PE, 0, "4d5a*50450000"),  # MZ, then the PE header
         ("Executable.ELF", _ELF, 0, "7f454c46"),
         ("Executable.MachO32", _MACHO, 0, "feedface"),
         ("Executable.MachO64", _MACHO, 0, "feedfacf"),
@@ -161,9 +161,10 @@ def safe_search_squid(controls: ContentControls) -> SafeSearchSquid:
             f"http_access deny {prefix} {prefix}_other {prefix}_refuse",
             f"http_access deny {prefix} !{prefix}_on {prefix}_redirect",
         ]
-        # %P://%H%R: the request URL unescaped (%R is the path with its query).
+        # %P://%H@Squid{%>rp}: the request URL, its path and query neither HTML- nor URL-escaped
+        # (the legacy %R is HTML-escaped: & becomes &amp;).
         actions += [
-            f"deny_info 302:%P://%H%R&{engine.param}={engine.value} {prefix}_redirect",
+            f"deny_info 302:%P://%H@Squid{{%>rp}}&{engine.param}={engine.value} {prefix}_redirect",
             f"deny_info ERR_SWG_BLOCKED {prefix}_refuse",
         ]
     if safe.youtube is not YouTubeRestriction.OFF:
