@@ -56,7 +56,8 @@ def test_file_types_need_the_scanner() -> None:
     message = refused(
         antivirus={"enabled": False}, contentControls={"fileTypes": {"blocked": ["executable"]}}
     )
-    assert "contentControls.fileTypes" in message and "antivirus.enabled" in message
+    assert "contentControls.fileTypes" in message
+    assert "antivirus.enabled" in message
 
 
 def test_safe_search_needs_inspection() -> None:
@@ -66,24 +67,31 @@ def test_safe_search_needs_inspection() -> None:
     parse_spec(raw_spec(contentControls={"safeSearch": {"enabled": True}}, options=INSPECTION))
 
 
+CUSTOM = "spec.contentControls.fileTypes.custom[0]"
+
+
+def _custom(**entry: object) -> dict[str, Any]:
+    return {"custom": [{"name": "x", "magic": "4d5a", **entry}]}
+
+
 @pytest.mark.parametrize(
     ("file_types", "field"),
     [
         ({"blocked": ["exe"]}, "spec.contentControls.fileTypes.blocked[0]"),
         ({"blocked": ["pdf", "pdf"]}, "contentControls.fileTypes.blocked: duplicate"),
-        ({"custom": [{"name": "x", "magic": "4d5"}]}, "spec.contentControls.fileTypes.custom[0].magic"),
-        ({"custom": [{"name": "x", "magic": "4D5A"}]}, "spec.contentControls.fileTypes.custom[0].magic"),
-        ({"custom": [{"name": "x", "magic": "4d"}]}, "spec.contentControls.fileTypes.custom[0].magic"),
-        ({"custom": [{"name": "x", "magic": "4d5a:0"}]}, "spec.contentControls.fileTypes.custom[0].magic"),
-        ({"custom": [{"name": "Bad_Name", "magic": "4d5a"}]}, "spec.contentControls.fileTypes.custom[0].name"),
-        ({"custom": [{"name": "x", "magic": "4d5a", "offset": -1}]}, "spec.contentControls.fileTypes.custom[0].offset"),
-        ({"custom": [{"name": "x", "magic": "4d5a", "offset": 65537}]}, "spec.contentControls.fileTypes.custom[0].offset"),
+        (_custom(magic="4d5"), f"{CUSTOM}.magic"),
+        (_custom(magic="4D5A"), f"{CUSTOM}.magic"),
+        (_custom(magic="4d"), f"{CUSTOM}.magic"),
+        (_custom(magic="4d5a:0"), f"{CUSTOM}.magic"),
+        (_custom(name="Bad_Name"), f"{CUSTOM}.name"),
+        (_custom(offset=-1), f"{CUSTOM}.offset"),
+        (_custom(offset=65537), f"{CUSTOM}.offset"),
         (
             {"custom": [{"name": "x", "magic": "4d5a"}, {"name": "x", "magic": "7f45"}]},
             "contentControls.fileTypes.custom[].name: duplicate",
         ),
     ],
-)  # fmt: skip
+)
 def test_bad_file_types_are_refused_naming_the_field(
     file_types: dict[str, Any], field: str
 ) -> None:
@@ -100,7 +108,9 @@ def test_youtube_restriction_is_one_of_the_documented_values() -> None:
 def test_sandbox_fail_open_defaults_to_closed() -> None:
     spec = parse_spec(raw_spec(options={"sandbox": {"enabled": True, "icapURL": SANDBOX_URL}}))
     assert spec.options.sandbox.fail_open is False
-    message = refused(options={"sandbox": {"enabled": True, "icapURL": SANDBOX_URL, "failOpen": "maybe"}})
+    message = refused(
+        options={"sandbox": {"enabled": True, "icapURL": SANDBOX_URL, "failOpen": "maybe"}}
+    )
     assert "spec.options.sandbox.failOpen" in message
 
 
@@ -122,7 +132,10 @@ def test_signature_file_only_when_a_type_is_blocked() -> None:
 
 
 def test_every_builtin_signature_is_a_valid_ndb_line() -> None:
-    ndb = re.compile(r"SWG\.FileType\.[A-Za-z0-9.-]+:(0|1|6|9):[0-9]+:([0-9a-f]{6,}|[0-9a-f]{4,}\*[0-9a-f]{4,})")
+    ndb = re.compile(
+        r"SWG\.FileType\.[A-Za-z0-9.-]+:(0|1|6|9):[0-9]+:"
+        r"([0-9a-f]{6,}|[0-9a-f]{4,}\*[0-9a-f]{4,})"
+    )
     for file_type in BUILTIN_SIGNATURES:
         controls = ContentControls.model_validate({"fileTypes": {"blocked": [file_type]}})
         for line in file_type_signatures(controls).splitlines():
@@ -161,7 +174,11 @@ def test_safe_search_lines_only_when_enabled() -> None:
     assert "request_header_access YouTube-Restrict deny swg_safesearch_youtube" in conf
     # before the tenant's own allow rules
     lines = conf.splitlines()
-    first_safe = next(i for i, line in enumerate(lines) if "swg_safesearch_google_refuse" in line and line.startswith("http_access"))
+    first_safe = next(
+        i
+        for i, line in enumerate(lines)
+        if line.startswith("http_access") and "swg_safesearch_google_refuse" in line
+    )
     default_allow = lines.index("http_access allow swg_clients swg_tag_default")
     assert first_safe < default_allow
     off = files(
@@ -172,7 +189,8 @@ def test_safe_search_lines_only_when_enabled() -> None:
 
 # --- sandbox -------------------------------------------------------------------------------------
 def _icap_lines(conf: str) -> list[str]:
-    return [line for line in conf.splitlines() if line.startswith(("icap_service ", "adaptation_access", "adaptation_service_chain"))]
+    starts = ("icap_service ", "adaptation_access", "adaptation_service_chain")
+    return [line for line in conf.splitlines() if line.startswith(starts)]
 
 
 def test_sandbox_without_antivirus_is_the_only_response_service() -> None:

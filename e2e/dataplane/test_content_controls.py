@@ -18,7 +18,7 @@ import pytest
 
 from e2e.dataplane.conftest import TENANT_DATA, TENANT_SIGNATURES, RenderTenant, StartDataplane
 from e2e.dataplane.stack import DEFAULT_TEST_NAMES, DataplaneStack
-from swg_logstore.records import squid_access_records
+from swg_logstore.records import Record, squid_access_records
 
 pytestmark = pytest.mark.dataplane
 
@@ -37,7 +37,7 @@ def content(start_dataplane: StartDataplane, render_tenant: RenderTenant) -> Dat
     )
 
 
-def _access(stack: DataplaneStack, pattern: str) -> dict[str, object]:
+def _access(stack: DataplaneStack, pattern: str) -> Record:
     line = json.dumps(stack.wait_for_access_log(pattern))
     return squid_access_records(line)[0]
 
@@ -131,7 +131,5 @@ def test_youtube_requests_carry_restricted_mode(content: DataplaneStack) -> None
     values = [v for k, v in json.loads(response.body) if k.lower() == "youtube-restrict"]
     assert values == ["Strict"]
     # Other sites get no such header.
-    other = content.request(
-        "https://clean.test/header-list", cacert=content.pki.inspection_ca_cert
-    )
+    other = content.request("https://clean.test/header-list", cacert=content.pki.inspection_ca_cert)
     assert "youtube-restrict" not in {k.lower() for k, _ in json.loads(other.body)}

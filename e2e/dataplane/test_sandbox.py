@@ -25,7 +25,7 @@ from e2e.dataplane.analyser import (
 from e2e.dataplane.conftest import TENANT_DATA, TENANT_SIGNATURES, RenderTenant, StartDataplane
 from e2e.dataplane.stack import DEFAULT_TEST_NAMES, DataplaneStack
 from swg_logstore.formats import SQUID_SANDBOX_LOG_PATH
-from swg_logstore.records import squid_sandbox_record
+from swg_logstore.records import Record, squid_sandbox_record
 
 pytestmark = pytest.mark.dataplane
 
@@ -34,7 +34,7 @@ CUSTOM_SAMPLE = "http://clean.test/files/custom-sample.bin"
 CUSTOM_SIGNATURE = "Swg.Test.CustomSample.UNOFFICIAL"
 
 
-def _sandbox_records(stack: DataplaneStack) -> list[dict[str, object]]:
+def _sandbox_records(stack: DataplaneStack) -> list[Record]:
     text = stack.read_log("proxy", SQUID_SANDBOX_LOG_PATH)
     return [r for line in text.splitlines() if line and (r := squid_sandbox_record(line))]
 
@@ -64,9 +64,7 @@ def _start(
 
 
 @pytest.fixture(scope="module")
-def with_antivirus(
-    start_dataplane: StartDataplane, render_tenant: RenderTenant
-) -> DataplaneStack:
+def with_antivirus(start_dataplane: StartDataplane, render_tenant: RenderTenant) -> DataplaneStack:
     return _start(
         start_dataplane,
         render_tenant,
@@ -122,7 +120,8 @@ def test_fail_closed_without_the_analyser(with_antivirus: DataplaneStack) -> Non
         assert response.status >= 500, response.status
         line = stack.wait_for_log("proxy", SQUID_SANDBOX_LOG_PATH, "clean-1KiB")
         record = squid_sandbox_record(line)
-        assert record is not None and record["verdict"] == "error"
+        assert record is not None
+        assert record["verdict"] == "error"
     finally:
         rendered = stack.workdir / "analyser-conf"
         start_analyser(stack, rendered)
@@ -146,4 +145,5 @@ def test_fail_open_passes_and_logs_without_the_analyser(
     assert response.status == 200
     line = stack.wait_for_log("proxy", SQUID_SANDBOX_LOG_PATH, "clean-1KiB")
     record = squid_sandbox_record(line)
-    assert record is not None and record["verdict"] == "error"
+    assert record is not None
+    assert record["verdict"] == "error"

@@ -97,7 +97,9 @@ _FILE_TYPES_SET: Final = (
     "(has(self.contentControls.fileTypes.custom) && "
     "size(self.contentControls.fileTypes.custom) > 0))"
 )
-_ANTIVIRUS_OFF: Final = "has(self.antivirus) && has(self.antivirus.enabled) && !self.antivirus.enabled"
+_ANTIVIRUS_OFF: Final = (
+    "has(self.antivirus) && has(self.antivirus.enabled) && !self.antivirus.enabled"
+)
 _SAFE_SEARCH_ON: Final = (
     "has(self.contentControls) && has(self.contentControls.safeSearch) && "
     "has(self.contentControls.safeSearch.enabled) && self.contentControls.safeSearch.enabled"

@@ -63,7 +63,9 @@ def file_type_signatures(controls: ContentControls) -> str:
         for suffix, target, offset, magic in BUILTIN_SIGNATURES[file_type]:
             lines.append(f"{SIGNATURE_PREFIX}{suffix}:{target}:{offset}:{magic}")
     for custom in controls.file_types.custom:
-        lines.append(f"{SIGNATURE_PREFIX}Custom.{custom.name}:{_ANY}:{custom.offset}:{custom.magic}")
+        lines.append(
+            f"{SIGNATURE_PREFIX}Custom.{custom.name}:{_ANY}:{custom.offset}:{custom.magic}"
+        )
     return "".join(f"{line}\n" for line in lines)
 
 
@@ -92,7 +94,9 @@ SEARCH_ENGINES: Final = (
         "safe",
         "active",
     ),
-    SearchEngine("bing", r"^https?://(www\.)?bing\.com/(images/|videos/)?search\?", "adlt", "strict"),
+    SearchEngine(
+        "bing", r"^https?://(www\.)?bing\.com/(images/|videos/)?search\?", "adlt", "strict"
+    ),
     SearchEngine("duckduckgo", r"^https?://(html\.)?duckduckgo\.com/(html/?)?\?", "kp", "1"),
 )
 # YouTube's hosts that take the YouTube-Restrict header (Google's documentation).
@@ -135,10 +139,13 @@ class SafeSearchSquid:
     actions: str = ""
 
 
+NO_SAFE_SEARCH: Final = SafeSearchSquid()
+
+
 def safe_search_squid(controls: ContentControls) -> SafeSearchSquid:
     safe = controls.safe_search
     if not safe.enabled:
-        return SafeSearchSquid()
+        return NO_SAFE_SEARCH
     redirect_notes = annotation(
         decision=Decision.ALLOW, matched=MatchedList.SAFE_SEARCH, policy=TENANT_POLICY
     )

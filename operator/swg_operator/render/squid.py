@@ -14,7 +14,7 @@ from typing import Final
 from swg_logstore import formats
 from swg_logstore.formats import TENANT_POLICY, Decision, MatchedList, annotation
 from swg_operator.render.config_text import render_template
-from swg_operator.render.content import SafeSearchSquid
+from swg_operator.render.content import NO_SAFE_SEARCH, SafeSearchSquid
 from swg_operator.render.context import CONF_DIR, STATE_DIR, TLS_DIR
 from swg_operator.render.squid_acls import SquidAccess
 
@@ -63,7 +63,7 @@ class SquidConfig:
     mirror_rules: tuple[MirrorRule, ...]  # freshclam's mirrors, through this proxy
     mirror_src: tuple[str, ...]  # the networks the anti-virus pods come from
     sandbox_fail_open: bool = False  # options.sandbox.failOpen
-    safe_search: SafeSearchSquid = SafeSearchSquid()  # contentControls.safeSearch
+    safe_search: SafeSearchSquid = NO_SAFE_SEARCH  # contentControls.safeSearch
 
     @property
     def visible_hostname(self) -> str:
