@@ -13,6 +13,9 @@ certificate checked.
 
 from __future__ import annotations
 
+import subprocess
+import time
+
 import pytest
 
 from e2e.dataplane.analyser import (
@@ -125,6 +128,45 @@ def test_fail_closed_without_the_analyser(with_antivirus: DataplaneStack) -> Non
     finally:
         rendered = stack.workdir / "analyser-conf"
         start_analyser(stack, rendered)
+
+
+def test_an_analyser_with_an_untrusted_certificate_gets_nothing(
+    with_antivirus: DataplaneStack,
+) -> None:
+    """The analyser's certificate is checked: one no trusted CA signed (self-signed here) fails
+    the ICAP transaction, and fail closed refuses the download."""
+    stack = with_antivirus
+    _wait_until_served(stack)  # the trusted analyser answers (after any earlier outage)
+    conf = stack.workdir / "analyser-conf"
+    saved = {name: (conf / name).read_bytes() for name in ("tls.crt", "tls.key")}
+    stop_analyser(stack)
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+         "-subj", f"/CN={ANALYSER_HOST}", "-addext", f"subjectAltName=DNS:{ANALYSER_HOST}",
+         "-keyout", str(conf / "tls.key"), "-out", str(conf / "tls.crt")],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    for name in saved:
+        (conf / name).chmod(0o644)
+    start_analyser(stack, conf)
+    try:
+        response = stack.request("http://clean.test/files/hello.txt?untrusted")
+        assert response.status >= 500, response.status
+    finally:
+        stop_analyser(stack)
+        for name, data in saved.items():
+            (conf / name).write_bytes(data)
+        start_analyser(stack, conf)
+    _wait_until_served(stack)
+
+
+def _wait_until_served(stack: DataplaneStack) -> None:
+    """Until a clean download passes the analyser again (Squid retries a failed service after
+    icap_service_revival_delay)."""
+    deadline = time.monotonic() + 90
+    while stack.request("http://clean.test/files/hello.txt").status != 200:
+        assert time.monotonic() < deadline, "the analyser was not used again"
+        time.sleep(1)
 
 
 def test_sandbox_works_with_antivirus_off(without_antivirus: DataplaneStack) -> None:
