@@ -183,6 +183,52 @@ MALFORMED: list[tuple[str, dict[str, Any], tuple[str, ...]]] = [
         with_changes(options={"sandbox": {"enabled": True, "icapURL": "http://x.example/"}}),
         ("spec.options.sandbox.icapURL",),
     ),
+    (
+        "sandbox-fail-open-not-bool",
+        with_changes(
+            options={
+                "sandbox": {"enabled": True, "icapURL": "icaps://x.example/", "failOpen": "yes"}
+            }
+        ),
+        ("spec.options.sandbox.failOpen",),
+    ),
+    (
+        "file-types-without-antivirus",
+        with_changes(
+            antivirus={"enabled": False},
+            contentControls={"fileTypes": {"blocked": ["executable"]}},
+        ),
+        ("spec.contentControls", "antivirus.enabled"),
+    ),
+    (
+        "safe-search-without-inspection",
+        with_changes(
+            options={"httpsInspection": {"enabled": False}},
+            contentControls={"safeSearch": {"enabled": True}},
+        ),
+        ("spec.contentControls", "options.httpsInspection.enabled"),
+    ),
+    (
+        "file-type-unknown",
+        with_changes(contentControls={"fileTypes": {"blocked": ["exe"]}}),
+        ("spec.contentControls.fileTypes.blocked[0]", "Unsupported value"),
+    ),
+    (
+        "custom-file-type-magic-not-hex",
+        with_changes(contentControls={"fileTypes": {"custom": [{"name": "x", "magic": "MZ"}]}}),
+        ("spec.contentControls.fileTypes.custom[0].magic",),
+    ),
+    (
+        "custom-file-type-duplicate",
+        with_changes(
+            contentControls={
+                "fileTypes": {
+                    "custom": [{"name": "x", "magic": "4d5a"}, {"name": "x", "magic": "7f45"}]
+                }
+            }
+        ),
+        ("spec.contentControls.fileTypes.custom", "duplicate"),
+    ),
     ("retention-91", with_changes(logs={"retentionDays": 91}), ("spec.logs.retentionDays", "90")),
     ("retention-0", with_changes(logs={"retentionDays": 0}), ("spec.logs.retentionDays",)),
     ("time-zone-injection", with_changes(logs={"timeZone": "UTC\n"}), ("spec.logs.timeZone",)),

@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from render_support import catalogue
 from swg_operator.api import types as t
+from swg_operator.api.content import MAGIC_HEX_PATTERN, FileType, YouTubeRestriction
 
 
 def pattern(regex: str, *, max_size: int) -> st.SearchStrategy[str]:
@@ -135,7 +136,11 @@ def specs(draw: st.DrawFn) -> dict[str, Any]:
                     "caSecret": draw(optional(dns_labels.map(lambda n: {"name": n}))),
                 }
             ),
-            "sandbox": {"enabled": True, "icapURL": icap_url} if sandbox_on else {"enabled": False},
+            "sandbox": (
+                {"enabled": True, "icapURL": icap_url, "failOpen": draw(st.booleans())}
+                if sandbox_on
+                else {"enabled": False}
+            ),
         },
         "logs": _drop_none(
             {
@@ -168,4 +173,25 @@ def specs(draw: st.DrawFn) -> dict[str, Any]:
             "legalHold": draw(st.booleans()),
         },
     }
+    spec["contentControls"] = draw(content_controls(spec))
     return _drop_none(spec)
+
+
+@st.composite
+def content_controls(draw: st.DrawFn, spec: dict[str, Any]) -> dict[str, Any]:
+    """spec.contentControls, consistent with the spec's anti-virus and inspection switches."""
+    controls: dict[str, Any] = {}
+    if spec["antivirus"]["enabled"]:
+        controls["fileTypes"] = {
+            "blocked": draw(unique(st.sampled_from([t.value for t in FileType]), max_size=3)),
+            "custom": [
+                {"name": name, "magic": draw(pattern(MAGIC_HEX_PATTERN, max_size=16))}
+                for name in draw(unique(dns_labels, max_size=2))
+            ],
+        }
+    if spec["options"]["httpsInspection"].get("enabled"):
+        controls["safeSearch"] = {
+            "enabled": draw(st.booleans()),
+            "youtube": draw(st.sampled_from([y.value for y in YouTubeRestriction])),
+        }
+    return controls

@@ -377,7 +377,7 @@ def test_every_line_is_a_directive_comment_or_blank(
 
 def test_logging_directives_are_the_log_stores_and_follow_the_sandbox() -> None:
     """squid.conf and c-icap.conf carry `logstore.formats`' directives verbatim; the sandbox
-    log exists exactly when Squid adapts through the sandbox (anti-virus on)."""
+    log exists exactly when Squid adapts through the sandbox (with or without anti-virus)."""
     plain = dataplane_files(spec(), catalogue=CATALOGUE, settings=SETTINGS)
     assert formats.squid_logging_directives() in plain["squid.conf"]
     assert "icap_log" not in plain["squid.conf"]
@@ -393,11 +393,15 @@ def test_logging_directives_are_the_log_stores_and_follow_the_sandbox() -> None:
         formats.squid_logging_directives(sandbox_service="swg_sandbox_resp")
         in (files["squid.conf"])
     )
+    # The sandbox works (and logs) with anti-virus off too.
     without_scanning = spec(options=sandbox, antivirus={"enabled": False})
-    assert sandbox_service_name(without_scanning) is None
+    assert sandbox_service_name(without_scanning) == "swg_sandbox_resp"
     files = dataplane_files(without_scanning, catalogue=CATALOGUE, settings=SETTINGS)
-    assert "icap_log" not in files["squid.conf"]
-    assert "swg_sandbox_resp" not in files["squid.conf"]
+    assert (
+        formats.squid_logging_directives(sandbox_service="swg_sandbox_resp")
+        in (files["squid.conf"])
+    )
+    assert "swg_av_resp" not in files["squid.conf"]
     for text in (plain["squid.conf"], files["squid.conf"]):  # one definition of each
         assert len(directives(text, "logfile_rotate")) == 1
         assert len(directives(text, "icap_send_client_ip")) == 1

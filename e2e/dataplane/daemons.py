@@ -26,6 +26,7 @@ class DaemonSpec:
     name: str
     pod: str  # which state directory (one per pod)
     argv: tuple[str, ...]
+    conf: Path | None = None  # the configuration mounted at CONF; None: the stack's own
 
 
 DAEMONS = {

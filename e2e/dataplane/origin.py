@@ -7,6 +7,7 @@ the names asked (``Origin.dns_queries()``).
 Routes (the same for every Host name):
   GET  /files/<name>   a payload file
   GET  /headers        the request headers as JSON (what the proxy forwarded)
+  GET  /header-list    the same as a JSON list of [name, value], repeated names kept
   GET  /<anything>     a small text body naming the host and path
   POST|PUT /upload     reads the body, answers JSON {"size", "sha256"}; uploads are recorded
 """
@@ -90,6 +91,10 @@ class _Handler(BaseHTTPRequestHandler):
             return
         if path == "/headers":
             body = json.dumps(dict(self.headers.items()), sort_keys=True).encode()
+            self._send(200, body, "application/json")
+            return
+        if path == "/header-list":
+            body = json.dumps(list(self.headers.items())).encode()
             self._send(200, body, "application/json")
             return
         host = self.headers.get("Host", "")

@@ -133,9 +133,12 @@ def contents() -> dict[str, tuple[bytes, bool]]:
 
 
 def write_payloads(directory: Path) -> dict[str, Payload]:
+    from e2e.dataplane.filetypes import file_type_payloads  # it builds on this module
+
     directory.mkdir(parents=True, exist_ok=True)
     out: dict[str, Payload] = {}
-    for name, (data, infected) in contents().items():
+    files = contents() | {name: (data, False) for name, data in file_type_payloads().items()}
+    for name, (data, infected) in files.items():
         path = directory / name
         path.write_bytes(data)
         out[name] = Payload(name, path, len(data), hashlib.sha256(data).hexdigest(), infected)

@@ -29,7 +29,7 @@ import shutil
 import signal
 import subprocess
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Unpack
 
@@ -113,6 +113,8 @@ class DataplaneStack:
         )
         self.wanted = tuple(daemons)
         self.daemons: dict[str, Daemon] = {}
+        # Daemons beyond the three (start_extra_daemon): spec and readiness check.
+        self.extra: dict[str, tuple[DaemonSpec, Callable[[], bool]]] = {}
         self.netns: NetNamespace | None = None
         self.origin: Origin | None = None
         self.resolv_search = tuple(resolv_search)
@@ -200,7 +202,7 @@ class DataplaneStack:
         root = self.rootfs
         etc = self.workdir / "etc"
         binds = [
-            ("-o", "bind,ro", self.conf, CONF),
+            ("-o", "bind,ro", spec.conf or self.conf, CONF),
             ("-o", "bind", self.state_dir(spec.pod), STATE),
             ("-o", "bind,ro", self.workdir / "tls", TLS),
             ("-o", "bind,ro", self.workdir / "bin", "/usr/local/bin"),
@@ -248,8 +250,20 @@ class DataplaneStack:
             check=False,
         )
 
+    def start_extra_daemon(
+        self, spec: DaemonSpec, ready: Callable[[], bool], *, timeout: float = 60.0
+    ) -> Daemon:
+        """Start a daemon of another pod (its own state directory, its own configuration
+        directory ``spec.conf``) in this stack's namespace; ``ready`` runs in the namespace."""
+        state = self.state_dir(spec.pod)
+        state.mkdir(parents=True, exist_ok=True)
+        os.chown(state, UID, GID)
+        state.chmod(0o750)
+        self.extra[spec.name] = (spec, ready)
+        return self.start_daemon(spec.name, timeout=timeout)
+
     def start_daemon(self, name: str, *, timeout: float = 60.0) -> Daemon:
-        spec = DAEMONS[name]
+        spec = self.extra[name][0] if name in self.extra else DAEMONS[name]
         logs = self.workdir / "logs"
         stdout, stderr = logs / f"{name}.out", logs / f"{name}.err"
         for path in (stdout, stderr):
@@ -271,6 +285,8 @@ class DataplaneStack:
 
     def _ready(self, name: str) -> bool:
         assert self.netns is not None
+        if name in self.extra:
+            return self.netns.call(self.extra[name][1])
         if name == "clamd":
             return self.clamd_socket is not None and unix_ping(self.clamd_socket)
         address = self.icap_address if name == "c-icap" else self.proxy_address
@@ -300,7 +316,7 @@ class DataplaneStack:
         return daemon.stop(timeout=timeout, sig=sig)
 
     def close(self) -> None:
-        for name in ("squid", "c-icap", "clamd"):
+        for name in ("squid", "c-icap", "clamd", *reversed(self.extra)):
             if name in self.daemons:
                 # SIGINT: Squid stops at once instead of waiting for shutdown_lifetime.
                 with contextlib.suppress(Exception):

@@ -102,6 +102,7 @@ class MatchedList(StrEnum):
     RESTRICTED = "restricted"  # the gateway's own guard: loopback, link-local, cluster networks
     # The tenant's anti-virus pods (freshclam) fetching signatures from the configured mirror.
     SIGNATURE_MIRROR = "signature-mirror"
+    SAFE_SEARCH = "safe-search"  # contentControls.safeSearch: redirected or refused search
     DEFAULT = "default"  # no rule matched: the tenant's default allow
 
 

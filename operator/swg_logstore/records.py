@@ -178,12 +178,14 @@ def load_squid_json(line: str) -> dict[str, object]:
 _UNSCANNABLE: Final = (
     ("Heuristics.Limits.Exceeded.", "over-limit"),
     ("Heuristics.Encrypted.", "encrypted"),
+    # contentControls.fileTypes (render.content): refused for what the file is.
+    ("SWG.FileType.", "file-type"),
 )
 
 
 def detection_verdict(signature: str) -> str:
     """`infected`, or `over-limit` / `encrypted` when the "signature" is clamd saying it could
-    not scan the object."""
+    not scan the object, or `file-type` when it is one of the tenant's blocked file types."""
     for prefix, verdict in _UNSCANNABLE:
         if signature.startswith(prefix):
             return verdict

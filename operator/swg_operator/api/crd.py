@@ -18,6 +18,7 @@ from typing import Any, Final
 
 import yaml
 
+from swg_operator.api.content import FILE_TYPES_NEED_ANTIVIRUS, SAFE_SEARCH_NEEDS_INSPECTION
 from swg_operator.api.resource import GROUP, KIND, PLURAL, SHORT_NAMES, SINGULAR, VERSION
 from swg_operator.api.spec import SecureWebGatewaySpec
 from swg_operator.api.status import SecureWebGatewayStatus
@@ -88,6 +89,40 @@ CIDR_RULES: Final = (
 
 _SET: Final = {"x-kubernetes-list-type": "set"}
 
+# api.content.check_content_controls as CEL on the spec.
+_FILE_TYPES_SET: Final = (
+    "has(self.contentControls) && has(self.contentControls.fileTypes) && "
+    "((has(self.contentControls.fileTypes.blocked) && "
+    "size(self.contentControls.fileTypes.blocked) > 0) || "
+    "(has(self.contentControls.fileTypes.custom) && "
+    "size(self.contentControls.fileTypes.custom) > 0))"
+)
+_ANTIVIRUS_OFF: Final = (
+    "has(self.antivirus) && has(self.antivirus.enabled) && !self.antivirus.enabled"
+)
+_SAFE_SEARCH_ON: Final = (
+    "has(self.contentControls) && has(self.contentControls.safeSearch) && "
+    "has(self.contentControls.safeSearch.enabled) && self.contentControls.safeSearch.enabled"
+)
+_INSPECTION_ON: Final = (
+    "has(self.options) && has(self.options.httpsInspection) && "
+    "has(self.options.httpsInspection.enabled) && self.options.httpsInspection.enabled"
+)
+CONTENT_CONTROL_RULES: Final = (
+    cel_rule(
+        f"!({_FILE_TYPES_SET}) || !({_ANTIVIRUS_OFF})",
+        FILE_TYPES_NEED_ANTIVIRUS,
+        field_path=".contentControls",
+        reason="FieldValueForbidden",
+    ),
+    cel_rule(
+        f"!({_SAFE_SEARCH_ON}) || ({_INSPECTION_ON})",
+        SAFE_SEARCH_NEEDS_INSPECTION,
+        field_path=".contentControls",
+        reason="FieldValueForbidden",
+    ),
+)
+
 # Extensions merged into the converted schema of the model with that name (its JSON schema
 # title). Every model with a `model_validator` must appear here (tests/test_crd.py checks).
 SCHEMA_OVERLAYS: Final[Mapping[str, JsonSchema]] = {
@@ -99,6 +134,7 @@ SCHEMA_OVERLAYS: Final[Mapping[str, JsonSchema]] = {
                 ],
             },
         },
+        "x-kubernetes-validations": list(CONTENT_CONTROL_RULES),
     },
     "Clients": {
         "properties": {"allowedCIDRs": dict(_SET)},
@@ -120,6 +156,12 @@ SCHEMA_OVERLAYS: Final[Mapping[str, JsonSchema]] = {
                 "x-kubernetes-list-type": "map",
                 "x-kubernetes-list-map-keys": ["name"],
             },
+        },
+    },
+    "FileTypeBlocking": {
+        "properties": {
+            "blocked": dict(_SET),
+            "custom": {"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"]},
         },
     },
     "Sandbox": {

@@ -15,6 +15,7 @@ from pydantic import Field, field_validator, model_validator
 
 from swg_logstore.retention import MAX_RETENTION_DAYS, MIN_RETENTION_DAYS, load_zone
 from swg_operator.api.base import CamelModel
+from swg_operator.api.content import ContentControls, check_content_controls
 from swg_operator.api.types import (
     ByteQuantity,
     CategoryName,
@@ -213,6 +214,11 @@ class Sandbox(CamelModel):
     icap_url: IcapUrl | None = Field(default=None, alias="icapURL")
     """ICAP service URL, icaps:// only (the analyser receives decrypted bodies), not on the
     pod itself (loopback, link-local); required when enabled."""
+    fail_open: bool = Field(
+        default=False,
+        description="When the analyser cannot be reached or fails: false refuses the download "
+        "(5xx), true lets it pass unanalysed; either way the sandbox log records the failure.",
+    )
 
     @model_validator(mode="after")
     def _url_when_enabled(self) -> Sandbox:
@@ -320,6 +326,7 @@ class SecureWebGatewaySpec(CamelModel):
     url_filtering: UrlFiltering = UrlFiltering()
     antivirus: Antivirus = Antivirus()
     options: Options = Options()
+    content_controls: ContentControls = ContentControls()
     logs: Logs = Logs()
     placement: Placement = Placement()
     admins: Annotated[tuple[Admin, ...], Field(max_length=64)] = ()
@@ -327,3 +334,8 @@ class SecureWebGatewaySpec(CamelModel):
     suspended: bool = False
     """Stop serving traffic while keeping configuration and logs."""
     cancellation: Cancellation = Cancellation()
+
+    @model_validator(mode="after")
+    def _content_controls(self) -> SecureWebGatewaySpec:
+        check_content_controls(self)
+        return self

@@ -19,6 +19,7 @@ from swg_operator.naming import Component, service_name
 from swg_operator.quantities import parse_bytes
 from swg_operator.render.cicap import ICAP_SERVICE_PATH, CicapConfig, cicap_files
 from swg_operator.render.clamd import CLAMD_MAX_BYTES, ClamdConfig, clamd_files
+from swg_operator.render.content import content_antivirus_files, safe_search_squid
 from swg_operator.render.context import ICAP_PORT
 from swg_operator.render.freshclam import freshclam_files
 from swg_operator.render.network import ALWAYS_EXCLUDED
@@ -42,10 +43,10 @@ DATAPLANE_COMPONENTS: Final = (Component.PROXY, Component.ANTIVIRUS)
 
 
 def sandbox_url(spec: SecureWebGatewaySpec) -> str:
-    """The sandbox analyser's ICAP URL; empty when it is off. Squid adapts (and so reaches the
-    sandbox) only with anti-virus on: the sandbox follows clamd in the response chain."""
+    """The sandbox analyser's ICAP URL; empty when it is off. With anti-virus on, the sandbox
+    follows clamd in the response chain; without, it is the only response adaptation."""
     sandbox = spec.options.sandbox
-    if spec.antivirus.enabled and sandbox.enabled and sandbox.icap_url:
+    if sandbox.enabled and sandbox.icap_url:
         return sandbox.icap_url
     return ""
 
@@ -116,6 +117,8 @@ def squid_config(
         sandbox_url=sandbox_url(spec),
         mirror_rules=tuple(signature_mirror_rules(spec, settings)),
         mirror_src=tuple(squid_cidrs(settings.cluster_cidrs)),
+        sandbox_fail_open=spec.options.sandbox.fail_open,
+        safe_search=safe_search_squid(spec.content_controls),
     )
 
 
@@ -160,6 +163,7 @@ def render_dataplane_files(
     if spec.antivirus.enabled:
         configs = antivirus_configs(spec, settings)
         antivirus = {**cicap_files(configs.cicap), **clamd_files(configs.clamd)}
+        antivirus.update(content_antivirus_files(spec.content_controls))
         if uses_freshclam(settings):
             proxy_host = service_host(settings, Component.PROXY, namespace)
             antivirus.update(freshclam_files(freshclam_config(spec, settings, proxy_host)))

@@ -14,6 +14,7 @@ from typing import Final
 from swg_logstore import formats
 from swg_logstore.formats import TENANT_POLICY, Decision, MatchedList, annotation
 from swg_operator.render.config_text import render_template
+from swg_operator.render.content import NO_SAFE_SEARCH, SafeSearchSquid
 from swg_operator.render.context import CONF_DIR, STATE_DIR, TLS_DIR
 from swg_operator.render.squid_acls import SquidAccess
 
@@ -61,6 +62,8 @@ class SquidConfig:
     sandbox_url: str  # the sandbox analyser's ICAP URL; empty: none
     mirror_rules: tuple[MirrorRule, ...]  # freshclam's mirrors, through this proxy
     mirror_src: tuple[str, ...]  # the networks the anti-virus pods come from
+    sandbox_fail_open: bool = False  # options.sandbox.failOpen
+    safe_search: SafeSearchSquid = NO_SAFE_SEARCH  # contentControls.safeSearch
 
     @property
     def visible_hostname(self) -> str:
@@ -96,6 +99,13 @@ def _notes(decision: Decision, matched: MatchedList) -> str:
 
 def _sorted_hosts(rules: Sequence[MirrorRule]) -> list[str]:
     return sorted({rule.host for rule in rules})
+
+
+def _resp_service(config: SquidConfig) -> str:
+    """What adapts responses: the anti-virus service, the sandbox, or both in a chain."""
+    if config.antivirus and config.sandbox_url:
+        return "swg_resp_chain"
+    return SANDBOX_SERVICE if config.sandbox_url else "swg_av_resp"
 
 
 def squid_files(config: SquidConfig) -> dict[str, str]:
@@ -145,7 +155,9 @@ def squid_files(config: SquidConfig) -> dict[str, str]:
         via_hostname=VIA_HOSTNAME,
         sandbox_url=config.sandbox_url,
         sandbox_service=SANDBOX_SERVICE,
-        resp_service="swg_resp_chain" if config.sandbox_url else "swg_av_resp",
+        sandbox_bypass="on" if config.sandbox_fail_open else "off",
+        resp_service=_resp_service(config),
+        safe_search=config.safe_search,
         logging_directives=formats.squid_logging_directives(
             sandbox_service=SANDBOX_SERVICE if config.sandbox_url else None
         ),
