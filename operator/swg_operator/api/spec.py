@@ -14,6 +14,7 @@ from typing import Annotated, Final, Literal
 from pydantic import Field, model_validator
 
 from swg_logstore.retention import MAX_RETENTION_DAYS, MIN_RETENTION_DAYS
+from swg_operator.api.access import Access
 from swg_operator.api.base import CamelModel
 from swg_operator.api.types import (
     ByteQuantity,
@@ -309,6 +310,8 @@ class SecureWebGatewaySpec(CamelModel):
     url_filtering: UrlFiltering = UrlFiltering()
     antivirus: Antivirus = Antivirus()
     options: Options = Options()
+    access: Access = Access()
+    """Listeners and the PAC file (api.access)."""
     logs: Logs = Logs()
     placement: Placement = Placement()
     admins: Annotated[tuple[Admin, ...], Field(max_length=64)] = ()
