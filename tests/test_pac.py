@@ -98,3 +98,15 @@ def test_access_rejects_bad_input_naming_the_field(access: dict[str, Any], messa
     with pytest.raises(ValidationError) as raised:
         _spec(access)
     assert message in str(raised.value)
+
+
+def test_the_tls_listener_is_refused_until_it_is_rendered() -> None:
+    from swg_operator.render.errors import RenderError
+    from swg_operator.render.pac import with_pac
+
+    spec = _spec({"hostname": HOST, "tls": {"enabled": True}})
+    with pytest.raises(RenderError) as raised:
+        with_pac(
+            {"squid.conf": ""}, spec.access, spec.options.bypass, proxy_port=PORT, conf_dir="/c"
+        )
+    assert "spec.access.tls.enabled" in str(raised.value)

@@ -17,6 +17,9 @@ from typing import Final
 
 from swg_operator.api.access import Access
 from swg_operator.api.spec import Bypass
+from swg_operator.render.errors import RenderError
+
+UNSUPPORTED_OPTION: Final = "UnsupportedOption"
 
 PAC_FILE: Final = "proxy.pac"
 PAC_CONTENT_TYPE: Final = "application/x-ns-proxy-autoconfig"
@@ -87,6 +90,16 @@ def with_pac(
 ) -> dict[str, str]:
     """The proxy's files with the PAC file added and squid.conf told to serve it (unchanged
     when spec.access.pac is off)."""
+    if access.tls.enabled:
+        # The TLS listener (Squid https_port, its certificate, Service port and NetworkPolicy)
+        # is not rendered yet: refuse the option rather than accept it and serve plaintext.
+        raise RenderError(
+            UNSUPPORTED_OPTION,
+            (
+                "spec.access.tls.enabled: the TLS listener is not available in this operator "
+                "version",
+            ),
+        )
     if not access.pac.enabled:
         return files
     directives = (
