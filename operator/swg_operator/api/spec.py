@@ -14,6 +14,7 @@ from typing import Annotated, Final, Literal
 from pydantic import Field, field_validator, model_validator
 
 from swg_logstore.retention import MAX_RETENTION_DAYS, MIN_RETENTION_DAYS, load_zone
+from swg_operator.api.access import Access
 from swg_operator.api.base import CamelModel
 from swg_operator.api.content import ContentControls, check_content_controls
 from swg_operator.api.types import (
@@ -327,6 +328,8 @@ class SecureWebGatewaySpec(CamelModel):
     antivirus: Antivirus = Antivirus()
     options: Options = Options()
     content_controls: ContentControls = ContentControls()
+    access: Access = Access()
+    """Listeners and the PAC file (api.access)."""
     logs: Logs = Logs()
     placement: Placement = Placement()
     admins: Annotated[tuple[Admin, ...], Field(max_length=64)] = ()

@@ -20,9 +20,10 @@ from swg_operator.quantities import parse_bytes
 from swg_operator.render.cicap import ICAP_SERVICE_PATH, CicapConfig, cicap_files
 from swg_operator.render.clamd import CLAMD_MAX_BYTES, ClamdConfig, clamd_files
 from swg_operator.render.content import content_antivirus_files, safe_search_squid
-from swg_operator.render.context import ICAP_PORT
+from swg_operator.render.context import CONF_DIR, ICAP_PORT
 from swg_operator.render.freshclam import freshclam_files
 from swg_operator.render.network import ALWAYS_EXCLUDED
+from swg_operator.render.pac import with_pac
 from swg_operator.render.signatures import (
     freshclam_config,
     proxied_mirrors,
@@ -159,7 +160,15 @@ def render_dataplane_files(
     anti-virus Service in squid.conf (`antivirus_host`); the operator always passes it.
     """
     squid = squid_config(spec, catalogue=catalogue, settings=settings, namespace=namespace)
-    files = {Component.PROXY: squid_files(squid)}
+    files = {
+        Component.PROXY: with_pac(
+            squid_files(squid),
+            spec.access,
+            spec.options.bypass,
+            proxy_port=settings.proxy_port,
+            conf_dir=CONF_DIR,
+        )
+    }
     if spec.antivirus.enabled:
         configs = antivirus_configs(spec, settings)
         antivirus = {**cicap_files(configs.cicap), **clamd_files(configs.clamd)}
