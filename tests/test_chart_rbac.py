@@ -497,9 +497,10 @@ def test_nothing_grants_reading_secrets_or_tenant_logs() -> None:
     for grant in granted(render()):
         assert grant.resource not in forbidden, grant
         if grant.resource == "secrets":
-            assert (grant.verb, grant.name) in {
-                ("create", ""),
-                ("get", inspection_ca_secret_name()),
+            assert (grant.verb, grant.name, grant.scope) in {
+                ("create", "", CLUSTER),
+                ("get", inspection_ca_secret_name(), CLUSTER),
+                ("get", SETTINGS.receipts.signing_key_secret, OWN),
             }, grant
 
 
@@ -509,7 +510,11 @@ def test_the_operator_code_reads_one_secret_by_name() -> None:
     is asked for too, and the refusal of the chart's RBAC is taken in stride."""
     recorder = _recorded()
     secrets = {(n.verb, n.name) for n in code_needs() if n.resource == "secrets"}
-    assert secrets == {("create", ""), ("get", inspection_ca_secret_name())}
+    assert secrets == {
+        ("create", ""),
+        ("get", inspection_ca_secret_name()),
+        ("get", SETTINGS.receipts.signing_key_secret),
+    }
     assert {(n.verb, n.name) for n in recorder.refused} == {("get", "own-ca")}
     assert not [n for n in recorder.refused if covered(n, granted(render()))]
 
