@@ -27,7 +27,17 @@ from typing import Any, Final
 from swg_operator.api import CancellationStatus, SecureWebGatewaySpec, SecureWebGatewayStatus
 from swg_operator.kube import KubeApiError
 from swg_operator.kube.kinds import CONFIG_MAP
-from swg_operator.notices import Box, Notice, events, purged_box, read, record, tenant_box
+from swg_operator.notices import (
+    Box,
+    Entry,
+    History,
+    Notice,
+    events,
+    purged_box,
+    read,
+    record,
+    tenant_box,
+)
 from swg_operator.notices.store import notice_time, update
 from swg_operator.reconcile.context import Context, guard
 from swg_operator.reconcile.plan import Plan
@@ -215,6 +225,28 @@ async def cancellation_notice(
                 name, operator_namespace=ctx.settings.operator_namespace, service_code=code
             ),
         )
+
+
+def _carried(history: History, entries: Sequence[Entry]) -> History:
+    """`history` with those of `entries` it does not hold yet, oldest first."""
+    new = [e for e in entries if history.find(e.notice.id) is None]
+    if not new:
+        return history
+    return History(tuple(sorted((*history.entries, *new), key=lambda e: e.notice.time)))
+
+
+async def carry_over(ctx: Context, body: Mapping[str, Any]) -> None:
+    """Before the tenant namespace is deleted: its notices whose mail is not settled yet (the
+    cancellation, when the purge is due at once) go to the purged box, so the outbox still
+    mails them."""
+    name = str(body["metadata"]["name"])
+    code = service_code_of(body)
+    history, _ = await guard(read(ctx.kube, tenant_box(name, service_code=code)))
+    waiting = [e for e in history.entries if not e.settled]
+    if not waiting:
+        return
+    box = purged_box(name, operator_namespace=ctx.settings.operator_namespace, service_code=code)
+    await guard(update(ctx.kube, box, lambda stored: _carried(stored, waiting)))
 
 
 async def purge_notice(

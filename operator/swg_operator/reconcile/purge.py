@@ -46,7 +46,7 @@ from swg_operator.reconcile.lifecycle import (
     tenant_lifecycle,
 )
 from swg_operator.reconcile.loop import reconcile
-from swg_operator.reconcile.notices import cancellation_notice, purge_notice
+from swg_operator.reconcile.notices import cancellation_notice, carry_over, purge_notice
 from swg_operator.reconcile.ownership import Ownership, judge
 from swg_operator.reconcile.plan import key_of
 from swg_operator.reconcile.status import Facts, compute_status, read_status
@@ -287,6 +287,7 @@ async def purge(body: Mapping[str, Any], *, ctx: Context) -> SecureWebGatewaySta
     if ownership.deletable:
         assert ns_found is not None
         if not ns_found["metadata"].get("deletionTimestamp"):
+            await carry_over(ctx, body)  # the notices not mailed yet outlive the namespace
             await guard(kube.delete(NAMESPACE, namespace))
         if await guard(kube.get(NAMESPACE, namespace)) is not None:
             raise NotYet(5.0, f"Waiting for namespace {namespace} to go")
