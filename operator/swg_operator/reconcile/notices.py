@@ -22,6 +22,7 @@ from __future__ import annotations
 import datetime
 import logging
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from typing import Any, Final
 
 from swg_operator.api import CancellationStatus, SecureWebGatewaySpec, SecureWebGatewayStatus
@@ -31,6 +32,7 @@ from swg_operator.notices import (
     Box,
     Entry,
     History,
+    MailState,
     Notice,
     events,
     purged_box,
@@ -38,6 +40,7 @@ from swg_operator.notices import (
     record,
     tenant_box,
 )
+from swg_operator.notices.model import format_time, parse_time
 from swg_operator.notices.store import notice_time, update
 from swg_operator.reconcile.context import Context, guard
 from swg_operator.reconcile.plan import Plan
@@ -118,7 +121,8 @@ async def reconcile_notices(
     recipients = contacts_of(body, spec)
     box = tenant_box(name, service_code=code)
     await _maintenance(ctx, box, code=code, recipients=recipients)
-    if previous is None or previous.observed_generation != generation:
+    if not cancelled and (previous is None or previous.observed_generation != generation):
+        # (the deletion bumps the generation: the cancellation notice says what changed)
         at = await _time(ctx)
         notice = events.change(
             name, service_code=code, generation=generation, changes=change_lines(plan), at=at
@@ -235,18 +239,57 @@ def _carried(history: History, entries: Sequence[Entry]) -> History:
     return History(tuple(sorted((*history.entries, *new), key=lambda e: e.notice.time)))
 
 
-async def carry_over(ctx: Context, body: Mapping[str, Any]) -> None:
+def _moved(history: History, copied: Sequence[Entry], *, where: str, stamp: str) -> History:
+    """`history` with the deliveries of `copied` that are still as copied marked as moved
+    (settled here: the purged box mails them)."""
+    for entry in copied:
+        current = history.find(entry.notice.id)
+        if current is None:
+            continue
+        for delivery in entry.deliveries:
+            if (
+                delivery.state is MailState.PENDING
+                and current.delivery(delivery.recipient) == delivery
+            ):
+                current = current.with_delivery(
+                    replace(
+                        delivery,
+                        state=MailState.FAILED,
+                        last_error=f"moved to ConfigMap {where} with the purge",
+                        updated=stamp,
+                    )
+                )
+        history = history.replace_entry(current)
+    return history
+
+
+async def carry_over(ctx: Context, body: Mapping[str, Any]) -> float | None:
     """Before the tenant namespace is deleted: its notices whose mail is not settled yet (the
-    cancellation, when the purge is due at once) go to the purged box, so the outbox still
-    mails them."""
+    cancellation, when the purge is due at once) are copied to the purged box, where the outbox
+    mails them, then marked as moved in the tenant's. A delivery the outbox is sending now (a
+    try claimed within the relay's timeout) is waited for: the seconds to wait, else None."""
     name = str(body["metadata"]["name"])
     code = service_code_of(body)
-    history, _ = await guard(read(ctx.kube, tenant_box(name, service_code=code)))
+    source = tenant_box(name, service_code=code)
+    history, _ = await guard(read(ctx.kube, source))
     waiting = [e for e in history.entries if not e.settled]
     if not waiting:
-        return
+        return None
+    now = await _time(ctx)
+    window = datetime.timedelta(seconds=2 * ctx.settings.mail.timeout_seconds + 10)
+    for entry in waiting:
+        for d in entry.deliveries:
+            sending = d.state is MailState.PENDING and d.tries > 0 and d.updated
+            if sending and parse_time(d.updated) > now - window:
+                return 5.0
     box = purged_box(name, operator_namespace=ctx.settings.operator_namespace, service_code=code)
     await guard(update(ctx.kube, box, lambda stored: _carried(stored, waiting)))
+    where = f"{box.namespace}/{box.name}"
+    stamp = format_time(now)
+    await guard(
+        update(ctx.kube, source, lambda stored: _moved(stored, waiting, where=where, stamp=stamp))
+    )
+    return None
 
 
 async def purge_notice(

@@ -287,7 +287,10 @@ async def purge(body: Mapping[str, Any], *, ctx: Context) -> SecureWebGatewaySta
     if ownership.deletable:
         assert ns_found is not None
         if not ns_found["metadata"].get("deletionTimestamp"):
-            await carry_over(ctx, body)  # the notices not mailed yet outlive the namespace
+            # The notices not mailed yet outlive the namespace (in the operator's).
+            wait = await carry_over(ctx, body)
+            if wait is not None:
+                raise NotYet(wait, "Waiting for a notice's mail in flight")
             await guard(kube.delete(NAMESPACE, namespace))
         if await guard(kube.get(NAMESPACE, namespace)) is not None:
             raise NotYet(5.0, f"Waiting for namespace {namespace} to go")
