@@ -246,23 +246,27 @@ def test_change_cancellation_and_purge_reach_the_relay_once_each(
         secret = cluster.kubectl_json("get", "secret", SIGNING_SECRET, "-n", OPERATOR_NS)
         public = tmp_path / "key.pem"
         public.write_bytes(base64.b64decode(secret["data"]["ed25519.pub"]))
-        verified = _cli(cluster, "receipt", "verify", str(receipt_file), "--public-key", str(public))
+        verify = ("receipt", "verify", str(receipt_file), "--public-key", str(public))
+        verified = _cli(cluster, *verify)
         assert verified.returncode == 0, verified.stdout + verified.stderr
         receipt["data"]["completedAt"] = "2000-01-01T00:00:00Z"
         receipt_file.write_text(json.dumps(receipt))
-        forged = _cli(cluster, "receipt", "verify", str(receipt_file), "--public-key", str(public))
+        forged = _cli(cluster, *verify)
         assert forged.returncode != 0
         assert "completedAt" in forged.stdout + forged.stderr
         # The attachment of the purge mail is that receipt.
         purge_mail = next(m for m in received.messages if "Purged" in str(m["Subject"]))
         parts = [p for p in purge_mail.walk() if p.get_filename()]
-        assert parts and parts[0].get_filename() == f"{receipt['metadata']['name']}.json"
+        assert parts
+        assert parts[0].get_filename() == f"{receipt['metadata']['name']}.json"
         # Its box in the operator's namespace goes once its mail is settled.
         wait_until(
-            lambda: not cluster.kubectl(
-                "get", "configmap", f"purged-notices-{name}", "-n", OPERATOR_NS, check=False
-            ).returncode
-            == 0,
+            lambda: (
+                cluster.kubectl(
+                    "get", "configmap", f"purged-notices-{name}", "-n", OPERATOR_NS, check=False
+                ).returncode
+                != 0
+            ),
             timeout=90,
             what="the purged box's deletion",
         )
