@@ -40,6 +40,8 @@ from swg_operator.naming import (
     legacy_reader_role_name,
     tenant_reader_cluster_role_name,
 )
+from swg_operator.notices import deliver_pending
+from swg_operator.receipts import signing_key
 from swg_operator.reconcile.loop import Context, PurgePolicy, reconcile
 from swg_operator.reconcile.purge import NotYet, cancel_and_purge
 from swg_operator.render.rbac import reader_rules
@@ -127,7 +129,8 @@ class RecordingKube:
         self, kind: ResourceKind, name: str, *, namespace: str | None = None
     ) -> dict[str, Any] | None:
         # A GET names its object when it is authorised: `get` can be limited by resourceNames.
-        if kind.kind == "Secret" and name != inspection_ca_secret_name():
+        own_secrets = (inspection_ca_secret_name(), SETTINGS.receipts.signing_key_secret)
+        if kind.kind == "Secret" and name not in own_secrets:
             self.refused.add(Need(_group(kind), kind.plural, "get", CLUSTER, name))
             raise KubeApiError(403, f'secrets "{name}" is forbidden', reason="Forbidden")
         self._note(kind, "get", namespace, name=name)
@@ -195,6 +198,12 @@ async def _lifecycle(kube: FakeKube, recorder: RecordingKube) -> None:
     cancellation and purge (of a log volume of a `Retain` storage class); an invalid spec; an
     upgrade from the version that wrote a Role for the admins."""
     ctx = Context(kube=recorder, settings=SETTINGS, clock=lambda: NOW)  # type: ignore[arg-type]
+    # As the leader starts: the receipts' signing key (created, then read back by name).
+    ctx.receipt_key = await signing_key(
+        recorder,  # type: ignore[arg-type]
+        secret=SETTINGS.receipts.signing_key_secret,
+        namespace=SETTINGS.operator_namespace,
+    )
     _legacy_tenant(kube, "old")
     await reconcile(_fresh(kube, "old"), ctx=ctx)
     assert kube.find("Role", legacy_reader_role_name(), "swg-old") is None
@@ -217,6 +226,7 @@ async def _lifecycle(kube: FakeKube, recorder: RecordingKube) -> None:
         tenant(
             name,
             admins=[{"kind": "User", "name": "alice@example.com"}],
+            contacts=["noc@example.com"],
             options={"httpsInspection": {"enabled": True}},
             cancellation={"purgeAfterDays": 0},
         )
@@ -242,6 +252,17 @@ async def _lifecycle(kube: FakeKube, recorder: RecordingKube) -> None:
         except NotYet:
             continue
         break
+    # The outbox: every notices ConfigMap listed, its deliveries written, a settled purged box
+    # deleted (two passes: the first mails, the second finds the box settled).
+    for _ in range(2):
+        await deliver_pending(recorder, AcceptingMailer(), now=NOW)  # type: ignore[arg-type]
+
+
+class AcceptingMailer:
+    sender = "swg@example.net"
+
+    async def send(self, message: Any) -> None:
+        return None
 
 
 def _legacy_tenant(kube: FakeKube, name: str) -> None:
@@ -462,8 +483,9 @@ def test_every_grant_is_needed_by_the_code() -> None:
 
 
 def test_nothing_grants_reading_secrets_or_tenant_logs() -> None:
-    """Secrets: `create` (the generated inspection CA, and the dry-run probe asking whether a
-    Secret the spec names exists), and `get` of the generated CA's Secret by its name only."""
+    """Secrets: `create` (the generated inspection CA, the receipts' signing key, and the
+    dry-run probe asking whether a Secret the spec names exists), `get` of the generated CA's
+    Secret by its name only, and of the signing key's by its name in the operator's namespace."""
     forbidden = {
         "pods/log",
         "pods/exec",
@@ -475,9 +497,10 @@ def test_nothing_grants_reading_secrets_or_tenant_logs() -> None:
     for grant in granted(render()):
         assert grant.resource not in forbidden, grant
         if grant.resource == "secrets":
-            assert (grant.verb, grant.name) in {
-                ("create", ""),
-                ("get", inspection_ca_secret_name()),
+            assert (grant.verb, grant.name, grant.scope) in {
+                ("create", "", CLUSTER),
+                ("get", inspection_ca_secret_name(), CLUSTER),
+                ("get", SETTINGS.receipts.signing_key_secret, OWN),
             }, grant
 
 
@@ -487,7 +510,11 @@ def test_the_operator_code_reads_one_secret_by_name() -> None:
     is asked for too, and the refusal of the chart's RBAC is taken in stride."""
     recorder = _recorded()
     secrets = {(n.verb, n.name) for n in code_needs() if n.resource == "secrets"}
-    assert secrets == {("create", ""), ("get", inspection_ca_secret_name())}
+    assert secrets == {
+        ("create", ""),
+        ("get", inspection_ca_secret_name()),
+        ("get", SETTINGS.receipts.signing_key_secret),
+    }
     assert {(n.verb, n.name) for n in recorder.refused} == {("get", "own-ca")}
     assert not [n for n in recorder.refused if covered(n, granted(render()))]
 

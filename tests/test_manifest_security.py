@@ -241,15 +241,21 @@ def test_the_operator_cannot_read_secrets_or_customer_logs(
     }
     for resource in ("pods/log", "pods/exec", "pods/portforward", "services/proxy", "pods/proxy"):
         assert not [g for g in granted if g[0] == resource], resource
-    # Secrets: `create` (the generated inspection CA; a POST discloses nothing), and `get` of
-    # that one Secret by name (checked against the certificate published to the admins).
+    # Secrets: `create` (the generated inspection CA, the receipts' signing key; a POST
+    # discloses nothing), `get` of the CA's Secret by name (checked against the certificate
+    # published to the admins), and `get` of the signing key's by name (the operator's own).
     secrets = {
         (verb, tuple(rule.get("resourceNames", ())))
         for rule in operator
         if "secrets" in rule.get("resources", [])
         for verb in rule["verbs"]
     }
-    assert secrets <= {("create", ()), ("get", ("https-inspection-ca",))}, secrets
+    allowed = {
+        ("create", ()),
+        ("get", ("https-inspection-ca",)),
+        ("get", ("swg-receipt-signing-key",)),
+    }
+    assert secrets <= allowed, secrets
 
 
 OPERATOR_ROLE = "ClusterRole.default.swg-swg-operator"

@@ -22,13 +22,15 @@ import kopf
 
 from swg_operator.api import API_VERSION, GROUP, KIND, PLURAL, VERSION, OperatorSettings
 from swg_operator.catalogue import CATEGORY_LABEL
-from swg_operator.kube import ResourceKind
+from swg_operator.kube import KubeApiError, ResourceKind
 from swg_operator.kube.cache import WatchCache, slim
 from swg_operator.kube.http import POOL_SIZE, HttpKubeApi, login
 from swg_operator.kube.kinds import OWNED_KINDS
 from swg_operator.labels import MANAGED_BY, MANAGED_BY_KEY, TENANT_KEY
 from swg_operator.naming import tenant_label_value
-from swg_operator.reconcile.context import Context, PurgePolicy, TransientError
+from swg_operator.notices import Dispatcher, MailError, RetryPolicy, load_mailer
+from swg_operator.receipts import ReceiptError, signing_key
+from swg_operator.reconcile.context import Context, PurgePolicy, TransientError, utcnow
 from swg_operator.reconcile.loop import reconcile
 from swg_operator.reconcile.purge import PURGE_PHASES, NotYet, cancel_and_purge
 from swg_operator.reconcile.queue import RetryLater, TenantQueue, backoff
@@ -102,6 +104,8 @@ def register(registry: kopf.OperatorRegistry, options: RunOptions) -> None:
         state["ctx"] = Context(
             kube=kube, settings=options.settings, purge=options.purge, cache=cache
         )
+        # kopf starts on the leader only (`commands.run`): one signer, one outbox.
+        await start_notices(state, kube, options.settings)
         state["queue"] = TenantQueue(requeued, workers=RECONCILE_WORKERS)
         if options.resync_seconds > 0:
             state["resync"] = asyncio.create_task(
@@ -123,8 +127,9 @@ def register(registry: kopf.OperatorRegistry, options: RunOptions) -> None:
 
     @kopf.on.cleanup(registry=registry, id="cleanup")
     async def cleanup(**_: Any) -> None:
-        if "resync" in state:
-            state["resync"].cancel()
+        for task in ("resync", "mail"):
+            if task in state:
+                state[task].cancel()
         await queue().close()
         await state["kube"].close()
 
@@ -253,6 +258,35 @@ def register(registry: kopf.OperatorRegistry, options: RunOptions) -> None:
     kopf.on.event(
         "", "v1", "configmaps", registry=registry, labels=catalogue_labels, id="catalogue"
     )(category_event)
+
+
+async def start_notices(
+    state: dict[str, Any], kube: HttpKubeApi, settings: OperatorSettings
+) -> None:
+    """The receipts' signing key into the context, and the outbox's task when a relay is set.
+    A key or relay that cannot be loaded is logged: receipts go unsigned, notices are kept
+    unmailed (the outbox of the next start mails them), the operator runs."""
+    context: Context = state["ctx"]
+    try:
+        context.receipt_key = await signing_key(
+            kube, secret=settings.receipts.signing_key_secret, namespace=settings.operator_namespace
+        )
+    except (ReceiptError, KubeApiError) as exc:
+        logger.error("Failed to load the purge receipts' signing key: %s", exc)
+    try:
+        mailer = await load_mailer(kube, settings)
+    except (MailError, KubeApiError) as exc:
+        logger.error("Failed to set up the notices' mail relay: %s", exc)
+        return
+    if mailer is None:
+        logger.info("Kept notices without mail: no relay is set (mail.host)")
+        return
+    dispatcher = Dispatcher(
+        kube, mailer, clock=utcnow, policy=RetryPolicy.from_settings(settings.mail)
+    )
+    context.wake_mail = dispatcher.wake
+    state["mail"] = asyncio.create_task(dispatcher.run(), name="mail")
+    logger.info("Started the notices' outbox: relay %s:%d", settings.mail.host, settings.mail.port)
 
 
 def _index_id(kind: ResourceKind) -> str:

@@ -15,6 +15,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
 from swg_operator import __version__
 from swg_operator.api import OperatorSettings, SecureWebGatewayStatus
 from swg_operator.capacity import Capacity
@@ -91,6 +93,12 @@ class Context:
     status_versions: dict[str, str] = field(default_factory=dict)
     # Tenants whose namespace was searched for the admins' Role of older versions.
     legacy_checked: set[str] = field(default_factory=set)
+    # Tenants whose last-seen operator version was compared with this one (`reconcile.notices`).
+    version_checked: set[str] = field(default_factory=set)
+    # The purge receipts' signing key (`receipts.signing_key`); None: receipts are unsigned.
+    receipt_key: Ed25519PrivateKey | None = None
+    # Called after a notice is recorded: wakes the outbox (`notices.Dispatcher.wake`).
+    wake_mail: Callable[[], None] | None = None
 
     def lock(self, tenant: str) -> asyncio.Lock:
         """One reconcile per tenant at a time, whichever handler asked for it."""
@@ -103,6 +111,7 @@ class Context:
             del self.applied[key]
         self.status_versions.pop(tenant, None)
         self.legacy_checked.discard(tenant)
+        self.version_checked.discard(tenant)
         lock = self._locks.get(tenant)
         if lock is not None and not lock.locked():
             del self._locks[tenant]

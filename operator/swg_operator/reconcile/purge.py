@@ -32,6 +32,7 @@ from swg_operator.kube import OWNED_KINDS, KubeApi, KubeApiError
 from swg_operator.kube.kinds import CONFIG_MAP, NAMESPACE, TENANT
 from swg_operator.labels import MANAGED_BY, MANAGED_BY_KEY, selector_string
 from swg_operator.naming import label_value, tenant_label_value, tenant_namespace
+from swg_operator.receipts import sign_receipt
 from swg_operator.reconcile.actions import notify, write_status
 from swg_operator.reconcile.context import Context, TransientError, guard
 from swg_operator.reconcile.lifecycle import (
@@ -45,6 +46,7 @@ from swg_operator.reconcile.lifecycle import (
     tenant_lifecycle,
 )
 from swg_operator.reconcile.loop import reconcile
+from swg_operator.reconcile.notices import cancellation_notice, carry_over, purge_notice
 from swg_operator.reconcile.ownership import Ownership, judge
 from swg_operator.reconcile.plan import key_of
 from swg_operator.reconcile.status import Facts, compute_status, read_status
@@ -111,6 +113,13 @@ async def cancel_and_purge(body: Mapping[str, Any], *, ctx: Context) -> SecureWe
             return await purge(body, ctx=ctx)
         assert outcome.deadline is not None
         stamped = outcome.status.cancellation
+        if stamped is not None:  # every pass: a no-op once recorded, never lost to a restart
+            await cancellation_notice(
+                ctx,
+                body,
+                stamped=stamped,
+                namespace_exists=outcome.status.namespace is not None,
+            )
         if stamped is not None and (previous is None or previous.cancellation is None):
             await _notify(
                 body,
@@ -177,6 +186,12 @@ async def _due_all_the_same(body: Mapping[str, Any], *, ctx: Context, error: Exc
         )
         status = compute_status(facts, previous=previous, now=format_time(ctx.clock()))
         await write_status(ctx, current, status)
+        await cancellation_notice(
+            ctx,
+            current,
+            stamped=stamped,
+            namespace_exists=True,
+        )
         await _notify(
             current,
             "Cancelled",
@@ -272,6 +287,10 @@ async def purge(body: Mapping[str, Any], *, ctx: Context) -> SecureWebGatewaySta
     if ownership.deletable:
         assert ns_found is not None
         if not ns_found["metadata"].get("deletionTimestamp"):
+            # The notices not mailed yet outlive the namespace (in the operator's).
+            wait = await carry_over(ctx, body)
+            if wait is not None:
+                raise NotYet(wait, "Waiting for a notice's mail in flight")
             await guard(kube.delete(NAMESPACE, namespace))
         if await guard(kube.get(NAMESPACE, namespace)) is not None:
             raise NotYet(5.0, f"Waiting for namespace {namespace} to go")
@@ -289,6 +308,9 @@ async def purge(body: Mapping[str, Any], *, ctx: Context) -> SecureWebGatewaySta
         f"{deleted}) at {completed}; receipt ConfigMap "
         f"{ctx.settings.operator_namespace}/{receipt_name(body)}; operator {ctx.version}"
     )
+    # Before the finalizer goes: the purge notice (mailed with the signed receipt) is kept in
+    # the operator's namespace; a failure here retries the purge, which gets this far again.
+    await purge_notice(ctx, body, receipt_name=receipt_name(body), receipt=receipt["signed"])
     try:
         await kube.post_event(regarding=body, reason="Purged", message=message)
     except KubeApiError as exc:
@@ -384,5 +406,7 @@ async def _write_receipt(
         },
         "data": record,
     }
+    if ctx.receipt_key is not None:
+        manifest["data"] = sign_receipt(record, ctx.receipt_key)
     await guard(ctx.kube.apply(manifest))
-    return {**record, "inventory": merged, "volumes": all_volumes}
+    return {**record, "inventory": merged, "volumes": all_volumes, "signed": manifest["data"]}

@@ -30,6 +30,7 @@ from swg_operator.quantities import format_bytes
 from swg_operator.reconcile.actions import announce, mirror_unobserved, notify, write_status
 from swg_operator.reconcile.context import Context, Outcome
 from swg_operator.reconcile.lifecycle import Deadline, cancellation, format_time, tenant_lifecycle
+from swg_operator.reconcile.notices import reconcile_notices
 from swg_operator.reconcile.ownership import Verdict
 from swg_operator.reconcile.plan import ObjectKey, Plan, key_of
 from swg_operator.reconcile.secrets import InspectionCa, announce_ca_expiry
@@ -154,6 +155,16 @@ async def report(
     await announce(ctx.kube, body, plan, drift=drift, namespace=where)
     if applied.ca.created:
         await _announce_new_ca(ctx, body, namespace=namespace, where=where)
+    if applied.in_namespace:  # before the status: a failure here is retried with its cause
+        await reconcile_notices(
+            ctx,
+            body,
+            spec=inputs.spec,
+            plan=plan,
+            previous=previous,
+            status=status,
+            cancelled=inputs.lifecycle is Lifecycle.CANCELLED,
+        )
     written = await write_status(ctx, body, status)
     await announce_ca_expiry(ctx.kube, body, previous=previous, status=status, namespace=where)
     if written and (previous is None or previous.phase != status.phase):

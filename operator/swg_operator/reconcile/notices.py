@@ -1,0 +1,305 @@
+"""The reconcile's and the purge's notices to the tenant's admins (`swg_operator.notices`).
+
+Recorded in the tenant namespace's notice history with a pending mail to each of
+`spec.contacts`; the operator's outbox (`notices.Dispatcher`, on the leader) sends them:
+
+* change: the spec of a new generation is applied (key `generation-N`);
+* maintenance: the first reconcile of a tenant by an operator version other than the one that
+  last reconciled it (the version is kept as an annotation of the notices ConfigMap; checked
+  once per tenant and process, so a reconcile of an unchanged tenant asks nothing more);
+* incident: the tenant left Ready; recovered: Ready again after a recorded incident;
+* cancellation: recorded on every pass of the cancellation until the purge (idempotent);
+* purge: into the operator namespace's box (`purged-notices-<tenant>`), before the finalizer
+  goes, with the signed receipt attached.
+
+Every notice is recorded before the status that shows its cause is written: a failure to record
+leaves the status unwritten, so the retried reconcile sees the same transition and records it
+then (the notice id derives from the event, so a retry never records it twice).
+"""
+
+from __future__ import annotations
+
+import datetime
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
+from typing import Any, Final
+
+from swg_operator.api import CancellationStatus, SecureWebGatewaySpec, SecureWebGatewayStatus
+from swg_operator.kube import KubeApiError
+from swg_operator.kube.kinds import CONFIG_MAP
+from swg_operator.notices import (
+    Box,
+    Entry,
+    History,
+    MailState,
+    Notice,
+    events,
+    purged_box,
+    read,
+    record,
+    tenant_box,
+)
+from swg_operator.notices.model import format_time, parse_time
+from swg_operator.notices.store import notice_time, update
+from swg_operator.reconcile.context import Context, guard
+from swg_operator.reconcile.plan import Plan
+from swg_operator.reconcile.status import summarise
+
+logger = logging.getLogger("swg_operator.notices")
+
+VERSION_ANNOTATION: Final = "swg.dev/operator-version"
+
+
+def contacts_of(body: Mapping[str, Any], spec: SecureWebGatewaySpec | None) -> tuple[str, ...]:
+    """`spec.contacts` (as validated when the spec parsed; else the e-mail-looking strings)."""
+    if spec is not None:
+        return tuple(str(c) for c in spec.contacts)
+    raw = (body.get("spec") or {}).get("contacts") or ()
+    return tuple(str(c) for c in raw if isinstance(c, str) and "@" in c)[:16]
+
+
+def service_code_of(body: Mapping[str, Any]) -> str:
+    raw = (body.get("spec") or {}).get("serviceCode")
+    return raw if isinstance(raw, str) else ""
+
+
+def _ready(status: SecureWebGatewayStatus | None) -> tuple[str, str, str, str] | None:
+    """The Ready condition as (status, reason, message, lastTransitionTime)."""
+    for condition in status.conditions if status is not None else ():
+        if condition.type == "Ready":
+            return (
+                condition.status,
+                condition.reason,
+                condition.message,
+                condition.last_transition_time,
+            )
+    return None
+
+
+def change_lines(plan: Plan) -> list[str]:
+    lines = [
+        f"{verb} {len(keys)} object(s): {summarise(keys)}"
+        for verb, keys in (
+            ("Created", plan.created),
+            ("Updated", plan.updated),
+            ("Removed", plan.prune),
+        )
+        if keys
+    ]
+    return lines or ["The settings were applied; no object needed to change."]
+
+
+async def _time(ctx: Context) -> datetime.datetime:
+    return await notice_time(ctx.kube, clock=ctx.clock)
+
+
+async def keep(
+    ctx: Context, notice: Notice, *, recipients: Sequence[str], box: Box | None = None
+) -> None:
+    """Record `notice` (transient API errors raise `TransientError`) and wake the outbox."""
+    await guard(record(ctx.kube, notice, recipients=recipients, now=await _time(ctx), box=box))
+    if ctx.wake_mail is not None:
+        ctx.wake_mail()
+
+
+async def reconcile_notices(
+    ctx: Context,
+    body: Mapping[str, Any],
+    *,
+    spec: SecureWebGatewaySpec | None,
+    plan: Plan,
+    previous: SecureWebGatewayStatus | None,
+    status: SecureWebGatewayStatus,
+    cancelled: bool,
+) -> None:
+    """The notify step of a reconcile whose tenant namespace exists: maintenance, change,
+    incident and recovered notices, each once."""
+    meta = body["metadata"]
+    name, generation = str(meta["name"]), int(meta.get("generation", 0))
+    code = service_code_of(body)
+    recipients = contacts_of(body, spec)
+    box = tenant_box(name, service_code=code)
+    await _maintenance(ctx, box, code=code, recipients=recipients)
+    if not cancelled and (previous is None or previous.observed_generation != generation):
+        # (the deletion bumps the generation: the cancellation notice says what changed)
+        at = await _time(ctx)
+        notice = events.change(
+            name, service_code=code, generation=generation, changes=change_lines(plan), at=at
+        )
+        await keep(ctx, notice, recipients=recipients, box=box)
+    if cancelled:
+        return  # traffic is stopped on purpose: not an incident
+    before, now = _ready(previous), _ready(status)
+    if now is None:
+        return
+    if before is not None and before[0] == "True" and now[0] != "True":
+        notice = events.incident(
+            name,
+            service_code=code,
+            since=now[3],
+            reason=now[1],
+            message=now[2] or now[1],
+            at=await _time(ctx),
+        )
+        await keep(ctx, notice, recipients=recipients, box=box)
+    elif before is not None and before[0] != "True" and now[0] == "True":
+        at = await _time(ctx)
+        incident = events.incident(
+            name, service_code=code, since=before[3], reason=before[1], message="", at=at
+        )
+        history, _ = await guard(read(ctx.kube, box))
+        if history.find(incident.id) is not None:
+            notice = events.recovered(name, service_code=code, since=now[3], at=at)
+            await keep(ctx, notice, recipients=recipients, box=box)
+
+
+async def _maintenance(ctx: Context, box: Box, *, code: str, recipients: Sequence[str]) -> None:
+    """Once per tenant and process: a maintenance notice when the version that last reconciled
+    the tenant (the annotation) differs from this one; then the annotation is this version."""
+    if box.tenant in ctx.version_checked:
+        return
+    found = await guard(ctx.kube.find_named(CONFIG_MAP, box.name, namespace=box.namespace))
+    seen = str(
+        ((found or {}).get("metadata") or {}).get("annotations", {}).get(VERSION_ANNOTATION, "")
+    )
+    if seen == ctx.version:
+        ctx.version_checked.add(box.tenant)
+        return
+    if seen:
+        notice = events.maintenance(
+            box.tenant,
+            service_code=code,
+            from_version=seen,
+            to_version=ctx.version,
+            at=await _time(ctx),
+        )
+        await keep(ctx, notice, recipients=recipients, box=box)
+    await _mark_version(ctx, box, exists=found is not None or bool(seen))
+    ctx.version_checked.add(box.tenant)
+
+
+async def _mark_version(ctx: Context, box: Box, *, exists: bool) -> None:
+    if not exists:  # a history with no notice yet, to carry the version
+        await guard(read_or_create(ctx, box))
+    patch = {"metadata": {"annotations": {VERSION_ANNOTATION: ctx.version}}}
+    await guard(ctx.kube.patch(CONFIG_MAP, box.name, patch, namespace=box.namespace))
+
+
+async def read_or_create(ctx: Context, box: Box) -> None:
+    await update(ctx.kube, box, lambda history: history)
+
+
+async def cancellation_notice(
+    ctx: Context,
+    body: Mapping[str, Any],
+    *,
+    stamped: CancellationStatus,
+    namespace_exists: bool,
+) -> None:
+    """The cancellation notice: in the tenant namespace while it exists, else in the purged
+    box (a purge due at once, or a namespace already gone)."""
+    name = str(body["metadata"]["name"])
+    code = service_code_of(body)
+    notice = events.cancellation(
+        name,
+        service_code=code,
+        cancelled_at=stamped.cancelled_at or "?",
+        purge_at=stamped.purge_at or "?",
+        legal_hold=bool(stamped.legal_hold),
+        at=await _time(ctx),
+    )
+    recipients = contacts_of(body, None)
+    box = tenant_box(name, service_code=code)
+    if not namespace_exists:
+        box = purged_box(
+            name, operator_namespace=ctx.settings.operator_namespace, service_code=code
+        )
+    try:
+        await keep(ctx, notice, recipients=recipients, box=box)
+    except KubeApiError as err:
+        if err.status != 404 or box.purged:
+            raise
+        # The namespace went meanwhile: keep it with the purge notice.
+        await keep(
+            ctx,
+            notice,
+            recipients=recipients,
+            box=purged_box(
+                name, operator_namespace=ctx.settings.operator_namespace, service_code=code
+            ),
+        )
+
+
+def _carried(history: History, entries: Sequence[Entry]) -> History:
+    """`history` with those of `entries` it does not hold yet, oldest first."""
+    new = [e for e in entries if history.find(e.notice.id) is None]
+    if not new:
+        return history
+    return History(tuple(sorted((*history.entries, *new), key=lambda e: e.notice.time)))
+
+
+def _moved(history: History, copied: Sequence[Entry], *, where: str, stamp: str) -> History:
+    """`history` with the deliveries of `copied` that are still as copied marked as moved
+    (settled here: the purged box mails them)."""
+    for entry in copied:
+        current = history.find(entry.notice.id)
+        if current is None:
+            continue
+        for delivery in entry.deliveries:
+            if (
+                delivery.state is MailState.PENDING
+                and current.delivery(delivery.recipient) == delivery
+            ):
+                current = current.with_delivery(
+                    replace(
+                        delivery,
+                        state=MailState.FAILED,
+                        last_error=f"moved to ConfigMap {where} with the purge",
+                        updated=stamp,
+                    )
+                )
+        history = history.replace_entry(current)
+    return history
+
+
+async def carry_over(ctx: Context, body: Mapping[str, Any]) -> float | None:
+    """Before the tenant namespace is deleted: its notices whose mail is not settled yet (the
+    cancellation, when the purge is due at once) are copied to the purged box, where the outbox
+    mails them, then marked as moved in the tenant's. A delivery the outbox is sending now (a
+    try claimed within the relay's timeout) is waited for: the seconds to wait, else None."""
+    name = str(body["metadata"]["name"])
+    code = service_code_of(body)
+    source = tenant_box(name, service_code=code)
+    history, _ = await guard(read(ctx.kube, source))
+    waiting = [e for e in history.entries if not e.settled]
+    if not waiting:
+        return None
+    now = await _time(ctx)
+    window = datetime.timedelta(seconds=2 * ctx.settings.mail.timeout_seconds + 10)
+    for entry in waiting:
+        for d in entry.deliveries:
+            sending = d.state is MailState.PENDING and d.tries > 0 and d.updated
+            if sending and parse_time(d.updated) > now - window:
+                return 5.0
+    box = purged_box(name, operator_namespace=ctx.settings.operator_namespace, service_code=code)
+    await guard(update(ctx.kube, box, lambda stored: _carried(stored, waiting)))
+    where = f"{box.namespace}/{box.name}"
+    stamp = format_time(now)
+    await guard(
+        update(ctx.kube, source, lambda stored: _moved(stored, waiting, where=where, stamp=stamp))
+    )
+    return None
+
+
+async def purge_notice(
+    ctx: Context, body: Mapping[str, Any], *, receipt_name: str, receipt: Mapping[str, str]
+) -> None:
+    """The purge notice with the signed receipt, in the operator namespace's purged box."""
+    name = str(body["metadata"]["name"])
+    code = service_code_of(body)
+    notice = events.purge(
+        name, service_code=code, receipt_name=receipt_name, receipt=receipt, at=await _time(ctx)
+    )
+    box = purged_box(name, operator_namespace=ctx.settings.operator_namespace, service_code=code)
+    await keep(ctx, notice, recipients=contacts_of(body, None), box=box)
