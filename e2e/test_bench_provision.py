@@ -1,5 +1,6 @@
 """The provisioning benchmark's pure parts: the control plane's tuning flags, the kwok Nodes
-sized for N tenants, the metric and log readers, and the goals a result is judged by."""
+sized for N tenants, the metric and log readers, and the goals a result is judged by. In the
+cluster tier because bench.localcluster builds on e2e.cluster (tests/ imports no e2e module)."""
 
 from __future__ import annotations
 
