@@ -11,6 +11,7 @@ from bench.localcluster import BENCH_TUNING, metric_sums, nodes_for, throttle_de
 from bench.provision.__main__ import GOALS_1000, GOALS_10000, goals_for, targets
 from bench.provision.audit import Request
 from bench.provision.errors import adapter_errors, scan_log, transient_errors
+
 from e2e.cluster import Tuning
 from e2e.cluster.nodes import NODES
 
