@@ -30,7 +30,7 @@ import kopf
 
 from fakes import FakeKube, bind_log_volume, make_available
 from swg_operator import election
-from swg_operator.api import OperatorSettings
+from swg_operator.api import OperatorSettings, SecureWebGatewaySpec
 from swg_operator.handlers import RunOptions, register
 from swg_operator.kube import KubeApiError, ResourceKind
 from swg_operator.kube.kinds import EVENT, OWNED_KINDS, TENANT
@@ -44,6 +44,7 @@ from swg_operator.notices import deliver_pending
 from swg_operator.receipts import signing_key
 from swg_operator.reconcile.loop import Context, PurgePolicy, reconcile
 from swg_operator.reconcile.purge import NotYet, cancel_and_purge
+from swg_operator.reconcile.region import region_problems
 from swg_operator.render.rbac import reader_rules
 from test_chart import one, render
 from test_election import Clock, MemoryLeases
@@ -193,7 +194,7 @@ def _fresh(kube: FakeKube, name: str) -> dict[str, Any]:
 
 
 async def _lifecycle(kube: FakeKube, recorder: RecordingKube) -> None:
-    """Every path of the loop: create, available, spec changes with pruning, admins, HTTPS
+    """Every path of the loop: create, available, spec changes with pruning, admins, a region, HTTPS
     inspection with a generated CA and with the customer's, custom signatures, suspension,
     cancellation and purge (of a log volume of a `Retain` storage class); an invalid spec; an
     upgrade from the version that wrote a Role for the admins."""
@@ -221,6 +222,12 @@ async def _lifecycle(kube: FakeKube, recorder: RecordingKube) -> None:
         )
     )
     await reconcile(_fresh(kube, "byo"), ctx=ctx)  # its claim does not bind: class looked up
+    # Pinned to a region: its Ready nodes and the default StorageClass are listed.
+    kube.put(tenant("pinned", placement={"region": "ap-northeast-1"}))
+    await reconcile(_fresh(kube, "pinned"), ctx=ctx)
+    # Its claim not stored (refused by the quota): the default StorageClass is looked for.
+    pinned = SecureWebGatewaySpec.model_validate(_fresh(kube, "pinned")["spec"])
+    await region_problems(recorder, pinned, [], namespace="swg-pinned")  # type: ignore[arg-type]
     name = "acme"
     kube.put(
         tenant(
