@@ -68,3 +68,48 @@ def test_setup_and_the_image_install_with_hashes_only() -> None:
     dockerfile = (REPO / "images" / "operator" / "Dockerfile").read_text()
     assert "--require-hashes" in dockerfile
     assert "requirements.lock" in dockerfile
+
+
+LOGSTORE_IN = REPO / "images" / "logstore" / "requirements.in"
+LOGSTORE_LOCK = REPO / "images" / "logstore" / "requirements.txt"
+
+
+def logstore_undeclared(requirements: Path) -> list[str]:
+    """Third-party modules swg_logstore imports that no distribution of `requirements` (the
+    log store image's input) provides: the image installs the package with --no-deps."""
+    wanted = set(
+        pins([line for line in requirements.read_text().splitlines() if line[:1].isalnum()])
+    )
+    distributions = CHECK["importlib"].metadata.packages_distributions()
+    problems = []
+    for module, files in sorted(
+        CHECK["imported_modules"](REPO / "operator" / "swg_logstore").items()
+    ):
+        if module in CHECK["sys"].stdlib_module_names or module in CHECK["FIRST_PARTY"]:
+            continue
+        if module == "__future__":
+            continue
+        providers = {CHECK["normalise"](d) for d in distributions.get(module, [])}
+        if not providers & wanted:
+            problems.append(f"{module}: imported by {files[0]}, not in {requirements.name}")
+    return problems
+
+
+def test_the_log_store_image_installs_what_the_log_store_imports(tmp_path: Path) -> None:
+    assert logstore_undeclared(LOGSTORE_IN) == []
+    # The same check fails on an input without one of them.
+    short = tmp_path / "requirements.in"
+    short.write_text(
+        "\n".join(x for x in LOGSTORE_IN.read_text().splitlines() if "prometheus" not in x)
+    )
+    (problem,) = logstore_undeclared(short)
+    assert problem.startswith("prometheus_client: imported by")
+
+
+def test_the_log_store_lock_holds_its_input_pins() -> None:
+    wanted = pins([line for line in LOGSTORE_IN.read_text().splitlines() if line[:1].isalnum()])
+    lock = locked(LOGSTORE_LOCK)
+    for name, version in wanted.items():
+        assert lock.get(name) == version, (
+            f"{name}: requirements.in {version}, lock {lock.get(name)}"
+        )

@@ -20,7 +20,7 @@ LOCKS = {
     "requirements-dev.lock": ("pyproject.toml[dev]", "the development environment"),
     "images/logstore/requirements.txt": (
         "images/logstore/requirements.in",
-        "the log store's closure: aiohttp, tzdata",
+        "the log store's closure: aiohttp, prometheus-client, tzdata",
     ),
 }
 
