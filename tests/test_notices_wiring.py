@@ -12,6 +12,8 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from fakes import FakeKube, make_available
+from swg_operator.api import OperatorSettings
+from swg_operator.api.settings import MailSettings
 from swg_operator.notices import NoticeKind, deliver_pending, purged_box, read, tenant_box
 from swg_operator.receipts import verify_receipt
 from swg_operator.reconcile.loop import Context, reconcile
@@ -29,13 +31,15 @@ from test_purge_retention import (
 )
 
 CONTACTS = ["noc@example.com", "ciso@example.com"]
+# A relay is set: the purge keeps its notices in the operator's namespace until they are mailed.
+MAIL_SETTINGS = SETTINGS.model_copy(update={"mail": MailSettings(host="relay.example.net")})
 
 
-def setup(**spec: Any) -> tuple[FakeKube, Context]:
+def setup(*, settings: OperatorSettings = MAIL_SETTINGS, **spec: Any) -> tuple[FakeKube, Context]:
     kube = FakeKube(now=NOW)
     kube.put({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "swg-system"}})
     kube.put(tenant(contacts=CONTACTS, **spec))
-    ctx = Context(kube=kube, settings=SETTINGS, clock=lambda: NOW)
+    ctx = Context(kube=kube, settings=settings, clock=lambda: NOW)
     asyncio.run(reconcile(fresh(kube), ctx=ctx))
     return kube, ctx
 
@@ -132,6 +136,19 @@ def test_cancellation_and_purge_notices_with_a_signed_receipt() -> None:
     attached = json.loads(text)
     assert verify_receipt(attached, ctx.receipt_key.public_key()).valid
     assert attached["state"] == "Completed"
+
+
+def test_without_a_relay_no_notice_outlives_the_tenant_namespace() -> None:
+    kube, ctx = setup(settings=SETTINGS, cancellation={"purgeAfterDays": 0})
+    ctx.receipt_key = Ed25519PrivateKey.generate()
+    assert kinds(kube) == ["change"]  # recorded in the tenant namespace all the same
+    delete(kube)
+    kube.server_now = after(1)
+    purge_until_done(kube, ctx)
+    assert kube.find("ConfigMap", "tenant-notices", "swg-acme") is None
+    # No outbox would ever mail and delete a purged box: none is made, no contact is kept.
+    assert kube.find("ConfigMap", "purged-notices-acme", "swg-system") is None
+    assert kube.find("ConfigMap", receipt_name(fresh(kube)), "swg-system") is not None
 
 
 def test_a_cancellation_before_the_deadline_is_one_notice_in_the_tenant_namespace() -> None:

@@ -36,7 +36,12 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from swg_operator.naming import tenant_label_value, tenant_namespace, tenant_status_name
+from swg_operator.naming import (
+    notices_config_map_name,
+    tenant_label_value,
+    tenant_namespace,
+    tenant_status_name,
+)
 from swg_operator.reconcile.plan import (
     APPLIED_DIGEST_ANNOTATION,
     keep_fixed_fields,
@@ -201,8 +206,10 @@ def desired_state(expected: Sequence[Expected], snapshot: Snapshot, render: Rend
         observed = {
             key(o): o
             for o in objects_of(snapshot, e.name)
-            # The status mirror is written from the live status, not rendered from the spec.
-            if (o["kind"], o["metadata"]["name"]) != ("ConfigMap", tenant_status_name())
+            # The status mirror is written from the live status and the notice history from
+            # what happened; neither is rendered from the spec.
+            if (o["kind"], o["metadata"]["name"])
+            not in {("ConfigMap", tenant_status_name()), ("ConfigMap", notices_config_map_name())}
         }
         for k in sorted(desired.keys() - observed.keys()):
             found.append(f"{e.name}: missing {show(k)}")

@@ -211,6 +211,8 @@ async def cancellation_notice(
     )
     recipients = contacts_of(body, None)
     box = tenant_box(name, service_code=code)
+    if not namespace_exists and ctx.settings.mail.host is None:
+        return  # no relay and no namespace: nowhere it could be read or mailed from
     if not namespace_exists:
         box = purged_box(
             name, operator_namespace=ctx.settings.operator_namespace, service_code=code
@@ -220,6 +222,8 @@ async def cancellation_notice(
     except KubeApiError as err:
         if err.status != 404 or box.purged:
             raise
+        if ctx.settings.mail.host is None:
+            return
         # The namespace went meanwhile: keep it with the purge notice.
         await keep(
             ctx,
@@ -268,6 +272,8 @@ async def carry_over(ctx: Context, body: Mapping[str, Any]) -> float | None:
     cancellation, when the purge is due at once) are copied to the purged box, where the outbox
     mails them, then marked as moved in the tenant's. A delivery the outbox is sending now (a
     try claimed within the relay's timeout) is waited for: the seconds to wait, else None."""
+    if ctx.settings.mail.host is None:
+        return None  # no relay: nothing can be mailed, the history goes with the namespace
     name = str(body["metadata"]["name"])
     code = service_code_of(body)
     source = tenant_box(name, service_code=code)
@@ -295,7 +301,11 @@ async def carry_over(ctx: Context, body: Mapping[str, Any]) -> float | None:
 async def purge_notice(
     ctx: Context, body: Mapping[str, Any], *, receipt_name: str, receipt: Mapping[str, str]
 ) -> None:
-    """The purge notice with the signed receipt, in the operator namespace's purged box."""
+    """The purge notice with the signed receipt, in the operator namespace's purged box. With
+    no relay set nothing is kept there: no outbox would ever mail and delete it, and no contact
+    address may outlive the tenant (the receipt ConfigMap is the lasting record)."""
+    if ctx.settings.mail.host is None:
+        return
     name = str(body["metadata"]["name"])
     code = service_code_of(body)
     notice = events.purge(
