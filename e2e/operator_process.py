@@ -21,8 +21,8 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from devtools import readiness
 
-from e2e import readiness
 from e2e.cluster import Cluster, wait_until
 from e2e.cluster.processes import ProcessRecord, free_ports, is_alive
 from e2e.cluster.processes import stop as stop_processes

@@ -1,14 +1,13 @@
-"""`make up`'s wait for the example tenants (e2e/readiness.py): progress at an interval while it
-waits, and on time-out each tenant's conditions, driven by a fake clock and canned tenants."""
+"""`make up`'s wait for the example tenants (devtools/readiness.py): progress at an interval
+while it waits, and on time-out each tenant's conditions, driven by a fake clock and canned
+tenants."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any
 
-import pytest
-from e2e.cluster.client import wait_until
-from e2e.readiness import (
+from devtools.readiness import (
     TenantsNotReadyError,
     condition_lines,
     summary,
@@ -130,11 +129,3 @@ def test_summary_and_report_of_a_ready_tenant() -> None:
     assert timeout_report({"a": READY, "b": None}, 5).splitlines()[0] == (
         "tenants not Ready after 5s: b"
     )
-
-
-def test_wait_until_shows_a_described_state_as_text() -> None:
-    with pytest.raises(TimeoutError) as raised:
-        wait_until(lambda: None, timeout=0, what="thing", describe=lambda: "a: x\n  b: y")
-    assert str(raised.value) == "thing: not reached within 0s:\na: x\n  b: y"
-    with pytest.raises(TimeoutError, match=r"\(last seen: False\)"):
-        wait_until(lambda: False, timeout=0, what="thing")
