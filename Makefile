@@ -128,6 +128,10 @@ chart-docs: ## Regenerate charts/swg-operator/README.md's values table (helm-doc
 	"$${SWG_CACHE:-$$HOME/.cache/swg-operator}/bin/helm-docs-$$(sed -nE 's/^HELM_DOCS_VERSION="\$$\{HELM_DOCS_VERSION:-(.*)\}"$$/\1/p' e2e/cluster/build-binaries.sh)/helm-docs" \
 		--chart-search-root charts/swg-operator --template-files README.md.gotmpl --sort-values-order file
 
+.PHONY: krew-plugin
+krew-plugin: $(VENV)/.installed ## Build the kubectl swg krew archive in .local/krew/ and write its sha256 into plugins/krew/swg.yaml
+	$(PY) -m devtools.krew build --out $(LOCAL)/krew
+
 .PHONY: images
 images: $(VENV)/.installed ## Build the four images with buildah, no Docker (root): tars + index.json in $$SWG_CACHE/images
 	@hack/install-apt.sh buildah debootstrap

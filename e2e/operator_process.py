@@ -14,7 +14,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Mapping, Sequence
@@ -22,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from devtools import readiness
 
 from e2e.cluster import Cluster, wait_until
 from e2e.cluster.processes import ProcessRecord, free_ports, is_alive
@@ -333,6 +333,7 @@ def provide_referenced_objects(cluster: Cluster, tenant: Mapping[str, Any]) -> N
         lambda: cluster.kubectl("get", "namespace", namespace, check=False).returncode == 0,
         timeout=120,
         what=f"namespace {namespace} created by the operator",
+        describe=lambda: "\n".join(readiness.condition_lines(name, get_tenant(cluster, name))),
     )
     if ca_secret:
         ca = generate_inspection_ca(
@@ -365,34 +366,9 @@ def provide_referenced_objects(cluster: Cluster, tenant: Mapping[str, Any]) -> N
     )
 
 
-def _wait_ready_with_progress(plane: Cluster, names: Sequence[str], *, timeout: float) -> None:
-    """Wait until every tenant is Ready, printing each change of phase; on time-out, the
-    conditions of the tenants that are not Ready."""
-    deadline = time.monotonic() + timeout
-    seen: dict[str, str] = {}
-    while True:
-        phases: dict[str, str] = {}
-        for name in names:
-            status = (get_tenant(plane, name) or {}).get("status") or {}
-            phases[name] = str(status.get("phase") or "(no status yet)")
-            if seen.get(name) != phases[name]:
-                print(f"  {name}: {phases[name]}", flush=True)
-        seen = phases
-        if all(phase == "Ready" for phase in phases.values()):
-            return
-        if time.monotonic() > deadline:
-            lines = []
-            for name in names:
-                if phases[name] == "Ready":
-                    continue
-                body = get_tenant(plane, name) or {}
-                for cond in (body.get("status") or {}).get("conditions", []):
-                    lines.append(
-                        f"  {name}: {cond.get('type')}={cond.get('status')} "
-                        f"{cond.get('reason')}: {cond.get('message')}"
-                    )
-            raise TimeoutError(f"tenants not Ready after {timeout:.0f}s:\n" + "\n".join(lines))
-        time.sleep(2)
+def _write_now(text: str) -> None:
+    sys.stdout.write(text)
+    sys.stdout.flush()
 
 
 def up(state_dir: Path, *, timeout: float = 420.0) -> int:
@@ -422,9 +398,16 @@ def up(state_dir: Path, *, timeout: float = 420.0) -> int:
         provide_referenced_objects(plane, tenant)
     names = [tenant["metadata"]["name"] for tenant in tenants]
     print(f"Waiting for {', '.join(names)} to be Ready (pods pull nothing: images are local)")
+    operator_log = f"kubectl -n {local_install.NAMESPACE} logs deploy/{local_install.RELEASE}"
     try:
-        _wait_ready_with_progress(plane, names, timeout=timeout)
-    except TimeoutError as err:
+        readiness.wait_ready(
+            lambda name: get_tenant(plane, name),
+            names,
+            timeout=timeout,
+            write=_write_now,
+            operator_log=operator_log,
+        )
+    except readiness.TenantsNotReadyError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
     print(plane.kubectl("get", "swg").stdout, end="")

@@ -21,36 +21,78 @@ EXAMPLE = REPO / "examples" / "tenants" / "minimal.yaml"
 FORMATS = {"text", "wide", "json", "yaml", "markdown", "ndjson", "tar"}
 
 
-def parsers(parser: argparse.ArgumentParser, path: str = "") -> Iterator[tuple[str, Any]]:
-    yield path or "swg-operator", parser
+# Commands without an output format: `run` is the operator itself (it logs), `completion` prints
+# a shell script.
+NO_FORMAT = {"swg-operator run", "swg-operator completion"}
+# The only names an option that takes a path written to may have.
+OUTPUT_PATH_OPTIONS = {"--file", "--output-dir", "--public-key-out"}
+
+
+def parsers(parser: argparse.ArgumentParser, path: str) -> Iterator[tuple[str, Any]]:
+    yield path, parser
     for action in parser._actions:
         if isinstance(action, argparse._SubParsersAction):
             for name, sub in action.choices.items():
-                yield from parsers(sub, f"{path} {name}".strip())
+                yield from parsers(sub, f"{path} {name}")
+
+
+def leaves(root: argparse.ArgumentParser, prog: str) -> list[tuple[str, argparse.ArgumentParser]]:
+    """Every command that runs something: the parsers that set a handler."""
+    return [(n, p) for n, p in parsers(root, prog) if p.get_default("handler") is not None]
 
 
 def kubectl_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="kubectl swg")
-    sub = parser.add_subparsers()
-    kubectl.logs.add_parser(sub)
-    kubectl.status.add_parser(sub)
-    return parser
+    return kubectl.build_parser()
 
 
-@pytest.mark.parametrize(
-    "root", [build_parser(), kubectl_parser()], ids=["swg-operator", "kubectl"]
-)
-def test_every_o_is_an_output_format_with_json(root: argparse.ArgumentParser) -> None:
+ROOTS = [(build_parser(), "swg-operator"), (kubectl.build_parser(), "kubectl swg")]
+
+
+@pytest.mark.parametrize(("root", "prog"), ROOTS, ids=["swg-operator", "kubectl"])
+def test_every_o_is_an_output_format_with_json(root: argparse.ArgumentParser, prog: str) -> None:
     seen = 0
-    for name, parser in parsers(root):
+    for name, parser in parsers(root, prog):
         for action in parser._actions:
             if "-o" in action.option_strings:
                 seen += 1
                 assert action.choices is not None, f"{name}: -o takes a path"
+                assert action.type is None, f"{name}: -o converts its value ({action.type})"
+                assert action.nargs is None, name
                 assert set(action.choices) <= FORMATS | {"table"}, name
                 assert "json" in action.choices, f"{name}: -o json is missing"
                 assert action.dest in ("output", "form"), name
+                assert action.option_strings == ["-o", "--output"], name
     assert seen >= 2
+
+
+@pytest.mark.parametrize(("root", "prog"), ROOTS, ids=["swg-operator", "kubectl"])
+def test_every_command_that_prints_data_takes_o(root: argparse.ArgumentParser, prog: str) -> None:
+    commands = leaves(root, prog)
+    assert len(commands) >= (10 if prog == "swg-operator" else 3)
+    for name, parser in commands:
+        has_o = any("-o" in action.option_strings for action in parser._actions)
+        assert has_o or name in NO_FORMAT, f"{name}: no -o output format"
+
+
+@pytest.mark.parametrize(("root", "prog"), ROOTS, ids=["swg-operator", "kubectl"])
+def test_paths_written_to_are_file_or_output_dir_never_o(
+    root: argparse.ArgumentParser, prog: str
+) -> None:
+    """A path option is never -o or --output: output files are --file, directories
+    --output-dir (and the receipt key's --public-key-out); inputs are named by what they are."""
+    for name, parser in parsers(root, prog):
+        for action in parser._actions:
+            takes_path = action.type is Path or (action.metavar or "") in ("FILE", "DIR", "PATH")
+            if not takes_path or not action.option_strings:
+                continue
+            assert not {"-o", "--output", "--out"} & set(action.option_strings), name
+            if "out" in action.dest or action.dest == "file":
+                assert set(action.option_strings) <= OUTPUT_PATH_OPTIONS, (name, action.dest)
+
+
+def test_the_kubectl_plugin_has_every_tenant_admin_command() -> None:
+    names = {name for name, _ in leaves(kubectl.build_parser(), "kubectl swg")}
+    assert names == {"kubectl swg logs", "kubectl swg status", "kubectl swg notices"}
 
 
 def test_render_on_a_missing_file_names_it_and_says_what_to_do(
@@ -145,3 +187,71 @@ def test_logs_takes_json_as_its_json_lines_format() -> None:
     legacy = kubectl_parser().parse_args(["logs", "acme", "--format", "tar"])
     assert legacy.form == "tar"
     assert kubectl_parser().parse_args(["logs", "acme"]).form == "ndjson"
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (["catalogue", "check", "{missing}"], "{missing}: could not be read: no such file"),
+        (["catalogue", "import", "{missing}"], "{missing}: no such directory; give the"),
+        (
+            ["render", str(EXAMPLE), "--output-dir", "{tmp}/out", "--catalogue", "{missing}"],
+            "{missing}: no such directory; give the",
+        ),
+        (
+            ["render", str(EXAMPLE), "--output-dir", "{tmp}/out", "--settings", "{missing}"],
+            "{missing}: could not be read: no such file or directory; check the path",
+        ),
+        (
+            ["render", str(EXAMPLE), "--output-dir", "{tmp}/out", "--platform-signatures",
+             "{missing}"],
+            "{missing}: no such directory; --platform-signatures takes the directory",
+        ),
+        (
+            ["receipt", "verify", "{missing}", "--public-key", "{missing}"],
+            "{missing}: could not be read: no such file or directory; check the path",
+        ),
+        (
+            ["receipt", "keygen", "--public-key-out", "{missing}/key.pem"],
+            "{missing}/key.pem: could not write the public key: no such file or directory",
+        ),
+        (
+            ["status", "acme", "--kubeconfig", "{missing}"],
+            "{missing} not found; check --kubeconfig",
+        ),
+        (
+            ["logs", "acme", "--file", "{missing}/out.ndjson", "--server", "http://127.0.0.1:9"],
+            "{missing}/out.ndjson: cannot be written: the directory {missing} does not exist; "
+            "create it or choose another --file",
+        ),
+    ],
+    ids=["catalogue-check", "catalogue-import", "render-catalogue", "render-settings",
+         "render-signatures", "receipt-verify", "receipt-keygen", "status-kubeconfig",
+         "logs-file"],
+)  # fmt: skip
+def test_a_missing_file_is_named_with_what_to_do(
+    argv: list[str], expected: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    missing = str(tmp_path / "missing")
+    argv = [a.format(missing=missing, tmp=tmp_path) for a in argv]
+    assert main(argv) in (1, 2)
+    err = capsys.readouterr().err
+    assert expected.format(missing=missing) in err
+    assert "[Errno" not in err
+    assert "Traceback" not in err
+
+
+def test_receipt_keygen_and_verify_speak_json(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pub = tmp_path / "key.pem"
+    assert main(["receipt", "keygen", "--public-key-out", str(pub), "-o", "json"]) == 0
+    secret = json.loads(capsys.readouterr().out)
+    assert secret["kind"] == "Secret"
+    receipt = tmp_path / "receipt.json"
+    receipt.write_text(json.dumps({"tenant": "acme", "state": "Completed"}))
+    assert main(["receipt", "verify", str(receipt), "--public-key", str(pub), "-o", "json"]) == 1
+    verdict = json.loads(capsys.readouterr().out)
+    assert verdict["valid"] is False
+    assert verdict["tenant"] == "acme"
+    assert verdict["problems"]

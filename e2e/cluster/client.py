@@ -41,7 +41,7 @@ def wait_until(
 ) -> T:
     """Call `probe` until it returns something truthy and return that; TimeoutError after
     `timeout` seconds, naming `what` and the last value seen, or what `describe()` returns
-    (so a failure says why)."""
+    (so a failure says why; a text is shown as it is, on lines of its own)."""
     deadline = time.monotonic() + timeout
     last: T | None = None
     while True:
@@ -49,8 +49,12 @@ def wait_until(
         if last:
             return last
         if time.monotonic() >= deadline:
-            seen = describe() if describe is not None else last
-            raise TimeoutError(f"{what}: not reached within {timeout:.0f}s (last seen: {seen!r})")
+            if describe is not None:
+                seen = describe()
+                shown = f":\n{seen}" if isinstance(seen, str) else f" ({seen!r})"
+            else:
+                shown = f" (last seen: {last!r})"
+            raise TimeoutError(f"{what}: not reached within {timeout:.0f}s{shown}")
         time.sleep(interval)
 
 

@@ -87,7 +87,10 @@ def read_blacklist_directory(path: Path) -> tuple[Catalogue, tuple[CatalogueIssu
     for hidden entries and files such as README).
     """
     if not path.is_dir():
-        raise CatalogueError([CatalogueIssue(str(path), "is not a directory")])
+        what = "is not a directory" if path.exists() else "no such directory"
+        raise CatalogueError(
+            [CatalogueIssue(str(path), f"{what}; give the blacklist directory (one per category)")]
+        )
     categories: list[Category] = []
     issues: list[CatalogueIssue] = []
     for child in sorted(path.iterdir()):

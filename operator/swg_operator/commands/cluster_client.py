@@ -59,7 +59,8 @@ def http_client(
         config = KubeConfig.from_file(kubeconfig) if kubeconfig else KubeConfig.from_env()
         single = config.get(context_name=context)
     except ConfigError as err:
-        raise ClusterClientError(f"no usable kubeconfig: {err}") from err
+        where = "--kubeconfig" if kubeconfig else "$KUBECONFIG or ~/.kube/config"
+        raise ClusterClientError(f"no usable kubeconfig: {err}; check {where}") from err
     if single is None:
         raise ClusterClientError(f"context {context!r} is not in the kubeconfig")
     client: httpx.Client = client_adapter.Client(

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from swg_operator.commands import logs, notices, status
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="kubectl swg", description="swg-operator's kubectl plugin, for tenant admins."
     )
@@ -23,6 +23,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     logs.add_parser(sub)
     status.add_parser(sub)
     notices.add_parser(sub)
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     code: int = args.handler(args)
     return code

@@ -95,6 +95,7 @@ def add_parser(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from swg_operator.commands.cluster_client import ClusterClientError
+    from swg_operator.commands.errors import file_error
     from swg_operator.commands.log_download import LogQuery, Progress, download
 
     # Absent dates are left to the log store, which knows the tenant's today.
@@ -107,6 +108,13 @@ def run(args: argparse.Namespace) -> int:
     if args.file is None and form == "tar" and sys.stdout.isatty():
         print(
             "error: a tar download needs --file FILE (standard output is a terminal)",
+            file=sys.stderr,
+        )
+        return 2
+    if args.file is not None and not args.file.resolve().parent.is_dir():
+        print(
+            f"error: {args.file}: cannot be written: the directory {args.file.parent} does not "
+            "exist; create it or choose another --file",
             file=sys.stderr,
         )
         return 2
@@ -128,6 +136,9 @@ def run(args: argparse.Namespace) -> int:
         )
     except ClusterClientError as err:  # DownloadError too
         print(f"error: {err}", file=sys.stderr)
+        return 1
+    except OSError as err:  # the output file (network errors are the client's, above)
+        print(f"error: {file_error(err, 'could not write the logs')}", file=sys.stderr)
         return 1
     return 0
 

@@ -93,7 +93,11 @@ def read_platform_signatures(path: Path | None) -> dict[str, str] | None:
     if path is None:
         return None
     if not path.is_dir():
-        raise TenantFileError(f"{path}: not a directory of signature files")
+        what = "not a directory" if path.exists() else "no such directory"
+        raise TenantFileError(
+            f"{path}: {what}; --platform-signatures takes the directory of the platform's "
+            "signature files (.ndb, .hdb, ...)"
+        )
     return {
         entry.name: entry.read_text(encoding="utf-8")
         for entry in sorted(path.iterdir())

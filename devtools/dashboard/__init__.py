@@ -1,0 +1,1 @@
+"""The Grafana dashboard drawn with matplotlib from real scrapes: `python -m devtools.dashboard`."""
