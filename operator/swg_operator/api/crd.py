@@ -20,7 +20,7 @@ import yaml
 
 from swg_operator.api.content import FILE_TYPES_NEED_ANTIVIRUS, SAFE_SEARCH_NEEDS_INSPECTION
 from swg_operator.api.resource import GROUP, KIND, PLURAL, SHORT_NAMES, SINGULAR, VERSION
-from swg_operator.api.spec import SecureWebGatewaySpec
+from swg_operator.api.spec import GROUPS_NEED_DIRECTORY, SecureWebGatewaySpec
 from swg_operator.api.status import SecureWebGatewayStatus
 
 JsonSchema = dict[str, Any]
@@ -123,6 +123,21 @@ CONTENT_CONTROL_RULES: Final = (
     ),
 )
 
+# api.spec: policies select users by group only with a directory.
+_GROUP_POLICY: Final = (
+    "has(self.urlFiltering) && has(self.urlFiltering.policies) && "
+    "self.urlFiltering.policies.exists(p, has(p.groups) && size(p.groups) > 0)"
+)
+_DIRECTORY_SET: Final = "has(self.authentication) && has(self.authentication.ldap)"
+AUTHENTICATION_RULES: Final = (
+    cel_rule(
+        f"!({_GROUP_POLICY}) || ({_DIRECTORY_SET})",
+        GROUPS_NEED_DIRECTORY,
+        field_path=".urlFiltering",
+        reason="FieldValueForbidden",
+    ),
+)
+
 # Extensions merged into the converted schema of the model with that name (its JSON schema
 # title). Every model with a `model_validator` must appear here (tests/test_crd.py checks).
 SCHEMA_OVERLAYS: Final[Mapping[str, JsonSchema]] = {
@@ -134,7 +149,38 @@ SCHEMA_OVERLAYS: Final[Mapping[str, JsonSchema]] = {
                 ],
             },
         },
-        "x-kubernetes-validations": list(CONTENT_CONTROL_RULES),
+        "x-kubernetes-validations": [*CONTENT_CONTROL_RULES, *AUTHENTICATION_RULES],
+    },
+    "FilterPolicy": {
+        "properties": {"groups": dict(_SET)},
+        "x-kubernetes-validations": [
+            cel_rule(
+                "(has(self.sourceCIDRs) && size(self.sourceCIDRs) > 0) || "
+                "(has(self.groups) && size(self.groups) > 0)",
+                "urlFiltering.policies[]: list sourceCIDRs, groups or both",
+                reason="FieldValueRequired",
+            ),
+        ],
+    },
+    "LdapDirectory": {
+        "properties": {
+            "userFilter": {
+                "x-kubernetes-validations": [
+                    cel_rule(
+                        "self.contains('%s')",
+                        "authentication.ldap.userFilter: must contain %s (the login name)",
+                    ),
+                ],
+            },
+            "groupFilter": {
+                "x-kubernetes-validations": [
+                    cel_rule(
+                        "self.contains('%g')",
+                        "authentication.ldap.groupFilter: must contain %g (the group name)",
+                    ),
+                ],
+            },
+        },
     },
     "Clients": {
         "properties": {"allowedCIDRs": dict(_SET)},

@@ -38,6 +38,7 @@ from swg_operator.render.squid import (
     visible_hostname,
 )
 from swg_operator.render.squid_acls import squid_access, squid_cidrs
+from swg_operator.render.squid_auth import auth_files, squid_auth
 
 # The data-plane workloads that read config files.
 DATAPLANE_COMPONENTS: Final = (Component.PROXY, Component.ANTIVIRUS)
@@ -120,6 +121,8 @@ def squid_config(
         mirror_src=tuple(squid_cidrs(settings.cluster_cidrs)),
         sandbox_fail_open=spec.options.sandbox.fail_open,
         safe_search=safe_search_squid(spec.content_controls),
+        auth=squid_auth(spec.authentication.ldap, realm=spec.service_code),
+        auth_files=auth_files(spec.authentication.ldap),
     )
 
 

@@ -58,8 +58,15 @@ class SniRule:
 @dataclass(frozen=True)
 class Policy:
     name: str
-    src_acl: str
+    src_acl: str  # empty: the policy names no networks
     cidrs: tuple[str, ...]
+    group_acl: str = ""  # empty: the policy names no groups
+    groups: tuple[str, ...] = ()
+
+    @property
+    def scope(self) -> tuple[str, ...]:
+        """The ACLs a request must match for the policy to apply."""
+        return tuple(acl for acl in (self.src_acl, self.group_acl) if acl)
 
 
 def _chunks(lines: Sequence[str]) -> list[str]:
@@ -330,8 +337,14 @@ def squid_access(spec: SecureWebGatewaySpec, catalogue: Catalogue) -> SquidAcces
     policies: list[Policy] = []
     rules: list[Rule] = []
     for index, policy in enumerate(filtering.policies):
-        src = f"swg_p{index}_src"
-        policies.append(Policy(policy.name, src, tuple(squid_cidrs(policy.source_cidrs))))
+        selected = Policy(
+            policy.name,
+            f"swg_p{index}_src" if policy.source_cidrs else "",
+            tuple(squid_cidrs(policy.source_cidrs)),
+            f"swg_p{index}_grp" if policy.groups else "",
+            tuple(policy.groups),
+        )
+        policies.append(selected)
         rules += list_rules(
             builder,
             prefix=f"swg_p{index}",
@@ -341,7 +354,7 @@ def squid_access(spec: SecureWebGatewaySpec, catalogue: Catalogue) -> SquidAcces
             deny=policy.deny,
             categories=sorted(set(policy.blocked_categories)),
             category_acls=acls_of,
-            scope=(src,),
+            scope=selected.scope,
             policy=policy.name,
         )
     rules += list_rules(
