@@ -21,6 +21,7 @@ import pytest
 
 from e2e.dataplane.conftest import TENANT_DATA, RenderTenant, StartDataplane
 from e2e.dataplane.directory import (
+    BIND_PASSWORD,
     LDAP_ADDRESS,
     LDAP_HOST,
     USERS,
@@ -62,6 +63,13 @@ def starttls(
     start_dataplane: StartDataplane, render_tenant: RenderTenant
 ) -> Iterator[DataplaneStack]:
     stack = _stack(start_dataplane, render_tenant, "tenant-ldap.yaml", "ldap")
+    yield stack
+    stack.close()
+
+
+@pytest.fixture(scope="module")
+def ldaps(start_dataplane: StartDataplane, render_tenant: RenderTenant) -> Iterator[DataplaneStack]:
+    stack = _stack(start_dataplane, render_tenant, "tenant-ldaps.yaml", "ldaps")
     yield stack
     stack.close()
 
@@ -156,3 +164,24 @@ def test_directory_down_fails_closed(starttls: DataplaneStack) -> None:
         start_directory(starttls, starttls.workdir / "directory" / "slapd.conf")
     # Back: users are checked again.
     assert starttls.request(HELLO, proxy_user=_user("dave")).status == 200
+
+
+def test_ldaps_directory(ldaps: DataplaneStack) -> None:
+    assert "ldaps://ldap.test:3636" in (ldaps.conf / "ldap-auth.args").read_text()
+    status, entry = _logged(ldaps, HELLO, proxy_user=_user("alice"))
+    assert (status, entry["user"]) == (200, "alice")
+    assert _logged(ldaps, HELLO, proxy_user="alice:wrong")[0] == 407
+    status, entry = _logged(ldaps, "http://casino.test/files/hello.txt", proxy_user=_user("bob"))
+    assert (status, entry["policy"]) == (403, "restricted")
+
+
+def test_no_password_in_configuration_or_logs(starttls: DataplaneStack) -> None:
+    """The bind password is only in the Secret's file; users' passwords are nowhere."""
+    assert starttls.request(HELLO, proxy_user=_user("bob")).status == 200
+    secrets = [BIND_PASSWORD, *(password for password, _ in USERS.values())]
+    texts = {path: path.read_text(errors="replace") for path in starttls.conf.iterdir()}
+    logs = [*(starttls.workdir / "logs").iterdir(), *starttls.state_dir("proxy").rglob("*.jsonl")]
+    texts.update({path: path.read_text(errors="replace") for path in logs})
+    for path, text in texts.items():
+        for secret in secrets:
+            assert secret not in text, f"{secret!r} in {path}"
