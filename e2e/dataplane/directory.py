@@ -5,8 +5,8 @@ only CA in the proxy's bundle, as a public or the customer's CA would be).
 
 The directory refuses every operation on an unencrypted connection (``security ssf=128``), so a
 helper that forgot TLS would get nothing. It holds a service account the proxy binds as and
-users: ``alice`` in group ``research``, ``bob`` in ``restricted``, ``carol`` and ``dave`` in
-none.
+users: ``alice`` in group ``research``, ``bob`` and ``erin`` in ``restricted``, ``carol`` and
+``dave`` in none.
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ USERS: Final = {
     "bob": ("bob-pw", ("restricted",)),
     "carol": ("carol-pw", ()),
     "dave": ("dave-pw", ()),  # never used before the directory is stopped
+    "erin": ("erin-pw", ("restricted",)),  # her group never asked before it is stopped
 }
 NAME: Final = "slapd"
 POD: Final = "ldap"
