@@ -7,11 +7,11 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from pydantic import ValidationError
+
 from fakes import make_available
 from inspection_support import NS, condition, run, setup, tenant
-from pydantic import ValidationError
 from render_support import catalogue, dataplane_files, find, minimal_spec, render
-
 from swg_operator.api import OperatorSettings
 from swg_operator.api.spec import SecureWebGatewaySpec
 from swg_operator.reconcile.references import (
@@ -92,7 +92,9 @@ def test_a_policy_names_networks_groups_or_both() -> None:
     assert "urlFiltering.policies[nobody]: list sourceCIDRs, groups or both" in message
     duplicate = {**GROUP_POLICY, "groups": ["staff", "staff"]}
     assert "duplicate" in _error(LDAP, urlFiltering={"policies": [duplicate]})
-    assert "groups" in _error(LDAP, urlFiltering={"policies": [{**GROUP_POLICY, "groups": ["a b"]}]})
+    assert "groups" in _error(
+        LDAP, urlFiltering={"policies": [{**GROUP_POLICY, "groups": ["a b"]}]}
+    )
 
 
 # --- the rendered configuration ----------------------------------------------------------------
@@ -111,7 +113,8 @@ def test_squid_asks_every_client_for_a_user_before_any_filtering_rule() -> None:
     assert access[-2:] == ["http_access allow swg_clients swg_tag_default", "http_access deny all"]
     # Helpers start on demand: a directory outage must never stop Squid (it does when helpers
     # started at startup keep failing).
-    assert "startup=0" in conf and "children-startup=0" in conf
+    assert "startup=0" in conf
+    assert "children-startup=0" in conf
 
 
 def test_helper_arguments_one_a_line_with_the_password_as_a_file() -> None:

@@ -27,7 +27,7 @@ SUFFIX: Final = "dc=swg,dc=test"
 PEOPLE: Final = f"ou=people,{SUFFIX}"
 GROUPS: Final = f"ou=groups,{SUFFIX}"
 BIND_DN: Final = f"cn=proxy,ou=services,{SUFFIX}"
-BIND_PASSWORD: Final = "bind secret with spaces"  # noqa: S105 - a test directory's
+BIND_PASSWORD: Final = "bind secret with spaces"
 # login -> (password, groups)
 USERS: Final = {
     "alice": ("alice-pw", ("research",)),

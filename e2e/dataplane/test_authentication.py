@@ -169,7 +169,8 @@ def test_directory_down_fails_closed(starttls: DataplaneStack) -> None:
         for credentials in (_user("carol") + "-changed", _user("dave")):
             status, entry = _logged(starttls, HELLO, proxy_user=credentials)
             assert (status, entry["status"]) == (407, "407"), credentials
-        assert "squid" in starttls.daemons and starttls.daemons["squid"].alive
+        assert "squid" in starttls.daemons
+        assert starttls.daemons["squid"].alive
     finally:
         start_directory(starttls, starttls.workdir / "directory" / "slapd.conf")
     # Back: users are checked again.

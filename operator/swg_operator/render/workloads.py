@@ -13,8 +13,8 @@ from swg_operator.render.configmaps import WorkloadConfig, config_digest
 from swg_operator.render.context import (
     CONF_DIR,
     ICAP_PORT,
-    LDAP_SECRET_DIR,
     ICAP_PORT_NAME,
+    LDAP_SECRET_DIR,
     PROXY_PORT_NAME,
     SHM_DIR,
     STATE_DIR,
