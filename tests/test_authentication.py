@@ -109,7 +109,8 @@ def test_squid_asks_every_client_for_a_user_before_any_filtering_rule() -> None:
     assert "acl swg_p0_grp external swg_ldap_group staff\n" in conf
     access = [line for line in conf.splitlines() if line.startswith("http_access")]
     auth = access.index("http_access deny !swg_auth")
-    assert access[auth + 1].startswith("http_access deny swg_p0_grp swg_p0_deny ")
+    # The group after the policy's list: the directory is asked only about what the list names.
+    assert access[auth + 1] == "http_access deny swg_p0_deny swg_p0_grp swg_p0_tag_deny"
     assert access[-2:] == ["http_access allow swg_clients swg_tag_default", "http_access deny all"]
     # Helpers start on demand: a directory outage must never stop Squid (it does when helpers
     # started at startup keep failing).
