@@ -5,8 +5,8 @@ only CA in the proxy's bundle, as a public or the customer's CA would be).
 
 The directory refuses every operation on an unencrypted connection (``security ssf=128``), so a
 helper that forgot TLS would get nothing. It holds a service account the proxy binds as and
-users: ``alice`` in group ``research``, ``bob`` and ``erin`` in ``restricted``, ``carol`` and
-``dave`` in none.
+users: ``alice`` in group ``research``, ``bob`` and ``erin`` in ``restricted``, ``carol``,
+``dave`` and ``frank`` in none.
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ USERS: Final = {
     "carol": ("carol-pw", ()),
     "dave": ("dave-pw", ()),  # never used before the directory is stopped
     "erin": ("erin-pw", ("restricted",)),  # her group never asked before it is stopped
+    "frank": ("frank-pw", ()),  # first seen while the directory shows an untrusted certificate
 }
 NAME: Final = "slapd"
 POD: Final = "ldap"
@@ -99,6 +100,25 @@ def prepare_directory(stack: DataplaneStack) -> Path:
     password.write_text(BIND_PASSWORD + "\n")  # as `kubectl create secret --from-file` may
     password.chmod(0o644)
     return conf
+
+
+def untrusted_conf(stack: DataplaneStack, conf: Path) -> Path:
+    """``conf`` with a self-signed certificate for the directory's name (no CA of the proxy's
+    bundle signed it)."""
+    root = conf.parent
+    cert, key = root / "untrusted.crt", root / "untrusted.key"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+         "-subj", f"/CN={LDAP_HOST}", "-addext", f"subjectAltName=DNS:{LDAP_HOST}",
+         "-keyout", str(key), "-out", str(cert)],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    text = conf.read_text()
+    text = text.replace(str(stack.pki.origin_cert), str(cert))
+    text = text.replace(str(stack.pki.origin_key), str(key))
+    untrusted = root / "slapd-untrusted.conf"
+    untrusted.write_text(text)
+    return untrusted
 
 
 def start_directory(stack: DataplaneStack, conf: Path) -> None:

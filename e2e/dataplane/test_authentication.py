@@ -28,6 +28,7 @@ from e2e.dataplane.directory import (
     prepare_directory,
     start_directory,
     stop_directory,
+    untrusted_conf,
 )
 from e2e.dataplane.stack import DEFAULT_TEST_NAMES, DataplaneStack
 
@@ -175,6 +176,24 @@ def test_directory_down_fails_closed(starttls: DataplaneStack) -> None:
         start_directory(starttls, starttls.workdir / "directory" / "slapd.conf")
     # Back: users are checked again.
     assert starttls.request(HELLO, proxy_user=_user("dave")).status == 200
+
+
+def test_a_directory_with_an_untrusted_certificate_gets_no_password(
+    starttls: DataplaneStack, ldaps: DataplaneStack
+) -> None:
+    """The helpers check the directory's certificate against the proxy's CA bundle (StartTLS and
+    LDAPS): a self-signed one fails the connection before any password is sent."""
+    for stack in (starttls, ldaps):
+        conf = stack.workdir / "directory" / "slapd.conf"
+        stop_directory(stack)
+        start_directory(stack, untrusted_conf(stack, conf))
+        try:
+            status, entry = _logged(stack, HELLO, proxy_user=_user("frank"))
+            assert status == 407, entry
+        finally:
+            stop_directory(stack)
+            start_directory(stack, conf)
+        assert stack.request(HELLO, proxy_user=_user("frank")).status == 200
 
 
 def test_ldaps_directory(ldaps: DataplaneStack) -> None:
