@@ -215,3 +215,19 @@ def test_no_password_in_configuration_or_logs(starttls: DataplaneStack) -> None:
     for path, text in texts.items():
         for secret in secrets:
             assert secret not in text, f"{secret!r} in {path}"
+
+
+def test_https_inspection_with_users_and_groups(ldaps: DataplaneStack) -> None:
+    ca = ldaps.pki.inspection_ca_cert
+    ok = ldaps.request("https://clean.test/files/hello.txt", proxy_user=_user("carol"), cacert=ca)
+    assert ok.status == 200, ok.error
+    casino = "https://casino.test/files/hello.txt"
+    assert ldaps.request(casino, proxy_user=_user("carol"), cacert=ca).status == 200
+    status, _ = _logged(ldaps, casino, proxy_user=_user("bob"), cacert=ca)
+    assert status == 403  # the refused CONNECT is bumped to show the block page
+    refused = [
+        e for e in ldaps.access_log() if e["url"] == "casino.test:443" and e["user"] == "bob"
+    ]
+    assert refused[-1]["policy"] == "restricted"
+    anonymous = ldaps.request("https://clean.test/files/hello.txt", cacert=ca)
+    assert anonymous.info.get("http_connect") == 407, anonymous.info

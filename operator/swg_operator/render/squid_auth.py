@@ -8,8 +8,11 @@ squid.conf's or a shell's word splitting. The bind password is not among them: t
 it from the bind Secret's file (`-W`), mounted at LDAP_SECRET_DIR.
 
 Fail closed: a helper that cannot reach the directory answers BH (broken), which Squid never
-takes for a yes: the credentials are not accepted (407) and a group ACL is not decided, which
-denies the request (403).
+takes for a yes: the credentials are not accepted (407), and a group ACL is left undecided, so
+a deny rule that needs it refuses the request (407) and an allow rule that needs it does not
+apply (e2e/dataplane/test_authentication.py shows both). The helpers start on demand: Squid
+stops for good when helpers it started at startup keep failing, which an outage of the
+directory would otherwise cause.
 """
 
 from __future__ import annotations
