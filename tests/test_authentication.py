@@ -118,6 +118,18 @@ def test_squid_asks_every_client_for_a_user_before_any_filtering_rule() -> None:
     assert "children-startup=0" in conf
 
 
+def test_the_pac_file_is_served_without_a_user() -> None:
+    access = {"hostname": "proxy.example-corp.example", "pac": {"enabled": True}}
+    conf = _files(_spec(LDAP, access=access))["squid.conf"]
+    regex = r"^http://swg-0000001\.swg:3128/squid-internal-static/icons/proxy\.pac$"
+    assert f"acl swg_pac_file url_regex {regex}\n" in conf
+    access_lines = [line for line in conf.splitlines() if line.startswith("http_access")]
+    pac = access_lines.index("http_access allow swg_pac_file")
+    assert access_lines[pac + 1] == "http_access deny !swg_auth"
+    assert "swg_pac_file" not in _files(_spec(LDAP))["squid.conf"]
+    assert "swg_pac_file" not in _files(_spec(access=access))["squid.conf"]
+
+
 def test_helper_arguments_one_a_line_with_the_password_as_a_file() -> None:
     files = _files(_spec({**LDAP, "url": "ldap://ldap.example-corp.example"}))
     auth = files["ldap-auth.args"].splitlines()

@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 
+from e2e.dataplane import client
 from e2e.dataplane.conftest import TENANT_DATA, RenderTenant, StartDataplane
 from e2e.dataplane.directory import (
     BIND_PASSWORD,
@@ -31,6 +32,7 @@ from e2e.dataplane.directory import (
     untrusted_conf,
 )
 from e2e.dataplane.stack import DEFAULT_TEST_NAMES, DataplaneStack
+from swg_operator.render.pac import PAC_FILE, PAC_URL_PATH
 
 pytestmark = pytest.mark.dataplane
 
@@ -231,3 +233,13 @@ def test_https_inspection_with_users_and_groups(ldaps: DataplaneStack) -> None:
     assert refused[-1]["policy"] == "restricted"
     anonymous = ldaps.request("https://clean.test/files/hello.txt", cacert=ca)
     assert anonymous.info.get("http_connect") == 407, anonymous.info
+
+
+def test_the_pac_file_needs_no_user(starttls: DataplaneStack) -> None:
+    assert starttls.netns is not None
+    url = f"http://{starttls.proxy}{PAC_URL_PATH}"
+    response = client.curl(starttls.netns, url, proxy=None)
+    assert response.status == 200, (response.status, response.text[:200])
+    assert response.body == (starttls.conf / PAC_FILE).read_bytes()
+    # Only the PAC file: a request through the proxy still needs a user.
+    assert starttls.request(HELLO).status == 407

@@ -17,6 +17,7 @@ directory would otherwise cause.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Final
 
@@ -46,6 +47,9 @@ class SquidAuth:
     auth_args: str  # path of the basic_ldap_auth argument file
     group_args: str  # path of the ext_ldap_group_acl argument file
     group_helper: str
+    # url_regex of the PAC file as Squid sees a request for it (spec.access.pac); empty: none.
+    # Browsers fetch it before they know of the proxy's authentication: served without a user.
+    pac_url_regex: str = ""
     credentials_ttl: int = CREDENTIALS_TTL_SECONDS
     group_ttl: int = GROUP_TTL_SECONDS
     negative_group_ttl: int = NEGATIVE_GROUP_TTL_SECONDS
@@ -90,11 +94,20 @@ def args_text(args: list[str]) -> str:
     return "".join(f"{arg}\n" for arg in args)
 
 
-def squid_auth(ldap: LdapDirectory | None, *, realm: str) -> SquidAuth | None:
+def pac_url_regex(*, visible_hostname: str, proxy_port: int, path: str) -> str:
+    """Squid turns the origin-form GET of an internal object into
+    http://<visible_hostname>:<port><path>: that URL, anchored, as a url_regex."""
+    url = f"http://{visible_hostname}:{proxy_port}{path}"
+    return "^" + re.sub(r"([.\\^$|?*+()\[\]{}])", r"\\\1", url) + "$"
+
+
+def squid_auth(ldap: LdapDirectory | None, *, realm: str, pac_url: str = "") -> SquidAuth | None:
+    """`pac_url`: `pac_url_regex` when spec.access.pac is on."""
     if ldap is None:
         return None
     return SquidAuth(
         realm=realm,
+        pac_url_regex=pac_url,
         helper=LDAP_HELPER,
         auth_args=f"{CONF_DIR}/{AUTH_ARGS}",
         group_args=f"{CONF_DIR}/{GROUP_ARGS}",
