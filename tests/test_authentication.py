@@ -7,12 +7,11 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from pydantic import ValidationError
 
 from fakes import make_available
 from inspection_support import NS, condition, run, setup, tenant
 from render_support import catalogue, dataplane_files, find, minimal_spec, render
-from swg_operator.api import OperatorSettings
+from swg_operator.api import OperatorSettings, SpecError, parse_spec
 from swg_operator.api.spec import SecureWebGatewaySpec
 from swg_operator.reconcile.references import (
     LDAP_BIND_SECRET_INVALID,
@@ -35,9 +34,11 @@ def _spec(ldap: dict[str, Any] | None = None, **overrides: Any) -> SecureWebGate
 
 
 def _error(ldap: dict[str, Any] | None = None, **overrides: Any) -> str:
-    with pytest.raises(ValidationError) as info:
-        _spec(ldap, **overrides)
-    return str(info.value)
+    """The problems `parse_spec` reports, one a line, each naming its field."""
+    extra: dict[str, Any] = {"authentication": {"ldap": ldap}} if ldap is not None else {}
+    with pytest.raises(SpecError) as info:
+        parse_spec(minimal_spec(**extra, **overrides))
+    return "\n".join(info.value.problems)
 
 
 def _files(spec: SecureWebGatewaySpec) -> dict[str, str]:
@@ -78,6 +79,30 @@ def test_bad_values_are_refused_naming_the_field(field: str, value: str, expecte
     message = _error({**LDAP, field: value})
     assert expected in message
     assert field in message
+
+
+LINE_BREAKS = ("\n", "\r", "\u2028", "\u2029", "\x85", "\x0b", "\x0c", "\x00", "\t", "é")
+
+
+@pytest.mark.parametrize("hostile", LINE_BREAKS, ids=repr)
+@pytest.mark.parametrize(
+    "field", ["url", "baseDN", "bindDN", "userFilter", "groupBaseDN", "groupFilter"]
+)
+def test_no_line_break_or_non_ascii_character_reaches_an_argument_file(
+    field: str, hostile: str
+) -> None:
+    valid = {**LDAP, "groupBaseDN": "ou=Groups,dc=x", "userFilter": "(uid=%s)"}
+    value = valid.get(field, "(&(cn=%g)(member=%u))")
+    for spelled in (value[:4] + hostile + value[4:], value[:-1] + hostile + value[-1:]):
+        message = _error({**valid, field: spelled})
+        assert f"spec.authentication.ldap.{field}" in message
+
+
+@pytest.mark.parametrize("hostile", [*LINE_BREAKS, " ", "#", '"', "'", "%"], ids=repr)
+def test_no_hostile_character_in_a_group_name(hostile: str) -> None:
+    policy = {**GROUP_POLICY, "groups": [f"sta{hostile}ff"]}
+    message = _error(LDAP, urlFiltering={"policies": [policy]})
+    assert "spec.urlFiltering.policies[0].groups[0]" in message
 
 
 def test_group_policies_need_a_directory() -> None:

@@ -9,9 +9,10 @@ proxy image's bundle. The bind password stays in the customer's Secret: the prox
 as a file and the helpers read it from there (`-W`); the operator only names the Secret.
 
 Every value here reaches the helpers as one line of an argument file (never a shell, never
-squid.conf): the patterns admit no control character, and the filters only the placeholders
-the helpers expand (`%s` in userFilter, `%u` and `%g` in groupFilter; no other `%`, and no
-backslash, which the group helper would take as an escape).
+squid.conf). The patterns admit printable ASCII only, as in every config file of the project (a
+DN with other characters is written with the LDAP escapes of RFC 4514, e.g. `\\C3\\BC`), and
+the filters only the placeholders the helpers expand (`%s` in userFilter, `%u` and `%g` in
+groupFilter; no other `%`, and no backslash, which the group helper would take as an escape).
 """
 
 from __future__ import annotations
@@ -28,10 +29,12 @@ from swg_operator.api.types import DnsLabel, host_address
 BIND_PASSWORD_KEY: Final = "password"  # noqa: S105 - a key name, not a password
 
 LDAP_URL_PATTERN = r"^ldaps?://[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?(:[0-9]{1,5})?$"
-# attribute=value pairs: starts with an attribute name and '=', no control characters.
-DN_PATTERN = r"^[A-Za-z][A-Za-z0-9-]*=[^\x00-\x1f\x7f]*$"
-USER_FILTER_PATTERN = r"^\((?:[^\x00-\x1f\x7f\\%]|%s)*\)$"
-GROUP_FILTER_PATTERN = r"^\((?:[^\x00-\x1f\x7f\\%]|%[ug])*\)$"
+# attribute=value pairs: starts with an attribute name and '=', then printable ASCII (as every
+# config file of the project: no line break of any kind, no control character).
+DN_PATTERN = r"^[A-Za-z][A-Za-z0-9-]*=[ -~]*$"
+# Printable ASCII but '%' and backslash ([ -$&-\[\]-~]), or the helpers' placeholders.
+USER_FILTER_PATTERN = r"^\((?:[ -$&-\[\]-~]|%s)*\)$"
+GROUP_FILTER_PATTERN = r"^\((?:[ -$&-\[\]-~]|%[ug])*\)$"
 # A group name as policies list it: Squid passes it to the group helper as one word.
 GROUP_NAME_PATTERN = r"^[A-Za-z0-9]([A-Za-z0-9._-]{0,62}[A-Za-z0-9])?$"
 # basic_ldap_auth passes userFilter to printf with this many copies of the login name.
