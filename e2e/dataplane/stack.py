@@ -7,10 +7,14 @@ How each daemon is started (what a pod gives its containers, reproduced with chr
 * ``nsenter --net`` puts it in the stack's namespace;
 * ``unshare --mount`` gives it a private mount namespace, in which the configuration directory
   is bind-mounted read-only at ``/etc/swg/conf``, the pod's state directory read-write at
-  ``/var/lib/swg``, the inspection CA at ``/etc/swg/tls``, the images' entrypoint scripts at
+  ``/var/lib/swg``, the inspection CA at ``/etc/swg/tls``, the directory bind Secret's file
+  (``ldap_secret``, written by the tests that need it) at ``/etc/swg/ldap``, the images' scripts at
   ``/usr/local/bin``, and ``/proc``, a tmpfs ``/dev/shm`` and ``/tmp`` are mounted. The mounts
   exist only in that namespace: they disappear with the daemon, whatever happens to the session;
 * ``chroot --userspec=10001:10001`` runs the image's entrypoint as the images' non-root user.
+
+A daemon of the host's own packages (``DaemonSpec.host``: the LDAP directory's slapd) runs in
+the stack's namespace without the chroot.
 
 The test names resolve through Squid's default ``hosts_file`` (``/etc/hosts``, provided by the
 harness), and the origin CA is the only CA in the rootfs's system bundle, as the public CAs are
