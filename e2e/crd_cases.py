@@ -39,7 +39,21 @@ FULL_SPEC: dict[str, Any] = {
     "placement": {"region": "region-a"},
     "admins": [{"kind": "Group", "name": "example-corp:admins"}],
     "cancellation": {"purgeAfterDays": 30, "legalHold": False},
+    "authentication": {
+        "ldap": {
+            "url": "ldaps://ldap.example.com:636",
+            "baseDN": "ou=People,dc=example,dc=com",
+            "bindDN": "cn=SWG Proxy,ou=Service Accounts,dc=example,dc=com",
+            "bindSecret": {"name": "ldap-bind"},
+            "userFilter": "(&(objectClass=user)(sAMAccountName=%s))",
+            "groupFilter": "(&(objectClass=group)(cn=%g)(member=%u))",
+        }
+    },
 }
+FULL_SPEC["urlFiltering"]["policies"].append(
+    {"name": "staff", "groups": ["staff", "contractors"], "deny": {"domains": ["x.example"]}}
+)
+LDAP: dict[str, Any] = FULL_SPEC["authentication"]["ldap"]
 
 
 def tenant(name: str, spec: dict[str, Any]) -> dict[str, Any]:
@@ -267,6 +281,54 @@ MALFORMED: list[tuple[str, dict[str, Any], tuple[str, ...]]] = [
         "region-not-label-value",
         with_changes(placement={"region": "eu west"}),
         ("spec.placement.region",),
+    ),
+    (
+        "group-policy-without-directory",
+        with_changes(urlFiltering={"policies": [{"name": "staff", "groups": ["staff"]}]}),
+        ("spec.urlFiltering", "authentication.ldap"),
+    ),
+    (
+        "policy-selecting-nobody",
+        with_changes(urlFiltering={"policies": [{"name": "nobody"}]}),
+        ("spec.urlFiltering.policies[0]", "sourceCIDRs, groups or both"),
+    ),
+    (
+        "group-name-with-space",
+        with_changes(
+            authentication={"ldap": LDAP},
+            urlFiltering={"policies": [{"name": "staff", "groups": ["Domain Users"]}]},
+        ),
+        ("spec.urlFiltering.policies[0].groups[0]",),
+    ),
+    (
+        "ldap-url-plain-http",
+        with_changes(authentication={"ldap": {**LDAP, "url": "http://ldap.example.com"}}),
+        ("spec.authentication.ldap.url",),
+    ),
+    (
+        "ldap-user-filter-without-login",
+        with_changes(authentication={"ldap": {**LDAP, "userFilter": "(uid=alice)"}}),
+        ("spec.authentication.ldap.userFilter", "%s"),
+    ),
+    (
+        "ldap-user-filter-format-directive",
+        with_changes(authentication={"ldap": {**LDAP, "userFilter": "(uid=%s%n)"}}),
+        ("spec.authentication.ldap.userFilter",),
+    ),
+    (
+        "ldap-group-filter-without-group",
+        with_changes(authentication={"ldap": {**LDAP, "groupFilter": "(member=%u)"}}),
+        ("spec.authentication.ldap.groupFilter", "%g"),
+    ),
+    (
+        "ldap-bind-dn-newline",
+        with_changes(authentication={"ldap": {**LDAP, "bindDN": "cn=a\n-w x"}}),
+        ("spec.authentication.ldap.bindDN",),
+    ),
+    (
+        "ldap-without-bind-secret",
+        with_changes(authentication={"ldap": {k: v for k, v in LDAP.items() if k != "bindSecret"}}),
+        ("spec.authentication.ldap.bindSecret", "Required"),
     ),
     ("unknown-field", with_changes(proxyPort=8080), ("spec.proxyPort", "not declared")),
     (

@@ -9,6 +9,7 @@ from typing import Any
 from hypothesis import strategies as st
 
 from render_support import catalogue
+from swg_operator.api import authentication as a
 from swg_operator.api import types as t
 from swg_operator.api.content import MAGIC_HEX_PATTERN, FileType, YouTubeRestriction
 
@@ -69,18 +70,51 @@ def filter_lists(draw: st.DrawFn) -> dict[str, Any]:
     }
 
 
+group_names = pattern(a.GROUP_NAME_PATTERN, max_size=64)
+distinguished_names = pattern(a.DN_PATTERN, max_size=120)
+
+
 @st.composite
-def policies(draw: st.DrawFn) -> list[dict[str, Any]]:
-    names = draw(unique(dns_labels, max_size=3))
-    return [
+def directories(draw: st.DrawFn) -> dict[str, Any]:
+    """authentication.ldap: any DN the pattern admits, filters of the usual shapes."""
+    host = draw(hostnames.filter(_not_the_pod))
+    port = draw(optional(st.integers(1, 65535)))
+    return _drop_none(
         {
-            "name": name,
-            "sourceCIDRs": draw(unique(cidrs(), min_size=1, max_size=2)),
-            "blockedCategories": draw(unique(category_names, max_size=3)),
-            **draw(filter_lists()),
+            "url": f"{draw(st.sampled_from(['ldap', 'ldaps']))}://{host}"
+            + ("" if port is None else f":{port}"),
+            "baseDN": draw(distinguished_names),
+            "bindDN": draw(distinguished_names),
+            "bindSecret": {"name": draw(dns_labels)},
+            "userFilter": draw(
+                st.sampled_from(["(uid=%s)", "(&(objectClass=user)(sAMAccountName=%s))"])
+            ),
+            "groupBaseDN": draw(optional(distinguished_names)),
+            "groupFilter": draw(
+                st.sampled_from(["(&(cn=%g)(member=%u))", "(&(objectClass=group)(cn=%g))"])
+            ),
         }
-        for name in names
-    ]
+    )
+
+
+@st.composite
+def policies(draw: st.DrawFn, *, groups: bool = False) -> list[dict[str, Any]]:
+    """Policies by network; with `groups` (a directory is set) by group too, or by both."""
+    names = draw(unique(dns_labels, max_size=3))
+    out = []
+    for name in names:
+        chosen = draw(unique(group_names, max_size=2)) if groups else []
+        networks = draw(unique(cidrs(), min_size=0 if chosen else 1, max_size=2))
+        out.append(
+            {
+                "name": name,
+                "sourceCIDRs": networks,
+                **({"groups": chosen} if chosen else {}),
+                "blockedCategories": draw(unique(category_names, max_size=3)),
+                **draw(filter_lists()),
+            }
+        )
+    return out
 
 
 def _drop_none(document: dict[str, Any]) -> dict[str, Any]:
@@ -103,6 +137,7 @@ def specs(draw: st.DrawFn) -> dict[str, Any]:
         f"icaps://{draw(hostnames.filter(_not_the_pod))}"
         f"{'' if port is None else f':{port}'}/{draw(dns_labels)}"
     )
+    directory = draw(optional(directories()))
     storage_size = draw(st.one_of(st.just("auto"), st.integers(1, 1024).map(lambda n: f"{n}Gi")))
     spec = {
         "serviceCode": draw(pattern(t.SERVICE_CODE_PATTERN, max_size=32)),
@@ -115,7 +150,7 @@ def specs(draw: st.DrawFn) -> dict[str, Any]:
         "clients": clients,
         "urlFiltering": {
             "blockedCategories": draw(unique(category_names, max_size=5)),
-            "policies": draw(policies()),
+            "policies": draw(policies(groups=directory is not None)),
             **draw(filter_lists()),
         },
         "antivirus": {
@@ -157,6 +192,7 @@ def specs(draw: st.DrawFn) -> dict[str, Any]:
                 ),
             }
         ),
+        "authentication": {"ldap": directory} if directory is not None else {},
         "placement": {"region": draw(regions)} if draw(st.booleans()) else {},
         "admins": [
             {"kind": kind, "name": name}

@@ -62,6 +62,7 @@ class CurlOptions(TypedDict, total=False):
     source: str  # the client's address, e.g. 127.0.0.9 (client CIDR rules)
     headers: dict[str, str]
     timeout: float
+    proxy_user: str  # user:password for the proxy (Basic; CONNECT too)
 
 
 def curl(
@@ -93,6 +94,8 @@ def curl(
             argv += ["--insecure"]
         if source:
             argv += ["--interface", source]
+        if "proxy_user" in options:
+            argv += ["--proxy-user", options["proxy_user"], "--proxy-basic"]
         for name, value in options.get("headers", {}).items():
             argv += ["-H", f"{name}: {value}"]
         argv.append(url)

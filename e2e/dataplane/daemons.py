@@ -27,6 +27,9 @@ class DaemonSpec:
     pod: str  # which state directory (one per pod)
     argv: tuple[str, ...]
     conf: Path | None = None  # the configuration mounted at CONF; None: the stack's own
+    # A daemon of the host's own packages (the customer's LDAP directory): run in the stack's
+    # namespace as it is, without the chroot and mounts of a pod.
+    host: bool = False
 
 
 DAEMONS = {

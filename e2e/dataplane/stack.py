@@ -7,10 +7,14 @@ How each daemon is started (what a pod gives its containers, reproduced with chr
 * ``nsenter --net`` puts it in the stack's namespace;
 * ``unshare --mount`` gives it a private mount namespace, in which the configuration directory
   is bind-mounted read-only at ``/etc/swg/conf``, the pod's state directory read-write at
-  ``/var/lib/swg``, the inspection CA at ``/etc/swg/tls``, the images' entrypoint scripts at
+  ``/var/lib/swg``, the inspection CA at ``/etc/swg/tls``, the directory bind Secret's file
+  (``ldap_secret``, written by the tests that need it) at ``/etc/swg/ldap``, the images' scripts at
   ``/usr/local/bin``, and ``/proc``, a tmpfs ``/dev/shm`` and ``/tmp`` are mounted. The mounts
   exist only in that namespace: they disappear with the daemon, whatever happens to the session;
 * ``chroot --userspec=10001:10001`` runs the image's entrypoint as the images' non-root user.
+
+A daemon of the host's own packages (``DaemonSpec.host``: the LDAP directory's slapd) runs in
+the stack's namespace without the chroot.
 
 The test names resolve through Squid's default ``hosts_file`` (``/etc/hosts``, provided by the
 harness), and the origin CA is the only CA in the rootfs's system bundle, as the public CAs are
@@ -57,11 +61,13 @@ REPO = Path(__file__).resolve().parents[2]
 ENTRYPOINTS = {
     "swg-proxy-entrypoint": REPO / "images" / "proxy" / "entrypoint.sh",
     "swg-antivirus-entrypoint": REPO / "images" / "antivirus" / "entrypoint.sh",
+    "swg-ldap-helper": REPO / "images" / "proxy" / "ldap-helper.sh",
 }
 UID = GID = 10001  # the images' user (images/*/Dockerfile)
 CONF = "/etc/swg/conf"
 STATE = "/var/lib/swg"
 TLS = "/etc/swg/tls"
+LDAP_SECRET = "/etc/swg/ldap"  # the directory bind Secret (render.context.LDAP_SECRET_DIR)
 ORIGIN_ADDRESS = "127.0.0.2"
 
 # Names every stack resolves to the origin unless told otherwise.
@@ -145,6 +151,11 @@ class DataplaneStack:
         return self.state_dir(pod) / relative
 
     @property
+    def ldap_secret(self) -> Path:
+        """The bind Secret's directory, mounted read-only at LDAP_SECRET in the proxy pod."""
+        return self.workdir / "ldap-secret"
+
+    @property
     def proxy(self) -> str:
         host, port = self.proxy_address
         return f"{host}:{port}"
@@ -166,7 +177,7 @@ class DataplaneStack:
         return self
 
     def _prepare(self) -> None:
-        for mount_point in (CONF, STATE, TLS):
+        for mount_point in (CONF, STATE, TLS, LDAP_SECRET):
             (self.rootfs / mount_point.lstrip("/")).mkdir(parents=True, exist_ok=True)
         (self.workdir / "logs").mkdir(exist_ok=True)
         bin_dir = self.workdir / "bin"
@@ -177,6 +188,8 @@ class DataplaneStack:
             (bin_dir / name).chmod(0o755)
         tls = self.workdir / "tls"
         copy_tree(self.pki.inspection_dir, tls)
+        self.ldap_secret.mkdir(exist_ok=True)  # tests write the bind password into it
+        self.ldap_secret.chmod(0o755)
         etc = self.workdir / "etc"
         etc.mkdir(exist_ok=True)
         hosts = ["127.0.0.1 localhost", "::1 localhost"]
@@ -198,13 +211,18 @@ class DataplaneStack:
             state.chmod(0o750)
 
     def _argv(self, spec: DaemonSpec) -> list[str]:
-        """nsenter + unshare + mounts + chroot: ``spec.argv`` as a container of ``spec.pod``."""
+        """nsenter + unshare + mounts + chroot: ``spec.argv`` as a container of ``spec.pod``
+        (a ``spec.host`` daemon: nsenter alone)."""
+        assert self.netns is not None
+        if spec.host:
+            return self.netns.argv(list(spec.argv))
         root = self.rootfs
         etc = self.workdir / "etc"
         binds = [
             ("-o", "bind,ro", spec.conf or self.conf, CONF),
             ("-o", "bind", self.state_dir(spec.pod), STATE),
             ("-o", "bind,ro", self.workdir / "tls", TLS),
+            ("-o", "bind,ro", self.ldap_secret, LDAP_SECRET),
             ("-o", "bind,ro", self.workdir / "bin", "/usr/local/bin"),
             ("-o", "bind,ro", etc / "hosts", "/etc/hosts"),
             ("-o", "bind,ro", etc / "resolv.conf", "/etc/resolv.conf"),

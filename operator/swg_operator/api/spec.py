@@ -15,6 +15,7 @@ from pydantic import Field, field_validator, model_validator
 
 from swg_logstore.retention import MAX_RETENTION_DAYS, MIN_RETENTION_DAYS, load_zone
 from swg_operator.api.access import Access
+from swg_operator.api.authentication import Authentication, GroupName
 from swg_operator.api.base import CamelModel
 from swg_operator.api.content import ContentControls, check_content_controls
 from swg_operator.api.types import (
@@ -105,16 +106,26 @@ class FilterPolicy(CamelModel):
 
     name: DnsLabel
     """Unique name of the policy (a DNS label)."""
-    source_cidrs: Annotated[
-        tuple[Cidr, ...], Field(min_length=1, max_length=256, alias="sourceCIDRs")
-    ]
+    source_cidrs: Annotated[tuple[Cidr, ...], Field(max_length=256, alias="sourceCIDRs")] = ()
     """Client networks the policy applies to (canonical CIDRs)."""
+    groups: Annotated[tuple[GroupName, ...], Field(max_length=64)] = ()
+    """Directory groups the policy applies to (spec.authentication.ldap): a user in any of
+    them. With sourceCIDRs too, a request must match both."""
     blocked_categories: Annotated[tuple[CategoryName, ...], Field(max_length=256)] = ()
     """Category names from the platform URL catalogue."""
     allow: DomainList = DomainList()
     """Destinations always allowed for this group."""
     deny: DenyList = DenyList()
     """Destinations always refused for this group."""
+
+    @model_validator(mode="after")
+    def _selects_clients(self) -> FilterPolicy:
+        if not self.source_cidrs and not self.groups:
+            raise ValueError(
+                f"urlFiltering.policies[{self.name}]: list sourceCIDRs, groups or both"
+            )
+        _unique(self.groups, f"urlFiltering.policies[{self.name}].groups")
+        return self
 
 
 class UrlFiltering(CamelModel):
@@ -330,6 +341,8 @@ class SecureWebGatewaySpec(CamelModel):
     content_controls: ContentControls = ContentControls()
     access: Access = Access()
     """Listeners and the PAC file (api.access)."""
+    authentication: Authentication = Authentication()
+    """Users and groups at the proxy (api.authentication)."""
     logs: Logs = Logs()
     placement: Placement = Placement()
     admins: Annotated[tuple[Admin, ...], Field(max_length=64)] = ()
@@ -342,3 +355,17 @@ class SecureWebGatewaySpec(CamelModel):
     def _content_controls(self) -> SecureWebGatewaySpec:
         check_content_controls(self)
         return self
+
+    @model_validator(mode="after")
+    def _groups_need_directory(self) -> SecureWebGatewaySpec:
+        if self.authentication.ldap is None:
+            for policy in self.url_filtering.policies:
+                if policy.groups:
+                    raise ValueError(GROUPS_NEED_DIRECTORY)
+        return self
+
+
+GROUPS_NEED_DIRECTORY: Final = (
+    "urlFiltering.policies[].groups: selecting users by group needs a directory; "
+    "set authentication.ldap"
+)

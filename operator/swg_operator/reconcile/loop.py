@@ -71,6 +71,7 @@ from swg_operator.reconcile.report import (
 )
 from swg_operator.reconcile.secrets import (
     InspectionCa,
+    check_bind_secret,
     check_customer_ca,
     create_pending,
     settle_inspection_ca,
@@ -307,8 +308,9 @@ async def recover_claim_charge(ctx: Context, body: Mapping[str, Any], *, namespa
 async def check_references(
     inputs: Inputs, applied: Applied, ctx: Context
 ) -> tuple[Unresolved, ...]:
-    """What the spec refers to that only a human can fix: the customer's CA Secret, the custom
-    signatures ConfigMap, a log claim that cannot bind. Also sets `applied.expiry`."""
+    """What the spec refers to that only a human can fix: the customer's CA Secret, the
+    directory bind Secret, the custom signatures ConfigMap, a log claim that cannot bind. Also
+    sets `applied.expiry`."""
     spec, namespace = inputs.spec, inputs.namespace
     unresolved = applied.ca.unresolved
     applied.expiry = applied.ca.expiry
@@ -316,6 +318,7 @@ async def check_references(
         own = await guard(check_customer_ca(ctx.kube, spec, namespace=namespace, now=ctx.clock()))
         applied.expiry = applied.ca.expiry or own.expiry
         unresolved += own.unresolved
+        unresolved += await guard(check_bind_secret(ctx.kube, spec, namespace=namespace))
         signatures = spec.antivirus.custom_signatures
         if spec.antivirus.enabled and signatures is not None:
             found = await guard(

@@ -15,6 +15,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any, Final
 
 from swg_operator.api import SecureWebGatewaySpec
+from swg_operator.api.authentication import BIND_PASSWORD_KEY
 from swg_operator.naming import inspection_ca_certificate_name, inspection_ca_secret_name
 from swg_operator.reconcile.status import Unresolved
 from swg_operator.render.configmaps import CA_CERTIFICATE_KEY
@@ -30,6 +31,8 @@ CA_SECRET_NOT_FOUND: Final = "CASecretNotFound"  # noqa: S105 - a condition reas
 INSPECTION_CA_UNPUBLISHED: Final = "InspectionCAUnpublished"
 CUSTOM_SIGNATURES_NOT_FOUND: Final = "CustomSignaturesNotFound"
 CUSTOM_SIGNATURES_INVALID: Final = "CustomSignaturesInvalid"
+LDAP_BIND_SECRET_NOT_FOUND: Final = "LDAPBindSecretNotFound"  # noqa: S105 - a condition reason
+LDAP_BIND_SECRET_INVALID: Final = "LDAPBindSecretInvalid"  # noqa: S105 - a condition reason
 
 
 def is_certificate_pem(text: str) -> bool:
@@ -121,6 +124,41 @@ def custom_signatures_problems(
                 CUSTOM_SIGNATURES_INVALID,
                 f"{field}: ConfigMap {namespace}/{ref.name}: {what}; every key must end with "
                 f"one of {', '.join(SIGNATURE_EXTENSIONS)}",
+            ),
+        )
+    return ()
+
+
+def bind_secret_problems(
+    spec: SecureWebGatewaySpec,
+    secret: Mapping[str, Any] | None,
+    *,
+    readable: bool,
+    namespace: str,
+) -> tuple[Unresolved, ...]:
+    """The directory bind Secret the spec names (authentication.ldap.bindSecret): it must exist
+    and, when the operator may read it, hold a non-empty `password` key (the proxy pods mount
+    that key alone: without it they cannot start). The value is never looked at beyond that,
+    and never reported."""
+    ldap = spec.authentication.ldap
+    if ldap is None:
+        return ()
+    field = "spec.authentication.ldap.bindSecret.name"
+    name = ldap.bind_secret.name
+    if secret is None:
+        return (
+            Unresolved(
+                LDAP_BIND_SECRET_NOT_FOUND,
+                f"{field}: Secret {namespace}/{name} does not exist; create it in the tenant "
+                f"namespace with the bind password under the key {BIND_PASSWORD_KEY!r}",
+            ),
+        )
+    if readable and not (secret.get("data") or {}).get(BIND_PASSWORD_KEY):
+        return (
+            Unresolved(
+                LDAP_BIND_SECRET_INVALID,
+                f"{field}: Secret {namespace}/{name} has no key {BIND_PASSWORD_KEY!r} (or it is "
+                f"empty); put the directory bind password under that key",
             ),
         )
     return ()

@@ -54,6 +54,7 @@ from swg_operator.reconcile.ca_pair import (
 )
 from swg_operator.reconcile.ownership import namespace_ready
 from swg_operator.reconcile.references import (
+    bind_secret_problems,
     ca_secret_problems,
     published_certificate,
     unpublished_ca,
@@ -294,6 +295,20 @@ async def check_customer_ca(
     problems += customer_ca_problems(secret, namespace=namespace, name=name)
     problems += expired_ca(expiry, customer=True, field=_ca_field(True))
     return InspectionCa(unresolved=problems, expiry=expiry)
+
+
+async def check_bind_secret(
+    kube: KubeApi, spec: SecureWebGatewaySpec, *, namespace: str
+) -> tuple[Unresolved, ...]:
+    """The directory bind Secret the spec names (`LDAPBindSecretNotFound`, and
+    `LDAPBindSecretInvalid` without its password key when the operator may read it)."""
+    ldap = spec.authentication.ldap
+    if ldap is None:
+        return ()
+    secret = await read_secret(kube, ldap.bind_secret.name, namespace=namespace)
+    return bind_secret_problems(
+        spec, secret, readable=secret is not _UNREADABLE, namespace=namespace
+    )
 
 
 async def announce_ca_expiry(

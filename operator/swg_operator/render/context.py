@@ -29,6 +29,8 @@ LOGSTORE_METRICS_PORT_NAME: Final = "metrics"
 RUN_AS_ID: Final = 10001
 CONF_DIR: Final = "/etc/swg/conf"
 TLS_DIR: Final = "/etc/swg/tls"
+# The directory bind Secret (spec.authentication.ldap.bindSecret), its password key only.
+LDAP_SECRET_DIR: Final = "/etc/swg/ldap"  # noqa: S105 - a mount path
 STATE_DIR: Final = "/var/lib/swg"
 # Private emptyDirs of each pod, not the node's shared directories.
 TMP_DIR: Final = "/tmp"  # noqa: S108

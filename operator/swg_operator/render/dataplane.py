@@ -23,7 +23,7 @@ from swg_operator.render.content import content_antivirus_files, safe_search_squ
 from swg_operator.render.context import CONF_DIR, ICAP_PORT
 from swg_operator.render.freshclam import freshclam_files
 from swg_operator.render.network import ALWAYS_EXCLUDED
-from swg_operator.render.pac import with_pac
+from swg_operator.render.pac import PAC_URL_PATH, with_pac
 from swg_operator.render.signatures import (
     freshclam_config,
     proxied_mirrors,
@@ -38,6 +38,7 @@ from swg_operator.render.squid import (
     visible_hostname,
 )
 from swg_operator.render.squid_acls import squid_access, squid_cidrs
+from swg_operator.render.squid_auth import auth_files, pac_url_regex, squid_auth
 
 # The data-plane workloads that read config files.
 DATAPLANE_COMPONENTS: Final = (Component.PROXY, Component.ANTIVIRUS)
@@ -120,6 +121,18 @@ def squid_config(
         mirror_src=tuple(squid_cidrs(settings.cluster_cidrs)),
         sandbox_fail_open=spec.options.sandbox.fail_open,
         safe_search=safe_search_squid(spec.content_controls),
+        auth=squid_auth(
+            spec.authentication.ldap,
+            realm=spec.service_code,
+            pac_url=pac_url_regex(
+                visible_hostname=visible_hostname(spec.service_code),
+                proxy_port=settings.proxy_port,
+                path=PAC_URL_PATH,
+            )
+            if spec.access.pac.enabled
+            else "",
+        ),
+        auth_files=auth_files(spec.authentication.ldap),
     )
 
 

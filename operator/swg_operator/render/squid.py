@@ -7,8 +7,8 @@ text depends on; `squid_access` builds its access rules.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Final
 
 from swg_logstore import formats
@@ -17,6 +17,7 @@ from swg_operator.render.config_text import render_template
 from swg_operator.render.content import NO_SAFE_SEARCH, SafeSearchSquid
 from swg_operator.render.context import CONF_DIR, STATE_DIR, TLS_DIR
 from swg_operator.render.squid_acls import SquidAccess
+from swg_operator.render.squid_auth import SquidAuth
 
 SQUID_CONF: Final = "squid.conf"
 # Squid's shutdown_lifetime: open transfers get this long after SIGTERM (the proxy Deployment's
@@ -64,6 +65,8 @@ class SquidConfig:
     mirror_src: tuple[str, ...]  # the networks the anti-virus pods come from
     sandbox_fail_open: bool = False  # options.sandbox.failOpen
     safe_search: SafeSearchSquid = NO_SAFE_SEARCH  # contentControls.safeSearch
+    auth: SquidAuth | None = None  # authentication.ldap; None: no authentication
+    auth_files: Mapping[str, str] = field(default_factory=dict)  # the helpers' argument files
 
     @property
     def visible_hostname(self) -> str:
@@ -158,12 +161,14 @@ def squid_files(config: SquidConfig) -> dict[str, str]:
         sandbox_bypass="on" if config.sandbox_fail_open else "off",
         resp_service=_resp_service(config),
         safe_search=config.safe_search,
+        auth=config.auth,
         logging_directives=formats.squid_logging_directives(
             sandbox_service=SANDBOX_SERVICE if config.sandbox_url else None
         ),
     )
     return {
         **access.files,
+        **config.auth_files,
         SQUID_CONF: squid_conf,
         BLOCK_PAGE: render_template(BLOCK_PAGE, **common),
     }

@@ -58,8 +58,21 @@ class SniRule:
 @dataclass(frozen=True)
 class Policy:
     name: str
-    src_acl: str
+    src_acl: str  # empty: the policy names no networks
     cidrs: tuple[str, ...]
+    group_acl: str = ""  # empty: the policy names no groups
+    groups: tuple[str, ...] = ()
+
+    @property
+    def scope(self) -> tuple[str, ...]:
+        """The ACLs checked before a rule's list: the client's network."""
+        return (self.src_acl,) if self.src_acl else ()
+
+    @property
+    def after(self) -> tuple[str, ...]:
+        """The ACLs checked after a rule's list matched: the user's groups, so that the
+        directory is asked only about requests the policy's lists name."""
+        return (self.group_acl,) if self.group_acl else ()
 
 
 def _chunks(lines: Sequence[str]) -> list[str]:
@@ -150,9 +163,11 @@ def list_rules(
     category_acls: dict[str, tuple[str, ...]],
     scope: tuple[str, ...],
     policy: str,
+    after: tuple[str, ...] = (),
 ) -> list[Rule]:
     """Allow list, deny list, deny regexes and blocked categories, in that order, for the
-    clients `scope` matches (all clients when empty)."""
+    clients `scope` and `after` (checked before and after the list) match (all clients when
+    both are empty)."""
     rules: list[Rule] = []
     # (ACL suffix, ACL type, entries, file stem, spec field, action, decision, matched list)
     lists = (
@@ -171,7 +186,7 @@ def list_rules(
             rules.append(
                 Rule(
                     action,
-                    (*scope, acl),
+                    (*scope, acl, *after),
                     f"{prefix}_tag_{suffix}",
                     annotation(decision=decision, matched=matched, policy=policy),
                 )
@@ -181,7 +196,7 @@ def list_rules(
             rules.append(
                 Rule(
                     "deny",
-                    (*scope, acl),
+                    (*scope, acl, *after),
                     f"{prefix}_tag_{acl.removeprefix('swg_')}",
                     annotation(
                         decision=Decision.BLOCK,
@@ -205,14 +220,14 @@ def sni_rules(
     types = {acl.name: acl.type for acl in builder.acls}
     out: list[SniRule] = []
     for rule in rules:
-        *scope, acl = rule.match
-        if types.get(acl) != "dstdomain":
+        acl = next(a for a in rule.match if a in types)  # the list; the others select clients
+        if types[acl] != "dstdomain":
             continue  # URL regexes need the URL, which only inspection sees
         sni = f"{acl}_sni"
         if sni not in types:
             builder.reuse(sni, "ssl::server_name", acl, f"{acl} by TLS server name")
             types[sni] = "ssl::server_name"
-        match = (*scope, sni)
+        match = tuple(sni if a == acl else a for a in rule.match)
         if rule.action == "deny":
             if inspection:
                 out.append(SniRule("bump", match))
@@ -330,8 +345,14 @@ def squid_access(spec: SecureWebGatewaySpec, catalogue: Catalogue) -> SquidAcces
     policies: list[Policy] = []
     rules: list[Rule] = []
     for index, policy in enumerate(filtering.policies):
-        src = f"swg_p{index}_src"
-        policies.append(Policy(policy.name, src, tuple(squid_cidrs(policy.source_cidrs))))
+        selected = Policy(
+            policy.name,
+            f"swg_p{index}_src" if policy.source_cidrs else "",
+            tuple(squid_cidrs(policy.source_cidrs)),
+            f"swg_p{index}_grp" if policy.groups else "",
+            tuple(policy.groups),
+        )
+        policies.append(selected)
         rules += list_rules(
             builder,
             prefix=f"swg_p{index}",
@@ -341,7 +362,8 @@ def squid_access(spec: SecureWebGatewaySpec, catalogue: Catalogue) -> SquidAcces
             deny=policy.deny,
             categories=sorted(set(policy.blocked_categories)),
             category_acls=acls_of,
-            scope=(src,),
+            scope=selected.scope,
+            after=selected.after,
             policy=policy.name,
         )
     rules += list_rules(

@@ -6,6 +6,7 @@ from typing import Any, Final
 
 from swg_operator import naming
 from swg_operator.api import SecureWebGatewaySpec
+from swg_operator.api.authentication import BIND_PASSWORD_KEY
 from swg_operator.naming import Component
 from swg_operator.quantities import GIB, format_bytes
 from swg_operator.render.configmaps import WorkloadConfig, config_digest
@@ -13,6 +14,7 @@ from swg_operator.render.context import (
     CONF_DIR,
     ICAP_PORT,
     ICAP_PORT_NAME,
+    LDAP_SECRET_DIR,
     PROXY_PORT_NAME,
     SHM_DIR,
     STATE_DIR,
@@ -106,6 +108,21 @@ def proxy_deployment(tenant: Tenant, config: WorkloadConfig) -> dict[str, Any]:
             1,
             {"name": "inspection-ca", "secret": {"secretName": ca_secret, "defaultMode": 0o440}},
         )
+    ldap = tenant.spec.authentication.ldap
+    if ldap is not None:
+        # The directory's bind password: only its key, as a file Squid's LDAP helpers read.
+        mounts.insert(1, mount("ldap-bind", LDAP_SECRET_DIR, read_only=True))
+        volumes.insert(
+            1,
+            {
+                "name": "ldap-bind",
+                "secret": {
+                    "secretName": ldap.bind_secret.name,
+                    "defaultMode": 0o440,
+                    "items": [{"key": BIND_PASSWORD_KEY, "path": BIND_PASSWORD_KEY}],
+                },
+            },
+        )
     squid = {
         "name": SQUID,
         "image": tenant.settings.images.proxy,
@@ -134,6 +151,8 @@ def proxy_deployment(tenant: Tenant, config: WorkloadConfig) -> dict[str, Any]:
         spread=True,
     )
     references = [f"secret/{ca_secret}"] if ca_secret else []
+    if ldap is not None:
+        references.append(f"secret/{ldap.bind_secret.name}")
     if ca_secret is not None and tenant.inspection_ca_certificate is not None:
         # A new generated CA (its Secret was deleted and made again) rolls the proxy pods:
         # Squid reads the CA only when it starts.
