@@ -34,6 +34,8 @@ def kubectl_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers()
     kubectl.logs.add_parser(sub)
     kubectl.status.add_parser(sub)
+    kubectl.notices.add_parser(sub)
+    kubectl.evidence.add_parser(sub)
     return parser
 
 
@@ -51,6 +53,14 @@ def test_every_o_is_an_output_format_with_json(root: argparse.ArgumentParser) ->
                 assert "json" in action.choices, f"{name}: -o json is missing"
                 assert action.dest in ("output", "form"), name
     assert seen >= 2
+
+
+def test_evidence_is_a_command_of_both_programs() -> None:
+    for root in (build_parser(), kubectl_parser()):
+        names = [name for name, _ in parsers(root)]
+        assert any(name.endswith("evidence") for name in names), names
+    args = build_parser().parse_args(["evidence", "acme", "-o", "markdown"])
+    assert (args.tenant, args.output) == ("acme", "markdown")
 
 
 def test_render_on_a_missing_file_names_it_and_says_what_to_do(
