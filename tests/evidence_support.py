@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import datetime
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from functools import cache
 from typing import Any
@@ -30,7 +31,7 @@ def ca_certificate() -> str:
     return generate_inspection_ca(tenant="example-corp", service_code="SWG-1", now=NOW).certificate
 
 
-def listing(objects: list[dict[str, Any]]) -> Reading:
+def listing(objects: Sequence[Mapping[str, Any]]) -> Reading:
     return Reading(200, {"items": copy.deepcopy(objects)})
 
 

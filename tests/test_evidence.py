@@ -105,7 +105,7 @@ def test_isolation_fails_when_a_rule_admits_another_namespace(
 
 def test_isolation_fails_on_a_policy_that_is_not_the_operators() -> None:
     facts = facts_for()
-    extra = copy.deepcopy(facts.policies.items()[0])
+    extra = dict(copy.deepcopy(facts.policies.items()[0]))
     extra["metadata"]["name"] = "allow-everything"
     extra["spec"] = {"podSelector": {}, "ingress": [{}], "policyTypes": ["Ingress"]}
     check = isolation(replace(facts, policies=listing([*facts.policies.items(), extra])))
