@@ -372,3 +372,20 @@ def test_a_tenant_gone_without_a_receipt_fails() -> None:
     check = purge(gone, NOW)
     assert check.result is Result.FAIL
     assert "no purge receipt" in check.detail
+
+
+def test_of_a_purged_tenant_only_the_purge_is_judged() -> None:
+    receipt = {"metadata": {"name": "purge-acme-1234"}, "data": {"tenant": "acme"}}
+    purged = replace(
+        facts_for(),
+        tenant_reading=Reading(404),
+        namespace_object=Reading(404),
+        policies=Reading(404),
+        status={},
+        receipts=listing([receipt]),
+    )
+    checks = judge(purged, NOW)
+    assert [c.result for c in checks[:-1]] == [Result.NOT_APPLICABLE] * (len(checks) - 1)
+    assert checks[-1].field == "purge"
+    assert checks[-1].result is Result.PASS
+    assert "tenant purged; receipt(s) purge-acme-1234" in checks[-1].detail

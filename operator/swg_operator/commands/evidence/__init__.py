@@ -92,7 +92,7 @@ def run(args: argparse.Namespace) -> int:
 
     from swg_operator.commands.cluster_client import ClusterClientError, http_client
     from swg_operator.commands.evidence.collect import collect, describe, verify_receipts
-    from swg_operator.commands.evidence.judge import judge
+    from swg_operator.commands.evidence.judge import gone, judge
     from swg_operator.commands.evidence.model import Result
     from swg_operator.commands.evidence.report import document, overall, render
     from swg_operator.receipts import ReceiptError
@@ -124,6 +124,13 @@ def run(args: argparse.Namespace) -> int:
         return 1
     if facts.tenant_reading.status == 401:
         print(f"error: {facts.tenant_reading.why_not()}; log in again", file=sys.stderr)
+        return 1
+    if gone(facts) and not facts.receipts.items():
+        print(
+            f"error: no tenant {args.tenant!r}: no SecureWebGateway, no namespace "
+            f"{facts.namespace} and no purge receipt in {args.operator_namespace}",
+            file=sys.stderr,
+        )
         return 1
     if key is not None:
         try:

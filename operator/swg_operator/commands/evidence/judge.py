@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime
 from collections.abc import Callable, Iterator, Mapping
+from dataclasses import replace
 from typing import Any, Final
 
 from swg_operator import naming
@@ -330,8 +331,14 @@ def placement(facts: Facts) -> Check:
     )
 
 
+def gone(facts: Facts) -> bool:
+    """The tenant and its namespace no longer exist (purged, or never were)."""
+    return facts.tenant_reading.status == 404 and facts.namespace_object.status == 404
+
+
 def judge(facts: Facts, now: datetime.datetime) -> list[Check]:
-    """Every check, in the order of docs/compliance.md."""
+    """Every check, in the order of docs/compliance.md. Of a tenant that is gone only the purge
+    is left to judge; the rest does not apply."""
     steps: list[Callable[[], Check]] = [
         lambda: isolation(facts),
         lambda: hardening(facts),
@@ -341,6 +348,11 @@ def judge(facts: Facts, now: datetime.datetime) -> list[Check]:
         lambda: retention(facts),
         lambda: inspection_ca(facts, now),
         lambda: notices(facts),
-        lambda: purge(facts, now),
     ]
-    return [step() for step in steps]
+    checks = [step() for step in steps]
+    if gone(facts):
+        checks = [
+            replace(c, result=Result.NOT_APPLICABLE, detail="the tenant and its namespace are gone")
+            for c in checks
+        ]
+    return [*checks, purge(facts, now)]
