@@ -10,10 +10,13 @@ operator as a process.
   `User`, as an OIDC user would be) shows the contract the operator mirrored for that tenant,
   and is refused (403) another tenant's; `kubectl swg evidence` as that admin reads the mirror
   and reports its own rights.
+* Of a tenant cancelled and purged, the evidence judges the purge only: its receipt verifies
+  against the operator's public key, and fails once a field of it is changed.
 """
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -35,6 +38,8 @@ from swg_operator.naming import admin_binding_name, tenant_namespace
 pytestmark = pytest.mark.cluster
 
 LOGS = Path(__file__).resolve().parents[1] / ".local" / "logs" / "e2e"
+OPERATOR_NS = "swg-system"
+SIGNING_SECRET = "swg-receipt-signing-key"
 
 
 @pytest.fixture
@@ -214,3 +219,47 @@ def test_an_admin_sees_the_contract_of_its_tenant_and_nothing_of_another(
     assert mine[("get", "configmaps", "tenant-status")] is True
     assert _results(doc)["isolation"] == "unknown"  # NetworkPolicies are not the admins' to read
     assert code == 0
+
+
+def test_evidence_of_a_purged_tenant_verifies_its_signed_receipt(
+    cluster: Cluster,
+    operator: OperatorProcess,
+    tenants: list[str],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    name = _provision(cluster, tenants, "evidence-purged", cancellation={"purgeAfterDays": 0})
+    _ready(cluster, name)
+    cluster.kubectl("delete", "swg", name, "--wait=false")
+    wait_until(
+        lambda: get_tenant(cluster, name) is None,
+        timeout=240,
+        what=f"the purge of {name} ({operator.log_tail()})",
+    )
+    secret = cluster.kubectl_json("get", "secret", SIGNING_SECRET, "-n", OPERATOR_NS)
+    public = tmp_path / "receipt-signing-key.pub"
+    public.write_bytes(base64.b64decode(secret["data"]["ed25519.pub"]))
+
+    def evidence(*args: str) -> tuple[int, dict[str, Any]]:
+        capsys.readouterr()
+        argv = ["evidence", name, "-o", "json", "--kubeconfig", str(cluster.kubeconfig), *args]
+        code = kubectl_main(argv)
+        return code, json.loads(capsys.readouterr().out)
+
+    code, doc = evidence("--receipt-public-key", str(public))
+    purge = next(c for c in doc["checks"] if c["field"] == "purge")
+    assert (code, purge["result"]) == (0, "pass"), purge
+    assert "tenant purged" in purge["detail"]
+    assert "verified" in purge["detail"]
+    assert {c["result"] for c in doc["checks"] if c["field"] != "purge"} == {"n/a"}
+
+    # A receipt changed after signing fails the check.
+    (receipt,) = purge["data"]["receipts"]
+    cluster.kubectl(
+        "patch", "configmap", receipt, "-n", OPERATOR_NS, "--type=merge",
+        "-p", '{"data":{"completedAt":"2000-01-01T00:00:00Z"}}',
+    )  # fmt: skip
+    code, doc = evidence("--receipt-public-key", str(public))
+    purge = next(c for c in doc["checks"] if c["field"] == "purge")
+    assert (code, purge["result"]) == (2, "fail")
+    assert "field completedAt was changed after signing" in purge["detail"]
