@@ -103,6 +103,18 @@ def test_isolation_fails_when_a_rule_admits_another_namespace(
     assert words in check.detail
 
 
+def test_isolation_fails_on_a_rule_that_lists_no_peer() -> None:
+    """A rule without `from` admits every source: the renderer never writes one."""
+
+    def open_up(policy: dict[str, Any]) -> dict[str, Any]:
+        policy["spec"]["ingress"].append({"ports": [{"protocol": "TCP", "port": 8080}]})
+        return policy
+
+    check = _isolation_with(facts_for(), "logstore", open_up)
+    assert check.result is Result.FAIL
+    assert "logstore has a rule open to every peer" in check.detail
+
+
 def test_isolation_fails_on_a_policy_that_is_not_the_operators() -> None:
     facts = facts_for()
     extra = dict(copy.deepcopy(facts.policies.items()[0]))

@@ -77,12 +77,12 @@ def expected_policies(facts: Facts) -> tuple[set[str], set[str]]:
     return must, (proxy if serves is False else set())
 
 
-def _peers(policy: Mapping[str, Any]) -> Iterator[Mapping[str, Any]]:
+def _rules(policy: Mapping[str, Any]) -> Iterator[tuple[str, Mapping[str, Any]]]:
     spec = policy.get("spec") or {}
     for rule in spec.get("ingress") or ():
-        yield from rule.get("from") or ()
+        yield "from", rule
     for rule in spec.get("egress") or ():
-        yield from rule.get("to") or ()
+        yield "to", rule
 
 
 def _namespace_problem(peer: Mapping[str, Any], others: tuple[str, ...]) -> str | None:
@@ -133,10 +133,13 @@ def isolation(facts: Facts) -> Check:
     ]
     problems += [f"{name} is not the operator's" for name in sorted(set(policies) - known)]
     for name, policy in sorted(policies.items()):
-        for peer in _peers(policy):
-            problem = _namespace_problem(peer, facts.other_namespaces)
-            if problem:
-                problems.append(f"{name} admits {problem}")
+        for side, rule in _rules(policy):
+            if not rule.get(side):  # no peer listed: every address and pod of the cluster
+                problems.append(f"{name} has a rule open to every peer")
+            for peer in rule.get(side) or ():
+                problem = _namespace_problem(peer, facts.other_namespaces)
+                if problem:
+                    problems.append(f"{name} admits {problem}")
     return Check(
         ISOLATION,
         "isolation",
