@@ -99,7 +99,7 @@ def test_evidence_passes_on_a_provisioned_tenant_and_fails_once_broken(
         cluster,
         tenants,
         "evidence",
-        admins=[{"kind": "User", "name": admin}],
+        admins=[{"kind": "User", "name": admin}, {"kind": "Group", "name": "evidence-team"}],
         contacts=["ops@acme.example"],
     )
     _provision(cluster, tenants, "evidence-other")  # another tenant the admin must not reach
@@ -128,6 +128,7 @@ def test_evidence_passes_on_a_provisioned_tenant_and_fails_once_broken(
     assert asked[(namespace, "get", "configmaps", "tenant-status")]["allowed"] is True
     assert asked[(namespace, "get", "secrets", "")]["allowed"] is False
     assert any(r["namespace"] != namespace and r["allowed"] is False for r in access["data"])
+    assert {r["who"] for r in access["data"]} == {f"user {admin}", "group evidence-team"}
 
     # Broken behind the operator's back (stopped: it would repair the drift at once).
     operator.stop()
