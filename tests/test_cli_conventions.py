@@ -92,7 +92,20 @@ def test_paths_written_to_are_file_or_output_dir_never_o(
 
 def test_the_kubectl_plugin_has_every_tenant_admin_command() -> None:
     names = {name for name, _ in leaves(kubectl.build_parser(), "kubectl swg")}
-    assert names == {"kubectl swg logs", "kubectl swg status", "kubectl swg notices"}
+    assert names == {
+        "kubectl swg logs",
+        "kubectl swg status",
+        "kubectl swg notices",
+        "kubectl swg evidence",
+    }
+
+
+def test_evidence_is_a_command_of_both_programs() -> None:
+    for root, prog in ROOTS:
+        names = [name for name, _ in parsers(root, prog)]
+        assert any(name.endswith("evidence") for name in names), names
+    args = build_parser().parse_args(["evidence", "acme", "-o", "markdown"])
+    assert (args.tenant, args.output) == ("acme", "markdown")
 
 
 def test_render_on_a_missing_file_names_it_and_says_what_to_do(

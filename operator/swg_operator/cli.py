@@ -22,6 +22,7 @@ SUBCOMMAND_MODULES: tuple[str, ...] = (
     "swg_operator.commands.catalogue",
     "swg_operator.commands.completion",
     "swg_operator.commands.crd",
+    "swg_operator.commands.evidence",
     "swg_operator.commands.logs",
     "swg_operator.commands.notices",
     "swg_operator.commands.receipt",

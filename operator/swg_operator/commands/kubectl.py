@@ -3,6 +3,8 @@
     kubectl swg logs TENANT ...     download the tenant's logs (commands/logs.py)
     kubectl swg status TENANT ...   show the tenant's status (commands/status.py)
     kubectl swg notices TENANT ...  list the tenant's notices and their mail (commands/notices.py)
+    kubectl swg evidence TENANT ... what live state shows of its ISO/IEC 27017 controls
+                                    (commands/evidence/)
 
 The executable's entry point is `swg_operator.commands.logs:kubectl_main`, which calls `main`.
 """
@@ -12,7 +14,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Sequence
 
-from swg_operator.commands import logs, notices, status
+from swg_operator.commands import evidence, logs, notices, status
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -23,6 +25,7 @@ def build_parser() -> argparse.ArgumentParser:
     logs.add_parser(sub)
     status.add_parser(sub)
     notices.add_parser(sub)
+    evidence.add_parser(sub)
     return parser
 
 

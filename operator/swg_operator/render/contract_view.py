@@ -1,11 +1,13 @@
-"""What the tenant's admins may see of their contract: the options, the effective filtering,
-the sizing, the log retention and the region, as the operator applies them.
+"""What the tenant's admins may see of their contract: the options, the effective filtering
+(categories, lists, policies, content controls), how clients reach the proxy, the sizing, the
+log retention and the region, as the operator applies them.
 
 The `SecureWebGateway` is cluster-scoped and its admins cannot read it; this view is mirrored
 into the ConfigMap `tenant-status` of their namespace (key `contract`, one JSON document) and
 printed by `kubectl swg status`. It holds the spec's settings and the sizes of the lists, never a
 secret: not the contacts, not the admins' identities, not the sandbox's URL (it may carry
-credentials), not the CA Secret's content (only whether the customer brought one). Lists that
+credentials), not the CA Secret's content (only whether the customer brought one, likewise for
+the TLS listener's certificate). Lists that
 can be long (domains, URL regexes, bypass entries) are given as counts; categories and the
 policies' names and networks in full, as they decide who is filtered how.
 
@@ -35,6 +37,8 @@ def contract_view(spec: SecureWebGatewaySpec) -> dict[str, Any]:
     inspection = options.https_inspection
     antivirus = spec.antivirus
     logs = spec.logs
+    content = spec.content_controls
+    access = spec.access
     return {
         "serviceCode": spec.service_code,
         "sizing": {
@@ -54,6 +58,24 @@ def contract_view(spec: SecureWebGatewaySpec) -> dict[str, Any]:
                 }
                 for policy in filtering.policies
             ],
+        },
+        "contentControls": {
+            "blockedFileTypes": [str(t) for t in content.file_types.blocked],
+            "customFileTypes": [c.name for c in content.file_types.custom],
+            "safeSearch": {
+                "enabled": content.safe_search.enabled,
+                "youtube": str(content.safe_search.youtube),
+            },
+        },
+        "access": {
+            "hostname": access.hostname or "(none)",
+            "tls": {
+                "enabled": access.tls.enabled,
+                "port": access.tls.port,
+                "plaintext": access.tls.plaintext,
+                "customerCertificate": access.tls.certificate_secret is not None,
+            },
+            "pac": {"enabled": access.pac.enabled},
         },
         "options": {
             "antivirus": {
@@ -104,8 +126,12 @@ def format_contract(view: dict[str, Any]) -> list[str]:
     def on_off(value: Any) -> str:
         return "on" if value else "off"
 
+    content = view.get("contentControls") or {}
+    safe = content.get("safeSearch") or {}
+    access = view.get("access") or {}
+    tls = access.get("tls") or {}
     av = options.get("antivirus") or {}
-    tls = options.get("httpsInspection") or {}
+    inspection = options.get("httpsInspection") or {}
     bypass = options.get("bypass") or {}
     lines = [
         "",
@@ -120,12 +146,12 @@ def format_contract(view: dict[str, Any]) -> list[str]:
         f"  Anti-virus:          {'on' if av.get('enabled') else 'off'}, scan limit "
         f"{av.get('maxScanSize', '?')}, {'fail open' if av.get('failOpen') else 'fail closed'}"
         f"{', custom signatures' if av.get('customSignatures') else ''}",
-        f"  HTTPS inspection:    {'on' if tls.get('enabled') else 'off'}"
+        f"  HTTPS inspection:    {on_off(inspection.get('enabled'))}"
         + (
-            f" (not inspected: {tls.get('doNotInspectDomains', 0)} domain(s), categories "
-            f"{categories(tls.get('doNotInspectCategories'))}; "
-            f"{'customer' if tls.get('customerCA') else 'generated'} CA)"
-            if tls.get("enabled")
+            f" (not inspected: {inspection.get('doNotInspectDomains', 0)} domain(s), categories "
+            f"{categories(inspection.get('doNotInspectCategories'))}; "
+            f"{'customer' if inspection.get('customerCA') else 'generated'} CA)"
+            if inspection.get("enabled")
             else ""
         ),
         f"  Sandbox:             {on_off((options.get('sandbox') or {}).get('enabled'))}",
@@ -134,6 +160,21 @@ def format_contract(view: dict[str, Any]) -> list[str]:
         f"  Filtering:           categories {categories(filtering.get('blockedCategories'))}; "
         f"{lists(filtering)}",
     ]
+    if "contentControls" in view:  # absent from a mirror written by an older operator
+        file_types = [*content.get("blockedFileTypes", []), *content.get("customFileTypes", [])]
+        lines += [
+            f"  File types blocked:  {categories(file_types)}",
+            f"  SafeSearch:          {on_off(safe.get('enabled'))}"
+            + (f" (YouTube {safe.get('youtube', '?')})" if safe.get("enabled") else ""),
+        ]
+    if "access" in view:
+        lines.append(
+            f"  Access:              hostname {access.get('hostname', '?')}; TLS listener "
+            f"{on_off(tls.get('enabled'))}"
+            + (f" on port {tls.get('port', '?')}" if tls.get("enabled") else "")
+            + ("" if tls.get("plaintext", True) else ", plain listener closed")
+            + f"; PAC file {on_off((access.get('pac') or {}).get('enabled'))}"
+        )
     for policy in filtering.get("policies") or []:
         lines.append(
             f"  Policy {policy.get('name', '?')}: networks "
