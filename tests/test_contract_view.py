@@ -34,6 +34,7 @@ def test_the_full_example_as_its_admins_see_it() -> None:
                 {
                     "name": "contractors",
                     "sourceCIDRs": ["203.0.113.0/26"],
+                    "groups": [],
                     "blockedCategories": ["social-networks"],
                     "allowDomains": 0,
                     "denyDomains": 1,
@@ -42,6 +43,16 @@ def test_the_full_example_as_its_admins_see_it() -> None:
                 {
                     "name": "research",
                     "sourceCIDRs": ["198.51.100.128/25"],
+                    "groups": [],
+                    "blockedCategories": [],
+                    "allowDomains": 1,
+                    "denyDomains": 0,
+                    "denyUrlRegex": 0,
+                },
+                {
+                    "name": "finance",
+                    "sourceCIDRs": [],
+                    "groups": ["finance"],
                     "blockedCategories": [],
                     "allowDomains": 1,
                     "denyDomains": 0,
@@ -146,8 +157,9 @@ def test_format_contract_prints_each_option_and_policy() -> None:
         "File types blocked:  executable, ole2, example-corp-ledger",
         "SafeSearch:          on (YouTube Moderate)",
         "hostname proxy.example-corp.example; TLS listener off; PAC file on",
-        "Policy contractors: networks 203.0.113.0/26; categories social-networks",
-        "Policy research: networks 198.51.100.128/25; categories (none)",
+        "Policy contractors: networks 203.0.113.0/26; groups (any); categories social-networks",
+        "Policy finance: networks (any); groups finance; categories (none)",
+        "Policy research: networks 198.51.100.128/25; groups (any); categories (none)",
     ):
         assert expected in text
 

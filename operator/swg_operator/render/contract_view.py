@@ -9,7 +9,7 @@ secret: not the contacts, not the admins' identities, not the sandbox's URL (it 
 credentials), not the CA Secret's content (only whether the customer brought one, likewise for
 the TLS listener's certificate). Lists that
 can be long (domains, URL regexes, bypass entries) are given as counts; categories and the
-policies' names and networks in full, as they decide who is filtered how.
+policies' names, networks and directory groups in full, as they decide who is filtered how.
 
 Pure: no I/O.
 """
@@ -53,6 +53,7 @@ def contract_view(spec: SecureWebGatewaySpec) -> dict[str, Any]:
                 {
                     "name": policy.name,
                     "sourceCIDRs": list(policy.source_cidrs),
+                    "groups": list(policy.groups),
                     "blockedCategories": list(policy.blocked_categories),
                     **_lists(policy.allow, policy.deny),
                 }
@@ -178,7 +179,8 @@ def format_contract(view: dict[str, Any]) -> list[str]:
     for policy in filtering.get("policies") or []:
         lines.append(
             f"  Policy {policy.get('name', '?')}: networks "
-            f"{', '.join(policy.get('sourceCIDRs') or []) or '(none)'}; categories "
+            f"{', '.join(policy.get('sourceCIDRs') or []) or '(any)'}; groups "
+            f"{', '.join(policy.get('groups') or []) or '(any)'}; categories "
             f"{categories(policy.get('blockedCategories'))}; {lists(policy)}"
         )
     return lines
