@@ -266,7 +266,9 @@ async def apply_plan(inputs: Inputs, plan: Plan, ca: InspectionCa, ctx: Context)
         )
         logger.info("Adopted for %s %s: %s", KIND, inputs.name, message)
         await notify(ctx.kube, inputs.body, reason="Adopted", message=message, namespace=None)
-    if inputs.legacy_check:
+    # A namespace this reconcile created holds no Role of an earlier version: nothing to look up.
+    created_namespace = namespace_key in stored and inputs.ownership.state is Ownership.ABSENT
+    if inputs.legacy_check or created_namespace:
         ctx.legacy_checked.add(inputs.name)
     if ca.pending is not None:  # the namespace exists now
         memory = secret_memory(inputs, ctx)
