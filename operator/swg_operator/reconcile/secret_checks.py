@@ -7,8 +7,8 @@ remembered per tenant and per purpose (the generated CA, the customer's) with th
 on: the Secret's name, the spec's CA settings, the tenant's generation and, for the generated CA,
 the SHA-256 of the certificate published in the tenant namespace (as the watch cache shows it).
 The Secret is read again when any of these changed, or when `RECHECK` has passed since it was
-last read: a Secret deleted or replaced by hand goes unnoticed for that long at most (plus the
-wait for the next reconcile, which the resync bounds).
+last read: a Secret deleted or replaced by hand goes unnoticed for that long at most, plus the
+wait for the next reconcile, which the resync bounds (docs/operator.md).
 
 Only a Secret found to exist is remembered: a missing one is asked for on every reconcile, so
 a customer's Secret created after the tenant is picked up at the next reconcile. The memory is

@@ -9,7 +9,7 @@ Created once, read back by name only:
 * the Secret is created with a POST, which the API server refuses with 409 AlreadyExists when
   the name is taken, so an existing CA is never replaced, by this operator or a restarted one;
 * the operator holds `create` on Secrets, and `get` limited by name to `https-inspection-ca`
-  (no list, watch, patch or delete): each reconcile reads that one Secret to learn whether it
+  (no list, watch, patch or delete): the reconcile reads that one Secret to learn whether it
   exists and whether its key and certificate are the certificate published for the admins
   (`InspectionCAMismatch` when not: left by an earlier version, or replaced by hand);
 * a customer's CA Secret (`caSecret`) is read when the platform lets the operator read it (the
