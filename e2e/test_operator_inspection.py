@@ -44,6 +44,8 @@ ADMIN = "inspection-admin@example.com"
 # Drift events do not cover objects the operator does not own (the customer's Secret and
 # ConfigMap): the resync notices them. A short one keeps the tests short.
 RESYNC = "--resync-seconds=3"
+# Secrets are not watched: a CA Secret deleted by hand is seen once this has passed.
+RECHECK = "--secret-recheck-seconds=3"
 
 
 @pytest.fixture(scope="module")
@@ -179,7 +181,7 @@ def test_a_lost_certificate_is_reported_and_a_deleted_ca_is_made_anew(
     prepared: Cluster, new_operator: Callable[..., OperatorProcess], tenant_name: str
 ) -> None:
     cluster, name, ns = prepared, tenant_name, f"swg-{tenant_name}"
-    new_operator(RESYNC)
+    new_operator(RESYNC, RECHECK)
     cluster.apply(tenant_manifest(name, options={"httpsInspection": {"enabled": True}}))
     wait_phase(cluster, name, "Ready", generation=1)
     first = secret(cluster, ns)

@@ -5,7 +5,8 @@ creation timestamps, status subresource, Events, a settable clock, and the Persi
 controller's reclaim: a claim's bound volume goes with the claim when its reclaim policy is
 Delete, stays `Released` otherwise; a ResourceQuota's claim count at admission, with the charge
 a killed create can leak: `leak_claim_charge`), no network and no mock.patch. Every write is
-counted in `writes`, every read in `reads`."""
+counted in `writes`, every read in `reads`, and every request of any kind (a dry-run create, an
+Event, a read of the server's clock too) in `requests`, in order."""
 
 from __future__ import annotations
 
@@ -25,6 +26,7 @@ from swg_operator.labels import MANAGED_BY, MANAGED_BY_KEY, TENANT_KEY
 OWNED = {(kind.api_version, kind.kind) for kind in OWNED_KINDS}
 
 Key = tuple[str, str, str | None, str]
+READ_VERBS = frozenset({"get", "list", "time"})
 
 
 def _key(obj: Mapping[str, Any]) -> Key:
@@ -60,6 +62,8 @@ class FakeKube:
         self.events: list[dict[str, Any]] = []
         self.writes: list[tuple[str, str]] = []  # (verb, "Kind/ns/name")
         self.reads: list[tuple[str, str, str | None]] = []  # (verb, Kind, namespace)
+        # Every request as the API server would see it: (verb, "Kind/ns/name"); `mutating`.
+        self.requests: list[tuple[str, str]] = []
         self.server_now = now or datetime.datetime(2026, 1, 1, tzinfo=datetime.UTC)
         self.fail_next: list[KubeApiError] = []
         # Kinds whose deletion "kills the operator" right after it happened (once each).
@@ -157,6 +161,14 @@ class FakeKube:
                 reason="Conflict",
             )
 
+    def _request(self, verb: str, kind: str, namespace: str | None, name: str = "") -> None:
+        self.requests.append((verb, f"{kind}/{namespace or ''}/{name}"))
+
+    def mutating(self) -> list[tuple[str, str]]:
+        """The requests that change something (an Event and a dry-run create included: the API
+        server's audit counts them as writes)."""
+        return [r for r in self.requests if r[0] not in READ_VERBS]
+
     def _maybe_fail(self) -> None:
         if self.fail_next:
             raise self.fail_next.pop(0)
@@ -193,9 +205,10 @@ class FakeKube:
     # --- KubeApi -------------------------------------------------------------------------------
 
     async def apply(self, obj: Mapping[str, Any]) -> dict[str, Any]:
+        key = _key(obj)
+        self._request("apply", key[1], key[2], key[3])
         self._maybe_fail()
         kind_of(obj)  # unknown kinds are a bug, as with the real adapter
-        key = _key(obj)
         namespace = key[2]
         if namespace is not None and ("v1", "Namespace", None, namespace) not in self.objects:
             raise KubeApiError(404, f'namespaces "{namespace}" not found', reason="NotFound")
@@ -230,6 +243,7 @@ class FakeKube:
     async def list_labelled(
         self, kind: ResourceKind, *, selector: str, namespace: str | None = None
     ) -> list[dict[str, Any]]:
+        self._request("list", kind.kind, namespace, f"?{selector}")
         self._maybe_fail()
         self.reads.append(("list", kind.kind, namespace))
         found = []
@@ -245,6 +259,7 @@ class FakeKube:
     async def find_named(
         self, kind: ResourceKind, name: str, *, namespace: str
     ) -> dict[str, Any] | None:
+        self._request("list", kind.kind, namespace, name)
         self._maybe_fail()
         self.reads.append(("list", kind.kind, namespace))
         obj = self.objects.get((kind.api_version, kind.kind, namespace, name))
@@ -253,15 +268,17 @@ class FakeKube:
     async def get(
         self, kind: ResourceKind, name: str, *, namespace: str | None = None
     ) -> dict[str, Any] | None:
+        self._request("get", kind.kind, namespace, name)
         self._maybe_fail()
         self.reads.append(("get", kind.kind, namespace))
         obj = self.objects.get((kind.api_version, kind.kind, namespace, name))
         return copy.deepcopy(obj) if obj is not None else None
 
     async def create(self, obj: Mapping[str, Any], *, dry_run: bool = False) -> bool:
+        key = _key(obj)
+        self._request("create?dryRun" if dry_run else "create", key[1], key[2], key[3])
         self._maybe_fail()
         kind_of(obj)
-        key = _key(obj)
         namespace = key[2]
         if namespace is not None and ("v1", "Namespace", None, namespace) not in self.objects:
             raise KubeApiError(404, f'namespaces "{namespace}" not found', reason="NotFound")
@@ -286,6 +303,7 @@ class FakeKube:
         *,
         namespace: str | None = None,
     ) -> dict[str, Any] | None:
+        self._request("patch", kind.kind, namespace, name)
         self._maybe_fail()
         key = (kind.api_version, kind.kind, namespace, name)
         if key not in self.objects:
@@ -322,6 +340,7 @@ class FakeKube:
                 self._reclaim(key[3])
 
     async def delete(self, kind: ResourceKind, name: str, *, namespace: str | None = None) -> bool:
+        self._request("delete", kind.kind, namespace, name)
         self._maybe_fail()
         key = (kind.api_version, kind.kind, namespace, name)
         if key not in self.objects:
@@ -345,6 +364,7 @@ class FakeKube:
     async def patch_status(
         self, kind: ResourceKind, name: str, status: Mapping[str, Any]
     ) -> dict[str, Any] | None:
+        self._request("status", kind.kind, None, name)
         self._maybe_fail()
         obj = self.objects.get((kind.api_version, kind.kind, None, name))
         if obj is None:
@@ -368,6 +388,8 @@ class FakeKube:
         message: str,
         type_: EventType = "Normal",
     ) -> None:
+        meta = regarding["metadata"]
+        self._request("event", f"Event({reason})", meta.get("namespace"), str(meta["name"]))
         self.events.append(
             {
                 "name": regarding["metadata"]["name"],
@@ -380,6 +402,7 @@ class FakeKube:
         )
 
     async def server_time(self) -> datetime.datetime:
+        self._request("time", "", None)
         self._maybe_fail()
         return self.server_now
 

@@ -16,6 +16,7 @@ from reconcile_support import fake_cluster, stored_tenant
 from swg_operator.api import OperatorSettings
 from swg_operator.labels import CONFIG_DIGEST_ANNOTATION
 from swg_operator.reconcile.loop import Context, reconcile
+from swg_operator.reconcile.secret_checks import RECHECK
 from swg_operator.reconcile.secrets import generate_inspection_ca
 
 SETTINGS = OperatorSettings()
@@ -102,3 +103,10 @@ def tls_secret(name: str, certificate: str, key: str) -> dict[str, Any]:
 
 def signatures(**data: str) -> dict[str, Any]:
     return {"kind": "ConfigMap", "metadata": {"name": "sigs", "namespace": NS}, "data": data}
+
+
+def later(ctx: Context) -> None:
+    """The CA Secrets' recheck interval passes: a change by hand to a Secret (Secrets are not
+    watched) is seen by the next reconcile."""
+    then = ctx.clock() + RECHECK
+    ctx.clock = lambda: then

@@ -22,6 +22,7 @@ from inspection_support import (
     condition,
     generated_ca,
     kube_kind,
+    later,
     proxy_digest,
     published,
     respec,
@@ -83,6 +84,7 @@ def test_a_deleted_ca_secret_is_generated_again_and_rolls_the_proxy() -> None:
     run(kube, ctx)
     first, digest = secret_certificate(kube), proxy_digest(kube)
     asyncio.run(kube.delete(kube_kind("Secret"), SECRET, namespace=NS))
+    later(ctx)
     run(kube, ctx)
     assert secret_certificate(kube) != first
     assert published(kube) == secret_certificate(kube)
@@ -105,6 +107,7 @@ def test_an_unpublished_certificate_is_reported_not_replaced() -> None:
     assert published(kube) is None
     # The remedy the message names: delete the Secret; a new CA is made and published.
     asyncio.run(kube.delete(kube_kind("Secret"), SECRET, namespace=NS))
+    later(ctx)
     run(kube, ctx)
     make_available(kube)
     status = run(kube, ctx)
@@ -234,6 +237,7 @@ def test_the_published_certificate_never_stays_apart_from_the_secret(crash_after
     run(kube, ctx)
     first = secret_certificate(kube)
     asyncio.run(kube.delete(kube_kind("Secret"), SECRET, namespace=NS))  # rotation by hand
+    later(ctx)
     if crash_after == "secret":
         kube.fail_certificate_apply = True
     else:

@@ -13,6 +13,7 @@ kopf setting is explained in docs/operator.md.
 from __future__ import annotations
 
 import asyncio
+import datetime
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -34,6 +35,7 @@ from swg_operator.reconcile.context import Context, PurgePolicy, TransientError,
 from swg_operator.reconcile.loop import reconcile
 from swg_operator.reconcile.purge import PURGE_PHASES, NotYet, cancel_and_purge
 from swg_operator.reconcile.queue import RetryLater, TenantQueue, backoff
+from swg_operator.reconcile.secret_checks import SecretChecks
 from swg_operator.reconcile.status import read_status
 from swg_operator.render.checks import wire_category_references
 
@@ -55,6 +57,7 @@ class RunOptions:
     metrics_host: str = "127.0.0.1"
     metrics_port: int = 8080
     resync_seconds: float = 900.0
+    secret_recheck_seconds: float = 600.0
     watch_server_timeout: int = 300
     watch_client_timeout: int = 330
     event_level: int = logging.WARNING
@@ -101,8 +104,13 @@ def register(registry: kopf.OperatorRegistry, options: RunOptions) -> None:
             config_maps_of=lambda: [obj for store in platform.values() for obj in store],
         )
         kube = state["kube"] = HttpKubeApi(login())
+        recheck = datetime.timedelta(seconds=options.secret_recheck_seconds)
         state["ctx"] = Context(
-            kube=kube, settings=options.settings, purge=options.purge, cache=cache
+            kube=kube,
+            settings=options.settings,
+            purge=options.purge,
+            cache=cache,
+            secret_checks=SecretChecks(recheck=recheck),
         )
         # kopf starts on the leader only (`commands.run`): one signer, one outbox.
         await start_notices(state, kube, options.settings)

@@ -105,6 +105,13 @@ def add_parser(subparsers: Any) -> None:
         "nothing drifted; default 900).",
     )
     parser.add_argument(
+        "--secret-recheck-seconds",
+        type=float,
+        default=600.0,
+        help="Read a tenant's HTTPS-inspection CA Secret again after this long even when "
+        "nothing it was judged on changed (Secrets are not watched; default 600).",
+    )
+    parser.add_argument(
         "--purge-clock",
         choices=("server", "local"),
         default=os.environ.get("SWG_PURGE_CLOCK", "server"),
@@ -202,6 +209,7 @@ def run(args: argparse.Namespace) -> int:
         metrics_host=host or "127.0.0.1",
         metrics_port=int(port),
         resync_seconds=args.resync_seconds,
+        secret_recheck_seconds=args.secret_recheck_seconds,
         watch_server_timeout=args.watch_server_timeout,
         watch_client_timeout=args.watch_client_timeout
         if args.watch_client_timeout is not None

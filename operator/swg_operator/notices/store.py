@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import datetime
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -39,6 +39,13 @@ logger = logging.getLogger("swg_operator.notices")
 NOTICES_LABEL: Final = "swg.dev/notices"
 PURGED_LABEL: Final = "swg.dev/notices-of-purged-tenant"
 WRITE_ATTEMPTS: Final = 8
+
+
+class Unknown:
+    """Not known to the caller: `update` reads the ConfigMap itself."""
+
+
+UNKNOWN: Final = Unknown()
 
 
 class ConflictError(RuntimeError):
@@ -111,26 +118,51 @@ def manifest(box: Box, history: History) -> dict[str, Any]:
 async def read(kube: KubeApi, box: Box) -> tuple[History, str | None]:
     """The stored history and its resourceVersion (None when the ConfigMap does not exist).
     Found with a list by name: the operator lists ConfigMaps anyway, and needs no `get`."""
-    found = await kube.find_named(CONFIG_MAP, box.name, namespace=box.namespace)
-    if found is None:
-        return History(), None
-    return decode(found.get("data")), str(found["metadata"].get("resourceVersion", ""))
+    return _decoded(await kube.find_named(CONFIG_MAP, box.name, namespace=box.namespace))
 
 
-async def update(kube: KubeApi, box: Box, change: Callable[[History], History]) -> History:
-    """Apply `change` to the stored history and write the result, unless it is unchanged;
-    computed again on what is stored when another writer came first. Returns what is stored."""
-    for _ in range(WRITE_ATTEMPTS):
-        history, version = await read(kube, box)
+async def update(
+    kube: KubeApi,
+    box: Box,
+    change: Callable[[History], History],
+    *,
+    annotations: Mapping[str, str] | None = None,
+    known: Mapping[str, Any] | Unknown | None = UNKNOWN,
+) -> History:
+    """Apply `change` to the stored history and write the result with `annotations`, unless
+    both are as stored; computed again on what is stored when another writer came first.
+    `known` is the ConfigMap as the caller just listed it (None: it does not exist), which
+    spares the first read. Returns what is stored."""
+    for attempt in range(WRITE_ATTEMPTS):
+        if attempt == 0 and not isinstance(known, Unknown):
+            history, version = _decoded(known)
+            stored_annotations = dict(
+                ((known or {}).get("metadata") or {}).get("annotations") or {}
+            )
+        else:
+            found = await kube.find_named(CONFIG_MAP, box.name, namespace=box.namespace)
+            history, version = _decoded(found)
+            stored_annotations = dict(
+                ((found or {}).get("metadata") or {}).get("annotations") or {}
+            )
         changed = change(history)
-        if changed == history and version is not None:
+        wanted = dict(annotations or {})
+        if (
+            changed == history
+            and version is not None
+            and wanted.items() <= stored_annotations.items()
+        ):
             return history
         body = manifest(box, changed)
         if version is None:
+            body["metadata"]["annotations"].update(wanted)
             if await kube.create(body):
                 return changed
             continue  # created by another writer meanwhile: change what it stored
-        patch = {"metadata": {"resourceVersion": version}, "data": body["data"]}
+        metadata: dict[str, Any] = {"resourceVersion": version}
+        if wanted:
+            metadata["annotations"] = wanted
+        patch = {"metadata": metadata, "data": body["data"]}
         try:
             stored = await kube.patch(CONFIG_MAP, box.name, patch, namespace=box.namespace)
         except KubeApiError as err:
@@ -142,6 +174,12 @@ async def update(kube: KubeApi, box: Box, change: Callable[[History], History]) 
     raise ConflictError(
         f"ConfigMap {box.namespace}/{box.name} changed under {WRITE_ATTEMPTS} attempts to write it"
     )
+
+
+def _decoded(found: Mapping[str, Any] | None) -> tuple[History, str | None]:
+    if found is None:
+        return History(), None
+    return decode(found.get("data")), str(found["metadata"].get("resourceVersion", ""))
 
 
 async def record(
@@ -156,16 +194,38 @@ async def record(
     tenant's `spec.contacts`). Idempotent: a notice of the same id is kept once and mailed once.
     `box` defaults to the tenant namespace's ConfigMap; the purge passes `purged_box(...)`."""
     box = box or tenant_box(notice.tenant, service_code=notice.service_code)
-    stored = await update(kube, box, lambda history: add(history, notice, recipients, now=now))
-    logger.info(
-        "Recorded %s notice %s of SecureWebGateway %s in ConfigMap %s/%s (%d recipient(s))",
-        notice.kind,
-        notice.id,
-        notice.tenant,
-        box.namespace,
-        box.name,
-        len(recipients),
-    )
+    return await record_all(kube, [notice], recipients=recipients, now=now, box=box)
+
+
+async def record_all(
+    kube: KubeApi,
+    notices: Sequence[Notice],
+    *,
+    recipients: Sequence[str],
+    now: datetime.datetime,
+    box: Box,
+    annotations: Mapping[str, str] | None = None,
+    known: Mapping[str, Any] | Unknown | None = UNKNOWN,
+) -> History:
+    """Keep every one of `notices` in `box`, and set `annotations` on it, in one write (none
+    when all are stored already); `known` as for `update`."""
+
+    def change(history: History) -> History:
+        for notice in notices:
+            history = add(history, notice, recipients, now=now)
+        return history
+
+    stored = await update(kube, box, change, annotations=annotations, known=known)
+    for notice in notices:
+        logger.info(
+            "Recorded %s notice %s of SecureWebGateway %s in ConfigMap %s/%s (%d recipient(s))",
+            notice.kind,
+            notice.id,
+            notice.tenant,
+            box.namespace,
+            box.name,
+            len(recipients),
+        )
     return stored
 
 

@@ -25,6 +25,7 @@ from swg_operator.kube.cache import WatchCache
 from swg_operator.naming import tenant_namespace
 from swg_operator.reconcile.lifecycle import ClockMode, Deadline
 from swg_operator.reconcile.plan import ObjectKey
+from swg_operator.reconcile.secret_checks import SecretChecks
 from swg_operator.reconcile.storage import exceeded_quota
 from swg_operator.sizing_io import load_capacity
 
@@ -91,6 +92,8 @@ class Context:
     applied: dict[ObjectKey, tuple[str, str]] = field(default_factory=dict)
     # Per tenant: the resourceVersion the last status patch answered with (its echo).
     status_versions: dict[str, str] = field(default_factory=dict)
+    # Per tenant: what was last verified of its CA Secrets (not watched; `secret_checks`).
+    secret_checks: SecretChecks = field(default_factory=SecretChecks)
     # Tenants whose namespace was searched for the admins' Role of older versions.
     legacy_checked: set[str] = field(default_factory=set)
     # Tenants whose last-seen operator version was compared with this one (`reconcile.notices`).
@@ -110,6 +113,7 @@ class Context:
         for key in [k for k in self.applied if namespace in (k.namespace, k.name)]:
             del self.applied[key]
         self.status_versions.pop(tenant, None)
+        self.secret_checks.forget(tenant)
         self.legacy_checked.discard(tenant)
         self.version_checked.discard(tenant)
         lock = self._locks.get(tenant)

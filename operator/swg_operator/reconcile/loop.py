@@ -71,6 +71,7 @@ from swg_operator.reconcile.report import (
 )
 from swg_operator.reconcile.secrets import (
     InspectionCa,
+    SecretMemory,
     check_bind_secret,
     check_customer_ca,
     create_pending,
@@ -205,8 +206,15 @@ async def settle_ca(inputs: Inputs, ctx: Context) -> InspectionCa:
             observed=inputs.observed,
             now=ctx.clock(),
             create=inputs.lifecycle is not Lifecycle.CANCELLED,
+            memory=secret_memory(inputs, ctx),
         )
     )
+
+
+def secret_memory(inputs: Inputs, ctx: Context) -> SecretMemory:
+    """Where this reconcile remembers what it verified of the tenant's CA Secrets."""
+    generation = int(inputs.body["metadata"].get("generation") or 0)
+    return SecretMemory(inputs.name, generation, ctx.secret_checks)
 
 
 def render(inputs: Inputs, ca: InspectionCa, ctx: Context) -> TenantManifests | None:
@@ -259,10 +267,15 @@ async def apply_plan(inputs: Inputs, plan: Plan, ca: InspectionCa, ctx: Context)
         )
         logger.info("Adopted for %s %s: %s", KIND, inputs.name, message)
         await notify(ctx.kube, inputs.body, reason="Adopted", message=message, namespace=None)
-    if inputs.legacy_check:
+    # A namespace this reconcile created holds no Role of an earlier version: nothing to look up.
+    created_namespace = namespace_key in stored and inputs.ownership.state is Ownership.ABSENT
+    if inputs.legacy_check or created_namespace:
         ctx.legacy_checked.add(inputs.name)
     if ca.pending is not None:  # the namespace exists now
-        ca = await guard(create_pending(ctx.kube, ca, namespace=namespace))
+        memory = secret_memory(inputs, ctx)
+        ca = await guard(
+            create_pending(ctx.kube, ca, namespace=namespace, memory=memory, now=ctx.clock())
+        )
         if ca.retract:  # its CA never made it into the Secret (a Secret of that name was there)
             name = inspection_ca_certificate_name()
             await guard(ctx.kube.delete(CONFIG_MAP, name, namespace=namespace))
@@ -315,7 +328,15 @@ async def check_references(
     unresolved = applied.ca.unresolved
     applied.expiry = applied.ca.expiry
     if spec is not None and inputs.lifecycle is Lifecycle.ACTIVE:
-        own = await guard(check_customer_ca(ctx.kube, spec, namespace=namespace, now=ctx.clock()))
+        own = await guard(
+            check_customer_ca(
+                ctx.kube,
+                spec,
+                namespace=namespace,
+                now=ctx.clock(),
+                memory=secret_memory(inputs, ctx),
+            )
+        )
         applied.expiry = applied.ca.expiry or own.expiry
         unresolved += own.unresolved
         unresolved += await guard(check_bind_secret(ctx.kube, spec, namespace=namespace))

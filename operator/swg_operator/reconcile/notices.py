@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import datetime
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any, Final
 
@@ -40,8 +40,8 @@ from swg_operator.notices import (
     record,
     tenant_box,
 )
-from swg_operator.notices.model import format_time, parse_time
-from swg_operator.notices.store import notice_time, update
+from swg_operator.notices.model import decode, format_time, parse_time
+from swg_operator.notices.store import UNKNOWN, Unknown, notice_time, record_all, update
 from swg_operator.reconcile.context import Context, guard
 from swg_operator.reconcile.plan import Plan
 from swg_operator.reconcile.status import summarise
@@ -114,80 +114,89 @@ async def reconcile_notices(
     cancelled: bool,
 ) -> None:
     """The notify step of a reconcile whose tenant namespace exists: maintenance, change,
-    incident and recovered notices, each once."""
+    incident and recovered notices, each once, and the operator version the tenant was last
+    reconciled by, all in one write (none when there is nothing new): a new tenant's notice
+    history is created with its first change notice and the version in one request."""
     meta = body["metadata"]
     name, generation = str(meta["name"]), int(meta.get("generation", 0))
     code = service_code_of(body)
     recipients = contacts_of(body, spec)
     box = tenant_box(name, service_code=code)
-    await _maintenance(ctx, box, code=code, recipients=recipients)
+    kinds: list[Callable[[datetime.datetime], Notice]] = []
+    known: Mapping[str, Any] | Unknown | None = UNKNOWN
+    mark = False
+    if box.tenant not in ctx.version_checked:
+        known = await guard(ctx.kube.find_named(CONFIG_MAP, box.name, namespace=box.namespace))
+        seen = str(
+            ((known or {}).get("metadata") or {}).get("annotations", {}).get(VERSION_ANNOTATION, "")
+        )
+        mark = seen != ctx.version
+        if seen and mark:
+            kinds.append(
+                lambda at: events.maintenance(
+                    name, service_code=code, from_version=seen, to_version=ctx.version, at=at
+                )
+            )
     if not cancelled and (previous is None or previous.observed_generation != generation):
         # (the deletion bumps the generation: the cancellation notice says what changed)
-        at = await _time(ctx)
-        notice = events.change(
-            name, service_code=code, generation=generation, changes=change_lines(plan), at=at
+        lines = change_lines(plan)
+        kinds.append(
+            lambda at: events.change(
+                name, service_code=code, generation=generation, changes=lines, at=at
+            )
         )
-        await keep(ctx, notice, recipients=recipients, box=box)
-    if cancelled:
-        return  # traffic is stopped on purpose: not an incident
     before, now = _ready(previous), _ready(status)
-    if now is None:
-        return
-    if before is not None and before[0] == "True" and now[0] != "True":
-        notice = events.incident(
-            name,
-            service_code=code,
-            since=now[3],
-            reason=now[1],
-            message=now[2] or now[1],
-            at=await _time(ctx),
-        )
-        await keep(ctx, notice, recipients=recipients, box=box)
-    elif before is not None and before[0] != "True" and now[0] == "True":
-        at = await _time(ctx)
-        incident = events.incident(
-            name, service_code=code, since=before[3], reason=before[1], message="", at=at
-        )
-        history, _ = await guard(read(ctx.kube, box))
-        if history.find(incident.id) is not None:
-            notice = events.recovered(name, service_code=code, since=now[3], at=at)
-            await keep(ctx, notice, recipients=recipients, box=box)
-
-
-async def _maintenance(ctx: Context, box: Box, *, code: str, recipients: Sequence[str]) -> None:
-    """Once per tenant and process: a maintenance notice when the version that last reconciled
-    the tenant (the annotation) differs from this one; then the annotation is this version."""
-    if box.tenant in ctx.version_checked:
-        return
-    found = await guard(ctx.kube.find_named(CONFIG_MAP, box.name, namespace=box.namespace))
-    seen = str(
-        ((found or {}).get("metadata") or {}).get("annotations", {}).get(VERSION_ANNOTATION, "")
-    )
-    if seen == ctx.version:
+    if not cancelled and now is not None and before is not None:
+        if before[0] == "True" and now[0] != "True":
+            since, reason, message = now[3], now[1], now[2] or now[1]
+            kinds.append(
+                lambda at: events.incident(
+                    name, service_code=code, since=since, reason=reason, message=message, at=at
+                )
+            )
+        elif before[0] != "True" and now[0] == "True":
+            kinds += await _recovery(ctx, box, known, code=code, before=before, now=now)
+    if not kinds and not mark:
         ctx.version_checked.add(box.tenant)
         return
-    if seen:
-        notice = events.maintenance(
-            box.tenant,
-            service_code=code,
-            from_version=seen,
-            to_version=ctx.version,
-            at=await _time(ctx),
+    at = await _time(ctx)
+    await guard(
+        record_all(
+            ctx.kube,
+            [make(at) for make in kinds],
+            recipients=recipients,
+            now=at,
+            box=box,
+            annotations={VERSION_ANNOTATION: ctx.version} if mark else None,
+            known=known,
         )
-        await keep(ctx, notice, recipients=recipients, box=box)
-    await _mark_version(ctx, box, exists=found is not None or bool(seen))
+    )
     ctx.version_checked.add(box.tenant)
+    if kinds and ctx.wake_mail is not None:
+        ctx.wake_mail()
 
 
-async def _mark_version(ctx: Context, box: Box, *, exists: bool) -> None:
-    if not exists:  # a history with no notice yet, to carry the version
-        await guard(read_or_create(ctx, box))
-    patch = {"metadata": {"annotations": {VERSION_ANNOTATION: ctx.version}}}
-    await guard(ctx.kube.patch(CONFIG_MAP, box.name, patch, namespace=box.namespace))
-
-
-async def read_or_create(ctx: Context, box: Box) -> None:
-    await update(ctx.kube, box, lambda history: history)
+async def _recovery(
+    ctx: Context,
+    box: Box,
+    known: Mapping[str, Any] | Unknown | None,
+    *,
+    code: str,
+    before: tuple[str, str, str, str],
+    now: tuple[str, str, str, str],
+) -> list[Callable[[datetime.datetime], Notice]]:
+    """A recovered notice when an incident was recorded for the not-Ready spell now over (a
+    tenant that was never Ready had none)."""
+    incident = events.incident(
+        box.tenant, service_code=code, since=before[3], reason=before[1], message="", at=ctx.clock()
+    )
+    if isinstance(known, Unknown):
+        history, _ = await guard(read(ctx.kube, box))
+    else:
+        history = decode((known or {}).get("data"))
+    if history.find(incident.id) is None:
+        return []
+    return [lambda at: events.recovered(box.tenant, service_code=code, since=now[3], at=at)]
 
 
 async def cancellation_notice(

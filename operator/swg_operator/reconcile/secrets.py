@@ -9,7 +9,7 @@ Created once, read back by name only:
 * the Secret is created with a POST, which the API server refuses with 409 AlreadyExists when
   the name is taken, so an existing CA is never replaced, by this operator or a restarted one;
 * the operator holds `create` on Secrets, and `get` limited by name to `https-inspection-ca`
-  (no list, watch, patch or delete): each reconcile reads that one Secret to learn whether it
+  (no list, watch, patch or delete): the reconcile reads that one Secret to learn whether it
   exists and whether its key and certificate are the certificate published for the admins
   (`InspectionCAMismatch` when not: left by an earlier version, or replaced by hand);
 * a customer's CA Secret (`caSecret`) is read when the platform lets the operator read it (the
@@ -19,12 +19,16 @@ Created once, read back by name only:
   Secret exists (deleted by hand), the operator does not publish another and says so
   (`InspectionCAUnpublished`); deleting the Secret has a new CA generated;
 * the CA's expiry is judged on every reconcile (`InspectionCAExpiring`, a Warning Event when it
-  turns True); rotation is deleting the Secret.
+  turns True); rotation is deleting the Secret;
+* what a read found is remembered (`reconcile.secret_checks`): the Secret is read again only
+  when the published certificate, the spec or the tenant's generation changed, or ten minutes
+  have passed, so a reconcile of an unchanged tenant asks nothing.
 """
 
 from __future__ import annotations
 
 import datetime
+import hashlib
 import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -58,6 +62,13 @@ from swg_operator.reconcile.references import (
     ca_secret_problems,
     published_certificate,
     unpublished_ca,
+)
+from swg_operator.reconcile.secret_checks import (
+    Purpose,
+    SecretCheck,
+    SecretChecks,
+    basis,
+    identity,
 )
 from swg_operator.reconcile.status import INSPECTION_CA_EXPIRING, CaExpiry, Unresolved
 
@@ -195,6 +206,68 @@ class InspectionCa:
     retract: bool = False  # the certificate just published is not the Secret's: unpublish it
     unresolved: tuple[Unresolved, ...] = ()
     expiry: CaExpiry | None = None  # the CA in use, when its certificate is known
+    basis: str | None = None  # what the pending Secret, once created, is known to match
+
+
+@dataclass(frozen=True)
+class SecretMemory:
+    """Where a reconcile remembers what it verified of the CA Secrets (`reconcile.secret_checks`):
+    the tenant, its generation and the context's checks (None: remember nothing)."""
+
+    tenant: str
+    generation: int = 0
+    checks: SecretChecks | None = None
+
+    def recall(self, purpose: Purpose, key: str, now: datetime.datetime) -> SecretCheck | None:
+        if self.checks is None:
+            return None
+        return self.checks.recall(self.tenant, purpose, basis=key, now=now)
+
+    def remember(self, purpose: Purpose, check: SecretCheck | None) -> None:
+        if self.checks is None:
+            return
+        if check is None:
+            self.checks.drop(self.tenant, purpose)
+        else:
+            self.checks.remember(self.tenant, purpose, check)
+
+
+def _digest(text: str | None) -> str | None:
+    return None if text is None else hashlib.sha256(text.encode()).hexdigest()
+
+
+def _settings(spec: SecureWebGatewaySpec) -> str:
+    return spec.options.https_inspection.model_dump_json()
+
+
+async def _generated_check(
+    kube: KubeApi,
+    *,
+    namespace: str,
+    published: str | None,
+    key: str,
+    now: datetime.datetime,
+) -> SecretCheck | None:
+    """Read the generated CA's Secret and judge it against the published certificate (None:
+    the Secret does not exist)."""
+    name = inspection_ca_secret_name()
+    secret = await read_secret(kube, name, namespace=namespace)
+    if secret is None:
+        return None
+    readable = secret is not _UNREADABLE
+    problems: tuple[Unresolved, ...] = ()
+    if published is None:
+        problems = (unpublished_ca(namespace),)
+    elif readable:
+        problems = generated_ca_problems(
+            secret,
+            published,
+            namespace=namespace,
+            secret_name=name,
+            config_map=inspection_ca_certificate_name(),
+        )
+    uid, version = identity(secret) if readable else ("", "")
+    return SecretCheck(key, now, uid, version, readable, problems)
 
 
 async def settle_inspection_ca(
@@ -206,44 +279,40 @@ async def settle_inspection_ca(
     observed: Iterable[Mapping[str, Any]],
     now: datetime.datetime,
     create: bool = True,
+    memory: SecretMemory | None = None,
 ) -> InspectionCa:
     """Make sure the generated CA exists (once) and learn the certificate to publish.
 
-    The Secret still there (read by name): keep it, and its published certificate, and say so
-    when the Secret's key or certificate is not the published one (`InspectionCAMismatch`);
-    with none published, it is not published anew (`InspectionCAUnpublished`). The Secret
-    missing: a new CA is generated and is `pending`: its certificate is published
-    (applied with the tenant's objects) and only then `create_pending` creates the Secret, so
-    a published certificate is never left beside a Secret holding another CA. With `create`
-    False (a cancelled tenant) nothing is asked or made: the published certificate stays.
+    The Secret still there (read by name, or as remembered in `memory`): keep it, and its
+    published certificate, and say so when the Secret's key or certificate is not the published
+    one (`InspectionCAMismatch`); with none published, it is not published anew
+    (`InspectionCAUnpublished`). The Secret missing: a new CA is generated and is `pending`: its
+    certificate is published (applied with the tenant's objects) and only then `create_pending`
+    creates the Secret, so a published certificate is never left beside a Secret holding
+    another CA. With `create` False (a cancelled tenant) nothing is asked or made: the published
+    certificate stays.
     """
     observed = list(observed)
     published = published_certificate(observed, namespace)
     if not create:
         return InspectionCa(certificate=published)
+    memory = memory or SecretMemory(tenant)
     name = inspection_ca_secret_name()
     where = f"ConfigMap {namespace}/{inspection_ca_certificate_name()}"
-    secret = (
-        await read_secret(kube, name, namespace=namespace)
-        if namespace_ready(observed, namespace)
-        else None
-    )
-    if secret is not None:
-        if published is None:
-            return InspectionCa(unresolved=(unpublished_ca(namespace),))
-        expiry = certificate_expiry(published, now=now, where=where)
-        problems = expired_ca(expiry, customer=False, field=_ca_field(False))
-        if secret is not _UNREADABLE:
-            problems = (
-                generated_ca_problems(
-                    secret,
-                    published,
-                    namespace=namespace,
-                    secret_name=name,
-                    config_map=inspection_ca_certificate_name(),
-                )
-                + problems
+    check: SecretCheck | None = None
+    if namespace_ready(observed, namespace):
+        key = basis(namespace, name, _digest(published), memory.generation, _settings(spec))
+        check = memory.recall(Purpose.GENERATED, key, now)
+        if check is None:
+            check = await _generated_check(
+                kube, namespace=namespace, published=published, key=key, now=now
             )
+            memory.remember(Purpose.GENERATED, check)
+    if check is not None:
+        if published is None:
+            return InspectionCa(unresolved=check.problems)
+        expiry = certificate_expiry(published, now=now, where=where)
+        problems = check.problems + expired_ca(expiry, customer=False, field=_ca_field(False))
         return InspectionCa(certificate=published, unresolved=problems, expiry=expiry)
     ca = generate_inspection_ca(tenant=tenant, service_code=spec.service_code, now=now)
     pending = inspection_ca_secret(
@@ -258,41 +327,84 @@ async def settle_inspection_ca(
         certificate=ca.certificate,
         pending=pending,
         expiry=certificate_expiry(ca.certificate, now=now, where=where),
+        basis=basis(namespace, name, _digest(ca.certificate), memory.generation, _settings(spec)),
     )
 
 
-async def create_pending(kube: KubeApi, ca: InspectionCa, *, namespace: str) -> InspectionCa:
+async def create_pending(
+    kube: KubeApi,
+    ca: InspectionCa,
+    *,
+    namespace: str,
+    memory: SecretMemory | None = None,
+    now: datetime.datetime | None = None,
+) -> InspectionCa:
     """Create the CA generated before its namespace existed. Refused (the name was taken: a
     namespace made by hand, with a Secret of that name), the certificate already published with
-    the namespace is not the Secret's and must be taken back (`retract`)."""
+    the namespace is not the Secret's and must be taken back (`retract`). Created, the Secret is
+    known to hold the published CA: remembered as checked, the next reconcile reads nothing."""
     if ca.pending is None:
         return ca
     if await kube.create(ca.pending):
+        if memory is not None and ca.basis is not None and now is not None:
+            memory.remember(Purpose.GENERATED, SecretCheck(ca.basis, now, "", "", readable=True))
         return InspectionCa(certificate=ca.certificate, created=True, expiry=ca.expiry)
     return InspectionCa(retract=True, unresolved=(unpublished_ca(namespace),))
 
 
+async def _customer_check(
+    kube: KubeApi, name: str, *, namespace: str, key: str, now: datetime.datetime
+) -> SecretCheck | None:
+    """Read the customer's CA Secret and judge its pair (None: it does not exist)."""
+    secret = await read_secret(kube, name, namespace=namespace)
+    if secret is None:
+        return None
+    if secret is _UNREADABLE:
+        return SecretCheck(key, now, "", "", readable=False)
+    uid, version = identity(secret)
+    return SecretCheck(
+        key,
+        now,
+        uid,
+        version,
+        readable=True,
+        problems=customer_ca_problems(secret, namespace=namespace, name=name),
+        certificate=tls_pair(secret).certificate,
+    )
+
+
 async def check_customer_ca(
-    kube: KubeApi, spec: SecureWebGatewaySpec, *, namespace: str, now: datetime.datetime
+    kube: KubeApi,
+    spec: SecureWebGatewaySpec,
+    *,
+    namespace: str,
+    now: datetime.datetime,
+    memory: SecretMemory | None = None,
 ) -> InspectionCa:
     """The CA Secret the spec names: it must exist (`CASecretNotFound`); read when the operator
     may (see the module docstring), its key must be its certificate's (`CASecretMismatch`) and
-    its expiry is judged like the generated CA's."""
+    its expiry is judged like the generated CA's. What a read found is remembered in `memory`
+    while the spec stays the same, for `secret_checks.RECHECK` at most; a missing Secret is
+    asked for again on every reconcile."""
     inspection = spec.options.https_inspection
     if not inspection.enabled or inspection.ca_secret is None:
         return InspectionCa()
+    memory = memory or SecretMemory("")
     name = inspection.ca_secret.name
-    secret = await read_secret(kube, name, namespace=namespace)
-    problems = ca_secret_problems(spec, exists=secret is not None, namespace=namespace)
-    if secret is None or secret is _UNREADABLE:
+    key = basis(namespace, name, memory.generation, _settings(spec))
+    check = memory.recall(Purpose.CUSTOMER, key, now)
+    if check is None:
+        check = await _customer_check(kube, name, namespace=namespace, key=key, now=now)
+        memory.remember(Purpose.CUSTOMER, check)
+    problems = ca_secret_problems(spec, exists=check is not None, namespace=namespace)
+    if check is None or not check.readable:
         return InspectionCa(unresolved=problems)
-    pair = tls_pair(secret)
     expiry = (
-        certificate_expiry(pair.certificate, now=now, where=f"Secret {namespace}/{name}")
-        if pair.certificate is not None
+        certificate_expiry(check.certificate, now=now, where=f"Secret {namespace}/{name}")
+        if check.certificate is not None
         else None
     )
-    problems += customer_ca_problems(secret, namespace=namespace, name=name)
+    problems += check.problems
     problems += expired_ca(expiry, customer=True, field=_ca_field(True))
     return InspectionCa(unresolved=problems, expiry=expiry)
 
