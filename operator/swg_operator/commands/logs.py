@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from swg_logstore.formats import LogType
+from swg_operator.commands.cluster_options import add_cluster_arguments
 
 
 def _day(text: str) -> date:
@@ -72,8 +73,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--file", dest="file", type=Path, metavar="FILE", help="write to FILE instead of stdout"
     )
-    parser.add_argument("--kubeconfig", help="kubeconfig file (default: $KUBECONFIG, ~/.kube)")
-    parser.add_argument("--context", help="kubeconfig context (default: the current one)")
+    add_cluster_arguments(parser)
     parser.add_argument(
         "--server",
         help="talk to a log store at this URL directly (port-forward), not via the API server",

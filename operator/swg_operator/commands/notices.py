@@ -17,6 +17,7 @@ import sys
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from swg_operator.commands.cluster_options import add_cluster_arguments
 from swg_operator.naming import notices_config_map_name, tenant_namespace
 from swg_operator.notices.model import Entry, History, MailState, NoticeError, NoticeKind, decode
 
@@ -37,8 +38,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         default="text",
         help="text (default): one notice per paragraph; json, yaml: every field",
     )
-    parser.add_argument("--kubeconfig", help="kubeconfig file (default: $KUBECONFIG, ~/.kube)")
-    parser.add_argument("--context", help="kubeconfig context (default: the current one)")
+    add_cluster_arguments(parser)
     parser.set_defaults(handler=run)
 
 

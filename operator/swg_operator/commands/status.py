@@ -18,6 +18,7 @@ import sys
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from swg_operator.commands.cluster_options import add_cluster_arguments
 from swg_operator.naming import tenant_namespace, tenant_status_name
 
 
@@ -35,8 +36,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="text (default): a summary and the conditions; wide: also each condition's "
         "observed generation; json, yaml: the mirrored status",
     )
-    parser.add_argument("--kubeconfig", help="kubeconfig file (default: $KUBECONFIG, ~/.kube)")
-    parser.add_argument("--context", help="kubeconfig context (default: the current one)")
+    add_cluster_arguments(parser)
     parser.set_defaults(handler=run)
 
 

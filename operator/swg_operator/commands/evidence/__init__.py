@@ -33,6 +33,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from swg_operator.commands.cluster_options import add_cluster_arguments
 from swg_operator.commands.evidence.model import Reading
 from swg_operator.commands.evidence.report import FORMATS
 
@@ -57,8 +58,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--operator-namespace", default="swg-system", help="where the purge receipts are kept"
     )
-    parser.add_argument("--kubeconfig", help="kubeconfig file (default: $KUBECONFIG, ~/.kube)")
-    parser.add_argument("--context", help="kubeconfig context (default: the current one)")
+    add_cluster_arguments(parser)
     parser.set_defaults(handler=run)
 
 
