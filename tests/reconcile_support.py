@@ -7,17 +7,22 @@ import datetime
 from typing import Any
 
 from fakes import FakeKube
-from swg_operator.api import OperatorSettings
+from swg_operator.api import FINALIZER, OperatorSettings
 from swg_operator.reconcile.loop import Context
 
 
-def stored_tenant(name: str = "acme", **spec: Any) -> dict[str, Any]:
-    """A SecureWebGateway as the API server stores it (a uid, generation 1): a minimal spec
-    with `spec` laid over it."""
+def stored_tenant(name: str = "acme", *, uid: str = "1234abcd-0000", **spec: Any) -> dict[str, Any]:
+    """A SecureWebGateway as the API server stores it once kopf has seen it (a uid,
+    generation 1, the purge finalizer): a minimal spec with `spec` laid over it."""
     return {
         "apiVersion": "swg.dev/v1alpha1",
         "kind": "SecureWebGateway",
-        "metadata": {"name": name, "uid": "1234abcd-0000", "generation": 1},
+        "metadata": {
+            "name": name,
+            "uid": uid,
+            "generation": 1,
+            "finalizers": [FINALIZER],
+        },
         "spec": {
             "serviceCode": "SWG-0001",
             "sizing": {"endpoints": 50, "requestsPerSecond": 20},

@@ -22,6 +22,7 @@ import yaml
 from lupa import lua51
 
 from fakes import FakeKube, make_available
+from reconcile_support import stored_tenant
 from swg_operator.api import OperatorSettings, SecureWebGatewayStatus, parse_spec
 from swg_operator.reconcile.loop import Context, reconcile
 from swg_operator.reconcile.purge import NotYet, cancel_and_purge
@@ -116,17 +117,7 @@ NOW = datetime.datetime(2026, 1, 1, 12, 0, tzinfo=datetime.UTC)
 
 
 def _tenant(name: str, **spec: Any) -> dict[str, Any]:
-    return {
-        "apiVersion": "swg.dev/v1alpha1",
-        "kind": "SecureWebGateway",
-        "metadata": {"name": name, "uid": f"{name}-uid", "generation": 1},
-        "spec": {
-            "serviceCode": "SWG-0001",
-            "sizing": {"endpoints": 50, "requestsPerSecond": 20},
-            "clients": {"allowedCIDRs": ["192.0.2.0/24"]},
-            **spec,
-        },
-    }
+    return stored_tenant(name, uid=f"{name}-uid", **spec)
 
 
 def _journey() -> list[tuple[str, dict[str, Any]]]:

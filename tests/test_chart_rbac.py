@@ -29,6 +29,7 @@ from typing import Any
 import kopf
 
 from fakes import FakeKube, bind_log_volume, make_available
+from reconcile_support import stored_tenant
 from swg_operator import election
 from swg_operator.api import OperatorSettings, SecureWebGatewaySpec
 from swg_operator.handlers import RunOptions, register
@@ -174,17 +175,7 @@ class RecordingKube:
 
 
 def tenant(name: str, **spec: Any) -> dict[str, Any]:
-    return {
-        "apiVersion": "swg.dev/v1alpha1",
-        "kind": "SecureWebGateway",
-        "metadata": {"name": name, "uid": f"{name}-uid-0001", "generation": 1},
-        "spec": {
-            "serviceCode": "SWG-0001",
-            "sizing": {"endpoints": 50, "requestsPerSecond": 20},
-            "clients": {"allowedCIDRs": ["192.0.2.0/24"]},
-            **spec,
-        },
-    }
+    return stored_tenant(name, uid=f"{name}-uid-0001", **spec)
 
 
 def _fresh(kube: FakeKube, name: str) -> dict[str, Any]:

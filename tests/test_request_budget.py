@@ -23,7 +23,7 @@ import yaml
 
 from fakes import FakeKube, make_available
 from reconcile_support import fake_cluster
-from swg_operator.api import OperatorSettings, parse_spec
+from swg_operator.api import FINALIZER, OperatorSettings, parse_spec
 from swg_operator.commands.render import read_catalogue
 from swg_operator.reconcile.loop import Context, reconcile
 from swg_operator.render import render_tenant
@@ -53,7 +53,7 @@ BEYOND_THE_FLOOR = Counter(
 
 def minimal_tenant() -> dict[str, Any]:
     body: dict[str, Any] = yaml.safe_load(MINIMAL.read_text())
-    body["metadata"].update(uid="5f0c-minimal", generation=1)
+    body["metadata"].update(uid="5f0c-minimal", generation=1, finalizers=[FINALIZER])
     return body
 
 
@@ -113,12 +113,15 @@ def test_provisioning_writes_the_objects_once_and_only_what_is_listed_beyond() -
 
 def test_provisioning_reads_little() -> None:
     """Reads until Ready: the namespace looked up by name (one someone else made is not in the
-    cache), the notice history twice (the operator's version at the first reconcile; whether an
-    incident was recorded, once Ready) and the server's clock for the change notice."""
+    cache), the tenant read again just before its namespace is created (a copy older than its
+    deletion creates nothing: tests/test_reconcile_admission.py), the notice history twice
+    (the operator's version at the first reconcile; whether an incident was recorded, once
+    Ready) and the server's clock for the change notice."""
     kube, _, requests = provisioned()
     reads = [r for r in requests if r not in kube.mutating()]
     assert reads == [
         ("get", "Namespace//swg-minimal"),
+        ("get", "SecureWebGateway//minimal"),
         ("list", "ConfigMap/swg-minimal/tenant-notices"),
         ("time", "//"),
         ("list", "ConfigMap/swg-minimal/tenant-notices"),

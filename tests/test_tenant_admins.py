@@ -15,7 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from fakes import FakeKube, make_available
-from reconcile_support import fake_cluster
+from reconcile_support import fake_cluster, stored_tenant
 from swg_operator.api import (
     CancellationStatus,
     ComputedSizing,
@@ -178,18 +178,8 @@ def test_the_mirror_reads_back_as_it_was_written(
 
 
 def tenant(name: str = "acme", **spec: Any) -> dict[str, Any]:
-    return {
-        "apiVersion": "swg.dev/v1alpha1",
-        "kind": "SecureWebGateway",
-        "metadata": {"name": name, "uid": f"{name}-uid", "generation": 1},
-        "spec": {
-            "serviceCode": "SWG-0001",
-            "sizing": {"endpoints": 50, "requestsPerSecond": 20},
-            "clients": {"allowedCIDRs": ["192.0.2.0/24"]},
-            "admins": [{"kind": "User", "name": "alice@example.test"}],
-            **spec,
-        },
-    }
+    admins = [{"kind": "User", "name": "alice@example.test"}]
+    return stored_tenant(name, uid=f"{name}-uid", **{"admins": admins, **spec})
 
 
 def setup(body: dict[str, Any]) -> tuple[FakeKube, Context]:

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from fakes import FakeKube
+from reconcile_support import stored_tenant
 from swg_operator.api import OperatorSettings
 from swg_operator.kube.kinds import TENANT
 from swg_operator.reconcile.loop import Context, reconcile
@@ -25,23 +26,9 @@ LABELS = {"app.kubernetes.io/managed-by": "swg-operator"}
 
 
 def tenant(name: str = "acme", uid: str = "1234abcd-0000", **spec: Any) -> dict[str, Any]:
-    return {
-        "apiVersion": "swg.dev/v1alpha1",
-        "kind": "SecureWebGateway",
-        "metadata": {
-            "name": name,
-            "uid": uid,
-            "generation": 1,
-            "creationTimestamp": "2026-01-01T12:00:00Z",
-        },
-        "spec": {
-            "serviceCode": "SWG-0001",
-            "sizing": {"endpoints": 50, "requestsPerSecond": 20},
-            "clients": {"allowedCIDRs": ["192.0.2.0/24"]},
-            "cancellation": {"purgeAfterDays": 0},
-            **spec,
-        },
-    }
+    body = stored_tenant(name, uid=uid, **{"cancellation": {"purgeAfterDays": 0}, **spec})
+    body["metadata"]["creationTimestamp"] = "2026-01-01T12:00:00Z"
+    return body
 
 
 def namespace(name: str, **metadata: Any) -> dict[str, Any]:

@@ -21,7 +21,15 @@ from typing import Any
 
 import kopf
 
-from swg_operator.api import API_VERSION, GROUP, KIND, PLURAL, VERSION, OperatorSettings
+from swg_operator.api import (
+    API_VERSION,
+    FINALIZER,
+    GROUP,
+    KIND,
+    PLURAL,
+    VERSION,
+    OperatorSettings,
+)
 from swg_operator.catalogue import CATEGORY_LABEL
 from swg_operator.kube import KubeApiError, ResourceKind
 from swg_operator.kube.cache import WatchCache, slim
@@ -41,7 +49,6 @@ from swg_operator.render.checks import wire_category_references
 
 logger = logging.getLogger("swg_operator.handlers")
 
-FINALIZER = "swg.dev/purge"
 ANNOTATION_PREFIX = "swg.dev"
 SWG = (GROUP, VERSION, PLURAL)
 SETTLE_SECONDS = 0.5  # a burst of child events (a rollout) becomes one reconcile

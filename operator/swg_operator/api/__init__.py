@@ -2,6 +2,7 @@
 
 from swg_operator.api.resource import (
     API_VERSION,
+    FINALIZER,
     GROUP,
     KIND,
     PLURAL,
@@ -22,6 +23,7 @@ from swg_operator.api.status import (
 
 __all__ = [
     "API_VERSION",
+    "FINALIZER",
     "GROUP",
     "KIND",
     "PLURAL",

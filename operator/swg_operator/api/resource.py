@@ -16,6 +16,9 @@ KIND: Final = "SecureWebGateway"
 PLURAL: Final = "securewebgateways"
 SINGULAR: Final = "securewebgateway"
 SHORT_NAMES: Final = ("swg",)
+# On every tenant before anything of it is created (kopf puts it on, the purge takes it off):
+# the API server keeps a deleted tenant until its purge is done.
+FINALIZER: Final = f"{GROUP}/purge"
 
 
 class SpecError(ValueError):

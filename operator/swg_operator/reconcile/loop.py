@@ -2,6 +2,9 @@
 
 It reads as its steps, top to bottom (`_reconcile`):
 
+0. admit: nothing is created for a tenant without the purge finalizer, and the tenant is read
+   again just before its namespace is created (`not_to_create`): whatever exists of a tenant,
+   its purge finds;
 1. `read_inputs`: the spec, the platform's URL catalogue and signatures, whose the tenant
    namespace is, and the tenant's objects as observed (the watch cache in the running operator:
    no request for a tenant whose objects are as desired);
@@ -27,9 +30,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from swg_operator import metrics
-from swg_operator.api import KIND, SpecError, parse_spec
+from swg_operator.api import FINALIZER, KIND, SecureWebGatewayStatus, SpecError, parse_spec
 from swg_operator.catalogue import CatalogueError
-from swg_operator.kube.kinds import CONFIG_MAP, RESOURCE_QUOTA
+from swg_operator.kube.kinds import CONFIG_MAP, RESOURCE_QUOTA, TENANT
 from swg_operator.naming import (
     inspection_ca_certificate_name,
     log_volume_claim_name,
@@ -119,10 +122,17 @@ async def reconcile(body: Mapping[str, Any], *, ctx: Context) -> Outcome:
 
 
 async def _reconcile(body: Mapping[str, Any], *, ctx: Context) -> Outcome:
+    if not purge_assured(body):
+        return waiting(body, "the purge finalizer is not on it yet")
     inputs = await read_inputs(body, ctx)
     assert inputs.ownership is not None
     if not inputs.ownership.manageable:
         return await report_not_owned(inputs, ctx)
+    creates_namespace = inputs.ownership.state is Ownership.ABSENT
+    if creates_namespace and inputs.lifecycle is not Lifecycle.CANCELLED:
+        why = await not_to_create(inputs, ctx)
+        if why is not None:
+            return waiting(body, why)
     if inputs.problems and inputs.lifecycle is not Lifecycle.CANCELLED:
         return await report_invalid(inputs, ctx)
     await observe_children(inputs, ctx)
@@ -132,7 +142,13 @@ async def _reconcile(body: Mapping[str, Any], *, ctx: Context) -> Outcome:
         return await report_invalid(inputs, ctx)
     # A cancelled tenant whose spec no longer renders still stops its traffic: everything but
     # the retained objects (Namespace, log store volume, published CA certificate) is pruned.
-    desired = stamp(manifests.objects, inputs.namespace, inputs.uid) if manifests else ()
+    # Cancelled before its namespace was made: nothing to keep for export, nothing to create.
+    keep_nothing = creates_namespace and inputs.lifecycle is Lifecycle.CANCELLED
+    desired = (
+        stamp(manifests.objects, inputs.namespace, inputs.uid)
+        if manifests and not keep_nothing
+        else ()
+    )
     plan = plan_changes(desired, inputs.observed, applied=ctx.applied)
     applied = await apply_plan(inputs, plan, ca, ctx)
     unresolved = await check_references(inputs, applied, ctx)
@@ -142,6 +158,40 @@ async def _reconcile(body: Mapping[str, Any], *, ctx: Context) -> Outcome:
     if applied.in_namespace:
         mirrored = await mirror(ctx, body, status, spec=inputs.spec, observed=inputs.mirror)
     return Outcome(status, "ok", plan.writes + mirrored, inputs.deadline)
+
+
+# --- 0. admit: nothing is created that the purge would not find --------------------------------
+
+
+def purge_assured(body: Mapping[str, Any]) -> bool:
+    """Is the purge finalizer on the tenant? Without it the API server would remove a deleted
+    tenant at once and leave whatever was made for it behind, unpurged: kopf puts it on at first
+    sight, and its event asks for the next reconcile."""
+    return FINALIZER in (body["metadata"].get("finalizers") or ())
+
+
+async def not_to_create(inputs: Inputs, ctx: Context) -> str | None:
+    """Why the tenant's namespace must not be created from this copy of the tenant (None: it
+    may be). Read again just before, as the purge reads it before deleting: the copy may be
+    older than a deletion (the tenant gone, being deleted, or made again under a new UID)."""
+    current = await guard(ctx.kube.get(TENANT, inputs.name))
+    if current is None:
+        return "it is gone"
+    meta = current["metadata"]
+    if meta.get("uid") != inputs.uid:
+        return f"it was made again (UID {meta.get('uid')})"
+    if meta.get("deletionTimestamp"):
+        return "it is being deleted"
+    if not purge_assured(current):
+        return "the purge finalizer is not on it"
+    return None
+
+
+def waiting(body: Mapping[str, Any], why: str) -> Outcome:
+    """Nothing read further, written or announced; the tenant's next event asks again."""
+    logger.debug("Left %s %s as it is for now: %s", KIND, body["metadata"]["name"], why)
+    previous = read_status(body.get("status")) or SecureWebGatewayStatus()
+    return Outcome(previous, "waiting", 0)
 
 
 # --- 1. read the inputs ------------------------------------------------------------------------
