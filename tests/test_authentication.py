@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from fakes import make_available
-from inspection_support import NS, condition, run, setup, tenant
+from inspection_support import NS, condition, later, run, secret_reads, setup, tenant
 from render_support import catalogue, dataplane_files, find, minimal_spec, render
 from swg_operator.api import OperatorSettings, SpecError, parse_spec
 from swg_operator.api.spec import SecureWebGatewaySpec
@@ -223,3 +223,32 @@ def test_a_missing_bind_secret_stalls_then_a_missing_key_then_fine() -> None:
     status = run(kube, ctx)
     assert status["phase"] == "Ready"
     assert "c2VjcmV0" not in str(status)
+
+
+def test_an_unchanged_tenant_with_a_sound_bind_secret_reads_it_no_more() -> None:
+    """Secrets are not watched: a bind Secret found sound is remembered while the spec stays the
+    same, and read again after the recheck interval (a Secret deleted by hand is seen then)."""
+    kube, ctx = setup(tenant(authentication={"ldap": LDAP}))
+    ctx.cache = kube.watch_cache("swg-system")
+    kube.put(
+        {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": "ldap-bind", "namespace": NS},
+            "data": {"password": "c2VjcmV0"},
+        }
+    )
+    run(kube, ctx)
+    make_available(kube)
+    assert run(kube, ctx)["phase"] == "Ready"
+    run(kube, ctx)  # once more: the once-per-process lookups are behind
+    kube.reads.clear()
+    kube.writes.clear()
+    for _ in range(3):
+        assert run(kube, ctx)["phase"] == "Ready"
+    assert kube.reads == []
+    assert kube.writes == []
+    del kube.objects[("v1", "Secret", NS, "ldap-bind")]  # deleted by hand
+    later(ctx)
+    assert condition(run(kube, ctx), "Stalled")["reason"] == LDAP_BIND_SECRET_NOT_FOUND
+    assert secret_reads(kube) == [("get", "Secret", NS)]

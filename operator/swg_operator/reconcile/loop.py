@@ -389,7 +389,15 @@ async def check_references(
         )
         applied.expiry = applied.ca.expiry or own.expiry
         unresolved += own.unresolved
-        unresolved += await guard(check_bind_secret(ctx.kube, spec, namespace=namespace))
+        unresolved += await guard(
+            check_bind_secret(
+                ctx.kube,
+                spec,
+                namespace=namespace,
+                now=ctx.clock(),
+                memory=secret_memory(inputs, ctx),
+            )
+        )
         signatures = spec.antivirus.custom_signatures
         if spec.antivirus.enabled and signatures is not None:
             found = await guard(

@@ -410,17 +410,34 @@ async def check_customer_ca(
 
 
 async def check_bind_secret(
-    kube: KubeApi, spec: SecureWebGatewaySpec, *, namespace: str
+    kube: KubeApi,
+    spec: SecureWebGatewaySpec,
+    *,
+    namespace: str,
+    now: datetime.datetime,
+    memory: SecretMemory | None = None,
 ) -> tuple[Unresolved, ...]:
     """The directory bind Secret the spec names (`LDAPBindSecretNotFound`, and
-    `LDAPBindSecretInvalid` without its password key when the operator may read it)."""
+    `LDAPBindSecretInvalid` without its password key when the operator may read it). A Secret
+    found sound is remembered in `memory` while the spec stays the same, for
+    `secret_checks.RECHECK` at most, so an unchanged tenant costs no read; one with a problem is
+    read again on every reconcile, so that its fix is seen at the next."""
     ldap = spec.authentication.ldap
     if ldap is None:
         return ()
-    secret = await read_secret(kube, ldap.bind_secret.name, namespace=namespace)
-    return bind_secret_problems(
-        spec, secret, readable=secret is not _UNREADABLE, namespace=namespace
-    )
+    memory = memory or SecretMemory("")
+    name = ldap.bind_secret.name
+    key = basis(namespace, name, memory.generation)
+    if memory.recall(Purpose.BIND, key, now) is not None:
+        return ()
+    secret = await read_secret(kube, name, namespace=namespace)
+    readable = secret is not _UNREADABLE
+    problems = bind_secret_problems(spec, secret, readable=readable, namespace=namespace)
+    sound = None
+    if secret is not None and not problems:
+        sound = SecretCheck(key, now, *identity(secret), readable=readable)
+    memory.remember(Purpose.BIND, sound)
+    return problems
 
 
 async def announce_ca_expiry(
