@@ -7,6 +7,7 @@ from typing import Any
 
 from fakes import FakeKube, make_available
 from swg_operator.reconcile.loop import reconcile
+from swg_operator.reconcile.storage import CLASS_RECHECK
 from test_reconcile_loop import fresh, run, setup, tenant
 
 
@@ -117,3 +118,36 @@ def test_status_log_storage_follows_the_claim_that_exists() -> None:
     kept = claim["spec"]["resources"]["requests"]["storage"]
     assert kept != "300Gi"  # an existing claim keeps its size
     assert fresh(kube)["status"]["sizing"]["logStorage"] == kept
+
+
+def test_a_class_found_is_not_asked_for_again_until_the_recheck() -> None:
+    """A claim that waits for its first consumer stays unbound through a new tenant's
+    reconciles: its StorageClass is read once, then remembered for `CLASS_RECHECK`; a class
+    deleted meanwhile is named when the memory lapses."""
+    kube, ctx = setup(tenant(logs={"storage": {"storageClassName": "local-path"}}))
+    kube.put(
+        {
+            "apiVersion": "storage.k8s.io/v1",
+            "kind": "StorageClass",
+            "metadata": {"name": "local-path"},
+            "provisioner": "rancher.io/local-path",
+        }
+    )
+    run(reconcile(fresh(kube), ctx=ctx))
+    _deployments_available_claim_pending(kube)
+    for _ in range(3):
+        run(reconcile(fresh(kube), ctx=ctx))
+    assert _class_reads(kube) == 1
+    assert _conditions(kube)["LogStoreAvailable"]["reason"] == "ClaimPending"
+    del kube.objects[("storage.k8s.io/v1", "StorageClass", None, "local-path")]
+    run(reconcile(fresh(kube), ctx=ctx))
+    assert _conditions(kube)["LogStoreAvailable"]["reason"] == "ClaimPending"  # remembered
+    then = ctx.clock() + CLASS_RECHECK
+    ctx.clock = lambda: then
+    run(reconcile(fresh(kube), ctx=ctx))
+    assert _conditions(kube)["LogStoreAvailable"]["reason"] == "StorageClassNotFound"
+    assert _class_reads(kube) == 2
+
+
+def _class_reads(kube: FakeKube) -> int:
+    return len([r for r in kube.reads if r[:2] == ("get", "StorageClass")])

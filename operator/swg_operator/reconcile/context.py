@@ -26,7 +26,7 @@ from swg_operator.naming import tenant_namespace
 from swg_operator.reconcile.lifecycle import ClockMode, Deadline
 from swg_operator.reconcile.plan import ObjectKey
 from swg_operator.reconcile.secret_checks import SecretChecks
-from swg_operator.reconcile.storage import exceeded_quota
+from swg_operator.reconcile.storage import StorageClasses, exceeded_quota
 from swg_operator.sizing_io import load_capacity
 
 T = TypeVar("T")
@@ -94,6 +94,8 @@ class Context:
     status_versions: dict[str, str] = field(default_factory=dict)
     # Per tenant: what was last verified of its CA Secrets (not watched; `secret_checks`).
     secret_checks: SecretChecks = field(default_factory=SecretChecks)
+    # The StorageClasses found to exist (not watched; `reconcile.storage`), for every tenant.
+    storage_classes: StorageClasses = field(default_factory=StorageClasses)
     # Tenants whose namespace was searched for the admins' Role of older versions.
     legacy_checked: set[str] = field(default_factory=set)
     # Tenants whose last-seen operator version was compared with this one (`reconcile.notices`).

@@ -406,7 +406,16 @@ async def check_references(
             unresolved += custom_signatures_problems(spec, found, namespace=namespace)
     if spec is not None:
         claims = [*inputs.observed, *applied.stored.values()]
-        unresolved += await guard(log_storage_problems(ctx.kube, spec, claims, namespace=namespace))
+        unresolved += await guard(
+            log_storage_problems(
+                ctx.kube,
+                spec,
+                claims,
+                namespace=namespace,
+                now=ctx.clock(),
+                classes=ctx.storage_classes,
+            )
+        )
         unresolved += await guard(region_problems(ctx.kube, spec, claims, namespace=namespace))
     if unresolved:
         logger.warning(

@@ -6,7 +6,12 @@ binder gives it the default once one is marked), is reported by `LogStoreAvailab
 (reason `ClaimPending`), as progress.
 
 Only a claim that is not `Bound` is looked into, with one `get` of its StorageClass by name: a
-tenant whose log volume is bound costs no request.
+tenant whose log volume is bound costs no request. A class found is remembered for
+`CLASS_RECHECK` (`StorageClasses`, one memory for every tenant): a claim that waits for its
+first consumer (`volumeBindingMode: WaitForFirstConsumer`) stays unbound through the
+reconciles of a new tenant, and a class seen once needs no `get` on each of them. A class
+deleted meanwhile is seen when the memory lapses; one not found is asked for every time, so a
+class created to fix a claim is seen at the next reconcile.
 
 `leaked_claim_charge` tells a quota charged for a claim that was never stored (see there): the
 reconcile deletes that quota and retries, and the quota made again counts what exists.
@@ -14,7 +19,9 @@ reconcile deletes that quota and retries, and the quota made again counts what e
 
 from __future__ import annotations
 
+import datetime
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from typing import Any, Final
 
 from swg_operator.api import SecureWebGatewaySpec
@@ -24,6 +31,28 @@ from swg_operator.naming import log_volume_claim_name, resource_quota_name
 from swg_operator.reconcile.status import Unresolved
 
 STORAGE_CLASS_NOT_FOUND: Final = "StorageClassNotFound"
+CLASS_RECHECK: Final = datetime.timedelta(minutes=10)
+
+
+@dataclass
+class StorageClasses:
+    """The StorageClasses found to exist, with when (see the module docstring)."""
+
+    found: dict[str, datetime.datetime] = field(default_factory=dict)
+
+    def known(self, name: str, now: datetime.datetime) -> bool:
+        """Found less than `CLASS_RECHECK` ago (a clock that went back counts as stale)."""
+        at = self.found.get(name)
+        return at is not None and at <= now < at + CLASS_RECHECK
+
+    async def exists(self, kube: KubeApi, name: str, now: datetime.datetime) -> bool:
+        if self.known(name, now):
+            return True
+        if await kube.get(STORAGE_CLASS, name) is None:
+            self.found.pop(name, None)
+            return False
+        self.found[name] = now
+        return True
 
 
 def log_volume_claim(
@@ -52,8 +81,11 @@ async def log_storage_problems(
     objects: Iterable[Mapping[str, Any]],
     *,
     namespace: str,
+    now: datetime.datetime,
+    classes: StorageClasses | None = None,
 ) -> tuple[Unresolved, ...]:
-    """What keeps the log volume's claim from binding that only a human can fix."""
+    """What keeps the log volume's claim from binding that only a human can fix. `classes`:
+    where the classes found are remembered (None: remember nothing)."""
     claim = log_volume_claim(objects, namespace)
     if claim is None or claim_phase(claim) == "Bound":
         return ()
@@ -61,7 +93,7 @@ async def log_storage_problems(
     name = (claim.get("spec") or {}).get("storageClassName")
     if not name:
         return ()
-    if await kube.get(STORAGE_CLASS, str(name)) is not None:
+    if await (classes or StorageClasses()).exists(kube, str(name), now):
         return ()
     declared = spec.logs.storage.storage_class_name
     source = (
