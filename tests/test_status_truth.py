@@ -64,14 +64,7 @@ def test_ready_needs_the_log_store_and_a_missing_storage_class_is_named() -> Non
 
 def test_an_unbound_claim_of_an_existing_class_is_reported_while_progressing() -> None:
     kube, ctx = setup(tenant(logs={"storage": {"storageClassName": "local-path"}}))
-    kube.put(
-        {
-            "apiVersion": "storage.k8s.io/v1",
-            "kind": "StorageClass",
-            "metadata": {"name": "local-path"},
-            "provisioner": "rancher.io/local-path",
-        }
-    )
+    _local_path_class(kube)
     run(reconcile(fresh(kube), ctx=ctx))
     _deployments_available_claim_pending(kube)
     run(reconcile(fresh(kube), ctx=ctx))
@@ -125,14 +118,7 @@ def test_a_class_found_is_not_asked_for_again_until_the_recheck() -> None:
     reconciles: its StorageClass is read once, then remembered for `CLASS_RECHECK`; a class
     deleted meanwhile is named when the memory lapses."""
     kube, ctx = setup(tenant(logs={"storage": {"storageClassName": "local-path"}}))
-    kube.put(
-        {
-            "apiVersion": "storage.k8s.io/v1",
-            "kind": "StorageClass",
-            "metadata": {"name": "local-path"},
-            "provisioner": "rancher.io/local-path",
-        }
-    )
+    _local_path_class(kube)
     run(reconcile(fresh(kube), ctx=ctx))
     _deployments_available_claim_pending(kube)
     for _ in range(3):
@@ -151,3 +137,14 @@ def test_a_class_found_is_not_asked_for_again_until_the_recheck() -> None:
 
 def _class_reads(kube: FakeKube) -> int:
     return len([r for r in kube.reads if r[:2] == ("get", "StorageClass")])
+
+
+def _local_path_class(kube: FakeKube) -> None:
+    kube.put(
+        {
+            "apiVersion": "storage.k8s.io/v1",
+            "kind": "StorageClass",
+            "metadata": {"name": "local-path"},
+            "provisioner": "rancher.io/local-path",
+        }
+    )
