@@ -13,6 +13,7 @@ import yaml
 from pydantic import Field
 
 from swg_operator import naming
+from swg_operator.api import access as access_module
 from swg_operator.api import spec as spec_module
 from swg_operator.api import status as status_module
 from swg_operator.api.base import CamelModel
@@ -267,7 +268,7 @@ def test_every_spec_string_is_bounded() -> None:
 
 def _models_with_validators() -> set[str]:
     found: set[str] = set()
-    for module in (spec_module, status_module):
+    for module in (spec_module, status_module, access_module):
         for value in vars(module).values():
             if (
                 isinstance(value, type)

@@ -128,6 +128,12 @@ def inspection_ca_certificate_name() -> str:
     return "https-inspection-ca-cert"
 
 
+def access_tls_secret_name() -> str:
+    """The Secret the operator generates the TLS listener's server certificate into
+    (spec.access.tls without certificateSecret)."""
+    return "proxy-access-tls"
+
+
 def platform_signatures_name() -> str:
     """The tenant namespace's copy of the platform's ClamAV signature ConfigMap (settings
     antivirus.signatureSource configMap)."""

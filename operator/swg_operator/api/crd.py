@@ -18,6 +18,11 @@ from typing import Any, Final
 
 import yaml
 
+from swg_operator.api.access import (
+    HOSTNAME_REQUIRED,
+    PLAINTEXT_NEEDS_TLS,
+    TLS_ONLY_NEEDS_NO_INSPECTION,
+)
 from swg_operator.api.content import FILE_TYPES_NEED_ANTIVIRUS, SAFE_SEARCH_NEEDS_INSPECTION
 from swg_operator.api.resource import GROUP, KIND, PLURAL, SHORT_NAMES, SINGULAR, VERSION
 from swg_operator.api.spec import SecureWebGatewaySpec
@@ -108,6 +113,18 @@ _INSPECTION_ON: Final = (
     "has(self.options) && has(self.options.httpsInspection) && "
     "has(self.options.httpsInspection.enabled) && self.options.httpsInspection.enabled"
 )
+_TLS_ALONE: Final = (
+    "has(self.access) && has(self.access.tls) && has(self.access.tls.enabled) && "
+    "self.access.tls.enabled && has(self.access.tls.plaintext) && !self.access.tls.plaintext"
+)
+ACCESS_RULES: Final = (
+    cel_rule(
+        f"!({_TLS_ALONE}) || !({_INSPECTION_ON})",
+        TLS_ONLY_NEEDS_NO_INSPECTION,
+        field_path=".access",
+        reason="FieldValueForbidden",
+    ),
+)
 CONTENT_CONTROL_RULES: Final = (
     cel_rule(
         f"!({_FILE_TYPES_SET}) || !({_ANTIVIRUS_OFF})",
@@ -134,7 +151,29 @@ SCHEMA_OVERLAYS: Final[Mapping[str, JsonSchema]] = {
                 ],
             },
         },
-        "x-kubernetes-validations": list(CONTENT_CONTROL_RULES),
+        "x-kubernetes-validations": [*CONTENT_CONTROL_RULES, *ACCESS_RULES],
+    },
+    "Access": {
+        "x-kubernetes-validations": [
+            cel_rule(
+                "has(self.hostname) || !("
+                "(has(self.pac) && has(self.pac.enabled) && self.pac.enabled) || "
+                "(has(self.tls) && has(self.tls.enabled) && self.tls.enabled))",
+                HOSTNAME_REQUIRED,
+                field_path=".hostname",
+                reason="FieldValueRequired",
+            ),
+        ],
+    },
+    "TlsListener": {
+        "x-kubernetes-validations": [
+            cel_rule(
+                "!has(self.plaintext) || self.plaintext || (has(self.enabled) && self.enabled)",
+                PLAINTEXT_NEEDS_TLS,
+                field_path=".plaintext",
+                reason="FieldValueForbidden",
+            ),
+        ],
     },
     "Clients": {
         "properties": {"allowedCIDRs": dict(_SET)},

@@ -14,7 +14,7 @@ from typing import Annotated, Final, Literal
 from pydantic import Field, field_validator, model_validator
 
 from swg_logstore.retention import MAX_RETENTION_DAYS, MIN_RETENTION_DAYS, load_zone
-from swg_operator.api.access import Access
+from swg_operator.api.access import Access, check_access
 from swg_operator.api.base import CamelModel
 from swg_operator.api.content import ContentControls, check_content_controls
 from swg_operator.api.types import (
@@ -341,4 +341,5 @@ class SecureWebGatewaySpec(CamelModel):
     @model_validator(mode="after")
     def _content_controls(self) -> SecureWebGatewaySpec:
         check_content_controls(self)
+        check_access(self.access, inspection=self.options.https_inspection.enabled)
         return self

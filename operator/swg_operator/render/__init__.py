@@ -20,6 +20,7 @@ from swg_operator.capacity import Capacity
 from swg_operator.catalogue import Catalogue
 from swg_operator.naming import Component
 from swg_operator.render import namespace, network, quota, rbac, services
+from swg_operator.render.access_tls import check_tls_listener
 from swg_operator.render.checks import (
     acl_entry_count,
     check_categories,
@@ -131,6 +132,7 @@ def render_tenant(
         spec = stopped_service_spec(spec, catalogue)
     check_categories(spec, catalogue)
     check_sandbox(spec, settings)
+    check_tls_listener(spec, settings)
     storage_override = log_storage_override(spec)
     if lifecycle is not Lifecycle.CANCELLED:
         check_platform_signatures(spec, settings, platform_signatures)

@@ -20,6 +20,7 @@ LOGSTORE_HTTP_PORT: Final = 8080  # log downloads (the API server's service prox
 LOGSTORE_INGEST_PORT: Final = 5140  # records from the shippers (HTTP POST /v1/ingest)
 LOGSTORE_METRICS_PORT: Final = 9464  # GET /metrics: the tenant's data-plane figures
 PROXY_PORT_NAME: Final = "proxy"
+PROXY_TLS_PORT_NAME: Final = "proxy-tls"  # spec.access.tls: the TLS listener
 ICAP_PORT_NAME: Final = "icap"
 LOGSTORE_HTTP_PORT_NAME: Final = "http"
 LOGSTORE_INGEST_PORT_NAME: Final = "ingest"
@@ -29,6 +30,8 @@ LOGSTORE_METRICS_PORT_NAME: Final = "metrics"
 RUN_AS_ID: Final = 10001
 CONF_DIR: Final = "/etc/swg/conf"
 TLS_DIR: Final = "/etc/swg/tls"
+# The TLS listener's server certificate (spec.access.tls): tls.crt, tls.key of its Secret.
+ACCESS_TLS_DIR: Final = "/etc/swg/access-tls"
 STATE_DIR: Final = "/var/lib/swg"
 # Private emptyDirs of each pod, not the node's shared directories.
 TMP_DIR: Final = "/tmp"  # noqa: S108

@@ -17,6 +17,7 @@ from swg_operator.api import OperatorSettings, SecureWebGatewaySpec
 from swg_operator.catalogue import Catalogue
 from swg_operator.naming import Component, service_name
 from swg_operator.quantities import parse_bytes
+from swg_operator.render.access_tls import plain_clients, tls_enabled
 from swg_operator.render.cicap import ICAP_SERVICE_PATH, CicapConfig, cicap_files
 from swg_operator.render.clamd import CLAMD_MAX_BYTES, ClamdConfig, clamd_files
 from swg_operator.render.content import content_antivirus_files, safe_search_squid
@@ -120,6 +121,8 @@ def squid_config(
         mirror_src=tuple(squid_cidrs(settings.cluster_cidrs)),
         sandbox_fail_open=spec.options.sandbox.fail_open,
         safe_search=safe_search_squid(spec.content_controls),
+        tls_port=spec.access.tls.port if tls_enabled(spec) else None,
+        plain_clients=plain_clients(spec),
     )
 
 
@@ -167,6 +170,7 @@ def render_dataplane_files(
             spec.options.bypass,
             proxy_port=settings.proxy_port,
             conf_dir=CONF_DIR,
+            inspection=spec.options.https_inspection.enabled,
         )
     }
     if spec.antivirus.enabled:

@@ -15,7 +15,7 @@ from swg_logstore import formats
 from swg_logstore.formats import TENANT_POLICY, Decision, MatchedList, annotation
 from swg_operator.render.config_text import render_template
 from swg_operator.render.content import NO_SAFE_SEARCH, SafeSearchSquid
-from swg_operator.render.context import CONF_DIR, STATE_DIR, TLS_DIR
+from swg_operator.render.context import ACCESS_TLS_DIR, CONF_DIR, STATE_DIR, TLS_DIR
 from swg_operator.render.squid_acls import SquidAccess
 
 SQUID_CONF: Final = "squid.conf"
@@ -64,6 +64,14 @@ class SquidConfig:
     mirror_src: tuple[str, ...]  # the networks the anti-virus pods come from
     sandbox_fail_open: bool = False  # options.sandbox.failOpen
     safe_search: SafeSearchSquid = NO_SAFE_SEARCH  # contentControls.safeSearch
+    tls_port: int | None = None  # spec.access.tls: the TLS listener's port (None: none)
+    plain_clients: bool = True  # the plain listener admits the clients (access.tls.plaintext)
+
+    @property
+    def plain_listener(self) -> bool:
+        """Whether squid.conf opens the plain port: for the clients, or, with the TLS listener
+        alone, for the anti-virus pods' way to the signature mirror only."""
+        return self.plain_clients or bool(self.mirror_rules)
 
     @property
     def visible_hostname(self) -> str:
@@ -124,6 +132,10 @@ def squid_files(config: SquidConfig) -> dict[str, str]:
         **common,
         shutdown_seconds=SHUTDOWN_SECONDS,
         proxy_port=config.proxy_port,
+        plain_listener=config.plain_listener,
+        plain_clients=config.plain_clients,
+        tls_port=config.tls_port,
+        access_tls_dir=ACCESS_TLS_DIR,
         inspection=config.inspection,
         allowed_cidrs=list(config.allowed_cidrs),
         forbidden_dst=list(config.forbidden_dst),
