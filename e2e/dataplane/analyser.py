@@ -15,7 +15,8 @@ import socket
 from collections.abc import Iterable
 from pathlib import Path
 
-from e2e.dataplane.stack import ENTRYPOINTS, DaemonSpec, DataplaneStack, _unix_ping
+from e2e.dataplane.daemons import DaemonSpec, unix_ping
+from e2e.dataplane.stack import ENTRYPOINTS, DataplaneStack
 
 ANALYSER_HOST = "analyser.sandbox.test"
 ANALYSER_ADDRESS = "127.0.0.1"
@@ -62,7 +63,7 @@ def start_analyser(stack: DataplaneStack, conf: Path) -> None:
     socket_path = stack.host_path(POD, "/var/lib/swg/clamd/clamd.sock")
     stack.start_extra_daemon(
         DaemonSpec("analyser-clamd", POD, (_ENTRYPOINT, "clamd"), conf),
-        lambda: _unix_ping(socket_path),
+        lambda: unix_ping(socket_path),
     )
     stack.start_extra_daemon(
         DaemonSpec("analyser-c-icap", POD, (_ENTRYPOINT, "c-icap"), conf),
