@@ -134,6 +134,12 @@ def access_tls_secret_name() -> str:
     return "proxy-access-tls"
 
 
+def access_tls_certificate_name() -> str:
+    """The ConfigMap publishing the generated listener certificate (key `tls.crt`, no private
+    key) for the customer's admins to give to their clients."""
+    return "proxy-access-tls-cert"
+
+
 def platform_signatures_name() -> str:
     """The tenant namespace's copy of the platform's ClamAV signature ConfigMap (settings
     antivirus.signatureSource configMap)."""

@@ -5,7 +5,8 @@ It reads as its steps, top to bottom (`_reconcile`):
 1. `read_inputs`: the spec, the platform's URL catalogue and signatures, whose the tenant
    namespace is, and the tenant's objects as observed (the watch cache in the running operator:
    no request for a tenant whose objects are as desired);
-2. `settle_ca`: the generated HTTPS-inspection CA, the one place that makes a Secret;
+2. `settle_ca`, `settle_listener`: the generated HTTPS-inspection CA and TLS listener
+   certificate, the only places that make Secrets;
 3. `render`: the desired state, pure, once;
 4. `plan_changes`: desired x observed, pure;
 5. `apply_plan`: server-side apply and prune, the only writes to the tenant's objects;
@@ -36,6 +37,12 @@ from swg_operator.naming import (
     tenant_namespace,
 )
 from swg_operator.posix_regex import url_regex_problems
+from swg_operator.reconcile.access_cert import (
+    AccessCertificate,
+    check_customer_certificate,
+    create_pending_certificate,
+    settle_access_certificate,
+)
 from swg_operator.reconcile.actions import (
     execute,
     forget,
@@ -81,6 +88,7 @@ from swg_operator.render import (
     Lifecycle,
     RenderError,
     TenantManifests,
+    generates_access_certificate,
     generates_inspection_ca,
     render_tenant,
 )
@@ -125,7 +133,8 @@ async def _reconcile(body: Mapping[str, Any], *, ctx: Context) -> Outcome:
         return await report_invalid(inputs, ctx)
     await observe_children(inputs, ctx)
     ca = await settle_ca(inputs, ctx)
-    manifests = render(inputs, ca, ctx)
+    listener = await settle_listener(inputs, ctx)
+    manifests = render(inputs, ca, ctx, listener=listener)
     if inputs.problems and inputs.lifecycle is not Lifecycle.CANCELLED:
         return await report_invalid(inputs, ctx)
     # A cancelled tenant whose spec no longer renders still stops its traffic: everything but
@@ -133,7 +142,9 @@ async def _reconcile(body: Mapping[str, Any], *, ctx: Context) -> Outcome:
     desired = stamp(manifests.objects, inputs.namespace, inputs.uid) if manifests else ()
     plan = plan_changes(desired, inputs.observed, applied=ctx.applied)
     applied = await apply_plan(inputs, plan, ca, ctx)
-    unresolved = await check_references(inputs, applied, ctx)
+    if listener.pending is not None and applied.in_namespace:  # published by now
+        listener = await guard(create_pending_certificate(ctx.kube, listener))
+    unresolved = await check_references(inputs, applied, ctx) + listener.unresolved
     status = judge_status(inputs, manifests, desired, plan, applied, unresolved, ctx)
     await report(inputs, plan, applied, status, ctx)
     mirrored = 0
@@ -208,7 +219,26 @@ async def settle_ca(inputs: Inputs, ctx: Context) -> InspectionCa:
     )
 
 
-def render(inputs: Inputs, ca: InspectionCa, ctx: Context) -> TenantManifests | None:
+async def settle_listener(inputs: Inputs, ctx: Context) -> AccessCertificate:
+    """The TLS listener's generated certificate to publish (`reconcile.access_cert`)."""
+    if inputs.spec is None or inputs.problems or not generates_access_certificate(inputs.spec):
+        return AccessCertificate()
+    return await guard(
+        settle_access_certificate(
+            ctx.kube,
+            tenant=inputs.name,
+            spec=inputs.spec,
+            namespace=inputs.namespace,
+            observed=inputs.observed,
+            now=ctx.clock(),
+            create=inputs.lifecycle is not Lifecycle.CANCELLED,
+        )
+    )
+
+
+def render(
+    inputs: Inputs, ca: InspectionCa, ctx: Context, *, listener: AccessCertificate
+) -> TenantManifests | None:
     """The desired state (pure); a spec it cannot honour is recorded in `inputs.problems`."""
     if inputs.spec is None or inputs.catalogue is None or inputs.problems:
         return None
@@ -222,6 +252,7 @@ def render(inputs: Inputs, ca: InspectionCa, ctx: Context) -> TenantManifests | 
             lifecycle=inputs.lifecycle,
             inspection_ca_certificate=ca.certificate,
             platform_signatures=inputs.platform_signatures,
+            access_certificate=listener.certificate,
         )
     except RenderError as exc:
         inputs.problems, inputs.problem_reason = exc.problems, exc.reason
@@ -316,6 +347,9 @@ async def check_references(
         own = await guard(check_customer_ca(ctx.kube, spec, namespace=namespace, now=ctx.clock()))
         applied.expiry = applied.ca.expiry or own.expiry
         unresolved += own.unresolved
+        unresolved += await guard(
+            check_customer_certificate(ctx.kube, spec, namespace=namespace, now=ctx.clock())
+        )
         signatures = spec.antivirus.custom_signatures
         if spec.antivirus.enabled and signatures is not None:
             found = await guard(

@@ -163,11 +163,11 @@ async def secret_exists(kube: KubeApi, name: str, *, namespace: str) -> bool:
     return not await kube.create(existence_probe(name, namespace), dry_run=True)
 
 
-_UNREADABLE: Final[dict[str, Any]] = {}
+UNREADABLE: Final[dict[str, Any]] = {}
 
 
 async def read_secret(kube: KubeApi, name: str, *, namespace: str) -> Mapping[str, Any] | None:
-    """Secret `namespace/name` (None: it does not exist), or `_UNREADABLE` when the operator may
+    """Secret `namespace/name` (None: it does not exist), or `UNREADABLE` when the operator may
     not read it (403: then whether it exists is asked with a dry-run create)."""
     try:
         return await kube.get(SECRET, name, namespace=namespace)
@@ -175,7 +175,7 @@ async def read_secret(kube: KubeApi, name: str, *, namespace: str) -> Mapping[st
         if exc.status != 403:
             raise
     exists = await secret_exists(kube, name, namespace=namespace)
-    return _UNREADABLE if exists else None
+    return UNREADABLE if exists else None
 
 
 def _ca_field(customer: bool) -> str:
@@ -232,7 +232,7 @@ async def settle_inspection_ca(
             return InspectionCa(unresolved=(unpublished_ca(namespace),))
         expiry = certificate_expiry(published, now=now, where=where)
         problems = expired_ca(expiry, customer=False, field=_ca_field(False))
-        if secret is not _UNREADABLE:
+        if secret is not UNREADABLE:
             problems = (
                 generated_ca_problems(
                     secret,
@@ -283,7 +283,7 @@ async def check_customer_ca(
     name = inspection.ca_secret.name
     secret = await read_secret(kube, name, namespace=namespace)
     problems = ca_secret_problems(spec, exists=secret is not None, namespace=namespace)
-    if secret is None or secret is _UNREADABLE:
+    if secret is None or secret is UNREADABLE:
         return InspectionCa(unresolved=problems)
     pair = tls_pair(secret)
     expiry = (

@@ -58,6 +58,8 @@ class Tenant:
     namespace: str
     # The generated HTTPS-inspection CA's certificate (PEM), when the operator knows it.
     inspection_ca_certificate: str | None = None
+    # The TLS listener's generated certificate (PEM), when the operator knows it.
+    access_certificate: str | None = None
     # The platform's signature files to copy into the namespace (signatureSource configMap):
     # file name -> text; empty with the freshclam source.
     platform_signatures: Mapping[str, str] = field(default_factory=dict)

@@ -147,6 +147,9 @@ def proxy_deployment(tenant: Tenant, config: WorkloadConfig) -> dict[str, Any]:
     references = [f"secret/{ca_secret}"] if ca_secret else []
     if access_secret is not None:
         references.append(f"secret/{access_secret}")
+        if tenant.access_certificate is not None:
+            # A new generated certificate rolls the proxy pods: Squid reads it when it starts.
+            references.append(f"listener/{naming.digest(tenant.access_certificate)}")
     if ca_secret is not None and tenant.inspection_ca_certificate is not None:
         # A new generated CA (its Secret was deleted and made again) rolls the proxy pods:
         # Squid reads the CA only when it starts.
