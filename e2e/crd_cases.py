@@ -42,6 +42,11 @@ FULL_SPEC: dict[str, Any] = {
         "tls": {"enabled": True, "port": 8443, "certificateSecret": {"name": "proxy-tls"}},
         "pac": {"enabled": True},
     },
+    "blockPage": {
+        "defaultLanguage": "ja",
+        "title": "Example Corp web policy",
+        "contactText": "情報システム部 (内線 1234)\nhelpdesk@example.com",
+    },
     "admins": [{"kind": "Group", "name": "example-corp:admins"}],
     "cancellation": {"purgeAfterDays": 30, "legalHold": False},
 }
@@ -276,6 +281,31 @@ MALFORMED: list[tuple[str, dict[str, Any], tuple[str, ...]]] = [
         "access-hostname-injection",
         with_changes(access={"hostname": "proxy.example.com\nhttp_access allow all"}),
         ("spec.access.hostname",),
+    ),
+    (
+        "block-page-language-unknown",
+        with_changes(blockPage={"defaultLanguage": "fr"}),
+        ("spec.blockPage.defaultLanguage", "Unsupported value"),
+    ),
+    (
+        "block-page-contact-six-lines",
+        with_changes(blockPage={"contactText": "a\nb\nc\nd\ne\nf"}),
+        ("spec.blockPage.contactText",),
+    ),
+    (
+        "block-page-contact-too-long",
+        with_changes(blockPage={"contactText": "x" * 501}),
+        ("spec.blockPage.contactText", "500"),
+    ),
+    (
+        "block-page-contact-control-character",
+        with_changes(blockPage={"contactText": "ring\u0007"}),
+        ("spec.blockPage.contactText",),
+    ),
+    (
+        "block-page-title-two-lines",
+        with_changes(blockPage={"title": "one\ntwo"}),
+        ("spec.blockPage.title",),
     ),
     ("retention-91", with_changes(logs={"retentionDays": 91}), ("spec.logs.retentionDays", "90")),
     ("retention-0", with_changes(logs={"retentionDays": 0}), ("spec.logs.retentionDays",)),

@@ -16,6 +16,7 @@ from pydantic import Field, field_validator, model_validator
 from swg_logstore.retention import MAX_RETENTION_DAYS, MIN_RETENTION_DAYS, load_zone
 from swg_operator.api.access import Access, check_access
 from swg_operator.api.base import CamelModel
+from swg_operator.api.block_page import BlockPage
 from swg_operator.api.content import ContentControls, check_content_controls
 from swg_operator.api.types import (
     ByteQuantity,
@@ -330,6 +331,8 @@ class SecureWebGatewaySpec(CamelModel):
     content_controls: ContentControls = ContentControls()
     access: Access = Access()
     """Listeners and the PAC file (api.access)."""
+    block_page: BlockPage = BlockPage()
+    """The page shown when a request is blocked (api.block_page)."""
     logs: Logs = Logs()
     placement: Placement = Placement()
     admins: Annotated[tuple[Admin, ...], Field(max_length=64)] = ()

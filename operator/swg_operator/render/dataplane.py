@@ -123,6 +123,7 @@ def squid_config(
         safe_search=safe_search_squid(spec.content_controls),
         tls_port=spec.access.tls.port if tls_enabled(spec) else None,
         plain_clients=plain_clients(spec),
+        block_page=spec.block_page,
     )
 
 

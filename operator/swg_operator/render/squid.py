@@ -1,4 +1,4 @@
-"""squid.conf, its list files and the block page, from a `SquidConfig`.
+"""squid.conf, its list files and the block pages (`render.block_page`), from a `SquidConfig`.
 
 The proxy pod's files: Squid reads its configuration from CONF_DIR, keeps its state in STATE_DIR
 and its HTTPS-inspection CA in TLS_DIR (`render.context`). `SquidConfig` holds every value the
@@ -13,6 +13,8 @@ from typing import Final
 
 from swg_logstore import formats
 from swg_logstore.formats import TENANT_POLICY, Decision, MatchedList, annotation
+from swg_operator.api.block_page import BlockPage
+from swg_operator.render.block_page import block_page_files, localise
 from swg_operator.render.config_text import render_template
 from swg_operator.render.content import NO_SAFE_SEARCH, SafeSearchSquid
 from swg_operator.render.context import ACCESS_TLS_DIR, CONF_DIR, STATE_DIR, TLS_DIR
@@ -24,7 +26,6 @@ SQUID_CONF: Final = "squid.conf"
 SHUTDOWN_SECONDS: Final = 10
 # Squid's icap_service name of the external sandbox analyser (options.sandbox).
 SANDBOX_SERVICE: Final = "swg_sandbox_resp"
-BLOCK_PAGE: Final = "ERR_SWG_BLOCKED"
 # Squid's unique_hostname: what the Via header names to every website. The same for every
 # tenant, so it identifies none (visible_hostname carries the service code).
 VIA_HOSTNAME: Final = "swg-gateway"
@@ -43,6 +44,9 @@ class MirrorRule:
     acl: str  # the dstdomain ACL of the host; `<acl>_port` is its port ACL
     host: str
     port: int
+
+
+DEFAULT_BLOCK_PAGE: Final = BlockPage()
 
 
 @dataclass(frozen=True)
@@ -66,6 +70,7 @@ class SquidConfig:
     safe_search: SafeSearchSquid = NO_SAFE_SEARCH  # contentControls.safeSearch
     tls_port: int | None = None  # spec.access.tls: the TLS listener's port (None: none)
     plain_clients: bool = True  # the plain listener admits the clients (access.tls.plaintext)
+    block_page: BlockPage = DEFAULT_BLOCK_PAGE  # spec.blockPage
 
     @property
     def plain_listener(self) -> bool:
@@ -176,6 +181,6 @@ def squid_files(config: SquidConfig) -> dict[str, str]:
     )
     return {
         **access.files,
-        SQUID_CONF: squid_conf,
-        BLOCK_PAGE: render_template(BLOCK_PAGE, **common),
+        SQUID_CONF: localise(squid_conf, config.block_page),
+        **block_page_files(config.block_page, service_code=config.service_code),
     }
