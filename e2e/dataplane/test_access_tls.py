@@ -16,7 +16,7 @@ import pytest
 from e2e.dataplane import client
 from e2e.dataplane.conftest import TENANT_DATA, RenderTenant, StartDataplane
 from e2e.dataplane.daemons import tcp_open
-from e2e.dataplane.pki import ACCESS_HOSTNAME
+from e2e.dataplane.pki import ACCESS_HOSTNAME, subject_of
 from e2e.dataplane.stack import DataplaneStack
 from swg_operator.render.pac import PAC_URL_PATH
 
@@ -121,3 +121,23 @@ def test_with_plaintext_false_the_pac_file_is_served_over_tls(tls_only: Dataplan
     assert response.status == 200, (response.status, response.error)
     assert f"HTTPS {ACCESS_HOSTNAME}:{port}".encode() in response.body
     assert b"PROXY " not in response.body
+
+
+@pytest.fixture(scope="module")
+def tls_inspect(start_dataplane: StartDataplane, render_tenant: RenderTenant) -> DataplaneStack:
+    conf = render_tenant(TENANT_DATA / "tenant-access-tls-inspect.yaml", settings=SETTINGS)
+    return start_dataplane(conf, label="access-tls-inspect", daemons=("squid",))
+
+
+def test_with_inspection_the_tls_listener_refuses_tunnels(tls_inspect: DataplaneStack) -> None:
+    plain_http = _through_tls(tls_inspect, "http://clean.test/files/hello.txt")
+    assert plain_http.status == 200, (plain_http.status, plain_http.error)
+    tunnel = _through_tls(tls_inspect, "https://clean.test/files/hello.txt")
+    assert tunnel.status != 200, (tunnel.status, tunnel.error)
+    assert tunnel.info.get("http_connect") == 403, tunnel.info
+    # The same https:// URL through the plain listener is decrypted with the inspection CA.
+    inspected = tls_inspect.request(
+        "https://clean.test/files/hello.txt", cacert=tls_inspect.pki.inspection_ca_cert
+    )
+    assert inspected.status == 200, (inspected.status, inspected.error)
+    assert "Test Tenant Inspection CA" in subject_of(inspected.certs[0])
