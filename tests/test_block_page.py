@@ -70,7 +70,9 @@ def test_a_page_per_language_the_default_as_err_swg_blocked() -> None:
     assert set(files) == {"ERR_SWG_BLOCKED", "ERR_SWG_BLOCKED_EN"}
     assert '<html lang="ja">' in files["ERR_SWG_BLOCKED"]
     assert '<html lang="en">' in files["ERR_SWG_BLOCKED_EN"]
-    assert "アクセスがブロックされました" in files["ERR_SWG_BLOCKED"]
+    assert "アクセスがブロックされました" in html.unescape(files["ERR_SWG_BLOCKED"])
+    for page in files.values():
+        assert page.isascii()
     english = block_page_files(BlockPage(), service_code="SWG-1")
     assert set(english) == {"ERR_SWG_BLOCKED", "ERR_SWG_BLOCKED_JA"}
     for page in (*files.values(), *english.values()):

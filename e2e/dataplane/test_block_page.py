@@ -62,7 +62,7 @@ def _field(page: str, name: str) -> str:
 def test_the_page_language_follows_accept_language(
     stack: DataplaneStack, language: str | None, expected: str
 ) -> None:
-    page = _blocked(stack, "http://casino.test/files/hello.txt", language).text
+    page = html.unescape(_blocked(stack, "http://casino.test/files/hello.txt", language).text)
     assert f'<html lang="{expected}">' in page
     assert ("カテゴリ" in page) == (expected == "ja")
     assert ("Category" in page) == (expected == "en")

@@ -12,7 +12,9 @@ it evaluated, so the twin's language ACL names the page; its annotation ACLs ran
 annotate the same values again.
 
 Customer text (title, contact text) is HTML-escaped, and `%` and `@` become character
-references, so no Squid `%` code or `@Squid{...}` macro can be written through it.
+references, so no Squid `%` code or `@Squid{...}` macro can be written through it. Every
+character outside ASCII (the Japanese text included) is written as a character reference, so
+the page is printable ASCII like every other config file.
 """
 
 from __future__ import annotations
@@ -106,7 +108,7 @@ def page(block_page: BlockPage, language: Language, *, service_code: str) -> str
     """The block page's HTML template in `language`."""
     text = TEXT[language]
     title = block_page.title if block_page.title is not None else text["title"]
-    return render_template(
+    rendered = render_template(
         TEMPLATE,
         language=language.value,
         text=text,
@@ -115,6 +117,8 @@ def page(block_page: BlockPage, language: Language, *, service_code: str) -> str
         squid=SQUID_MACROS,
         service_code=service_code,
     )
+    # Printable ASCII, as every config file: other characters as character references.
+    return rendered.encode("ascii", "xmlcharrefreplace").decode("ascii")
 
 
 def block_page_files(block_page: BlockPage, *, service_code: str) -> dict[str, str]:
