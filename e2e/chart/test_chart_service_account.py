@@ -161,7 +161,8 @@ def test_service_account_cannot_bind_any_other_role(
 
 def test_can_i_list_matches_the_chart(operator_release: Release, operator: ChartOperator) -> None:
     """`kubectl auth can-i --list` in a tenant namespace: no wildcard, no log, and on Secrets
-    nothing but `create`, and `get` of the generated CA's Secret by its name."""
+    nothing but `create`, and `get` of the generated CA's and listener certificate's Secrets
+    by their names."""
     listing = operator.sa_cluster.kubectl("auth", "can-i", "--list", "-n", "swg-probe").stdout
     rows = [line.split() for line in listing.splitlines()[1:] if line.strip()]
     resources = {row[0] for row in rows}
@@ -175,7 +176,8 @@ def test_can_i_list_matches_the_chart(operator_release: Release, operator: Chart
             secret_verbs |= {(verb, f"[{names}]") for verb in verbs.split()}
     assert secret_verbs == {
         ("create", "[]"),
-        ("get", "[https-inspection-ca proxy-access-tls]"),
+        ("get", "[https-inspection-ca]"),
+        ("get", "[proxy-access-tls]"),
     }
     sa = operator.sa_cluster
     assert can(sa, "get", "secrets/https-inspection-ca", "-n", "swg-probe") == "yes"
