@@ -123,3 +123,52 @@ def test_the_namespace_is_made_once_the_tenant_read_again_is_the_same() -> None:
     assert stored is not None
     asyncio.run(reconcile(copy.deepcopy(stored), ctx=ctx))
     assert ("get", "SecureWebGateway//acme") not in kube.requests
+
+
+# The generated Secrets (the inspection CA, the TLS listener's certificate) are settled in the
+# reconcile's step 2, after step 0 admits the tenant, and created after its namespace.
+SECRETS_SPEC: dict[str, Any] = {
+    "access": {"hostname": "proxy.acme.example", "tls": {"enabled": True}},
+    "options": {"httpsInspection": {"enabled": True}},
+}
+GENERATED_SECRETS = [
+    f"Secret/{NAMESPACE}/https-inspection-ca",
+    f"Secret/{NAMESPACE}/proxy-access-tls",
+]
+
+
+def secret_writes(kube: FakeKube) -> list[tuple[str, str]]:
+    return [(verb, what) for verb, what in kube.mutating() if what.startswith("Secret/")]
+
+
+def test_a_tenant_without_the_finalizer_gets_no_generated_secret() -> None:
+    body = without_finalizer(stored_tenant(**SECRETS_SPEC))
+    kube, ctx = setup(body)
+    assert asyncio.run(reconcile(body, ctx=ctx)).result == "waiting"
+    assert tenant_objects(kube) == []
+    assert secret_writes(kube) == []
+
+
+def test_a_copy_of_a_tenant_being_deleted_gets_no_generated_secret() -> None:
+    body = stored_tenant(**SECRETS_SPEC)
+    kube, ctx = setup(body)
+    stored = kube.find("SecureWebGateway", "acme")
+    assert stored is not None
+    stored["metadata"]["deletionTimestamp"] = "2026-01-01T11:59:00Z"
+    assert asyncio.run(reconcile(body, ctx=ctx)).result == "waiting"
+    assert tenant_objects(kube) == []
+    assert secret_writes(kube) == []
+
+
+def test_an_admitted_tenant_gets_both_generated_secrets_after_its_namespace() -> None:
+    body = stored_tenant(**SECRETS_SPEC)
+    kube, ctx = setup(body)
+    assert asyncio.run(reconcile(body, ctx=ctx)).result == "ok"
+    made = tenant_objects(kube)
+    assert set(GENERATED_SECRETS) <= set(made), made
+    assert f"ConfigMap/{NAMESPACE}/proxy-access-tls-cert" in made
+    writes = kube.mutating()
+    namespace_at = writes.index(("create", f"Namespace//{NAMESPACE}"))
+    secrets = secret_writes(kube)
+    assert sorted(what for _, what in secrets) == GENERATED_SECRETS, secrets
+    assert min(writes.index(write) for write in secrets) > namespace_at, writes

@@ -129,6 +129,7 @@ def squid_config(
                 visible_hostname=visible_hostname(spec.service_code),
                 proxy_port=settings.proxy_port,
                 path=PAC_URL_PATH,
+                tls_port=spec.access.tls.port if tls_enabled(spec) else None,
             )
             if spec.access.pac.enabled
             else "",
