@@ -13,7 +13,10 @@ from __future__ import annotations
 import asyncio
 import copy
 import datetime
+from collections.abc import Callable
 from typing import Any
+
+import pytest
 
 from fakes import FakeKube
 from reconcile_support import fake_cluster, stored_tenant
@@ -65,37 +68,40 @@ def test_a_tenant_without_the_purge_finalizer_gets_nothing_until_it_has_it() -> 
     assert f"PersistentVolumeClaim/{NAMESPACE}/logstore-data" in tenant_objects(kube)
 
 
-def test_a_copy_of_a_tenant_deleted_since_creates_nothing() -> None:
-    """The reconcile holds a copy from before the deletion; the API server has none any more
-    (deleted before the finalizer was on, or purged and released)."""
-    body = stored_tenant()
-    kube, ctx = setup(body)
-    asyncio.run(kube.delete(TENANT, "acme"))
-    outcome = asyncio.run(reconcile(body, ctx=ctx))
-    assert outcome.result == "waiting"
-    assert tenant_objects(kube) == []
+def _deleted(stored: dict[str, Any]) -> None:
+    stored["metadata"]["deleted"] = True
 
 
-def test_a_copy_of_a_tenant_being_deleted_since_creates_nothing() -> None:
-    body = stored_tenant()
-    kube, ctx = setup(body)
-    stored = kube.find("SecureWebGateway", "acme")
-    assert stored is not None
+def _being_deleted(stored: dict[str, Any]) -> None:
     stored["metadata"]["deletionTimestamp"] = "2026-01-01T11:59:00Z"
-    outcome = asyncio.run(reconcile(body, ctx=ctx))
-    assert outcome.result == "waiting"
-    assert tenant_objects(kube) == []
 
 
-def test_a_copy_of_an_earlier_tenant_of_that_name_creates_nothing() -> None:
+def _made_again(stored: dict[str, Any]) -> None:
+    stored["metadata"]["uid"] = "another-tenant-of-that-name"
+
+
+@pytest.mark.parametrize(
+    "since",
+    [_deleted, _being_deleted, _made_again],
+    ids=["gone", "being-deleted", "made-again-under-a-new-uid"],
+)
+def test_a_copy_older_than_a_deletion_creates_nothing(
+    since: Callable[[dict[str, Any]], None],
+) -> None:
+    """The reconcile holds a copy from before the deletion (deleted before the finalizer was on,
+    or purged and released since, or made again under the same name)."""
     body = stored_tenant()
     kube, ctx = setup(body)
     stored = kube.find("SecureWebGateway", "acme")
     assert stored is not None
-    stored["metadata"]["uid"] = "another-tenant-of-that-name"
+    since(stored)
+    if stored["metadata"].pop("deleted", False):
+        asyncio.run(kube.delete(TENANT, "acme"))
+    kube.requests.clear()
     outcome = asyncio.run(reconcile(body, ctx=ctx))
     assert outcome.result == "waiting"
     assert tenant_objects(kube) == []
+    assert kube.mutating() == []
 
 
 def test_a_cancelled_tenant_that_never_had_a_namespace_gets_none_but_its_deadline() -> None:
