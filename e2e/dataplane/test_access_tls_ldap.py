@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from typing import Unpack
 
 import pytest
 
@@ -54,20 +53,20 @@ def stack(start_dataplane: StartDataplane, render_tenant: RenderTenant) -> Itera
 
 
 def _through_tls(
-    stack: DataplaneStack, url: str, **options: Unpack[client.CurlOptions]
+    stack: DataplaneStack, url: str, *, proxy_user: str | None = None
 ) -> client.Response:
-    """curl to ``url`` through the TLS listener by its name, trusting the listener's CA."""
+    """curl to ``url`` through the TLS listener by its name, trusting the listener's CA, with
+    ``proxy_user``'s Basic credentials (none: no credentials)."""
     assert stack.netns is not None
     assert stack.tls_address is not None
     host, port = stack.tls_address
-    return client.curl(
-        stack.netns,
-        url,
-        proxy=f"https://{ACCESS_HOSTNAME}:{port}",
-        proxy_cacert=stack.pki.access_ca_cert,
-        resolve=[f"{ACCESS_HOSTNAME}:{port}:{host}"],
-        **options,
-    )
+    options: client.CurlOptions = {
+        "proxy_cacert": stack.pki.access_ca_cert,
+        "resolve": [f"{ACCESS_HOSTNAME}:{port}:{host}"],
+    }
+    if proxy_user is not None:
+        options["proxy_user"] = proxy_user
+    return client.curl(stack.netns, url, proxy=f"https://{ACCESS_HOSTNAME}:{port}", **options)
 
 
 def _user(login: str) -> str:
