@@ -11,7 +11,7 @@ a real TLS client (curl --proxy https://...):
 
 from __future__ import annotations
 
-import re
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -73,22 +73,30 @@ def _user(login: str) -> str:
     return f"{login}:{USERS[login][0]}"
 
 
-def _logged(stack: DataplaneStack, url: str) -> dict[str, object]:
-    """The access log entry of ``url`` (Squid appends it when the transaction ends)."""
-    return stack.wait_for_access_log('"url":"' + re.escape(url) + '"')
+def _logged_through_tls(
+    stack: DataplaneStack, url: str, *, proxy_user: str | None = None
+) -> tuple[client.Response, dict[str, object]]:
+    """One request through the TLS listener and its access log entry (requests are one at a
+    time, and Squid appends the entry when the transaction ends)."""
+    before = len(stack.access_log())
+    response = _through_tls(stack, url, proxy_user=proxy_user)
+    deadline = time.monotonic() + 10
+    while len(entries := stack.access_log()) <= before:
+        assert time.monotonic() < deadline, f"no access log entry for {url}"
+        time.sleep(0.05)
+    return response, entries[-1]
 
 
 def test_the_tls_listener_asks_for_a_user_and_serves_a_known_one(stack: DataplaneStack) -> None:
     assert stack.plain_address is None
-    anonymous = _through_tls(stack, f"{HELLO}?anonymous")
+    anonymous, entry = _logged_through_tls(stack, HELLO)
     assert anonymous.status == 407, (anonymous.status, anonymous.error)
-    assert _logged(stack, f"{HELLO}?anonymous")["status"] == "407"
-    served = _through_tls(stack, f"{HELLO}?alice", proxy_user=_user("alice"))
+    assert (entry["url"], entry["status"]) == (HELLO, "407")
+    served, entry = _logged_through_tls(stack, HELLO, proxy_user=_user("alice"))
     assert served.status == 200, (served.status, served.error)
     assert served.body == stack.payloads["hello.txt"].path.read_bytes()
-    entry = _logged(stack, f"{HELLO}?alice")
-    assert (entry["user"], entry["status"]) == ("alice", "200")
-    wrong = _through_tls(stack, f"{HELLO}?wrong", proxy_user="alice:not-her-password")
+    assert (entry["url"], entry["user"], entry["status"]) == (HELLO, "alice", "200")
+    wrong = _through_tls(stack, HELLO, proxy_user="alice:not-her-password")
     assert wrong.status == 407, (wrong.status, wrong.error)
 
 
