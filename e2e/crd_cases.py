@@ -37,6 +37,16 @@ FULL_SPEC: dict[str, Any] = {
     },
     "logs": {"retentionDays": 30, "timeZone": "Asia/Tokyo", "storage": {"size": "20Gi"}},
     "placement": {"region": "region-a"},
+    "access": {
+        "hostname": "proxy.example.com",
+        "tls": {"enabled": True, "port": 8443, "certificateSecret": {"name": "proxy-tls"}},
+        "pac": {"enabled": True},
+    },
+    "blockPage": {
+        "defaultLanguage": "ja",
+        "title": "Example Corp web policy",
+        "contactText": "情報システム部 (内線 1234)\nhelpdesk@example.com",
+    },
     "admins": [{"kind": "Group", "name": "example-corp:admins"}],
     "cancellation": {"purgeAfterDays": 30, "legalHold": False},
     "authentication": {
@@ -242,6 +252,74 @@ MALFORMED: list[tuple[str, dict[str, Any], tuple[str, ...]]] = [
             }
         ),
         ("spec.contentControls.fileTypes.custom", "duplicate"),
+    ),
+    (
+        "tls-without-hostname",
+        with_changes(access={"tls": {"enabled": True}}),
+        ("spec.access.hostname", "required when access.pac.enabled or access.tls.enabled"),
+    ),
+    (
+        "pac-without-hostname",
+        with_changes(access={"pac": {"enabled": True}}),
+        ("spec.access.hostname", "required"),
+    ),
+    (
+        "tls-plaintext-false-without-tls",
+        with_changes(access={"hostname": "proxy.example.com", "tls": {"plaintext": False}}),
+        ("spec.access.tls.plaintext", "needs access.tls.enabled"),
+    ),
+    (
+        "tls-only-with-inspection",
+        with_changes(
+            access={"hostname": "proxy.example.com", "tls": {"enabled": True, "plaintext": False}},
+            options={"httpsInspection": {"enabled": True}},
+        ),
+        ("spec.access", "options.httpsInspection.enabled"),
+    ),
+    (
+        "tls-port-privileged",
+        with_changes(access={"hostname": "proxy.example.com", "tls": {"port": 443}}),
+        ("spec.access.tls.port", "1024"),
+    ),
+    (
+        "tls-certificate-secret-bad-name",
+        with_changes(
+            access={
+                "hostname": "proxy.example.com",
+                "tls": {"enabled": True, "certificateSecret": {"name": "Bad_Name"}},
+            }
+        ),
+        ("spec.access.tls.certificateSecret.name",),
+    ),
+    (
+        "access-hostname-injection",
+        with_changes(access={"hostname": "proxy.example.com\nhttp_access allow all"}),
+        ("spec.access.hostname",),
+    ),
+    (
+        "block-page-language-unknown",
+        with_changes(blockPage={"defaultLanguage": "fr"}),
+        ("spec.blockPage.defaultLanguage", "Unsupported value"),
+    ),
+    (
+        "block-page-contact-six-lines",
+        with_changes(blockPage={"contactText": "a\nb\nc\nd\ne\nf"}),
+        ("spec.blockPage.contactText",),
+    ),
+    (
+        "block-page-contact-too-long",
+        with_changes(blockPage={"contactText": "x" * 501}),
+        ("spec.blockPage.contactText", "500"),
+    ),
+    (
+        "block-page-contact-control-character",
+        with_changes(blockPage={"contactText": "ring\u0007"}),
+        ("spec.blockPage.contactText",),
+    ),
+    (
+        "block-page-title-two-lines",
+        with_changes(blockPage={"title": "one\ntwo"}),
+        ("spec.blockPage.title",),
     ),
     ("retention-91", with_changes(logs={"retentionDays": 91}), ("spec.logs.retentionDays", "90")),
     ("retention-0", with_changes(logs={"retentionDays": 0}), ("spec.logs.retentionDays",)),

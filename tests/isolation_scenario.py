@@ -33,8 +33,9 @@ from devtools.security.manifests import (
     workload,
 )
 
-from swg_operator.api import OperatorSettings
+from swg_operator.api import OperatorSettings, parse_spec
 from swg_operator.render import Lifecycle
+from swg_operator.render.access_tls import client_proxy_ports
 
 # The cluster as the platform team declares it (Helm values dataplane.clusterCIDRs and the API
 
@@ -86,6 +87,11 @@ class Case:
 
     def workload(self, component: str) -> Workload:
         return Workload(self.namespace, component)
+
+    @property
+    def client_ports(self) -> Conns:
+        """The proxy ports the clients may reach: the plain one and the TLS listener's."""
+        return Conns.tcp(*client_proxy_ports(parse_spec(self.spec), SETTINGS))
 
     @property
     def antivirus(self) -> bool:
@@ -180,7 +186,7 @@ def expected_tenant(e: ExpectedConnectivity, case: Case) -> None:
     e.addresses(logstore, "ingress", Conns.tcp(LOGSTORE_EXPORT_PORT), IpSet.cidrs(API_SERVER))
     if not case.serving:
         return
-    e.addresses(proxy, "ingress", Conns.tcp(PROXY_PORT), case.clients)
+    e.addresses(proxy, "ingress", case.client_ports, case.clients)
     e.addresses(proxy, "egress", Conns.all_ports("TCP"), INTERNET)
     e.pod(proxy, logstore, Conns.tcp(*LOGSTORE_INGEST_PORTS))
     if case.antivirus:

@@ -4,6 +4,7 @@ Squid's behaviour with a real directory is in e2e/dataplane/test_authentication.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
@@ -135,7 +136,9 @@ def test_squid_asks_every_client_for_a_user_before_any_filtering_rule() -> None:
     access = [line for line in conf.splitlines() if line.startswith("http_access")]
     auth = access.index("http_access deny !swg_auth")
     # The group after the policy's list: the directory is asked only about what the list names.
-    assert access[auth + 1] == "http_access deny swg_p0_deny swg_p0_grp swg_p0_tag_deny"
+    # The rule comes twice: first with the block page's other language (render.block_page).
+    deny = "http_access deny swg_p0_deny swg_p0_grp swg_p0_tag_deny"
+    assert access[auth + 1 : auth + 3] == [f"{deny} swg_page_ja", deny]
     assert access[-2:] == ["http_access allow swg_clients swg_tag_default", "http_access deny all"]
     # Helpers start on demand: a directory outage must never stop Squid (it does when helpers
     # started at startup keep failing).
@@ -153,6 +156,27 @@ def test_the_pac_file_is_served_without_a_user() -> None:
     assert access_lines[pac + 1] == "http_access deny !swg_auth"
     assert "swg_pac_file" not in _files(_spec(LDAP))["squid.conf"]
     assert "swg_pac_file" not in _files(_spec(access=access))["squid.conf"]
+
+
+@pytest.mark.parametrize("plaintext", [True, False], ids=["beside-plain", "alone"])
+def test_the_pac_file_is_served_without_a_user_through_the_tls_listener_too(
+    plaintext: bool,
+) -> None:
+    """Squid names an internal object by its first listening port, whichever listener the
+    request came through: the plain one, or the TLS listener's when it is alone."""
+    access = {
+        "hostname": "proxy.example-corp.example",
+        "tls": {"enabled": True, "port": 3129, "plaintext": plaintext},
+        "pac": {"enabled": True},
+    }
+    conf = _files(_spec(LDAP, access=access))["squid.conf"]
+    regex = r"^http://swg-0000001\.swg:(3128|3129)/squid-internal-static/icons/proxy\.pac$"
+    assert f"acl swg_pac_file url_regex {regex}\n" in conf
+    pattern = re.compile(regex)
+    for port in (3128, 3129):
+        assert pattern.match(f"http://swg-0000001.swg:{port}/squid-internal-static/icons/proxy.pac")
+    assert not pattern.match("http://swg-0000001.swg:3130/squid-internal-static/icons/proxy.pac")
+    assert not pattern.match("http://swg-0000001.swg:3129/squid-internal-static/icons/proxyXpac")
 
 
 def test_helper_arguments_one_a_line_with_the_password_as_a_file() -> None:

@@ -37,6 +37,7 @@ from swg_operator.kube import KubeApiError, ResourceKind
 from swg_operator.kube.kinds import EVENT, OWNED_KINDS, TENANT
 from swg_operator.kube.lease import VERBS as LEASE_VERBS
 from swg_operator.naming import (
+    access_tls_secret_name,
     inspection_ca_secret_name,
     legacy_reader_role_name,
     tenant_reader_cluster_role_name,
@@ -131,7 +132,11 @@ class RecordingKube:
         self, kind: ResourceKind, name: str, *, namespace: str | None = None
     ) -> dict[str, Any] | None:
         # A GET names its object when it is authorised: `get` can be limited by resourceNames.
-        own_secrets = (inspection_ca_secret_name(), SETTINGS.receipts.signing_key_secret)
+        own_secrets = (
+            inspection_ca_secret_name(),
+            access_tls_secret_name(),
+            SETTINGS.receipts.signing_key_secret,
+        )
         if kind.kind == "Secret" and name not in own_secrets:
             self.refused.add(Need(_group(kind), kind.plural, "get", CLUSTER, name))
             raise KubeApiError(403, f'secrets "{name}" is forbidden', reason="Forbidden")
@@ -209,6 +214,10 @@ async def _lifecycle(kube: FakeKube, recorder: RecordingKube) -> None:
             "byo",
             antivirus={"customSignatures": {"name": "signatures"}},
             options={"httpsInspection": {"enabled": True, "caSecret": {"name": "own-ca"}}},
+            access={
+                "hostname": "proxy.byo.example",
+                "tls": {"enabled": True, "certificateSecret": {"name": "own-listener"}},
+            },
             logs={"storage": {"storageClassName": "no-such-class"}},
         )
     )
@@ -226,6 +235,7 @@ async def _lifecycle(kube: FakeKube, recorder: RecordingKube) -> None:
             admins=[{"kind": "User", "name": "alice@example.com"}],
             contacts=["noc@example.com"],
             options={"httpsInspection": {"enabled": True}},
+            access={"hostname": "proxy.acme.example", "tls": {"enabled": True}},
             cancellation={"purgeAfterDays": 0},
         )
     )
@@ -498,6 +508,7 @@ def test_nothing_grants_reading_secrets_or_tenant_logs() -> None:
             assert (grant.verb, grant.name, grant.scope) in {
                 ("create", "", CLUSTER),
                 ("get", inspection_ca_secret_name(), CLUSTER),
+                ("get", access_tls_secret_name(), CLUSTER),
                 ("get", SETTINGS.receipts.signing_key_secret, OWN),
             }, grant
 
@@ -511,9 +522,13 @@ def test_the_operator_code_reads_one_secret_by_name() -> None:
     assert secrets == {
         ("create", ""),
         ("get", inspection_ca_secret_name()),
+        ("get", access_tls_secret_name()),
         ("get", SETTINGS.receipts.signing_key_secret),
     }
-    assert {(n.verb, n.name) for n in recorder.refused} == {("get", "own-ca")}
+    assert {(n.verb, n.name) for n in recorder.refused} == {
+        ("get", "own-ca"),
+        ("get", "own-listener"),
+    }
     assert not [n for n in recorder.refused if covered(n, granted(render()))]
 
 

@@ -68,10 +68,10 @@ def test_the_full_example_as_its_admins_see_it() -> None:
         "access": {
             "hostname": "proxy.example-corp.example",
             "tls": {
-                "enabled": False,
+                "enabled": True,
                 "port": 3129,
                 "plaintext": True,
-                "customerCertificate": False,
+                "customerCertificate": True,
             },
             "pac": {"enabled": True},
         },
@@ -156,7 +156,8 @@ def test_format_contract_prints_each_option_and_policy() -> None:
         "categories adult, gambling, malware, phishing; 2 allowed domain(s), 1 denied",
         "File types blocked:  executable, ole2, example-corp-ledger",
         "SafeSearch:          on (YouTube Moderate)",
-        "hostname proxy.example-corp.example; TLS listener off; PAC file on",
+        "hostname proxy.example-corp.example; TLS listener on (port 3129, customer certificate); "
+        "PAC file on",
         "Policy contractors: networks 203.0.113.0/26; groups (any); categories social-networks",
         "Policy finance: networks (any); groups finance; categories (none)",
         "Policy research: networks 198.51.100.128/25; groups (any); categories (none)",

@@ -13,17 +13,18 @@ import yaml
 from pydantic import Field
 
 from swg_operator import naming
+from swg_operator.api import access as access_module
 from swg_operator.api import spec as spec_module
 from swg_operator.api import status as status_module
 from swg_operator.api.base import CamelModel
 from swg_operator.api.crd import (
-    SCHEMA_OVERLAYS,
     SchemaConversionError,
     crd_yaml,
     custom_resource_definition,
     structural_schema,
     walk_schema,
 )
+from swg_operator.api.crd_rules import SCHEMA_OVERLAYS
 from swg_operator.api.resource import parse_spec
 from swg_operator.api.types import Cidr
 from swg_operator.cli import main
@@ -267,7 +268,7 @@ def test_every_spec_string_is_bounded() -> None:
 
 def _models_with_validators() -> set[str]:
     found: set[str] = set()
-    for module in (spec_module, status_module):
+    for module in (spec_module, status_module, access_module):
         for value in vars(module).values():
             if (
                 isinstance(value, type)

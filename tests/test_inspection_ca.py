@@ -147,7 +147,9 @@ def test_the_customers_own_ca_gets_no_published_certificate(ca: Any) -> None:
     assert ("ConfigMap", CERT_CM) not in off
     # The admins' ClusterRole names the published certificate, the status mirror and the
     # notices only: never the customer's CA Secret, nor any other ConfigMap.
-    assert sorted(_configmap_names()) == sorted([CERT_CM, "tenant-notices", "tenant-status"])
+    assert sorted(_configmap_names()) == sorted(
+        [CERT_CM, "proxy-access-tls-cert", "tenant-notices", "tenant-status"]
+    )
 
 
 def test_only_the_purge_removes_the_published_certificate() -> None:

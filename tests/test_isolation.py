@@ -54,7 +54,6 @@ from isolation_scenario import (
     OPERATOR,
     OPERATOR_HTTP_PORT,
     PROMETHEUS,
-    PROXY_PORT,
     Analysis,
     analyse,
     compare,
@@ -101,7 +100,7 @@ def test_clients_reach_the_proxy_port_only_and_only_from_allowed_cidrs(
                 if where != w or direction != "ingress":
                     continue
                 if w.name == "proxy":
-                    assert conns == Conns.tcp(PROXY_PORT), f"{w}: {conns}"
+                    assert conns == case.client_ports, f"{w}: {conns}"
                     assert not (addresses - case.clients), f"{w} from {addresses - case.clients}"
                 else:
                     assert w.name == "logstore", f"{w} admits {addresses}"

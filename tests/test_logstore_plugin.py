@@ -213,10 +213,13 @@ def test_plugin_adds_the_tenant_display_time_zone(
 ) -> None:
     http_port, _ = running_store
     out = tmp_path / "local.ndjson"
+    # The day named: the records (01:02 UTC, 10:02 in Tokyo) are on the UTC date's Tokyo day,
+    # and from 15:00 UTC on, Tokyo's today is the next one.
+    day = str(datetime.now(UTC).date())
     code = kubectl_main(
         [
             "logs", "acme", "--server", f"http://127.0.0.1:{http_port}", "--local-time",
-            "-q", "--file", str(out),
+            "--to", day, "-q", "--file", str(out),
         ]
     )  # fmt: skip
     assert code == 0

@@ -252,7 +252,7 @@ def test_the_operator_cannot_read_secrets_or_customer_logs(
     }
     allowed = {
         ("create", ()),
-        ("get", ("https-inspection-ca",)),
+        ("get", ("https-inspection-ca", "proxy-access-tls")),
         ("get", ("swg-receipt-signing-key",)),
     }
     assert secrets <= allowed, secrets

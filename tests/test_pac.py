@@ -87,7 +87,10 @@ def test_pac_without_bypass_sends_everything_to_the_proxy(engine: None) -> None:
     ("access", "message"),
     [
         ({"pac": {"enabled": True}}, "access.hostname: required when access.pac.enabled"),
-        ({"tls": {"enabled": True}}, "access.hostname: required when access.tls.enabled"),
+        (
+            {"tls": {"enabled": True}},
+            "access.hostname: required when access.pac.enabled or access.tls.enabled",
+        ),
         ({"tls": {"plaintext": False}}, "access.tls.plaintext: false"),
         ({"hostname": "<script>&.example"}, "hostname"),
         ({"hostname": HOST, "tls": {"port": 80}}, "port"),
@@ -100,13 +103,11 @@ def test_access_rejects_bad_input_naming_the_field(access: dict[str, Any], messa
     assert message in str(raised.value)
 
 
-def test_the_tls_listener_is_refused_until_it_is_rendered() -> None:
-    from swg_operator.render.errors import RenderError
-    from swg_operator.render.pac import with_pac
-
-    spec = _spec({"hostname": HOST, "tls": {"enabled": True}})
-    with pytest.raises(RenderError) as raised:
-        with_pac(
-            {"squid.conf": ""}, spec.access, spec.options.bypass, proxy_port=PORT, conf_dir="/c"
-        )
-    assert "spec.access.tls.enabled" in str(raised.value)
+def test_with_inspection_https_urls_go_to_the_plain_listener(engine: None) -> None:
+    spec = _spec({"hostname": HOST, "pac": {"enabled": True}, "tls": {"enabled": True}})
+    text = pac_file(spec.access, spec.options.bypass, PORT, inspection=True)
+    pacparser.parse_pac_string(text)
+    assert pacparser.find_proxy("https://www.example.net/") == "PROXY proxy.example.com:3128"
+    assert pacparser.find_proxy("HTTPS://www.example.net/") == "PROXY proxy.example.com:3128"
+    assert pacparser.find_proxy("http://www.example.net/") == BOTH
+    assert pacparser.find_proxy("https://wiki.intranet.example/") == "DIRECT"

@@ -28,6 +28,18 @@ SETTINGS = OperatorSettings()
 NOW = datetime.datetime(2026, 1, 1, 12, 0, tzinfo=datetime.UTC)
 NAMESPACE = "swg-acme"
 
+# A spec whose Secrets the operator generates (the inspection CA, the TLS listener's
+# certificate): they are settled in the reconcile's step 2, after step 0 admits the tenant, and
+# created after its namespace. A tenant step 0 does not admit gets none of them either.
+SECRETS_SPEC: dict[str, Any] = {
+    "access": {"hostname": "proxy.acme.example", "tls": {"enabled": True}},
+    "options": {"httpsInspection": {"enabled": True}},
+}
+GENERATED_SECRETS = [
+    f"Secret/{NAMESPACE}/https-inspection-ca",
+    f"Secret/{NAMESPACE}/proxy-access-tls",
+]
+
 
 def setup(body: dict[str, Any]) -> tuple[FakeKube, Context]:
     return fake_cluster(body, SETTINGS, NOW)
@@ -51,8 +63,15 @@ def test_the_tenants_of_the_tests_carry_the_finalizer_as_kopf_puts_it() -> None:
     assert stored_tenant()["metadata"]["finalizers"] == [FINALIZER]
 
 
-def test_a_tenant_without_the_purge_finalizer_gets_nothing_until_it_has_it() -> None:
-    body = without_finalizer(stored_tenant())
+@pytest.mark.parametrize(
+    ("spec", "secrets"),
+    [({}, []), (SECRETS_SPEC, GENERATED_SECRETS)],
+    ids=["minimal", "generated-secrets"],
+)
+def test_a_tenant_without_the_purge_finalizer_gets_nothing_until_it_has_it(
+    spec: dict[str, Any], secrets: list[str]
+) -> None:
+    body = without_finalizer(stored_tenant(**spec))
     kube, ctx = setup(body)
     outcome = asyncio.run(reconcile(body, ctx=ctx))
     assert outcome.result == "waiting"
@@ -66,6 +85,7 @@ def test_a_tenant_without_the_purge_finalizer_gets_nothing_until_it_has_it() -> 
     assert outcome.result == "ok"
     assert f"Namespace/None/{NAMESPACE}" in tenant_objects(kube)
     assert f"PersistentVolumeClaim/{NAMESPACE}/logstore-data" in tenant_objects(kube)
+    assert [o for o in tenant_objects(kube) if o.startswith("Secret/")] == secrets
 
 
 def _deleted(stored: dict[str, Any]) -> None:
@@ -85,12 +105,13 @@ def _made_again(stored: dict[str, Any]) -> None:
     [_deleted, _being_deleted, _made_again],
     ids=["gone", "being-deleted", "made-again-under-a-new-uid"],
 )
+@pytest.mark.parametrize("spec", [{}, SECRETS_SPEC], ids=["minimal", "generated-secrets"])
 def test_a_copy_older_than_a_deletion_creates_nothing(
-    since: Callable[[dict[str, Any]], None],
+    since: Callable[[dict[str, Any]], None], spec: dict[str, Any]
 ) -> None:
     """The reconcile holds a copy from before the deletion (deleted before the finalizer was on,
     or purged and released since, or made again under the same name)."""
-    body = stored_tenant()
+    body = stored_tenant(**spec)
     kube, ctx = setup(body)
     stored = kube.find("SecureWebGateway", "acme")
     assert stored is not None
@@ -129,3 +150,15 @@ def test_the_namespace_is_made_once_the_tenant_read_again_is_the_same() -> None:
     assert stored is not None
     asyncio.run(reconcile(copy.deepcopy(stored), ctx=ctx))
     assert ("get", "SecureWebGateway//acme") not in kube.requests
+
+
+def test_an_admitted_tenant_gets_both_generated_secrets_after_its_namespace() -> None:
+    body = stored_tenant(**SECRETS_SPEC)
+    kube, ctx = setup(body)
+    assert asyncio.run(reconcile(body, ctx=ctx)).result == "ok"
+    assert f"ConfigMap/{NAMESPACE}/proxy-access-tls-cert" in tenant_objects(kube)
+    writes = kube.mutating()
+    namespace_at = writes.index(("create", f"Namespace//{NAMESPACE}"))
+    secrets = [(verb, what) for verb, what in writes if what.startswith("Secret/")]
+    assert sorted(what for _, what in secrets) == GENERATED_SECRETS, secrets
+    assert min(writes.index(write) for write in secrets) > namespace_at, writes

@@ -314,6 +314,7 @@ def test_reader_role_is_read_only_and_never_reaches_secrets() -> None:
     config_rule = next(r for r in role["rules"] if r["resources"] == ["configmaps"])
     assert sorted(config_rule["resourceNames"]) == [
         "https-inspection-ca-cert",
+        "proxy-access-tls-cert",
         "tenant-notices",
         "tenant-status",
     ]

@@ -136,7 +136,13 @@ def squid_conf(settings: OperatorSettings, spec: dict[str, Any] | None = None) -
 
 
 def directives(text: str, prefix: str) -> list[str]:
-    return [line for line in text.splitlines() if line.startswith(prefix)]
+    """The lines starting with `prefix`, without the block page's language twins
+    (render.block_page: each ends with `swg_page_<lang>`)."""
+    return [
+        line
+        for line in text.splitlines()
+        if line.startswith(prefix) and not line.endswith((" swg_page_ja", " swg_page_en"))
+    ]
 
 
 def test_squid_admits_the_antivirus_pods_for_the_public_mirror_only() -> None:

@@ -3,6 +3,7 @@ server with `kubectl auth can-i` and server-side dry runs."""
 
 from __future__ import annotations
 
+import re
 import subprocess
 from typing import Any
 
@@ -160,20 +161,25 @@ def test_service_account_cannot_bind_any_other_role(
 
 def test_can_i_list_matches_the_chart(operator_release: Release, operator: ChartOperator) -> None:
     """`kubectl auth can-i --list` in a tenant namespace: no wildcard, no log, and on Secrets
-    nothing but `create`, and `get` of the generated CA's Secret by its name."""
+    nothing but `create`, and `get` of the generated CA's and listener certificate's Secrets
+    by their names."""
     listing = operator.sa_cluster.kubectl("auth", "can-i", "--list", "-n", "swg-probe").stdout
     rows = [line.split() for line in listing.splitlines()[1:] if line.strip()]
     resources = {row[0] for row in rows}
     assert "*.*" not in resources
     assert not {"pods/log", "services/proxy", "pods/exec"} & resources
     assert {"deployments.apps", "networkpolicies.networking.k8s.io", "namespaces"} <= resources
-    secret_verbs = {
-        (verb, row[2])
-        for row in rows
-        if row[0] == "secrets"
-        for verb in " ".join(row[3:]).strip("[]").split()
+    secret_verbs = set()
+    for row in rows:
+        if row[0] == "secrets":  # secrets  []  [names ...]  [verbs ...]
+            names, verbs = re.findall(r"\[([^\]]*)\]", " ".join(row[2:]))[:2]
+            secret_verbs |= {(verb, f"[{names}]") for verb in verbs.split()}
+    assert secret_verbs == {
+        ("create", "[]"),
+        ("get", "[https-inspection-ca]"),
+        ("get", "[proxy-access-tls]"),
     }
-    assert secret_verbs == {("create", "[]"), ("get", "[https-inspection-ca]")}
     sa = operator.sa_cluster
     assert can(sa, "get", "secrets/https-inspection-ca", "-n", "swg-probe") == "yes"
+    assert can(sa, "get", "secrets/proxy-access-tls", "-n", "swg-probe") == "yes"
     assert can(sa, "get", "secrets/own-ca", "-n", "swg-probe") == "no"

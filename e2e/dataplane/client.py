@@ -63,12 +63,15 @@ class CurlOptions(TypedDict, total=False):
     headers: dict[str, str]
     timeout: float
     proxy_user: str  # user:password for the proxy (Basic; CONNECT too)
+    proxy_cacert: Path  # the only CA the client trusts for the proxy's own TLS listener
+    resolve: list[str]  # curl --resolve entries (host:port:address), e.g. for the proxy's name
 
 
 def curl(
     netns: NetNamespace, url: str, *, proxy: str | None, **options: Unpack[CurlOptions]
 ) -> Response:
-    """One request. ``proxy`` is ``host:port`` (None: straight to the origin, for baselines)."""
+    """One request. ``proxy`` is ``host:port`` or a URL such as ``https://host:port`` (the TLS
+    listener); None: straight to the origin, for baselines."""
     method = options.get("method")
     upload = options.get("upload")
     cacert = options.get("cacert")
@@ -83,7 +86,11 @@ def curl(
             "--noproxy", "" if proxy else "*",
         ]  # fmt: skip
         if proxy:
-            argv += ["--proxy", f"http://{proxy}"]
+            argv += ["--proxy", proxy if "://" in proxy else f"http://{proxy}"]
+        if (proxy_cacert := options.get("proxy_cacert")) is not None:
+            argv += ["--proxy-cacert", str(proxy_cacert)]
+        for entry in options.get("resolve", []):
+            argv += ["--resolve", entry]
         if method:
             argv += ["--request", method]
         if upload is not None:

@@ -8,6 +8,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+# spec.access.hostname of the data-plane access tenants: the TLS listener's certificate names it.
+ACCESS_HOSTNAME = "proxy.access.test"
+
 
 @dataclass(frozen=True)
 class TestPki:
@@ -16,6 +19,10 @@ class TestPki:
     origin_key: Path
     # The tenant's inspection CA, laid out as the Secret is mounted (tls.crt / tls.key).
     inspection_dir: Path
+    # The TLS listener's server certificate for ACCESS_HOSTNAME (spec.access.tls), laid out as
+    # its Secret is mounted, and the CA that issued it (what the clients are given to trust).
+    access_dir: Path
+    access_ca_cert: Path
 
     @property
     def inspection_ca_cert(self) -> Path:
@@ -69,9 +76,42 @@ def make_pki(directory: Path, names: Iterable[str]) -> TestPki:
         inspection / "tls.key",
         "/O=Test Tenant/CN=Test Tenant Inspection CA",
     )
-    for path in (origin_key, inspection / "tls.key"):
+    access = directory / "access"
+    access.mkdir(exist_ok=True)
+    access_ca_cert, access_ca_key = directory / "access-ca.crt", directory / "access-ca.key"
+    _ca(access_ca_cert, access_ca_key, "/O=Test Tenant/CN=Test Tenant Listener CA")
+    _server(
+        access / "tls.crt",
+        access / "tls.key",
+        ca=(access_ca_cert, access_ca_key),
+        sans=[f"DNS:{ACCESS_HOSTNAME}"],
+        workdir=directory,
+    )
+    for path in (origin_key, inspection / "tls.key", access / "tls.key"):
         path.chmod(0o644)  # read by the non-root daemons through a read-only bind mount
-    return TestPki(origin_ca_cert, origin_cert, origin_key, inspection)
+    return TestPki(origin_ca_cert, origin_cert, origin_key, inspection, access, access_ca_cert)
+
+
+def _server(
+    cert: Path, key: Path, *, ca: tuple[Path, Path], sans: list[str], workdir: Path
+) -> None:
+    """A server certificate for ``sans`` issued by ``ca`` (certificate, key)."""
+    ext = workdir / f"{cert.parent.name}.ext"
+    ext.write_text(
+        "basicConstraints=CA:FALSE\n"
+        "keyUsage=critical,digitalSignature,keyEncipherment\n"
+        "extendedKeyUsage=serverAuth\n"
+        f"subjectAltName={','.join(sans)}\n"
+    )
+    csr = workdir / f"{cert.parent.name}.csr"
+    _openssl(
+        "req", "-new", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=server.test",
+        "-keyout", str(key), "-out", str(csr),
+    )  # fmt: skip
+    _openssl(
+        "x509", "-req", "-in", str(csr), "-CA", str(ca[0]), "-CAkey", str(ca[1]),
+        "-CAcreateserial", "-days", "30", "-sha256", "-extfile", str(ext), "-out", str(cert),
+    )  # fmt: skip
 
 
 def subject_of(pem: str, *, field: str = "issuer") -> str:

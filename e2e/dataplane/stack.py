@@ -68,6 +68,7 @@ CONF = "/etc/swg/conf"
 STATE = "/var/lib/swg"
 TLS = "/etc/swg/tls"
 LDAP_SECRET = "/etc/swg/ldap"  # the directory bind Secret (render.context.LDAP_SECRET_DIR)
+ACCESS_TLS = "/etc/swg/access-tls"
 ORIGIN_ADDRESS = "127.0.0.2"
 
 # Names every stack resolves to the origin unless told otherwise.
@@ -135,7 +136,15 @@ class DataplaneStack:
             shutil.copyfile(path, self.conf / path.name)
             (self.conf / path.name).chmod(0o644)
         self.pki: TestPki = make_pki(workdir / "pki", self.hosts)
-        self.proxy_address = host_port(directive(self.conf / "squid.conf", "http_port")[0])
+        squid_conf = self.conf / "squid.conf"
+        plain = directive(squid_conf, "http_port")
+        tls = directive(squid_conf, "https_port")
+        # The plain listener (None when the TLS listener is the only one) and the TLS one.
+        self.plain_address = host_port(plain[0]) if plain else None
+        self.tls_address = host_port(tls[0]) if tls else None
+        first = self.plain_address or self.tls_address
+        assert first is not None, "squid.conf opens no port"
+        self.proxy_address = first
         icap_port = directive(self.conf / "c-icap.conf", "Port") if "c-icap" in daemons else []
         self.icap_address = host_port(icap_port[0]) if icap_port else None
         sockets = directive(self.conf / "clamd.conf", "LocalSocket") if "clamd" in daemons else []
@@ -177,7 +186,7 @@ class DataplaneStack:
         return self
 
     def _prepare(self) -> None:
-        for mount_point in (CONF, STATE, TLS, LDAP_SECRET):
+        for mount_point in (CONF, STATE, TLS, LDAP_SECRET, ACCESS_TLS):
             (self.rootfs / mount_point.lstrip("/")).mkdir(parents=True, exist_ok=True)
         (self.workdir / "logs").mkdir(exist_ok=True)
         bin_dir = self.workdir / "bin"
@@ -190,6 +199,7 @@ class DataplaneStack:
         copy_tree(self.pki.inspection_dir, tls)
         self.ldap_secret.mkdir(exist_ok=True)  # tests write the bind password into it
         self.ldap_secret.chmod(0o755)
+        copy_tree(self.pki.access_dir, self.workdir / "access-tls")
         etc = self.workdir / "etc"
         etc.mkdir(exist_ok=True)
         hosts = ["127.0.0.1 localhost", "::1 localhost"]
@@ -223,6 +233,7 @@ class DataplaneStack:
             ("-o", "bind", self.state_dir(spec.pod), STATE),
             ("-o", "bind,ro", self.workdir / "tls", TLS),
             ("-o", "bind,ro", self.ldap_secret, LDAP_SECRET),
+            ("-o", "bind,ro", self.workdir / "access-tls", ACCESS_TLS),
             ("-o", "bind,ro", self.workdir / "bin", "/usr/local/bin"),
             ("-o", "bind,ro", etc / "hosts", "/etc/hosts"),
             ("-o", "bind,ro", etc / "resolv.conf", "/etc/resolv.conf"),

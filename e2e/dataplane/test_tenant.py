@@ -60,17 +60,17 @@ def tenant(start_dataplane: StartDataplane, render_tenant: RenderTenant) -> Data
 
 
 def category_on_page(text: str) -> str:
-    match = re.search(r"Category: <b>([^<]*)</b>", text)
+    match = re.search(r"<th>Category</th><td><b>([^<]*)</b>", text)
     return match.group(1) if match else ""
 
 
 def rule_on_page(text: str) -> str:
-    match = re.search(r"Rule: <b>([^<]*)</b>", text)
+    match = re.search(r"<th>Blocked by</th><td><b>([^<]*)</b>", text)
     return match.group(1) if match else ""
 
 
 def policy_on_page(text: str) -> str:
-    match = re.search(r"Policy: <b>([^<]*)</b>", text)
+    match = re.search(r"<th>Policy</th><td><b>([^<]*)</b>", text)
     return match.group(1) if match else ""
 
 

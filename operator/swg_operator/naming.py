@@ -128,6 +128,18 @@ def inspection_ca_certificate_name() -> str:
     return "https-inspection-ca-cert"
 
 
+def access_tls_secret_name() -> str:
+    """The Secret the operator generates the TLS listener's server certificate into
+    (spec.access.tls without certificateSecret)."""
+    return "proxy-access-tls"
+
+
+def access_tls_certificate_name() -> str:
+    """The ConfigMap publishing the generated listener certificate (key `tls.crt`, no private
+    key) for the customer's admins to give to their clients."""
+    return "proxy-access-tls-cert"
+
+
 def platform_signatures_name() -> str:
     """The tenant namespace's copy of the platform's ClamAV signature ConfigMap (settings
     antivirus.signatureSource configMap)."""

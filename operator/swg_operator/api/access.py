@@ -16,6 +16,21 @@ from swg_operator.api.types import DnsLabel, DomainName
 
 DEFAULT_TLS_PORT = 3129
 
+# Messages of the cross-field rules (api.crd repeats them as CEL rules).
+PLAINTEXT_NEEDS_TLS = (
+    "access.tls.plaintext: false closes the plain listener; it needs "
+    "access.tls.enabled: true, or the proxy has no listener"
+)
+HOSTNAME_REQUIRED = (
+    "access.hostname: required when access.pac.enabled or access.tls.enabled is true"
+)
+TLS_ONLY_NEEDS_NO_INSPECTION = (
+    "access.tls.plaintext: false cannot go with options.httpsInspection.enabled: true; Squid "
+    "decrypts HTTPS (CONNECT tunnels) on the plain listener only, so HTTPS would have no way in; "
+    "keep access.tls.plaintext: true (the PAC file sends https:// URLs to the plain listener) "
+    "or turn inspection off"
+)
+
 
 class CertificateSecretRef(CamelModel):
     """A kubernetes.io/tls Secret in the tenant namespace."""
@@ -44,10 +59,7 @@ class TlsListener(CamelModel):
     @model_validator(mode="after")
     def _some_listener(self) -> TlsListener:
         if not self.plaintext and not self.enabled:
-            raise ValueError(
-                "access.tls.plaintext: false closes the plain listener; it needs "
-                "access.tls.enabled: true, or the proxy has no listener"
-            )
+            raise ValueError(PLAINTEXT_NEEDS_TLS)
         return self
 
 
@@ -72,11 +84,12 @@ class Access(CamelModel):
 
     @model_validator(mode="after")
     def _hostname_when_needed(self) -> Access:
-        if self.hostname is None:
-            for field, on in (
-                ("access.pac.enabled", self.pac.enabled),
-                ("access.tls.enabled", self.tls.enabled),
-            ):
-                if on:
-                    raise ValueError(f"access.hostname: required when {field} is true")
+        if self.hostname is None and (self.pac.enabled or self.tls.enabled):
+            raise ValueError(HOSTNAME_REQUIRED)
         return self
+
+
+def check_access(access: Access, *, inspection: bool) -> None:
+    """The cross-field rule of spec.access against spec.options; ValueError naming the field."""
+    if access.tls.enabled and not access.tls.plaintext and inspection:
+        raise ValueError(TLS_ONLY_NEEDS_NO_INSPECTION)

@@ -1,14 +1,18 @@
-"""The CEL rules and list types the CRD carries beyond the models' JSON schema: the models'
-cross-field rules (`model_validator`s) mirrored as `x-kubernetes-validations`, keyed by model
-name in `SCHEMA_OVERLAYS`, which `api.crd` merges into the converted schema. Each message names
-the field it is about.
-"""
+"""The CEL rules and list-type extensions of the CRD: `SCHEMA_OVERLAYS`, keyed by model name,
+merged into the converted schema by `api.crd` so that the API server refuses at `kubectl apply`
+what the operator would otherwise have to mark `Stalled`. Each message names the field it is
+about; the messages of the cross-field rules are the models' own."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any, Final
 
+from swg_operator.api.access import (
+    HOSTNAME_REQUIRED,
+    PLAINTEXT_NEEDS_TLS,
+    TLS_ONLY_NEEDS_NO_INSPECTION,
+)
 from swg_operator.api.content import FILE_TYPES_NEED_ANTIVIRUS, SAFE_SEARCH_NEEDS_INSPECTION
 from swg_operator.api.spec import GROUPS_NEED_DIRECTORY
 
@@ -60,6 +64,18 @@ _INSPECTION_ON: Final = (
     "has(self.options) && has(self.options.httpsInspection) && "
     "has(self.options.httpsInspection.enabled) && self.options.httpsInspection.enabled"
 )
+_TLS_ALONE: Final = (
+    "has(self.access) && has(self.access.tls) && has(self.access.tls.enabled) && "
+    "self.access.tls.enabled && has(self.access.tls.plaintext) && !self.access.tls.plaintext"
+)
+ACCESS_RULES: Final = (
+    cel_rule(
+        f"!({_TLS_ALONE}) || !({_INSPECTION_ON})",
+        TLS_ONLY_NEEDS_NO_INSPECTION,
+        field_path=".access",
+        reason="FieldValueForbidden",
+    ),
+)
 CONTENT_CONTROL_RULES: Final = (
     cel_rule(
         f"!({_FILE_TYPES_SET}) || !({_ANTIVIRUS_OFF})",
@@ -101,7 +117,7 @@ SCHEMA_OVERLAYS: Final[Mapping[str, JsonSchema]] = {
                 ],
             },
         },
-        "x-kubernetes-validations": [*CONTENT_CONTROL_RULES, *AUTHENTICATION_RULES],
+        "x-kubernetes-validations": [*CONTENT_CONTROL_RULES, *ACCESS_RULES, *AUTHENTICATION_RULES],
     },
     "FilterPolicy": {
         "properties": {"groups": dict(_SET)},
@@ -110,6 +126,18 @@ SCHEMA_OVERLAYS: Final[Mapping[str, JsonSchema]] = {
                 "(has(self.sourceCIDRs) && size(self.sourceCIDRs) > 0) || "
                 "(has(self.groups) && size(self.groups) > 0)",
                 "urlFiltering.policies[]: list sourceCIDRs, groups or both",
+                reason="FieldValueRequired",
+            ),
+        ],
+    },
+    "Access": {
+        "x-kubernetes-validations": [
+            cel_rule(
+                "has(self.hostname) || !("
+                "(has(self.pac) && has(self.pac.enabled) && self.pac.enabled) || "
+                "(has(self.tls) && has(self.tls.enabled) && self.tls.enabled))",
+                HOSTNAME_REQUIRED,
+                field_path=".hostname",
                 reason="FieldValueRequired",
             ),
         ],
@@ -133,6 +161,16 @@ SCHEMA_OVERLAYS: Final[Mapping[str, JsonSchema]] = {
                 ],
             },
         },
+    },
+    "TlsListener": {
+        "x-kubernetes-validations": [
+            cel_rule(
+                "!has(self.plaintext) || self.plaintext || (has(self.enabled) && self.enabled)",
+                PLAINTEXT_NEEDS_TLS,
+                field_path=".plaintext",
+                reason="FieldValueForbidden",
+            ),
+        ],
     },
     "Clients": {
         "properties": {"allowedCIDRs": dict(_SET)},

@@ -14,9 +14,10 @@ from typing import Annotated, Final, Literal
 from pydantic import Field, field_validator, model_validator
 
 from swg_logstore.retention import MAX_RETENTION_DAYS, MIN_RETENTION_DAYS, load_zone
-from swg_operator.api.access import Access
+from swg_operator.api.access import Access, check_access
 from swg_operator.api.authentication import Authentication, GroupName
 from swg_operator.api.base import CamelModel
+from swg_operator.api.block_page import BlockPage
 from swg_operator.api.content import ContentControls, check_content_controls
 from swg_operator.api.types import (
     ByteQuantity,
@@ -343,6 +344,8 @@ class SecureWebGatewaySpec(CamelModel):
     """Listeners and the PAC file (api.access)."""
     authentication: Authentication = Authentication()
     """Users and groups at the proxy (api.authentication)."""
+    block_page: BlockPage = BlockPage()
+    """The page shown when a request is blocked (api.block_page)."""
     logs: Logs = Logs()
     placement: Placement = Placement()
     admins: Annotated[tuple[Admin, ...], Field(max_length=64)] = ()
@@ -354,6 +357,7 @@ class SecureWebGatewaySpec(CamelModel):
     @model_validator(mode="after")
     def _content_controls(self) -> SecureWebGatewaySpec:
         check_content_controls(self)
+        check_access(self.access, inspection=self.options.https_inspection.enabled)
         return self
 
     @model_validator(mode="after")

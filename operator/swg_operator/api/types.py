@@ -43,6 +43,7 @@ EMAIL_PATTERN = r"^[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,63}$"
 # because the same pattern is compiled by pydantic (Rust regex), the API server (Go RE2) and
 # hypothesis (Python re), which disagree on escape syntax.
 _UNSAFE_TEXT = r"\x00-\x1f\x7f-\x9f" + "\u2028\u2029\u200e\u200f\u202a-\u202e\u2066-\u2069"
+UNSAFE_TEXT = _UNSAFE_TEXT  # for other free-text patterns (api.block_page)
 DISPLAY_TEXT_PATTERN = rf"^[^{_UNSAFE_TEXT}]*$"
 # Kubernetes resource quantity for bytes (binary or decimal suffix).
 QUANTITY_PATTERN = r"^[0-9]+(\.[0-9]+)?(Ki|Mi|Gi|Ti|k|M|G|T)?$"

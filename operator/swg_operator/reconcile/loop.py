@@ -8,7 +8,9 @@ It reads as its steps, top to bottom (`_reconcile`):
 1. `read_inputs`: the spec, the platform's URL catalogue and signatures, whose the tenant
    namespace is, and the tenant's objects as observed (the watch cache in the running operator:
    no request for a tenant whose objects are as desired);
-2. `settle_ca`: the generated HTTPS-inspection CA, the one place that makes a Secret;
+2. `settle_ca`, `settle_listener` (`reconcile.settle`): the generated HTTPS-inspection CA and
+   TLS listener certificate, the only places that make Secrets (created in step 5 when the
+   namespace is new);
 3. `render`: the desired state, pure, once;
 4. `plan_changes`: desired x observed, pure;
 5. `apply_plan`: server-side apply and prune, the only writes to the tenant's objects;
@@ -39,6 +41,11 @@ from swg_operator.naming import (
     tenant_namespace,
 )
 from swg_operator.posix_regex import url_regex_problems
+from swg_operator.reconcile.access_cert import (
+    AccessCertificate,
+    check_customer_certificate,
+    create_pending_certificate,
+)
 from swg_operator.reconcile.actions import (
     execute,
     forget,
@@ -74,19 +81,17 @@ from swg_operator.reconcile.report import (
 )
 from swg_operator.reconcile.secrets import (
     InspectionCa,
-    SecretMemory,
     check_bind_secret,
     check_customer_ca,
     create_pending,
-    settle_inspection_ca,
 )
+from swg_operator.reconcile.settle import secret_memory, settle_ca, settle_listener
 from swg_operator.reconcile.status import Unresolved, read_status
 from swg_operator.reconcile.storage import leaked_claim_charge, log_storage_problems
 from swg_operator.render import (
     Lifecycle,
     RenderError,
     TenantManifests,
-    generates_inspection_ca,
     render_tenant,
 )
 
@@ -137,7 +142,8 @@ async def _reconcile(body: Mapping[str, Any], *, ctx: Context) -> Outcome:
         return await report_invalid(inputs, ctx)
     await observe_children(inputs, ctx)
     ca = await settle_ca(inputs, ctx)
-    manifests = render(inputs, ca, ctx)
+    listener = await settle_listener(inputs, ctx)
+    manifests = render(inputs, ca, ctx, listener=listener)
     if inputs.problems and inputs.lifecycle is not Lifecycle.CANCELLED:
         return await report_invalid(inputs, ctx)
     # A cancelled tenant whose spec no longer renders still stops its traffic: everything but
@@ -150,7 +156,7 @@ async def _reconcile(body: Mapping[str, Any], *, ctx: Context) -> Outcome:
         else ()
     )
     plan = plan_changes(desired, inputs.observed, applied=ctx.applied)
-    applied = await apply_plan(inputs, plan, ca, ctx)
+    applied = await apply_plan(inputs, plan, ca, listener, ctx)
     unresolved = await check_references(inputs, applied, ctx)
     status = judge_status(inputs, manifests, desired, plan, applied, unresolved, ctx)
     await report(inputs, plan, applied, status, ctx)
@@ -240,34 +246,12 @@ async def observe_children(inputs: Inputs, ctx: Context) -> None:
         inputs.observed += await guard(legacy_reader_role(ctx.kube, inputs.name, inputs.namespace))
 
 
-# --- 2. settle the CA, 3. render ---------------------------------------------------------------
+# --- 3. render (2. settle the generated Secrets: `reconcile.settle`) ---------------------------
 
 
-async def settle_ca(inputs: Inputs, ctx: Context) -> InspectionCa:
-    """The generated HTTPS-inspection CA's certificate to publish (`reconcile.secrets`)."""
-    if inputs.spec is None or inputs.problems or not generates_inspection_ca(inputs.spec):
-        return InspectionCa()
-    return await guard(
-        settle_inspection_ca(
-            ctx.kube,
-            tenant=inputs.name,
-            spec=inputs.spec,
-            namespace=inputs.namespace,
-            observed=inputs.observed,
-            now=ctx.clock(),
-            create=inputs.lifecycle is not Lifecycle.CANCELLED,
-            memory=secret_memory(inputs, ctx),
-        )
-    )
-
-
-def secret_memory(inputs: Inputs, ctx: Context) -> SecretMemory:
-    """Where this reconcile remembers what it verified of the tenant's CA Secrets."""
-    generation = int(inputs.body["metadata"].get("generation") or 0)
-    return SecretMemory(inputs.name, generation, ctx.secret_checks)
-
-
-def render(inputs: Inputs, ca: InspectionCa, ctx: Context) -> TenantManifests | None:
+def render(
+    inputs: Inputs, ca: InspectionCa, ctx: Context, *, listener: AccessCertificate
+) -> TenantManifests | None:
     """The desired state (pure); a spec it cannot honour is recorded in `inputs.problems`."""
     if inputs.spec is None or inputs.catalogue is None or inputs.problems:
         return None
@@ -281,6 +265,7 @@ def render(inputs: Inputs, ca: InspectionCa, ctx: Context) -> TenantManifests | 
             lifecycle=inputs.lifecycle,
             inspection_ca_certificate=ca.certificate,
             platform_signatures=inputs.platform_signatures,
+            access_certificate=listener.certificate,
         )
     except RenderError as exc:
         inputs.problems, inputs.problem_reason = exc.problems, exc.reason
@@ -290,9 +275,12 @@ def render(inputs: Inputs, ca: InspectionCa, ctx: Context) -> TenantManifests | 
 # --- 5. apply ----------------------------------------------------------------------------------
 
 
-async def apply_plan(inputs: Inputs, plan: Plan, ca: InspectionCa, ctx: Context) -> Applied:
-    """Apply and prune; then adopt a namespace of an earlier version, and create the CA Secret
-    generated before its namespace existed (its certificate is published by now)."""
+async def apply_plan(
+    inputs: Inputs, plan: Plan, ca: InspectionCa, listener: AccessCertificate, ctx: Context
+) -> Applied:
+    """Apply and prune; then adopt a namespace of an earlier version, and create the CA and
+    listener certificate Secrets generated before their namespace existed (their certificates
+    are published by now)."""
     assert inputs.ownership is not None
     namespace = inputs.namespace
     create_only = frozenset(
@@ -332,7 +320,9 @@ async def apply_plan(inputs: Inputs, plan: Plan, ca: InspectionCa, ctx: Context)
             key = ObjectKey(CONFIG_MAP.api_version, CONFIG_MAP.kind, namespace, name)
             forget(ctx, key, stored.pop(key, None))
     in_namespace = namespace_ready([*inputs.observed, *stored.values()], namespace)
-    return Applied(stored=stored, ca=ca, in_namespace=in_namespace)
+    if listener.pending is not None and in_namespace:
+        listener = await guard(create_pending_certificate(ctx.kube, listener))
+    return Applied(stored=stored, ca=ca, in_namespace=in_namespace, listener=listener)
 
 
 async def recover_claim_charge(ctx: Context, body: Mapping[str, Any], *, namespace: str) -> None:
@@ -372,10 +362,10 @@ async def check_references(
     inputs: Inputs, applied: Applied, ctx: Context
 ) -> tuple[Unresolved, ...]:
     """What the spec refers to that only a human can fix: the customer's CA Secret, the
-    directory bind Secret, the custom signatures ConfigMap, a log claim that cannot bind. Also
-    sets `applied.expiry`."""
+    directory bind Secret, the listener's certificate Secret, the custom signatures ConfigMap,
+    a log claim that cannot bind. Also sets `applied.expiry`."""
     spec, namespace = inputs.spec, inputs.namespace
-    unresolved = applied.ca.unresolved
+    unresolved = applied.ca.unresolved + applied.listener.unresolved
     applied.expiry = applied.ca.expiry
     if spec is not None and inputs.lifecycle is Lifecycle.ACTIVE:
         own = await guard(
@@ -397,6 +387,9 @@ async def check_references(
                 now=ctx.clock(),
                 memory=secret_memory(inputs, ctx),
             )
+        )
+        unresolved += await guard(
+            check_customer_certificate(ctx.kube, spec, namespace=namespace, now=ctx.clock())
         )
         signatures = spec.antivirus.custom_signatures
         if spec.antivirus.enabled and signatures is not None:

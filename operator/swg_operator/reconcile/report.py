@@ -27,6 +27,7 @@ from swg_operator.naming import (
     service_name,
 )
 from swg_operator.quantities import format_bytes
+from swg_operator.reconcile.access_cert import AccessCertificate
 from swg_operator.reconcile.actions import announce, mirror_unobserved, notify, write_status
 from swg_operator.reconcile.context import Context, Outcome
 from swg_operator.reconcile.lifecycle import Deadline, cancellation, format_time, tenant_lifecycle
@@ -86,6 +87,8 @@ class Applied:
     ca: InspectionCa
     in_namespace: bool  # the tenant namespace is there to notify and mirror into
     expiry: CaExpiry | None = None  # the HTTPS-inspection CA in use (`check_references`)
+    # The TLS listener's generated certificate, its Secret created by now when it was pending.
+    listener: AccessCertificate = field(default_factory=AccessCertificate)
 
 
 def computed_sizing(

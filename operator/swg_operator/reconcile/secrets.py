@@ -175,11 +175,11 @@ async def secret_exists(kube: KubeApi, name: str, *, namespace: str) -> bool:
     return not await kube.create(existence_probe(name, namespace), dry_run=True)
 
 
-_UNREADABLE: Final[dict[str, Any]] = {}
+UNREADABLE: Final[dict[str, Any]] = {}
 
 
 async def read_secret(kube: KubeApi, name: str, *, namespace: str) -> Mapping[str, Any] | None:
-    """Secret `namespace/name` (None: it does not exist), or `_UNREADABLE` when the operator may
+    """Secret `namespace/name` (None: it does not exist), or `UNREADABLE` when the operator may
     not read it (403: then whether it exists is asked with a dry-run create)."""
     try:
         return await kube.get(SECRET, name, namespace=namespace)
@@ -187,7 +187,7 @@ async def read_secret(kube: KubeApi, name: str, *, namespace: str) -> Mapping[st
         if exc.status != 403:
             raise
     exists = await secret_exists(kube, name, namespace=namespace)
-    return _UNREADABLE if exists else None
+    return UNREADABLE if exists else None
 
 
 def _ca_field(customer: bool) -> str:
@@ -254,7 +254,7 @@ async def _generated_check(
     secret = await read_secret(kube, name, namespace=namespace)
     if secret is None:
         return None
-    readable = secret is not _UNREADABLE
+    readable = secret is not UNREADABLE
     problems: tuple[Unresolved, ...] = ()
     if published is None:
         problems = (unpublished_ca(namespace),)
@@ -359,7 +359,7 @@ async def _customer_check(
     secret = await read_secret(kube, name, namespace=namespace)
     if secret is None:
         return None
-    if secret is _UNREADABLE:
+    if secret is UNREADABLE:
         return SecretCheck(key, now, "", "", readable=False)
     uid, version = identity(secret)
     return SecretCheck(
@@ -431,7 +431,7 @@ async def check_bind_secret(
     if memory.recall(Purpose.BIND, key, now) is not None:
         return ()
     secret = await read_secret(kube, name, namespace=namespace)
-    readable = secret is not _UNREADABLE
+    readable = secret is not UNREADABLE
     problems = bind_secret_problems(spec, secret, readable=readable, namespace=namespace)
     sound = None
     if secret is not None and not problems:

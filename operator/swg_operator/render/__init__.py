@@ -20,13 +20,19 @@ from swg_operator.capacity import Capacity
 from swg_operator.catalogue import Catalogue
 from swg_operator.naming import Component
 from swg_operator.render import namespace, network, quota, rbac, services
+from swg_operator.render.access_tls import check_tls_listener, generates_access_certificate
 from swg_operator.render.checks import (
     acl_entry_count,
     check_categories,
     check_sandbox,
     stopped_service_spec,
 )
-from swg_operator.render.configmaps import ConfigTooLargeError, WorkloadConfig, workload_config
+from swg_operator.render.configmaps import (
+    ConfigTooLargeError,
+    WorkloadConfig,
+    access_tls_certificate,
+    workload_config,
+)
 from swg_operator.render.configmaps import (
     inspection_ca_certificate as inspection_ca_certificate_config_map,
 )
@@ -58,6 +64,7 @@ __all__ = [
     "RenderError",
     "TenantManifests",
     "effective_lifecycle",
+    "generates_access_certificate",
     "generates_inspection_ca",
     "inspection_ca_secret_name",
     "render_tenant",
@@ -109,6 +116,7 @@ def render_tenant(
     lifecycle: Lifecycle = Lifecycle.ACTIVE,
     inspection_ca_certificate: str | None = None,
     platform_signatures: Mapping[str, str] | None = None,
+    access_certificate: str | None = None,
 ) -> TenantManifests:
     """Every object tenant `name` needs, in apply order.
 
@@ -124,13 +132,16 @@ def render_tenant(
     signature ConfigMap (settings antivirus.signatureConfigMap, in the operator's namespace)
     when the settings' signature source is `configMap`: its signature files are copied into the
     tenant namespace for clamd; None when it is missing (an anti-virus tenant then cannot be
-    rendered, except a cancelled one) or with the `freshclam` source (ignored). Raises
+    rendered, except a cancelled one) or with the `freshclam` source (ignored).
+    `access_certificate`: the TLS listener's certificate (PEM) the operator generated,
+    published in a ConfigMap when the spec names no certificate Secret. Raises
     `RenderError` for what validation could not judge.
     """
     if lifecycle is Lifecycle.CANCELLED:
         spec = stopped_service_spec(spec, catalogue)
     check_categories(spec, catalogue)
     check_sandbox(spec, settings)
+    check_tls_listener(spec, settings)
     storage_override = log_storage_override(spec)
     if lifecycle is not Lifecycle.CANCELLED:
         check_platform_signatures(spec, settings, platform_signatures)
@@ -155,6 +166,7 @@ def render_tenant(
         lifecycle=effective_lifecycle(lifecycle, suspended=spec.suspended),
         namespace=naming.tenant_namespace(name),
         inspection_ca_certificate=inspection_ca_certificate,
+        access_certificate=access_certificate,
         platform_signatures=MappingProxyType(
             {} if uses_freshclam(settings) else platform_signature_files(platform_signatures)
         ),
@@ -179,6 +191,9 @@ def render_tenant(
     ca_certificate = inspection_ca_certificate_config_map(tenant)
     if ca_certificate is not None:
         objects.append(ca_certificate)
+    listener_certificate = access_tls_certificate(tenant)
+    if listener_certificate is not None:
+        objects.append(listener_certificate)
     signatures = platform_signatures_config_map(tenant)
     if signatures is not None:
         objects.append(signatures)

@@ -16,6 +16,7 @@ from typing import Any, Final
 
 from swg_operator import naming
 from swg_operator.naming import Component
+from swg_operator.render.access_tls import generates_access_certificate
 from swg_operator.render.context import Tenant, generates_inspection_ca, manifest
 
 # The key of the published inspection CA certificate (the name clients and tools expect).
@@ -118,4 +119,21 @@ def inspection_ca_certificate(tenant: Tenant) -> dict[str, Any] | None:
         "ConfigMap",
         tenant.metadata(naming.inspection_ca_certificate_name(), component=Component.PROXY),
         data={CA_CERTIFICATE_KEY: tenant.inspection_ca_certificate},
+    )
+
+
+ACCESS_CERTIFICATE_KEY: Final = "tls.crt"
+
+
+def access_tls_certificate(tenant: Tenant) -> dict[str, Any] | None:
+    """The ConfigMap publishing the TLS listener's generated certificate (public: no key) for
+    the customer's admins to give to their clients; None when the spec names its own Secret,
+    the listener is off, or the certificate is not known (the operator passes it in)."""
+    if not generates_access_certificate(tenant.spec) or tenant.access_certificate is None:
+        return None
+    return manifest(
+        "v1",
+        "ConfigMap",
+        tenant.metadata(naming.access_tls_certificate_name(), component=Component.PROXY),
+        data={ACCESS_CERTIFICATE_KEY: tenant.access_certificate},
     )

@@ -20,6 +20,7 @@ LOGSTORE_HTTP_PORT: Final = 8080  # log downloads (the API server's service prox
 LOGSTORE_INGEST_PORT: Final = 5140  # records from the shippers (HTTP POST /v1/ingest)
 LOGSTORE_METRICS_PORT: Final = 9464  # GET /metrics: the tenant's data-plane figures
 PROXY_PORT_NAME: Final = "proxy"
+PROXY_TLS_PORT_NAME: Final = "proxy-tls"  # spec.access.tls: the TLS listener
 ICAP_PORT_NAME: Final = "icap"
 LOGSTORE_HTTP_PORT_NAME: Final = "http"
 LOGSTORE_INGEST_PORT_NAME: Final = "ingest"
@@ -31,6 +32,8 @@ CONF_DIR: Final = "/etc/swg/conf"
 TLS_DIR: Final = "/etc/swg/tls"
 # The directory bind Secret (spec.authentication.ldap.bindSecret), its password key only.
 LDAP_SECRET_DIR: Final = "/etc/swg/ldap"  # noqa: S105 - a mount path
+# The TLS listener's server certificate (spec.access.tls): tls.crt, tls.key of its Secret.
+ACCESS_TLS_DIR: Final = "/etc/swg/access-tls"
 STATE_DIR: Final = "/var/lib/swg"
 # Private emptyDirs of each pod, not the node's shared directories.
 TMP_DIR: Final = "/tmp"  # noqa: S108
@@ -57,6 +60,8 @@ class Tenant:
     namespace: str
     # The generated HTTPS-inspection CA's certificate (PEM), when the operator knows it.
     inspection_ca_certificate: str | None = None
+    # The TLS listener's generated certificate (PEM), when the operator knows it.
+    access_certificate: str | None = None
     # The platform's signature files to copy into the namespace (signatureSource configMap):
     # file name -> text; empty with the freshclam source.
     platform_signatures: Mapping[str, str] = field(default_factory=dict)

@@ -172,7 +172,12 @@ def format_contract(view: dict[str, Any]) -> list[str]:
         lines.append(
             f"  Access:              hostname {access.get('hostname', '?')}; TLS listener "
             f"{on_off(tls.get('enabled'))}"
-            + (f" on port {tls.get('port', '?')}" if tls.get("enabled") else "")
+            + (
+                f" (port {tls.get('port', '?')}, "
+                f"{'customer' if tls.get('customerCertificate') else 'generated'} certificate)"
+                if tls.get("enabled")
+                else ""
+            )
             + ("" if tls.get("plaintext", True) else ", plain listener closed")
             + f"; PAC file {on_off((access.get('pac') or {}).get('enabled'))}"
         )

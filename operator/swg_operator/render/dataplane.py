@@ -17,6 +17,7 @@ from swg_operator.api import OperatorSettings, SecureWebGatewaySpec
 from swg_operator.catalogue import Catalogue
 from swg_operator.naming import Component, service_name
 from swg_operator.quantities import parse_bytes
+from swg_operator.render.access_tls import plain_clients, tls_enabled
 from swg_operator.render.cicap import ICAP_SERVICE_PATH, CicapConfig, cicap_files
 from swg_operator.render.clamd import CLAMD_MAX_BYTES, ClamdConfig, clamd_files
 from swg_operator.render.content import content_antivirus_files, safe_search_squid
@@ -128,11 +129,15 @@ def squid_config(
                 visible_hostname=visible_hostname(spec.service_code),
                 proxy_port=settings.proxy_port,
                 path=PAC_URL_PATH,
+                tls_port=spec.access.tls.port if tls_enabled(spec) else None,
             )
             if spec.access.pac.enabled
             else "",
         ),
         auth_files=auth_files(spec.authentication.ldap),
+        tls_port=spec.access.tls.port if tls_enabled(spec) else None,
+        plain_clients=plain_clients(spec),
+        block_page=spec.block_page,
     )
 
 
@@ -180,6 +185,7 @@ def render_dataplane_files(
             spec.options.bypass,
             proxy_port=settings.proxy_port,
             conf_dir=CONF_DIR,
+            inspection=spec.options.https_inspection.enabled,
         )
     }
     if spec.antivirus.enabled:

@@ -3,7 +3,8 @@ needs it.
 
 * `default-deny`: every pod, ingress and egress.
 * `allow-dns`: every pod may ask the cluster DNS (UDP and TCP 53) and nothing else there.
-* `proxy-ingress-clients`: the proxy port, from `clients.allowedCIDRs` only, and from the
+* `proxy-ingress-clients`: the proxy port and the TLS listener's (spec.access.tls; the TLS port
+  alone with `plaintext: false`), from `clients.allowedCIDRs` only, and the proxy port from the
   tenant's own anti-virus pods when freshclam reaches its mirror through the proxy (Squid lets
   them reach the mirror and nothing else).
 * `proxy-egress`: the proxy may reach the anti-virus (ICAP), the log store's ingest port (its
@@ -37,6 +38,7 @@ from typing import Any, Final
 
 from swg_operator import naming
 from swg_operator.naming import Component
+from swg_operator.render.access_tls import client_proxy_ports
 from swg_operator.render.context import (
     ICAP_PORT,
     LOGSTORE_HTTP_PORT,
@@ -180,7 +182,8 @@ def _antivirus_through_proxy(tenant: Tenant) -> bool:
 
 def proxy_ingress(tenant: Tenant) -> dict[str, Any]:
     port = _tcp(tenant.settings.proxy_port)
-    ingress = [{"from": client_blocks(tenant), "ports": port}]
+    client_ports = _tcp(*client_proxy_ports(tenant.spec, tenant.settings))
+    ingress = [{"from": client_blocks(tenant), "ports": client_ports}]
     if _antivirus_through_proxy(tenant):
         # freshclam; Squid lets these pods reach the mirror's names and nothing else.
         ingress.append({"from": [_pods(tenant, Component.ANTIVIRUS)], "ports": port})

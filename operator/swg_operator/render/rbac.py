@@ -62,6 +62,7 @@ def reader_rules() -> list[dict[str, Any]]:
             "resourceNames": [
                 naming.tenant_status_name(),
                 naming.inspection_ca_certificate_name(),
+                naming.access_tls_certificate_name(),
                 naming.notices_config_map_name(),
             ],
             "verbs": ["get"],

@@ -7,6 +7,7 @@ from typing import Any
 from swg_operator import naming
 from swg_operator.api.types import cidr_is_catch_all
 from swg_operator.naming import Component
+from swg_operator.render.access_tls import proxy_ports
 from swg_operator.render.context import (
     ICAP_PORT,
     ICAP_PORT_NAME,
@@ -14,7 +15,6 @@ from swg_operator.render.context import (
     LOGSTORE_HTTP_PORT_NAME,
     LOGSTORE_INGEST_PORT,
     LOGSTORE_INGEST_PORT_NAME,
-    PROXY_PORT_NAME,
     Tenant,
     manifest,
 )
@@ -40,7 +40,10 @@ def proxy_service(tenant: Tenant) -> dict[str, Any]:
     """Where clients connect. Exposed outside the cluster (settings.proxy_service_type), with
     externalTrafficPolicy Local: kube-proxy must not replace the client's address by a node's,
     or the NetworkPolicy on allowedCIDRs could not tell clients apart. The load balancer's own
-    source ranges repeat allowedCIDRs as a first filter."""
+    source ranges repeat allowedCIDRs as a first filter. Its ports: the plain proxy port while
+    squid.conf opens it, and the TLS listener's (spec.access.tls); with the TLS listener alone
+    the plain port stays only for the anti-virus pods' mirror, which the NetworkPolicy admits
+    from those pods alone."""
     service_type = tenant.settings.proxy_service_type
     extra: dict[str, Any] = {"type": service_type}
     if service_type != "ClusterIP":
@@ -48,12 +51,8 @@ def proxy_service(tenant: Tenant) -> dict[str, Any]:
     cidrs = tenant.spec.clients.allowed_cidrs
     if service_type == "LoadBalancer" and not any(cidr_is_catch_all(c) for c in cidrs):
         extra["loadBalancerSourceRanges"] = list(cidrs)
-    return _service(
-        tenant,
-        Component.PROXY,
-        [_port(PROXY_PORT_NAME, tenant.settings.proxy_port)],
-        **extra,
-    )
+    ports = [_port(name, port) for name, port in proxy_ports(tenant.spec, tenant.settings)]
+    return _service(tenant, Component.PROXY, ports, **extra)
 
 
 def antivirus_service(tenant: Tenant) -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""squid.conf, its list files and the block page, from a `SquidConfig`.
+"""squid.conf, its list files and the block pages (`render.block_page`), from a `SquidConfig`.
 
 The proxy pod's files: Squid reads its configuration from CONF_DIR, keeps its state in STATE_DIR
 and its HTTPS-inspection CA in TLS_DIR (`render.context`). `SquidConfig` holds every value the
@@ -13,9 +13,11 @@ from typing import Final
 
 from swg_logstore import formats
 from swg_logstore.formats import TENANT_POLICY, Decision, MatchedList, annotation
+from swg_operator.api.block_page import BlockPage
+from swg_operator.render.block_page import block_page_files, localise
 from swg_operator.render.config_text import render_template
 from swg_operator.render.content import NO_SAFE_SEARCH, SafeSearchSquid
-from swg_operator.render.context import CONF_DIR, STATE_DIR, TLS_DIR
+from swg_operator.render.context import ACCESS_TLS_DIR, CONF_DIR, STATE_DIR, TLS_DIR
 from swg_operator.render.squid_acls import SquidAccess
 from swg_operator.render.squid_auth import SquidAuth
 
@@ -25,7 +27,6 @@ SQUID_CONF: Final = "squid.conf"
 SHUTDOWN_SECONDS: Final = 10
 # Squid's icap_service name of the external sandbox analyser (options.sandbox).
 SANDBOX_SERVICE: Final = "swg_sandbox_resp"
-BLOCK_PAGE: Final = "ERR_SWG_BLOCKED"
 # Squid's unique_hostname: what the Via header names to every website. The same for every
 # tenant, so it identifies none (visible_hostname carries the service code).
 VIA_HOSTNAME: Final = "swg-gateway"
@@ -44,6 +45,9 @@ class MirrorRule:
     acl: str  # the dstdomain ACL of the host; `<acl>_port` is its port ACL
     host: str
     port: int
+
+
+DEFAULT_BLOCK_PAGE: Final = BlockPage()
 
 
 @dataclass(frozen=True)
@@ -67,6 +71,15 @@ class SquidConfig:
     safe_search: SafeSearchSquid = NO_SAFE_SEARCH  # contentControls.safeSearch
     auth: SquidAuth | None = None  # authentication.ldap; None: no authentication
     auth_files: Mapping[str, str] = field(default_factory=dict)  # the helpers' argument files
+    tls_port: int | None = None  # spec.access.tls: the TLS listener's port (None: none)
+    plain_clients: bool = True  # the plain listener admits the clients (access.tls.plaintext)
+    block_page: BlockPage = DEFAULT_BLOCK_PAGE  # spec.blockPage
+
+    @property
+    def plain_listener(self) -> bool:
+        """Whether squid.conf opens the plain port: for the clients, or, with the TLS listener
+        alone, for the anti-virus pods' way to the signature mirror only."""
+        return self.plain_clients or bool(self.mirror_rules)
 
     @property
     def visible_hostname(self) -> str:
@@ -127,6 +140,10 @@ def squid_files(config: SquidConfig) -> dict[str, str]:
         **common,
         shutdown_seconds=SHUTDOWN_SECONDS,
         proxy_port=config.proxy_port,
+        plain_listener=config.plain_listener,
+        plain_clients=config.plain_clients,
+        tls_port=config.tls_port,
+        access_tls_dir=ACCESS_TLS_DIR,
         inspection=config.inspection,
         allowed_cidrs=list(config.allowed_cidrs),
         forbidden_dst=list(config.forbidden_dst),
@@ -169,6 +186,6 @@ def squid_files(config: SquidConfig) -> dict[str, str]:
     return {
         **access.files,
         **config.auth_files,
-        SQUID_CONF: squid_conf,
-        BLOCK_PAGE: render_template(BLOCK_PAGE, **common),
+        SQUID_CONF: localise(squid_conf, config.block_page),
+        **block_page_files(config.block_page, service_code=config.service_code),
     }

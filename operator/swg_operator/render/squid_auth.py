@@ -94,11 +94,20 @@ def args_text(args: list[str]) -> str:
     return "".join(f"{arg}\n" for arg in args)
 
 
-def pac_url_regex(*, visible_hostname: str, proxy_port: int, path: str) -> str:
+def pac_url_regex(
+    *, visible_hostname: str, proxy_port: int, path: str, tls_port: int | None = None
+) -> str:
     """Squid turns the origin-form GET of an internal object into
-    http://<visible_hostname>:<port><path>: that URL, anchored, as a url_regex."""
-    url = f"http://{visible_hostname}:{proxy_port}{path}"
-    return "^" + re.sub(r"([.\\^$|?*+()\[\]{}])", r"\\\1", url) + "$"
+    http://<visible_hostname>:<port><path>, whichever listener it came through, `<port>` being
+    its first listening port: the plain one, or the TLS listener's when it is alone
+    (`tls_port`). That URL, anchored, as a url_regex."""
+    ports = str(proxy_port) if tls_port is None else f"({proxy_port}|{tls_port})"
+    return f"^{_escape(f'http://{visible_hostname}:')}{ports}{_escape(path)}$"
+
+
+def _escape(text: str) -> str:
+    """`text` as a POSIX extended regex matching itself."""
+    return re.sub(r"([.\\^$|?*+()\[\]{}])", r"\\\1", text)
 
 
 def squid_auth(ldap: LdapDirectory | None, *, realm: str, pac_url: str = "") -> SquidAuth | None:

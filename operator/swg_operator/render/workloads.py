@@ -9,13 +9,14 @@ from swg_operator.api import SecureWebGatewaySpec
 from swg_operator.api.authentication import BIND_PASSWORD_KEY
 from swg_operator.naming import Component
 from swg_operator.quantities import GIB, format_bytes
+from swg_operator.render.access_tls import access_tls_secret_name, proxy_ports
 from swg_operator.render.configmaps import WorkloadConfig, config_digest
 from swg_operator.render.context import (
+    ACCESS_TLS_DIR,
     CONF_DIR,
     ICAP_PORT,
     ICAP_PORT_NAME,
     LDAP_SECRET_DIR,
-    PROXY_PORT_NAME,
     SHM_DIR,
     STATE_DIR,
     TLS_DIR,
@@ -76,6 +77,13 @@ def inspection_ca_secret_name(spec: SecureWebGatewaySpec) -> str | None:
     return naming.inspection_ca_secret_name()
 
 
+def proxy_container_ports(tenant: Tenant) -> list[dict[str, Any]]:
+    return [
+        {"name": name, "containerPort": port, "protocol": "TCP"}
+        for name, port in proxy_ports(tenant.spec, tenant.settings)
+    ]
+
+
 def _replicas(tenant: Tenant, plan: WorkloadPlan) -> int:
     return plan.replicas if tenant.serving else 0
 
@@ -123,20 +131,23 @@ def proxy_deployment(tenant: Tenant, config: WorkloadConfig) -> dict[str, Any]:
                 },
             },
         )
+    access_secret = access_tls_secret_name(tenant.spec)
+    if access_secret is not None:
+        mounts.insert(1, mount("access-tls", ACCESS_TLS_DIR, read_only=True))
+        volumes.insert(
+            1,
+            {"name": "access-tls", "secret": {"secretName": access_secret, "defaultMode": 0o440}},
+        )
+    ports = proxy_container_ports(tenant)
     squid = {
         "name": SQUID,
         "image": tenant.settings.images.proxy,
         "imagePullPolicy": tenant.settings.images.pull_policy,
-        "ports": [
-            {
-                "name": PROXY_PORT_NAME,
-                "containerPort": tenant.settings.proxy_port,
-                "protocol": "TCP",
-            }
-        ],
+        "ports": ports,
         "resources": tenant.container_resources(plan, SQUID),
         "securityContext": container_security_context(),
-        **tcp_probes(PROXY_PORT_NAME, startup_seconds=60),
+        # A TCP probe on the first port Squid opens: the plain one, or the TLS listener alone.
+        **tcp_probes(ports[0]["name"], startup_seconds=60),
         "lifecycle": {"preStop": {"sleep": {"seconds": PROXY_PRE_STOP_SECONDS}}},
         "volumeMounts": mounts,
     }
@@ -153,6 +164,11 @@ def proxy_deployment(tenant: Tenant, config: WorkloadConfig) -> dict[str, Any]:
     references = [f"secret/{ca_secret}"] if ca_secret else []
     if ldap is not None:
         references.append(f"secret/{ldap.bind_secret.name}")
+    if access_secret is not None:
+        references.append(f"secret/{access_secret}")
+        if tenant.access_certificate is not None:
+            # A new generated certificate rolls the proxy pods: Squid reads it when it starts.
+            references.append(f"listener/{naming.digest(tenant.access_certificate)}")
     if ca_secret is not None and tenant.inspection_ca_certificate is not None:
         # A new generated CA (its Secret was deleted and made again) rolls the proxy pods:
         # Squid reads the CA only when it starts.

@@ -13,5 +13,6 @@ function FindProxyForURL(url, host) {
       if (isInNet(host, networks[j][0], networks[j][1])) return "DIRECT";
     }
   }
-  return "PROXY proxy.example-corp.example:3128";
+  if (url.substring(0, 6).toLowerCase() == "https:") return "PROXY proxy.example-corp.example:3128";
+  return "HTTPS proxy.example-corp.example:3129; PROXY proxy.example-corp.example:3128";
 }
