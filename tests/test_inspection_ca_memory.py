@@ -8,7 +8,7 @@ import asyncio
 import datetime
 from typing import Any
 
-from fakes import FakeKube, make_available
+from fakes import FakeKube, make_available, watch_cache
 from inspection_support import (
     CERT_CM,
     INSPECTION,
@@ -35,7 +35,7 @@ OWN = {"httpsInspection": {"enabled": True, "caSecret": {"name": "own-ca"}}}
 def ready(options: dict[str, Any], *, secret: bool = False) -> tuple[FakeKube, Context]:
     """A Ready tenant observed from the watches, its requests counted from here on."""
     kube, ctx = setup(tenant(options=options))
-    ctx.cache = kube.watch_cache("swg-system")
+    ctx.cache = watch_cache(kube, "swg-system")
     run(kube, ctx)
     if secret:
         ca = generated_ca()
