@@ -10,9 +10,9 @@ import pytest
 import yaml
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from chart_support import CHART, NAMESPACE, RELEASE, by_kind, kube_version, one, render, run_helm
 from swg_operator.api import OperatorSettings
 from swg_operator.receipts import PUBLISHED_KEY_FIELD, key_id, load_public_key, public_key_pem
-from test_chart import CHART, NAMESPACE, RELEASE, by_kind, kube_version, one, render, run_helm
 
 MAIL = {
     "notices.mail.host": "smtp.provider.example",
