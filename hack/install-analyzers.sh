@@ -21,6 +21,12 @@ export GOWORK=off GOFLAGS=-buildvcs=false GOTOOLCHAIN=local
 
 log() { printf '[install-analyzers] %s\n' "$*" >&2; }
 
+# One build at a time per cache: two `make setup` runs (two checkouts, or CI beside a developer)
+# would otherwise build into the same folders and move each other's half-built output away.
+mkdir -p "$CACHE"
+exec 9>"$CACHE/.install-analyzers.lock"
+if ! flock -n 9; then log "another build holds $CACHE/.install-analyzers.lock: waiting for it"; flock 9; fi
+
 install_netpolicy() {
   local out="$CACHE/bin/netpolicy-$NETPOLICY_VERSION"
   if [ -x "$out/netpolicy" ]; then log "netpolicy $NETPOLICY_VERSION cached in $out"; return; fi

@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import asyncio
+import datetime
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -13,7 +14,7 @@ import pytest
 from aiohttp import web
 
 from swg_operator.kube import KubeApiError
-from swg_operator.kube.http import HttpKubeApi, retry_after
+from swg_operator.kube.http import DATE_REUSE_SECONDS, HttpKubeApi, retry_after
 from swg_operator.kube.kinds import NAMESPACE
 from swg_operator.reconcile.context import TransientError, guard
 
@@ -104,3 +105,56 @@ def test_retry_after_reads_seconds_only() -> None:
     assert retry_after("Wed, 21 Oct 2015 07:28:00 GMT") is None
     assert retry_after(None) is None
     assert KubeApiError(410, "gone").transient
+
+
+def test_the_server_clock_comes_from_an_answer_just_heard_else_from_a_request() -> None:
+    """A notice or a purge check right after another request costs no GET of /version: the
+    Date header just heard, plus the time elapsed since on the monotonic clock."""
+
+    async def scenario() -> None:
+        paths: list[str] = []
+        dates = iter(["Sat, 05 Dec 2026 12:00:00 GMT", "Sat, 05 Dec 2026 12:00:30 GMT"])
+
+        async def handler(request: web.Request) -> web.StreamResponse:
+            paths.append(request.path)
+            response = web.json_response(namespace("ns") if "namespaces" in request.path else {})
+            response.headers["Date"] = next(dates)
+            return response
+
+        runner, url = await serve(handler)
+        now = [100.0]
+        kube = HttpKubeApi(kopf.ConnectionInfo(server=url), monotonic=lambda: now[0])
+        try:
+            await kube.get(NAMESPACE, "ns")
+            now[0] += 4.5
+            heard = await kube.server_time()
+            assert heard == datetime.datetime(2026, 12, 5, 12, 0, 4, 500000, tzinfo=datetime.UTC)
+            assert paths == ["/api/v1/namespaces/ns"]  # no request for the clock
+            now[0] += DATE_REUSE_SECONDS  # too old now: asked again
+            asked = await kube.server_time()
+            assert asked == datetime.datetime(2026, 12, 5, 12, 0, 30, tzinfo=datetime.UTC)
+            assert paths == ["/api/v1/namespaces/ns", "/version"]
+        finally:
+            await kube.close()
+            await runner.cleanup()
+
+    asyncio.run(scenario())
+
+
+def test_an_unreadable_date_header_is_an_api_error_not_a_crash() -> None:
+    async def scenario() -> None:
+        async def handler(request: web.Request) -> web.StreamResponse:
+            response = web.json_response({})
+            response.headers["Date"] = "yesterday"
+            return response
+
+        runner, url = await serve(handler)
+        kube = HttpKubeApi(kopf.ConnectionInfo(server=url))
+        try:
+            with pytest.raises(KubeApiError, match="unreadable Date header 'yesterday'"):
+                await kube.server_time()
+        finally:
+            await kube.close()
+            await runner.cleanup()
+
+    asyncio.run(scenario())

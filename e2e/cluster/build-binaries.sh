@@ -33,6 +33,12 @@ export GOWORK=off GOFLAGS=-buildvcs=false GOTOOLCHAIN=local
 
 log() { printf '[build-binaries] %s\n' "$*" >&2; }
 
+# One build at a time per cache: two `make setup` runs (two checkouts, or CI beside a developer)
+# would otherwise build into the same folders and move each other's half-built output away.
+mkdir -p "$CACHE"
+exec 9>"$CACHE/.build-binaries.lock"
+if ! flock -n 9; then log "another build holds $CACHE/.build-binaries.lock: waiting for it"; flock 9; fi
+
 have() {  # have DIR BIN... : every binary present
   local dir=$1; shift
   local b

@@ -15,8 +15,9 @@ import json
 import logging
 import os
 import socket
+import time
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, Final
 
 import aiohttp
 import kopf
@@ -49,6 +50,9 @@ def login() -> kopf.ConnectionInfo:
 
 
 POOL_SIZE = 16  # connections to the API server; the reconciles in flight stay below it
+# How long the Date header of the last answer stands for the API server's clock (plus the time
+# elapsed since, on the monotonic clock) before `server_time` asks again.
+DATE_REUSE_SECONDS: Final = 10.0
 
 
 def retry_after(value: str | None) -> float | None:
@@ -76,8 +80,11 @@ class HttpKubeApi:
         request_timeout: float = 30.0,
         event_namespace: str = "default",
         relogin: Callable[[], kopf.ConnectionInfo] = login,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self._info = info
+        self._monotonic = monotonic
+        self._last_date: tuple[str, float] | None = None  # (Date header, monotonic when heard)
         self._relogin = relogin
         self._timeout = aiohttp.ClientTimeout(
             total=None, connect=None, sock_connect=10.0, sock_read=request_timeout
@@ -127,6 +134,8 @@ class HttpKubeApi:
                     metrics.API_REQUESTS.labels(verb=verb, code=str(response.status)).inc()
                     text = await response.text()
                     date = response.headers.get("Date")
+                    if date:
+                        self._last_date = (date, self._monotonic())
                     if response.status == 401 and attempt == 1:
                         if self._info is info:  # the first request in flight to hear it
                             self._info = self._relogin()
@@ -266,10 +275,26 @@ class HttpKubeApi:
         await self._request("POST", EVENT.collection_path(namespace), body=event)
 
     async def server_time(self) -> datetime.datetime:
+        """The API server's clock: the Date header of an answer heard in the last
+        `DATE_REUSE_SECONDS` plus the time elapsed since (monotonic, so a change of this
+        machine's wall clock does not move it), else that of a GET of /version. Either is
+        behind by less than the header's one-second resolution, never ahead."""
+        if self._last_date is not None:
+            heard_date, heard_at = self._last_date
+            elapsed = self._monotonic() - heard_at
+            if 0 <= elapsed <= DATE_REUSE_SECONDS:
+                return _parse_date(heard_date) + datetime.timedelta(seconds=elapsed)
         _, date = await self._request("GET", "/version")
         if not date:
             raise KubeApiError(0, "the API server sent no Date header", reason="NoDate")
+        return _parse_date(date)
+
+
+def _parse_date(date: str) -> datetime.datetime:
+    try:
         return email.utils.parsedate_to_datetime(date).astimezone(datetime.UTC)
+    except (TypeError, ValueError) as exc:
+        raise KubeApiError(0, f"unreadable Date header {date[:64]!r}", reason="NoDate") from exc
 
 
 def _error(status: int, text: str) -> KubeApiError:
