@@ -9,29 +9,17 @@ the settings name), each once, also across an operator restart; the notices show
 from __future__ import annotations
 
 import base64
-import datetime
-import ipaddress
 import json
 import os
-import socket
-import ssl
 import subprocess
 import sys
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from email import message_from_bytes
-from email.message import Message
 from pathlib import Path
-from typing import Any
 
 import pytest
 import yaml
-from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
+from devtools.processes import free_port
+from devtools.smtp_relay import Received, SmtpRelay, relay_certificate
 
 from e2e.cluster import Cluster, unique_name, wait_until
 from e2e.operator_process import (
@@ -51,93 +39,14 @@ CONTACTS = ["ops@acme.example", "security@acme.example"]
 SIGNING_SECRET = "swg-receipt-signing-key"
 
 
-@dataclass
-class Received:
-    messages: list[Message] = field(default_factory=list)
-
-    def subjects(self) -> list[str]:
-        return [f"{m['To']} {m['Subject']}" for m in self.messages]
-
-
-class Recorder:
-    def __init__(self, received: Received) -> None:
-        self.received = received
-
-    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:  # noqa: N802
-        assert session.ssl is not None, "a message arrived without TLS"
-        self.received.messages.append(message_from_bytes(envelope.original_content or b""))
-        return "250 OK"
-
-
-def _check_login(
-    server: SMTP, session: Session, envelope: Envelope, mechanism: str, data: Any
-) -> AuthResult:
-    ok = (
-        isinstance(data, LoginPassword)
-        and data.login.decode() == USER
-        and data.password.decode() == PASSWORD
-    )
-    return AuthResult(success=ok, handled=False)
-
-
-def _certificate(folder: Path) -> tuple[Path, Path]:
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "relay.test")])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(hours=1))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(
-            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-            critical=False,
-        )
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    cert_path, key_path = folder / "relay.pem", folder / "relay.key"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    return cert_path, key_path
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture
 def relay(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Received, int]]:
-    cert, key = _certificate(tmp_path)
-    server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    server.load_cert_chain(cert, key)
-    received = Received()
-    port = _free_port()
-    controller = Controller(
-        Recorder(received),
-        hostname="127.0.0.1",
-        port=port,
-        tls_context=server,
-        require_starttls=True,
-        authenticator=_check_login,
-        auth_required=True,
-        auth_require_tls=True,
-    )
-    controller.start()
-    monkeypatch.setenv("SSL_CERT_FILE", str(cert))  # the operator's process trusts the relay
-    yield received, port
-    controller.stop()
+    certificate = relay_certificate(tmp_path)
+    port = free_port()
+    with SmtpRelay(certificate, port, user=USER, password=PASSWORD) as received:
+        # The operator's process trusts the relay.
+        monkeypatch.setenv("SSL_CERT_FILE", str(certificate.cert))
+        yield received, port
 
 
 def _secret(cluster: Cluster, name: str, data: dict[str, str]) -> None:
