@@ -68,9 +68,10 @@ def set_args(values: Mapping[str, str]) -> list[str]:
     return [arg for key, value in values.items() for arg in ("--set", f"{key}={value}")]
 
 
-@cache
-def _render(values: tuple[tuple[str, str], ...], include_crds: bool) -> str:
-    extra = ["--include-crds"] if include_crds else []
+def helm_template(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    """`helm template` of the chart as release RELEASE in NAMESPACE for the Kubernetes version
+    of the cached binaries, with `args` (`--set` pairs, `-f` files, ...); with `check` False a
+    refusal is returned, not raised."""
     return run_helm(
         "template",
         RELEASE,
@@ -79,9 +80,15 @@ def _render(values: tuple[tuple[str, str], ...], include_crds: bool) -> str:
         NAMESPACE,
         "--kube-version",
         kube_version(),
-        *extra,
-        *set_args(dict(values)),
-    ).stdout
+        *args,
+        check=check,
+    )
+
+
+@cache
+def _render(values: tuple[tuple[str, str], ...], include_crds: bool) -> str:
+    extra = ["--include-crds"] if include_crds else []
+    return helm_template(*extra, *set_args(dict(values))).stdout
 
 
 def render(

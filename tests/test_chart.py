@@ -19,6 +19,7 @@ from chart_support import (
     NAMESPACE,
     RELEASE,
     by_kind,
+    helm_template,
     kube_version,
     one,
     pod_specs,
@@ -120,14 +121,8 @@ def test_two_replicas_a_leader_and_a_standby_replaced_at_once_on_two_nodes() -> 
 
 
 def test_several_replicas_without_leader_election_are_refused() -> None:
-    result = run_helm(
-        "template",
-        RELEASE,
-        str(CHART),
-        "--kube-version",
-        kube_version(),
-        *set_args({"replicas": "2", "leaderElection.enabled": "false"}),
-        check=False,
+    result = helm_template(
+        *set_args({"replicas": "2", "leaderElection.enabled": "false"}), check=False
     )
     assert result.returncode != 0
     assert "replicas" in result.stderr, result.stderr

@@ -14,13 +14,11 @@ from chart_support import (
     CHART,
     DIGEST,
     NAMESPACE,
-    RELEASE,
     REPO_ROOT,
     by_kind,
-    kube_version,
+    helm_template,
     one,
     render,
-    run_helm,
     set_args,
     settings_of,
 )
@@ -192,15 +190,7 @@ BAD_VALUES = [
 
 @pytest.mark.parametrize(("what", "values"), BAD_VALUES, ids=[b[0] for b in BAD_VALUES])
 def test_values_schema_rejects(what: str, values: dict[str, str]) -> None:
-    result = run_helm(
-        "template",
-        RELEASE,
-        str(CHART),
-        "--kube-version",
-        kube_version(),
-        *set_args(values),
-        check=False,
-    )
+    result = helm_template(*set_args(values), check=False)
     assert result.returncode != 0, f"{what}: accepted"
     assert "values don't meet the specifications of the schema" in result.stderr, result.stderr
 
