@@ -1,5 +1,6 @@
 """Fixtures of more than one unit-test module: the real SMTP relay of the notices' outbox tests
-(`devtools.smtp_relay`), with the login of `notices_support`."""
+(`devtools.smtp_relay`), with the login of `notices_support`, and the generated HTTPS-inspection
+CA of the inspection tests (`inspection_support`)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,9 @@ import pytest
 from devtools.processes import free_port
 from devtools.smtp_relay import Received, RelayCertificate, SmtpRelay, relay_certificate
 
+from inspection_support import generated_ca
 from notices_support import PASSWORD, USER
+from swg_operator.reconcile.secrets import GeneratedCa
 
 
 @pytest.fixture(scope="session")
@@ -28,3 +31,10 @@ def relay(relay_cert: RelayCertificate, relay_port: int) -> Iterator[Received]:
     """The relay running on `relay_port` for the test: STARTTLS and AUTH required."""
     with SmtpRelay(relay_cert, relay_port, user=USER, password=PASSWORD) as received:
         yield received
+
+
+@pytest.fixture
+def ca() -> GeneratedCa:
+    """The tenant `acme`'s generated inspection CA, one for the whole run (an RSA 3072 key takes
+    a moment); `inspection_support.new_ca()` makes another."""
+    return generated_ca()
