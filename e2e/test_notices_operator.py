@@ -13,7 +13,7 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -21,18 +21,15 @@ import yaml
 from devtools.processes import free_port
 from devtools.smtp_relay import Received, SmtpRelay, relay_certificate
 
-from e2e.cluster import Cluster, unique_name, wait_until
+from e2e.cluster import Cluster, wait_until
 from e2e.operator_process import (
     OperatorProcess,
-    forget_tenant,
     get_tenant,
-    install_prerequisites,
     tenant_manifest,
 )
 
 pytestmark = pytest.mark.cluster
 
-LOGS = Path(__file__).resolve().parents[1] / ".local" / "logs" / "e2e"
 OPERATOR_NS = "swg-system"
 USER, PASSWORD = "swg-relay", "relay-password-e2e"
 CONTACTS = ["ops@acme.example", "security@acme.example"]
@@ -78,10 +75,14 @@ def _count(received: Received, word: str) -> int:
 
 
 def test_change_cancellation_and_purge_reach_the_relay_once_each(
-    cluster: Cluster, relay: tuple[Received, int], tmp_path: Path
+    prepared: Cluster,
+    new_operator: Callable[..., OperatorProcess],
+    tenant_name: str,
+    relay: tuple[Received, int],
+    tmp_path: Path,
 ) -> None:
+    cluster, name = prepared, tenant_name
     received, port = relay
-    install_prerequisites(cluster, operator_namespace=OPERATOR_NS)
     _secret(cluster, "smtp-login", {"username": USER, "password": PASSWORD})
     settings = tmp_path / "settings.yaml"
     settings.write_text(
@@ -98,87 +99,76 @@ def test_change_cancellation_and_purge_reach_the_relay_once_each(
             }
         )
     )
-    name = unique_name("mailed")
-    log = LOGS / "test_change_cancellation_and_purge_reach_the_relay_once_each.log"
+    process = new_operator("--settings", str(settings))
+    manifest = tenant_manifest(name, contacts=CONTACTS, cancellation={"purgeAfterDays": 0})
+    cluster.apply(manifest)
+    wait_until(
+        lambda: _count(received, "settings changed (generation 1)") == 2,
+        timeout=90,
+        what=f"the change notice's mails ({process.log_tail()})",
+    )
+    shown = _cli(cluster, "notices", name, "-o", "json")
+    assert shown.returncode == 0, shown.stderr
+    assert "generation 1" in shown.stdout
+    stored = cluster.kubectl_json("get", "configmap", "tenant-notices", "-n", f"swg-{name}")
+    mail = json.loads(stored["data"]["mail.json"])
+    states = [d["state"] for per in mail.values() for d in per.values()]
+    assert states == ["sent", "sent"]
 
-    def operator() -> OperatorProcess:
-        return OperatorProcess(cluster, log_path=log, args=["--settings", str(settings)])
+    # A restart: nothing is mailed again.
+    process = new_operator("--settings", str(settings))
+    wait_until(
+        lambda: "Started the notices' outbox" in process.log_text(),
+        timeout=60,
+        what="the outbox of the restarted operator",
+    )
+    cluster.kubectl("delete", "securewebgateway", name, "--wait=false")
+    wait_until(
+        lambda: get_tenant(cluster, name) is None,
+        timeout=240,
+        what=f"the purge of {name} ({process.log_tail()})",
+    )
+    wait_until(
+        lambda: _count(received, "Purged") == 2,
+        timeout=90,
+        what=f"the purge notice's mails ({process.log_tail()})",
+    )
+    assert _count(received, "settings changed") == 2, received.subjects()
+    assert _count(received, "Cancelled") == 2, received.subjects()
+    assert len(received.messages) == 6, received.subjects()
+    assert len({m["Message-ID"] for m in received.messages}) == 6
 
-    process = operator().start()
-    try:
-        manifest = tenant_manifest(name, contacts=CONTACTS, cancellation={"purgeAfterDays": 0})
-        cluster.apply(manifest)
-        wait_until(
-            lambda: _count(received, "settings changed (generation 1)") == 2,
-            timeout=90,
-            what=f"the change notice's mails ({process.log_tail()})",
-        )
-        shown = _cli(cluster, "notices", name, "-o", "json")
-        assert shown.returncode == 0, shown.stderr
-        assert "generation 1" in shown.stdout
-        stored = cluster.kubectl_json("get", "configmap", "tenant-notices", "-n", f"swg-{name}")
-        mail = json.loads(stored["data"]["mail.json"])
-        states = [d["state"] for per in mail.values() for d in per.values()]
-        assert states == ["sent", "sent"]
-
-        # A restart: nothing is mailed again.
-        process.stop()
-        process = operator().start()
-        wait_until(
-            lambda: "Started the notices' outbox" in process.log_text(),
-            timeout=60,
-            what="the outbox of the restarted operator",
-        )
-        cluster.kubectl("delete", "securewebgateway", name, "--wait=false")
-        wait_until(
-            lambda: get_tenant(cluster, name) is None,
-            timeout=240,
-            what=f"the purge of {name} ({process.log_tail()})",
-        )
-        wait_until(
-            lambda: _count(received, "Purged") == 2,
-            timeout=90,
-            what=f"the purge notice's mails ({process.log_tail()})",
-        )
-        assert _count(received, "settings changed") == 2, received.subjects()
-        assert _count(received, "Cancelled") == 2, received.subjects()
-        assert len(received.messages) == 6, received.subjects()
-        assert len({m["Message-ID"] for m in received.messages}) == 6
-
-        # The receipt, signed by the operator's key, verifies offline; a changed one does not.
-        receipts = cluster.kubectl_json(
-            "get", "configmap", "-n", OPERATOR_NS, "-l", "swg.dev/purge-receipt=true"
-        )["items"]
-        (receipt,) = [r for r in receipts if r["data"]["tenant"] == name]
-        receipt_file = tmp_path / "receipt.json"
-        receipt_file.write_text(json.dumps(receipt))
-        secret = cluster.kubectl_json("get", "secret", SIGNING_SECRET, "-n", OPERATOR_NS)
-        public = tmp_path / "key.pem"
-        public.write_bytes(base64.b64decode(secret["data"]["ed25519.pub"]))
-        verify = ("receipt", "verify", str(receipt_file), "--public-key", str(public))
-        verified = _cli(cluster, *verify)
-        assert verified.returncode == 0, verified.stdout + verified.stderr
-        receipt["data"]["completedAt"] = "2000-01-01T00:00:00Z"
-        receipt_file.write_text(json.dumps(receipt))
-        forged = _cli(cluster, *verify)
-        assert forged.returncode != 0
-        assert "completedAt" in forged.stdout + forged.stderr
-        # The attachment of the purge mail is that receipt.
-        purge_mail = next(m for m in received.messages if "Purged" in str(m["Subject"]))
-        parts = [p for p in purge_mail.walk() if p.get_filename()]
-        assert parts
-        assert parts[0].get_filename() == f"{receipt['metadata']['name']}.json"
-        # Its box in the operator's namespace goes once its mail is settled.
-        wait_until(
-            lambda: (
-                cluster.kubectl(
-                    "get", "configmap", f"purged-notices-{name}", "-n", OPERATOR_NS, check=False
-                ).returncode
-                != 0
-            ),
-            timeout=90,
-            what="the purged box's deletion",
-        )
-    finally:
-        process.stop()
-        forget_tenant(cluster, name)
+    # The receipt, signed by the operator's key, verifies offline; a changed one does not.
+    receipts = cluster.kubectl_json(
+        "get", "configmap", "-n", OPERATOR_NS, "-l", "swg.dev/purge-receipt=true"
+    )["items"]
+    (receipt,) = [r for r in receipts if r["data"]["tenant"] == name]
+    receipt_file = tmp_path / "receipt.json"
+    receipt_file.write_text(json.dumps(receipt))
+    secret = cluster.kubectl_json("get", "secret", SIGNING_SECRET, "-n", OPERATOR_NS)
+    public = tmp_path / "key.pem"
+    public.write_bytes(base64.b64decode(secret["data"]["ed25519.pub"]))
+    verify = ("receipt", "verify", str(receipt_file), "--public-key", str(public))
+    verified = _cli(cluster, *verify)
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+    receipt["data"]["completedAt"] = "2000-01-01T00:00:00Z"
+    receipt_file.write_text(json.dumps(receipt))
+    forged = _cli(cluster, *verify)
+    assert forged.returncode != 0
+    assert "completedAt" in forged.stdout + forged.stderr
+    # The attachment of the purge mail is that receipt.
+    purge_mail = next(m for m in received.messages if "Purged" in str(m["Subject"]))
+    parts = [p for p in purge_mail.walk() if p.get_filename()]
+    assert parts
+    assert parts[0].get_filename() == f"{receipt['metadata']['name']}.json"
+    # Its box in the operator's namespace goes once its mail is settled.
+    wait_until(
+        lambda: (
+            cluster.kubectl(
+                "get", "configmap", f"purged-notices-{name}", "-n", OPERATOR_NS, check=False
+            ).returncode
+            != 0
+        ),
+        timeout=90,
+        what="the purged box's deletion",
+    )
