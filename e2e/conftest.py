@@ -25,6 +25,24 @@ Public API (keep it small; operator tests build on it):
     through a token from the TokenRequest API in a kubeconfig of its own (``.kubeconfig``):
     for least-privilege checks.
 
+Operator tests (the operator as a process, ``e2e.operator_process.OperatorProcess``, logging to
+``.local/logs/e2e/<test name>.log``):
+
+``prepared`` (module) -> ``Cluster``
+    The cluster with what the operator needs installed once per module: the CRD, the tenant
+    admins' ClusterRole, the ``swg-system`` namespace and the sample URL catalogue.
+
+``new_operator(*args, clock_offset=None) -> OperatorProcess``
+    Starts ``swg-operator run`` with ``args`` (under ``faketime`` with a ``clock_offset``) once
+    the test's previous one, if any, has stopped; every one is stopped after the test.
+
+``operator`` -> ``OperatorProcess``
+    ``new_operator()`` for tests that need one operator with the default arguments.
+
+``tenant_name`` -> str
+    A unique tenant name after the test's; the tenant is dropped after the test without its
+    purge (``forget_tenant``).
+
 Plain helpers for anything else: ``e2e.cluster.unique_name(prefix)`` and
 ``e2e.cluster.wait_until(probe, timeout=..., what=...)`` (poll with a deadline, no sleeps).
 Mark tests that use these with ``pytest.mark.cluster``.
@@ -51,6 +69,7 @@ from e2e.cluster import (
     unique_name,
     wait_until,
 )
+from e2e.operator_process import LOG_DIR, OperatorProcess, forget_tenant, install_prerequisites
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 NAMESPACE_READY_TIMEOUT = 60.0
@@ -166,6 +185,51 @@ def as_service_account(cluster: Cluster, tmp_path: Path) -> Callable[..., Cluste
         return cluster.with_kubeconfig(kubeconfig)
 
     return make
+
+
+@pytest.fixture(scope="module")
+def prepared(cluster: Cluster) -> Cluster:
+    """The cluster with the operator's prerequisites (see the module docstring)."""
+    install_prerequisites(cluster)
+    return cluster
+
+
+@pytest.fixture
+def new_operator(
+    prepared: Cluster, request: pytest.FixtureRequest
+) -> Iterator[Callable[..., OperatorProcess]]:
+    """Factory of operator processes for this test, one at a time (all stopped at the end)."""
+    started: list[OperatorProcess] = []
+
+    def make(*args: str, clock_offset: str | None = None) -> OperatorProcess:
+        for other in started:
+            other.stop()
+        process = OperatorProcess(
+            prepared,
+            log_path=LOG_DIR / f"{request.node.name}.log",
+            args=args,
+            clock_offset=clock_offset,
+        )
+        started.append(process)
+        return process.start()
+
+    yield make
+    for process in started:
+        process.stop()
+
+
+@pytest.fixture
+def operator(new_operator: Callable[..., OperatorProcess]) -> OperatorProcess:
+    """One operator process with the default arguments for this test."""
+    return new_operator()
+
+
+@pytest.fixture
+def tenant_name(prepared: Cluster, request: pytest.FixtureRequest) -> Iterator[str]:
+    """A unique tenant name after the test's, the tenant forgotten after the test."""
+    name = unique_name(request.node.name.removeprefix("test_")[:20])
+    yield name
+    forget_tenant(prepared, name)
 
 
 @pytest.fixture(scope="session")

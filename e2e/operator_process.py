@@ -28,6 +28,8 @@ from e2e.cluster.processes import ProcessRecord, free_ports, is_alive
 from e2e.cluster.processes import stop as stop_processes
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+# The operator tests' logs, one file per test named after it.
+LOG_DIR = REPO_ROOT / ".local" / "logs" / "e2e"
 STARTUP_TIMEOUT = 60.0
 _SAMPLE = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})?\s+(\S+)$")
 

@@ -29,7 +29,6 @@ from e2e.operator_process import (
     OperatorProcess,
     forget_tenant,
     get_tenant,
-    install_prerequisites,
     tenant_manifest,
 )
 from swg_operator.commands.kubectl import main as kubectl_main
@@ -37,17 +36,8 @@ from swg_operator.naming import admin_binding_name, tenant_namespace
 
 pytestmark = pytest.mark.cluster
 
-LOGS = Path(__file__).resolve().parents[1] / ".local" / "logs" / "e2e"
 OPERATOR_NS = "swg-system"
 SIGNING_SECRET = "swg-receipt-signing-key"
-
-
-@pytest.fixture
-def operator(cluster: Cluster, request: pytest.FixtureRequest) -> Iterator[OperatorProcess]:
-    install_prerequisites(cluster)
-    process = OperatorProcess(cluster, log_path=LOGS / f"{request.node.name}.log").start()
-    yield process
-    process.stop()
 
 
 @pytest.fixture

@@ -5,8 +5,9 @@ ServiceAccount holding only the tenant admins' ClusterRole (bound in its tenant'
 the operator binds it); the admin of another tenant is refused.
 
 The mailer here records what it is given (the relay itself is tested in
-tests/test_notices_smtp.py against a real SMTP server); what this tier proves is the API
-server's part: the writes, the 409 on a stale resourceVersion, and the admins' RBAC.
+tests/test_notices_smtp.py and tests/test_notices_once.py against a real SMTP server); what this
+tier proves is the API server's part: the writes, the 409 on a stale resourceVersion, and the
+admins' RBAC.
 """
 
 from __future__ import annotations

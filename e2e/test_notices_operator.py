@@ -9,135 +9,41 @@ the settings name), each once, also across an operator restart; the notices show
 from __future__ import annotations
 
 import base64
-import datetime
-import ipaddress
 import json
 import os
-import socket
-import ssl
 import subprocess
 import sys
-from collections.abc import Iterator
-from dataclasses import dataclass, field
-from email import message_from_bytes
-from email.message import Message
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 import yaml
-from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
+from devtools.processes import free_port
+from devtools.smtp_relay import Received, SmtpRelay, relay_certificate
 
-from e2e.cluster import Cluster, unique_name, wait_until
+from e2e.cluster import Cluster, wait_until
 from e2e.operator_process import (
     OperatorProcess,
-    forget_tenant,
     get_tenant,
-    install_prerequisites,
     tenant_manifest,
 )
 
 pytestmark = pytest.mark.cluster
 
-LOGS = Path(__file__).resolve().parents[1] / ".local" / "logs" / "e2e"
 OPERATOR_NS = "swg-system"
 USER, PASSWORD = "swg-relay", "relay-password-e2e"
 CONTACTS = ["ops@acme.example", "security@acme.example"]
 SIGNING_SECRET = "swg-receipt-signing-key"
 
 
-@dataclass
-class Received:
-    messages: list[Message] = field(default_factory=list)
-
-    def subjects(self) -> list[str]:
-        return [f"{m['To']} {m['Subject']}" for m in self.messages]
-
-
-class Recorder:
-    def __init__(self, received: Received) -> None:
-        self.received = received
-
-    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:  # noqa: N802
-        assert session.ssl is not None, "a message arrived without TLS"
-        self.received.messages.append(message_from_bytes(envelope.original_content or b""))
-        return "250 OK"
-
-
-def _check_login(
-    server: SMTP, session: Session, envelope: Envelope, mechanism: str, data: Any
-) -> AuthResult:
-    ok = (
-        isinstance(data, LoginPassword)
-        and data.login.decode() == USER
-        and data.password.decode() == PASSWORD
-    )
-    return AuthResult(success=ok, handled=False)
-
-
-def _certificate(folder: Path) -> tuple[Path, Path]:
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "relay.test")])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(hours=1))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(
-            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-            critical=False,
-        )
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    cert_path, key_path = folder / "relay.pem", folder / "relay.key"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    return cert_path, key_path
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture
 def relay(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Received, int]]:
-    cert, key = _certificate(tmp_path)
-    server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    server.load_cert_chain(cert, key)
-    received = Received()
-    port = _free_port()
-    controller = Controller(
-        Recorder(received),
-        hostname="127.0.0.1",
-        port=port,
-        tls_context=server,
-        require_starttls=True,
-        authenticator=_check_login,
-        auth_required=True,
-        auth_require_tls=True,
-    )
-    controller.start()
-    monkeypatch.setenv("SSL_CERT_FILE", str(cert))  # the operator's process trusts the relay
-    yield received, port
-    controller.stop()
+    certificate = relay_certificate(tmp_path)
+    port = free_port()
+    with SmtpRelay(certificate, port, user=USER, password=PASSWORD) as received:
+        # The operator's process trusts the relay.
+        monkeypatch.setenv("SSL_CERT_FILE", str(certificate.cert))
+        yield received, port
 
 
 def _secret(cluster: Cluster, name: str, data: dict[str, str]) -> None:
@@ -169,10 +75,14 @@ def _count(received: Received, word: str) -> int:
 
 
 def test_change_cancellation_and_purge_reach_the_relay_once_each(
-    cluster: Cluster, relay: tuple[Received, int], tmp_path: Path
+    prepared: Cluster,
+    new_operator: Callable[..., OperatorProcess],
+    tenant_name: str,
+    relay: tuple[Received, int],
+    tmp_path: Path,
 ) -> None:
+    cluster, name = prepared, tenant_name
     received, port = relay
-    install_prerequisites(cluster, operator_namespace=OPERATOR_NS)
     _secret(cluster, "smtp-login", {"username": USER, "password": PASSWORD})
     settings = tmp_path / "settings.yaml"
     settings.write_text(
@@ -189,87 +99,76 @@ def test_change_cancellation_and_purge_reach_the_relay_once_each(
             }
         )
     )
-    name = unique_name("mailed")
-    log = LOGS / "test_change_cancellation_and_purge_reach_the_relay_once_each.log"
+    process = new_operator("--settings", str(settings))
+    manifest = tenant_manifest(name, contacts=CONTACTS, cancellation={"purgeAfterDays": 0})
+    cluster.apply(manifest)
+    wait_until(
+        lambda: _count(received, "settings changed (generation 1)") == 2,
+        timeout=90,
+        what=f"the change notice's mails ({process.log_tail()})",
+    )
+    shown = _cli(cluster, "notices", name, "-o", "json")
+    assert shown.returncode == 0, shown.stderr
+    assert "generation 1" in shown.stdout
+    stored = cluster.kubectl_json("get", "configmap", "tenant-notices", "-n", f"swg-{name}")
+    mail = json.loads(stored["data"]["mail.json"])
+    states = [d["state"] for per in mail.values() for d in per.values()]
+    assert states == ["sent", "sent"]
 
-    def operator() -> OperatorProcess:
-        return OperatorProcess(cluster, log_path=log, args=["--settings", str(settings)])
+    # A restart: nothing is mailed again.
+    process = new_operator("--settings", str(settings))
+    wait_until(
+        lambda: "Started the notices' outbox" in process.log_text(),
+        timeout=60,
+        what="the outbox of the restarted operator",
+    )
+    cluster.kubectl("delete", "securewebgateway", name, "--wait=false")
+    wait_until(
+        lambda: get_tenant(cluster, name) is None,
+        timeout=240,
+        what=f"the purge of {name} ({process.log_tail()})",
+    )
+    wait_until(
+        lambda: _count(received, "Purged") == 2,
+        timeout=90,
+        what=f"the purge notice's mails ({process.log_tail()})",
+    )
+    assert _count(received, "settings changed") == 2, received.subjects()
+    assert _count(received, "Cancelled") == 2, received.subjects()
+    assert len(received.messages) == 6, received.subjects()
+    assert len({m["Message-ID"] for m in received.messages}) == 6
 
-    process = operator().start()
-    try:
-        manifest = tenant_manifest(name, contacts=CONTACTS, cancellation={"purgeAfterDays": 0})
-        cluster.apply(manifest)
-        wait_until(
-            lambda: _count(received, "settings changed (generation 1)") == 2,
-            timeout=90,
-            what=f"the change notice's mails ({process.log_tail()})",
-        )
-        shown = _cli(cluster, "notices", name, "-o", "json")
-        assert shown.returncode == 0, shown.stderr
-        assert "generation 1" in shown.stdout
-        stored = cluster.kubectl_json("get", "configmap", "tenant-notices", "-n", f"swg-{name}")
-        mail = json.loads(stored["data"]["mail.json"])
-        states = [d["state"] for per in mail.values() for d in per.values()]
-        assert states == ["sent", "sent"]
-
-        # A restart: nothing is mailed again.
-        process.stop()
-        process = operator().start()
-        wait_until(
-            lambda: "Started the notices' outbox" in process.log_text(),
-            timeout=60,
-            what="the outbox of the restarted operator",
-        )
-        cluster.kubectl("delete", "securewebgateway", name, "--wait=false")
-        wait_until(
-            lambda: get_tenant(cluster, name) is None,
-            timeout=240,
-            what=f"the purge of {name} ({process.log_tail()})",
-        )
-        wait_until(
-            lambda: _count(received, "Purged") == 2,
-            timeout=90,
-            what=f"the purge notice's mails ({process.log_tail()})",
-        )
-        assert _count(received, "settings changed") == 2, received.subjects()
-        assert _count(received, "Cancelled") == 2, received.subjects()
-        assert len(received.messages) == 6, received.subjects()
-        assert len({m["Message-ID"] for m in received.messages}) == 6
-
-        # The receipt, signed by the operator's key, verifies offline; a changed one does not.
-        receipts = cluster.kubectl_json(
-            "get", "configmap", "-n", OPERATOR_NS, "-l", "swg.dev/purge-receipt=true"
-        )["items"]
-        (receipt,) = [r for r in receipts if r["data"]["tenant"] == name]
-        receipt_file = tmp_path / "receipt.json"
-        receipt_file.write_text(json.dumps(receipt))
-        secret = cluster.kubectl_json("get", "secret", SIGNING_SECRET, "-n", OPERATOR_NS)
-        public = tmp_path / "key.pem"
-        public.write_bytes(base64.b64decode(secret["data"]["ed25519.pub"]))
-        verify = ("receipt", "verify", str(receipt_file), "--public-key", str(public))
-        verified = _cli(cluster, *verify)
-        assert verified.returncode == 0, verified.stdout + verified.stderr
-        receipt["data"]["completedAt"] = "2000-01-01T00:00:00Z"
-        receipt_file.write_text(json.dumps(receipt))
-        forged = _cli(cluster, *verify)
-        assert forged.returncode != 0
-        assert "completedAt" in forged.stdout + forged.stderr
-        # The attachment of the purge mail is that receipt.
-        purge_mail = next(m for m in received.messages if "Purged" in str(m["Subject"]))
-        parts = [p for p in purge_mail.walk() if p.get_filename()]
-        assert parts
-        assert parts[0].get_filename() == f"{receipt['metadata']['name']}.json"
-        # Its box in the operator's namespace goes once its mail is settled.
-        wait_until(
-            lambda: (
-                cluster.kubectl(
-                    "get", "configmap", f"purged-notices-{name}", "-n", OPERATOR_NS, check=False
-                ).returncode
-                != 0
-            ),
-            timeout=90,
-            what="the purged box's deletion",
-        )
-    finally:
-        process.stop()
-        forget_tenant(cluster, name)
+    # The receipt, signed by the operator's key, verifies offline; a changed one does not.
+    receipts = cluster.kubectl_json(
+        "get", "configmap", "-n", OPERATOR_NS, "-l", "swg.dev/purge-receipt=true"
+    )["items"]
+    (receipt,) = [r for r in receipts if r["data"]["tenant"] == name]
+    receipt_file = tmp_path / "receipt.json"
+    receipt_file.write_text(json.dumps(receipt))
+    secret = cluster.kubectl_json("get", "secret", SIGNING_SECRET, "-n", OPERATOR_NS)
+    public = tmp_path / "key.pem"
+    public.write_bytes(base64.b64decode(secret["data"]["ed25519.pub"]))
+    verify = ("receipt", "verify", str(receipt_file), "--public-key", str(public))
+    verified = _cli(cluster, *verify)
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+    receipt["data"]["completedAt"] = "2000-01-01T00:00:00Z"
+    receipt_file.write_text(json.dumps(receipt))
+    forged = _cli(cluster, *verify)
+    assert forged.returncode != 0
+    assert "completedAt" in forged.stdout + forged.stderr
+    # The attachment of the purge mail is that receipt.
+    purge_mail = next(m for m in received.messages if "Purged" in str(m["Subject"]))
+    parts = [p for p in purge_mail.walk() if p.get_filename()]
+    assert parts
+    assert parts[0].get_filename() == f"{receipt['metadata']['name']}.json"
+    # Its box in the operator's namespace goes once its mail is settled.
+    wait_until(
+        lambda: (
+            cluster.kubectl(
+                "get", "configmap", f"purged-notices-{name}", "-n", OPERATOR_NS, check=False
+            ).returncode
+            != 0
+        ),
+        timeout=90,
+        what="the purged box's deletion",
+    )

@@ -12,19 +12,15 @@ requests, its watches and its finalizer, are not in it).
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from e2e.cluster import Cluster, unique_name, wait_until
+from e2e.cluster import Cluster, wait_until
 from e2e.operator_process import (
     OperatorProcess,
     condition,
-    forget_tenant,
     get_tenant,
-    install_prerequisites,
     labelled_objects,
     tenant_events,
     tenant_manifest,
@@ -33,28 +29,6 @@ from e2e.operator_process import (
 )
 
 pytestmark = pytest.mark.cluster
-
-LOGS = Path(__file__).resolve().parents[1] / ".local" / "logs" / "e2e"
-
-
-@pytest.fixture(scope="module")
-def prepared(cluster: Cluster) -> Cluster:
-    install_prerequisites(cluster)
-    return cluster
-
-
-@pytest.fixture
-def operator(prepared: Cluster, request: pytest.FixtureRequest) -> Iterator[OperatorProcess]:
-    process = OperatorProcess(prepared, log_path=LOGS / f"{request.node.name}.log")
-    with process:
-        yield process
-
-
-@pytest.fixture
-def tenant_name(prepared: Cluster, request: pytest.FixtureRequest) -> Iterator[str]:
-    name = unique_name(request.node.name.removeprefix("test_")[:20])
-    yield name
-    forget_tenant(prepared, name)
 
 
 def names(objects: set[str], kind: str) -> set[str]:

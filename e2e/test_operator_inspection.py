@@ -14,7 +14,7 @@ from __future__ import annotations
 import base64
 import datetime
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -22,13 +22,11 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from e2e.cluster import Cluster, unique_name, wait_until
+from e2e.cluster import Cluster, wait_until
 from e2e.operator_process import (
     OperatorProcess,
     condition,
-    forget_tenant,
     get_tenant,
-    install_prerequisites,
     tenant_manifest,
     wait_event,
     wait_phase,
@@ -37,7 +35,6 @@ from swg_operator.reconcile.secrets import generate_inspection_ca
 
 pytestmark = pytest.mark.cluster
 
-LOGS = Path(__file__).resolve().parents[1] / ".local" / "logs" / "e2e"
 SECRET = "https-inspection-ca"
 CERT_CM = "https-inspection-ca-cert"
 ADMIN = "inspection-admin@example.com"
@@ -46,38 +43,6 @@ ADMIN = "inspection-admin@example.com"
 RESYNC = "--resync-seconds=3"
 # Secrets are not watched: a CA Secret deleted by hand is seen once this has passed.
 RECHECK = "--secret-recheck-seconds=3"
-
-
-@pytest.fixture(scope="module")
-def prepared(cluster: Cluster) -> Cluster:
-    install_prerequisites(cluster)
-    return cluster
-
-
-@pytest.fixture
-def new_operator(
-    prepared: Cluster, request: pytest.FixtureRequest
-) -> Iterator[Callable[..., OperatorProcess]]:
-    """Factory of operator processes for this test, one at a time (all stopped at the end)."""
-    started: list[OperatorProcess] = []
-
-    def make(*args: str) -> OperatorProcess:
-        for other in started:
-            other.stop()
-        process = OperatorProcess(prepared, log_path=LOGS / f"{request.node.name}.log", args=args)
-        started.append(process.start())
-        return process
-
-    yield make
-    for process in started:
-        process.stop()
-
-
-@pytest.fixture
-def tenant_name(prepared: Cluster, request: pytest.FixtureRequest) -> Iterator[str]:
-    name = unique_name(request.node.name.removeprefix("test_")[:20])
-    yield name
-    forget_tenant(prepared, name)
 
 
 def secret(cluster: Cluster, namespace: str) -> dict[str, Any] | None:

@@ -11,18 +11,13 @@ and recorded in the receipt) trusts its own clock plus a 10 minute margin, and p
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from e2e.cluster import Cluster, unique_name, wait_until
+from e2e.cluster import Cluster, wait_until
 from e2e.operator_process import (
-    OperatorProcess,
-    forget_tenant,
     get_tenant,
-    install_prerequisites,
     labelled_objects,
     tenant_manifest,
     wait_event,
@@ -31,43 +26,7 @@ from e2e.operator_process import (
 
 pytestmark = pytest.mark.cluster
 
-LOGS = Path(__file__).resolve().parents[1] / ".local" / "logs" / "e2e"
 OPERATOR_NS = "swg-system"
-
-
-@pytest.fixture(scope="module")
-def prepared(cluster: Cluster) -> Cluster:
-    install_prerequisites(cluster, operator_namespace=OPERATOR_NS)
-    return cluster
-
-
-@pytest.fixture
-def tenant_name(prepared: Cluster, request: pytest.FixtureRequest) -> Iterator[str]:
-    name = unique_name(request.node.name.removeprefix("test_")[:20])
-    yield name
-    forget_tenant(prepared, name)
-
-
-@pytest.fixture
-def new_operator(prepared: Cluster, request: pytest.FixtureRequest) -> Iterator[Any]:
-    """Factory of operator processes for this test (all stopped at the end)."""
-    started: list[OperatorProcess] = []
-
-    def make(*args: str, clock_offset: str | None = None) -> OperatorProcess:
-        for other in started:
-            other.stop()
-        process = OperatorProcess(
-            prepared,
-            log_path=LOGS / f"{request.node.name}.log",
-            args=args,
-            clock_offset=clock_offset,
-        )
-        started.append(process.start())
-        return process
-
-    yield make
-    for process in started:
-        process.stop()
 
 
 def receipt(cluster: Cluster, name: str) -> dict[str, Any] | None:

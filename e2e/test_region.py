@@ -6,7 +6,6 @@ elsewhere; with a class that binds WaitForFirstConsumer its volume claim is not 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,27 +16,12 @@ from e2e.operator_process import (
     condition,
     forget_tenant,
     get_tenant,
-    install_prerequisites,
     tenant_manifest,
 )
 
 pytestmark = pytest.mark.cluster
 
-LOGS = Path(__file__).resolve().parents[1] / ".local" / "logs" / "e2e"
 REGION_LABEL = "topology.kubernetes.io/region"
-
-
-@pytest.fixture(scope="module")
-def prepared(cluster: Cluster) -> Cluster:
-    install_prerequisites(cluster)
-    return cluster
-
-
-@pytest.fixture
-def operator(prepared: Cluster, request: pytest.FixtureRequest) -> Iterator[OperatorProcess]:
-    process = OperatorProcess(prepared, log_path=LOGS / f"{request.node.name}.log")
-    with process:
-        yield process
 
 
 @pytest.fixture

@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -25,11 +24,11 @@ from hypothesis import HealthCheck, Phase, assume, given, settings
 
 from e2e.cluster import Cluster, unique_name, wait_until
 from e2e.operator_process import (
+    LOG_DIR,
     OperatorProcess,
     condition,
     forget_tenant,
     get_tenant,
-    install_prerequisites,
     tenant_manifest,
 )
 from swg_operator.api import SpecError, parse_spec
@@ -37,17 +36,9 @@ from swg_operator.render import RenderError, TenantManifests
 
 pytestmark = pytest.mark.cluster
 
-REPO = Path(__file__).resolve().parents[1]
-LOGS = REPO / ".local" / "logs" / "e2e"
 CREATED_FOR_REAL = ("Namespace", "ServiceAccount", "ResourceQuota", "LimitRange")
 EXAMPLES = int(os.environ.get("SWG_FUZZ_EXAMPLES", "0")) or 8
 TIMEOUT = 60.0
-
-
-@pytest.fixture(scope="module")
-def prepared(cluster: Cluster) -> Cluster:
-    install_prerequisites(cluster)
-    return cluster
 
 
 def assert_no_warning(stderr: str, what: str) -> None:
@@ -175,7 +166,7 @@ def test_fuzzed_accepted_specs_are_admitted_by_the_api_server(prepared: Cluster)
 
 @pytest.fixture(scope="module")
 def operator(prepared: Cluster) -> Iterator[OperatorProcess]:
-    process = OperatorProcess(prepared, log_path=LOGS / "test_security_fuzz.log")
+    process = OperatorProcess(prepared, log_path=LOG_DIR / "test_security_fuzz.log")
     with process:
         yield process
 

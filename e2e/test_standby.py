@@ -14,39 +14,22 @@ import datetime
 import json
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from e2e.cluster import Cluster, unique_name, wait_until
 from e2e.operator_process import (
+    LOG_DIR,
     OperatorProcess,
-    forget_tenant,
-    install_prerequisites,
     tenant_manifest,
     wait_phase,
 )
 
 pytestmark = pytest.mark.cluster
 
-LOGS = Path(__file__).resolve().parents[1] / ".local" / "logs" / "e2e"
 OPERATOR_NS = "swg-system"
 TAKEOVER_LIMIT = 15.0  # seconds from the leader's SIGKILL to a change reconciled (issue 13)
-
-
-@pytest.fixture(scope="module")
-def prepared(cluster: Cluster) -> Cluster:
-    install_prerequisites(cluster, operator_namespace=OPERATOR_NS)
-    return cluster
-
-
-@pytest.fixture
-def tenant_name(prepared: Cluster) -> Iterator[str]:
-    name = unique_name("standby")
-    yield name
-    forget_tenant(prepared, name)
 
 
 def _ready(op: OperatorProcess) -> int:
@@ -101,7 +84,7 @@ def _status_written_at(body: dict[str, Any]) -> datetime.datetime:
 def _start(cluster: Cluster, lease: str, identity: str, log: str) -> OperatorProcess:
     return OperatorProcess(
         cluster,
-        log_path=LOGS / log,
+        log_path=LOG_DIR / log,
         operator_namespace=OPERATOR_NS,
         args=(f"--lease={lease}", f"--lease-identity={identity}", "--resync-seconds=0"),
     ).start()

@@ -17,7 +17,7 @@ from swg_operator.api import OperatorSettings
 from swg_operator.labels import CONFIG_DIGEST_ANNOTATION
 from swg_operator.reconcile.loop import Context, reconcile
 from swg_operator.reconcile.secret_checks import RECHECK
-from swg_operator.reconcile.secrets import generate_inspection_ca
+from swg_operator.reconcile.secrets import GeneratedCa, generate_inspection_ca
 
 SETTINGS = OperatorSettings()
 NOW = datetime.datetime(2026, 1, 1, 12, 0, tzinfo=datetime.UTC)
@@ -25,12 +25,20 @@ NS = "swg-acme"
 SECRET = "https-inspection-ca"
 CERT_CM = "https-inspection-ca-cert"
 INSPECTION = {"httpsInspection": {"enabled": True}}
+# The tenant brings its own CA, in its namespace's Secret `own-ca`.
+OWN_CA = {"httpsInspection": {"enabled": True, "caSecret": {"name": "own-ca"}}}
+
+
+def new_ca() -> GeneratedCa:
+    """A CA generated for the tenant `acme` now, another than every other."""
+    return generate_inspection_ca(tenant="acme", service_code="SWG-0001", now=NOW)
 
 
 @functools.cache
-def generated_ca() -> Any:
-    """One generated CA shared by the modules' `ca` fixtures (an RSA 3072 key takes a moment)."""
-    return generate_inspection_ca(tenant="acme", service_code="SWG-0001", now=NOW)
+def generated_ca() -> GeneratedCa:
+    """One generated CA shared by the tests (the `ca` fixture of conftest.py): an RSA 3072 key
+    takes a moment."""
+    return new_ca()
 
 
 def tenant(name: str = "acme", **spec: Any) -> dict[str, Any]:

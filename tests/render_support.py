@@ -17,6 +17,7 @@ from swg_operator.capacity import Capacity
 from swg_operator.catalogue import Catalogue
 from swg_operator.catalogue_io import load_blacklist_directory
 from swg_operator.render import Lifecycle, TenantManifests, render_tenant
+from swg_operator.render.context import Tenant
 from swg_operator.render.dataplane import flat_files, render_dataplane_files
 from swg_operator.sizing_io import load_capacity
 
@@ -106,6 +107,19 @@ def minimal_spec(**overrides: Any) -> dict[str, Any]:
     }
     spec.update(overrides)
     return spec
+
+
+def minimal_tenant() -> Tenant:
+    """The rendering context of the active `minimal` example, for a workload's parts alone."""
+    manifests = render_example("minimal")
+    return Tenant(
+        name="minimal",
+        spec=parse_spec(minimal_spec()),
+        settings=OperatorSettings(),
+        sizing=manifests.sizing,
+        lifecycle=Lifecycle.ACTIVE,
+        namespace="swg-minimal",
+    )
 
 
 # --- NetworkPolicy evaluation ------------------------------------------------------------------

@@ -9,7 +9,6 @@ import copy
 import datetime
 from typing import Any
 
-import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
@@ -19,9 +18,10 @@ from inspection_support import (
     INSPECTION,
     NOW,
     NS,
+    OWN_CA,
     SECRET,
     SETTINGS,
-    generated_ca,
+    new_ca,
     tenant,
 )
 from swg_operator.api import parse_spec
@@ -37,23 +37,16 @@ from swg_operator.reconcile.references import (
     is_certificate_pem,
     published_certificate,
 )
-from swg_operator.reconcile.secrets import KEY_BITS, generate_inspection_ca
+from swg_operator.reconcile.secrets import KEY_BITS, GeneratedCa
 from swg_operator.reconcile.status import Facts, Unresolved, compute_status
 from swg_operator.render import Lifecycle, render_tenant
 from swg_operator.render.rbac import reader_rules
 from swg_operator.sizing_io import load_capacity
 
-
-@pytest.fixture(scope="module")
-def ca() -> Any:
-    """One generated CA for the pure tests (an RSA 3072 key takes a moment)."""
-    return generated_ca()
-
-
 # --- the CA itself ------------------------------------------------------------------------------
 
 
-def test_generated_ca_is_a_ca_with_path_length_zero_named_after_the_tenant(ca: Any) -> None:
+def test_generated_ca_is_a_ca_with_path_length_zero_named_after_the_tenant(ca: GeneratedCa) -> None:
     cert = x509.load_pem_x509_certificate(ca.certificate.encode())
     constraints = cert.extensions.get_extension_for_class(x509.BasicConstraints)
     assert constraints.critical
@@ -79,8 +72,8 @@ def test_generated_ca_is_a_ca_with_path_length_zero_named_after_the_tenant(ca: A
 
 
 def test_two_generated_cas_differ() -> None:
-    a = generate_inspection_ca(tenant="acme", service_code="SWG-0001", now=NOW)
-    b = generate_inspection_ca(tenant="acme", service_code="SWG-0001", now=NOW)
+    a = new_ca()
+    b = new_ca()
     assert a.certificate != b.certificate
     assert a.key != b.key
 
@@ -107,7 +100,7 @@ def _configmap_names() -> list[str]:
     return list(rule["resourceNames"])
 
 
-def test_renderer_publishes_the_certificate_it_is_given_and_nothing_secret(ca: Any) -> None:
+def test_renderer_publishes_the_certificate_it_is_given_and_nothing_secret(ca: GeneratedCa) -> None:
     objects = _render({"options": INSPECTION}, ca.certificate)
     cm = objects[("ConfigMap", CERT_CM)]
     assert cm["data"] == {"ca.crt": ca.certificate}
@@ -118,7 +111,9 @@ def test_renderer_publishes_the_certificate_it_is_given_and_nothing_secret(ca: A
     assert objects == _render({"options": INSPECTION}, ca.certificate)  # deterministic
 
 
-def test_renderer_without_a_certificate_mounts_the_secret_and_publishes_nothing(ca: Any) -> None:
+def test_renderer_without_a_certificate_mounts_the_secret_and_publishes_nothing(
+    ca: GeneratedCa,
+) -> None:
     objects = _render({"options": INSPECTION})
     assert ("ConfigMap", CERT_CM) not in objects
     volumes = objects[("Deployment", "proxy")]["spec"]["template"]["spec"]["volumes"]
@@ -129,8 +124,8 @@ def test_renderer_without_a_certificate_mounts_the_secret_and_publishes_nothing(
     assert CERT_CM in _configmap_names()
 
 
-def test_a_new_certificate_rolls_the_proxy_pods(ca: Any) -> None:
-    other = generate_inspection_ca(tenant="acme", service_code="SWG-0001", now=NOW)
+def test_a_new_certificate_rolls_the_proxy_pods(ca: GeneratedCa) -> None:
+    other = new_ca()
 
     def digest(certificate: str | None) -> str:
         proxy = _render({"options": INSPECTION}, certificate)[("Deployment", "proxy")]
@@ -139,9 +134,8 @@ def test_a_new_certificate_rolls_the_proxy_pods(ca: Any) -> None:
     assert len({digest(None), digest(ca.certificate), digest(other.certificate)}) == 3
 
 
-def test_the_customers_own_ca_gets_no_published_certificate(ca: Any) -> None:
-    own = {"httpsInspection": {"enabled": True, "caSecret": {"name": "own-ca"}}}
-    objects = _render({"options": own}, ca.certificate)
+def test_the_customers_own_ca_gets_no_published_certificate(ca: GeneratedCa) -> None:
+    objects = _render({"options": OWN_CA}, ca.certificate)
     assert ("ConfigMap", CERT_CM) not in objects
     off = _render({}, ca.certificate)
     assert ("ConfigMap", CERT_CM) not in off
@@ -160,7 +154,7 @@ def test_only_the_purge_removes_the_published_certificate() -> None:
 # --- references and status (pure) ----------------------------------------------------------------
 
 
-def test_published_certificate_is_read_from_the_tenant_namespace_only(ca: Any) -> None:
+def test_published_certificate_is_read_from_the_tenant_namespace_only(ca: GeneratedCa) -> None:
     cm = {
         "apiVersion": "v1",
         "kind": "ConfigMap",

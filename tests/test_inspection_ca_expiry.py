@@ -15,12 +15,13 @@ from inspection_support import (
     INSPECTION,
     NOW,
     NS,
+    OWN_CA,
     SECRET,
     SETTINGS,
     condition,
-    generated_ca,
     kube_kind,
     later,
+    new_ca,
     published,
     run,
     secret_certificate,
@@ -35,21 +36,14 @@ from swg_operator.reconcile.references import (
     CA_SECRET_NOT_FOUND,
 )
 from swg_operator.reconcile.secret_checks import RECHECK
-from swg_operator.reconcile.secrets import generate_inspection_ca
-
-
-@pytest.fixture(scope="module")
-def ca() -> Any:
-    """One generated CA for the pure tests (an RSA 3072 key takes a moment)."""
-    return generated_ca()
-
+from swg_operator.reconcile.secrets import GeneratedCa
 
 # --- the published certificate and the Secret's pair agree; the CA's expiry ---------------------
 
 
 @pytest.mark.parametrize("replaced", ["certificate and key", "key only"])
 def test_a_secret_apart_from_the_published_certificate_makes_the_tenant_not_ready(
-    ca: Any, replaced: str
+    ca: GeneratedCa, replaced: str
 ) -> None:
     """The Secret replaced by hand (or left by an earlier version) with a CA other than the one
     published: HTTPS inspection would present a CA the admins never got."""
@@ -83,7 +77,7 @@ def test_a_secret_apart_from_the_published_certificate_makes_the_tenant_not_read
     assert published(kube) == secret_certificate(kube) != certificate
 
 
-def test_the_generated_secret_is_read_by_name_and_nothing_else_is_read(ca: Any) -> None:
+def test_the_generated_secret_is_read_by_name_and_nothing_else_is_read(ca: GeneratedCa) -> None:
     kube, ctx = setup(tenant(options=INSPECTION))
     run(kube, ctx)
     make_available(kube)
@@ -98,10 +92,9 @@ def test_the_generated_secret_is_read_by_name_and_nothing_else_is_read(ca: Any) 
     ]
 
 
-def test_a_customer_ca_whose_key_is_not_its_certificates_is_reported(ca: Any) -> None:
-    own = {"httpsInspection": {"enabled": True, "caSecret": {"name": "own-ca"}}}
-    other = generate_inspection_ca(tenant="acme", service_code="SWG-0001", now=NOW)
-    kube, ctx = setup(tenant(options=own))
+def test_a_customer_ca_whose_key_is_not_its_certificates_is_reported(ca: GeneratedCa) -> None:
+    other = new_ca()
+    kube, ctx = setup(tenant(options=OWN_CA))
     run(kube, ctx)
     make_available(kube)
     kube.put(tls_secret("own-ca", ca.certificate, other.key))
@@ -126,14 +119,15 @@ class _NoSecretReads(FakeKube):
         return await super().get(kind, name, namespace=namespace)
 
 
-def test_a_customer_ca_the_operator_may_not_read_is_checked_for_existence_only(ca: Any) -> None:
-    own = {"httpsInspection": {"enabled": True, "caSecret": {"name": "own-ca"}}}
-    other = generate_inspection_ca(tenant="acme", service_code="SWG-0001", now=NOW)
+def test_a_customer_ca_the_operator_may_not_read_is_checked_for_existence_only(
+    ca: GeneratedCa,
+) -> None:
+    other = new_ca()
     kube = _NoSecretReads(now=NOW)
     kube.put(
         {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": SETTINGS.operator_namespace}}
     )
-    kube.put(tenant(options=own))
+    kube.put(tenant(options=OWN_CA))
     ctx = Context(kube=kube, settings=SETTINGS, clock=lambda: NOW)
     run(kube, ctx)
     make_available(kube)
@@ -142,7 +136,7 @@ def test_a_customer_ca_the_operator_may_not_read_is_checked_for_existence_only(c
     assert run(kube, ctx)["phase"] == "Ready"
 
 
-def test_inspection_ca_expiry_is_judged_from_the_date_passed_in(ca: Any) -> None:
+def test_inspection_ca_expiry_is_judged_from_the_date_passed_in(ca: GeneratedCa) -> None:
     from swg_operator.reconcile.ca_pair import EXPIRY_WARNING, certificate_expiry
 
     not_after = NOW + datetime.timedelta(days=730)
@@ -214,10 +208,9 @@ def test_a_ca_within_30_days_of_expiry_warns_once_and_an_expired_one_stalls() ->
 
 
 def test_a_customer_ca_nearing_expiry_warns_too() -> None:
-    own = {"httpsInspection": {"enabled": True, "caSecret": {"name": "own-ca"}}}
-    theirs = generate_inspection_ca(tenant="acme", service_code="SWG-0001", now=NOW)
+    theirs = new_ca()
     clock = [NOW]
-    kube, _ = setup(tenant(options=own))
+    kube, _ = setup(tenant(options=OWN_CA))
     ctx = Context(kube=kube, settings=SETTINGS, clock=lambda: clock[0])
     run(kube, ctx)
     kube.put(tls_secret("own-ca", theirs.certificate, theirs.key))

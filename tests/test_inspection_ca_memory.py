@@ -8,12 +8,13 @@ import asyncio
 import datetime
 from typing import Any
 
-from fakes import FakeKube, make_available
+from fakes import FakeKube, make_available, watch_cache
 from inspection_support import (
     CERT_CM,
     INSPECTION,
     NOW,
     NS,
+    OWN_CA,
     SECRET,
     condition,
     generated_ca,
@@ -29,13 +30,11 @@ from inspection_support import (
 from swg_operator.reconcile.loop import Context
 from swg_operator.reconcile.secret_checks import RECHECK, Purpose, SecretCheck, SecretChecks
 
-OWN = {"httpsInspection": {"enabled": True, "caSecret": {"name": "own-ca"}}}
-
 
 def ready(options: dict[str, Any], *, secret: bool = False) -> tuple[FakeKube, Context]:
     """A Ready tenant observed from the watches, its requests counted from here on."""
     kube, ctx = setup(tenant(options=options))
-    ctx.cache = kube.watch_cache("swg-system")
+    ctx.cache = watch_cache(kube, "swg-system")
     run(kube, ctx)
     if secret:
         ca = generated_ca()
@@ -62,7 +61,7 @@ def test_an_unchanged_tenant_with_a_generated_ca_makes_no_request() -> None:
 
 
 def test_an_unchanged_tenant_with_a_readable_customer_ca_makes_no_request() -> None:
-    kube, ctx = ready(OWN, secret=True)
+    kube, ctx = ready(OWN_CA, secret=True)
     status = run(kube, ctx)
     assert status["phase"] == "Ready"
     assert kube.reads == []
@@ -71,7 +70,7 @@ def test_an_unchanged_tenant_with_a_readable_customer_ca_makes_no_request() -> N
 
 def test_a_missing_customer_ca_is_asked_for_on_every_reconcile() -> None:
     """Only a Secret found is remembered: one created after the tenant is seen at once."""
-    kube, ctx = setup(tenant(options=OWN))
+    kube, ctx = setup(tenant(options=OWN_CA))
     run(kube, ctx)
     make_available(kube)
     assert condition(run(kube, ctx), "Stalled")["reason"] == "CASecretNotFound"
@@ -91,7 +90,7 @@ def test_a_hand_deleted_secret_is_noticed_once_the_interval_passed() -> None:
 
 
 def test_a_new_generation_reads_the_secret_again() -> None:
-    kube, ctx = ready(OWN, secret=True)
+    kube, ctx = ready(OWN_CA, secret=True)
     respec(kube, clients={"allowedCIDRs": ["192.0.2.0/25"]})
     run(kube, ctx)
     assert secret_reads(kube) == [("get", "Secret", NS)]
@@ -110,7 +109,7 @@ def test_a_changed_published_certificate_reads_the_secret_again() -> None:
 
 
 def test_a_forgotten_tenant_leaves_no_check_behind() -> None:
-    kube, ctx = ready(OWN, secret=True)
+    kube, ctx = ready(OWN_CA, secret=True)
     later(ctx)
     run(kube, ctx)
     assert len(ctx.secret_checks) == 1

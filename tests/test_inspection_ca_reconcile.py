@@ -17,10 +17,10 @@ from inspection_support import (
     INSPECTION,
     NOW,
     NS,
+    OWN_CA,
     SECRET,
     SETTINGS,
     condition,
-    generated_ca,
     kube_kind,
     later,
     proxy_digest,
@@ -43,13 +43,7 @@ from swg_operator.reconcile.references import (
     CUSTOM_SIGNATURES_NOT_FOUND,
     INSPECTION_CA_UNPUBLISHED,
 )
-
-
-@pytest.fixture(scope="module")
-def ca() -> Any:
-    """One generated CA for the pure tests (an RSA 3072 key takes a moment)."""
-    return generated_ca()
-
+from swg_operator.reconcile.secrets import GeneratedCa
 
 # --- the reconcile with the in-memory API ---------------------------------------------------------
 
@@ -171,9 +165,8 @@ def test_a_cancelled_tenant_creates_no_ca_and_the_purge_takes_it() -> None:
     assert secret_reads(kube) == []
 
 
-def test_a_missing_ca_secret_of_the_customer_stalls_until_it_exists(ca: Any) -> None:
-    own = {"httpsInspection": {"enabled": True, "caSecret": {"name": "own-ca"}}}
-    kube, ctx = setup(tenant(options=own))
+def test_a_missing_ca_secret_of_the_customer_stalls_until_it_exists(ca: GeneratedCa) -> None:
+    kube, ctx = setup(tenant(options=OWN_CA))
     run(kube, ctx)
     make_available(kube)
     status = run(kube, ctx)

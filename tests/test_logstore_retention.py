@@ -18,7 +18,7 @@ from swg_logstore.retention import (
     expired_days,
     first_retained_day,
     is_retained,
-    utc_day,
+    local_day,
 )
 from swg_logstore.store import LogStore, StoreConfig
 
@@ -71,9 +71,9 @@ def test_retention_days_bounds(bad: int) -> None:
 
 def test_utc_day_needs_an_aware_clock() -> None:
     tokyo_morning = datetime(2026, 11, 27, 8, 0, tzinfo=UTC) - timedelta(hours=9)
-    assert utc_day(tokyo_morning) == date(2026, 11, 26)
+    assert local_day(tokyo_morning) == date(2026, 11, 26)
     with pytest.raises(ValueError, match="aware"):
-        utc_day(datetime(2026, 1, 1))
+        local_day(datetime(2026, 1, 1))
 
 
 def test_days_close_after_the_grace_period() -> None:
@@ -91,7 +91,7 @@ def test_simulated_91_days_keep_exactly_the_window(tmp_path: Path) -> None:
     seen: list[date] = []
     for n in range(91):
         now = START + timedelta(days=n)
-        today = utc_day(now)
+        today = local_day(now)
         batch_records = [(i + 1, _record(today, i)) for i in range(3)]
         if n:
             batch_records.append((4, _record(today - timedelta(days=1), 99)))
@@ -125,7 +125,7 @@ def _fingerprint(root: Path) -> dict[str, tuple[int, int, int]]:
 
 def test_changing_retention_days_touches_nothing_inside_the_window(tmp_path: Path) -> None:
     now = START + timedelta(days=100)
-    today = utc_day(now)
+    today = local_day(now)
     store = _store(tmp_path, 90)
     for n in range(90):
         day = today - timedelta(days=n)
@@ -150,10 +150,10 @@ def test_changing_retention_days_touches_nothing_inside_the_window(tmp_path: Pat
 def test_records_older_than_the_window_are_not_stored(tmp_path: Path) -> None:
     now = START + timedelta(days=200)
     store = _store(tmp_path, 7)
-    old = utc_day(now) - timedelta(days=7)
+    old = local_day(now) - timedelta(days=7)
     result = store.ingest(
-        Batch(stream="s", to=2, records=[(1, _record(old, 1)), (2, _record(utc_day(now), 2))]),
+        Batch(stream="s", to=2, records=[(1, _record(old, 1)), (2, _record(local_day(now), 2))]),
         now=now,
     )
     assert (result.stored, result.expired, result.acked) == (1, 1, 2)
-    assert store.days(LogType.ACCESS) == [utc_day(now)]
+    assert store.days(LogType.ACCESS) == [local_day(now)]

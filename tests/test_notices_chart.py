@@ -10,9 +10,15 @@ import pytest
 import yaml
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from chart_support import (
+    RELEASE,
+    by_kind,
+    helm_template,
+    one,
+    render,
+)
 from swg_operator.api import OperatorSettings
 from swg_operator.receipts import PUBLISHED_KEY_FIELD, key_id, load_public_key, public_key_pem
-from test_chart import CHART, NAMESPACE, RELEASE, by_kind, kube_version, one, render, run_helm
 
 MAIL = {
     "notices.mail.host": "smtp.provider.example",
@@ -59,17 +65,7 @@ def test_the_public_key_is_published_when_given(tmp_path: Path) -> None:
     values.write_text(
         yaml.safe_dump({"receipts": {"publicKey": public_key_pem(key.public_key()).decode()}})
     )
-    text = run_helm(
-        "template",
-        RELEASE,
-        str(CHART),
-        "--namespace",
-        NAMESPACE,
-        "--kube-version",
-        kube_version(),
-        "-f",
-        str(values),
-    ).stdout
+    text = helm_template("-f", str(values)).stdout
     docs = [d for d in yaml.safe_load_all(text) if d]
     (published,) = [
         d
@@ -95,8 +91,6 @@ def test_the_public_key_is_published_when_given(tmp_path: Path) -> None:
 )
 def test_bad_notice_and_receipt_values_are_refused(values: dict[str, str]) -> None:
     args = [a for k, v in values.items() for a in ("--set", f"{k}={v}")]
-    result = run_helm(
-        "template", RELEASE, str(CHART), "--kube-version", kube_version(), *args, check=False
-    )
+    result = helm_template(*args, check=False)
     assert result.returncode != 0
     assert "values don't meet the specifications of the schema" in result.stderr, result.stderr

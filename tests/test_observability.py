@@ -12,13 +12,12 @@ import pytest
 from prometheus_client import REGISTRY, CollectorRegistry
 
 import swg_operator.metrics  # noqa: F401  (registers the operator's metrics)
+from chart_support import CHART, by_kind, helm_template, one, set_args, settings_of
+from chart_support import render as render_chart
 from render_support import Endpoint, connection_allowed, minimal_spec, objects_of, render
 from swg_logstore.metrics import DataPlaneMetrics
 from swg_operator.api import OperatorSettings
-from test_chart import by_kind, one, settings_of
-from test_chart import render as render_chart
 
-CHART = Path(__file__).resolve().parents[1] / "charts" / "swg-operator"
 DASHBOARD = CHART / "dashboards" / "swg-operator.json"
 METRICS_PORT = 9464
 
@@ -89,12 +88,8 @@ def test_dataplane_podmonitor_scrapes_every_log_store_from_the_monitoring_namesp
 
 
 def test_podmonitor_without_a_monitoring_namespace_is_refused() -> None:
-    from test_chart import run_helm, set_args
-
-    result = run_helm(
-        "template", "t", str(CHART), *set_args({"metrics.dataplanePodMonitor.enabled": "true"}),
-        check=False,
-    )  # fmt: skip
+    args = set_args({"metrics.dataplanePodMonitor.enabled": "true"})
+    result = helm_template(*args, check=False)
     assert result.returncode != 0
     assert "dataplane.monitoringNamespace" in result.stderr
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from fakes import FakeKube, bind_log_volume, make_available
+from fakes import FakeKube, bind_log_volume, make_available, watch_cache
 from reconcile_support import fake_cluster, stored_tenant
 from swg_operator.api import OperatorSettings
 from swg_operator.kube import KubeApiError
@@ -47,7 +47,7 @@ def test_an_unchanged_tenant_observed_from_the_watches_costs_no_request() -> Non
     """With the cache the watches feed (the running operator), a reconcile of a tenant whose
     objects are as desired asks the API server nothing: no LIST, no GET, no write, no Event."""
     kube, ctx = setup(tenant())
-    ctx.cache = kube.watch_cache(SETTINGS.operator_namespace)
+    ctx.cache = watch_cache(kube, SETTINGS.operator_namespace)
     run(reconcile(fresh(kube), ctx=ctx))
     make_available(kube)
     run(reconcile(fresh(kube), ctx=ctx))
@@ -68,7 +68,7 @@ def test_the_cache_and_the_lists_observe_the_same_drift() -> None:
     for cached in (False, True):
         kube, ctx = setup(tenant())
         if cached:
-            ctx.cache = kube.watch_cache(SETTINGS.operator_namespace)
+            ctx.cache = watch_cache(kube, SETTINGS.operator_namespace)
         run(reconcile(fresh(kube), ctx=ctx))
         run(kube.delete(DEPLOYMENT, "proxy", namespace="swg-acme"))
         run(reconcile(fresh(kube), ctx=ctx))

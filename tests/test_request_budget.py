@@ -21,7 +21,7 @@ from typing import Any
 
 import yaml
 
-from fakes import FakeKube, make_available
+from fakes import FakeKube, make_available, watch_cache
 from reconcile_support import fake_cluster
 from swg_operator.api import FINALIZER, OperatorSettings, parse_spec
 from swg_operator.commands.render import read_catalogue
@@ -62,7 +62,7 @@ def provisioned() -> tuple[FakeKube, Context, list[tuple[str, str]]]:
     does it: a first reconcile, the workloads become available, a second. Returns the requests
     until Ready."""
     kube, ctx = fake_cluster(minimal_tenant(), SETTINGS, NOW)
-    ctx.cache = kube.watch_cache(SETTINGS.operator_namespace)
+    ctx.cache = watch_cache(kube, SETTINGS.operator_namespace)
     asyncio.run(reconcile(fresh(kube), ctx=ctx))
     make_available(kube)
     asyncio.run(reconcile(fresh(kube), ctx=ctx))

@@ -39,11 +39,6 @@ def local_day(now: datetime, zone: tzinfo = UTC) -> date:
     return now.astimezone(zone).date()
 
 
-def utc_day(now: datetime) -> date:
-    """The UTC day of `now` (an aware datetime)."""
-    return local_day(now, UTC)
-
-
 def first_retained_day(*, today: date, retention_days: int) -> date:
     if not MIN_RETENTION_DAYS <= retention_days <= MAX_RETENTION_DAYS:
         raise ValueError(

@@ -90,6 +90,12 @@ def change_lines(plan: Plan) -> list[str]:
     return lines or ["The settings were applied; no object needed to change."]
 
 
+def _relay_set(ctx: Context) -> bool:
+    """Whether the settings name an SMTP relay: without one nothing is ever mailed, so nothing
+    is kept where only the outbox would read it (the purged box in the operator's namespace)."""
+    return ctx.settings.mail.host is not None
+
+
 async def _time(ctx: Context) -> datetime.datetime:
     return await notice_time(ctx.kube, clock=ctx.clock)
 
@@ -219,29 +225,18 @@ async def cancellation_notice(
         at=await _time(ctx),
     )
     recipients = contacts_of(body, None)
-    box = tenant_box(name, service_code=code)
-    if not namespace_exists and ctx.settings.mail.host is None:
-        return  # no relay and no namespace: nowhere it could be read or mailed from
-    if not namespace_exists:
-        box = purged_box(
-            name, operator_namespace=ctx.settings.operator_namespace, service_code=code
-        )
-    try:
-        await keep(ctx, notice, recipients=recipients, box=box)
-    except KubeApiError as err:
-        if err.status != 404 or box.purged:
-            raise
-        if ctx.settings.mail.host is None:
+    if namespace_exists:
+        try:
+            await keep(ctx, notice, recipients=recipients, box=tenant_box(name, service_code=code))
             return
-        # The namespace went meanwhile: keep it with the purge notice.
-        await keep(
-            ctx,
-            notice,
-            recipients=recipients,
-            box=purged_box(
-                name, operator_namespace=ctx.settings.operator_namespace, service_code=code
-            ),
-        )
+        except KubeApiError as err:
+            if err.status != 404:
+                raise
+            # The namespace went meanwhile: keep it with the purge notice.
+    if not _relay_set(ctx):
+        return  # no relay and no namespace: nowhere it could be read or mailed from
+    box = purged_box(name, operator_namespace=ctx.settings.operator_namespace, service_code=code)
+    await keep(ctx, notice, recipients=recipients, box=box)
 
 
 def _carried(history: History, entries: Sequence[Entry]) -> History:
@@ -281,8 +276,8 @@ async def carry_over(ctx: Context, body: Mapping[str, Any]) -> float | None:
     cancellation, when the purge is due at once) are copied to the purged box, where the outbox
     mails them, then marked as moved in the tenant's. A delivery the outbox is sending now (a
     try claimed within the relay's timeout) is waited for: the seconds to wait, else None."""
-    if ctx.settings.mail.host is None:
-        return None  # no relay: nothing can be mailed, the history goes with the namespace
+    if not _relay_set(ctx):
+        return None  # nothing can be mailed: the history goes with the namespace
     name = str(body["metadata"]["name"])
     code = service_code_of(body)
     source = tenant_box(name, service_code=code)
@@ -313,7 +308,7 @@ async def purge_notice(
     """The purge notice with the signed receipt, in the operator namespace's purged box. With
     no relay set nothing is kept there: no outbox would ever mail and delete it, and no contact
     address may outlive the tenant (the receipt ConfigMap is the lasting record)."""
-    if ctx.settings.mail.host is None:
+    if not _relay_set(ctx):
         return
     name = str(body["metadata"]["name"])
     code = service_code_of(body)
