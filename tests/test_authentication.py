@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from fakes import make_available
+from fakes import make_available, watch_cache
 from inspection_support import NS, condition, later, run, secret_reads, setup, tenant
 from render_support import catalogue, dataplane_files, find, minimal_spec, render
 from swg_operator.api import OperatorSettings, SpecError, parse_spec
@@ -253,7 +253,7 @@ def test_an_unchanged_tenant_with_a_sound_bind_secret_reads_it_no_more() -> None
     """Secrets are not watched: a bind Secret found sound is remembered while the spec stays the
     same, and read again after the recheck interval (a Secret deleted by hand is seen then)."""
     kube, ctx = setup(tenant(authentication={"ldap": LDAP}))
-    ctx.cache = kube.watch_cache("swg-system")
+    ctx.cache = watch_cache(kube, "swg-system")
     kube.put(
         {
             "apiVersion": "v1",
