@@ -20,11 +20,11 @@ from __future__ import annotations
 
 import datetime
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Final
 
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
@@ -32,7 +32,13 @@ from swg_operator.api import SecureWebGatewaySpec
 from swg_operator.kube import KubeApi
 from swg_operator.labels import component_labels
 from swg_operator.naming import Component, access_tls_certificate_name, access_tls_secret_name
-from swg_operator.reconcile.ca_pair import tls_pair
+from swg_operator.reconcile.ca_pair import (
+    GeneratedPair,
+    generated_tls_secret,
+    pem,
+    pem_pair,
+    tls_pair,
+)
 from swg_operator.reconcile.ownership import namespace_ready
 from swg_operator.reconcile.secrets import UNREADABLE, read_secret
 from swg_operator.reconcile.status import Unresolved
@@ -47,10 +53,7 @@ ACCESS_CERTIFICATE_NOT_FOUND: Final = "AccessCertificateNotFound"
 ACCESS_CERTIFICATE_INVALID: Final = "AccessCertificateInvalid"
 
 
-@dataclass(frozen=True)
-class GeneratedCertificate:
-    certificate: str  # PEM
-    key: str = field(repr=False)  # PEM (PKCS#8): goes into the Secret and nowhere else
+GeneratedCertificate = GeneratedPair  # the TLS listener's server certificate and key
 
 
 def generate_access_certificate(
@@ -95,32 +98,19 @@ def generate_access_certificate(
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(public), critical=False)
         .sign(key, hashes.SHA256())
     )
-    return GeneratedCertificate(
-        certificate=certificate.public_bytes(serialization.Encoding.PEM).decode("ascii"),
-        key=key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        ).decode("ascii"),
-    )
+    return pem_pair(certificate, key)
 
 
 def access_tls_secret(
     generated: GeneratedCertificate, *, tenant: str, namespace: str, service_code: str
 ) -> dict[str, Any]:
-    """The `kubernetes.io/tls` Secret the proxy mounts; immutable (replaced by deletion)."""
-    return {
-        "apiVersion": "v1",
-        "kind": "Secret",
-        "metadata": {
-            "name": access_tls_secret_name(),
-            "namespace": namespace,
-            "labels": component_labels(tenant, Component.PROXY, service_code=service_code),
-        },
-        "type": "kubernetes.io/tls",
-        "immutable": True,
-        "stringData": {"tls.crt": generated.certificate, "tls.key": generated.key},
-    }
+    """The generated listener certificate's Secret, which the proxy mounts."""
+    return generated_tls_secret(
+        generated,
+        name=access_tls_secret_name(),
+        namespace=namespace,
+        labels=component_labels(tenant, Component.PROXY, service_code=service_code),
+    )
 
 
 def names_host(certificate: x509.Certificate, hostname: str) -> bool:
@@ -195,11 +185,7 @@ async def settle_access_certificate(
     if secret is UNREADABLE:  # the platform did not grant the read: trust what is there
         return AccessCertificate()
     pair = tls_pair(secret)
-    certificate = (
-        pair.certificate.public_bytes(serialization.Encoding.PEM).decode("ascii")
-        if pair.certificate is not None
-        else None
-    )
+    certificate = pem(pair.certificate) if pair.certificate is not None else None
     problem = certificate_problems(secret, hostname=hostname, now=now)
     if problem is None:
         return AccessCertificate(certificate=certificate)

@@ -12,11 +12,12 @@ import base64
 import binascii
 import datetime
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Final
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric.types import CertificateIssuerPrivateKeyTypes
 
 from swg_operator.reconcile.lifecycle import format_time
 from swg_operator.reconcile.status import CaExpiry, Unresolved
@@ -36,6 +37,45 @@ class TlsPair:
 
     certificate: x509.Certificate | None
     problem: str | None  # why the pair is unusable (None: the key is the certificate's)
+
+
+@dataclass(frozen=True)
+class GeneratedPair:
+    """A certificate the operator generated and its key, both PEM."""
+
+    certificate: str
+    key: str = field(repr=False)  # PKCS#8: goes into the Secret and nowhere else
+
+
+def pem_pair(certificate: x509.Certificate, key: CertificateIssuerPrivateKeyTypes) -> GeneratedPair:
+    return GeneratedPair(
+        certificate=certificate.public_bytes(serialization.Encoding.PEM).decode("ascii"),
+        key=key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        ).decode("ascii"),
+    )
+
+
+def generated_tls_secret(
+    pair: GeneratedPair, *, name: str, namespace: str, labels: Mapping[str, str]
+) -> dict[str, Any]:
+    """The `kubernetes.io/tls` Secret the proxy mounts (tls.crt, tls.key). Immutable: a
+    generated certificate is replaced by deleting its Secret (a new one is generated), never
+    edited in place."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": name, "namespace": namespace, "labels": dict(labels)},
+        "type": "kubernetes.io/tls",
+        "immutable": True,
+        "stringData": {"tls.crt": pair.certificate, "tls.key": pair.key},
+    }
+
+
+def pem(certificate: x509.Certificate) -> str:
+    return certificate.public_bytes(serialization.Encoding.PEM).decode("ascii")
 
 
 def load_certificate(pem: str | bytes) -> x509.Certificate | None:

@@ -368,28 +368,18 @@ async def check_references(
     unresolved = applied.ca.unresolved + applied.listener.unresolved
     applied.expiry = applied.ca.expiry
     if spec is not None and inputs.lifecycle is Lifecycle.ACTIVE:
+        # The Secrets a spec names, each read only when not remembered (`secret_checks`).
+        memory, now = secret_memory(inputs, ctx), ctx.clock()
         own = await guard(
-            check_customer_ca(
-                ctx.kube,
-                spec,
-                namespace=namespace,
-                now=ctx.clock(),
-                memory=secret_memory(inputs, ctx),
-            )
+            check_customer_ca(ctx.kube, spec, namespace=namespace, now=now, memory=memory)
         )
         applied.expiry = applied.ca.expiry or own.expiry
         unresolved += own.unresolved
         unresolved += await guard(
-            check_bind_secret(
-                ctx.kube,
-                spec,
-                namespace=namespace,
-                now=ctx.clock(),
-                memory=secret_memory(inputs, ctx),
-            )
+            check_bind_secret(ctx.kube, spec, namespace=namespace, now=now, memory=memory)
         )
         unresolved += await guard(
-            check_customer_certificate(ctx.kube, spec, namespace=namespace, now=ctx.clock())
+            check_customer_certificate(ctx.kube, spec, namespace=namespace, now=now)
         )
         signatures = spec.antivirus.custom_signatures
         if spec.antivirus.enabled and signatures is not None:

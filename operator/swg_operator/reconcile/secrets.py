@@ -31,11 +31,11 @@ import datetime
 import hashlib
 import logging
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Final
 
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 
@@ -50,10 +50,13 @@ from swg_operator.naming import (
 )
 from swg_operator.reconcile.actions import notify
 from swg_operator.reconcile.ca_pair import (
+    GeneratedPair,
     certificate_expiry,
     customer_ca_problems,
     expired_ca,
     generated_ca_problems,
+    generated_tls_secret,
+    pem_pair,
     tls_pair,
 )
 from swg_operator.reconcile.ownership import namespace_ready
@@ -83,10 +86,7 @@ BACKDATE: Final = datetime.timedelta(hours=1)
 ORGANIZATIONAL_UNIT: Final = "swg-operator HTTPS inspection"
 
 
-@dataclass(frozen=True)
-class GeneratedCa:
-    certificate: str  # PEM
-    key: str = field(repr=False)  # PEM (PKCS#8): goes into the Secret and nowhere else
+GeneratedCa = GeneratedPair  # the HTTPS-inspection CA's certificate and key
 
 
 def generate_inspection_ca(
@@ -131,33 +131,19 @@ def generate_inspection_ca(
         .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(public), critical=False)
         .sign(key, hashes.SHA256())
     )
-    return GeneratedCa(
-        certificate=certificate.public_bytes(serialization.Encoding.PEM).decode("ascii"),
-        key=key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        ).decode("ascii"),
-    )
+    return pem_pair(certificate, key)
 
 
 def inspection_ca_secret(
     ca: GeneratedCa, *, tenant: str, namespace: str, service_code: str
 ) -> dict[str, Any]:
-    """The `kubernetes.io/tls` Secret the proxy mounts (tls.crt, tls.key). Immutable: a CA is
-    replaced by deleting its Secret (a new one is generated), never edited in place."""
-    return {
-        "apiVersion": "v1",
-        "kind": "Secret",
-        "metadata": {
-            "name": inspection_ca_secret_name(),
-            "namespace": namespace,
-            "labels": component_labels(tenant, Component.PROXY, service_code=service_code),
-        },
-        "type": "kubernetes.io/tls",
-        "immutable": True,
-        "stringData": {"tls.crt": ca.certificate, "tls.key": ca.key},
-    }
+    """The generated CA's Secret, which the proxy mounts."""
+    return generated_tls_secret(
+        ca,
+        name=inspection_ca_secret_name(),
+        namespace=namespace,
+        labels=component_labels(tenant, Component.PROXY, service_code=service_code),
+    )
 
 
 def existence_probe(name: str, namespace: str) -> dict[str, Any]:
