@@ -12,13 +12,14 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from fakes import FakeKube, make_available
-from swg_operator.api import OperatorSettings
+from swg_operator.api import OperatorSettings, Phase, SecureWebGatewayStatus
 from swg_operator.api.settings import MailSettings
 from swg_operator.notices import NoticeKind, deliver_pending, purged_box, read, tenant_box
 from swg_operator.receipts import verify_receipt
 from swg_operator.reconcile.loop import Context, reconcile
 from swg_operator.reconcile.notices import VERSION_ANNOTATION
 from swg_operator.reconcile.purge import receipt_name
+from swg_operator.reconcile.status import never_ready
 from test_purge_retention import (
     NOW,
     SETTINGS,
@@ -114,6 +115,37 @@ def test_leaving_ready_is_an_incident_and_coming_back_resolves_it() -> None:
     asyncio.run(reconcile(fresh(kube), ctx=ctx))
     assert kinds(kube) == ["change", "incident", "incident"]
     assert subjects(kube)[2].startswith("Resolved: ")
+
+
+def test_a_new_generation_that_leaves_ready_is_an_incident_resolved_once_ready() -> None:
+    """Provisioning again (a new generation) after Ready: the history is read for the incident,
+    unlike a first generation's Provisioning, which was never Ready (`never_ready`)."""
+    kube, ctx = setup()
+    make_available(kube)
+    asyncio.run(reconcile(fresh(kube), ctx=ctx))
+    body = fresh(kube)
+    body["spec"]["antivirus"] = {"enabled": False}
+    body["metadata"]["generation"] = 2
+    store(kube, body)
+    asyncio.run(reconcile(fresh(kube), ctx=ctx))  # the new Deployments are not available yet
+    assert fresh(kube)["status"]["phase"] == "Provisioning"
+    assert kinds(kube) == ["change", "change", "incident"]
+    make_available(kube)
+    asyncio.run(reconcile(fresh(kube), ctx=ctx))
+    assert fresh(kube)["status"]["phase"] == "Ready"
+    assert kinds(kube) == ["change", "change", "incident", "incident"]
+    assert subjects(kube)[3].startswith("Resolved: ")
+
+
+def test_never_ready_is_only_a_first_generation_still_provisioning() -> None:
+    def status(phase: Phase, generation: int) -> SecureWebGatewayStatus:
+        return SecureWebGatewayStatus(phase=phase, observed_generation=generation)
+
+    assert never_ready(status(Phase.PROVISIONING, 1))
+    assert not never_ready(None)
+    assert not never_ready(status(Phase.PROVISIONING, 2))
+    for phase in set(Phase) - {Phase.PROVISIONING}:
+        assert not never_ready(status(phase, 1)), phase
 
 
 def test_cancellation_and_purge_notices_with_a_signed_receipt() -> None:

@@ -70,12 +70,35 @@ class RunOptions:
     event_level: int = logging.WARNING
 
 
+class TenantDiffBase(kopf.AnnotationsDiffBaseStorage):
+    """kopf's last-handled state (annotation `swg.dev/last-handled-configuration`), for tenants
+    only. kopf builds it, a deep copy of the object, for every event of every watched kind, but
+    only the tenant has a handler that uses it (the purge: `reconcile.lifecycle`); for the
+    owned kinds' and ConfigMaps' events it is empty, and their handlers never see it."""
+
+    def build(self, *, body: kopf.Body, extra_fields: Any = None) -> kopf.BodyEssence:
+        if _other_kind(body):
+            return kopf.BodyEssence()
+        return super().build(body=body, extra_fields=extra_fields)
+
+    def fetch(self, *, body: kopf.Body) -> kopf.BodyEssence | None:
+        if _other_kind(body):
+            return kopf.BodyEssence()
+        return super().fetch(body=body)
+
+
+def _other_kind(body: kopf.Body) -> bool:
+    """Certainly not a tenant (a listed object may lack its kind: then maybe one)."""
+    kind = body.get("kind")
+    return kind is not None and kind != KIND
+
+
 def configure_kopf(settings: kopf.OperatorSettings, options: RunOptions) -> None:
     settings.persistence.finalizer = FINALIZER
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(
         prefix=ANNOTATION_PREFIX
     )
-    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+    settings.persistence.diffbase_storage = TenantDiffBase(
         prefix=ANNOTATION_PREFIX, key="last-handled-configuration"
     )
     settings.watching.server_timeout = options.watch_server_timeout
@@ -153,15 +176,15 @@ def register(registry: kopf.OperatorRegistry, options: RunOptions) -> None:
         return login()
 
     @kopf.index(*SWG, registry=registry, id="tenant_bodies")
-    def tenant_bodies(name: str, body: kopf.Body, **_: Any) -> dict[str, dict[str, Any]]:
+    async def tenant_bodies(name: str, body: kopf.Body, **_: Any) -> dict[str, dict[str, Any]]:
         return {name: slim(body, api_version=API_VERSION, kind=KIND)}
 
     @kopf.index(*SWG, registry=registry, id="tenant_names")
-    def tenant_names(name: str, **_: Any) -> dict[str, str]:
+    async def tenant_names(name: str, **_: Any) -> dict[str, str]:
         return {tenant_label_value(name): name}
 
     @kopf.index(*SWG, registry=registry, id="tenants_by_category")
-    def tenants_by_category(name: str, spec: Mapping[str, Any], **_: Any) -> dict[str, str]:
+    async def tenants_by_category(name: str, spec: Mapping[str, Any], **_: Any) -> dict[str, str]:
         return {category: name for category in _categories(spec)}
 
     @kopf.on.event(*SWG, registry=registry, id="tenant")
@@ -207,7 +230,7 @@ def register(registry: kopf.OperatorRegistry, options: RunOptions) -> None:
                 raise RetryLater(str(exc), retry_after=exc.retry_after) from exc
 
     def index_child(kind: ResourceKind) -> Any:
-        def index(body: kopf.Body, labels: Mapping[str, str], **_: Any) -> dict[str, Any]:
+        async def index(body: kopf.Body, labels: Mapping[str, str], **_: Any) -> dict[str, Any]:
             return {labels[TENANT_KEY]: slim(body, api_version=kind.api_version, kind=kind.kind)}
 
         return index
@@ -257,7 +280,9 @@ def register(registry: kopf.OperatorRegistry, options: RunOptions) -> None:
         when=in_operator_namespace,
         id="platform_config_maps",
     )
-    def platform_config_maps(name: str, body: kopf.Body, **_: Any) -> dict[str, dict[str, Any]]:
+    async def platform_config_maps(
+        name: str, body: kopf.Body, **_: Any
+    ) -> dict[str, dict[str, Any]]:
         return {name: slim(body, api_version="v1", kind="ConfigMap")}
 
     async def category_event(**kwargs: Any) -> None:

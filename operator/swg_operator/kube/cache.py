@@ -40,9 +40,10 @@ def slim(obj: Mapping[str, Any], *, api_version: str, kind: str) -> dict[str, An
     """An object as the cache keeps it: a manifest (lists and watches omit nothing, but the
     items of a list lack apiVersion and kind) without `managedFields`, which the reconcile never
     reads and which is most of an object's size."""
-    out = {"apiVersion": api_version, "kind": kind, **copy.deepcopy(dict(obj))}
-    out["metadata"] = {k: v for k, v in out.get("metadata", {}).items() if k != "managedFields"}
-    return out
+    meta = obj.get("metadata") or {}
+    kept = {k: v for k, v in obj.items() if k != "metadata"}
+    kept["metadata"] = {k: v for k, v in meta.items() if k != "managedFields"}
+    return {"apiVersion": api_version, "kind": kind, **copy.deepcopy(kept)}
 
 
 def _version(obj: Mapping[str, Any] | None) -> int | None:

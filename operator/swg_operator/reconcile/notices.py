@@ -44,7 +44,7 @@ from swg_operator.notices.model import decode, format_time, parse_time
 from swg_operator.notices.store import UNKNOWN, Unknown, notice_time, record_all, update
 from swg_operator.reconcile.context import Context, guard
 from swg_operator.reconcile.plan import Plan
-from swg_operator.reconcile.status import summarise
+from swg_operator.reconcile.status import never_ready, summarise
 
 logger = logging.getLogger("swg_operator.notices")
 
@@ -118,11 +118,13 @@ async def reconcile_notices(
     previous: SecureWebGatewayStatus | None,
     status: SecureWebGatewayStatus,
     cancelled: bool,
+    new_namespace: bool = False,
 ) -> None:
     """The notify step of a reconcile whose tenant namespace exists: maintenance, change,
     incident and recovered notices, each once, and the operator version the tenant was last
     reconciled by, all in one write (none when there is nothing new): a new tenant's notice
-    history is created with its first change notice and the version in one request."""
+    history is created with its first change notice and the version in one request, without a
+    read when this reconcile made the namespace (`new_namespace`: it cannot hold a history)."""
     meta = body["metadata"]
     name, generation = str(meta["name"]), int(meta.get("generation", 0))
     code = service_code_of(body)
@@ -132,7 +134,11 @@ async def reconcile_notices(
     known: Mapping[str, Any] | Unknown | None = UNKNOWN
     mark = False
     if box.tenant not in ctx.version_checked:
-        known = await guard(ctx.kube.find_named(CONFIG_MAP, box.name, namespace=box.namespace))
+        known = (
+            None
+            if new_namespace
+            else await guard(ctx.kube.find_named(CONFIG_MAP, box.name, namespace=box.namespace))
+        )
         seen = str(
             ((known or {}).get("metadata") or {}).get("annotations", {}).get(VERSION_ANNOTATION, "")
         )
@@ -161,7 +167,9 @@ async def reconcile_notices(
                 )
             )
         elif before[0] != "True" and now[0] == "True":
-            kinds += await _recovery(ctx, box, known, code=code, before=before, now=now)
+            kinds += await _recovery(
+                ctx, box, known, code=code, before=before, now=now, previous=previous
+            )
     if not kinds and not mark:
         ctx.version_checked.add(box.tenant)
         return
@@ -190,9 +198,12 @@ async def _recovery(
     code: str,
     before: tuple[str, str, str, str],
     now: tuple[str, str, str, str],
+    previous: SecureWebGatewayStatus | None,
 ) -> list[Callable[[datetime.datetime], Notice]]:
     """A recovered notice when an incident was recorded for the not-Ready spell now over (a
-    tenant that was never Ready had none)."""
+    tenant that was never Ready had none, and its history is not read: `never_ready`)."""
+    if never_ready(previous):
+        return []
     incident = events.incident(
         box.tenant, service_code=code, since=before[3], reason=before[1], message="", at=ctx.clock()
     )

@@ -50,12 +50,15 @@ def key_of(obj: Mapping[str, Any]) -> ObjectKey:
 
 def manifest_digest(obj: Mapping[str, Any]) -> str:
     """Digest of a desired manifest, ignoring its own digest annotation."""
-    clean = copy.deepcopy(dict(obj))
-    annotations = clean.get("metadata", {}).get("annotations")
+    clean = dict(obj)  # copied only where it differs: json.dumps changes nothing
+    meta = clean.get("metadata", {})
+    annotations = meta.get("annotations")
     if isinstance(annotations, dict):
-        annotations.pop(APPLIED_DIGEST_ANNOTATION, None)
-        if not annotations:
-            clean["metadata"].pop("annotations")
+        kept = {k: v for k, v in annotations.items() if k != APPLIED_DIGEST_ANNOTATION}
+        meta = {k: v for k, v in meta.items() if k != "annotations"}
+        if kept:
+            meta["annotations"] = kept
+        clean["metadata"] = meta
     canonical = json.dumps(clean, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(canonical.encode()).hexdigest()[:20]
 

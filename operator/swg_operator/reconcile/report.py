@@ -32,7 +32,7 @@ from swg_operator.reconcile.actions import announce, mirror_unobserved, notify, 
 from swg_operator.reconcile.context import Context, Outcome
 from swg_operator.reconcile.lifecycle import Deadline, cancellation, format_time, tenant_lifecycle
 from swg_operator.reconcile.notices import reconcile_notices
-from swg_operator.reconcile.ownership import Verdict
+from swg_operator.reconcile.ownership import Ownership, Verdict
 from swg_operator.reconcile.plan import ObjectKey, Plan, key_of
 from swg_operator.reconcile.secrets import InspectionCa, announce_ca_expiry
 from swg_operator.reconcile.status import (
@@ -167,6 +167,8 @@ async def report(
             previous=previous,
             status=status,
             cancelled=inputs.lifecycle is Lifecycle.CANCELLED,
+            new_namespace=inputs.ownership is not None
+            and inputs.ownership.state is Ownership.ABSENT,
         )
     written = await write_status(ctx, body, status)
     await announce_ca_expiry(ctx.kube, body, previous=previous, status=status, namespace=where)

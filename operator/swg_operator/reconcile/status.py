@@ -285,6 +285,18 @@ def _phase(facts: Facts, ready: bool, previous: SecureWebGatewayStatus | None) -
     return Phase.DEGRADED if settled else Phase.PROVISIONING
 
 
+def never_ready(previous: SecureWebGatewayStatus | None) -> bool:
+    """Has the tenant of status `previous` certainly never been Ready? True for a first
+    generation still `Provisioning`: once Ready, a tenant leaves Ready for `Degraded` while its
+    generation stays (`_phase`), and only a new generation makes it `Provisioning` again.
+    False means perhaps."""
+    return (
+        previous is not None
+        and previous.phase is Phase.PROVISIONING
+        and previous.observed_generation == 1
+    )
+
+
 def compute_status(
     facts: Facts, *, previous: SecureWebGatewayStatus | None, now: str
 ) -> SecureWebGatewayStatus:
