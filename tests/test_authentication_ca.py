@@ -97,9 +97,11 @@ BIND = _secret("ldap-bind", {"password": "secret"})
 def test_the_ca_secret_is_optional_and_a_bad_name_is_refused_naming_the_field() -> None:
     without = {k: v for k, v in LDAP.items() if k != "caSecret"}
     ldap = _spec(without).authentication.ldap
-    assert ldap is not None and ldap.ca_secret is None
+    assert ldap is not None
+    assert ldap.ca_secret is None
     ldap = _spec(LDAP).authentication.ldap
-    assert ldap is not None and ldap.ca_secret is not None
+    assert ldap is not None
+    assert ldap.ca_secret is not None
     assert ldap.ca_secret.name == "ldap-ca"
     for bad in ("Ldap_CA", "", "a" * 64):
         with pytest.raises(SpecError) as info:
@@ -162,7 +164,9 @@ def test_the_proxy_mounts_the_ca_key_only_read_only() -> None:
 
 def test_without_a_ca_secret_nothing_is_mounted() -> None:
     without = {k: v for k, v in LDAP.items() if k != "caSecret"}
-    pod = find(render("acme", minimal_spec(authentication={"ldap": without})), "Deployment", "proxy")
+    pod = find(
+        render("acme", minimal_spec(authentication={"ldap": without})), "Deployment", "proxy"
+    )
     assert "ldap-ca" not in str(pod)
 
 
@@ -206,7 +210,8 @@ def test_a_missing_ca_secret_stalls_then_one_without_certificates_then_fine() ->
     kube.put(_secret("ldap-ca", {"tls.crt": CA}))
     stalled = condition(run(kube, ctx), "Stalled")
     assert stalled["reason"] == LDAP_CA_SECRET_INVALID
-    assert "'ca.crt'" in stalled["message"] and FIELD in stalled["message"]
+    assert "'ca.crt'" in stalled["message"]
+    assert FIELD in stalled["message"]
     kube.put(_secret("ldap-ca", {"ca.crt": "-----BEGIN RSA PRIVATE KEY-----\nAAAA\n"}))
     stalled = condition(run(kube, ctx), "Stalled")
     assert stalled["reason"] == LDAP_CA_SECRET_INVALID
