@@ -113,12 +113,19 @@ def untrusted_conf(stack: DataplaneStack, conf: Path) -> Path:
          "-keyout", str(key), "-out", str(cert)],
         check=True, capture_output=True,
     )  # fmt: skip
+    return conf_with_certificate(stack, conf, cert, key, name="untrusted")
+
+
+def conf_with_certificate(
+    stack: DataplaneStack, conf: Path, cert: Path, key: Path, *, name: str
+) -> Path:
+    """``conf`` (as `prepare_directory` wrote it) serving ``cert`` and ``key`` instead."""
     text = conf.read_text()
     text = text.replace(str(stack.pki.origin_cert), str(cert))
     text = text.replace(str(stack.pki.origin_key), str(key))
-    untrusted = root / "slapd-untrusted.conf"
-    untrusted.write_text(text)
-    return untrusted
+    other = conf.parent / f"slapd-{name}.conf"
+    other.write_text(text)
+    return other
 
 
 def start_directory(stack: DataplaneStack, conf: Path) -> None:
