@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import time
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 from e2e.dataplane.daemons import DaemonSpec, tcp_open
 from e2e.dataplane.stack import DataplaneStack
@@ -140,3 +141,20 @@ def start_directory(stack: DataplaneStack, conf: Path) -> None:
 def stop_directory(stack: DataplaneStack) -> None:
     if NAME in stack.daemons:
         stack.stop_daemon(NAME, timeout=10)
+
+
+def user_password(login: str) -> str:
+    """`login:password` of a user of the directory, as curl's --proxy-user takes it."""
+    return f"{login}:{USERS[login][0]}"
+
+
+def logged(stack: DataplaneStack, url: str, **options: Any) -> tuple[int, dict[str, object]]:
+    """One request, its status and its access log entry (requests are one at a time, and Squid
+    appends the entry when the transaction ends)."""
+    before = len(stack.access_log())
+    response = stack.request(url, **options)
+    deadline = time.monotonic() + 10
+    while len(entries := stack.access_log()) <= before:
+        assert time.monotonic() < deadline, f"no access log entry for {url}"
+        time.sleep(0.05)
+    return response.status, entries[-1]

@@ -15,10 +15,8 @@ CA alone. It reaches the helpers only as the CA Secret's `ca.crt`, mounted at
 from __future__ import annotations
 
 import shutil
-import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -26,11 +24,12 @@ from e2e.dataplane.conftest import TENANT_DATA, RenderTenant, StartDataplane
 from e2e.dataplane.directory import (
     LDAP_ADDRESS,
     LDAP_HOST,
-    USERS,
     conf_with_certificate,
+    logged,
     prepare_directory,
     start_directory,
     stop_directory,
+    user_password,
 )
 from e2e.dataplane.pki import private_ca_server
 from e2e.dataplane.stack import DEFAULT_TEST_NAMES, DataplaneStack
@@ -40,10 +39,6 @@ pytestmark = pytest.mark.dataplane
 HELLO = "http://clean.test/files/hello.txt"
 CASINO = "http://casino.test/files/hello.txt"
 CA_FILE = "/etc/swg/ldap-ca/ca.crt"
-
-
-def _user(login: str) -> str:
-    return f"{login}:{USERS[login][0]}"
 
 
 def _stack(
@@ -96,17 +91,6 @@ def without_ca(
     stack.close()
 
 
-def _logged(stack: DataplaneStack, url: str, **options: Any) -> tuple[int, dict[str, object]]:
-    """One request, its status and its access log entry."""
-    before = len(stack.access_log())
-    response = stack.request(url, **options)
-    deadline = time.monotonic() + 10
-    while len(entries := stack.access_log()) <= before:
-        assert time.monotonic() < deadline, f"no access log entry for {url}"
-        time.sleep(0.05)
-    return response.status, entries[-1]
-
-
 def _helper_lines(stack: DataplaneStack) -> list[str]:
     conf = (stack.conf / "squid.conf").read_text()
     return [line for line in conf.splitlines() if "/usr/local/bin/swg-ldap-helper" in line]
@@ -116,17 +100,17 @@ def test_users_authenticate_against_a_directory_of_a_private_ca(with_ca: Datapla
     lines = _helper_lines(with_ca)
     assert len(lines) == 2
     assert all(line.endswith(f".args {CA_FILE}") for line in lines), lines
-    status, entry = _logged(with_ca, HELLO, proxy_user=_user("alice"))
+    status, entry = logged(with_ca, HELLO, proxy_user=user_password("alice"))
     assert (status, entry["user"], entry["status"]) == (200, "alice", "200")
-    status, entry = _logged(with_ca, HELLO, proxy_user="alice:wrong")
+    status, entry = logged(with_ca, HELLO, proxy_user="alice:wrong")
     assert (status, entry["status"]) == (407, "407")
 
 
 def test_the_group_helper_trusts_the_private_ca_too(with_ca: DataplaneStack) -> None:
-    status, entry = _logged(with_ca, CASINO, proxy_user=_user("bob"))
+    status, entry = logged(with_ca, CASINO, proxy_user=user_password("bob"))
     assert status == 403
     assert (entry["user"], entry["policy"], entry["decision"]) == ("bob", "restricted", "block")
-    status, entry = _logged(with_ca, CASINO, proxy_user=_user("carol"))
+    status, entry = logged(with_ca, CASINO, proxy_user=user_password("carol"))
     assert (status, entry["user"]) == (200, "carol")
 
 
@@ -137,12 +121,12 @@ def test_with_a_ca_secret_the_bundle_is_not_trusted(with_ca: DataplaneStack) -> 
     stop_directory(with_ca)
     start_directory(with_ca, directory / "slapd.conf")  # the origin CA's certificate
     try:
-        status, entry = _logged(with_ca, HELLO, proxy_user=_user("frank"))
+        status, entry = logged(with_ca, HELLO, proxy_user=user_password("frank"))
         assert (status, entry["status"]) == (407, "407"), entry
     finally:
         stop_directory(with_ca)
         start_directory(with_ca, directory / "slapd-private.conf")
-    assert with_ca.request(HELLO, proxy_user=_user("frank")).status == 200
+    assert with_ca.request(HELLO, proxy_user=user_password("frank")).status == 200
 
 
 def test_without_the_ca_secret_the_same_directory_is_refused(without_ca: DataplaneStack) -> None:
@@ -150,5 +134,5 @@ def test_without_the_ca_secret_the_same_directory_is_refused(without_ca: Datapla
     for line in _helper_lines(without_ca):
         assert line.endswith(".args"), line
     for login in ("alice", "bob"):
-        status, entry = _logged(without_ca, HELLO, proxy_user=_user(login))
+        status, entry = logged(without_ca, HELLO, proxy_user=user_password(login))
         assert (status, entry["status"]) == (407, "407"), (login, entry)
