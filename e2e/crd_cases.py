@@ -384,6 +384,11 @@ MALFORMED: list[tuple[str, dict[str, Any], tuple[str, ...]]] = [
         ("spec.authentication.ldap.url",),
     ),
     (
+        "ldap-ca-secret-bad-name",
+        with_changes(authentication={"ldap": {**LDAP, "caSecret": {"name": "Ldap_CA"}}}),
+        ("spec.authentication.ldap.caSecret.name",),
+    ),
+    (
         "ldap-user-filter-without-login",
         with_changes(authentication={"ldap": {**LDAP, "userFilter": "(uid=alice)"}}),
         ("spec.authentication.ldap.userFilter", "%s"),

@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import time
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 from e2e.dataplane.daemons import DaemonSpec, tcp_open
 from e2e.dataplane.stack import DataplaneStack
@@ -113,12 +114,19 @@ def untrusted_conf(stack: DataplaneStack, conf: Path) -> Path:
          "-keyout", str(key), "-out", str(cert)],
         check=True, capture_output=True,
     )  # fmt: skip
+    return conf_with_certificate(stack, conf, cert, key, name="untrusted")
+
+
+def conf_with_certificate(
+    stack: DataplaneStack, conf: Path, cert: Path, key: Path, *, name: str
+) -> Path:
+    """``conf`` (as `prepare_directory` wrote it) serving ``cert`` and ``key`` instead."""
     text = conf.read_text()
     text = text.replace(str(stack.pki.origin_cert), str(cert))
     text = text.replace(str(stack.pki.origin_key), str(key))
-    untrusted = root / "slapd-untrusted.conf"
-    untrusted.write_text(text)
-    return untrusted
+    other = conf.parent / f"slapd-{name}.conf"
+    other.write_text(text)
+    return other
 
 
 def start_directory(stack: DataplaneStack, conf: Path) -> None:
@@ -133,3 +141,20 @@ def start_directory(stack: DataplaneStack, conf: Path) -> None:
 def stop_directory(stack: DataplaneStack) -> None:
     if NAME in stack.daemons:
         stack.stop_daemon(NAME, timeout=10)
+
+
+def user_password(login: str) -> str:
+    """`login:password` of a user of the directory, as curl's --proxy-user takes it."""
+    return f"{login}:{USERS[login][0]}"
+
+
+def logged(stack: DataplaneStack, url: str, **options: Any) -> tuple[int, dict[str, object]]:
+    """One request, its status and its access log entry (requests are one at a time, and Squid
+    appends the entry when the transaction ends)."""
+    before = len(stack.access_log())
+    response = stack.request(url, **options)
+    deadline = time.monotonic() + 10
+    while len(entries := stack.access_log()) <= before:
+        assert time.monotonic() < deadline, f"no access log entry for {url}"
+        time.sleep(0.05)
+    return response.status, entries[-1]

@@ -92,6 +92,19 @@ def make_pki(directory: Path, names: Iterable[str]) -> TestPki:
     return TestPki(origin_ca_cert, origin_cert, origin_key, inspection, access, access_ca_cert)
 
 
+def private_ca_server(directory: Path, *, sans: list[str]) -> tuple[Path, Path, Path]:
+    """A CA of its own (a customer's private CA, in no bundle) and a server certificate for
+    ``sans`` it issued: (CA certificate, server certificate, server key)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    ca_cert, ca_key = directory / "ca.crt", directory / "ca.key"
+    _ca(ca_cert, ca_key, "/O=Customer/CN=Customer Private Root CA")
+    server = directory / "server"
+    server.mkdir(exist_ok=True)
+    cert, key = server / "tls.crt", server / "tls.key"
+    _server(cert, key, ca=(ca_cert, ca_key), sans=sans, workdir=directory)
+    return ca_cert, cert, key
+
+
 def _server(
     cert: Path, key: Path, *, ca: tuple[Path, Path], sans: list[str], workdir: Path
 ) -> None:

@@ -8,7 +8,8 @@ How each daemon is started (what a pod gives its containers, reproduced with chr
 * ``unshare --mount`` gives it a private mount namespace, in which the configuration directory
   is bind-mounted read-only at ``/etc/swg/conf``, the pod's state directory read-write at
   ``/var/lib/swg``, the inspection CA at ``/etc/swg/tls``, the directory bind Secret's file
-  (``ldap_secret``, written by the tests that need it) at ``/etc/swg/ldap``, the images' scripts at
+  (``ldap_secret``, written by the tests that need it) at ``/etc/swg/ldap``, the directory's CA
+  Secret's file (``ldap_ca``, likewise) at ``/etc/swg/ldap-ca``, the images' scripts at
   ``/usr/local/bin``, and ``/proc``, a tmpfs ``/dev/shm`` and ``/tmp`` are mounted. The mounts
   exist only in that namespace: they disappear with the daemon, whatever happens to the session;
 * ``chroot --userspec=10001:10001`` runs the image's entrypoint as the images' non-root user.
@@ -68,6 +69,7 @@ CONF = "/etc/swg/conf"
 STATE = "/var/lib/swg"
 TLS = "/etc/swg/tls"
 LDAP_SECRET = "/etc/swg/ldap"  # the directory bind Secret (render.context.LDAP_SECRET_DIR)
+LDAP_CA = "/etc/swg/ldap-ca"  # the directory's CA Secret (render.context.LDAP_CA_DIR)
 ACCESS_TLS = "/etc/swg/access-tls"
 ORIGIN_ADDRESS = "127.0.0.2"
 
@@ -165,6 +167,11 @@ class DataplaneStack:
         return self.workdir / "ldap-secret"
 
     @property
+    def ldap_ca(self) -> Path:
+        """The directory's CA Secret's directory, mounted read-only at LDAP_CA in the proxy pod."""
+        return self.workdir / "ldap-ca"
+
+    @property
     def proxy(self) -> str:
         host, port = self.proxy_address
         return f"{host}:{port}"
@@ -186,7 +193,7 @@ class DataplaneStack:
         return self
 
     def _prepare(self) -> None:
-        for mount_point in (CONF, STATE, TLS, LDAP_SECRET, ACCESS_TLS):
+        for mount_point in (CONF, STATE, TLS, LDAP_SECRET, LDAP_CA, ACCESS_TLS):
             (self.rootfs / mount_point.lstrip("/")).mkdir(parents=True, exist_ok=True)
         (self.workdir / "logs").mkdir(exist_ok=True)
         bin_dir = self.workdir / "bin"
@@ -199,6 +206,8 @@ class DataplaneStack:
         copy_tree(self.pki.inspection_dir, tls)
         self.ldap_secret.mkdir(exist_ok=True)  # tests write the bind password into it
         self.ldap_secret.chmod(0o755)
+        self.ldap_ca.mkdir(exist_ok=True)  # tests write the directory's CA into it
+        self.ldap_ca.chmod(0o755)
         copy_tree(self.pki.access_dir, self.workdir / "access-tls")
         etc = self.workdir / "etc"
         etc.mkdir(exist_ok=True)
@@ -233,6 +242,7 @@ class DataplaneStack:
             ("-o", "bind", self.state_dir(spec.pod), STATE),
             ("-o", "bind,ro", self.workdir / "tls", TLS),
             ("-o", "bind,ro", self.ldap_secret, LDAP_SECRET),
+            ("-o", "bind,ro", self.ldap_ca, LDAP_CA),
             ("-o", "bind,ro", self.workdir / "access-tls", ACCESS_TLS),
             ("-o", "bind,ro", self.workdir / "bin", "/usr/local/bin"),
             ("-o", "bind,ro", etc / "hosts", "/etc/hosts"),

@@ -13,9 +13,7 @@ Secret file.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
 
@@ -26,10 +24,12 @@ from e2e.dataplane.directory import (
     LDAP_ADDRESS,
     LDAP_HOST,
     USERS,
+    logged,
     prepare_directory,
     start_directory,
     stop_directory,
     untrusted_conf,
+    user_password,
 )
 from e2e.dataplane.stack import DEFAULT_TEST_NAMES, DataplaneStack
 from swg_operator.render.pac import PAC_FILE, PAC_URL_PATH
@@ -39,10 +39,6 @@ pytestmark = pytest.mark.dataplane
 # An undecided group: Squid answers 407 (it asks for credentials again), never 200.
 REFUSED = (403, 407)
 LAB = "127.0.0.70"  # in the research-lab policy's sourceCIDRs (127.0.0.64/26)
-
-
-def _user(login: str) -> str:
-    return f"{login}:{USERS[login][0]}"
 
 
 def _stack(
@@ -79,23 +75,11 @@ def ldaps(start_dataplane: StartDataplane, render_tenant: RenderTenant) -> Itera
     stack.close()
 
 
-def _logged(stack: DataplaneStack, url: str, **options: Any) -> tuple[int, dict[str, object]]:
-    """One request, its status and its access log entry (requests are one at a time, and Squid
-    appends the entry when the transaction ends)."""
-    before = len(stack.access_log())
-    response = stack.request(url, **options)
-    deadline = time.monotonic() + 10
-    while len(entries := stack.access_log()) <= before:
-        assert time.monotonic() < deadline, f"no access log entry for {url}"
-        time.sleep(0.05)
-    return response.status, entries[-1]
-
-
 HELLO = "http://clean.test/files/hello.txt"
 
 
-def test_a_known_user_is_served_and_logged(starttls: DataplaneStack) -> None:
-    status, entry = _logged(starttls, HELLO, proxy_user=_user("alice"))
+def test_a_known_user_is_served_andlogged(starttls: DataplaneStack) -> None:
+    status, entry = logged(starttls, HELLO, proxy_user=user_password("alice"))
     assert status == 200
     assert (entry["user"], entry["status"]) == ("alice", "200")
 
@@ -105,11 +89,11 @@ def test_a_known_user_is_served_and_logged(starttls: DataplaneStack) -> None:
     [None, "alice:wrong", "mallory:whatever", "alice:", ":alice-pw"],
     ids=["none", "wrong-password", "unknown-user", "empty-password", "empty-user"],
 )
-def test_refused_credentials_get_407_and_are_logged(
+def test_refused_credentials_get_407_and_arelogged(
     starttls: DataplaneStack, credentials: str | None
 ) -> None:
     options = {"proxy_user": credentials} if credentials is not None else {}
-    status, entry = _logged(starttls, HELLO, **options)
+    status, entry = logged(starttls, HELLO, **options)
     assert status == 407
     assert entry["status"] == "407"
     assert entry["url"] == HELLO
@@ -117,30 +101,32 @@ def test_refused_credentials_get_407_and_are_logged(
 
 def test_group_policy_applies_to_members_only(starttls: DataplaneStack) -> None:
     url = "http://casino.test/files/hello.txt"
-    status, entry = _logged(starttls, url, proxy_user=_user("bob"))
+    status, entry = logged(starttls, url, proxy_user=user_password("bob"))
     assert status == 403
     assert (entry["user"], entry["policy"], entry["decision"]) == ("bob", "restricted", "block")
-    status, entry = _logged(starttls, url, proxy_user=_user("carol"))
+    status, entry = logged(starttls, url, proxy_user=user_password("carol"))
     assert status == 200
     assert (entry["user"], entry["policy"]) == ("carol", "tenant")
 
 
 def test_group_and_network_both_needed(starttls: DataplaneStack) -> None:
     url = "http://denied.test/files/hello.txt"
-    status, entry = _logged(starttls, url, proxy_user=_user("alice"), source=LAB)
+    status, entry = logged(starttls, url, proxy_user=user_password("alice"), source=LAB)
     assert (status, entry["policy"]) == (200, "research-lab")
-    assert starttls.request(url, proxy_user=_user("alice")).status == 403  # not from the lab
-    assert starttls.request(url, proxy_user=_user("carol"), source=LAB).status == 403
+    assert (
+        starttls.request(url, proxy_user=user_password("alice")).status == 403
+    )  # not from the lab
+    assert starttls.request(url, proxy_user=user_password("carol"), source=LAB).status == 403
 
 
 def test_https_needs_a_user_and_meets_the_group_policy(starttls: DataplaneStack) -> None:
     ca = starttls.pki.origin_ca_cert
     ok = starttls.request(
-        "https://clean.test/files/hello.txt", proxy_user=_user("carol"), cacert=ca
+        "https://clean.test/files/hello.txt", proxy_user=user_password("carol"), cacert=ca
     )
     assert ok.status == 200, ok.error
     refused = starttls.request(
-        "https://casino.test/files/hello.txt", proxy_user=_user("bob"), cacert=ca
+        "https://casino.test/files/hello.txt", proxy_user=user_password("bob"), cacert=ca
     )
     assert refused.status != 200
     anonymous = starttls.request("https://clean.test/files/hello.txt", cacert=ca)
@@ -154,30 +140,30 @@ def test_directory_down_fails_closed(starttls: DataplaneStack) -> None:
     credentialsttl). Squid itself stays up."""
     # erin's password is checked while the directory is up; her group is not asked (clean.test
     # is in no policy's list), nor carol's "research" (asked only from the lab).
-    assert starttls.request(HELLO, proxy_user=_user("erin")).status == 200
-    assert starttls.request(HELLO, proxy_user=_user("carol")).status == 200
+    assert starttls.request(HELLO, proxy_user=user_password("erin")).status == 200
+    assert starttls.request(HELLO, proxy_user=user_password("carol")).status == 200
     stop_directory(starttls)
     try:
         casino = "http://casino.test/files/hello.txt"
-        status, entry = _logged(starttls, casino, proxy_user=_user("erin"))
+        status, entry = logged(starttls, casino, proxy_user=user_password("erin"))
         assert status in REFUSED, entry
         assert entry["user"] == "erin"
         # An allow list needing an unanswered group is not applied either.
         url = "http://denied.test/files/hello.txt"
-        status, entry = _logged(starttls, url, proxy_user=_user("carol"), source=LAB)
+        status, entry = logged(starttls, url, proxy_user=user_password("carol"), source=LAB)
         assert status in REFUSED, entry
         # Requests no policy names still pass for checked users.
-        assert starttls.request(HELLO, proxy_user=_user("erin")).status == 200
+        assert starttls.request(HELLO, proxy_user=user_password("erin")).status == 200
         # A password not checked before: refused (a changed one also drops the checked one).
-        for credentials in (_user("carol") + "-changed", _user("dave")):
-            status, entry = _logged(starttls, HELLO, proxy_user=credentials)
+        for credentials in (user_password("carol") + "-changed", user_password("dave")):
+            status, entry = logged(starttls, HELLO, proxy_user=credentials)
             assert (status, entry["status"]) == (407, "407"), credentials
         assert "squid" in starttls.daemons
         assert starttls.daemons["squid"].alive
     finally:
         start_directory(starttls, starttls.workdir / "directory" / "slapd.conf")
     # Back: users are checked again.
-    assert starttls.request(HELLO, proxy_user=_user("dave")).status == 200
+    assert starttls.request(HELLO, proxy_user=user_password("dave")).status == 200
 
 
 def test_a_directory_with_an_untrusted_certificate_gets_no_password(
@@ -190,26 +176,28 @@ def test_a_directory_with_an_untrusted_certificate_gets_no_password(
         stop_directory(stack)
         start_directory(stack, untrusted_conf(stack, conf))
         try:
-            status, entry = _logged(stack, HELLO, proxy_user=_user("frank"))
+            status, entry = logged(stack, HELLO, proxy_user=user_password("frank"))
             assert status == 407, entry
         finally:
             stop_directory(stack)
             start_directory(stack, conf)
-        assert stack.request(HELLO, proxy_user=_user("frank")).status == 200
+        assert stack.request(HELLO, proxy_user=user_password("frank")).status == 200
 
 
 def test_ldaps_directory(ldaps: DataplaneStack) -> None:
     assert "ldaps://ldap.test:3636" in (ldaps.conf / "ldap-auth.args").read_text()
-    status, entry = _logged(ldaps, HELLO, proxy_user=_user("alice"))
+    status, entry = logged(ldaps, HELLO, proxy_user=user_password("alice"))
     assert (status, entry["user"]) == (200, "alice")
-    assert _logged(ldaps, HELLO, proxy_user="alice:wrong")[0] == 407
-    status, entry = _logged(ldaps, "http://casino.test/files/hello.txt", proxy_user=_user("bob"))
+    assert logged(ldaps, HELLO, proxy_user="alice:wrong")[0] == 407
+    status, entry = logged(
+        ldaps, "http://casino.test/files/hello.txt", proxy_user=user_password("bob")
+    )
     assert (status, entry["policy"]) == (403, "restricted")
 
 
 def test_no_password_in_configuration_or_logs(starttls: DataplaneStack) -> None:
     """The bind password is only in the Secret's file; users' passwords are nowhere."""
-    assert starttls.request(HELLO, proxy_user=_user("bob")).status == 200
+    assert starttls.request(HELLO, proxy_user=user_password("bob")).status == 200
     secrets = [BIND_PASSWORD, *(password for password, _ in USERS.values())]
     texts = {path: path.read_text(errors="replace") for path in starttls.conf.iterdir()}
     logs = [*(starttls.workdir / "logs").iterdir(), *starttls.state_dir("proxy").rglob("*.jsonl")]
@@ -221,11 +209,13 @@ def test_no_password_in_configuration_or_logs(starttls: DataplaneStack) -> None:
 
 def test_https_inspection_with_users_and_groups(ldaps: DataplaneStack) -> None:
     ca = ldaps.pki.inspection_ca_cert
-    ok = ldaps.request("https://clean.test/files/hello.txt", proxy_user=_user("carol"), cacert=ca)
+    ok = ldaps.request(
+        "https://clean.test/files/hello.txt", proxy_user=user_password("carol"), cacert=ca
+    )
     assert ok.status == 200, ok.error
     casino = "https://casino.test/files/hello.txt"
-    assert ldaps.request(casino, proxy_user=_user("carol"), cacert=ca).status == 200
-    status, _ = _logged(ldaps, casino, proxy_user=_user("bob"), cacert=ca)
+    assert ldaps.request(casino, proxy_user=user_password("carol"), cacert=ca).status == 200
+    status, _ = logged(ldaps, casino, proxy_user=user_password("bob"), cacert=ca)
     assert status == 403  # the refused CONNECT is bumped to show the block page
     refused = [
         e for e in ldaps.access_log() if e["url"] == "casino.test:443" and e["user"] == "bob"
@@ -235,7 +225,7 @@ def test_https_inspection_with_users_and_groups(ldaps: DataplaneStack) -> None:
     assert anonymous.info.get("http_connect") == 407, anonymous.info
 
 
-def test_the_pac_file_needs_no_user(starttls: DataplaneStack) -> None:
+def test_the_pac_file_needs_nouser_password(starttls: DataplaneStack) -> None:
     assert starttls.netns is not None
     url = f"http://{starttls.proxy}{PAC_URL_PATH}"
     response = client.curl(starttls.netns, url, proxy=None)

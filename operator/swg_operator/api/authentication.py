@@ -4,9 +4,11 @@ Squid's own helpers do the work (`render.squid_auth`): `basic_ldap_auth` checks 
 name and password against the directory (HTTP Basic proxy authentication), and
 `ext_ldap_group_acl` tells whether a user is in a group named by a URL filtering policy
 (`urlFiltering.policies[].groups`). The connection is always encrypted: `ldaps://`, or
-`ldap://` with StartTLS required; the directory's certificate must be signed by a CA of the
-proxy image's bundle. The bind password stays in the customer's Secret: the proxy pod mounts it
-as a file and the helpers read it from there (`-W`); the operator only names the Secret.
+`ldap://` with StartTLS required; the directory's certificate must be signed by the CA of
+`caSecret` when the spec names one (the customer's private CA: then that CA only), else by a CA
+of the proxy image's bundle. The bind password stays in the customer's Secret: the proxy pod
+mounts it as a file and the helpers read it from there (`-W`); the operator only names the
+Secret.
 
 Every value here reaches the helpers as one line of an argument file (never a shell, never
 squid.conf). The patterns admit printable ASCII only, as in every config file of the project (a
@@ -27,6 +29,8 @@ from swg_operator.api.types import DnsLabel, host_address
 # The key of the bind Secret that holds the password (the whole value; a trailing newline is
 # dropped by the helpers).
 BIND_PASSWORD_KEY: Final = "password"  # noqa: S105 - a key name, not a password
+# The key of the directory's CA Secret that holds its PEM certificate(s).
+LDAP_CA_KEY: Final = "ca.crt"
 
 LDAP_URL_PATTERN = r"^ldaps?://[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?(:[0-9]{1,5})?$"
 # attribute=value pairs: starts with an attribute name and '=', then printable ASCII (as every
@@ -114,13 +118,21 @@ class BindSecretRef(CamelModel):
     """Name of the Secret (in the tenant namespace)."""
 
 
+class LdapCaSecretRef(CamelModel):
+    """The Secret in the tenant namespace with the directory's CA certificate(s), PEM, under the
+    key `ca.crt`."""
+
+    name: DnsLabel
+    """Name of the Secret (in the tenant namespace)."""
+
+
 class LdapDirectory(CamelModel):
     """The customer's LDAP directory (OpenLDAP, Active Directory, ...)."""
 
     url: LdapUrl = Field(
         description="ldaps://host[:port] (TLS from the start), or ldap://host[:port] with "
-        "StartTLS required; never unencrypted. The server certificate must be signed by a CA "
-        "of the proxy image's bundle and name the host."
+        "StartTLS required; never unencrypted. The server certificate must name the host and "
+        "be signed by the CA of caSecret when set, else by a CA of the proxy image's bundle."
     )
     base_dn: DistinguishedName = Field(
         alias="baseDN",
@@ -133,6 +145,13 @@ class LdapDirectory(CamelModel):
     bind_secret: BindSecretRef = Field(
         description="Secret in the tenant namespace with the bind password under the key "
         "`password`; mounted into the proxy pods as a file, never copied elsewhere."
+    )
+    ca_secret: LdapCaSecretRef | None = Field(
+        default=None,
+        description="Secret in the tenant namespace with the CA certificate(s) that signed the "
+        "directory's certificate, PEM, under the key `ca.crt` (a private CA of the customer). "
+        "When set, the helpers trust these certificates only, not the proxy image's bundle; "
+        "mounted into the proxy pods read-only.",
     )
     user_filter: UserFilter = Field(
         default="(uid=%s)",

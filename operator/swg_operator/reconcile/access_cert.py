@@ -24,9 +24,8 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from swg_operator.api import SecureWebGatewaySpec
 from swg_operator.kube import KubeApi
@@ -37,10 +36,11 @@ from swg_operator.reconcile.ca_pair import (
     generated_tls_secret,
     pem,
     pem_pair,
+    self_signed,
     tls_pair,
 )
 from swg_operator.reconcile.ownership import namespace_ready
-from swg_operator.reconcile.secrets import UNREADABLE, read_secret
+from swg_operator.reconcile.secret_reads import UNREADABLE, read_secret
 from swg_operator.reconcile.status import Unresolved
 
 # 825 days: the longest validity Apple platforms accept for a TLS server certificate, from a
@@ -62,41 +62,17 @@ def generate_access_certificate(
     """A self-signed server certificate for `hostname`: subjectAltName DNS:hostname,
     CA:FALSE, key usage digitalSignature, extended key usage serverAuth, valid `VALIDITY`."""
     key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name(
-        [
-            x509.NameAttribute(NameOID.ORGANIZATION_NAME, tenant[:64]),
-            x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, ORGANIZATIONAL_UNIT),
-            x509.NameAttribute(NameOID.COMMON_NAME, hostname[:64]),
-        ]
-    )
-    public = key.public_key()
-    certificate = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(public)
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - BACKDATE)
-        .not_valid_after(now + VALIDITY)
-        .add_extension(x509.SubjectAlternativeName([x509.DNSName(hostname)]), critical=False)
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=True,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=False,
-                crl_sign=False,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(public), critical=False)
-        .sign(key, hashes.SHA256())
+    certificate = self_signed(
+        key,
+        names=(tenant, ORGANIZATIONAL_UNIT, hostname),
+        now=now,
+        backdate=BACKDATE,
+        validity=VALIDITY,
+        ca=False,
+        extensions=(
+            x509.SubjectAlternativeName([x509.DNSName(hostname)]),
+            x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]),
+        ),
     )
     return pem_pair(certificate, key)
 

@@ -18,6 +18,7 @@ from typing import Any, Final
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric.types import CertificateIssuerPrivateKeyTypes
+from cryptography.x509.oid import NameOID
 
 from swg_operator.reconcile.lifecycle import format_time
 from swg_operator.reconcile.status import CaExpiry, Unresolved
@@ -56,6 +57,57 @@ def pem_pair(certificate: x509.Certificate, key: CertificateIssuerPrivateKeyType
             serialization.NoEncryption(),
         ).decode("ascii"),
     )
+
+
+def self_signed(
+    key: CertificateIssuerPrivateKeyTypes,
+    *,
+    names: tuple[str, str, str],
+    now: datetime.datetime,
+    backdate: datetime.timedelta,
+    validity: datetime.timedelta,
+    ca: bool,
+    extensions: tuple[x509.ExtensionType, ...] = (),
+) -> x509.Certificate:
+    """A self-signed certificate named O, OU, CN = `names`, valid from `now - backdate` for
+    `validity`: a CA (CA:TRUE, path length 0, key usage keyCertSign and cRLSign) or not
+    (CA:FALSE, digitalSignature), with a subject key identifier and `extensions` (not
+    critical)."""
+    organization, unit, common_name = names
+    name = x509.Name(
+        [
+            x509.NameAttribute(NameOID.ORGANIZATION_NAME, organization[:64]),
+            x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, unit),
+            x509.NameAttribute(NameOID.COMMON_NAME, common_name[:64]),
+        ]
+    )
+    public = key.public_key()
+    usage = x509.KeyUsage(
+        digital_signature=not ca,
+        content_commitment=False,
+        key_encipherment=False,
+        data_encipherment=False,
+        key_agreement=False,
+        key_cert_sign=ca,
+        crl_sign=ca,
+        encipher_only=False,
+        decipher_only=False,
+    )
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(public)
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - backdate)
+        .not_valid_after(now + validity)
+        .add_extension(x509.BasicConstraints(ca=ca, path_length=0 if ca else None), critical=True)
+        .add_extension(usage, critical=True)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(public), critical=False)
+    )
+    for extension in extensions:
+        builder = builder.add_extension(extension, critical=False)
+    return builder.sign(key, hashes.SHA256())
 
 
 def generated_tls_secret(

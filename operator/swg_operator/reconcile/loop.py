@@ -65,6 +65,7 @@ from swg_operator.reconcile.context import (
     TransientError,
     guard,
 )
+from swg_operator.reconcile.directory_secrets import check_directory_secrets
 from swg_operator.reconcile.lifecycle import cancellation, tenant_lifecycle
 from swg_operator.reconcile.ownership import Ownership, judge, namespace_ready, stamp
 from swg_operator.reconcile.plan import ObjectKey, Plan, key_of, plan_changes
@@ -81,7 +82,6 @@ from swg_operator.reconcile.report import (
 )
 from swg_operator.reconcile.secrets import (
     InspectionCa,
-    check_bind_secret,
     check_customer_ca,
     create_pending,
 )
@@ -376,7 +376,7 @@ async def check_references(
         applied.expiry = applied.ca.expiry or own.expiry
         unresolved += own.unresolved
         unresolved += await guard(
-            check_bind_secret(ctx.kube, spec, namespace=namespace, now=now, memory=memory)
+            check_directory_secrets(ctx.kube, spec, namespace=namespace, now=now, memory=memory)
         )
         unresolved += await guard(
             check_customer_certificate(ctx.kube, spec, namespace=namespace, now=now)

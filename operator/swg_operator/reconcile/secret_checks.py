@@ -1,21 +1,22 @@
 """What the operator last verified of a tenant's Secrets (the HTTPS-inspection CA, the directory
-bind Secret), so that a reconcile of an unchanged tenant does not read them again.
+bind Secret and CA), so that a reconcile of an unchanged tenant does not read them again.
 
 Secrets are not watched (the operator may `get` one name, never list or watch: see
-`reconcile.secrets`), so without a memory every reconcile would `get` the Secret. A check is
-remembered per tenant and per purpose (the generated CA, the customer's, the bind Secret) with
-the basis it rests on: the Secret's name, the spec's CA settings, the tenant's generation and,
-for the generated CA, the SHA-256 of the certificate published in the tenant namespace (as the
-watch cache shows it).
+`reconcile.secret_reads`), so without a memory every reconcile would `get` the Secret. A check
+is remembered per tenant and per purpose (the generated CA, the customer's, the directory's
+Secrets) with the basis it rests on: the Secret's name, the spec's CA settings, the tenant's
+generation and, for the generated CA, the SHA-256 of the certificate published in the tenant
+namespace (as the watch cache shows it).
 The Secret is read again when any of these changed, or when `RECHECK` has passed since it was
 last read: a Secret deleted or replaced by hand goes unnoticed for that long at most, plus the
 wait for the next reconcile, which the resync bounds (docs/operator.md).
 
 Only a Secret found to exist is remembered: a missing one is asked for on every reconcile, so
-a customer's Secret created after the tenant is picked up at the next reconcile. A bind Secret
-is remembered only when sound (it exists and, when readable, holds its password key): one
-with a problem is read again on every reconcile, so that its fix is seen at the next. The memory is
-one entry per tenant and purpose, dropped with the tenant (`Context.forget_tenant`).
+a customer's Secret created after the tenant is picked up at the next reconcile. A directory
+Secret is remembered only when sound (it exists and, when readable, holds its password key or
+its CA certificates): one with a problem is read again on every reconcile, so that its fix is
+seen at the next. The memory is one entry per tenant and purpose, dropped with the tenant
+(`Context.forget_tenant`).
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ class Purpose(Enum):
     GENERATED = "generated"  # the CA the operator generated: Secret https-inspection-ca
     CUSTOMER = "customer"  # the Secret named by spec.options.httpsInspection.caSecret
     BIND = "bind"  # the Secret named by spec.authentication.ldap.bindSecret
+    DIRECTORY_CA = "directory-ca"  # the Secret named by spec.authentication.ldap.caSecret
 
 
 def basis(*parts: object) -> str:

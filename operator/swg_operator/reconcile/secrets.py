@@ -14,7 +14,7 @@ Created once, read back by name only:
   (`InspectionCAMismatch` when not: left by an earlier version, or replaced by hand);
 * a customer's CA Secret (`caSecret`) is read when the platform lets the operator read it (the
   chart does not: its name is the customer's); refused (403), the operator only asks whether it
-  exists, with a dry-run create (nothing is stored; 409 means it exists);
+  exists, with a dry-run create (`reconcile.secret_reads`);
 * the published certificate is the admins' record of the CA. When it is missing while the
   Secret exists (deleted by hand), the operator does not publish another and says so
   (`InspectionCAUnpublished`); deleting the Secret has a new CA generated;
@@ -35,13 +35,10 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import rsa
-from cryptography.x509.oid import NameOID
 
 from swg_operator.api import KIND, SecureWebGatewaySpec, SecureWebGatewayStatus
-from swg_operator.kube import KubeApi, KubeApiError
-from swg_operator.kube.kinds import SECRET
+from swg_operator.kube import KubeApi
 from swg_operator.labels import component_labels
 from swg_operator.naming import (
     Component,
@@ -57,22 +54,17 @@ from swg_operator.reconcile.ca_pair import (
     generated_ca_problems,
     generated_tls_secret,
     pem_pair,
+    self_signed,
     tls_pair,
 )
 from swg_operator.reconcile.ownership import namespace_ready
 from swg_operator.reconcile.references import (
-    bind_secret_problems,
     ca_secret_problems,
     published_certificate,
     unpublished_ca,
 )
-from swg_operator.reconcile.secret_checks import (
-    Purpose,
-    SecretCheck,
-    SecretChecks,
-    basis,
-    identity,
-)
+from swg_operator.reconcile.secret_checks import Purpose, SecretCheck, basis, identity
+from swg_operator.reconcile.secret_reads import UNREADABLE, SecretMemory, read_secret
 from swg_operator.reconcile.status import INSPECTION_CA_EXPIRING, CaExpiry, Unresolved
 
 logger = logging.getLogger("swg_operator.reconcile")
@@ -96,40 +88,15 @@ def generate_inspection_ca(
     proxy's per-site certificates only), key usage keyCertSign and cRLSign, valid two years,
     named after the tenant (O) and its service code (CN)."""
     key = rsa.generate_private_key(public_exponent=65537, key_size=KEY_BITS)
-    name = x509.Name(
-        [
-            x509.NameAttribute(NameOID.ORGANIZATION_NAME, tenant[:64]),
-            x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, ORGANIZATIONAL_UNIT),
-            x509.NameAttribute(NameOID.COMMON_NAME, f"{service_code} HTTPS inspection CA"),
-        ]
-    )
-    public = key.public_key()
-    certificate = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(public)
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - BACKDATE)
-        .not_valid_after(now + VALIDITY)
-        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=False,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=True,
-                crl_sign=True,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(public), critical=False)
-        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(public), critical=False)
-        .sign(key, hashes.SHA256())
+    authority = x509.AuthorityKeyIdentifier.from_issuer_public_key(key.public_key())
+    certificate = self_signed(
+        key,
+        names=(tenant, ORGANIZATIONAL_UNIT, f"{service_code} HTTPS inspection CA"),
+        now=now,
+        backdate=BACKDATE,
+        validity=VALIDITY,
+        ca=True,
+        extensions=(authority,),
     )
     return pem_pair(certificate, key)
 
@@ -144,36 +111,6 @@ def inspection_ca_secret(
         namespace=namespace,
         labels=component_labels(tenant, Component.PROXY, service_code=service_code),
     )
-
-
-def existence_probe(name: str, namespace: str) -> dict[str, Any]:
-    """An empty Secret to dry-run create: 409 AlreadyExists says `name` exists."""
-    return {
-        "apiVersion": "v1",
-        "kind": "Secret",
-        "metadata": {"name": name, "namespace": namespace},
-        "type": "Opaque",
-    }
-
-
-async def secret_exists(kube: KubeApi, name: str, *, namespace: str) -> bool:
-    """Whether Secret `namespace/name` exists, without reading it (a dry-run create)."""
-    return not await kube.create(existence_probe(name, namespace), dry_run=True)
-
-
-UNREADABLE: Final[dict[str, Any]] = {}
-
-
-async def read_secret(kube: KubeApi, name: str, *, namespace: str) -> Mapping[str, Any] | None:
-    """Secret `namespace/name` (None: it does not exist), or `UNREADABLE` when the operator may
-    not read it (403: then whether it exists is asked with a dry-run create)."""
-    try:
-        return await kube.get(SECRET, name, namespace=namespace)
-    except KubeApiError as exc:
-        if exc.status != 403:
-            raise
-    exists = await secret_exists(kube, name, namespace=namespace)
-    return UNREADABLE if exists else None
 
 
 def _ca_field(customer: bool) -> str:
@@ -193,29 +130,6 @@ class InspectionCa:
     unresolved: tuple[Unresolved, ...] = ()
     expiry: CaExpiry | None = None  # the CA in use, when its certificate is known
     basis: str | None = None  # what the pending Secret, once created, is known to match
-
-
-@dataclass(frozen=True)
-class SecretMemory:
-    """Where a reconcile remembers what it verified of the CA Secrets (`reconcile.secret_checks`):
-    the tenant, its generation and the context's checks (None: remember nothing)."""
-
-    tenant: str
-    generation: int = 0
-    checks: SecretChecks | None = None
-
-    def recall(self, purpose: Purpose, key: str, now: datetime.datetime) -> SecretCheck | None:
-        if self.checks is None:
-            return None
-        return self.checks.recall(self.tenant, purpose, basis=key, now=now)
-
-    def remember(self, purpose: Purpose, check: SecretCheck | None) -> None:
-        if self.checks is None:
-            return
-        if check is None:
-            self.checks.drop(self.tenant, purpose)
-        else:
-            self.checks.remember(self.tenant, purpose, check)
 
 
 def _digest(text: str | None) -> str | None:
@@ -393,37 +307,6 @@ async def check_customer_ca(
     problems += check.problems
     problems += expired_ca(expiry, customer=True, field=_ca_field(True))
     return InspectionCa(unresolved=problems, expiry=expiry)
-
-
-async def check_bind_secret(
-    kube: KubeApi,
-    spec: SecureWebGatewaySpec,
-    *,
-    namespace: str,
-    now: datetime.datetime,
-    memory: SecretMemory | None = None,
-) -> tuple[Unresolved, ...]:
-    """The directory bind Secret the spec names (`LDAPBindSecretNotFound`, and
-    `LDAPBindSecretInvalid` without its password key when the operator may read it). A Secret
-    found sound is remembered in `memory` while the spec stays the same, for
-    `secret_checks.RECHECK` at most, so an unchanged tenant costs no read; one with a problem is
-    read again on every reconcile, so that its fix is seen at the next."""
-    ldap = spec.authentication.ldap
-    if ldap is None:
-        return ()
-    memory = memory or SecretMemory("")
-    name = ldap.bind_secret.name
-    key = basis(namespace, name, memory.generation)
-    if memory.recall(Purpose.BIND, key, now) is not None:
-        return ()
-    secret = await read_secret(kube, name, namespace=namespace)
-    readable = secret is not UNREADABLE
-    problems = bind_secret_problems(spec, secret, readable=readable, namespace=namespace)
-    sound = None
-    if secret is not None and not problems:
-        sound = SecretCheck(key, now, *identity(secret), readable=readable)
-    memory.remember(Purpose.BIND, sound)
-    return problems
 
 
 async def announce_ca_expiry(

@@ -15,7 +15,8 @@ from __future__ import annotations
 from swg_operator.reconcile.access_cert import AccessCertificate, settle_access_certificate
 from swg_operator.reconcile.context import Context, guard
 from swg_operator.reconcile.report import Inputs
-from swg_operator.reconcile.secrets import InspectionCa, SecretMemory, settle_inspection_ca
+from swg_operator.reconcile.secret_reads import SecretMemory
+from swg_operator.reconcile.secrets import InspectionCa, settle_inspection_ca
 from swg_operator.render import Lifecycle, generates_access_certificate, generates_inspection_ca
 
 

@@ -32,6 +32,8 @@ CONF_DIR: Final = "/etc/swg/conf"
 TLS_DIR: Final = "/etc/swg/tls"
 # The directory bind Secret (spec.authentication.ldap.bindSecret), its password key only.
 LDAP_SECRET_DIR: Final = "/etc/swg/ldap"  # noqa: S105 - a mount path
+# The directory's CA Secret (spec.authentication.ldap.caSecret), its ca.crt key only.
+LDAP_CA_DIR: Final = "/etc/swg/ldap-ca"
 # The TLS listener's server certificate (spec.access.tls): tls.crt, tls.key of its Secret.
 ACCESS_TLS_DIR: Final = "/etc/swg/access-tls"
 STATE_DIR: Final = "/var/lib/swg"

@@ -7,6 +7,11 @@ no directory value (DNs and filters hold spaces, commas, parentheses and `%`) ev
 squid.conf's or a shell's word splitting. The bind password is not among them: the helpers read
 it from the bind Secret's file (`-W`), mounted at LDAP_SECRET_DIR.
 
+The directory's certificate is checked against one file of CA certificates, which
+`swg-ldap-helper` gives the helpers as libldap's `LDAPTLS_CACERT` (with `LDAPTLS_REQCERT=demand`):
+the `ca.crt` of the spec's `caSecret`, mounted at LDAP_CA_DIR, named after the argument file on
+the helper's command line; without `caSecret`, the image's CA bundle.
+
 Fail closed: a helper that cannot reach the directory answers BH (broken), which Squid never
 takes for a yes: the credentials are not accepted (407), and a group ACL is left undecided, so
 a deny rule that needs it refuses the request (407) and an allow rule that needs it does not
@@ -21,8 +26,8 @@ import re
 from dataclasses import dataclass
 from typing import Final
 
-from swg_operator.api.authentication import BIND_PASSWORD_KEY, LdapDirectory
-from swg_operator.render.context import CONF_DIR, LDAP_SECRET_DIR
+from swg_operator.api.authentication import BIND_PASSWORD_KEY, LDAP_CA_KEY, LdapDirectory
+from swg_operator.render.context import CONF_DIR, LDAP_CA_DIR, LDAP_SECRET_DIR
 
 LDAP_HELPER: Final = "/usr/local/bin/swg-ldap-helper"
 AUTH_ARGS: Final = "ldap-auth.args"
@@ -50,6 +55,9 @@ class SquidAuth:
     # url_regex of the PAC file as Squid sees a request for it (spec.access.pac); empty: none.
     # Browsers fetch it before they know of the proxy's authentication: served without a user.
     pac_url_regex: str = ""
+    # The directory's CA certificates (spec.authentication.ldap.caSecret) as the pod mounts
+    # them; empty: the image's CA bundle.
+    ca_file: str = ""
     credentials_ttl: int = CREDENTIALS_TTL_SECONDS
     group_ttl: int = GROUP_TTL_SECONDS
     negative_group_ttl: int = NEGATIVE_GROUP_TTL_SECONDS
@@ -58,6 +66,12 @@ class SquidAuth:
 
 def password_file() -> str:
     return f"{LDAP_SECRET_DIR}/{BIND_PASSWORD_KEY}"
+
+
+def ca_file(ldap: LdapDirectory) -> str:
+    """The file of CA certificates the helpers check the directory against, when the spec
+    names a CA Secret ("" : the image's bundle)."""
+    return f"{LDAP_CA_DIR}/{LDAP_CA_KEY}" if ldap.ca_secret is not None else ""
 
 
 def _connection_args(ldap: LdapDirectory) -> list[str]:
@@ -121,6 +135,7 @@ def squid_auth(ldap: LdapDirectory | None, *, realm: str, pac_url: str = "") -> 
         auth_args=f"{CONF_DIR}/{AUTH_ARGS}",
         group_args=f"{CONF_DIR}/{GROUP_ARGS}",
         group_helper=GROUP_HELPER,
+        ca_file=ca_file(ldap),
     )
 
 

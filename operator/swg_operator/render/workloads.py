@@ -6,7 +6,7 @@ from typing import Any, Final
 
 from swg_operator import naming
 from swg_operator.api import SecureWebGatewaySpec
-from swg_operator.api.authentication import BIND_PASSWORD_KEY
+from swg_operator.api.authentication import BIND_PASSWORD_KEY, LDAP_CA_KEY
 from swg_operator.naming import Component
 from swg_operator.quantities import GIB, format_bytes
 from swg_operator.render.access_tls import access_tls_secret_name, proxy_ports
@@ -16,6 +16,7 @@ from swg_operator.render.context import (
     CONF_DIR,
     ICAP_PORT,
     ICAP_PORT_NAME,
+    LDAP_CA_DIR,
     LDAP_SECRET_DIR,
     SHM_DIR,
     STATE_DIR,
@@ -95,6 +96,18 @@ def state_size_limit(base_bytes: int, plan: WorkloadPlan) -> str:
     return format_bytes(base_bytes + plan.log_spool)
 
 
+def _key_volume(name: str, secret: str, key: str) -> dict[str, Any]:
+    """A volume of one key of Secret `secret`, as the file `key`, readable by the pod's group."""
+    return {
+        "name": name,
+        "secret": {
+            "secretName": secret,
+            "defaultMode": 0o440,
+            "items": [{"key": key, "path": key}],
+        },
+    }
+
+
 def proxy_deployment(tenant: Tenant, config: WorkloadConfig) -> dict[str, Any]:
     plan = tenant.sizing.proxy
     ca_secret = inspection_ca_secret_name(tenant.spec)
@@ -117,20 +130,14 @@ def proxy_deployment(tenant: Tenant, config: WorkloadConfig) -> dict[str, Any]:
             {"name": "inspection-ca", "secret": {"secretName": ca_secret, "defaultMode": 0o440}},
         )
     ldap = tenant.spec.authentication.ldap
+    if ldap is not None and ldap.ca_secret is not None:
+        # The directory's CA certificates: only their key, the file the LDAP helpers trust.
+        mounts.insert(1, mount("ldap-ca", LDAP_CA_DIR, read_only=True))
+        volumes.insert(1, _key_volume("ldap-ca", ldap.ca_secret.name, LDAP_CA_KEY))
     if ldap is not None:
         # The directory's bind password: only its key, as a file Squid's LDAP helpers read.
         mounts.insert(1, mount("ldap-bind", LDAP_SECRET_DIR, read_only=True))
-        volumes.insert(
-            1,
-            {
-                "name": "ldap-bind",
-                "secret": {
-                    "secretName": ldap.bind_secret.name,
-                    "defaultMode": 0o440,
-                    "items": [{"key": BIND_PASSWORD_KEY, "path": BIND_PASSWORD_KEY}],
-                },
-            },
-        )
+        volumes.insert(1, _key_volume("ldap-bind", ldap.bind_secret.name, BIND_PASSWORD_KEY))
     access_secret = access_tls_secret_name(tenant.spec)
     if access_secret is not None:
         mounts.insert(1, mount("access-tls", ACCESS_TLS_DIR, read_only=True))
@@ -164,6 +171,8 @@ def proxy_deployment(tenant: Tenant, config: WorkloadConfig) -> dict[str, Any]:
     references = [f"secret/{ca_secret}"] if ca_secret else []
     if ldap is not None:
         references.append(f"secret/{ldap.bind_secret.name}")
+        if ldap.ca_secret is not None:
+            references.append(f"secret/{ldap.ca_secret.name}")
     if access_secret is not None:
         references.append(f"secret/{access_secret}")
         if tenant.access_certificate is not None:
