@@ -6,7 +6,8 @@ PersistentVolume controller's reclaim: a claim's bound volume goes with the clai
 policy is Delete, stays `Released` otherwise; a ResourceQuota's claim count at admission, with the
 charge a killed create can leak: `leak_claim_charge`), no network and no mock.patch. Every write
 is counted in `writes`, every read in `reads`, and every request of any kind (a dry-run create, an
-Event, a read of the server's clock too) in `requests`, in order."""
+Event, a read of the server's clock too) in `requests`, in order; a test's subclass sees each
+request first in `before`."""
 
 from __future__ import annotations
 
@@ -160,7 +161,15 @@ class FakeKube:
                 reason="Conflict",
             )
 
+    def before(self, verb: str, kind: str, namespace: str | None, name: str) -> None:
+        """Each request, as `requests` notes it, before it is served: a test's subclass acts here
+        (another writer in between, a refusal) or notes what the request needs, with no copy of
+        the `KubeApi` method it intercepts. `verb` is apply, create (`create?dryRun`), list,
+        get, patch, delete, status (of `kind`), event (`kind` is `Event(reason)`) or time; a
+        list by label has the name `?<selector>`."""
+
     def _request(self, verb: str, kind: str, namespace: str | None, name: str = "") -> None:
+        self.before(verb, kind, namespace, name)
         self.requests.append((verb, f"{kind}/{namespace or ''}/{name}"))
 
     def mutating(self) -> list[tuple[str, str]]:
