@@ -14,10 +14,13 @@ from __future__ import annotations
 import shutil
 import subprocess
 from pathlib import Path
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 from e2e.dataplane.daemons import DaemonSpec, tcp_open
-from e2e.dataplane.stack import DataplaneStack
+from e2e.dataplane.stack import DEFAULT_TEST_NAMES, DataplaneStack
+
+if TYPE_CHECKING:
+    from e2e.dataplane.conftest import StartDataplane
 
 LDAP_HOST: Final = "ldap.test"
 LDAP_ADDRESS: Final = "127.0.0.1"
@@ -133,3 +136,27 @@ def start_directory(stack: DataplaneStack, conf: Path) -> None:
 def stop_directory(stack: DataplaneStack) -> None:
     if NAME in stack.daemons:
         stack.stop_daemon(NAME, timeout=10)
+
+
+def known_user(login: str) -> str:
+    """``login:password`` of a user of the directory (curl's --proxy-user)."""
+    return f"{login}:{USERS[login][0]}"
+
+
+def start_with_directory(
+    start_dataplane: StartDataplane, config: Path, label: str
+) -> DataplaneStack:
+    """A stack of Squid alone for the rendered ``config``, whose LDAP helpers ask the directory
+    started in its namespace."""
+    stack = start_dataplane(
+        config,
+        label=label,
+        names=DEFAULT_TEST_NAMES,
+        extra_hosts={LDAP_HOST: LDAP_ADDRESS},
+        daemons=("squid",),
+    )
+    start_directory(stack, prepare_directory(stack))
+    # Squid again, now that the bind Secret's file is there (a pod starts with it mounted).
+    stack.stop_daemon("squid", timeout=10)
+    stack.start_daemon("squid")
+    return stack
