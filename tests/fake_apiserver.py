@@ -243,18 +243,20 @@ class FakeKube:
     async def find_named(
         self, kind: ResourceKind, name: str, *, namespace: str
     ) -> dict[str, Any] | None:
-        self._request("list", kind.kind, namespace, name)
-        self._maybe_fail()
-        self.reads.append(("list", kind.kind, namespace))
-        obj = self.objects.get((kind.api_version, kind.kind, namespace, name))
-        return copy.deepcopy(obj) if obj is not None else None
+        return self._read_one("list", kind, name, namespace)
 
     async def get(
         self, kind: ResourceKind, name: str, *, namespace: str | None = None
     ) -> dict[str, Any] | None:
-        self._request("get", kind.kind, namespace, name)
+        return self._read_one("get", kind, name, namespace)
+
+    def _read_one(
+        self, verb: str, kind: ResourceKind, name: str, namespace: str | None
+    ) -> dict[str, Any] | None:
+        """One object by its name (a GET, or a list with a field selector on the name)."""
+        self._request(verb, kind.kind, namespace, name)
         self._maybe_fail()
-        self.reads.append(("get", kind.kind, namespace))
+        self.reads.append((verb, kind.kind, namespace))
         obj = self.objects.get((kind.api_version, kind.kind, namespace, name))
         return copy.deepcopy(obj) if obj is not None else None
 
