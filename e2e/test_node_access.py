@@ -40,6 +40,7 @@ from e2e.cluster import ControlPlane, service_account_kubeconfig, unique_name, w
 from e2e.dataplane.payloads import Payload
 from e2e.node.origin import ORIGIN_IP, node_origin
 from e2e.node.tenants import (
+    CONNECT,
     DENIED_DOMAIN,
     PROXY_PORT,
     READY_TIMEOUT,
@@ -89,18 +90,6 @@ TLS_REQUEST = textwrap.dedent(
         }))
     except Exception as e:
         print(json.dumps({"status": None, "error": repr(e)}))
-    """
-)
-
-# Runs in a client pod: can a TCP connection be opened? prints "open" or "closed: <error>".
-CONNECT = textwrap.dedent(
-    """
-    import socket, sys
-    try:
-        socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=5).close()
-        print("open")
-    except OSError as e:
-        print(f"closed: {e!r}")
     """
 )
 
@@ -199,7 +188,7 @@ def _tls_request(
 
 
 def _can_connect(t: AccessTenant, address: str, port: int) -> bool:
-    return py(t.cluster, t.client_ns, "client-in", CONNECT, address, str(port)) == "open"
+    return py(t.cluster, t.client_ns, "client-in", CONNECT, address, str(port), "5") == "open"
 
 
 def _admin_records(

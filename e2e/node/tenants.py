@@ -158,12 +158,13 @@ FETCH = textwrap.dedent(
     """
 )
 
-# Runs in a client pod: can a TCP connection be opened? prints "open" or "closed: <error>".
+# Runs in a client pod: can a TCP connection to argv[1]:argv[2] be opened within argv[3]
+# seconds? prints "open" or "closed: <error>".
 CONNECT = textwrap.dedent(
     """
     import socket, sys
     try:
-        socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=3).close()
+        socket.create_connection((sys.argv[1], int(sys.argv[2])), float(sys.argv[3])).close()
         print("open")
     except OSError as e:
         print(f"closed: {e!r}")
@@ -207,7 +208,7 @@ def fetch(t: Tenants, pod: str, url: str) -> dict[str, Any]:
 
 
 def can_connect(t: Tenants, namespace: str, pod: str, address: str, port: int) -> bool:
-    return py(t.cluster, namespace, pod, CONNECT, address, str(port)) == "open"
+    return py(t.cluster, namespace, pod, CONNECT, address, str(port), "3") == "open"
 
 
 def pod_ips(cluster: ControlPlane, namespace: str, component: str) -> list[str]:
