@@ -1,6 +1,6 @@
 """What the chart's RBAC lets the operator do with Secrets and the leader Lease: no reading of
 Secrets or tenants' logs beyond the operator's own Secrets by name, and the one Lease by its name
-(the model and the scenario: test_chart_rbac.py)."""
+(how the needs are derived: test_chart_rbac.py; the recorders: rbac_support.py)."""
 
 from __future__ import annotations
 
