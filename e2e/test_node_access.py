@@ -27,7 +27,6 @@ from __future__ import annotations
 import hashlib
 import html
 import json
-import os
 import re
 import textwrap
 from collections.abc import Callable, Iterator
@@ -37,15 +36,17 @@ from typing import Any
 
 import pytest
 
-from e2e import local_install
 from e2e.cluster import ControlPlane, service_account_kubeconfig, unique_name, wait_until
 from e2e.dataplane.payloads import Payload
 from e2e.node.origin import ORIGIN_IP, node_origin
 from e2e.node.tenants import (
+    CONNECT,
     DENIED_DOMAIN,
     PROXY_PORT,
     READY_TIMEOUT,
+    clean_up,
     client_pod,
+    installed_with_clients,
     pod_ips,
     py,
     run_pod,
@@ -92,18 +93,6 @@ TLS_REQUEST = textwrap.dedent(
     """
 )
 
-# Runs in a client pod: can a TCP connection be opened? prints "open" or "closed: <error>".
-CONNECT = textwrap.dedent(
-    """
-    import socket, sys
-    try:
-        socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=5).close()
-        print("open")
-    except OSError as e:
-        print(f"closed: {e!r}")
-    """
-)
-
 
 @dataclass(frozen=True)
 class AccessTenant:
@@ -143,18 +132,6 @@ def _access_spec(name: str) -> dict[str, Any]:
     }
 
 
-def _namespaces(cluster: ControlPlane, *names: str) -> None:
-    for ns in names:
-        cluster.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})
-        wait_until(
-            lambda ns=ns: (  # type: ignore[misc]
-                cluster.kubectl("get", "sa", "default", "-n", ns, check=False).returncode == 0
-            ),
-            timeout=60,
-            what=f"ServiceAccount {ns}/default",
-        )
-
-
 def _published_certificate(cluster: ControlPlane, ns: str) -> str:
     def read() -> str | None:
         got = cluster.kubectl(
@@ -177,10 +154,7 @@ def access(
 ) -> Iterator[AccessTenant]:
     cluster = node_cluster
     workdir = tmp_path_factory.mktemp("node-access")
-    local_install.install(cluster)
-    client_ns = unique_name("node-access-clients")
-    admins_ns = unique_name("node-access-admins")
-    _namespaces(cluster, client_ns, admins_ns)
+    client_ns, admins_ns = installed_with_clients(cluster, "node-access")
     client_ip = run_pod(cluster, client_ns, client_pod("client-in"))["status"]["podIP"]
     name = unique_name("node-access")
     with node_origin(workdir, (DENIED_DOMAIN,)) as (_origin, payloads):
@@ -198,10 +172,7 @@ def access(
         yield AccessTenant(
             cluster, name, admins_ns, client_ns, certificate, other_ca, payloads, workdir
         )
-        if not os.environ.get("SWG_E2E_KEEP_NODE"):
-            cluster.kubectl("delete", "swg", name, "--wait=false", check=False)
-            for ns in (client_ns, admins_ns):
-                cluster.kubectl("delete", "namespace", ns, "--wait=false", check=False)
+        clean_up(cluster, (name,), (client_ns, admins_ns))
 
 
 def _tls_request(
@@ -217,7 +188,7 @@ def _tls_request(
 
 
 def _can_connect(t: AccessTenant, address: str, port: int) -> bool:
-    return py(t.cluster, t.client_ns, "client-in", CONNECT, address, str(port)) == "open"
+    return py(t.cluster, t.client_ns, "client-in", CONNECT, address, str(port), "5") == "open"
 
 
 def _admin_records(

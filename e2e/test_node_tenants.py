@@ -24,7 +24,6 @@ What is proven here, and nowhere else:
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -44,8 +43,10 @@ from e2e.node.tenants import (
     READY_TIMEOUT,
     Tenants,
     can_connect,
+    clean_up,
     client_pod,
     fetch,
+    installed_with_clients,
     pod_ips,
     run_pod,
     tenant,
@@ -62,18 +63,7 @@ def tenants(
 ) -> Iterator[Tenants]:
     cluster = node_cluster
     workdir = tmp_path_factory.mktemp("node-tenants")
-    local_install.install(cluster)
-    client_ns = unique_name("node-clients")
-    admins_ns = unique_name("node-admins")
-    for ns in (client_ns, admins_ns):
-        cluster.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})
-        wait_until(
-            lambda ns=ns: (  # type: ignore[misc]
-                cluster.kubectl("get", "sa", "default", "-n", ns, check=False).returncode == 0
-            ),
-            timeout=60,
-            what=f"ServiceAccount {ns}/default",
-        )
+    client_ns, admins_ns = installed_with_clients(cluster, "node")
     client_in = run_pod(cluster, client_ns, client_pod("client-in"))["status"]["podIP"]
     client_out = run_pod(cluster, client_ns, client_pod("client-out"))["status"]["podIP"]
     a, b = unique_name("node-a"), unique_name("node-b")
@@ -87,11 +77,7 @@ def tenants(
         for name in (a, b):
             wait_phase(cluster, name, "Ready", timeout=READY_TIMEOUT)
         yield Tenants(cluster, a, b, admins_ns, client_ns, client_in, client_out, payloads, workdir)
-        if not os.environ.get("SWG_E2E_KEEP_NODE"):
-            for name in (a, b):
-                cluster.kubectl("delete", "swg", name, "--wait=false", check=False)
-            for ns in (client_ns, admins_ns):
-                cluster.kubectl("delete", "namespace", ns, "--wait=false", check=False)
+        clean_up(cluster, (a, b), (client_ns, admins_ns))
 
 
 def _clean_payload(t: Tenants) -> Payload:

@@ -78,6 +78,17 @@ def _stalled(cluster: Cluster, name: str) -> str | None:
     return found.get("reason") if found.get("status") == "True" else None
 
 
+def _stalled_message(cluster: Cluster, name: str, reason: str) -> str:
+    """Wait until the tenant is Stalled for `reason`; the condition's message."""
+    wait_until(
+        lambda: _stalled(cluster, name) == reason,
+        timeout=60,
+        what=f"{name} Stalled {reason}",
+    )
+    message: str = condition(get_tenant(cluster, name), "Stalled")["message"]
+    return message
+
+
 def _can_i(cluster: Cluster, *args: str) -> bool:
     return cluster.kubectl("auth", "can-i", *args, check=False).stdout.strip() == "yes"
 
@@ -134,12 +145,7 @@ def test_a_new_hostname_stalls_until_the_secret_is_deleted(
     wait_phase(cluster, name, "Ready", generation=1)
     patch = {"spec": {"access": {"hostname": "new.listener.example"}}}
     cluster.kubectl("patch", "swg", name, "--type=merge", "-p", json.dumps(patch))
-    wait_until(
-        lambda: _stalled(cluster, name) == "AccessCertificateInvalid",
-        timeout=60,
-        what=f"{name} Stalled AccessCertificateInvalid",
-    )
-    message = condition(get_tenant(cluster, name), "Stalled")["message"]
+    message = _stalled_message(cluster, name, "AccessCertificateInvalid")
     assert "spec.access.tls" in message
     assert "new.listener.example" in message
     cluster.kubectl("delete", "secret", SECRET, "-n", ns)
@@ -160,12 +166,7 @@ def test_a_named_certificate_secret_is_waited_for(
         "tls": {"enabled": True, "certificateSecret": {"name": "own-listener"}},
     }
     cluster.apply(tenant_manifest(name, access=access))
-    wait_until(
-        lambda: _stalled(cluster, name) == "AccessCertificateNotFound",
-        timeout=60,
-        what=f"{name} Stalled AccessCertificateNotFound",
-    )
-    message = condition(get_tenant(cluster, name), "Stalled")["message"]
+    message = _stalled_message(cluster, name, "AccessCertificateNotFound")
     assert "spec.access.tls.certificateSecret.name" in message
     assert _secret(cluster, ns) is None  # nothing generated
     own = generate_access_certificate(

@@ -6,7 +6,8 @@ PersistentVolume controller's reclaim: a claim's bound volume goes with the clai
 policy is Delete, stays `Released` otherwise; a ResourceQuota's claim count at admission, with the
 charge a killed create can leak: `leak_claim_charge`), no network and no mock.patch. Every write
 is counted in `writes`, every read in `reads`, and every request of any kind (a dry-run create, an
-Event, a read of the server's clock too) in `requests`, in order."""
+Event, a read of the server's clock too) in `requests`, in order; a test's subclass sees each
+request first in `before`."""
 
 from __future__ import annotations
 
@@ -160,7 +161,15 @@ class FakeKube:
                 reason="Conflict",
             )
 
+    def before(self, verb: str, kind: str, namespace: str | None, name: str) -> None:
+        """Each request, as `requests` notes it, before it is served: a test's subclass acts here
+        (another writer in between, a refusal) or notes what the request needs, with no copy of
+        the `KubeApi` method it intercepts. `verb` is apply, create (`create?dryRun`), list,
+        get, patch, delete, status (of `kind`), event (`kind` is `Event(reason)`) or time; a
+        list by label has the name `?<selector>`."""
+
     def _request(self, verb: str, kind: str, namespace: str | None, name: str = "") -> None:
+        self.before(verb, kind, namespace, name)
         self.requests.append((verb, f"{kind}/{namespace or ''}/{name}"))
 
     def mutating(self) -> list[tuple[str, str]]:
@@ -234,18 +243,20 @@ class FakeKube:
     async def find_named(
         self, kind: ResourceKind, name: str, *, namespace: str
     ) -> dict[str, Any] | None:
-        self._request("list", kind.kind, namespace, name)
-        self._maybe_fail()
-        self.reads.append(("list", kind.kind, namespace))
-        obj = self.objects.get((kind.api_version, kind.kind, namespace, name))
-        return copy.deepcopy(obj) if obj is not None else None
+        return self._read_one("list", kind, name, namespace)
 
     async def get(
         self, kind: ResourceKind, name: str, *, namespace: str | None = None
     ) -> dict[str, Any] | None:
-        self._request("get", kind.kind, namespace, name)
+        return self._read_one("get", kind, name, namespace)
+
+    def _read_one(
+        self, verb: str, kind: ResourceKind, name: str, namespace: str | None
+    ) -> dict[str, Any] | None:
+        """One object by its name (a GET, or a list with a field selector on the name)."""
+        self._request(verb, kind.kind, namespace, name)
         self._maybe_fail()
-        self.reads.append(("get", kind.kind, namespace))
+        self.reads.append((verb, kind.kind, namespace))
         obj = self.objects.get((kind.api_version, kind.kind, namespace, name))
         return copy.deepcopy(obj) if obj is not None else None
 

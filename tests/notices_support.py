@@ -7,16 +7,24 @@ from __future__ import annotations
 
 import asyncio
 import datetime
-from collections.abc import Mapping
+from collections.abc import Sequence
 from typing import Any
 
 from devtools.smtp_relay import HOST, RelayCertificate
 
 from fakes import FakeKube
-from swg_operator.kube import KubeApiError, ResourceKind
-from swg_operator.notices import Notice, NoticeKind, RetryPolicy, read, tenant_box
+from swg_operator.notices import (
+    Notice,
+    NoticeKind,
+    RetryPolicy,
+    deliver_pending,
+    read,
+    record,
+    tenant_box,
+)
 from swg_operator.notices.mail import Credentials, Relay, SmtpMailer
 from swg_operator.notices.model import format_time
+from swg_operator.notices.outbox import PassReport
 
 NOW = datetime.datetime(2026, 3, 1, 12, 0, tzinfo=datetime.UTC)
 USER, PASSWORD = "swg-operator", "s3cret-relay-password"
@@ -30,31 +38,27 @@ def mailer(cert: RelayCertificate, port: int, *, password: str = PASSWORD) -> Sm
     return SmtpMailer(relay, credentials=Credentials(USER, password), tls=cert.client_context())
 
 
-class Kube(FakeKube):
-    """FakeKube whose merge patch honours a `metadata.resourceVersion` precondition (409), as
-    the API server does."""
-
-    async def patch(
-        self,
-        kind: ResourceKind,
-        name: str,
-        patch: Mapping[str, Any],
-        *,
-        namespace: str | None = None,
-    ) -> dict[str, Any] | None:
-        expected = (patch.get("metadata") or {}).get("resourceVersion")
-        stored = self.objects.get((kind.api_version, kind.kind, namespace, name))
-        current = None if stored is None else stored["metadata"].get("resourceVersion")
-        if expected is not None and current is not None and current != expected:
-            raise KubeApiError(409, "the object has been modified", reason="Conflict")
-        return await super().patch(kind, name, patch, namespace=namespace)
-
-
-def cluster(kube: Kube | None = None) -> Kube:
-    """`kube` (a new `Kube` by default) with the tenant's namespace."""
-    kube = kube or Kube(now=NOW)
+def cluster(kube: FakeKube | None = None) -> FakeKube:
+    """`kube` (a new `FakeKube` by default: its merge patch honours a `metadata.resourceVersion`
+    precondition, 409 Conflict, as the API server does) with the tenant's namespace."""
+    kube = kube or FakeKube(now=NOW)
     kube.put({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "swg-acme"}})
     return kube
+
+
+def recorded(recipients: Sequence[str] = CONTACTS) -> FakeKube:
+    """A new cluster with `change_notice()` recorded for `recipients` at NOW, not yet mailed."""
+    kube = cluster()
+    run(record(kube, change_notice(), recipients=recipients, now=NOW))
+    return kube
+
+
+def deliver(
+    kube: FakeKube, cert: RelayCertificate, port: int, *, now: datetime.datetime
+) -> PassReport:
+    """A pass of the outbox at `now` by a new operator process (a new mailer), with POLICY."""
+    report: PassReport = run(deliver_pending(kube, mailer(cert, port), now=now, policy=POLICY))
+    return report
 
 
 def change_notice(key: str = "generation-2") -> Notice:
@@ -73,7 +77,7 @@ def run(coro: Any) -> Any:
     return asyncio.run(coro)
 
 
-async def deliveries(kube: Kube) -> dict[str, Any]:
+async def deliveries(kube: FakeKube) -> dict[str, Any]:
     history, _ = await read(kube, tenant_box("acme"))
     return {d.recipient: d for e in history.entries for d in e.deliveries}
 

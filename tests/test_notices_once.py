@@ -8,26 +8,25 @@ mailer and a new pass over what the API server stored."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
 from email.message import EmailMessage
-from typing import Any
 
 import pytest
 from devtools.smtp_relay import Received, RelayCertificate
 
+from fakes import FakeKube
 from notices_support import (
     CONTACTS,
     NOW,
     POLICY,
-    Kube,
     change_notice,
     cluster,
+    deliver,
     deliveries,
     later,
     mailer,
+    recorded,
     run,
 )
-from swg_operator.kube import ResourceKind
 from swg_operator.notices import MailState, deliver_pending, read, record, tenant_box
 from swg_operator.notices.mail import SmtpMailer
 from swg_operator.notices.model import add, decode, encode
@@ -36,24 +35,20 @@ from swg_operator.notices.model import add, decode, encode
 def test_a_restart_between_record_and_send_delivers_once(
     relay_cert: RelayCertificate, relay_port: int, relay: Received
 ) -> None:
-    kube = cluster()
-    run(record(kube, change_notice(), recipients=CONTACTS, now=NOW))
+    kube = recorded(CONTACTS)
     # The operator stopped here; a new one (a new mailer, a new pass) finds the mail pending.
-    run(deliver_pending(kube, mailer(relay_cert, relay_port), now=later(5), policy=POLICY))
-    run(deliver_pending(kube, mailer(relay_cert, relay_port), now=later(6), policy=POLICY))
+    deliver(kube, relay_cert, relay_port, now=later(5))
+    deliver(kube, relay_cert, relay_port, now=later(6))
     assert sorted(str(m["To"]) for m in relay.messages) == sorted(CONTACTS)
 
 
 def test_a_restart_after_send_sends_nothing_again(
     relay_cert: RelayCertificate, relay_port: int, relay: Received
 ) -> None:
-    kube = cluster()
-    run(record(kube, change_notice(), recipients=CONTACTS, now=NOW))
-    run(deliver_pending(kube, mailer(relay_cert, relay_port), now=NOW, policy=POLICY))
+    kube = recorded(CONTACTS)
+    deliver(kube, relay_cert, relay_port, now=NOW)
     for minutes in (1, 60, 60 * 24 * 30):  # restarts, at any later time
-        report = run(
-            deliver_pending(kube, mailer(relay_cert, relay_port), now=later(minutes), policy=POLICY)
-        )
+        report = deliver(kube, relay_cert, relay_port, now=later(minutes))
         assert report.sent == 0
     assert len(relay.messages) == 2
 
@@ -78,8 +73,7 @@ class DiesAfterSending:
 def test_a_crash_between_send_and_state_resends_the_same_message_id(
     relay_cert: RelayCertificate, relay_port: int, relay: Received
 ) -> None:
-    kube = cluster()
-    run(record(kube, change_notice(), recipients=CONTACTS[:1], now=NOW))
+    kube = recorded(CONTACTS[:1])
     with pytest.raises(Killed):
         run(
             deliver_pending(
@@ -88,7 +82,7 @@ def test_a_crash_between_send_and_state_resends_the_same_message_id(
         )
     (state,) = run(deliveries(kube)).values()
     assert (state.state, state.tries) == (MailState.PENDING, 1)  # the try was claimed first
-    run(deliver_pending(kube, mailer(relay_cert, relay_port), now=later(2), policy=POLICY))
+    deliver(kube, relay_cert, relay_port, now=later(2))
     assert len(relay.messages) == 2
     assert relay.ids()[0] == relay.ids()[1]  # at-least-once, recognisably the same mail
     (state,) = run(deliveries(kube)).values()
@@ -98,8 +92,7 @@ def test_a_crash_between_send_and_state_resends_the_same_message_id(
 def test_two_passes_at_once_send_each_mail_once(
     relay_cert: RelayCertificate, relay_port: int, relay: Received
 ) -> None:
-    kube = cluster()
-    run(record(kube, change_notice(), recipients=CONTACTS, now=NOW))
+    kube = recorded(CONTACTS)
 
     async def both() -> None:
         await asyncio.gather(
@@ -111,29 +104,20 @@ def test_two_passes_at_once_send_each_mail_once(
     assert sorted(str(m["To"]) for m in relay.messages) == sorted(CONTACTS)
 
 
-class InterferingKube(Kube):
+class InterferingKube(FakeKube):
     """Another writer changes the ConfigMap between our read and our write, once."""
 
     interfere = True
 
-    async def patch(
-        self,
-        kind: ResourceKind,
-        name: str,
-        patch: Mapping[str, Any],
-        *,
-        namespace: str | None = None,
-    ) -> dict[str, Any] | None:
-        if self.interfere:
-            self.interfere = False
-            self.edit("ConfigMap", name, namespace)
-            other = change_notice("generation-3")
-            current = self.find("ConfigMap", name, namespace)
-            assert current is not None
-            current["data"] = encode(
-                add(decode(current["data"]), other, ["x@acme.example"], now=NOW)
-            )
-        return await super().patch(kind, name, patch, namespace=namespace)
+    def before(self, verb: str, kind: str, namespace: str | None, name: str) -> None:
+        if verb != "patch" or not self.interfere:
+            return
+        self.interfere = False
+        self.edit("ConfigMap", name, namespace)
+        other = change_notice("generation-3")
+        current = self.find("ConfigMap", name, namespace)
+        assert current is not None
+        current["data"] = encode(add(decode(current["data"]), other, ["x@acme.example"], now=NOW))
 
 
 def test_a_concurrent_write_is_never_overwritten() -> None:

@@ -21,9 +21,11 @@ from notices_support import (
     USER,
     change_notice,
     cluster,
+    deliver,
     deliveries,
     later,
     mailer,
+    recorded,
     run,
 )
 from swg_operator.api import OperatorSettings
@@ -43,9 +45,8 @@ from swg_operator.receipts import read_receipt, sign_receipt, verify_receipt
 def test_a_notice_is_delivered_once_to_each_contact(
     relay_cert: RelayCertificate, relay_port: int, relay: Received
 ) -> None:
-    kube = cluster()
-    run(record(kube, change_notice(), recipients=CONTACTS, now=NOW))
-    report = run(deliver_pending(kube, mailer(relay_cert, relay_port), now=NOW, policy=POLICY))
+    kube = recorded(CONTACTS)
+    report = deliver(kube, relay_cert, relay_port, now=NOW)
     assert (report.sent, report.failed, report.retrying) == (2, 0, 0)
     assert sorted(str(m["To"]) for m in relay.messages) == sorted(CONTACTS)
     assert relay.logins == [USER, USER]
@@ -54,15 +55,14 @@ def test_a_notice_is_delivered_once_to_each_contact(
     assert sorted(d.message_id for d in state.values()) == sorted(relay.ids())
     # Recording the same event again (a retried reconcile) sends nothing more.
     run(record(kube, change_notice(), recipients=CONTACTS, now=later(1)))
-    run(deliver_pending(kube, mailer(relay_cert, relay_port), now=later(2), policy=POLICY))
+    deliver(kube, relay_cert, relay_port, now=later(2))
     assert len(relay.messages) == 2
 
 
 def test_a_relay_down_then_up_gets_the_mail_once(
     relay_cert: RelayCertificate, relay_port: int
 ) -> None:
-    kube = cluster()
-    run(record(kube, change_notice(), recipients=CONTACTS[:1], now=NOW))
+    kube = recorded(CONTACTS[:1])
     down = run(
         deliver_pending(
             kube, mailer(relay_cert, relay_port), now=NOW, policy=POLICY, jitter=lambda: 0.5
@@ -74,13 +74,11 @@ def test_a_relay_down_then_up_gets_the_mail_once(
     assert "ConnectionRefusedError" in state.last_error
     assert state.next_attempt == format_time(later(1))  # 60 s, jitter 0.5: no change
     with SmtpRelay(relay_cert, relay_port, user=USER, password=PASSWORD) as received:
-        early = run(
-            deliver_pending(kube, mailer(relay_cert, relay_port), now=later(0.5), policy=POLICY)
-        )
+        early = deliver(kube, relay_cert, relay_port, now=later(0.5))
         assert (early.sent, received.messages) == (0, [])  # not due yet: backoff
-        up = run(deliver_pending(kube, mailer(relay_cert, relay_port), now=later(1), policy=POLICY))
+        up = deliver(kube, relay_cert, relay_port, now=later(1))
         assert up.sent == 1
-        run(deliver_pending(kube, mailer(relay_cert, relay_port), now=later(60), policy=POLICY))
+        deliver(kube, relay_cert, relay_port, now=later(60))
     assert len(received.messages) == 1
     (state,) = run(deliveries(kube)).values()
     assert (state.state, state.tries, state.last_error) == (MailState.SENT, 2, "")
@@ -89,8 +87,7 @@ def test_a_relay_down_then_up_gets_the_mail_once(
 def test_wrong_credentials_end_in_a_visible_failed_state(
     relay_cert: RelayCertificate, relay_port: int, relay: Received
 ) -> None:
-    kube = cluster()
-    run(record(kube, change_notice(), recipients=CONTACTS[:1], now=NOW))
+    kube = recorded(CONTACTS[:1])
     wrong = mailer(relay_cert, relay_port, password="not-the-password")
     for minutes in (0, 2, 10, 30):
         run(deliver_pending(kube, wrong, now=later(minutes), policy=POLICY, jitter=lambda: 0.0))
@@ -108,12 +105,11 @@ def test_wrong_credentials_end_in_a_visible_failed_state(
 def test_a_relay_without_starttls_gets_no_credentials(
     relay_cert: RelayCertificate, relay_port: int
 ) -> None:
-    kube = cluster()
-    run(record(kube, change_notice(), recipients=CONTACTS[:1], now=NOW))
+    kube = recorded(CONTACTS[:1])
     with SmtpRelay(
         relay_cert, relay_port, user=USER, password=PASSWORD, starttls=False
     ) as received:
-        run(deliver_pending(kube, mailer(relay_cert, relay_port), now=NOW, policy=POLICY))
+        deliver(kube, relay_cert, relay_port, now=NOW)
     assert (received.messages, received.logins) == ([], [])
     (state,) = run(deliveries(kube)).values()
     assert "does not offer STARTTLS" in state.last_error
@@ -177,9 +173,7 @@ def test_the_purge_notice_mails_the_signed_receipt_and_then_forgets_the_contacts
     box = purged_box("acme", operator_namespace="swg-system", service_code="SWG-0001")
     run(record(kube, notice, recipients=CONTACTS[:1], now=NOW, box=box))
     assert kube.find("ConfigMap", box.name, "swg-system") is not None
-    assert (
-        run(deliver_pending(kube, mailer(relay_cert, relay_port), now=NOW, policy=POLICY)).sent == 1
-    )
+    assert deliver(kube, relay_cert, relay_port, now=NOW).sent == 1
     (message,) = relay.messages
     (attachment,) = [p for p in message.walk() if p.get_filename() == "purge-acme-u-1.json"]
     payload = attachment.get_payload(decode=True)
@@ -187,6 +181,6 @@ def test_the_purge_notice_mails_the_signed_receipt_and_then_forgets_the_contacts
     mailed = read_receipt(payload, where="mail")
     assert verify_receipt(mailed, key.public_key()).valid
     # Settled: the next pass deletes the ConfigMap that held the contact's address.
-    run(deliver_pending(kube, mailer(relay_cert, relay_port), now=later(1), policy=POLICY))
+    deliver(kube, relay_cert, relay_port, now=later(1))
     assert kube.find("ConfigMap", box.name, "swg-system") is None
     assert len(relay.messages) == 1

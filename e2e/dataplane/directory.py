@@ -13,12 +13,15 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-import time
 from pathlib import Path
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
+from e2e.dataplane import listener
 from e2e.dataplane.daemons import DaemonSpec, tcp_open
-from e2e.dataplane.stack import DataplaneStack
+from e2e.dataplane.stack import DEFAULT_TEST_NAMES, DataplaneStack
+
+if TYPE_CHECKING:
+    from e2e.dataplane.conftest import StartDataplane
 
 LDAP_HOST: Final = "ldap.test"
 LDAP_ADDRESS: Final = "127.0.0.1"
@@ -143,18 +146,31 @@ def stop_directory(stack: DataplaneStack) -> None:
         stack.stop_daemon(NAME, timeout=10)
 
 
-def user_password(login: str) -> str:
-    """`login:password` of a user of the directory, as curl's --proxy-user takes it."""
+def known_user(login: str) -> str:
+    """``login:password`` of a user of the directory (curl's --proxy-user)."""
     return f"{login}:{USERS[login][0]}"
 
 
+def start_with_directory(
+    start_dataplane: StartDataplane, config: Path, label: str
+) -> DataplaneStack:
+    """A stack of Squid alone for the rendered ``config``, whose LDAP helpers ask the directory
+    started in its namespace."""
+    stack = start_dataplane(
+        config,
+        label=label,
+        names=DEFAULT_TEST_NAMES,
+        extra_hosts={LDAP_HOST: LDAP_ADDRESS},
+        daemons=("squid",),
+    )
+    start_directory(stack, prepare_directory(stack))
+    # Squid again, now that the bind Secret's file is there (a pod starts with it mounted).
+    stack.stop_daemon("squid", timeout=10)
+    stack.start_daemon("squid")
+    return stack
+
+
 def logged(stack: DataplaneStack, url: str, **options: Any) -> tuple[int, dict[str, object]]:
-    """One request, its status and its access log entry (requests are one at a time, and Squid
-    appends the entry when the transaction ends)."""
-    before = len(stack.access_log())
-    response = stack.request(url, **options)
-    deadline = time.monotonic() + 10
-    while len(entries := stack.access_log()) <= before:
-        assert time.monotonic() < deadline, f"no access log entry for {url}"
-        time.sleep(0.05)
-    return response.status, entries[-1]
+    """One request, its status and its access log entry."""
+    response, entry = listener.logged(stack, lambda: stack.request(url, **options), url)
+    return response.status, entry

@@ -16,6 +16,7 @@ import pytest
 from e2e.dataplane import client
 from e2e.dataplane.conftest import TENANT_DATA, RenderTenant, StartDataplane
 from e2e.dataplane.daemons import tcp_open
+from e2e.dataplane.listener import from_listener, through_tls
 from e2e.dataplane.pki import ACCESS_HOSTNAME, subject_of
 from e2e.dataplane.stack import DataplaneStack
 from swg_operator.render.pac import PAC_URL_PATH
@@ -39,18 +40,8 @@ def tls_only(start_dataplane: StartDataplane, render_tenant: RenderTenant) -> Da
 
 def _through_tls(stack: DataplaneStack, url: str, *, trust: str = "listener") -> client.Response:
     """curl to ``url`` through the TLS listener by its name, trusting ``trust``'s CA."""
-    assert stack.netns is not None
-    assert stack.tls_address is not None
-    host, port = stack.tls_address
     ca = stack.pki.access_ca_cert if trust == "listener" else stack.pki.origin_ca_cert
-    return client.curl(
-        stack.netns,
-        url,
-        proxy=f"https://{ACCESS_HOSTNAME}:{port}",
-        proxy_cacert=ca,
-        resolve=[f"{ACCESS_HOSTNAME}:{port}:{host}"],
-        cacert=stack.pki.origin_ca_cert,
-    )
+    return through_tls(stack, url, trust=ca, cacert=stack.pki.origin_ca_cert)
 
 
 def test_a_client_speaks_tls_to_the_proxy_and_reaches_the_origin(tls_stack: DataplaneStack) -> None:
@@ -108,16 +99,9 @@ def test_with_plaintext_false_the_plain_port_does_not_answer(tls_only: Dataplane
 
 
 def test_with_plaintext_false_the_pac_file_is_served_over_tls(tls_only: DataplaneStack) -> None:
-    assert tls_only.netns is not None
     assert tls_only.tls_address is not None
-    host, port = tls_only.tls_address
-    response = client.curl(
-        tls_only.netns,
-        f"https://{ACCESS_HOSTNAME}:{port}{PAC_URL_PATH}",
-        proxy=None,
-        cacert=tls_only.pki.access_ca_cert,
-        resolve=[f"{ACCESS_HOSTNAME}:{port}:{host}"],
-    )
+    port = tls_only.tls_address[1]
+    response = from_listener(tls_only, PAC_URL_PATH)
     assert response.status == 200, (response.status, response.error)
     assert f"HTTPS {ACCESS_HOSTNAME}:{port}".encode() in response.body
     assert b"PROXY " not in response.body

@@ -21,17 +21,15 @@ from e2e.dataplane import client
 from e2e.dataplane.conftest import TENANT_DATA, RenderTenant, StartDataplane
 from e2e.dataplane.directory import (
     BIND_PASSWORD,
-    LDAP_ADDRESS,
-    LDAP_HOST,
     USERS,
+    known_user,
     logged,
-    prepare_directory,
     start_directory,
+    start_with_directory,
     stop_directory,
     untrusted_conf,
-    user_password,
 )
-from e2e.dataplane.stack import DEFAULT_TEST_NAMES, DataplaneStack
+from e2e.dataplane.stack import DataplaneStack
 from swg_operator.render.pac import PAC_FILE, PAC_URL_PATH
 
 pytestmark = pytest.mark.dataplane
@@ -41,36 +39,22 @@ REFUSED = (403, 407)
 LAB = "127.0.0.70"  # in the research-lab policy's sourceCIDRs (127.0.0.64/26)
 
 
-def _stack(
-    start_dataplane: StartDataplane, render_tenant: RenderTenant, tenant: str, label: str
-) -> DataplaneStack:
-    config = render_tenant(TENANT_DATA / tenant)
-    stack = start_dataplane(
-        config,
-        label=label,
-        names=DEFAULT_TEST_NAMES,
-        extra_hosts={LDAP_HOST: LDAP_ADDRESS},
-        daemons=("squid",),
-    )
-    start_directory(stack, prepare_directory(stack))
-    # Squid again, now that the bind Secret's file is there (a pod starts with it mounted).
-    stack.stop_daemon("squid", timeout=10)
-    stack.start_daemon("squid")
-    return stack
-
-
 @pytest.fixture(scope="module")
 def starttls(
     start_dataplane: StartDataplane, render_tenant: RenderTenant
 ) -> Iterator[DataplaneStack]:
-    stack = _stack(start_dataplane, render_tenant, "tenant-ldap.yaml", "ldap")
+    stack = start_with_directory(
+        start_dataplane, render_tenant(TENANT_DATA / "tenant-ldap.yaml"), "ldap"
+    )
     yield stack
     stack.close()
 
 
 @pytest.fixture(scope="module")
 def ldaps(start_dataplane: StartDataplane, render_tenant: RenderTenant) -> Iterator[DataplaneStack]:
-    stack = _stack(start_dataplane, render_tenant, "tenant-ldaps.yaml", "ldaps")
+    stack = start_with_directory(
+        start_dataplane, render_tenant(TENANT_DATA / "tenant-ldaps.yaml"), "ldaps"
+    )
     yield stack
     stack.close()
 
@@ -79,7 +63,7 @@ HELLO = "http://clean.test/files/hello.txt"
 
 
 def test_a_known_user_is_served_andlogged(starttls: DataplaneStack) -> None:
-    status, entry = logged(starttls, HELLO, proxy_user=user_password("alice"))
+    status, entry = logged(starttls, HELLO, proxy_user=known_user("alice"))
     assert status == 200
     assert (entry["user"], entry["status"]) == ("alice", "200")
 
@@ -101,32 +85,30 @@ def test_refused_credentials_get_407_and_arelogged(
 
 def test_group_policy_applies_to_members_only(starttls: DataplaneStack) -> None:
     url = "http://casino.test/files/hello.txt"
-    status, entry = logged(starttls, url, proxy_user=user_password("bob"))
+    status, entry = logged(starttls, url, proxy_user=known_user("bob"))
     assert status == 403
     assert (entry["user"], entry["policy"], entry["decision"]) == ("bob", "restricted", "block")
-    status, entry = logged(starttls, url, proxy_user=user_password("carol"))
+    status, entry = logged(starttls, url, proxy_user=known_user("carol"))
     assert status == 200
     assert (entry["user"], entry["policy"]) == ("carol", "tenant")
 
 
 def test_group_and_network_both_needed(starttls: DataplaneStack) -> None:
     url = "http://denied.test/files/hello.txt"
-    status, entry = logged(starttls, url, proxy_user=user_password("alice"), source=LAB)
+    status, entry = logged(starttls, url, proxy_user=known_user("alice"), source=LAB)
     assert (status, entry["policy"]) == (200, "research-lab")
-    assert (
-        starttls.request(url, proxy_user=user_password("alice")).status == 403
-    )  # not from the lab
-    assert starttls.request(url, proxy_user=user_password("carol"), source=LAB).status == 403
+    assert starttls.request(url, proxy_user=known_user("alice")).status == 403  # not from the lab
+    assert starttls.request(url, proxy_user=known_user("carol"), source=LAB).status == 403
 
 
 def test_https_needs_a_user_and_meets_the_group_policy(starttls: DataplaneStack) -> None:
     ca = starttls.pki.origin_ca_cert
     ok = starttls.request(
-        "https://clean.test/files/hello.txt", proxy_user=user_password("carol"), cacert=ca
+        "https://clean.test/files/hello.txt", proxy_user=known_user("carol"), cacert=ca
     )
     assert ok.status == 200, ok.error
     refused = starttls.request(
-        "https://casino.test/files/hello.txt", proxy_user=user_password("bob"), cacert=ca
+        "https://casino.test/files/hello.txt", proxy_user=known_user("bob"), cacert=ca
     )
     assert refused.status != 200
     anonymous = starttls.request("https://clean.test/files/hello.txt", cacert=ca)
@@ -140,22 +122,22 @@ def test_directory_down_fails_closed(starttls: DataplaneStack) -> None:
     credentialsttl). Squid itself stays up."""
     # erin's password is checked while the directory is up; her group is not asked (clean.test
     # is in no policy's list), nor carol's "research" (asked only from the lab).
-    assert starttls.request(HELLO, proxy_user=user_password("erin")).status == 200
-    assert starttls.request(HELLO, proxy_user=user_password("carol")).status == 200
+    assert starttls.request(HELLO, proxy_user=known_user("erin")).status == 200
+    assert starttls.request(HELLO, proxy_user=known_user("carol")).status == 200
     stop_directory(starttls)
     try:
         casino = "http://casino.test/files/hello.txt"
-        status, entry = logged(starttls, casino, proxy_user=user_password("erin"))
+        status, entry = logged(starttls, casino, proxy_user=known_user("erin"))
         assert status in REFUSED, entry
         assert entry["user"] == "erin"
         # An allow list needing an unanswered group is not applied either.
         url = "http://denied.test/files/hello.txt"
-        status, entry = logged(starttls, url, proxy_user=user_password("carol"), source=LAB)
+        status, entry = logged(starttls, url, proxy_user=known_user("carol"), source=LAB)
         assert status in REFUSED, entry
         # Requests no policy names still pass for checked users.
-        assert starttls.request(HELLO, proxy_user=user_password("erin")).status == 200
+        assert starttls.request(HELLO, proxy_user=known_user("erin")).status == 200
         # A password not checked before: refused (a changed one also drops the checked one).
-        for credentials in (user_password("carol") + "-changed", user_password("dave")):
+        for credentials in (known_user("carol") + "-changed", known_user("dave")):
             status, entry = logged(starttls, HELLO, proxy_user=credentials)
             assert (status, entry["status"]) == (407, "407"), credentials
         assert "squid" in starttls.daemons
@@ -163,7 +145,7 @@ def test_directory_down_fails_closed(starttls: DataplaneStack) -> None:
     finally:
         start_directory(starttls, starttls.workdir / "directory" / "slapd.conf")
     # Back: users are checked again.
-    assert starttls.request(HELLO, proxy_user=user_password("dave")).status == 200
+    assert starttls.request(HELLO, proxy_user=known_user("dave")).status == 200
 
 
 def test_a_directory_with_an_untrusted_certificate_gets_no_password(
@@ -176,28 +158,28 @@ def test_a_directory_with_an_untrusted_certificate_gets_no_password(
         stop_directory(stack)
         start_directory(stack, untrusted_conf(stack, conf))
         try:
-            status, entry = logged(stack, HELLO, proxy_user=user_password("frank"))
+            status, entry = logged(stack, HELLO, proxy_user=known_user("frank"))
             assert status == 407, entry
         finally:
             stop_directory(stack)
             start_directory(stack, conf)
-        assert stack.request(HELLO, proxy_user=user_password("frank")).status == 200
+        assert stack.request(HELLO, proxy_user=known_user("frank")).status == 200
 
 
 def test_ldaps_directory(ldaps: DataplaneStack) -> None:
     assert "ldaps://ldap.test:3636" in (ldaps.conf / "ldap-auth.args").read_text()
-    status, entry = logged(ldaps, HELLO, proxy_user=user_password("alice"))
+    status, entry = logged(ldaps, HELLO, proxy_user=known_user("alice"))
     assert (status, entry["user"]) == (200, "alice")
     assert logged(ldaps, HELLO, proxy_user="alice:wrong")[0] == 407
     status, entry = logged(
-        ldaps, "http://casino.test/files/hello.txt", proxy_user=user_password("bob")
+        ldaps, "http://casino.test/files/hello.txt", proxy_user=known_user("bob")
     )
     assert (status, entry["policy"]) == (403, "restricted")
 
 
 def test_no_password_in_configuration_or_logs(starttls: DataplaneStack) -> None:
     """The bind password is only in the Secret's file; users' passwords are nowhere."""
-    assert starttls.request(HELLO, proxy_user=user_password("bob")).status == 200
+    assert starttls.request(HELLO, proxy_user=known_user("bob")).status == 200
     secrets = [BIND_PASSWORD, *(password for password, _ in USERS.values())]
     texts = {path: path.read_text(errors="replace") for path in starttls.conf.iterdir()}
     logs = [*(starttls.workdir / "logs").iterdir(), *starttls.state_dir("proxy").rglob("*.jsonl")]
@@ -210,12 +192,12 @@ def test_no_password_in_configuration_or_logs(starttls: DataplaneStack) -> None:
 def test_https_inspection_with_users_and_groups(ldaps: DataplaneStack) -> None:
     ca = ldaps.pki.inspection_ca_cert
     ok = ldaps.request(
-        "https://clean.test/files/hello.txt", proxy_user=user_password("carol"), cacert=ca
+        "https://clean.test/files/hello.txt", proxy_user=known_user("carol"), cacert=ca
     )
     assert ok.status == 200, ok.error
     casino = "https://casino.test/files/hello.txt"
-    assert ldaps.request(casino, proxy_user=user_password("carol"), cacert=ca).status == 200
-    status, _ = logged(ldaps, casino, proxy_user=user_password("bob"), cacert=ca)
+    assert ldaps.request(casino, proxy_user=known_user("carol"), cacert=ca).status == 200
+    status, _ = logged(ldaps, casino, proxy_user=known_user("bob"), cacert=ca)
     assert status == 403  # the refused CONNECT is bumped to show the block page
     refused = [
         e for e in ldaps.access_log() if e["url"] == "casino.test:443" and e["user"] == "bob"
@@ -225,7 +207,7 @@ def test_https_inspection_with_users_and_groups(ldaps: DataplaneStack) -> None:
     assert anonymous.info.get("http_connect") == 407, anonymous.info
 
 
-def test_the_pac_file_needs_nouser_password(starttls: DataplaneStack) -> None:
+def test_the_pac_file_needs_no_user(starttls: DataplaneStack) -> None:
     assert starttls.netns is not None
     url = f"http://{starttls.proxy}{PAC_URL_PATH}"
     response = client.curl(starttls.netns, url, proxy=None)

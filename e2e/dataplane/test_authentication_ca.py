@@ -25,11 +25,11 @@ from e2e.dataplane.directory import (
     LDAP_ADDRESS,
     LDAP_HOST,
     conf_with_certificate,
+    known_user,
     logged,
     prepare_directory,
     start_directory,
     stop_directory,
-    user_password,
 )
 from e2e.dataplane.pki import private_ca_server
 from e2e.dataplane.stack import DEFAULT_TEST_NAMES, DataplaneStack
@@ -100,17 +100,17 @@ def test_users_authenticate_against_a_directory_of_a_private_ca(with_ca: Datapla
     lines = _helper_lines(with_ca)
     assert len(lines) == 2
     assert all(line.endswith(f".args {CA_FILE}") for line in lines), lines
-    status, entry = logged(with_ca, HELLO, proxy_user=user_password("alice"))
+    status, entry = logged(with_ca, HELLO, proxy_user=known_user("alice"))
     assert (status, entry["user"], entry["status"]) == (200, "alice", "200")
     status, entry = logged(with_ca, HELLO, proxy_user="alice:wrong")
     assert (status, entry["status"]) == (407, "407")
 
 
 def test_the_group_helper_trusts_the_private_ca_too(with_ca: DataplaneStack) -> None:
-    status, entry = logged(with_ca, CASINO, proxy_user=user_password("bob"))
+    status, entry = logged(with_ca, CASINO, proxy_user=known_user("bob"))
     assert status == 403
     assert (entry["user"], entry["policy"], entry["decision"]) == ("bob", "restricted", "block")
-    status, entry = logged(with_ca, CASINO, proxy_user=user_password("carol"))
+    status, entry = logged(with_ca, CASINO, proxy_user=known_user("carol"))
     assert (status, entry["user"]) == (200, "carol")
 
 
@@ -121,12 +121,12 @@ def test_with_a_ca_secret_the_bundle_is_not_trusted(with_ca: DataplaneStack) -> 
     stop_directory(with_ca)
     start_directory(with_ca, directory / "slapd.conf")  # the origin CA's certificate
     try:
-        status, entry = logged(with_ca, HELLO, proxy_user=user_password("frank"))
+        status, entry = logged(with_ca, HELLO, proxy_user=known_user("frank"))
         assert (status, entry["status"]) == (407, "407"), entry
     finally:
         stop_directory(with_ca)
         start_directory(with_ca, directory / "slapd-private.conf")
-    assert with_ca.request(HELLO, proxy_user=user_password("frank")).status == 200
+    assert with_ca.request(HELLO, proxy_user=known_user("frank")).status == 200
 
 
 def test_without_the_ca_secret_the_same_directory_is_refused(without_ca: DataplaneStack) -> None:
@@ -134,5 +134,5 @@ def test_without_the_ca_secret_the_same_directory_is_refused(without_ca: Datapla
     for line in _helper_lines(without_ca):
         assert line.endswith(".args"), line
     for login in ("alice", "bob"):
-        status, entry = logged(without_ca, HELLO, proxy_user=user_password(login))
+        status, entry = logged(without_ca, HELLO, proxy_user=known_user(login))
         assert (status, entry["status"]) == (407, "407"), (login, entry)

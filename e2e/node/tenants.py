@@ -1,16 +1,20 @@
-"""What the real node's tenant tests (e2e/test_node_tenants.py) share: the two tenants and
-their clients, client pods and the Python scripts they run (fetch through a proxy, a TCP
-connect, a request loop), and a tenant manifest."""
+"""What the real node's tenant tests (e2e/test_node_tenants.py, e2e/test_node_access.py) share:
+the two tenants and their clients, the clients' and admins' namespaces (`make_namespaces`,
+`clean_up`), client pods and the Python scripts they run (fetch through a proxy, a TCP connect, a
+request loop), and a tenant manifest."""
 
 from __future__ import annotations
 
 import json
+import os
 import textwrap
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from e2e.cluster import ControlPlane, wait_until
+from e2e import local_install
+from e2e.cluster import ControlPlane, unique_name, wait_until
 from e2e.cluster.realnode import REAL_NODE_LABEL
 from e2e.dataplane.payloads import Payload
 
@@ -84,6 +88,41 @@ def client_pod(name: str, *, serve: int | None = None) -> dict[str, Any]:
     }
 
 
+def installed_with_clients(cluster: ControlPlane, prefix: str) -> tuple[str, str]:
+    """The operator installed (`local_install`), and two new namespaces made: the clients' (for
+    client pods) and the admins' (for their ServiceAccounts), named after `prefix`."""
+    local_install.install(cluster)
+    client_ns = unique_name(f"{prefix}-clients")
+    admins_ns = unique_name(f"{prefix}-admins")
+    make_namespaces(cluster, client_ns, admins_ns)
+    return client_ns, admins_ns
+
+
+def make_namespaces(cluster: ControlPlane, *names: str) -> None:
+    """The clients' and the admins' namespaces, each once its default ServiceAccount exists (a
+    pod is refused before)."""
+    for ns in names:
+        cluster.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})
+        wait_until(
+            lambda ns=ns: (  # type: ignore[misc]
+                cluster.kubectl("get", "sa", "default", "-n", ns, check=False).returncode == 0
+            ),
+            timeout=60,
+            what=f"ServiceAccount {ns}/default",
+        )
+
+
+def clean_up(cluster: ControlPlane, tenants: Iterable[str], namespaces: Iterable[str]) -> None:
+    """Delete the tests' tenants, then their namespaces, without waiting; nothing when
+    $SWG_E2E_KEEP_NODE is set (to look at them after the run)."""
+    if os.environ.get("SWG_E2E_KEEP_NODE"):
+        return
+    for name in tenants:
+        cluster.kubectl("delete", "swg", name, "--wait=false", check=False)
+    for ns in namespaces:
+        cluster.kubectl("delete", "namespace", ns, "--wait=false", check=False)
+
+
 def run_pod(cluster: ControlPlane, namespace: str, pod: dict[str, Any]) -> dict[str, Any]:
     name = pod["metadata"]["name"]
     cluster.apply(pod, namespace=namespace)
@@ -119,12 +158,13 @@ FETCH = textwrap.dedent(
     """
 )
 
-# Runs in a client pod: can a TCP connection be opened? prints "open" or "closed: <error>".
+# Runs in a client pod: can a TCP connection to argv[1]:argv[2] be opened within argv[3]
+# seconds? prints "open" or "closed: <error>".
 CONNECT = textwrap.dedent(
     """
     import socket, sys
     try:
-        socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=3).close()
+        socket.create_connection((sys.argv[1], int(sys.argv[2])), float(sys.argv[3])).close()
         print("open")
     except OSError as e:
         print(f"closed: {e!r}")
@@ -168,7 +208,7 @@ def fetch(t: Tenants, pod: str, url: str) -> dict[str, Any]:
 
 
 def can_connect(t: Tenants, namespace: str, pod: str, address: str, port: int) -> bool:
-    return py(t.cluster, namespace, pod, CONNECT, address, str(port)) == "open"
+    return py(t.cluster, namespace, pod, CONNECT, address, str(port), "3") == "open"
 
 
 def pod_ips(cluster: ControlPlane, namespace: str, component: str) -> list[str]:

@@ -1,7 +1,7 @@
 """The leader election's `LeaseStore` on the API server: one coordination.k8s.io/v1 Lease.
 
 Three requests, and the RBAC each needs (the chart's Role in the operator's namespace grants
-exactly these; tests/test_chart_rbac.py derives them from `VERBS`):
+exactly these; tests/test_chart_rbac_secrets.py derives them from `VERBS`):
 
 * `get()`: GET of the Lease by name (`get`, limited by resourceNames to the one Lease);
 * `create()`: POST to the namespace's leases (`create`: a POST names no object when it is

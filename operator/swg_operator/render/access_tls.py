@@ -12,7 +12,11 @@ from typing import Final
 
 from swg_operator import naming
 from swg_operator.api import OperatorSettings, SecureWebGatewaySpec
-from swg_operator.render.context import PROXY_PORT_NAME, PROXY_TLS_PORT_NAME
+from swg_operator.render.context import (
+    PROXY_PORT_NAME,
+    PROXY_TLS_PORT_NAME,
+    key_pair_secret_name,
+)
 from swg_operator.render.errors import RenderError
 from swg_operator.render.signatures import proxied_mirrors, proxy_admits_antivirus
 
@@ -75,11 +79,8 @@ def access_tls_secret_name(spec: SecureWebGatewaySpec) -> str | None:
     """The Secret (tls.crt, tls.key) the proxy mounts the listener's certificate from; None
     without the TLS listener. Only referenced: no key is ever rendered."""
     tls = spec.access.tls
-    if not tls.enabled:
-        return None
-    if tls.certificate_secret is not None:
-        return tls.certificate_secret.name
-    return naming.access_tls_secret_name()
+    generated = naming.access_tls_secret_name()
+    return key_pair_secret_name(tls.enabled, tls.certificate_secret, generated)
 
 
 def check_tls_listener(spec: SecureWebGatewaySpec, settings: OperatorSettings) -> None:

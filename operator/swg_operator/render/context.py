@@ -10,6 +10,8 @@ from typing import Any, Final
 
 from swg_operator import labels
 from swg_operator.api import OperatorSettings, SecureWebGatewaySpec
+from swg_operator.api.access import CertificateSecretRef
+from swg_operator.api.spec import SecretRef
 from swg_operator.naming import Component
 from swg_operator.render.resources import container_resources
 from swg_operator.sizing_plan import SizingPlan, WorkloadPlan
@@ -109,6 +111,17 @@ class Tenant:
         if annotations:
             meta["annotations"] = annotations
         return meta
+
+
+def key_pair_secret_name(
+    enabled: bool, named: SecretRef | CertificateSecretRef | None, generated: str
+) -> str | None:
+    """The Secret (tls.crt, tls.key) in the tenant namespace that the proxy mounts a key pair
+    from: None when its feature is off, else the one the spec names, else the one the operator
+    generates (`generated`). The renderer only references it: no key is ever rendered."""
+    if not enabled:
+        return None
+    return generated if named is None else named.name
 
 
 def generates_inspection_ca(spec: SecureWebGatewaySpec) -> bool:

@@ -23,6 +23,7 @@ from swg_operator.render.context import (
     TLS_DIR,
     TMP_DIR,
     Tenant,
+    key_pair_secret_name,
 )
 from swg_operator.render.pods import (
     container_security_context,
@@ -71,11 +72,9 @@ def inspection_ca_secret_name(spec: SecureWebGatewaySpec) -> str | None:
     (`naming.inspection_ca_secret_name()`); None when inspection is off. The renderer only
     references it: the key never leaves the tenant namespace and is never rendered."""
     inspection = spec.options.https_inspection
-    if not inspection.enabled:
-        return None
-    if inspection.ca_secret is not None:
-        return inspection.ca_secret.name
-    return naming.inspection_ca_secret_name()
+    return key_pair_secret_name(
+        inspection.enabled, inspection.ca_secret, naming.inspection_ca_secret_name()
+    )
 
 
 def proxy_container_ports(tenant: Tenant) -> list[dict[str, Any]]:
