@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
@@ -152,10 +153,15 @@ def known_user(login: str) -> str:
 
 
 def start_with_directory(
-    start_dataplane: StartDataplane, config: Path, label: str
+    start_dataplane: StartDataplane,
+    config: Path,
+    label: str,
+    *,
+    directory: Callable[[DataplaneStack], Path] = prepare_directory,
 ) -> DataplaneStack:
     """A stack of Squid alone for the rendered ``config``, whose LDAP helpers ask the directory
-    started in its namespace."""
+    started in its namespace from the slapd.conf ``directory`` prepares (and the Secrets' files
+    it writes)."""
     stack = start_dataplane(
         config,
         label=label,
@@ -163,8 +169,8 @@ def start_with_directory(
         extra_hosts={LDAP_HOST: LDAP_ADDRESS},
         daemons=("squid",),
     )
-    start_directory(stack, prepare_directory(stack))
-    # Squid again, now that the bind Secret's file is there (a pod starts with it mounted).
+    start_directory(stack, directory(stack))
+    # Squid again, now that the Secrets' files are there (a pod starts with them mounted).
     stack.stop_daemon("squid", timeout=10)
     stack.start_daemon("squid")
     return stack

@@ -22,17 +22,17 @@ import pytest
 
 from e2e.dataplane.conftest import TENANT_DATA, RenderTenant, StartDataplane
 from e2e.dataplane.directory import (
-    LDAP_ADDRESS,
     LDAP_HOST,
     conf_with_certificate,
     known_user,
     logged,
     prepare_directory,
     start_directory,
+    start_with_directory,
     stop_directory,
 )
 from e2e.dataplane.pki import private_ca_server
-from e2e.dataplane.stack import DEFAULT_TEST_NAMES, DataplaneStack
+from e2e.dataplane.stack import DataplaneStack
 
 pytestmark = pytest.mark.dataplane
 
@@ -51,26 +51,20 @@ def _stack(
 ) -> DataplaneStack:
     """A stack whose directory shows a certificate of a private CA; `with_ca`: that CA is
     written where the CA Secret's `ca.crt` is mounted."""
-    config = render_tenant(TENANT_DATA / tenant)
-    stack = start_dataplane(
-        config,
-        label=label,
-        names=DEFAULT_TEST_NAMES,
-        extra_hosts={LDAP_HOST: LDAP_ADDRESS},
-        daemons=("squid",),
+
+    def private(stack: DataplaneStack) -> Path:
+        conf = prepare_directory(stack)
+        ca, cert, key = private_ca_server(stack.workdir / "private-ca", sans=[f"DNS:{LDAP_HOST}"])
+        key.chmod(0o600)
+        assert ca.read_text() not in (stack.workdir / "etc" / "ca-certificates.crt").read_text()
+        if with_ca:
+            shutil.copyfile(ca, stack.ldap_ca / "ca.crt")
+            (stack.ldap_ca / "ca.crt").chmod(0o644)
+        return conf_with_certificate(stack, conf, cert, key, name="private")
+
+    return start_with_directory(
+        start_dataplane, render_tenant(TENANT_DATA / tenant), label, directory=private
     )
-    conf = prepare_directory(stack)
-    ca, cert, key = private_ca_server(stack.workdir / "private-ca", sans=[f"DNS:{LDAP_HOST}"])
-    key.chmod(0o600)
-    assert ca.read_text() not in (stack.workdir / "etc" / "ca-certificates.crt").read_text()
-    if with_ca:
-        shutil.copyfile(ca, stack.ldap_ca / "ca.crt")
-        (stack.ldap_ca / "ca.crt").chmod(0o644)
-    start_directory(stack, conf_with_certificate(stack, conf, cert, key, name="private"))
-    # Squid again, now that the Secrets' files are there (a pod starts with them mounted).
-    stack.stop_daemon("squid", timeout=10)
-    stack.start_daemon("squid")
-    return stack
 
 
 @pytest.fixture(scope="module")
