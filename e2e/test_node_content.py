@@ -303,24 +303,35 @@ def _records(
     )
     out = t.site.workdir / f"{t.name}-{log_type}.ndjson"
 
+    seen: list[str] = []
+
     def downloaded() -> list[dict[str, Any]] | None:
         out.unlink(missing_ok=True)
         argv = ["logs", t.name, "--type", log_type, "--kubeconfig", str(kubeconfig)]
         code = kubectl_main([*argv, "-q", "--file", str(out)])
-        capsys.readouterr()
+        seen[:] = [f"exit {code}: {capsys.readouterr().err.strip()[-500:]}"]
         if code != 0 or not out.exists():
             return None
         records = [json.loads(line) for line in out.read_text().splitlines() if line.strip()]
+        seen.extend(json.dumps(r) for r in records[-20:])
         return [r for r in records if found(r)] or None
 
     records: list[dict[str, Any]] = wait_until(
-        downloaded, timeout=180, what=f"{log_type} records in {t.name}'s log store"
+        downloaded,
+        timeout=180,
+        what=f"{log_type} records in {t.name}'s log store",
+        describe=lambda: "\n".join(seen),
     )
     return records
 
 
+def _logged(url: str) -> str:
+    """A URL as the logs keep it: Squid strips the query (strip_query_terms), "?" stays."""
+    return url.split("?", 1)[0] + "?" if "?" in url else url
+
+
 def _access_record(t: NodeTenant, url: str, capsys: pytest.CaptureFixture[str]) -> dict[str, Any]:
-    records = _records(t, "access", lambda r: r.get("url") == url, capsys)
+    records = _records(t, "access", lambda r: r.get("url") == _logged(url), capsys)
     return records[-1]
 
 
@@ -381,7 +392,7 @@ def test_a_search_is_redirected_to_safe_search_and_logged(
     assert ("GET", host, path) in content.site.site.origin.requests()
     seen = [p for _m, _h, p in content.site.site.origin.requests() if marker in p]
     assert all(param in p for p in seen), seen  # the site never saw the search without it
-    records = _records(content, "urlfilter", lambda r: r.get("url") == url, capsys)
+    records = _records(content, "urlfilter", lambda r: r.get("url") == _logged(url), capsys)
     assert any(r["list"] == "safe-search" and r["decision"] == "allow" for r in records), records
     access = _access_record(content, url, capsys)
     assert (access["status"], access["tls"]) == (302, "bump"), access
@@ -394,7 +405,7 @@ def test_a_search_that_turns_safe_search_off_is_refused_and_logged(
     response = _request(content, url)
     assert response["status"] == 403, response
     assert "safe-search" in response["body"], response
-    records = _records(content, "urlfilter", lambda r: r.get("url") == url, capsys)
+    records = _records(content, "urlfilter", lambda r: r.get("url") == _logged(url), capsys)
     assert any(r["list"] == "safe-search" and r["decision"] == "block" for r in records), records
 
 
@@ -419,7 +430,7 @@ def test_youtube_requests_carry_restricted_mode(
 def _sandbox_records(
     t: NodeTenant, url: str, capsys: pytest.CaptureFixture[str]
 ) -> list[dict[str, Any]]:
-    return _records(t, "sandbox", lambda r: r.get("url") == url, capsys)
+    return _records(t, "sandbox", lambda r: r.get("url") == _logged(url), capsys)
 
 
 def test_the_sandbox_refuses_what_the_platform_signatures_let_through(
@@ -454,7 +465,7 @@ def test_the_sandbox_refuses_what_the_platform_signatures_let_through(
 def test_the_sandbox_fails_closed_by_default(
     sandbox: NodeTenant, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    url = f"http://{ORIGIN_IP}/files/clean-1KiB.bin?{unique_name('closed')}"
+    url = f"http://{ORIGIN_IP}/files/clean-1KiB.bin"  # fetched by this test only
     sandbox.site.analyser.stop()
     try:
         response = _request(sandbox, url)
@@ -482,12 +493,12 @@ def test_with_fail_open_a_download_passes_and_is_logged(
         what="the proxy running with the sandbox fail open",
     )
     trust_origin_ca(cluster, sandbox.ns, sandbox.site.ca_pem)
-    url = f"http://{ORIGIN_IP}/files/clean-1KiB.bin?{unique_name('open')}"
+    url = f"http://{ORIGIN_IP}/files/plain.txt"  # fetched by this test only
     sandbox.site.analyser.stop()
     try:
         response = _request(sandbox, url)
         assert response["status"] == 200, response
-        assert response["sha256"] == sandbox.site.payloads["clean-1KiB.bin"].sha256, response
+        assert response["sha256"] == sandbox.site.payloads["plain.txt"].sha256, response
         records = _sandbox_records(sandbox, url, capsys)
         assert all(r["verdict"] == "error" for r in records), records
     finally:

@@ -32,6 +32,8 @@ COREDNS = "coredns"
 BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
 TRUSTED_COPY = "/tmp/swg-test-ca-certificates.crt"  # the container's /tmp (an emptyDir)
 SQUID_CONTAINER = "squid"
+# The real node applies its cluster objects (CoreDNS among them) as this field manager.
+CLUSTER_FIELD_MANAGER = "swg-cluster"
 
 
 def _restart_coredns(cluster: ControlPlane) -> None:
@@ -54,7 +56,8 @@ def _set_corefile(cluster: ControlPlane, corefile: str) -> None:
             "kind": "ConfigMap",
             "metadata": {"name": COREDNS, "namespace": DNS_NAMESPACE},
             "data": {"Corefile": corefile},
-        }
+        },
+        field_manager=CLUSTER_FIELD_MANAGER,
     )
 
 
