@@ -29,12 +29,25 @@ _ENTRYPOINT = "/usr/local/bin/" + next(n for n in ENTRYPOINTS if "antivirus" in 
 
 def analyser_conf(rendered: Path, stack: DataplaneStack, signatures: Iterable[Path]) -> Path:
     """The analyser's configuration directory, from a rendered anti-virus configuration."""
-    conf = stack.workdir / "analyser-conf"
+    return write_analyser_conf(
+        rendered,
+        stack.workdir / "analyser-conf",
+        cert=stack.pki.origin_cert,
+        key=stack.pki.origin_key,
+        signatures=signatures,
+    )
+
+
+def write_analyser_conf(
+    rendered: Path, conf: Path, *, cert: Path, key: Path, signatures: Iterable[Path]
+) -> Path:
+    """`conf`, an analyser's configuration directory: the rendered anti-virus configuration
+    with the TLS listener (`cert`, `key`) and `signatures` beside it."""
     conf.mkdir(exist_ok=True)
     for name in ("virus_scan.conf", "clamd_mod.conf", "clamd.conf"):
         shutil.copyfile(rendered / name, conf / name)
-    shutil.copyfile(stack.pki.origin_cert, conf / "tls.crt")
-    shutil.copyfile(stack.pki.origin_key, conf / "tls.key")
+    shutil.copyfile(cert, conf / "tls.crt")
+    shutil.copyfile(key, conf / "tls.key")
     text = (rendered / "c-icap.conf").read_text()
     listener = (
         f"Port 127.0.0.1:{PROBE_PORT}\n"

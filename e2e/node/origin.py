@@ -15,6 +15,7 @@ import contextlib
 import subprocess
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
@@ -22,7 +23,7 @@ from e2e.cluster import hostnet
 from e2e.dataplane.netns import NETNS_DIR, NetNamespace, join
 from e2e.dataplane.origin import Origin
 from e2e.dataplane.payloads import Payload, write_payloads
-from e2e.dataplane.pki import make_pki
+from e2e.dataplane.pki import TestPki, make_pki
 
 T = TypeVar("T")
 
@@ -122,10 +123,19 @@ def _create(pod_subnet: str) -> OriginNamespace:
     return ns
 
 
+@dataclass(frozen=True)
+class NodeSite:
+    """The running origin, its payloads, its namespace and the test PKI (the origin's CA and
+    certificate, which names every name given to `node_site`)."""
+
+    origin: Origin
+    payloads: dict[str, Payload]
+    ns: OriginNamespace
+    pki: TestPki
+
+
 @contextlib.contextmanager
-def node_origin(
-    workdir: Path, names: tuple[str, ...] = ("origin.test",)
-) -> Iterator[tuple[Origin, dict[str, Payload]]]:
+def node_site(workdir: Path, names: tuple[str, ...] = ("origin.test",)) -> Iterator[NodeSite]:
     """The origin serving the data-plane tier's payloads (EICAR among them) on ORIGIN_IP:80
     and :443, for as long as the context lasts."""
     payloads = write_payloads(workdir / "payloads")
@@ -134,8 +144,17 @@ def node_origin(
     try:
         origin = Origin(ns, payloads, cert=pki.origin_cert, key=pki.origin_key)
         try:
-            yield origin, payloads
+            yield NodeSite(origin, payloads, ns, pki)
         finally:
             origin.close()
     finally:
         ns.delete()
+
+
+@contextlib.contextmanager
+def node_origin(
+    workdir: Path, names: tuple[str, ...] = ("origin.test",)
+) -> Iterator[tuple[Origin, dict[str, Payload]]]:
+    """`node_site`'s origin and payloads."""
+    with node_site(workdir, names) as site:
+        yield site.origin, site.payloads
