@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import subprocess
 import sys
 import textwrap
@@ -46,7 +45,6 @@ from typing import Any
 import pytest
 from devtools import rootfs
 
-from e2e import local_install
 from e2e.cluster import ControlPlane, service_account_kubeconfig, unique_name, wait_until
 from e2e.dataplane.analyser import write_analyser_conf
 from e2e.dataplane.conftest import TENANT_DATA, TENANT_SETTINGS, TENANT_SIGNATURES
@@ -59,7 +57,9 @@ from e2e.node.tenants import (
     DENIED_DOMAIN,
     PROXY_PORT,
     READY_TIMEOUT,
+    clean_up,
     client_pod,
+    installed_with_clients,
     py,
     run_pod,
     tenant,
@@ -148,18 +148,6 @@ class NodeTenant:
         return self.site.cluster
 
 
-def _namespaces(cluster: ControlPlane, *names: str) -> None:
-    for ns in names:
-        cluster.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})
-        wait_until(
-            lambda ns=ns: (  # type: ignore[misc]
-                cluster.kubectl("get", "sa", "default", "-n", ns, check=False).returncode == 0
-            ),
-            timeout=60,
-            what=f"ServiceAccount {ns}/default",
-        )
-
-
 def _disguised(directory: Path) -> dict[str, Payload]:
     """Files whose names and extensions say nothing of what they are."""
     files = {
@@ -191,10 +179,7 @@ def _render_antivirus(workdir: Path) -> Path:
 def site(node_cluster: ControlPlane, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     cluster = node_cluster
     workdir = tmp_path_factory.mktemp("node-content")
-    local_install.install(cluster)
-    client_ns = unique_name("node-content-clients")
-    admins_ns = unique_name("node-content-admins")
-    _namespaces(cluster, client_ns, admins_ns)
+    client_ns, admins_ns = installed_with_clients(cluster, "node-content")
     client_ip = run_pod(cluster, client_ns, client_pod("client-in"))["status"]["podIP"]
     names = {name: ORIGIN_IP for name in SITE_NAMES}
     with node_site(workdir, (DENIED_DOMAIN, *SITE_NAMES)) as node, public_names(cluster, names):
@@ -213,9 +198,7 @@ def site(node_cluster: ControlPlane, tmp_path_factory: pytest.TempPathFactory) -
             yield Site(cluster, node, analyser, client_ns, admins_ns, client_ip, workdir)
         finally:
             analyser.stop()
-            if not os.environ.get("SWG_E2E_KEEP_NODE"):
-                for ns in (client_ns, admins_ns):
-                    cluster.kubectl("delete", "namespace", ns, "--wait=false", check=False)
+            clean_up(cluster, (), (client_ns, admins_ns))
 
 
 def _install(site: Site, prefix: str, admin: str, **spec: Any) -> Iterator[NodeTenant]:
@@ -232,8 +215,7 @@ def _install(site: Site, prefix: str, admin: str, **spec: Any) -> Iterator[NodeT
     wait_phase(cluster, name, "Ready", timeout=READY_TIMEOUT)
     trust_origin_ca(cluster, f"swg-{name}", site.ca_pem)
     yield NodeTenant(site, name)
-    if not os.environ.get("SWG_E2E_KEEP_NODE"):
-        cluster.kubectl("delete", "swg", name, "--wait=false", check=False)
+    clean_up(cluster, (name,), ())
 
 
 @pytest.fixture(scope="module")

@@ -82,6 +82,21 @@ class Daemon:
         return time.monotonic() - started
 
 
+def spawn(spec: DaemonSpec, argv: list[str], logs: Path, *, owner: int) -> Daemon:
+    """Start ``argv`` as ``spec``'s daemon in a session of its own, its stdout and stderr
+    appended to ``<logs>/<spec name>.out`` and ``.err``, files owned by ``owner`` (daemons
+    reopen /dev/stdout and /dev/stderr, Squid's logs, as their own files)."""
+    stdout, stderr = logs / f"{spec.name}.out", logs / f"{spec.name}.err"
+    for path in (stdout, stderr):
+        path.touch()
+        os.chown(path, owner, owner)
+    with stdout.open("ab") as out, stderr.open("ab") as err:
+        process = subprocess.Popen(
+            argv, stdin=subprocess.DEVNULL, stdout=out, stderr=err, start_new_session=True
+        )
+    return Daemon(spec, process, stdout, stderr)
+
+
 def directive(conf: Path, name: str) -> list[str]:
     """Arguments of every ``name`` line of a Squid / c-icap / clamd style configuration file."""
     found: list[str] = []

@@ -47,6 +47,7 @@ from e2e.dataplane.daemons import (
     copy_tree,
     directive,
     host_port,
+    spawn,
     tcp_open,
     unix_ping,
 )
@@ -303,21 +304,7 @@ class DataplaneStack:
 
     def start_daemon(self, name: str, *, timeout: float = 60.0) -> Daemon:
         spec = self.extra[name][0] if name in self.extra else DAEMONS[name]
-        logs = self.workdir / "logs"
-        stdout, stderr = logs / f"{name}.out", logs / f"{name}.err"
-        for path in (stdout, stderr):
-            path.touch()
-            # Daemons reopen /dev/stdout and /dev/stderr (Squid's logs): as their own files.
-            os.chown(path, UID, GID)
-        with stdout.open("ab") as out, stderr.open("ab") as err:
-            process = subprocess.Popen(
-                self._argv(spec),
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=err,
-                start_new_session=True,
-            )
-        daemon = Daemon(spec, process, stdout, stderr)
+        daemon = spawn(spec, self._argv(spec), self.workdir / "logs", owner=UID)
         self.daemons[name] = daemon
         self._wait_ready(daemon, timeout=timeout)
         return daemon

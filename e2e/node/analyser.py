@@ -16,12 +16,18 @@ from __future__ import annotations
 import os
 import shlex
 import shutil
-import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
 
-from e2e.dataplane.daemons import Daemon, DaemonSpec, DaemonStartError, tcp_open, unix_ping
+from e2e.dataplane.daemons import (
+    Daemon,
+    DaemonSpec,
+    DaemonStartError,
+    spawn,
+    tcp_open,
+    unix_ping,
+)
 from e2e.dataplane.stack import ENTRYPOINTS, GID, UID
 from e2e.node.origin import ORIGIN_IP, OriginNamespace
 
@@ -90,24 +96,8 @@ class NodeAnalyser:
         return self.ns.argv(["unshare", "--mount", "--", "sh", "-c", "\n".join(lines)])
 
     def _start(self, name: str) -> None:
-        stdout, stderr = self.logs / f"{name}.out", self.logs / f"{name}.err"
-        for path in (stdout, stderr):
-            path.touch()
-            os.chown(path, UID, GID)
-        with stdout.open("ab") as out, stderr.open("ab") as err:
-            process = subprocess.Popen(
-                self._argv(name),
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=err,
-                start_new_session=True,
-            )
-        self.daemons[name] = Daemon(
-            DaemonSpec(f"analyser-{name}", "analyser", (_ENTRYPOINT, name), self.conf),
-            process,
-            stdout,
-            stderr,
-        )
+        spec = DaemonSpec(name, "analyser", (_ENTRYPOINT, name), self.conf)
+        self.daemons[name] = spawn(spec, self._argv(name), self.logs, owner=UID)
 
     def _wait(self, name: str, ready: Callable[[], bool]) -> None:
         daemon = self.daemons[name]
