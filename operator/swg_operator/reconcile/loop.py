@@ -322,7 +322,13 @@ async def apply_plan(
     in_namespace = namespace_ready([*inputs.observed, *stored.values()], namespace)
     if listener.pending is not None and in_namespace:
         listener = await guard(create_pending_certificate(ctx.kube, listener))
-    return Applied(stored=stored, ca=ca, in_namespace=in_namespace, listener=listener)
+    return Applied(
+        stored=stored,
+        ca=ca,
+        in_namespace=in_namespace,
+        created_namespace=created_namespace,
+        listener=listener,
+    )
 
 
 async def recover_claim_charge(ctx: Context, body: Mapping[str, Any], *, namespace: str) -> None:

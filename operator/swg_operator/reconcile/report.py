@@ -32,7 +32,7 @@ from swg_operator.reconcile.actions import announce, mirror_unobserved, notify, 
 from swg_operator.reconcile.context import Context, Outcome
 from swg_operator.reconcile.lifecycle import Deadline, cancellation, format_time, tenant_lifecycle
 from swg_operator.reconcile.notices import reconcile_notices
-from swg_operator.reconcile.ownership import Ownership, Verdict
+from swg_operator.reconcile.ownership import Verdict
 from swg_operator.reconcile.plan import ObjectKey, Plan, key_of
 from swg_operator.reconcile.secrets import InspectionCa, announce_ca_expiry
 from swg_operator.reconcile.status import (
@@ -86,6 +86,7 @@ class Applied:
     stored: dict[ObjectKey, dict[str, Any]]
     ca: InspectionCa
     in_namespace: bool  # the tenant namespace is there to notify and mirror into
+    created_namespace: bool = False  # made by this reconcile: it holds nothing else yet
     expiry: CaExpiry | None = None  # the HTTPS-inspection CA in use (`check_references`)
     # The TLS listener's generated certificate, its Secret created by now when it was pending.
     listener: AccessCertificate = field(default_factory=AccessCertificate)
@@ -167,8 +168,7 @@ async def report(
             previous=previous,
             status=status,
             cancelled=inputs.lifecycle is Lifecycle.CANCELLED,
-            new_namespace=inputs.ownership is not None
-            and inputs.ownership.state is Ownership.ABSENT,
+            new_namespace=applied.created_namespace,
         )
     written = await write_status(ctx, body, status)
     await announce_ca_expiry(ctx.kube, body, previous=previous, status=status, namespace=where)
