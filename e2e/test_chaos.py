@@ -17,6 +17,7 @@ import json
 import os
 import secrets
 from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -304,6 +305,19 @@ def test_check_premature_purges_fails_on_a_waiting_tenant_gone() -> None:
     tenants = {k: v for k, v in snap.tenants.items() if k != WAITING.name}
     found = checks.premature_purges(EXPECTED, Snapshot(tenants, snap.objects, snap.receipts))
     assert "t-waiting: purged (resource gone) before its 90 days" in found
+
+
+def test_check_a_tenant_deleted_before_its_finalizer_is_gone_at_once() -> None:
+    """Cancelled with 90 days before the operator first saw it: the API server removes it at
+    once, nothing was made for it, and nothing is owed; anything left of it is an orphan."""
+    snap = _healthy()
+    early = replace(_tenant("t-early", days=90, deleted=True), finalized=False)
+    expected = [*EXPECTED, early]
+    assert checks.convergence(expected, snap) == []
+    assert checks.desired_state(expected, snap, RENDER) == []
+    assert checks.premature_purges(expected, snap) == []
+    assert not replace(early, finalized=True).gone
+    assert checks.premature_purges([replace(early, finalized=True)], snap)
 
 
 def test_check_receipts_fails_on_a_finalizer_released_without_a_receipt() -> None:

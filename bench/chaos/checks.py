@@ -80,11 +80,13 @@ class Expected:
 
     @property
     def waits_for_purge(self) -> bool:
-        return self.deleted and self.purge_after_days > 0
+        return self.deleted and self.finalized and self.purge_after_days > 0
 
     @property
     def gone(self) -> bool:
-        return self.deleted and self.purge_after_days == 0
+        """Cancelled with 0 days, or deleted before the operator put its finalizer on it (the
+        API server removes such a tenant at once; the operator made nothing for it)."""
+        return self.deleted and (self.purge_after_days == 0 or not self.finalized)
 
 
 @dataclass(frozen=True)
