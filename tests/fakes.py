@@ -5,11 +5,10 @@ never behind)."""
 
 from __future__ import annotations
 
-import copy
 from typing import Any
 
 from fake_apiserver import OWNED, FakeKube
-from swg_operator.kube.cache import WatchCache
+from swg_operator.kube.cache import Packed, WatchCache, pack
 from swg_operator.labels import MANAGED_BY, MANAGED_BY_KEY, TENANT_KEY
 
 __all__ = ["FakeKube", "bind_log_volume", "make_available", "watch_cache"]
@@ -19,18 +18,18 @@ def watch_cache(kube: FakeKube, operator_namespace: str) -> WatchCache:
     """A `WatchCache` fed by `kube` as a watch that is never behind would feed it: its reads are
     not counted (a watch is not a request per reconcile)."""
 
-    def children_of(label: str) -> list[dict[str, Any]]:
+    def children_of(label: str) -> list[Packed]:
         wanted = {MANAGED_BY_KEY: MANAGED_BY, TENANT_KEY: label}
         return [
-            copy.deepcopy(obj)
+            pack(obj, api_version=obj["apiVersion"], kind=obj["kind"])
             for obj in kube.objects.values()
             if wanted.items() <= (obj["metadata"].get("labels") or {}).items()
             and (obj["apiVersion"], obj["kind"]) in OWNED
         ]
 
-    def config_maps_of() -> list[dict[str, Any]]:
+    def config_maps_of() -> list[Packed]:
         return [
-            copy.deepcopy(obj)
+            pack(obj, api_version="v1", kind="ConfigMap")
             for (_, kind, namespace, _), obj in kube.objects.items()
             if kind == "ConfigMap" and namespace == operator_namespace
         ]

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from swg_operator.kube.cache import PATIENCE, WatchCache, slim
+import pytest
+
+from swg_operator.kube.cache import PATIENCE, Packed, WatchCache, pack, slim
 
 
 def obj(name: str, version: int, **data: str) -> dict[str, Any]:
@@ -24,10 +26,14 @@ def obj(name: str, version: int, **data: str) -> dict[str, Any]:
 
 def cache_over(watched: dict[str, dict[str, Any]], now: list[float]) -> WatchCache:
     return WatchCache(
-        children_of=lambda label: list(watched.values()) if label == "acme" else [],
+        children_of=lambda label: [packed(o) for o in watched.values()] if label == "acme" else [],
         config_maps_of=list,
         clock=lambda: now[0],
     )
+
+
+def packed(body: dict[str, Any]) -> Packed:
+    return pack(body, api_version=body["apiVersion"], kind=body["kind"])
 
 
 def names(cache: WatchCache) -> dict[str, str]:
@@ -81,3 +87,56 @@ def test_slim_drops_managed_fields_and_names_the_kind() -> None:
     assert kept["apiVersion"] == "v1"
     assert "managedFields" not in kept["metadata"]
     assert "managedFields" in body["metadata"]
+
+
+def test_a_packed_object_unpacks_to_a_fresh_copy_of_its_slim_form() -> None:
+    body = {
+        "metadata": {"name": "a", "managedFields": [{"manager": "x"}], "labels": {"k": "v"}},
+        "data": {"x": "é"},
+    }
+    kept = pack(body, api_version="v1", kind="ConfigMap")
+    first = kept.unpack()
+    assert first == slim(body, api_version="v1", kind="ConfigMap")
+    first["metadata"]["labels"]["k"] = "changed"
+    assert kept.unpack()["metadata"]["labels"] == {"k": "v"}
+
+
+def test_a_read_never_hands_out_the_operator_s_own_copy_of_a_write() -> None:
+    watched: dict[str, dict[str, Any]] = {}
+    cache = cache_over(watched, [0.0])
+    cache.wrote(obj("a", 9))
+    cache.children("acme")[0]["metadata"]["name"] = "changed"
+    assert names(cache) == {"a": "9"}
+
+
+def test_what_is_derived_from_the_config_maps_is_made_again_only_once_they_change() -> None:
+    platform = [packed(obj("catalogue", 1, a="1"))]
+    cache = WatchCache(children_of=lambda label: [], config_maps_of=lambda: list(platform))
+    made: list[int] = []
+
+    def count(config_maps: list[dict[str, Any]]) -> int:
+        made.append(len(config_maps))
+        return sum(len(o["data"]) for o in config_maps)
+
+    assert cache.derived("n", count) == 1
+    platform[0] = packed(obj("catalogue", 1, a="1"))  # the same object, listed again
+    assert cache.derived("n", count) == 1
+    assert made == [1]
+    platform.append(packed(obj("signatures", 2, b="2", c="3")))
+    assert cache.derived("n", count) == 3
+    assert made == [1, 2]
+
+
+def test_nothing_is_kept_of_a_derivation_that_failed() -> None:
+    platform = [packed(obj("catalogue", 1))]
+    cache = WatchCache(children_of=lambda label: [], config_maps_of=lambda: list(platform))
+    calls: list[int] = []
+
+    def broken(config_maps: list[dict[str, Any]]) -> int:
+        calls.append(1)
+        raise ValueError("unusable")
+
+    for _ in range(2):
+        with pytest.raises(ValueError, match="unusable"):
+            cache.derived("n", broken)
+    assert calls == [1, 1]

@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import datetime
 import logging
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,7 +32,7 @@ from swg_operator.api import (
 )
 from swg_operator.catalogue import CATEGORY_LABEL
 from swg_operator.kube import KubeApiError, ResourceKind
-from swg_operator.kube.cache import WatchCache, slim
+from swg_operator.kube.cache import Packed, WatchCache, pack
 from swg_operator.kube.http import POOL_SIZE, HttpKubeApi, login
 from swg_operator.kube.kinds import OWNED_KINDS
 from swg_operator.labels import MANAGED_BY, MANAGED_BY_KEY, TENANT_KEY
@@ -124,10 +124,8 @@ def register(registry: kopf.OperatorRegistry, options: RunOptions) -> None:
     @kopf.on.startup(registry=registry, id="startup")
     async def startup(settings: kopf.OperatorSettings, **kwargs: Any) -> None:
         configure_kopf(settings, options)
-        owned: list[kopf.Index[str, dict[str, Any]]] = [
-            kwargs[_index_id(kind)] for kind in OWNED_KINDS
-        ]
-        platform: kopf.Index[str, dict[str, Any]] = kwargs["platform_config_maps"]
+        owned: list[kopf.Index[str, Packed]] = [kwargs[_index_id(kind)] for kind in OWNED_KINDS]
+        platform: kopf.Index[str, Packed] = kwargs["platform_config_maps"]
         state["tenants"] = kwargs["tenant_bodies"]
         cache = WatchCache(
             children_of=lambda label: [obj for index in owned for obj in index.get(label, ())],
@@ -176,8 +174,8 @@ def register(registry: kopf.OperatorRegistry, options: RunOptions) -> None:
         return login()
 
     @kopf.index(*SWG, registry=registry, id="tenant_bodies")
-    async def tenant_bodies(name: str, body: kopf.Body, **_: Any) -> dict[str, dict[str, Any]]:
-        return {name: slim(body, api_version=API_VERSION, kind=KIND)}
+    async def tenant_bodies(name: str, body: kopf.Body, **_: Any) -> dict[str, Packed]:
+        return {name: pack(body, api_version=API_VERSION, kind=KIND)}
 
     @kopf.index(*SWG, registry=registry, id="tenant_names")
     async def tenant_names(name: str, **_: Any) -> dict[str, str]:
@@ -215,10 +213,11 @@ def register(registry: kopf.OperatorRegistry, options: RunOptions) -> None:
                 raise kopf.TemporaryError(f"Transient API error: {exc}", delay=delay) from exc
 
     async def requeued(name: str) -> None:
-        store = state["tenants"].get(name, ())
-        body = next(iter(store), None)
-        if body is None:
+        store: Iterable[Packed] = state["tenants"].get(name, ())
+        packed = next(iter(store), None)
+        if packed is None:
             return  # deleted meanwhile
+        body = packed.unpack()
         if body["metadata"].get("deletionTimestamp"):
             status = read_status(body.get("status"))
             if status is not None and status.phase in PURGE_PHASES:
@@ -230,8 +229,8 @@ def register(registry: kopf.OperatorRegistry, options: RunOptions) -> None:
                 raise RetryLater(str(exc), retry_after=exc.retry_after) from exc
 
     def index_child(kind: ResourceKind) -> Any:
-        async def index(body: kopf.Body, labels: Mapping[str, str], **_: Any) -> dict[str, Any]:
-            return {labels[TENANT_KEY]: slim(body, api_version=kind.api_version, kind=kind.kind)}
+        async def index(body: kopf.Body, labels: Mapping[str, str], **_: Any) -> dict[str, Packed]:
+            return {labels[TENANT_KEY]: pack(body, api_version=kind.api_version, kind=kind.kind)}
 
         return index
 
@@ -280,10 +279,8 @@ def register(registry: kopf.OperatorRegistry, options: RunOptions) -> None:
         when=in_operator_namespace,
         id="platform_config_maps",
     )
-    async def platform_config_maps(
-        name: str, body: kopf.Body, **_: Any
-    ) -> dict[str, dict[str, Any]]:
-        return {name: slim(body, api_version="v1", kind="ConfigMap")}
+    async def platform_config_maps(name: str, body: kopf.Body, **_: Any) -> dict[str, Packed]:
+        return {name: pack(body, api_version="v1", kind="ConfigMap")}
 
     async def category_event(**kwargs: Any) -> None:
         if kwargs["type"] is None or kwargs["namespace"] != options.settings.operator_namespace:

@@ -3,7 +3,9 @@
 The running operator feeds it from kopf's in-memory indexes (`handlers`): every owned kind by
 tenant label, and the ConfigMaps of the operator namespace (the URL catalogue, the platform's
 signatures). kopf fills every index from its first listing before any handler runs, so a
-reconcile never sees a half-listed cache.
+reconcile never sees a half-listed cache. The indexes hold every owned object of every tenant,
+so each is kept `Packed`: compressed compact JSON, a tenth of the memory the same object takes as
+Python dicts; a read unpacks a fresh copy, which the reader may change.
 
 A watch event arrives some time after the write that caused it. Until then, the answer of the
 operator's own write is laid over what the watch says (`wrote`, `deleted`), so a reconcile that
@@ -15,12 +17,16 @@ event never come.
 from __future__ import annotations
 
 import copy
+import json
 import time
+import zlib
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar, cast
 
 from swg_operator.labels import TENANT_KEY
+
+T = TypeVar("T")
 
 Key = tuple[str, str, str | None, str]  # apiVersion, kind, namespace, name
 PATIENCE = 120.0  # seconds a write is laid over the watch at most
@@ -39,11 +45,29 @@ def cache_key(obj: Mapping[str, Any]) -> Key:
 def slim(obj: Mapping[str, Any], *, api_version: str, kind: str) -> dict[str, Any]:
     """An object as the cache keeps it: a manifest (lists and watches omit nothing, but the
     items of a list lack apiVersion and kind) without `managedFields`, which the reconcile never
-    reads and which is most of an object's size."""
+    reads and which is most of an object's size. Shares its values with `obj`."""
     meta = obj.get("metadata") or {}
     kept = {k: v for k, v in obj.items() if k != "metadata"}
     kept["metadata"] = {k: v for k, v in meta.items() if k != "managedFields"}
-    return {"apiVersion": api_version, "kind": kind, **copy.deepcopy(kept)}
+    return {"apiVersion": api_version, "kind": kind, **kept}
+
+
+@dataclass(frozen=True, slots=True)
+class Packed:
+    """One watched object, slimmed, as compressed compact JSON."""
+
+    blob: bytes
+
+    def unpack(self) -> dict[str, Any]:
+        """A fresh copy of the object."""
+        unpacked: dict[str, Any] = json.loads(zlib.decompress(self.blob))
+        return unpacked
+
+
+def pack(obj: Mapping[str, Any], *, api_version: str, kind: str) -> Packed:
+    """`obj` as the cache keeps it (`slim`, then packed)."""
+    text = json.dumps(slim(obj, api_version=api_version, kind=kind), separators=(",", ":"))
+    return Packed(zlib.compress(text.encode(), 1))
 
 
 def _version(obj: Mapping[str, Any] | None) -> int | None:
@@ -69,17 +93,20 @@ class WatchCache:
     """`children(label)`: the watched objects labelled as one tenant's (`swg.dev/tenant` value);
     `config_maps()`: the watched ConfigMaps of the operator namespace."""
 
-    children_of: Callable[[str], Iterable[Mapping[str, Any]]]
-    config_maps_of: Callable[[], Iterable[Mapping[str, Any]]]
+    children_of: Callable[[str], Iterable[Packed]]
+    config_maps_of: Callable[[], Iterable[Packed]]
     clock: Callable[[], float] = time.monotonic
     # Per tenant label: the operator's writes the watch has not reported yet (None: deleted,
     # with the resourceVersion it had when it was deleted), and when they were made.
     _written: dict[str, dict[Key, tuple[dict[str, Any] | None, int | None, float]]] = field(
         default_factory=dict
     )
+    # Per name given to `derived`: the ConfigMaps it was computed from, and what it gave.
+    _derived: dict[str, tuple[frozenset[Packed], object]] = field(default_factory=dict)
 
     def children(self, label: str) -> list[dict[str, Any]]:
-        watched = {cache_key(obj): dict(obj) for obj in self.children_of(label)}
+        unpacked = (packed.unpack() for packed in self.children_of(label))
+        watched = {cache_key(obj): obj for obj in unpacked}
         pending = self._written.get(label, {})
         expired = self.clock() - PATIENCE
         for key, (mine, gone_version, when) in list(pending.items()):
@@ -97,7 +124,7 @@ class WatchCache:
                 del pending[key]
         if not pending:
             self._written.pop(label, None)
-        return [copy.deepcopy(obj) for obj in watched.values()]
+        return [copy.deepcopy(obj) if key in pending else obj for key, obj in watched.items()]
 
     def saw(self, obj: Mapping[str, Any], *, deleted: bool = False) -> None:
         """A watch event of `obj`: whatever the operator wrote of it is reported now, or
@@ -120,7 +147,20 @@ class WatchCache:
             del pending[key]
 
     def config_maps(self) -> list[dict[str, Any]]:
-        return [copy.deepcopy(dict(obj)) for obj in self.config_maps_of()]
+        return [packed.unpack() for packed in self.config_maps_of()]
+
+    def derived(self, name: str, derive: Callable[[list[dict[str, Any]]], T]) -> T:
+        """What `derive` makes of the ConfigMaps, made again only once one of them changed
+        (a reconcile reads the platform's catalogue and signatures, which rarely change and can
+        be large). Nothing is kept when `derive` raises. What it gives is shared: never change
+        it."""
+        packed = frozenset(self.config_maps_of())
+        known = self._derived.get(name)
+        if known is not None and known[0] == packed:
+            return cast(T, known[1])
+        value = derive([item.unpack() for item in packed])
+        self._derived[name] = (packed, value)
+        return value
 
     def wrote(self, stored: Mapping[str, Any]) -> None:
         """The API server's answer to a write of one of a tenant's objects."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
+from types import MappingProxyType
 from typing import Any
 
 from swg_operator import metrics
@@ -31,19 +32,23 @@ logger = logging.getLogger("swg_operator.reconcile")
 
 
 async def load_catalogue(ctx: Context) -> Catalogue:
-    """The platform's URL catalogue: the labelled ConfigMaps of the operator namespace."""
+    """The platform's URL catalogue: the labelled ConfigMaps of the operator namespace (from
+    the cache, parsed again only once they changed)."""
     if ctx.cache is not None:
-        items = [o for o in ctx.cache.config_maps() if CATEGORY_LABEL in _labels(o)]
-    else:
-        items = await guard(
-            ctx.kube.list_labelled(
-                CONFIG_MAP, selector=CATEGORY_LABEL, namespace=ctx.settings.operator_namespace
-            )
+        return ctx.cache.derived("catalogue", _catalogue)
+    items = await guard(
+        ctx.kube.list_labelled(
+            CONFIG_MAP, selector=CATEGORY_LABEL, namespace=ctx.settings.operator_namespace
         )
+    )
     return catalogue_from_configmaps(items)
 
 
-async def load_platform_signatures(ctx: Context) -> dict[str, str] | None:
+def _catalogue(config_maps: Sequence[Mapping[str, Any]]) -> Catalogue:
+    return catalogue_from_configmaps([o for o in config_maps if CATEGORY_LABEL in _labels(o)])
+
+
+async def load_platform_signatures(ctx: Context) -> Mapping[str, str] | None:
     """The platform's ClamAV signature files when `antivirus.signatureSource` is `configMap`:
     the data of `antivirus.signatureConfigMap` in the operator namespace. None when that source
     is not in use, or when the ConfigMap is missing or being deleted (the renderer then reports
@@ -52,16 +57,28 @@ async def load_platform_signatures(ctx: Context) -> dict[str, str] | None:
     if settings.antivirus.signature_source != "configMap":
         return None
     name = settings.antivirus.signature_config_map
-    found: Mapping[str, Any] | None
+
+    def signatures(config_maps: Sequence[Mapping[str, Any]]) -> Mapping[str, str] | None:
+        return _signature_files(next((o for o in config_maps if _named(o, name)), None))
+
     if ctx.cache is not None:
-        found = next((o for o in ctx.cache.config_maps() if o["metadata"]["name"] == name), None)
-    else:
-        found = await guard(
-            ctx.kube.find_named(CONFIG_MAP, name, namespace=settings.operator_namespace)
-        )
+        return ctx.cache.derived(f"signatures/{name}", signatures)
+    found = await guard(
+        ctx.kube.find_named(CONFIG_MAP, name, namespace=settings.operator_namespace)
+    )
+    return _signature_files(found)
+
+
+def _named(obj: Mapping[str, Any], name: str) -> bool:
+    return bool((obj.get("metadata") or {}).get("name") == name)
+
+
+def _signature_files(found: Mapping[str, Any] | None) -> Mapping[str, str] | None:
     if found is None or found.get("metadata", {}).get("deletionTimestamp"):
         return None
-    return {str(key): str(value) for key, value in (found.get("data") or {}).items()}
+    return MappingProxyType(
+        {str(key): str(value) for key, value in (found.get("data") or {}).items()}
+    )
 
 
 def _labels(obj: Mapping[str, Any]) -> Mapping[str, str]:

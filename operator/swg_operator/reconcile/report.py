@@ -60,7 +60,7 @@ class Inputs:
     previous: SecureWebGatewayStatus | None
     spec: SecureWebGatewaySpec | None = None
     catalogue: Catalogue | None = None
-    platform_signatures: dict[str, str] | None = None
+    platform_signatures: Mapping[str, str] | None = None
     problems: tuple[str, ...] = ()
     problem_reason: str = "InvalidSpec"
     ownership: Verdict | None = None
