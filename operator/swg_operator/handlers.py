@@ -31,9 +31,10 @@ from swg_operator.api import (
     OperatorSettings,
 )
 from swg_operator.catalogue import CATEGORY_LABEL
-from swg_operator.kube import KubeApiError, ResourceKind
+from swg_operator.kube import KubeApiError
 from swg_operator.kube.cache import Packed, WatchCache, pack
 from swg_operator.kube.http import POOL_SIZE, HttpKubeApi, login
+from swg_operator.kube.informer import Informer
 from swg_operator.kube.kinds import OWNED_KINDS
 from swg_operator.labels import MANAGED_BY, MANAGED_BY_KEY, TENANT_KEY
 from swg_operator.naming import tenant_label_value
@@ -52,6 +53,7 @@ logger = logging.getLogger("swg_operator.handlers")
 ANNOTATION_PREFIX = "swg.dev"
 SWG = (GROUP, VERSION, PLURAL)
 SETTLE_SECONDS = 0.5  # a burst of child events (a rollout) becomes one reconcile
+OWNED_SELECTOR = f"{MANAGED_BY_KEY}={MANAGED_BY},{TENANT_KEY}"
 RECONCILE_WORKERS = POOL_SIZE - 4  # reconciles in flight; the purge and Events keep the rest
 
 
@@ -124,14 +126,26 @@ def register(registry: kopf.OperatorRegistry, options: RunOptions) -> None:
     @kopf.on.startup(registry=registry, id="startup")
     async def startup(settings: kopf.OperatorSettings, **kwargs: Any) -> None:
         configure_kopf(settings, options)
-        owned: list[kopf.Index[str, Packed]] = [kwargs[_index_id(kind)] for kind in OWNED_KINDS]
         platform: kopf.Index[str, Packed] = kwargs["platform_config_maps"]
         state["tenants"] = kwargs["tenant_bodies"]
+        state["tenant_names"] = kwargs["tenant_names"]
+        kube = state["kube"] = HttpKubeApi(login())
+        state["queue"] = TenantQueue(requeued, workers=RECONCILE_WORKERS)
+        informers = [
+            Informer(
+                kube, kind, selector=OWNED_SELECTOR, index_label=TENANT_KEY, on_event=owned_event
+            )
+            for kind in OWNED_KINDS  # never Secrets (see kube.kinds)
+        ]
+        state["informers"] = [
+            asyncio.create_task(informer.run(), name=f"watch-{informer.kind.plural}")
+            for informer in informers
+        ]
+        state["synced"] = [informer.synced for informer in informers]
         cache = WatchCache(
-            children_of=lambda label: [obj for index in owned for obj in index.get(label, ())],
+            children_of=lambda label: [obj for i in informers for obj in i.by_label(label)],
             config_maps_of=lambda: [obj for store in platform.values() for obj in store],
         )
-        kube = state["kube"] = HttpKubeApi(login())
         recheck = datetime.timedelta(seconds=options.secret_recheck_seconds)
         state["ctx"] = Context(
             kube=kube,
@@ -142,7 +156,6 @@ def register(registry: kopf.OperatorRegistry, options: RunOptions) -> None:
         )
         # kopf starts on the leader only (`commands.run`): one signer, one outbox.
         await start_notices(state, kube, options.settings)
-        state["queue"] = TenantQueue(requeued, workers=RECONCILE_WORKERS)
         if options.resync_seconds > 0:
             state["resync"] = asyncio.create_task(
                 queue().resync(options.resync_seconds, lambda: list(state["tenants"])),
@@ -161,11 +174,19 @@ def register(registry: kopf.OperatorRegistry, options: RunOptions) -> None:
                 options.purge.local_margin,
             )
 
+    async def synced() -> None:
+        """Until every owned kind is listed, the cache is incomplete: nothing may be judged
+        missing from it."""
+        for listed in state["synced"]:
+            await listed.wait()
+
     @kopf.on.cleanup(registry=registry, id="cleanup")
     async def cleanup(**_: Any) -> None:
         for task in ("resync", "mail"):
             if task in state:
                 state[task].cancel()
+        for task in state.get("informers", ()):
+            task.cancel()
         await queue().close()
         await state["kube"].close()
 
@@ -203,6 +224,7 @@ def register(registry: kopf.OperatorRegistry, options: RunOptions) -> None:
     @kopf.on.delete(*SWG, registry=registry, id="purge", retries=None)
     async def on_delete(body: kopf.Body, retry: int, **_: Any) -> None:
         name = body["metadata"]["name"]
+        await synced()
         async with ctx().lock(name):
             try:
                 await cancel_and_purge(body, ctx=ctx())
@@ -218,6 +240,7 @@ def register(registry: kopf.OperatorRegistry, options: RunOptions) -> None:
         if packed is None:
             return  # deleted meanwhile
         body = packed.unpack()
+        await synced()
         if body["metadata"].get("deletionTimestamp"):
             status = read_status(body.get("status"))
             if status is not None and status.phase in PURGE_PHASES:
@@ -228,45 +251,19 @@ def register(registry: kopf.OperatorRegistry, options: RunOptions) -> None:
             except TransientError as exc:
                 raise RetryLater(str(exc), retry_after=exc.retry_after) from exc
 
-    def index_child(kind: ResourceKind) -> Any:
-        async def index(body: kopf.Body, labels: Mapping[str, str], **_: Any) -> dict[str, Packed]:
-            return {labels[TENANT_KEY]: pack(body, api_version=kind.api_version, kind=kind.kind)}
-
-        return index
-
-    async def child_event(body: kopf.Body, type: str | None, **kwargs: Any) -> None:
+    def owned_event(type: str | None, body: Mapping[str, Any]) -> None:
+        """An event of one of the tenants' objects: the cache learns the operator's own writes
+        are reported; any other change (drift, a rollout's progress, a deletion) asks for a
+        reconcile of its tenant, a burst of them for one."""
         cache = ctx().cache
         if cache is not None:
             cache.saw(body, deleted=type == "DELETED")
         if type is None or ctx().is_echo(body):
-            return  # the initial listing (the tenants' own events cover it), or an echo
-        labels: Mapping[str, str] = kwargs["labels"]
-        names: kopf.Index[str, str] = kwargs["tenant_names"]
+            return  # the first listing (the tenants' own events cover it), or an echo
+        labels: Mapping[str, str] = body["metadata"].get("labels") or {}
+        names: kopf.Index[str, str] = state["tenant_names"]
         for name in names.get(labels.get(TENANT_KEY, ""), ()):
             queue().request(name, after=SETTLE_SECONDS)
-
-    owned_labels: dict[str, Any] = {
-        MANAGED_BY_KEY: MANAGED_BY,
-        TENANT_KEY: kopf.PRESENT,
-    }
-    for kind in OWNED_KINDS:  # never Secrets (see kube.kinds)
-        group, _, version = kind.api_version.rpartition("/")
-        kopf.index(
-            group,
-            version,
-            kind.plural,
-            registry=registry,
-            labels=owned_labels,
-            id=_index_id(kind),
-        )(index_child(kind))
-        kopf.on.event(
-            group,
-            version,
-            kind.plural,
-            registry=registry,
-            labels=owned_labels,
-            id=f"drift-{kind.plural}",
-        )(child_event)
 
     def in_operator_namespace(namespace: str | None, **_: Any) -> bool:
         return namespace == options.settings.operator_namespace
@@ -324,10 +321,6 @@ async def start_notices(
     context.wake_mail = dispatcher.wake
     state["mail"] = asyncio.create_task(dispatcher.run(), name="mail")
     logger.info("Started the notices' outbox: relay %s:%d", settings.mail.host, settings.mail.port)
-
-
-def _index_id(kind: ResourceKind) -> str:
-    return f"owned_{kind.plural}"
 
 
 def _categories(spec: Mapping[str, Any]) -> set[str]:

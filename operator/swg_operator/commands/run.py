@@ -224,7 +224,7 @@ def run(args: argparse.Namespace) -> int:
     configure_logging(args.log_format, verbose=args.verbose)
     logging.getLogger("swg_operator").setLevel(logging.DEBUG if args.verbose else logging.INFO)
     if not args.verbose:
-        # kopf logs every watch-event handler call at INFO ("Handler 'drift-...' succeeded"):
+        # kopf logs every watch-event handler call at INFO ("Handler 'tenant' succeeded"):
         # our own log lines say what changed; kopf's warnings and errors still show.
         logging.getLogger("kopf.objects").setLevel(logging.WARNING)
     registry = kopf.OperatorRegistry()

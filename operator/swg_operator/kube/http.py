@@ -16,7 +16,7 @@ import logging
 import os
 import socket
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any, Final
 
 import aiohttp
@@ -31,6 +31,7 @@ logger = logging.getLogger(__name__)
 APPLY_CONTENT_TYPE = "application/apply-patch+yaml"  # JSON is YAML: the body is JSON
 MERGE_CONTENT_TYPE = "application/merge-patch+json"
 LIST_PAGE = 500
+WATCH_SECONDS = 300  # the server ends a watch after this long; it is opened again at once
 
 
 def login() -> kopf.ConnectionInfo:
@@ -90,22 +91,32 @@ class HttpKubeApi:
             total=None, connect=None, sock_connect=10.0, sock_read=request_timeout
         )
         self._session: aiohttp.ClientSession | None = None
+        self._watch_session: aiohttp.ClientSession | None = None
         self._event_namespace = event_namespace
         self._instance = os.environ.get("HOSTNAME") or socket.gethostname()
 
     def _open(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
-            connector = aiohttp.TCPConnector(ssl=self._info.as_ssl_context(), limit=POOL_SIZE)
-            self._session = aiohttp.ClientSession(
-                base_url=self._info.server.rstrip("/"),
-                connector=connector,
-                timeout=self._timeout,
-            )
+            self._session = self._new_session(POOL_SIZE)
         return self._session
 
+    def _open_watches(self) -> aiohttp.ClientSession:
+        """Watches hold their connection for minutes: they have their own pool, unbounded,
+        so they never take one of the requests' `POOL_SIZE`."""
+        if self._watch_session is None or self._watch_session.closed:
+            self._watch_session = self._new_session(0)
+        return self._watch_session
+
+    def _new_session(self, limit: int) -> aiohttp.ClientSession:
+        connector = aiohttp.TCPConnector(ssl=self._info.as_ssl_context(), limit=limit)
+        return aiohttp.ClientSession(
+            base_url=self._info.server.rstrip("/"), connector=connector, timeout=self._timeout
+        )
+
     async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
+        for session in (self._session, self._watch_session):
+            if session is not None:
+                await session.close()
 
     async def _request(
         self,
@@ -177,6 +188,60 @@ class HttpKubeApi:
             if not token:
                 return items
             params = {**params, "continue": token}
+
+    async def list_versioned(
+        self, kind: ResourceKind, *, selector: str
+    ) -> tuple[list[dict[str, Any]], str]:
+        """Every object of `kind` with `selector`, all namespaces, and the list's
+        resourceVersion (where a watch of what changed since starts)."""
+        items: list[dict[str, Any]] = []
+        params = {"labelSelector": selector, "limit": str(LIST_PAGE)}
+        while True:
+            page, _ = await self._request("GET", kind.collection_path(None), params=params)
+            items += page.get("items", [])
+            meta = page.get("metadata", {})
+            if not meta.get("continue"):
+                return items, str(meta.get("resourceVersion", ""))
+            params = {**params, "continue": meta["continue"]}
+
+    async def watch(
+        self, kind: ResourceKind, *, selector: str, resource_version: str
+    ) -> AsyncIterator[dict[str, Any]]:
+        """The events of `kind` with `selector` (all namespaces) after `resource_version`, with
+        bookmarks, until the server ends the watch (after `WATCH_SECONDS`) or the connection
+        drops. Errors: `KubeApiError` (status 0 for no answer, 410 for a version too old)."""
+        params = {
+            "watch": "1",
+            "labelSelector": selector,
+            "resourceVersion": resource_version,
+            "allowWatchBookmarks": "true",
+            "timeoutSeconds": str(WATCH_SECONDS),
+        }
+        path = kind.collection_path(None)
+        timeout = aiohttp.ClientTimeout(total=None, sock_connect=10.0, sock_read=WATCH_SECONDS + 30)
+        for attempt in (1, 2):
+            info = self._info
+            try:
+                async with self._open_watches().get(
+                    path, params=params, headers=dict(info.as_http_headers()), timeout=timeout
+                ) as response:
+                    metrics.API_REQUESTS.labels(verb="watch", code=str(response.status)).inc()
+                    if response.status == 401 and attempt == 1:
+                        if self._info is info:
+                            self._info = self._relogin()
+                        continue
+                    if response.status >= 400:
+                        raise _error(response.status, await response.text())
+                    rest = b""
+                    async for chunk in response.content.iter_any():
+                        lines, rest = split_lines(rest, chunk)
+                        for line in lines:
+                            yield json.loads(line)
+                    return
+            except (aiohttp.ClientError, TimeoutError) as exc:
+                metrics.API_REQUESTS.labels(verb="watch", code="0").inc()
+                raise KubeApiError(0, f"WATCH {path}: {exc!r}", reason="NoAnswer") from exc
+        raise KubeApiError(401, f"WATCH {path}: unauthorized", reason="Unauthorized")
 
     async def find_named(
         self, kind: ResourceKind, name: str, *, namespace: str
@@ -288,6 +353,13 @@ class HttpKubeApi:
         if not date:
             raise KubeApiError(0, "the API server sent no Date header", reason="NoDate")
         return _parse_date(date)
+
+
+def split_lines(buffer: bytes, chunk: bytes) -> tuple[list[bytes], bytes]:
+    """The complete lines of `buffer + chunk` (a watch answers one JSON object per line) and
+    what is left of the next line."""
+    lines = (buffer + chunk).split(b"\n")
+    return [line for line in lines[:-1] if line.strip()], lines[-1]
 
 
 def _parse_date(date: str) -> datetime.datetime:
