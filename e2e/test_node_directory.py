@@ -64,6 +64,10 @@ BIND_SECRET = "ldap-bind"
 CA_SECRET = "ldap-ca"
 ALLOWED_GROUP = "research"  # alice's group (e2e.dataplane.directory.USERS)
 PROXY_LABEL = "app.kubernetes.io/component=proxy"
+# A site of the origin's by name: a URL with the origin's address would meet the deny list
+# through the address's reverse name (CoreDNS's hosts block answers PTR queries too, and Squid's
+# dstdomain looks an address up), which is DENIED_DOMAIN's.
+SITE = "www.customer.test"
 
 
 @dataclass(frozen=True)
@@ -146,7 +150,7 @@ def directory(
     client_ns, admins_ns = installed_with_clients(cluster, "node-directory")
     client_ip = run_pod(cluster, client_ns, client_pod("client-in"))["status"]["podIP"]
     name = unique_name("node-directory")
-    names = {DIRECTORY_HOST: ORIGIN_IP, DENIED_DOMAIN: ORIGIN_IP}
+    names = {DIRECTORY_HOST: ORIGIN_IP, DENIED_DOMAIN: ORIGIN_IP, SITE: ORIGIN_IP}
     with node_site(workdir, (DENIED_DOMAIN,)) as site, public_names(cluster, names):
         ldap = NodeDirectory(site.ns, workdir / "directory")
         ldap.start()
@@ -197,7 +201,7 @@ def _access_record(
 
 def _origin_url(prefix: str) -> str:
     """A URL of the origin no other request asks for (its record is this request's)."""
-    return f"http://{ORIGIN_IP}/{unique_name(prefix)}"
+    return f"http://{SITE}/{unique_name(prefix)}"
 
 
 def test_a_user_with_the_right_password_is_served_and_named_in_the_log(
