@@ -45,7 +45,7 @@ from typing import Any
 import pytest
 from devtools import rootfs
 
-from e2e.cluster import ControlPlane, service_account_kubeconfig, unique_name, wait_until
+from e2e.cluster import ControlPlane, unique_name, wait_until
 from e2e.dataplane.analyser import write_analyser_conf
 from e2e.dataplane.conftest import TENANT_DATA, TENANT_SETTINGS, TENANT_SIGNATURES
 from e2e.dataplane.filetypes import tiny_pe
@@ -57,6 +57,7 @@ from e2e.node.tenants import (
     DENIED_DOMAIN,
     PROXY_PORT,
     READY_TIMEOUT,
+    admin_records,
     clean_up,
     client_pod,
     installed_with_clients,
@@ -65,7 +66,6 @@ from e2e.node.tenants import (
     tenant,
 )
 from e2e.operator_process import wait_phase
-from swg_operator.commands.logs import kubectl_main
 
 pytestmark = [pytest.mark.node, pytest.mark.timeout(1200)]
 
@@ -275,36 +275,15 @@ def _records(
 ) -> list[dict[str, Any]]:
     """The records of one log of the tenant's store that `found` picks, downloaded by its
     admin with `kubectl swg logs` (waiting until there are some)."""
-    admin = t.cluster.kubectl_json("get", "swg", t.name)["spec"]["admins"][0]["name"]
-    account = admin.rsplit(":", 1)[-1]
-    kubeconfig = service_account_kubeconfig(
+    return admin_records(
         t.cluster,
-        namespace=t.site.admins_ns,
-        name=account,
-        path=t.site.workdir / f"{account}.kubeconfig",
+        t.name,
+        admins_ns=t.site.admins_ns,
+        workdir=t.site.workdir,
+        log_type=log_type,
+        found=found,
+        capsys=capsys,
     )
-    out = t.site.workdir / f"{t.name}-{log_type}.ndjson"
-
-    seen: list[str] = []
-
-    def downloaded() -> list[dict[str, Any]] | None:
-        out.unlink(missing_ok=True)
-        argv = ["logs", t.name, "--type", log_type, "--kubeconfig", str(kubeconfig)]
-        code = kubectl_main([*argv, "-q", "--file", str(out)])
-        seen[:] = [f"exit {code}: {capsys.readouterr().err.strip()[-500:]}"]
-        if code != 0 or not out.exists():
-            return None
-        records = [json.loads(line) for line in out.read_text().splitlines() if line.strip()]
-        seen.extend(json.dumps(r) for r in records[-20:])
-        return [r for r in records if found(r)] or None
-
-    records: list[dict[str, Any]] = wait_until(
-        downloaded,
-        timeout=180,
-        what=f"{log_type} records in {t.name}'s log store",
-        describe=lambda: "\n".join(seen),
-    )
-    return records
 
 
 def _logged(url: str) -> str:

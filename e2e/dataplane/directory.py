@@ -7,6 +7,9 @@ The directory refuses every operation on an unencrypted connection (``security s
 helper that forgot TLS would get nothing. It holds a service account the proxy binds as and
 users: ``alice`` in group ``research``, ``bob`` and ``erin`` in ``restricted``, ``carol``,
 ``dave`` and ``frank`` in none.
+
+`write_directory` and `slapd_argv` take paths alone: the node tier's directory
+(`e2e.node.directory`) is the same slapd with the same entries, on the test origin's address.
 """
 
 from __future__ import annotations
@@ -71,12 +74,11 @@ def _ldif() -> str:
     return "\n".join(entries)
 
 
-def prepare_directory(stack: DataplaneStack) -> Path:
-    """slapd's configuration and database in the stack's work directory; the bind password in
-    the stack's bind Secret directory (as the Secret's ``password`` key is mounted)."""
+def write_directory(root: Path, cert: Path, key: Path) -> Path:
+    """slapd's configuration and database under ``root``, serving ``cert`` and ``key`` (TLS
+    only: ``security ssf=128``); returns the slapd.conf."""
     if shutil.which("slapd") is None or not Path("/usr/sbin/slapadd").exists():
         raise RuntimeError("slapd is missing: run `make deps` (Debian packages slapd ldap-utils)")
-    root = stack.workdir / "directory"
     (root / "db").mkdir(parents=True, exist_ok=True)
     schemas = "".join(f"include /etc/ldap/schema/{name}.schema\n" for name in _SCHEMAS)
     conf = root / "slapd.conf"
@@ -84,8 +86,8 @@ def prepare_directory(stack: DataplaneStack) -> Path:
         f"{schemas}"
         "modulepath /usr/lib/ldap\nmoduleload back_mdb\n"
         f"pidfile {root}/slapd.pid\n"
-        f"TLSCertificateFile {stack.pki.origin_cert}\n"
-        f"TLSCertificateKeyFile {stack.pki.origin_key}\n"
+        f"TLSCertificateFile {cert}\n"
+        f"TLSCertificateKeyFile {key}\n"
         "security ssf=128\n"
         "database mdb\n"
         f'suffix "{SUFFIX}"\n'
@@ -101,6 +103,18 @@ def prepare_directory(stack: DataplaneStack) -> Path:
         check=True,
         capture_output=True,
     )
+    return conf
+
+
+def slapd_argv(conf: Path, urls: str) -> tuple[str, ...]:
+    """slapd in the foreground with ``conf``, listening on ``urls`` (space-separated)."""
+    return (shutil.which("slapd") or "slapd", "-d", "0", "-f", str(conf), "-h", urls)
+
+
+def prepare_directory(stack: DataplaneStack) -> Path:
+    """slapd's configuration and database in the stack's work directory; the bind password in
+    the stack's bind Secret directory (as the Secret's ``password`` key is mounted)."""
+    conf = write_directory(stack.workdir / "directory", stack.pki.origin_cert, stack.pki.origin_key)
     password = stack.ldap_secret / "password"
     password.write_text(BIND_PASSWORD + "\n")  # as `kubectl create secret --from-file` may
     password.chmod(0o644)
@@ -135,9 +149,8 @@ def conf_with_certificate(
 
 def start_directory(stack: DataplaneStack, conf: Path) -> None:
     urls = f"ldap://{LDAP_ADDRESS}:{LDAP_PORT}/ ldaps://{LDAP_ADDRESS}:{LDAPS_PORT}/"
-    argv = (shutil.which("slapd") or "slapd", "-d", "0", "-f", str(conf), "-h", urls)
     stack.start_extra_daemon(
-        DaemonSpec(NAME, POD, argv, host=True),
+        DaemonSpec(NAME, POD, slapd_argv(conf, urls), host=True),
         lambda: tcp_open((LDAP_ADDRESS, LDAP_PORT)) and tcp_open((LDAP_ADDRESS, LDAPS_PORT)),
     )
 

@@ -1,22 +1,26 @@
-"""What the real node's tenant tests (e2e/test_node_tenants.py, e2e/test_node_access.py) share:
-the two tenants and their clients, the clients' and admins' namespaces (`make_namespaces`,
-`clean_up`), client pods and the Python scripts they run (fetch through a proxy, a TCP connect, a
-request loop), and a tenant manifest."""
+"""What the real node's tenant tests (e2e/test_node_tenants.py, e2e/test_node_access.py,
+e2e/test_node_content.py, e2e/test_node_directory.py) share: the two tenants and their clients,
+the clients' and admins' namespaces (`make_namespaces`, `clean_up`), client pods and the Python
+scripts they run (fetch through a proxy, a TCP connect, a request loop), a tenant manifest, and
+a tenant's log records as its admin downloads them (`admin_records`)."""
 
 from __future__ import annotations
 
 import json
 import os
 import textwrap
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from e2e import local_install
-from e2e.cluster import ControlPlane, unique_name, wait_until
+from e2e.cluster import ControlPlane, service_account_kubeconfig, unique_name, wait_until
 from e2e.cluster.realnode import REAL_NODE_LABEL
 from e2e.dataplane.payloads import Payload
+from swg_operator.commands.logs import kubectl_main
 
 CLIENT_IMAGE = "ghcr.io/swg-operator/logstore:0.1.0"  # has Python: the clients' HTTP tool
 POD_TIMEOUT = 180.0
@@ -239,3 +243,44 @@ def tenant(name: str, *, allowed: list[str], admin: str, **spec: Any) -> dict[st
         "metadata": {"name": name},
         "spec": body,
     }
+
+
+def admin_records(
+    cluster: ControlPlane,
+    name: str,
+    *,
+    admins_ns: str,
+    workdir: Path,
+    log_type: str,
+    found: Callable[[dict[str, Any]], bool],
+    capsys: pytest.CaptureFixture[str],
+) -> list[dict[str, Any]]:
+    """The records of one log of tenant `name`'s store that `found` picks, downloaded by its
+    first admin (a ServiceAccount of `admins_ns`) with `kubectl swg logs`, waiting until there
+    are some."""
+    admin = cluster.kubectl_json("get", "swg", name)["spec"]["admins"][0]["name"]
+    account = admin.rsplit(":", 1)[-1]
+    kubeconfig = service_account_kubeconfig(
+        cluster, namespace=admins_ns, name=account, path=workdir / f"{account}.kubeconfig"
+    )
+    out = workdir / f"{name}-{log_type}.ndjson"
+    seen: list[str] = []
+
+    def downloaded() -> list[dict[str, Any]] | None:
+        out.unlink(missing_ok=True)
+        argv = ["logs", name, "--type", log_type, "--kubeconfig", str(kubeconfig)]
+        code = kubectl_main([*argv, "-q", "--file", str(out)])
+        seen[:] = [f"exit {code}: {capsys.readouterr().err.strip()[-500:]}"]
+        if code != 0 or not out.exists():
+            return None
+        records = [json.loads(line) for line in out.read_text().splitlines() if line.strip()]
+        seen.extend(json.dumps(r) for r in records[-20:])
+        return [r for r in records if found(r)] or None
+
+    records: list[dict[str, Any]] = wait_until(
+        downloaded,
+        timeout=180,
+        what=f"{log_type} records in {name}'s log store",
+        describe=lambda: "\n".join(seen),
+    )
+    return records
