@@ -17,7 +17,7 @@ import kopf
 from fakes import FakeKube
 from swg_operator import election
 from swg_operator.api import OperatorSettings
-from swg_operator.handlers import RunOptions, register
+from swg_operator.handlers import INFORMED_KINDS, RunOptions, register
 from swg_operator.kube import KubeApiError, ResourceKind, kind_of
 from swg_operator.kube.kinds import (
     EVENT,
@@ -221,6 +221,11 @@ def kopf_needs() -> set[Need]:
     }
     # The requeue path reads the tenant by name (handlers.requeued).
     needs.add(Need(group_of(TENANT), TENANT.plural, "get"))
+    # The owned kinds' informers (handlers' startup, kube/informer.py): LIST and WATCH, all
+    # namespaces.
+    for kind in INFORMED_KINDS:
+        for verb in ("list", "watch"):
+            needs.add(Need(group_of(kind), kind.plural, verb))
     return needs
 
 

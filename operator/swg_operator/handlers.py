@@ -53,6 +53,7 @@ logger = logging.getLogger("swg_operator.handlers")
 ANNOTATION_PREFIX = "swg.dev"
 SWG = (GROUP, VERSION, PLURAL)
 SETTLE_SECONDS = 0.5  # a burst of child events (a rollout) becomes one reconcile
+INFORMED_KINDS = OWNED_KINDS  # never Secrets (see kube.kinds)
 OWNED_SELECTOR = f"{MANAGED_BY_KEY}={MANAGED_BY},{TENANT_KEY}"
 RECONCILE_WORKERS = POOL_SIZE - 4  # reconciles in flight; the purge and Events keep the rest
 
@@ -135,7 +136,7 @@ def register(registry: kopf.OperatorRegistry, options: RunOptions) -> None:
             Informer(
                 kube, kind, selector=OWNED_SELECTOR, index_label=TENANT_KEY, on_event=owned_event
             )
-            for kind in OWNED_KINDS  # never Secrets (see kube.kinds)
+            for kind in INFORMED_KINDS
         ]
         state["informers"] = [
             asyncio.create_task(informer.run(), name=f"watch-{informer.kind.plural}")
