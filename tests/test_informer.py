@@ -197,3 +197,19 @@ def test_watch_answers_are_cut_into_lines_across_chunks() -> None:
     assert (lines, rest) == ([b'{"a":1}'], b'{"b"')
     lines, rest = split_lines(rest, b':2}\n\n{"c":3}\n')
     assert (lines, rest) == ([b'{"b":2}', b'{"c":3}'], b"")
+
+
+def test_a_deletion_found_by_listing_again_names_the_tenant_it_was_of() -> None:
+    """The handler maps an event to its tenant by label: a deletion missed while the watch was
+    gone must carry the labels the object last had, or no reconcile re-creates it."""
+    expired = {"type": "ERROR", "object": {"kind": "Status", "code": 410}}
+    script = Script([[cm("a", 5), cm("c", 7, tenant="beta")], [cm("a", 5)]], [[expired]])
+    deleted: list[dict[str, Any]] = []
+
+    def keep(kind: str | None, obj: dict[str, Any]) -> None:
+        if kind == "DELETED":
+            deleted.append(obj)
+
+    run(script, keep)
+    assert [o["metadata"]["labels"] for o in deleted] == [{LABEL: "beta"}]
+    assert deleted[0]["metadata"]["namespace"] == "swg-beta"

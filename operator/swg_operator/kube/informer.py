@@ -131,28 +131,20 @@ class Informer:
     async def _relist(self) -> None:
         items, version = await self.source.list_versioned(self.kind, selector=self.selector)
         items = [self._manifest(obj) for obj in items]
-        before = {key: entry[2] for key, entry in self._objects.items()}
-        first = not self.synced.is_set()
+        before, first = self._objects, not self.synced.is_set()
         self._objects, self._by_label = {}, {}
         for obj in items:
             self._keep("ADDED", obj)
         self._version = version
         self.synced.set()
         for obj in items:
+            known = before.pop(cache_key(obj), None)
             if first:
                 self.on_event(None, obj)
-            elif before.pop(cache_key(obj), None) != _version(obj):
+            elif known is None or known[2] != _version(obj):
                 self.on_event("MODIFIED", obj)
-        if not first:
-            for api_version, kind, namespace, name in before:
-                meta = {
-                    "name": name,
-                    "namespace": namespace,
-                    "resourceVersion": before[(api_version, kind, namespace, name)],
-                }
-                self.on_event(
-                    "DELETED", {"apiVersion": api_version, "kind": kind, "metadata": meta}
-                )
+        for _, packed, _ in before.values():  # gone meanwhile: told as they were last kept
+            self.on_event("DELETED", packed.unpack())
 
     async def _watch(self) -> None:
         stream = self.source.watch(
