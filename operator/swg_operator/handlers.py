@@ -36,7 +36,7 @@ from swg_operator.kube.cache import Packed, WatchCache, pack
 from swg_operator.kube.http import POOL_SIZE, HttpKubeApi, login
 from swg_operator.kube.informer import Informer
 from swg_operator.kube.kinds import OWNED_KINDS
-from swg_operator.labels import MANAGED_BY, MANAGED_BY_KEY, TENANT_KEY
+from swg_operator.labels import MANAGED_BY, MANAGED_BY_KEY, TENANT_KEY, label_of
 from swg_operator.naming import tenant_label_value
 from swg_operator.notices import Dispatcher, MailError, RetryPolicy, load_mailer
 from swg_operator.receipts import ReceiptError, signing_key
@@ -261,9 +261,8 @@ def register(registry: kopf.OperatorRegistry, options: RunOptions) -> None:
             cache.saw(body, deleted=type == "DELETED")
         if type is None or ctx().is_echo(body):
             return  # the first listing (the tenants' own events cover it), or an echo
-        labels: Mapping[str, str] = body["metadata"].get("labels") or {}
         names: kopf.Index[str, str] = state["tenant_names"]
-        for name in names.get(labels.get(TENANT_KEY, ""), ()):
+        for name in names.get(label_of(body, TENANT_KEY), ()):
             queue().request(name, after=SETTLE_SECONDS)
 
     def in_operator_namespace(namespace: str | None, **_: Any) -> bool:

@@ -10,7 +10,8 @@ Pure: no I/O.
 
 from __future__ import annotations
 
-from typing import Final
+from collections.abc import Mapping
+from typing import Any, Final
 
 from swg_operator.naming import Component, label_value, tenant_label_value
 
@@ -25,6 +26,11 @@ APP_NAME: Final = "secure-web-gateway"
 
 # Annotation on pod templates: digest of the config text the pods read, so a change rolls them.
 CONFIG_DIGEST_ANNOTATION: Final = "swg.dev/config-digest"
+
+
+def label_of(obj: Mapping[str, Any], key: str) -> str:
+    """The value of label `key` on a manifest; "" when it has none."""
+    return str(((obj.get("metadata") or {}).get("labels") or {}).get(key) or "")
 
 
 def selector_for(tenant: str) -> dict[str, str]:

@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar, cast
 
-from swg_operator.labels import TENANT_KEY
+from swg_operator.labels import TENANT_KEY, label_of
 
 T = TypeVar("T")
 
@@ -129,8 +129,7 @@ class WatchCache:
     def saw(self, obj: Mapping[str, Any], *, deleted: bool = False) -> None:
         """A watch event of `obj`: whatever the operator wrote of it is reported now, or
         superseded."""
-        label = ((obj.get("metadata") or {}).get("labels") or {}).get(TENANT_KEY)
-        pending = self._written.get(label or "")
+        pending = self._written.get(label_of(obj, TENANT_KEY))
         if not pending:
             return
         key = cache_key(obj)
@@ -164,14 +163,12 @@ class WatchCache:
 
     def wrote(self, stored: Mapping[str, Any]) -> None:
         """The API server's answer to a write of one of a tenant's objects."""
-        label = ((stored.get("metadata") or {}).get("labels") or {}).get(TENANT_KEY)
-        if label:
+        if label := label_of(stored, TENANT_KEY):
             entry = (dict(stored), None, self.clock())
             self._written.setdefault(label, {})[cache_key(stored)] = entry
 
     def deleted(self, obj: Mapping[str, Any]) -> None:
         """One of a tenant's objects (as last observed) was deleted by the operator."""
-        label = ((obj.get("metadata") or {}).get("labels") or {}).get(TENANT_KEY)
-        if label:
+        if label := label_of(obj, TENANT_KEY):
             entry = (None, _version(obj), self.clock())
             self._written.setdefault(label, {})[cache_key(obj)] = entry

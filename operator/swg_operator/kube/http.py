@@ -113,6 +113,12 @@ class HttpKubeApi:
             base_url=self._info.server.rstrip("/"), connector=connector, timeout=self._timeout
         )
 
+    def _refresh(self, refused: kopf.ConnectionInfo) -> None:
+        """Credentials read again after a 401 to a request sent with `refused`, once: by the
+        first request in flight to hear it."""
+        if self._info is refused:
+            self._info = self._relogin()
+
     async def close(self) -> None:
         for session in (self._session, self._watch_session):
             if session is not None:
@@ -148,8 +154,7 @@ class HttpKubeApi:
                     if date:
                         self._last_date = (date, self._monotonic())
                     if response.status == 401 and attempt == 1:
-                        if self._info is info:  # the first request in flight to hear it
-                            self._info = self._relogin()
+                        self._refresh(info)
                         continue
                     if response.status == 404 and allow_404:
                         return None, date
@@ -177,27 +182,25 @@ class HttpKubeApi:
     async def list_labelled(
         self, kind: ResourceKind, *, selector: str, namespace: str | None = None
     ) -> list[dict[str, Any]]:
-        items: list[dict[str, Any]] = []
-        params = {"labelSelector": selector, "limit": str(LIST_PAGE)}
-        while True:
-            page, _ = await self._request("GET", kind.collection_path(namespace), params=params)
-            for item in page.get("items", []):
-                # Lists omit apiVersion/kind on the items: put them back so items are manifests.
-                items.append({"apiVersion": kind.api_version, "kind": kind.kind, **item})
-            token = page.get("metadata", {}).get("continue")
-            if not token:
-                return items
-            params = {**params, "continue": token}
+        items, _ = await self._list(kind, selector=selector, namespace=namespace)
+        # Lists omit apiVersion/kind on the items: put them back so items are manifests.
+        return [{"apiVersion": kind.api_version, "kind": kind.kind, **item} for item in items]
 
     async def list_versioned(
         self, kind: ResourceKind, *, selector: str
     ) -> tuple[list[dict[str, Any]], str]:
         """Every object of `kind` with `selector`, all namespaces, and the list's
         resourceVersion (where a watch of what changed since starts)."""
+        return await self._list(kind, selector=selector, namespace=None)
+
+    async def _list(
+        self, kind: ResourceKind, *, selector: str, namespace: str | None
+    ) -> tuple[list[dict[str, Any]], str]:
+        """The items of every page, as the API server gives them, and the resourceVersion."""
         items: list[dict[str, Any]] = []
         params = {"labelSelector": selector, "limit": str(LIST_PAGE)}
         while True:
-            page, _ = await self._request("GET", kind.collection_path(None), params=params)
+            page, _ = await self._request("GET", kind.collection_path(namespace), params=params)
             items += page.get("items", [])
             meta = page.get("metadata", {})
             if not meta.get("continue"):
@@ -227,8 +230,7 @@ class HttpKubeApi:
                 ) as response:
                     metrics.API_REQUESTS.labels(verb="watch", code=str(response.status)).inc()
                     if response.status == 401 and attempt == 1:
-                        if self._info is info:
-                            self._info = self._relogin()
+                        self._refresh(info)
                         continue
                     if response.status >= 400:
                         raise _error(response.status, await response.text())

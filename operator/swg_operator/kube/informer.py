@@ -35,6 +35,7 @@ from typing import Any, Protocol
 from swg_operator.kube.api import KubeApiError
 from swg_operator.kube.cache import Key, Packed, cache_key, pack
 from swg_operator.kube.kinds import ResourceKind
+from swg_operator.labels import label_of
 
 logger = logging.getLogger(__name__)
 
@@ -61,10 +62,6 @@ EventHandler = Callable[[str | None, dict[str, Any]], None]
 def retry_delay(attempt: int, *, jitter: Callable[[], float] = random.random) -> float:
     """0.5, 1, 2 ... seconds (capped at 30), each scaled by a factor between 0.5 and 1."""
     return min(RETRY_CAP, RETRY_FIRST * 2.0 ** (attempt - 1)) * (0.5 + jitter() / 2)
-
-
-def _label(obj: Mapping[str, Any], key: str) -> str:
-    return str(((obj.get("metadata") or {}).get("labels") or {}).get(key, ""))
 
 
 def _version(obj: Mapping[str, Any]) -> str:
@@ -178,7 +175,7 @@ class Informer:
                 self._by_label.pop(known[0], None)
         if kind == "DELETED":
             return
-        label = _label(obj, self.index_label)
+        label = label_of(obj, self.index_label)
         packed = pack(obj, api_version=self.kind.api_version, kind=self.kind.kind)
         self._objects[key] = (label, packed, _version(obj))
         self._by_label.setdefault(label, set()).add(key)
