@@ -111,6 +111,12 @@ def test_create_change_and_prune(
     assert "antivirus" in names(labelled_objects(cluster, name), "Deployment")
     assert condition(body, "AntivirusAvailable")["status"] == "True"
     assert condition(body, "SpecValid")["lastTransitionTime"] <= ready_since
+    # Five spec changes, and kopf patched the tenant only for its finalizer: the purge days
+    # the operator handled are in the status it writes anyway, no last-handled annotation.
+    assert body["metadata"]["finalizers"] == ["swg.dev/purge"]
+    assert body["status"]["purgeAfterDays"] == 90
+    kept = [a for a in body["metadata"].get("annotations") or {} if a.startswith("swg.dev/")]
+    assert kept == [], kept
 
 
 def test_invalid_spec_is_stalled_naming_the_field(

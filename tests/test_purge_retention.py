@@ -48,10 +48,8 @@ def store(kube: FakeKube, body: dict[str, Any]) -> None:
 
 def delete(kube: FakeKube, **spec_changes: Any) -> dict[str, Any]:
     """`kubectl delete` (and, with `spec_changes`, an edit of the spec the operator has not
-    handled yet: kopf's last-handled state keeps the spec as it was)."""
+    handled yet: the status keeps the purge days as the operator last handled them)."""
     body = fresh(kube)
-    handled = {"spec": copy.deepcopy(body["spec"])}
-    body["metadata"].setdefault("annotations", {})[LAST_HANDLED] = json.dumps(handled)
     body["spec"].update(spec_changes)
     body["metadata"]["deletionTimestamp"] = DELETED
     store(kube, body)
@@ -143,11 +141,50 @@ def test_a_deadline_is_never_shortened() -> None:
         asyncio.run(cancel_and_purge(fresh(kube), ctx=ctx))
     body = fresh(kube)
     body["spec"]["cancellation"] = {"purgeAfterDays": 0}
-    body["metadata"]["annotations"][LAST_HANDLED] = json.dumps({"spec": body["spec"]})
+    body["status"]["purgeAfterDays"] = 0
     store(kube, body)
     with pytest.raises(NotYet):
         asyncio.run(cancel_and_purge(fresh(kube), ctx=ctx))
     assert fresh(kube)["status"]["cancellation"]["purgeAt"] == "2026-01-31T12:00:00Z"
+
+
+def test_the_purge_days_handled_are_kept_in_status_and_not_moved_by_the_deletion() -> None:
+    kube, ctx = setup(tenant(cancellation={"purgeAfterDays": 30}))
+    assert fresh(kube)["status"]["purgeAfterDays"] == 30
+    delete(kube, cancellation={"purgeAfterDays": 0})
+    kube.server_now = after(1)
+    with pytest.raises(NotYet):
+        asyncio.run(cancel_and_purge(fresh(kube), ctx=ctx))
+    assert fresh(kube)["status"]["purgeAfterDays"] == 30
+
+
+def test_a_tenant_handled_by_an_earlier_version_keeps_its_last_handled_days() -> None:
+    """Before the status kept them, kopf's last-handled annotation did: a tenant deleted
+    before this version rewrote its status still counts the days it had then."""
+    kube, ctx = setup(tenant(cancellation={"purgeAfterDays": 30}))
+    body = fresh(kube)
+    del body["status"]["purgeAfterDays"]
+    handled = {"spec": copy.deepcopy(body["spec"])}
+    body["metadata"].setdefault("annotations", {})[LAST_HANDLED] = json.dumps(handled)
+    body["spec"]["cancellation"] = {"purgeAfterDays": 0}
+    body["metadata"]["deletionTimestamp"] = DELETED
+    store(kube, body)
+    kube.server_now = after(1)
+    with pytest.raises(NotYet):
+        asyncio.run(cancel_and_purge(fresh(kube), ctx=ctx))
+    assert fresh(kube)["status"]["cancellation"]["purgeAt"] == "2026-01-31T12:00:00Z"
+
+
+@pytest.mark.parametrize("kept", [-1, 91, "30", True], ids=["negative", "over", "text", "bool"])
+def test_purge_days_in_status_that_cannot_be_read_count_as_the_longest(kept: Any) -> None:
+    kube, ctx = setup(tenant(cancellation={"purgeAfterDays": 0}))
+    body = delete(kube)
+    body["status"]["purgeAfterDays"] = kept
+    store(kube, body)
+    kube.server_now = after(1)
+    with pytest.raises(NotYet):
+        asyncio.run(cancel_and_purge(fresh(kube), ctx=ctx))
+    assert fresh(kube)["status"]["cancellation"]["purgeAt"] == "2026-04-01T12:00:00Z"
 
 
 def test_a_legal_hold_stops_the_log_store_expiring_days(tmp_path: Any) -> None:

@@ -173,6 +173,24 @@ def test_transient_errors_surface_for_backoff() -> None:
         run(reconcile(fresh(kube), ctx=ctx))
 
 
+def test_a_write_into_a_namespace_being_deleted_is_retried_not_a_bug() -> None:
+    """The purge deleted the namespace and a reconcile's copy of it was older: the API server
+    refuses new objects in it (403, the namespace lifecycle admission) until it is gone, and
+    then the watch says so. Seen in the chaos run as a bug with a traceback and `Degraded`."""
+    kube, ctx = setup(tenant())
+    refused = KubeApiError(
+        403,
+        'serviceaccounts "default" is forbidden: unable to create new content in namespace '
+        "swg-acme because it is being terminated",
+        reason="Forbidden",
+    )
+    kube.fail_next.append(refused)
+    with pytest.raises(TransientError):
+        run(reconcile(fresh(kube), ctx=ctx))
+    assert "status" not in fresh(kube)
+    assert not KubeApiError(403, 'secrets "x" is forbidden: User cannot get').transient
+
+
 def test_suspend_scales_to_zero_and_keeps_the_log_store() -> None:
     kube, ctx = setup(tenant(suspended=True))
     run(reconcile(fresh(kube), ctx=ctx))
@@ -184,8 +202,11 @@ def test_suspend_scales_to_zero_and_keeps_the_log_store() -> None:
 
 
 def _cancel(kube: FakeKube, days: int) -> dict[str, Any]:
+    """Deleted with `days` to the purge, as the operator last handled the spec (its status
+    keeps them: an edit made with the deletion could not shorten the wait)."""
     body = fresh(kube)
     body["spec"]["cancellation"] = {"purgeAfterDays": days}
+    body["status"]["purgeAfterDays"] = days
     body["metadata"]["deletionTimestamp"] = "2026-01-01T12:00:00Z"
     body["metadata"]["generation"] += 1
     kube.objects[(TENANT.api_version, TENANT.kind, None, "acme")] = copy.deepcopy(body)

@@ -112,15 +112,16 @@ def test_provisioning_writes_the_objects_once_and_only_what_is_listed_beyond() -
 
 
 def test_provisioning_reads_little() -> None:
-    """Reads until Ready: the namespace looked up by name (one someone else made is not in the
-    cache), the tenant read again just before its namespace is created (a copy older than its
-    deletion creates nothing: tests/test_reconcile_admission.py) and the server's clock for the
-    change notice. The notice history is not read: the namespace this reconcile made holds
-    none, and a tenant that was never Ready has no incident to recover from."""
+    """Reads until Ready: the tenant read again just before its namespace is created (a copy
+    older than its deletion creates nothing: tests/test_reconcile_admission.py) and the server's
+    clock for the change notice. A new tenant's namespace is not looked up: it is created with a
+    POST, which a namespace someone else made refuses (then it is read:
+    tests/test_tenant_ownership.py). The notice history is not read: the namespace this
+    reconcile made holds none, and a tenant that was never Ready has no incident to recover
+    from."""
     kube, _, requests = provisioned()
     reads = [r for r in requests if r not in kube.mutating()]
     assert reads == [
-        ("get", "Namespace//swg-minimal"),
         ("get", "SecureWebGateway//minimal"),
         ("time", "//"),
     ], "reads:\n" + listing(reads)

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from fakes import FakeKube
+from fakes import FakeKube, watch_cache
 from reconcile_support import stored_tenant
 from swg_operator.api import OperatorSettings
 from swg_operator.kube.kinds import TENANT
@@ -121,15 +121,24 @@ def test_a_namespace_the_platform_reserves_is_never_managed() -> None:
     ],
     ids=["unlabelled", "forged-labels", "other-uid"],
 )
-def test_a_namespace_not_created_for_the_tenant_is_left_alone(metadata: dict[str, Any]) -> None:
+@pytest.mark.parametrize("watched", [False, True], ids=["read", "watched"])
+def test_a_namespace_not_created_for_the_tenant_is_left_alone(
+    metadata: dict[str, Any], watched: bool
+) -> None:
+    """Read by name, or (the running operator) from the watch cache, where a namespace that
+    is not labelled as the tenant's is not: then the create is refused, and it is read."""
     labels = {**LABELS, "swg.dev/tenant": "acme"}
     kube, ctx = setup(
         tenant(),
         namespace("swg-acme", **metadata),
         config_map("theirs", "swg-acme", **labels),
     )
+    if watched:
+        ctx.cache = watch_cache(kube, SETTINGS.operator_namespace)
     before = copy.deepcopy(kube.find("Namespace", "swg-acme"))
     outcome = asyncio.run(reconcile(fresh(kube), ctx=ctx))
+    if watched and not metadata:  # not in the cache: found by the refused create
+        assert ("create", "Namespace//swg-acme") in kube.requests
     condition = stalled(kube)
     assert condition["status"] == "True"
     assert condition["reason"] == "NamespaceNotOwned"

@@ -73,27 +73,22 @@ class RunOptions:
     event_level: int = logging.WARNING
 
 
-class TenantDiffBase(kopf.AnnotationsDiffBaseStorage):
-    """kopf's last-handled state (annotation `swg.dev/last-handled-configuration`), for tenants
-    only. kopf builds it, a deep copy of the object, for every event of every watched kind, but
-    only the tenant has a handler that uses it (the purge: `reconcile.lifecycle`); for the
-    owned kinds' and ConfigMaps' events it is empty, and their handlers never see it."""
+class NoDiffBase(kopf.DiffBaseStorage):
+    """No last-handled state: the operator's handlers take the whole object (an event) or
+    none of kopf's diffs (the purge), so kopf's diff-base, an annotation patch of every tenant
+    once created and again after every spec change, served only the purge deadline, which now
+    reads the days from the status (`reconcile.lifecycle`). The essence is the same empty one
+    before and after every event, so kopf sees no change to handle and stores nothing; nor does
+    it deep-copy every object of every watched kind to build one."""
 
     def build(self, *, body: kopf.Body, extra_fields: Any = None) -> kopf.BodyEssence:
-        if _other_kind(body):
-            return kopf.BodyEssence()
-        return super().build(body=body, extra_fields=extra_fields)
+        return kopf.BodyEssence()
 
     def fetch(self, *, body: kopf.Body) -> kopf.BodyEssence | None:
-        if _other_kind(body):
-            return kopf.BodyEssence()
-        return super().fetch(body=body)
+        return kopf.BodyEssence()
 
-
-def _other_kind(body: kopf.Body) -> bool:
-    """Certainly not a tenant (a listed object may lack its kind: then maybe one)."""
-    kind = body.get("kind")
-    return kind is not None and kind != KIND
+    def store(self, *, body: kopf.Body, patch: kopf.Patch, essence: kopf.BodyEssence) -> None:
+        return None
 
 
 def configure_kopf(settings: kopf.OperatorSettings, options: RunOptions) -> None:
@@ -101,15 +96,13 @@ def configure_kopf(settings: kopf.OperatorSettings, options: RunOptions) -> None
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(
         prefix=ANNOTATION_PREFIX
     )
-    settings.persistence.diffbase_storage = TenantDiffBase(
-        prefix=ANNOTATION_PREFIX, key="last-handled-configuration"
-    )
+    settings.persistence.diffbase_storage = NoDiffBase()
     settings.watching.server_timeout = options.watch_server_timeout
     settings.watching.client_timeout = options.watch_client_timeout
     settings.watching.connect_timeout = 30
     settings.networking.request_timeout = 60
     settings.posting.level = options.event_level
-    settings.batching.error_delays = (1, 2, 5, 10, 30, 60)
+    settings.queueing.error_delays = (1, 2, 5, 10, 30, 60)
 
 
 def register(registry: kopf.OperatorRegistry, options: RunOptions) -> None:

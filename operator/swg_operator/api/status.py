@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 from pydantic import Field
 
 from swg_operator.api.base import CamelModel
-from swg_operator.api.spec import Phase
+from swg_operator.api.spec import MAX_PURGE_DAYS, Phase
 
 ConditionStatus = Literal["True", "False", "Unknown"]
 
@@ -54,3 +54,10 @@ class SecureWebGatewayStatus(CamelModel):
     sizing: ComputedSizing | None = None
     conditions: tuple[Condition, ...] = ()
     cancellation: CancellationStatus | None = None
+    purge_after_days: Annotated[int, Field(ge=0, le=MAX_PURGE_DAYS)] | None = Field(
+        default=None,
+        description=(
+            "spec.cancellation.purgeAfterDays as the operator last handled it before the "
+            "cancellation: an edit made after the deletion can lengthen the wait, never shorten it."
+        ),
+    )

@@ -19,6 +19,8 @@ EventType = Literal["Normal", "Warning"]
 # HTTP statuses worth a retry with backoff: conflicts, a watch or list position the server no
 # longer holds (410 Gone), throttling and server-side trouble.
 TRANSIENT_STATUSES = frozenset({409, 410, 429, 500, 502, 503, 504})
+# The namespace lifecycle admission's refusal of new objects in a namespace being deleted.
+NAMESPACE_TERMINATING = "because it is being terminated"
 
 
 class KubeApiError(Exception):
@@ -35,7 +37,11 @@ class KubeApiError(Exception):
 
     @property
     def transient(self) -> bool:
-        """True for errors that go away by themselves: retry these with backoff."""
+        """True for errors that go away by themselves: retry these with backoff. A write into
+        a namespace being deleted is one (403 from the namespace lifecycle admission): once the
+        namespace is gone, the watch tells so and the next reconcile acts on it."""
+        if self.status == 403 and NAMESPACE_TERMINATING in self.api_message:
+            return True
         return self.status == 0 or self.status in TRANSIENT_STATUSES
 
 

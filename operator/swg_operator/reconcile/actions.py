@@ -24,6 +24,7 @@ from swg_operator.labels import selector_string
 from swg_operator.naming import tenant_label_value, tenant_namespace
 from swg_operator.reconcile.admins import mirror_plan, notice_subject, observe_mirror
 from swg_operator.reconcile.context import Context, TransientError, guard
+from swg_operator.reconcile.lifecycle import handled_purge_days
 from swg_operator.reconcile.ownership import judge
 from swg_operator.reconcile.plan import ObjectKey, Plan, applied_version, key_of
 from swg_operator.reconcile.status import status_changed, status_patch, summarise
@@ -111,16 +112,28 @@ async def observe(ctx: Context, tenant: str, namespaces: Sequence[str]) -> list[
     return found
 
 
-async def read_namespace(ctx: Context, tenant: str) -> dict[str, Any] | None:
+async def read_namespace(ctx: Context, tenant: str, *, new: bool = False) -> dict[str, Any] | None:
     """The tenant's Namespace as it is, whoever made it: from the cache when it is there
     (labelled as the tenant's), else asked by name (a namespace someone else made is never in
-    the cache, and must be found to be left alone)."""
+    the cache, and must be found to be left alone). For a `new` tenant (never reconciled) the
+    cache's answer is taken: its namespace is created with a POST, which a namespace someone
+    else made refuses (`NameTakenError`), and then it is read."""
     namespace = tenant_namespace(tenant)
     if ctx.cache is not None:
         for obj in ctx.cache.children(tenant_label_value(tenant)):
             if obj.get("kind") == NAMESPACE.kind and obj["metadata"]["name"] == namespace:
                 return obj
+        if new:
+            return None
     return await guard(ctx.kube.get(NAMESPACE, namespace))
+
+
+class NameTakenError(TransientError):
+    """An object created with a POST (`execute`'s `create_only`) exists already."""
+
+    def __init__(self, key: ObjectKey) -> None:
+        super().__init__(f"{key} appeared while the operator was creating it")
+        self.key = key
 
 
 async def execute(
@@ -140,7 +153,7 @@ async def execute(
         key = key_of(obj)
         if key in create_only:
             if not await guard(ctx.kube.create(obj)):
-                raise TransientError(f"{key} appeared while the operator was creating it")
+                raise NameTakenError(key)
             stored[key] = {**obj}  # its resourceVersion comes with the watch event
         else:
             stored[key] = await guard(ctx.kube.apply(obj))
@@ -227,7 +240,9 @@ async def write_status(
     ctx: Context, body: Mapping[str, Any], status: SecureWebGatewayStatus
 ) -> bool:
     """Patch the status subresource only when it differs from the stored one; remember the
-    answer's resourceVersion (its watch event is the operator's own echo)."""
+    answer's resourceVersion (its watch event is the operator's own echo). The purge days
+    the operator handled go with it (`reconcile.lifecycle.handled_purge_days`)."""
+    status = status.model_copy(update={"purge_after_days": handled_purge_days(body)})
     stored = body.get("status") or {}
     if not status_changed(status, stored):
         return False

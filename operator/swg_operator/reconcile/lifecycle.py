@@ -3,9 +3,11 @@
 The deadline is computed from the API server's `deletionTimestamp` (the server's clock) and
 stamped into status the first time the deletion is seen; a stamped deadline is kept (so a later
 edit of `purgeAfterDays` cannot move it), but never beyond 90 days after the cancellation. Until it
-is stamped, `purgeAfterDays` is the larger of the spec as the operator last handled it (kopf's
-last-handled state, which kopf stops updating once the object is being deleted) and the current
-spec: an edit made after the deletion can lengthen the wait, never shorten it.
+is stamped, `purgeAfterDays` is the larger of the spec's as the operator last handled it before
+the deletion (`status.purgeAfterDays`, written with every status and kept unchanged once the
+tenant is being deleted; for a tenant whose status an earlier version wrote, kopf's last-handled
+annotation) and the current spec's: an edit made after the deletion can lengthen the wait, never
+shorten it. A kept value that cannot be read counts as 90 days.
 
 The legal hold and `purgeAfterDays` are read from the raw object, not the validated spec: a spec
 whose other fields fail validation still holds, and a value that cannot be read counts as the
@@ -37,7 +39,8 @@ from swg_operator.api.spec import MAX_PURGE_DAYS
 from swg_operator.render import Lifecycle, effective_lifecycle
 
 UTC: Final = datetime.UTC
-# kopf's diff-base (handlers.configure_kopf): the object as the operator last handled it.
+# kopf's diff-base as earlier versions kept it: the object as the operator last handled it.
+# Read only for a tenant whose status has no `purgeAfterDays` yet; no longer written.
 LAST_HANDLED_ANNOTATION: Final = "swg.dev/last-handled-configuration"
 
 
@@ -85,12 +88,31 @@ def last_handled_spec(body: Mapping[str, Any]) -> Any:
     return essence.get("spec", {}) if isinstance(essence, Mapping) else {}
 
 
+def _kept_days(body: Mapping[str, Any]) -> int | None:
+    """`status.purgeAfterDays` (90 when it cannot be read), or None when there is none."""
+    status = body.get("status")
+    if not isinstance(status, Mapping) or status.get("purgeAfterDays") is None:
+        return None
+    return _days({"cancellation": {"purgeAfterDays": status["purgeAfterDays"]}})
+
+
+def handled_purge_days(body: Mapping[str, Any]) -> int | None:
+    """`status.purgeAfterDays` for the status written now: the spec's while the tenant is not
+    being deleted; once it is, the ones kept (None when there are none)."""
+    if (body.get("metadata") or {}).get("deletionTimestamp"):
+        return _kept_days(body)
+    return _days(body.get("spec") or {})
+
+
 def purge_after_days(body: Mapping[str, Any]) -> int:
     """The days from cancellation to purge for a tenant being deleted: those of the spec as
     last handled before the deletion, or of the current spec when they are more."""
     current = _days(body.get("spec") or {})
-    handled = last_handled_spec(body)
-    return current if handled is None else max(_days(handled), current)
+    handled = _kept_days(body)
+    if handled is None:
+        spec = last_handled_spec(body)
+        handled = None if spec is None else _days(spec)
+    return current if handled is None else max(handled, current)
 
 
 class ClockMode(StrEnum):

@@ -34,7 +34,7 @@ from typing import Any
 from swg_operator import metrics
 from swg_operator.api import FINALIZER, KIND, SecureWebGatewayStatus, SpecError, parse_spec
 from swg_operator.catalogue import CatalogueError
-from swg_operator.kube.kinds import CONFIG_MAP, RESOURCE_QUOTA, TENANT
+from swg_operator.kube.kinds import CONFIG_MAP, NAMESPACE, RESOURCE_QUOTA, TENANT
 from swg_operator.naming import (
     inspection_ca_certificate_name,
     log_volume_claim_name,
@@ -47,6 +47,7 @@ from swg_operator.reconcile.access_cert import (
     create_pending_certificate,
 )
 from swg_operator.reconcile.actions import (
+    NameTakenError,
     execute,
     forget,
     load_catalogue,
@@ -156,7 +157,18 @@ async def _reconcile(body: Mapping[str, Any], *, ctx: Context) -> Outcome:
         else ()
     )
     plan = plan_changes(desired, inputs.observed, applied=ctx.applied)
-    applied = await apply_plan(inputs, plan, ca, listener, ctx)
+    try:
+        applied = await apply_plan(inputs, plan, ca, listener, ctx)
+    except NameTakenError as taken:
+        if taken.key.kind != NAMESPACE.kind:
+            raise
+        # Made by someone else (a new tenant's namespace is not looked up before): read it,
+        # and say whose it is; nothing was written before it.
+        found = await guard(ctx.kube.get(NAMESPACE, inputs.namespace))
+        inputs.ownership = judge(body, inputs.namespace, found, ctx.settings)
+        if not inputs.ownership.manageable:
+            return await report_not_owned(inputs, ctx)
+        raise
     unresolved = await check_references(inputs, applied, ctx)
     status = judge_status(inputs, manifests, desired, plan, applied, unresolved, ctx)
     await report(inputs, plan, applied, status, ctx)
@@ -229,7 +241,8 @@ async def read_inputs(body: Mapping[str, Any], ctx: Context) -> Inputs:
         inputs.problems = (f"spec.urlFiltering: the platform's URL catalogue is unusable: {exc}",)
     if inputs.lifecycle is Lifecycle.CANCELLED:
         inputs.deadline, inputs.cancellation = cancellation(body, inputs.cancellation)
-    found = await read_namespace(ctx, name)
+    new = previous is None and inputs.lifecycle is not Lifecycle.CANCELLED
+    found = await read_namespace(ctx, name, new=new)
     inputs.ownership = judge(body, inputs.namespace, found, ctx.settings)
     return inputs
 
