@@ -140,3 +140,28 @@ def test_nothing_is_kept_of_a_derivation_that_failed() -> None:
         with pytest.raises(ValueError, match="unusable"):
             cache.derived("n", broken)
     assert calls == [1, 1]
+
+
+def test_a_read_of_one_kind_unpacks_no_other_and_keeps_the_others_writes() -> None:
+    namespace = {
+        "apiVersion": "v1",
+        "kind": "Namespace",
+        "metadata": {
+            "name": "swg-acme",
+            "resourceVersion": "3",
+            "labels": {"swg.dev/tenant": "acme"},
+        },
+    }
+    broken = Packed(b"not zlib", "ConfigMap")  # unpacking it would raise
+    now = [0.0]
+    cache = WatchCache(
+        children_of=lambda label: [packed(namespace), broken],
+        config_maps_of=list,
+        clock=lambda: now[0],
+    )
+    cache.wrote(obj("mine", 9))  # a ConfigMap the watch has not reported
+    found = cache.children("acme", kind="Namespace")
+    assert [o["metadata"]["name"] for o in found] == ["swg-acme"]
+    # The ConfigMap write is still laid over the watch for a read of every kind.
+    cache.children_of = lambda label: [packed(namespace)]
+    assert {o["metadata"]["name"] for o in cache.children("acme")} == {"swg-acme", "mine"}

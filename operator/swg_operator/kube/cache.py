@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import copy
 import json
+import sys
 import time
 import zlib
 from collections.abc import Callable, Iterable, Mapping
@@ -54,9 +55,11 @@ def slim(obj: Mapping[str, Any], *, api_version: str, kind: str) -> dict[str, An
 
 @dataclass(frozen=True, slots=True)
 class Packed:
-    """One watched object, slimmed, as compressed compact JSON."""
+    """One watched object, slimmed, as compressed compact JSON; its kind said outside, so a
+    reader looking for one kind unpacks no other."""
 
     blob: bytes
+    kind: str = ""
 
     def unpack(self) -> dict[str, Any]:
         """A fresh copy of the object."""
@@ -67,7 +70,7 @@ class Packed:
 def pack(obj: Mapping[str, Any], *, api_version: str, kind: str) -> Packed:
     """`obj` as the cache keeps it (`slim`, then packed)."""
     text = json.dumps(slim(obj, api_version=api_version, kind=kind), separators=(",", ":"))
-    return Packed(zlib.compress(text.encode(), 1))
+    return Packed(zlib.compress(text.encode(), 1), sys.intern(kind))
 
 
 def _version(obj: Mapping[str, Any] | None) -> int | None:
@@ -104,12 +107,20 @@ class WatchCache:
     # Per name given to `derived`: the ConfigMaps it was computed from, and what it gave.
     _derived: dict[str, tuple[frozenset[Packed], object]] = field(default_factory=dict)
 
-    def children(self, label: str) -> list[dict[str, Any]]:
-        unpacked = (packed.unpack() for packed in self.children_of(label))
+    def children(self, label: str, *, kind: str | None = None) -> list[dict[str, Any]]:
+        """The objects labelled `label` (of `kind` only, when given), as the watch said them
+        or as the operator's own writes left them."""
+        unpacked = (
+            packed.unpack()
+            for packed in self.children_of(label)
+            if kind is None or packed.kind == kind
+        )
         watched = {cache_key(obj): obj for obj in unpacked}
         pending = self._written.get(label, {})
         expired = self.clock() - PATIENCE
         for key, (mine, gone_version, when) in list(pending.items()):
+            if kind is not None and key[1] != kind:
+                continue
             seen = watched.get(key)
             if when < expired:
                 del pending[key]

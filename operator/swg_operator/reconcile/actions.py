@@ -120,8 +120,8 @@ async def read_namespace(ctx: Context, tenant: str, *, new: bool = False) -> dic
     else made refuses (`NameTakenError`), and then it is read."""
     namespace = tenant_namespace(tenant)
     if ctx.cache is not None:
-        for obj in ctx.cache.children(tenant_label_value(tenant)):
-            if obj.get("kind") == NAMESPACE.kind and obj["metadata"]["name"] == namespace:
+        for obj in ctx.cache.children(tenant_label_value(tenant), kind=NAMESPACE.kind):
+            if obj["metadata"]["name"] == namespace:
                 return obj
         if new:
             return None

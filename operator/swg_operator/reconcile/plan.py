@@ -18,7 +18,7 @@ import copy
 import hashlib
 import json
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Final, NamedTuple
 
 from swg_operator.naming import inspection_ca_certificate_name, log_volume_claim_name
@@ -71,6 +71,18 @@ def with_digest(obj: Mapping[str, Any], digest: str | None = None) -> dict[str, 
     annotations = meta.setdefault("annotations", {})
     annotations[APPLIED_DIGEST_ANNOTATION] = digest or manifest_digest(obj)
     return stamped
+
+
+def carries(desired: Mapping[str, Any], observed: Mapping[str, Any] | None, digest: str) -> bool:
+    """`contains(with_digest(desired, digest), observed)`, without the copy: `observed` has
+    every field of `desired` and the digest annotation `digest`."""
+    if observed is None:
+        return False
+    annotations = (desired.get("metadata") or {}).get("annotations") or {}
+    if APPLIED_DIGEST_ANNOTATION in annotations:  # a digest of its own, which `digest` replaces
+        return contains(with_digest(desired, digest), observed)
+    stored = (observed.get("metadata") or {}).get("annotations") or {}
+    return stored.get(APPLIED_DIGEST_ANNOTATION) == digest and contains(desired, observed)
 
 
 def _scalar_equal(want: Any, have: Any) -> bool:
@@ -129,14 +141,14 @@ def keep_fixed_fields(
     """`desired` with the fields the API server will not change on an existing object taken
     from `observed`: a bound volume claim keeps its size and class (many storage classes cannot
     expand, none can shrink; a larger size from the sizing model applies to new claims only)."""
-    out = copy.deepcopy(dict(desired))
     if observed is None or desired.get("kind") != "PersistentVolumeClaim":
-        return out
+        return dict(desired)  # shares its values with `desired`: `with_digest` copies
+    out = copy.deepcopy(dict(desired))
     have = observed.get("spec", {})
     spec = out.setdefault("spec", {})
-    for field in ("storageClassName", "volumeName", "accessModes", "volumeMode"):
-        if field in have:
-            spec[field] = copy.deepcopy(have[field])
+    for name in ("storageClassName", "volumeName", "accessModes", "volumeMode"):
+        if name in have:
+            spec[name] = copy.deepcopy(have[name])
     storage = have.get("resources", {}).get("requests", {}).get("storage")
     if storage is not None:
         spec.setdefault("resources", {}).setdefault("requests", {})["storage"] = storage
@@ -152,6 +164,7 @@ class Plan:
     updated: tuple[ObjectKey, ...]  # present, but not as desired
     prune: tuple[ObjectKey, ...]
     unchanged: tuple[ObjectKey, ...]
+    digests: Mapping[ObjectKey, str] = field(default_factory=dict)  # each desired manifest's
 
     @property
     def writes(self) -> int:
@@ -165,7 +178,7 @@ def is_current(
     would leave."""
     if observed is None or observed.get("metadata", {}).get("deletionTimestamp"):
         return False
-    return contains(with_digest(desired, digest), observed)
+    return carries(desired, observed, digest or manifest_digest(desired))
 
 
 def applied_version(applied: Mapping[str, Any], stored: Mapping[str, Any]) -> tuple[str, str]:
@@ -199,12 +212,11 @@ def plan_changes(
     created: list[ObjectKey] = []
     updated: list[ObjectKey] = []
     unchanged: list[ObjectKey] = []
-    wanted: set[ObjectKey] = set()
+    digests: dict[ObjectKey, str] = {}
     for wanted_obj in desired:
         key = key_of(wanted_obj)
-        wanted.add(key)
         current = seen.get(key)
-        digest = manifest_digest(wanted_obj)
+        digest = digests[key] = manifest_digest(wanted_obj)
         obj = keep_fixed_fields(wanted_obj, current)
         version = str((current or {}).get("metadata", {}).get("resourceVersion", ""))
         untouched = current is not None and remembered.get(key) == (digest, version)
@@ -213,11 +225,12 @@ def plan_changes(
             continue
         apply.append(with_digest(obj, digest))
         (created if current is None else updated).append(key)
-    prune = tuple(key for key in seen if key not in wanted and not is_retained(key))
+    prune = tuple(key for key in seen if key not in digests and not is_retained(key))
     return Plan(
         apply=tuple(apply),
         created=tuple(created),
         updated=tuple(updated),
         prune=prune,
         unchanged=tuple(unchanged),
+        digests=digests,
     )

@@ -136,6 +136,7 @@ def judge_status(
         mode=inputs.lifecycle,
         unresolved=unresolved,
         desired=tuple(desired),
+        digests=plan.digests,
         current=tuple(current),
         antivirus_enabled=inputs.spec.antivirus.enabled if inputs.spec is not None else False,
         namespace=inputs.namespace,

@@ -15,7 +15,7 @@ stored one (`status_changed`).
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Final
 
 from swg_operator.api import (
@@ -26,7 +26,7 @@ from swg_operator.api import (
     SecureWebGatewayStatus,
 )
 from swg_operator.naming import Component, log_volume_claim_name, workload_name
-from swg_operator.reconcile.plan import ObjectKey, contains, key_of, with_digest
+from swg_operator.reconcile.plan import ObjectKey, carries, key_of, manifest_digest
 from swg_operator.render.context import Lifecycle
 
 
@@ -63,6 +63,7 @@ class Facts:
     unresolved: tuple[Unresolved, ...] = ()  # referenced objects missing or unusable
     error: str | None = None  # a bug hit during the reconcile
     desired: tuple[Mapping[str, Any], ...] = ()
+    digests: Mapping[ObjectKey, str] = field(default_factory=dict)  # of `desired`, when known
     current: tuple[Mapping[str, Any], ...] = ()  # the tenant's objects as they are now
     antivirus_enabled: bool = True
     namespace: str | None = None
@@ -130,11 +131,12 @@ def _verdicts(facts: Facts) -> dict[str, _Verdict]:
 
     def present(kind: str) -> tuple[int, list[str]]:
         wanted = [obj for obj in facts.desired if obj.get("kind") == kind]
-        missing = [
-            str(key_of(obj))
-            for obj in wanted
-            if not contains(with_digest(obj), current.get(key_of(obj)))
-        ]
+        missing = []
+        for obj in wanted:
+            key = key_of(obj)
+            digest = facts.digests.get(key) or manifest_digest(obj)
+            if not carries(obj, current.get(key), digest):
+                missing.append(str(key))
         return len(wanted), missing
 
     count, missing = present("NetworkPolicy")
