@@ -158,6 +158,16 @@ def test_the_purge_days_handled_are_kept_in_status_and_not_moved_by_the_deletion
     assert fresh(kube)["status"]["purgeAfterDays"] == 30
 
 
+def deadline_a_day_later(kube: FakeKube, ctx: Context, body: dict[str, Any]) -> str:
+    """Store `body` (being deleted), look a day later: not due yet; the purge deadline set."""
+    store(kube, body)
+    kube.server_now = after(1)
+    with pytest.raises(NotYet):
+        asyncio.run(cancel_and_purge(fresh(kube), ctx=ctx))
+    purge_at: str = fresh(kube)["status"]["cancellation"]["purgeAt"]
+    return purge_at
+
+
 def test_a_tenant_handled_by_an_earlier_version_keeps_its_last_handled_days() -> None:
     """Before the status kept them, kopf's last-handled annotation did: a tenant deleted
     before this version rewrote its status still counts the days it had then."""
@@ -168,11 +178,7 @@ def test_a_tenant_handled_by_an_earlier_version_keeps_its_last_handled_days() ->
     body["metadata"].setdefault("annotations", {})[LAST_HANDLED] = json.dumps(handled)
     body["spec"]["cancellation"] = {"purgeAfterDays": 0}
     body["metadata"]["deletionTimestamp"] = DELETED
-    store(kube, body)
-    kube.server_now = after(1)
-    with pytest.raises(NotYet):
-        asyncio.run(cancel_and_purge(fresh(kube), ctx=ctx))
-    assert fresh(kube)["status"]["cancellation"]["purgeAt"] == "2026-01-31T12:00:00Z"
+    assert deadline_a_day_later(kube, ctx, body) == "2026-01-31T12:00:00Z"
 
 
 @pytest.mark.parametrize("kept", [-1, 91, "30", True], ids=["negative", "over", "text", "bool"])
@@ -180,11 +186,7 @@ def test_purge_days_in_status_that_cannot_be_read_count_as_the_longest(kept: Any
     kube, ctx = setup(tenant(cancellation={"purgeAfterDays": 0}))
     body = delete(kube)
     body["status"]["purgeAfterDays"] = kept
-    store(kube, body)
-    kube.server_now = after(1)
-    with pytest.raises(NotYet):
-        asyncio.run(cancel_and_purge(fresh(kube), ctx=ctx))
-    assert fresh(kube)["status"]["cancellation"]["purgeAt"] == "2026-04-01T12:00:00Z"
+    assert deadline_a_day_later(kube, ctx, body) == "2026-04-01T12:00:00Z"
 
 
 def test_a_legal_hold_stops_the_log_store_expiring_days(tmp_path: Any) -> None:
