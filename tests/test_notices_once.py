@@ -104,6 +104,27 @@ def test_two_passes_at_once_send_each_mail_once(
     assert sorted(str(m["To"]) for m in relay.messages) == sorted(CONTACTS)
 
 
+def test_two_passes_whose_claims_look_the_same_still_send_once(
+    relay_cert: RelayCertificate, relay_port: int, relay: Received
+) -> None:
+    """The same clock and the same jitter make the same claim, to the second: a pass knows it
+    claimed a delivery by having written the claim, not by finding one like its own."""
+    kube = recorded(CONTACTS)
+
+    async def both() -> None:
+        await asyncio.gather(
+            *(
+                deliver_pending(
+                    kube, mailer(relay_cert, relay_port), now=NOW, policy=POLICY, jitter=lambda: 0.5
+                )
+                for _ in range(2)
+            )
+        )
+
+    run(both())
+    assert sorted(str(m["To"]) for m in relay.messages) == sorted(CONTACTS)
+
+
 class InterferingKube(FakeKube):
     """Another writer changes the ConfigMap between our read and our write, once."""
 

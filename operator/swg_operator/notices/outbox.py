@@ -147,17 +147,21 @@ async def _deliver_one(
 ) -> None:
     notice = entry.notice
     claim = claimed(delivery, now=now, wait=policy.wait(delivery.tries + 1, jitter))
+    # Whether this pass wrote the claim: another pass at the same time, clock and jitter
+    # writes a claim equal to this one (times are to the second), so finding one like it
+    # stored proves nothing. `update` computes `take` again after a conflict: the last says.
+    took = False
 
     def take(history: History) -> History:
+        nonlocal took
         current = history.find(notice.id)
         seen = current.delivery(delivery.recipient) if current else None
-        if seen != delivery:  # settled or claimed by another pass meanwhile
-            return history
-        return _put(notice.id, claim)(history)
+        took = seen == delivery  # else settled or claimed by another pass meanwhile
+        return _put(notice.id, claim)(history) if took else history
 
     stored = await update(kube, box, take)
     stored_entry = stored.find(notice.id)
-    if stored_entry is None or stored_entry.delivery(delivery.recipient) != claim:
+    if not took or stored_entry is None or stored_entry.delivery(delivery.recipient) != claim:
         return
     mid = message_id(notice.id, delivery.recipient, domain=sender_domain(mailer.sender))
     error: MailError | None = None
