@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import copy
 import json
-import sys
 import time
 import zlib
 from collections.abc import Callable, Iterable, Mapping
@@ -59,7 +58,7 @@ class Packed:
     reader looking for one kind unpacks no other."""
 
     blob: bytes
-    kind: str = ""
+    kind: str
 
     def unpack(self) -> dict[str, Any]:
         """A fresh copy of the object."""
@@ -70,7 +69,7 @@ class Packed:
 def pack(obj: Mapping[str, Any], *, api_version: str, kind: str) -> Packed:
     """`obj` as the cache keeps it (`slim`, then packed)."""
     text = json.dumps(slim(obj, api_version=api_version, kind=kind), separators=(",", ":"))
-    return Packed(zlib.compress(text.encode(), 1), sys.intern(kind))
+    return Packed(zlib.compress(text.encode(), 1), kind)
 
 
 def _version(obj: Mapping[str, Any] | None) -> int | None:

@@ -159,9 +159,8 @@ async def _deliver_one(
         took = seen == delivery  # else settled or claimed by another pass meanwhile
         return _put(notice.id, claim)(history) if took else history
 
-    stored = await update(kube, box, take)
-    stored_entry = stored.find(notice.id)
-    if not took or stored_entry is None or stored_entry.delivery(delivery.recipient) != claim:
+    await update(kube, box, take)
+    if not took:
         return
     mid = message_id(notice.id, delivery.recipient, domain=sender_domain(mailer.sender))
     error: MailError | None = None

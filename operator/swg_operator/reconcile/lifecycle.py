@@ -68,7 +68,11 @@ def _days(spec: Any) -> int:
     cancellation = spec.get("cancellation")
     if not isinstance(cancellation, Mapping):  # absent: the default; unreadable: the longest
         return MAX_PURGE_DAYS
-    days = cancellation.get("purgeAfterDays", MAX_PURGE_DAYS)
+    return _readable_days(cancellation.get("purgeAfterDays", MAX_PURGE_DAYS))
+
+
+def _readable_days(days: Any) -> int:
+    """`days` when it is a number of days from 0 to 90, else 90 (the longest)."""
     if isinstance(days, bool) or not isinstance(days, int) or not 0 <= days <= MAX_PURGE_DAYS:
         return MAX_PURGE_DAYS
     return days
@@ -93,7 +97,7 @@ def _kept_days(body: Mapping[str, Any]) -> int | None:
     status = body.get("status")
     if not isinstance(status, Mapping) or status.get("purgeAfterDays") is None:
         return None
-    return _days({"cancellation": {"purgeAfterDays": status["purgeAfterDays"]}})
+    return _readable_days(status["purgeAfterDays"])
 
 
 def handled_purge_days(body: Mapping[str, Any]) -> int | None:
