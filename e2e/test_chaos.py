@@ -320,6 +320,23 @@ def test_check_a_tenant_deleted_before_its_finalizer_is_gone_at_once() -> None:
     assert checks.premature_purges([replace(early, finalized=True)], snap)
 
 
+def test_check_a_tenant_cancelled_before_its_namespace_was_made_may_keep_nothing() -> None:
+    """Cancelled with 90 days before the operator made its namespace: it keeps nothing for
+    export, and that is no early purge. A waiting tenant whose namespace existed at the
+    cancellation still must keep it, and one not provisioned that has objects is checked."""
+    snap = _healthy()
+    bare = _without(snap, "Namespace", tenant_namespace(WAITING.name), WAITING.name)
+    for o in checks.objects_of(snap, WAITING.name):
+        bare = _without(bare, o["kind"], o["metadata"]["name"], WAITING.name)
+    unprovisioned = [replace(e, provisioned=False) if e is WAITING else e for e in EXPECTED]
+    assert checks.premature_purges(unprovisioned, bare) == []
+    assert checks.desired_state(unprovisioned, bare, RENDER) == []
+    assert checks.premature_purges(EXPECTED, bare)
+    assert checks.desired_state(EXPECTED, bare, RENDER)
+    lost_claim = _without(snap, "PersistentVolumeClaim", "logstore-data", WAITING.name)
+    assert checks.premature_purges(unprovisioned, lost_claim)
+
+
 def test_check_receipts_fails_on_a_finalizer_released_without_a_receipt() -> None:
     snap = _healthy()
     found = checks.receipts(EXPECTED, Snapshot(snap.tenants, snap.objects, []))

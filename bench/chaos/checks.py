@@ -77,10 +77,16 @@ class Expected:
     purge_after_days: int
     deleted: bool = False
     finalized: bool = True  # the operator's finalizer was on it when it was deleted
+    provisioned: bool = True  # its namespace existed right after it was deleted
 
     @property
     def waits_for_purge(self) -> bool:
         return self.deleted and self.finalized and self.purge_after_days > 0
+
+    def kept_nothing(self, snapshot: Snapshot) -> bool:
+        """Cancelled before its namespace was made, and nothing of it exists: the operator
+        has nothing to keep for export (a namespace made meanwhile is kept as any other)."""
+        return self.deleted and not self.provisioned and not objects_of(snapshot, self.name)
 
     @property
     def gone(self) -> bool:
@@ -202,7 +208,7 @@ def convergence(expected: Sequence[Expected], snapshot: Snapshot) -> list[str]:
 def desired_state(expected: Sequence[Expected], snapshot: Snapshot, render: Render) -> list[str]:
     found = []
     for e in expected:
-        if e.gone:
+        if e.gone or e.kept_nothing(snapshot):
             continue
         desired = {key(o): o for o in render(e)}
         observed = {
@@ -287,6 +293,8 @@ def premature_purges(expected: Sequence[Expected], snapshot: Snapshot) -> list[s
             continue
         if e.name not in snapshot.tenants:
             found.append(f"{e.name}: purged (resource gone) before its 90 days")
+        if e.kept_nothing(snapshot):
+            continue
         namespace = tenant_namespace(e.name)
         objects = {key(o): o for o in objects_of(snapshot, e.name)}
         ns = objects.get(("Namespace", "", namespace))

@@ -55,6 +55,10 @@ class Tenant:
     # API server then removes it at once, nothing of it was ever created, and no purge (so no
     # receipt) is owed. The orphan check still proves nothing of it exists.
     finalized: bool = True
+    # False when its namespace did not exist right after the deletion: the operator then keeps
+    # nothing for export (it never made the namespace), unless a reconcile already past its
+    # last look at the tenant made it meanwhile.
+    provisioned: bool = True
 
     def expected(self) -> Expected:
         return Expected(
@@ -64,6 +68,7 @@ class Tenant:
             purge_after_days=self.purge_after_days,
             deleted=self.deleted,
             finalized=self.finalized,
+            provisioned=self.provisioned,
         )
 
 

@@ -35,7 +35,7 @@ from bench.chaos.model import (
 )
 from bench.chaos.observe import renderer, snapshot
 from bench.localcluster import pause, restart, resume
-from swg_operator.naming import tenant_label_value
+from swg_operator.naming import tenant_label_value, tenant_namespace
 
 
 class Chaos:
@@ -124,6 +124,12 @@ class Chaos:
             "get", "swg", tenant.name, "--ignore-not-found", "-o", "name"
         ).stdout.strip()
         tenant.finalized = had_finalizer or bool(still_there)
+        namespace = tenant_namespace(tenant.name)
+        tenant.provisioned = bool(
+            self.plane.kubectl(
+                "get", "namespace", namespace, "--ignore-not-found", "-o", "name"
+            ).stdout.strip()
+        )
         tenant.deleted = True
         return f"cancel {tenant.name} ({tenant.purge_after_days} days)"
 
