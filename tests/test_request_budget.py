@@ -15,10 +15,12 @@ from __future__ import annotations
 import asyncio
 import copy
 import datetime
+import logging
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 
 from fakes import FakeKube, make_available, watch_cache
@@ -26,6 +28,7 @@ from reconcile_support import fake_cluster
 from swg_operator.api import FINALIZER, OperatorSettings, parse_spec
 from swg_operator.commands.render import read_catalogue
 from swg_operator.reconcile.loop import Context, reconcile
+from swg_operator.reconcile.purge import NotYet, cancel_and_purge
 from swg_operator.render import render_tenant
 from swg_operator.sizing_io import load_capacity
 
@@ -125,3 +128,45 @@ def test_provisioning_reads_little() -> None:
         ("get", "SecureWebGateway//minimal"),
         ("time", "//"),
     ], "reads:\n" + listing(reads)
+
+
+def test_a_recheck_of_a_cancelled_tenant_waiting_for_its_purge_makes_no_notice_request(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A tenant cancelled with its purge days ahead is checked again and again until the purge
+    is due (90 days at most): its cancellation notice is recorded at the first pass, and a
+    recheck neither reads the notice history again nor says it recorded the notice."""
+    body = minimal_tenant()
+    body["spec"]["cancellation"] = {"purgeAfterDays": 30}
+    kube, ctx = fake_cluster(body, SETTINGS, NOW)
+    ctx.cache = watch_cache(kube, SETTINGS.operator_namespace)
+    asyncio.run(reconcile(fresh(kube), ctx=ctx))
+    deleted = fresh(kube)
+    deleted["metadata"]["deletionTimestamp"] = "2026-01-01T12:00:00Z"
+    deleted["metadata"]["generation"] += 1  # as the API server does with a finalizer
+    kube.put(deleted)
+    caplog.set_level(logging.INFO, logger="swg_operator")
+    with pytest.raises(NotYet):
+        asyncio.run(cancel_and_purge(fresh(kube), ctx=ctx))
+    recorded = [r for r in caplog.records if "notice" in r.getMessage()]
+    assert [r.getMessage().split()[1] for r in recorded] == ["cancellation"]
+    assert kube.find("ConfigMap", "tenant-notices", "swg-minimal") is not None
+    caplog.clear()
+    kube.requests.clear()
+    for _ in range(3):
+        with pytest.raises(NotYet):
+            asyncio.run(cancel_and_purge(fresh(kube), ctx=ctx))
+    history = [r for r in kube.requests if "tenant-notices" in r[1]]
+    assert history == [], "notice history requests:\n" + listing(history)
+    assert not [r for r in caplog.records if "Recorded" in r.getMessage()]
+    assert kube.mutating() == [], "writes of a recheck:\n" + listing(kube.mutating())
+    # A restarted operator looks (for the version that last reconciled the tenant, and for the
+    # notice), finds the notice stored, and writes nothing.
+    restarted = Context(kube=kube, settings=SETTINGS, clock=lambda: NOW)
+    restarted.cache = watch_cache(kube, SETTINGS.operator_namespace)
+    with pytest.raises(NotYet):
+        asyncio.run(cancel_and_purge(fresh(kube), ctx=restarted))
+    history = [r for r in kube.requests if "tenant-notices" in r[1]]
+    assert history == [("list", "ConfigMap/swg-minimal/tenant-notices")] * 2, listing(history)
+    assert not [r for r in caplog.records if "Recorded" in r.getMessage()]
+    assert kube.mutating() == [], "writes after a restart:\n" + listing(kube.mutating())

@@ -210,13 +210,18 @@ async def record_all(
     """Keep every one of `notices` in `box`, and set `annotations` on it, in one write (none
     when all are stored already); `known` as for `update`."""
 
+    added: list[Notice] = []
+
     def change(history: History) -> History:
+        added.clear()  # computed again on what is stored when another writer came first
         for notice in notices:
+            if history.find(notice.id) is None:
+                added.append(notice)
             history = add(history, notice, recipients, now=now)
         return history
 
     stored = await update(kube, box, change, annotations=annotations, known=known)
-    for notice in notices:
+    for notice in added:
         logger.info(
             "Recorded %s notice %s of SecureWebGateway %s in ConfigMap %s/%s (%d recipient(s))",
             notice.kind,

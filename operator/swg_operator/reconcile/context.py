@@ -100,6 +100,9 @@ class Context:
     legacy_checked: set[str] = field(default_factory=set)
     # Tenants whose last-seen operator version was compared with this one (`reconcile.notices`).
     version_checked: set[str] = field(default_factory=set)
+    # (tenant, notice id) of the notices this process recorded that a later pass would record
+    # again (the cancellation's, on every recheck until the purge): recorded once per process.
+    notices_kept: set[tuple[str, str]] = field(default_factory=set)
     # The purge receipts' signing key (`receipts.signing_key`); None: receipts are unsigned.
     receipt_key: Ed25519PrivateKey | None = None
     # Called after a notice is recorded: wakes the outbox (`notices.Dispatcher.wake`).
@@ -118,6 +121,7 @@ class Context:
         self.secret_checks.forget(tenant)
         self.legacy_checked.discard(tenant)
         self.version_checked.discard(tenant)
+        self.notices_kept -= {kept for kept in self.notices_kept if kept[0] == tenant}
         lock = self._locks.get(tenant)
         if lock is not None and not lock.locked():
             del self._locks[tenant]

@@ -8,7 +8,8 @@ Recorded in the tenant namespace's notice history with a pending mail to each of
   last reconciled it (the version is kept as an annotation of the notices ConfigMap; checked
   once per tenant and process, so a reconcile of an unchanged tenant asks nothing more);
 * incident: the tenant left Ready; recovered: Ready again after a recorded incident;
-* cancellation: recorded on every pass of the cancellation until the purge (idempotent);
+* cancellation: asked on every pass of the cancellation until the purge, recorded once (once
+  per process it is looked for; a stored one is not written again);
 * purge: into the operator namespace's box (`purged-notices-<tenant>`), before the finalizer
   goes, with the signed receipt attached.
 
@@ -224,21 +225,31 @@ async def cancellation_notice(
     namespace_exists: bool,
 ) -> None:
     """The cancellation notice: in the tenant namespace while it exists, else in the purged
-    box (a purge due at once, or a namespace already gone)."""
+    box (a purge due at once, or a namespace already gone). Asked on every pass until the
+    purge; once this process recorded it, a pass asks nothing (a restarted operator records
+    it again, which finds it stored and writes nothing)."""
     name = str(body["metadata"]["name"])
     code = service_code_of(body)
-    notice = events.cancellation(
-        name,
-        service_code=code,
-        cancelled_at=stamped.cancelled_at or "?",
-        purge_at=stamped.purge_at or "?",
-        legal_hold=bool(stamped.legal_hold),
-        at=await _time(ctx),
-    )
+
+    def notice(at: datetime.datetime) -> Notice:
+        return events.cancellation(
+            name,
+            service_code=code,
+            cancelled_at=stamped.cancelled_at or "?",
+            purge_at=stamped.purge_at or "?",
+            legal_hold=bool(stamped.legal_hold),
+            at=at,
+        )
+
+    kept = (name, notice(ctx.clock()).id)  # the id names the event, not the time
+    if kept in ctx.notices_kept:
+        return
     recipients = contacts_of(body, None)
     if namespace_exists:
         try:
-            await keep(ctx, notice, recipients=recipients, box=tenant_box(name, service_code=code))
+            box = tenant_box(name, service_code=code)
+            await keep(ctx, notice(await _time(ctx)), recipients=recipients, box=box)
+            ctx.notices_kept.add(kept)
             return
         except KubeApiError as err:
             if err.status != 404:
@@ -247,7 +258,8 @@ async def cancellation_notice(
     if not _relay_set(ctx):
         return  # no relay and no namespace: nowhere it could be read or mailed from
     box = purged_box(name, operator_namespace=ctx.settings.operator_namespace, service_code=code)
-    await keep(ctx, notice, recipients=recipients, box=box)
+    await keep(ctx, notice(await _time(ctx)), recipients=recipients, box=box)
+    ctx.notices_kept.add(kept)
 
 
 def _carried(history: History, entries: Sequence[Entry]) -> History:
