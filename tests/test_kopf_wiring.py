@@ -7,13 +7,17 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from typing import Any
 
 import kopf
+import pytest
+from kopf._core.actions.loggers import ObjectLogger
 
 from swg_operator.api import API_VERSION, KIND, OperatorSettings
-from swg_operator.handlers import NoDiffBase, RunOptions, configure_kopf, register
+from swg_operator.handlers import NoDiffBase, RunOptions, configure_kopf, register, waiting
 from swg_operator.reconcile.context import PurgePolicy
+from swg_operator.reconcile.purge import NotYet
 
 LAST_HANDLED = "swg.dev/last-handled-configuration"
 
@@ -74,3 +78,28 @@ def test_the_operator_settings_use_it() -> None:
     configure_kopf(settings, RunOptions(settings=OperatorSettings(), purge=PurgePolicy()))
     assert isinstance(settings.persistence.diffbase_storage, NoDiffBase)
     assert settings.persistence.finalizer == "swg.dev/purge"
+
+
+def test_a_purge_that_waits_is_logged_as_waiting_not_as_an_error(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A cancelled tenant waits for its purge date with a `TemporaryError` per check (hourly for
+    up to 90 days): kopf would log each as an ERROR "failed temporarily" (535 such lines in a
+    chaos run whose purges wait seconds). A real failure of the purge stays an ERROR."""
+    settings = kopf.OperatorSettings()
+    configure_kopf(settings, RunOptions(settings=OperatorSettings(), purge=PurgePolicy()))
+    (purge,) = registered()._changing.get_all_handlers()
+    logger = ObjectLogger(body=kopf.Body(tenant({})), settings=settings)
+    waits = waiting(NotYet(3600.0, "WaitingForDeadline"))
+    failure = kopf.TemporaryError("Transient API error: 503 Service Unavailable", delay=5)
+    caplog.set_level(logging.DEBUG, logger="kopf.objects")
+    for error in (waits, failure):  # as kopf's handler execution logs a TemporaryError
+        logger.error(f"{purge} failed temporarily: {error}")
+    waited, failed = caplog.records
+    assert (waited.levelname, waited.getMessage()) == (
+        "INFO",
+        "Handler 'purge' waits: WaitingForDeadline; next check in 3600s",
+    )
+    assert waits.delay == 3600.0
+    assert (failed.levelname, failed.levelno) == ("ERROR", logging.ERROR)
+    assert "failed temporarily: Transient API error" in failed.getMessage()

@@ -17,7 +17,7 @@ import datetime
 import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
 import kopf
 
@@ -91,6 +91,30 @@ class NoDiffBase(kopf.DiffBaseStorage):
         return None
 
 
+# Begins the message of the `kopf.TemporaryError` by which the purge waits (`waiting`).
+WAITS: Final = "waits: "
+
+
+def waiting(exc: NotYet) -> kopf.TemporaryError:
+    """The purge is not done and waits (its date, a legal hold, its namespace going): kopf
+    retries the handler after `exc.delay`; `WaitingIsNoFailure` logs it as waiting."""
+    return kopf.TemporaryError(f"{WAITS}{exc}", delay=exc.delay)
+
+
+class WaitingIsNoFailure(logging.Filter):
+    """kopf logs a handler's `TemporaryError` as an ERROR ("failed temporarily"). A cancelled
+    tenant waiting for its purge date raises one at every check (hourly for up to 90 days), an
+    ERROR line that is no failure: logged at INFO as waiting instead. A real failure (a
+    transient API error) stays an ERROR."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        head, marked, rest = record.getMessage().partition(f" failed temporarily: {WAITS}")
+        if marked:
+            record.msg, record.args = f"{head} waits: {rest}", ()
+            record.levelno, record.levelname = logging.INFO, logging.getLevelName(logging.INFO)
+        return True
+
+
 def configure_kopf(settings: kopf.OperatorSettings, options: RunOptions) -> None:
     settings.persistence.finalizer = FINALIZER
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(
@@ -103,6 +127,9 @@ def configure_kopf(settings: kopf.OperatorSettings, options: RunOptions) -> None
     settings.networking.request_timeout = 60
     settings.posting.level = options.event_level
     settings.queueing.error_delays = (1, 2, 5, 10, 30, 60)
+    objects = logging.getLogger("kopf.objects")  # kopf's per-object log, posted as Events
+    if not any(isinstance(f, WaitingIsNoFailure) for f in objects.filters):
+        objects.addFilter(WaitingIsNoFailure())
 
 
 def register(registry: kopf.OperatorRegistry, options: RunOptions) -> None:
@@ -223,7 +250,7 @@ def register(registry: kopf.OperatorRegistry, options: RunOptions) -> None:
             try:
                 await cancel_and_purge(body, ctx=ctx())
             except NotYet as exc:
-                raise kopf.TemporaryError(str(exc), delay=exc.delay) from exc
+                raise waiting(exc) from exc
             except TransientError as exc:
                 delay = max(backoff(retry + 1), exc.retry_after or 0.0)
                 raise kopf.TemporaryError(f"Transient API error: {exc}", delay=delay) from exc
