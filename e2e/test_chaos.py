@@ -24,9 +24,9 @@ from typing import Any
 import pytest
 from bench.chaos import checks
 from bench.chaos.checks import Expected, Snapshot
-from bench.chaos.model import Options
+from bench.chaos.model import Options, Tenant
 from bench.chaos.observe import renderer
-from bench.chaos.scenario import Chaos
+from bench.chaos.scenario import Chaos, settled
 
 from e2e.cluster import Cluster, ControlPlane, unique_name
 from e2e.operator_process import forget_tenant, install_prerequisites, tenant_manifest
@@ -318,6 +318,19 @@ def test_check_a_tenant_deleted_before_its_finalizer_is_gone_at_once() -> None:
     assert checks.premature_purges(expected, snap) == []
     assert not replace(early, finalized=True).gone
     assert checks.premature_purges([replace(early, finalized=True)], snap)
+
+
+def test_a_tenant_deleted_before_its_finalizer_has_settled_once_gone() -> None:
+    """The scenario waits for every tenant to settle: one cancelled with 90 days before the
+    operator put its finalizer on it is gone at once, and that is settled (a run of seed
+    1224498302 waited for it until the convergence deadline and failed)."""
+    early = Tenant("t-early", 90, {}, created=True, deleted=True, finalized=False)
+    assert settled(early, None)
+    assert not settled(replace(early, finalized=True), None)
+    waiting = replace(early, finalized=True)
+    body = _healthy().tenants[WAITING.name]
+    assert settled(replace(waiting, name=WAITING.name, spec=dict(WAITING.spec)), body)
+    assert not settled(replace(early, deleted=False), None)
 
 
 def test_check_a_tenant_cancelled_before_its_namespace_was_made_may_keep_nothing() -> None:

@@ -89,8 +89,10 @@ class Report:
 
     @property
     def passed(self) -> bool:
+        """Every tenant settled within the deadline, every invariant held, no quota leak."""
         return (
-            bool(self.violations)
+            self.converge_seconds is not None
+            and bool(self.violations)
             and not any(self.violations.values())
             and not self.quota_charge_leaks
         )

@@ -16,14 +16,20 @@ import copy
 import json
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, cast
 
 from e2e.cluster import ControlPlane, wait_until
 from e2e.operator_process import OperatorProcess, tenant_manifest
 
-from bench.chaos.checks import FINALIZER, every_check, quota_charge_leaks
+from bench.chaos.checks import (
+    FINALIZER,
+    Snapshot,
+    convergence,
+    every_check,
+    quota_charge_leaks,
+)
 from bench.chaos.model import (
     RESYNC_SECONDS,
     SPEC_VARIANTS,
@@ -159,29 +165,7 @@ class Chaos:
         return json.loads(got.stdout) if got.returncode == 0 else None
 
     def _settled(self, tenant: Tenant) -> bool:
-        """The tenant's current spec is reconciled (not a full convergence check)."""
-        body = self._body(tenant.name)
-        if tenant.deleted and tenant.purge_after_days == 0:
-            return body is None
-        if body is None:
-            return False
-        status = body.get("status") or {}
-        if status.get("observedGeneration") != body["metadata"].get("generation"):
-            return False
-        stalled = any(
-            c.get("type") == "Stalled" and c.get("status") == "True"
-            for c in status.get("conditions") or []
-        )
-        if stalled or (tenant.deleted and not (status.get("cancellation") or {}).get("purgeAt")):
-            return False
-        want = (
-            "Cancelled"
-            if tenant.deleted
-            else "Suspended"
-            if tenant.spec.get("suspended")
-            else "Ready"
-        )
-        return bool(status.get("phase") == want)
+        return settled(tenant, self._body(tenant.name))
 
     # --- faults --------------------------------------------------------------------------------
 
@@ -270,6 +254,8 @@ class Chaos:
                     "purgeAfterDays": t.purge_after_days,
                     "created": t.created,
                     "cancelled": t.deleted,
+                    "finalized": t.finalized,
+                    "provisioned": t.provisioned,
                     "spec": t.spec,
                 }
                 for t in self.tenants
@@ -357,3 +343,10 @@ class Chaos:
         values = {tenant_label_value(n): n for n in names}
         leaked = sorted(values[v] for v in quota_charge_leaks(final) if v in values)
         self.report.quota_charge_leaks = leaked
+
+
+def settled(tenant: Tenant, body: Mapping[str, Any] | None) -> bool:
+    """The tenant's current spec is reconciled, by the convergence check (`body`: the tenant as
+    the API server holds it, None when it is gone)."""
+    snapshot = Snapshot(tenants={} if body is None else {tenant.name: body}, objects=())
+    return not convergence([tenant.expected()], snapshot)
