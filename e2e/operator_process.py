@@ -171,6 +171,19 @@ def install_prerequisites(cluster: Cluster, *, operator_namespace: str = "swg-sy
     cluster.kubectl(
         "wait", "--for=condition=Established", "crd/securewebgateways.swg.dev", "--timeout=60s"
     )
+    # Established is not yet served: until its watch cache of the new kind is ready, the API
+    # server answers a list with 429 "storage is (re)initializing", which an operator started
+    # then logs as an error and retries (a clean benchmark run has none).
+    wait_until(
+        lambda: (
+            cluster.kubectl(
+                "get", "securewebgateways.swg.dev", "--all-namespaces", "-o", "name", check=False
+            ).returncode
+            == 0
+        ),
+        timeout=60,
+        what="the API server serves securewebgateways",
+    )
     cluster.apply(
         {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": operator_namespace}}
     )
