@@ -121,8 +121,12 @@ def _request(code: int) -> Request:
     return Request(user="u", verb="get", resource="pods", client="adapter", code=code, at=0.0)
 
 
+STAMPED = "[2026-12-06 19:46:21,{ms}] swg_operator.reconcile [INFO    ] Created for bench-0004"
+
+
 def test_a_clean_run_has_no_transient_error_in_any_source() -> None:
-    clean = transient_errors("INFO ok\nINFO took 0.503 s\n", [_request(200)], {})
+    log = "\n".join(["INFO ok", "INFO took 0.503 s", *(STAMPED.format(ms=ms) for ms in (429, 503))])
+    clean = transient_errors(log, [_request(200)], {})
     assert clean["clean"] is True
     assert clean["logLines"] == 0
     audited = transient_errors("INFO ok\n", [_request(200), _request(429)], {})

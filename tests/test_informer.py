@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from swg_operator import metrics
 from swg_operator.kube.api import KubeApiError
 from swg_operator.kube.http import split_lines
 from swg_operator.kube.informer import EventHandler, Informer, retry_delay
@@ -213,3 +214,20 @@ def test_a_deletion_found_by_listing_again_names_the_tenant_it_was_of() -> None:
     run(script, keep)
     assert [o["metadata"]["labels"] for o in deleted] == [{LABEL: "beta"}]
     assert deleted[0]["metadata"]["namespace"] == "swg-beta"
+
+
+def test_watch_events_are_counted_by_kind_and_type_bookmarks_not() -> None:
+    def count(kind: str) -> float:
+        return float(metrics.WATCH_EVENTS.labels(kind="ConfigMap", type=kind)._value.get())
+
+    before = {kind: count(kind) for kind in ("ADDED", "MODIFIED", "BOOKMARK")}
+    bookmark = {"type": "BOOKMARK", "object": {"metadata": {"resourceVersion": "4"}}}
+    added, modified = (
+        {"type": "ADDED", "object": cm("c", 2)},
+        {"type": "MODIFIED", "object": cm("c", 3)},
+    )
+    run(Script([[cm("a", 1)]], [[added, modified, modified, bookmark]]))
+    after = {kind: count(kind) for kind in before}
+    assert after["ADDED"] - before["ADDED"] == 1  # the first LIST's objects are no events
+    assert after["MODIFIED"] - before["MODIFIED"] == 2
+    assert after["BOOKMARK"] == before["BOOKMARK"]

@@ -25,10 +25,11 @@ LOG_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
             re.I,
         ),
     ),
-    ("throttled", re.compile(r"\b429\b|TooManyRequests|Too Many Requests")),
+    # A status code, not the milliseconds of a log line's time stamp ("21:46:21,429").
+    ("throttled", re.compile(r"(?<![\d,.:])429\b|TooManyRequests|Too Many Requests")),
     (
         "serverError",
-        re.compile(r"\b50[0-4] [A-Z]|InternalError|ServiceUnavailable|ServerTimeout"),
+        re.compile(r"(?<![\d,.:])50[0-4] [A-Z]|InternalError|ServiceUnavailable|ServerTimeout"),
     ),
 )
 CONTEXT_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (

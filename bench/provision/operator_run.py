@@ -295,6 +295,7 @@ def _interesting(samples: dict[str, float]) -> dict[str, float]:
         "swg_operator_reconciles_total",
         "swg_operator_child_changes_total",
         "swg_operator_api_requests_total",
+        "swg_operator_watch_events_total",
         "swg_operator_reconcile_duration_seconds_sum",
         "swg_operator_reconcile_duration_seconds_count",
     )

@@ -55,6 +55,11 @@ PURGES_PENDING: Final = Gauge(
     "swg_operator_purges_pending", "Cancelled tenants waiting for their purge deadline."
 )
 PURGES_DONE: Final = Counter("swg_operator_purges_total", "Tenants purged (finalizer released).")
+WATCH_EVENTS: Final = Counter(
+    "swg_operator_watch_events_total",
+    "Watch events of the owned kinds received by the operator's informers, by kind and type.",
+    ["kind", "type"],
+)
 API_REQUESTS: Final = Counter(
     "swg_operator_api_requests_total",
     "Requests to the API server made by the operator's adapter, by verb and HTTP status.",

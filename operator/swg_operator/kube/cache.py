@@ -17,13 +17,13 @@ event never come.
 from __future__ import annotations
 
 import copy
-import json
 import time
 import zlib
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar, cast
 
+from swg_operator.kube import wire
 from swg_operator.labels import TENANT_KEY, label_of
 
 T = TypeVar("T")
@@ -62,14 +62,14 @@ class Packed:
 
     def unpack(self) -> dict[str, Any]:
         """A fresh copy of the object."""
-        unpacked: dict[str, Any] = json.loads(zlib.decompress(self.blob))
+        unpacked: dict[str, Any] = wire.decode(zlib.decompress(self.blob))
         return unpacked
 
 
 def pack(obj: Mapping[str, Any], *, api_version: str, kind: str) -> Packed:
     """`obj` as the cache keeps it (`slim`, then packed)."""
-    text = json.dumps(slim(obj, api_version=api_version, kind=kind), separators=(",", ":"))
-    return Packed(zlib.compress(text.encode(), 1), kind)
+    text = wire.encode(slim(obj, api_version=api_version, kind=kind))
+    return Packed(zlib.compress(text, 1), kind)
 
 
 def _version(obj: Mapping[str, Any] | None) -> int | None:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import datetime
 import email.utils
-import json
 import logging
 import os
 import socket
@@ -23,6 +22,7 @@ import aiohttp
 import kopf
 
 from swg_operator import metrics
+from swg_operator.kube import wire
 from swg_operator.kube.api import FIELD_MANAGER, EventType, KubeApiError
 from swg_operator.kube.kinds import EVENT, ResourceKind, kind_of
 
@@ -137,7 +137,7 @@ class HttpKubeApi:
         """Send one request; return (parsed JSON or None, Date header). Retries once after a
         401 with freshly read credentials."""
         verb = method.lower()
-        data = None if body is None else json.dumps(body, separators=(",", ":"))
+        data = None if body is None else wire.encode(body)
         for attempt in (1, 2):
             session = self._open()
             info = self._info
@@ -149,7 +149,7 @@ class HttpKubeApi:
                     method, path, params=params, data=data, headers=headers
                 ) as response:
                     metrics.API_REQUESTS.labels(verb=verb, code=str(response.status)).inc()
-                    text = await response.text()
+                    raw = await response.read()
                     date = response.headers.get("Date")
                     if date:
                         self._last_date = (date, self._monotonic())
@@ -159,10 +159,10 @@ class HttpKubeApi:
                     if response.status == 404 and allow_404:
                         return None, date
                     if response.status >= 400:
-                        error = _error(response.status, text)
+                        error = _error(response.status, raw)
                         error.retry_after = retry_after(response.headers.get("Retry-After"))
                         raise error
-                    return (json.loads(text) if text else None), date
+                    return (wire.decode(raw) if raw else None), date
             except (aiohttp.ClientError, TimeoutError) as exc:
                 metrics.API_REQUESTS.labels(verb=verb, code="0").inc()
                 raise KubeApiError(0, f"{method} {path}: {exc!r}", reason="NoAnswer") from exc
@@ -233,12 +233,12 @@ class HttpKubeApi:
                         self._refresh(info)
                         continue
                     if response.status >= 400:
-                        raise _error(response.status, await response.text())
+                        raise _error(response.status, await response.read())
                     rest = b""
                     async for chunk in response.content.iter_any():
                         lines, rest = split_lines(rest, chunk)
                         for line in lines:
-                            yield json.loads(line)
+                            yield wire.decode(line)
                     return
             except (aiohttp.ClientError, TimeoutError) as exc:
                 metrics.API_REQUESTS.labels(verb="watch", code="0").inc()
@@ -371,9 +371,10 @@ def _parse_date(date: str) -> datetime.datetime:
         raise KubeApiError(0, f"unreadable Date header {date[:64]!r}", reason="NoDate") from exc
 
 
-def _error(status: int, text: str) -> KubeApiError:
+def _error(status: int, raw: bytes) -> KubeApiError:
+    text = raw.decode(errors="replace")
     try:
-        body = json.loads(text)
+        body = wire.decode(raw)
     except ValueError:
         body = {}
     if not isinstance(body, dict):

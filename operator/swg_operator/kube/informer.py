@@ -32,6 +32,7 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from swg_operator import metrics
 from swg_operator.kube.api import KubeApiError
 from swg_operator.kube.cache import Key, Packed, cache_key, pack
 from swg_operator.kube.kinds import ResourceKind
@@ -157,6 +158,7 @@ class Informer:
             self._version = _version(obj) or self._version
             if kind == "BOOKMARK":
                 continue
+            metrics.WATCH_EVENTS.labels(kind=self.kind.kind, type=kind).inc()
             obj = self._manifest(obj)
             self._keep(kind, obj)
             self.on_event(kind, obj)
