@@ -158,3 +158,35 @@ def test_an_unreadable_date_header_is_an_api_error_not_a_crash() -> None:
             await runner.cleanup()
 
     asyncio.run(scenario())
+
+
+def test_an_applied_object_comes_back_without_its_managed_fields() -> None:
+    """The answer to an apply is kept (the reconcile's status, the watch cache until the watch
+    reports the write) while many others are made: without `managedFields`, which the
+    operator never reads and which is about half of an applied object."""
+
+    async def scenario() -> None:
+        seen: list[dict[str, Any]] = []
+
+        async def handler(request: web.Request) -> web.StreamResponse:
+            sent = await request.json()
+            seen.append(sent)
+            managed = [{"manager": "swg-operator", "operation": "Apply", "fieldsV1": {"f:x": {}}}]
+            meta = {**sent["metadata"], "resourceVersion": "5", "managedFields": managed}
+            return web.json_response({**sent, "metadata": meta}, status=201)
+
+        runner, url = await serve(handler)
+        kube = HttpKubeApi(kopf.ConnectionInfo(server=url, token="t"))
+        try:
+            stored = await kube.apply(namespace("swg-acme"))
+        finally:
+            await kube.close()
+            await runner.cleanup()
+        assert seen == [namespace("swg-acme")]
+        assert stored == {
+            "apiVersion": "v1",
+            "kind": "Namespace",
+            "metadata": {"name": "swg-acme", "resourceVersion": "5"},
+        }
+
+    asyncio.run(scenario())

@@ -6,7 +6,10 @@ process down and costs memory of its own: the figures of a traced run are for te
 memory goes, not for the benchmark's RSS.
 
 The peak of traced memory since the start is written beside it (OUT.json): the snapshot holds
-what is live when it is taken, the peak what the busiest moment held.
+what is live when it is taken, the peak what the busiest moment held. What the peak held is
+written to OUT.peak: every `PEAK_POLL` seconds a thread looks at the traced memory and, once it
+exceeds the last peak snapshot's by `PEAK_STEP`, takes another (the last one taken is within
+that step of the highest peak).
 
 `summarise(OUT)` groups the live allocations of a snapshot by the most recent frame of the
 operator, of kopf or of aiohttp that made them (file and line).
@@ -17,12 +20,16 @@ from __future__ import annotations
 import json
 import signal
 import sys
+import threading
+import time
 import tracemalloc
 from pathlib import Path
 from types import FrameType
 from typing import Any
 
 FRAMES = 12
+PEAK_POLL = 1.0  # seconds
+PEAK_STEP = 1.05  # a new peak snapshot once traced memory grew by 5 % over the last one
 _MIB = 1024 * 1024
 _OWNERS = ("swg_operator/", "kopf/", "aiohttp/")
 
@@ -64,6 +71,21 @@ def summarise(path: Path, *, top: int = 20) -> dict[str, Any]:
     }
 
 
+def peak_snapshot(out: Path) -> Path:
+    return Path(f"{out}.peak")
+
+
+def _follow_peak(path: Path) -> None:
+    taken = 0
+    while True:
+        time.sleep(PEAK_POLL)
+        current, _ = tracemalloc.get_traced_memory()
+        if current > taken * PEAK_STEP:
+            tracemalloc.take_snapshot().dump(f"{path}.tmp")
+            Path(f"{path}.tmp").replace(path)
+            taken = current
+
+
 def main() -> int:
     out = Path(sys.argv[1])
     args = sys.argv[3:] if sys.argv[2:3] == ["--"] else sys.argv[2:]
@@ -75,6 +97,7 @@ def main() -> int:
         tracemalloc.take_snapshot().dump(str(out))
 
     signal.signal(signal.SIGUSR1, dump)
+    threading.Thread(target=_follow_peak, args=(peak_snapshot(out),), daemon=True).start()
     from swg_operator.cli import main as operator_main
 
     return operator_main(args)

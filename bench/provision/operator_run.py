@@ -48,6 +48,7 @@ from bench.provision.measure import (
     counter_delta,
     quantiles,
 )
+from bench.provision.memtrace import peak_snapshot
 from bench.provision.memtrace import summarise as summarise_memory
 from bench.provision.profile import summarise
 from bench.sysinfo import MIB, load_average
@@ -275,6 +276,11 @@ async def _memory_snapshot(operator: OperatorProcess, opts: Options) -> dict[str
         "quiet; grouped by the most recent frame of swg_operator, kopf or aiohttp",
         "snapshot": str(operator.snapshot),
         **summarise_memory(operator.snapshot),
+        "atPeak": (
+            summarise_memory(peak_snapshot(operator.snapshot))
+            if peak_snapshot(operator.snapshot).exists()
+            else None
+        ),
     }
 
 

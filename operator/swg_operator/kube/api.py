@@ -50,7 +50,7 @@ class KubeApi(Protocol):
 
     async def apply(self, obj: Mapping[str, Any]) -> dict[str, Any]:
         """Server-side apply as field manager `swg-operator`, forcing conflicts; returns the
-        object as stored."""
+        object as stored, without `metadata.managedFields`."""
         ...
 
     async def list_labelled(

@@ -177,6 +177,9 @@ class HttpKubeApi:
             "PATCH", path, params=params, body=obj, content_type=APPLY_CONTENT_TYPE
         )
         assert isinstance(result, dict)
+        # Kept while many others are made (the reconcile's status, the watch cache until the
+        # watch reports the write): never read, and about half of an applied object.
+        (result.get("metadata") or {}).pop("managedFields", None)
         return result
 
     async def list_labelled(
