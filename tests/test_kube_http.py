@@ -163,7 +163,7 @@ def test_an_unreadable_date_header_is_an_api_error_not_a_crash() -> None:
 def test_an_applied_object_comes_back_without_its_managed_fields() -> None:
     """The answer to an apply is kept (the reconcile's status, the watch cache until the watch
     reports the write) while many others are made: without `managedFields`, which the
-    operator never reads and which is about half of an applied object."""
+    operator never reads and which hold the field set of every manager of the object."""
 
     async def scenario() -> None:
         seen: list[dict[str, Any]] = []

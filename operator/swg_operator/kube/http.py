@@ -178,7 +178,8 @@ class HttpKubeApi:
         )
         assert isinstance(result, dict)
         # Kept while many others are made (the reconcile's status, the watch cache until the
-        # watch reports the write): never read, and about half of an applied object.
+        # watch reports the write): never read, and large (the field set of every manager that
+        # wrote the object: the operator's applied fields, the controllers' status fields).
         (result.get("metadata") or {}).pop("managedFields", None)
         return result
 
