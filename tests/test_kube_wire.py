@@ -44,6 +44,8 @@ def test_a_value_json_cannot_hold_raises_type_error() -> None:
 
 def test_a_packed_object_unpacks_to_what_was_packed_without_managed_fields() -> None:
     watched = {**MANIFEST, "metadata": {**MANIFEST["metadata"], "managedFields": [{"x": 1}]}}
-    unpacked = pack(watched, api_version="v1", kind="ConfigMap").unpack()
+    packed = pack(watched, api_version="v1", kind="ConfigMap")
+    unpacked = packed.unpack()
     assert unpacked == MANIFEST
-    assert unpacked is not MANIFEST
+    unpacked["data"]["n"] = 4  # each unpack is a fresh copy: a reader's change stays its own
+    assert packed.unpack() == MANIFEST

@@ -29,7 +29,7 @@ LOG_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("throttled", re.compile(r"(?<![\d,.:])429\b|TooManyRequests|Too Many Requests")),
     (
         "serverError",
-        re.compile(r"(?<![\d,.:])50[0-4] [A-Z]|InternalError|ServiceUnavailable|ServerTimeout"),
+        re.compile(r"\b50[0-4] [A-Z]|InternalError|ServiceUnavailable|ServerTimeout"),
     ),
 )
 CONTEXT_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (

@@ -72,6 +72,11 @@ def summarise(path: Path, *, top: int = 20) -> dict[str, Any]:
     }
 
 
+def _write_traced(snapshot: Path, current: int, peak: int) -> None:
+    """The sidecar `summarise` reads beside a snapshot."""
+    Path(f"{snapshot}.json").write_text(json.dumps({"currentBytes": current, "peakBytes": peak}))
+
+
 def peak_snapshot(out: Path) -> Path:
     return Path(f"{out}.peak")
 
@@ -84,6 +89,8 @@ def _follow_peak(path: Path) -> None:
         if current > taken * PEAK_STEP:
             tracemalloc.take_snapshot().dump(f"{path}.tmp")
             Path(f"{path}.tmp").replace(path)
+            _, peak = tracemalloc.get_traced_memory()
+            _write_traced(path, current, peak)
             taken = current
 
 
@@ -93,8 +100,7 @@ def main() -> int:
     tracemalloc.start(FRAMES)
 
     def dump(_signum: int, _frame: FrameType | None) -> None:
-        current, peak = tracemalloc.get_traced_memory()
-        Path(f"{out}.json").write_text(json.dumps({"currentBytes": current, "peakBytes": peak}))
+        _write_traced(out, *tracemalloc.get_traced_memory())
         tracemalloc.take_snapshot().dump(str(out))
 
     signal.signal(signal.SIGUSR1, dump)

@@ -24,6 +24,7 @@ import kopf
 from swg_operator import metrics
 from swg_operator.kube import wire
 from swg_operator.kube.api import FIELD_MANAGER, EventType, KubeApiError
+from swg_operator.kube.cache import slim
 from swg_operator.kube.kinds import EVENT, ResourceKind, kind_of
 
 logger = logging.getLogger(__name__)
@@ -178,10 +179,8 @@ class HttpKubeApi:
         )
         assert isinstance(result, dict)
         # Kept while many others are made (the reconcile's status, the watch cache until the
-        # watch reports the write): never read, and large (the field set of every manager that
-        # wrote the object: the operator's applied fields, the controllers' status fields).
-        (result.get("metadata") or {}).pop("managedFields", None)
-        return result
+        # watch reports the write): as the cache keeps objects, without `managedFields`.
+        return slim(result, api_version=kind.api_version, kind=kind.kind)
 
     async def list_labelled(
         self, kind: ResourceKind, *, selector: str, namespace: str | None = None

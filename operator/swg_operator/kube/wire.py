@@ -1,12 +1,12 @@
 """JSON as the operator's API client speaks it: request bodies, answers, watch events and the
 watch cache's packed objects.
 
-The standard library's `json` was about a fifth of the operator's CPU while it provisioned
-tenants (docs/benchmarks.md): every watch event is decoded, every owned object packed again,
-every apply's body encoded and its answer decoded. msgspec (already installed: lightkube
-depends on it) decodes the same documents about 2.5 times as fast and encodes them about
-10 times as fast, to the same compact text for ASCII (non-ASCII is kept as UTF-8, which JSON
-allows, instead of `\\u` escapes).
+Every watch event is decoded, every owned object packed again, every apply's body encoded and
+its answer decoded. msgspec (already installed: lightkube depends on it) decodes a tenant's
+objects about 2.5 times as fast as the standard library's `json` and encodes them about 10
+times as fast, to the same compact text for ASCII (non-ASCII is kept as UTF-8, which JSON
+allows, instead of `\\u` escapes). In the running operator the gain was within the noise of
+100-tenant runs (docs/benchmarks.md): JSON is one small share among many.
 """
 
 from __future__ import annotations
